@@ -1,0 +1,476 @@
+//! The typed DataPolicy client: one method per contract function, domain types in and out.
+
+use crate::bindings::{DataPolicy, IDataPolicy};
+use crate::convert::{policy_from_sol, policy_to_sol};
+use crate::error::{Error, Result};
+use crate::revert::Revert;
+use alloy::contract::{CallDecoder, SolCallBuilder};
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::{SolCall, SolEvent};
+use licen_types::{DatasetRoot, JobId, JobState, Policy, Purpose};
+
+/// Connects to `rpc_url`, signing with `signer` when given (read-only otherwise).
+pub fn connect(rpc_url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider> {
+    let url = rpc_url.parse().map_err(|e| {
+        Error::Config(format!(
+            "`{rpc_url}` is not an RPC URL ({e}): expected e.g. http://127.0.0.1:8545"
+        ))
+    })?;
+    Ok(match signer {
+        Some(signer) => ProviderBuilder::new()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(url)
+            .erased(),
+        None => ProviderBuilder::new().connect_http(url).erased(),
+    })
+}
+
+/// Constructor arguments of `DataPolicy`.
+#[derive(Debug, Clone, Copy)]
+pub struct DeployParams {
+    /// Contract admin (orchestrator registry, fees).
+    pub admin: Address,
+    /// Receives the protocol fee.
+    pub treasury: Address,
+    /// Protocol fee in basis points (≤ 1000).
+    pub fee_bps: u16,
+    /// Seconds a started job has to settle before the researcher may reclaim it.
+    pub run_timeout: u64,
+}
+
+/// A deployed contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment {
+    /// Contract address.
+    pub address: Address,
+    /// Block the deployment was mined in (where indexers start).
+    pub block: u64,
+}
+
+/// What a mined, successful transaction cost.
+#[derive(Debug, Clone, Copy)]
+pub struct TxReceipt {
+    /// Transaction hash.
+    pub tx_hash: B256,
+    /// Block number.
+    pub block: u64,
+    /// Gas used.
+    pub gas_used: u64,
+}
+
+impl From<&TransactionReceipt> for TxReceipt {
+    fn from(r: &TransactionReceipt) -> Self {
+        Self {
+            tx_hash: r.transaction_hash,
+            block: r.block_number.unwrap_or_default(),
+            gas_used: r.gas_used,
+        }
+    }
+}
+
+/// A job as stored on-chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobView {
+    /// Who requested and paid.
+    pub researcher: Address,
+    /// The dataset's sequential index in the contract.
+    pub dataset_index: u32,
+    /// Current state.
+    pub state: JobState,
+    /// `Granted`: the grant's expiry; `Running`: the run deadline (unix seconds).
+    pub deadline: u64,
+    /// Epochs paid for.
+    pub epochs: u16,
+    /// Price per epoch snapshotted at request time.
+    pub price_per_epoch: u128,
+}
+
+impl JobView {
+    /// The escrow paid for this job.
+    pub fn escrow(&self) -> u128 {
+        self.price_per_epoch * u128::from(self.epochs)
+    }
+}
+
+/// A client bound to one DataPolicy deployment.
+#[derive(Clone)]
+pub struct DataPolicyClient {
+    contract: DataPolicy::DataPolicyInstance<DynProvider>,
+    rpc: String,
+}
+
+impl std::fmt::Debug for DataPolicyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataPolicyClient")
+            .field("address", self.contract.address())
+            .field("rpc", &self.rpc)
+            .finish()
+    }
+}
+
+impl DataPolicyClient {
+    /// A client for the contract at `address`.
+    pub fn new(provider: DynProvider, rpc: impl Into<String>, address: Address) -> Self {
+        Self {
+            contract: DataPolicy::new(address, provider),
+            rpc: rpc.into(),
+        }
+    }
+
+    /// Deploys a new DataPolicy from the committed artifact's bytecode.
+    pub async fn deploy(
+        provider: DynProvider,
+        rpc: impl Into<String>,
+        params: DeployParams,
+    ) -> Result<(Self, Deployment)> {
+        let rpc = rpc.into();
+        let builder = DataPolicy::deploy_builder(
+            provider.clone(),
+            params.admin,
+            params.treasury,
+            params.fee_bps,
+            params.run_timeout,
+        );
+        let pending = builder
+            .send()
+            .await
+            .map_err(|e| contract_error("deploy", &rpc, e))?;
+        let receipt = pending.get_receipt().await.map_err(|e| Error::Rpc {
+            action: "deploy",
+            rpc: rpc.clone(),
+            message: e.to_string(),
+        })?;
+        let address = receipt.contract_address.filter(|_| receipt.status()).ok_or_else(|| {
+            Error::TxFailed {
+                action: "deploy",
+                tx: receipt.transaction_hash.to_string(),
+                block: receipt.block_number.unwrap_or_default(),
+            }
+        })?;
+        let deployment = Deployment {
+            address,
+            block: receipt.block_number.unwrap_or_default(),
+        };
+        Ok((Self::new(provider, rpc, address), deployment))
+    }
+
+    /// The contract address.
+    pub fn address(&self) -> Address {
+        *self.contract.address()
+    }
+
+    /// The provider this client sends through.
+    pub fn provider(&self) -> &DynProvider {
+        self.contract.provider()
+    }
+
+    /// The RPC URL.
+    pub fn rpc(&self) -> &str {
+        &self.rpc
+    }
+
+    async fn send<C: SolCall>(
+        &self,
+        action: &'static str,
+        call: SolCallBuilder<&DynProvider, C>,
+    ) -> Result<TransactionReceipt>
+    where
+        std::marker::PhantomData<C>: CallDecoder,
+    {
+        let pending = call
+            .send()
+            .await
+            .map_err(|e| contract_error(action, &self.rpc, e))?;
+        let receipt = pending.get_receipt().await.map_err(|e| Error::Rpc {
+            action,
+            rpc: self.rpc.clone(),
+            message: e.to_string(),
+        })?;
+        if !receipt.status() {
+            return Err(Error::TxFailed {
+                action,
+                tx: receipt.transaction_hash.to_string(),
+                block: receipt.block_number.unwrap_or_default(),
+            });
+        }
+        Ok(receipt)
+    }
+
+    async fn view<C: SolCall>(
+        &self,
+        action: &'static str,
+        call: SolCallBuilder<&DynProvider, C>,
+    ) -> Result<C::Return>
+    where
+        std::marker::PhantomData<C>: CallDecoder<CallOutput = C::Return>,
+    {
+        call.call()
+            .await
+            .map_err(|e| contract_error(action, &self.rpc, e))
+    }
+
+    fn event<E: SolEvent>(
+        &self,
+        action: &'static str,
+        receipt: &TransactionReceipt,
+    ) -> Result<E> {
+        receipt
+            .inner
+            .logs()
+            .iter()
+            .filter(|log| log.address() == self.address())
+            .find_map(|log| E::decode_log(&log.inner).ok().map(|l| l.data))
+            .ok_or_else(|| Error::MissingEvent {
+                action,
+                event: E::SIGNATURE,
+                tx: receipt.transaction_hash.to_string(),
+                address: self.address().to_string(),
+            })
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    /// Registers an orchestrator with its X25519 public key (admin only).
+    pub async fn register_orchestrator(&self, orchestrator: Address, public_key: [u8; 32]) -> Result<TxReceipt> {
+        let call = self.contract.registerOrchestrator(orchestrator, public_key.into());
+        Ok((&self.send("registerOrchestrator", call).await?).into())
+    }
+
+    /// Rotates an orchestrator's public key (admin only).
+    pub async fn rotate_orchestrator_key(&self, orchestrator: Address, public_key: [u8; 32]) -> Result<TxReceipt> {
+        let call = self.contract.rotateOrchestratorKey(orchestrator, public_key.into());
+        Ok((&self.send("rotateOrchestratorKey", call).await?).into())
+    }
+
+    /// Deactivates an orchestrator: no new publishes or requests name it (admin only).
+    pub async fn deactivate_orchestrator(&self, orchestrator: Address) -> Result<TxReceipt> {
+        let call = self.contract.deactivateOrchestrator(orchestrator);
+        Ok((&self.send("deactivateOrchestrator", call).await?).into())
+    }
+
+    /// Sets the protocol fee and treasury (admin only; fee ≤ 10%).
+    pub async fn set_protocol_fee(&self, fee_bps: u16, treasury: Address) -> Result<TxReceipt> {
+        let call = self.contract.setProtocolFee(fee_bps, treasury);
+        Ok((&self.send("setProtocolFee", call).await?).into())
+    }
+
+    /// Hands the admin role to another account (admin only).
+    pub async fn transfer_admin(&self, new_admin: Address) -> Result<TxReceipt> {
+        let call = self.contract.transferAdmin(new_admin);
+        Ok((&self.send("transferAdmin", call).await?).into())
+    }
+
+    // ------------------------------------------------------------------ owner
+
+    /// Anchors a sealed, uploaded dataset with its policy.
+    pub async fn publish(
+        &self,
+        dataset: DatasetRoot,
+        orchestrator: Address,
+        envelope_root: B256,
+        manifest_root: B256,
+        policy: &Policy,
+    ) -> Result<TxReceipt> {
+        let call = self.contract.publish(
+            dataset.0,
+            orchestrator,
+            envelope_root,
+            manifest_root,
+            policy_to_sol(policy),
+        );
+        Ok((&self.send("publish", call).await?).into())
+    }
+
+    /// Replaces a dataset's policy (owner only); running jobs keep their snapshot.
+    pub async fn update_policy(&self, dataset: DatasetRoot, policy: &Policy) -> Result<TxReceipt> {
+        let call = self.contract.updatePolicy(dataset.0, policy_to_sol(policy));
+        Ok((&self.send("updatePolicy", call).await?).into())
+    }
+
+    /// Stops new requests (owner only).
+    pub async fn pause(&self, dataset: DatasetRoot) -> Result<TxReceipt> {
+        let call = self.contract.pause(dataset.0);
+        Ok((&self.send("pause", call).await?).into())
+    }
+
+    /// Accepts requests again (owner only).
+    pub async fn resume(&self, dataset: DatasetRoot) -> Result<TxReceipt> {
+        let call = self.contract.resume(dataset.0);
+        Ok((&self.send("resume", call).await?).into())
+    }
+
+    /// Points the dataset at a new key envelope (owner only).
+    pub async fn rotate_envelope(&self, dataset: DatasetRoot, envelope_root: B256) -> Result<TxReceipt> {
+        let call = self.contract.rotateEnvelope(dataset.0, envelope_root);
+        Ok((&self.send("rotateEnvelope", call).await?).into())
+    }
+
+    // ------------------------------------------------------------------ researcher
+
+    /// Pays exactly `escrow` and requests a training run; returns the new job id.
+    pub async fn request_access(
+        &self,
+        dataset: DatasetRoot,
+        epochs: u16,
+        purpose: Purpose,
+        result_key: [u8; 32],
+        escrow: u128,
+    ) -> Result<(JobId, TxReceipt)> {
+        let call = self
+            .contract
+            .requestAccess(dataset.0, epochs, purpose.bit(), result_key.into())
+            .value(U256::from(escrow));
+        let receipt = self.send("requestAccess", call).await?;
+        let granted: DataPolicy::AccessGranted = self.event("requestAccess", &receipt)?;
+        let job = u64::try_from(granted.jobId).map_err(|_| {
+            Error::Config(format!("job id {} does not fit in 64 bits", granted.jobId))
+        })?;
+        Ok((JobId(job), (&receipt).into()))
+    }
+
+    /// Takes back the full escrow of a running job past its run deadline (researcher only).
+    pub async fn reclaim(&self, job: JobId) -> Result<TxReceipt> {
+        let call = self.contract.reclaim(job.to_u256());
+        Ok((&self.send("reclaim", call).await?).into())
+    }
+
+    // ------------------------------------------------------------------ orchestrator
+
+    /// Marks a granted job running (the dataset's orchestrator only).
+    pub async fn start_job(&self, job: JobId) -> Result<TxReceipt> {
+        let call = self.contract.startJob(job.to_u256());
+        Ok((&self.send("startJob", call).await?).into())
+    }
+
+    /// Settles a running job: royalty, fee and refund are credited.
+    pub async fn confirm_training_complete(
+        &self,
+        job: JobId,
+        actual_epochs: u16,
+        result_hash: B256,
+        attestation_ref: B256,
+    ) -> Result<TxReceipt> {
+        let call = self.contract.confirmTrainingComplete(
+            job.to_u256(),
+            actual_epochs,
+            result_hash,
+            attestation_ref,
+        );
+        Ok((&self.send("confirmTrainingComplete", call).await?).into())
+    }
+
+    /// Gives up on a job with a reason: full refund.
+    pub async fn fail_job(&self, job: JobId, reason: &str) -> Result<TxReceipt> {
+        let call = self.contract.failJob(job.to_u256(), reason.to_owned());
+        Ok((&self.send("failJob", call).await?).into())
+    }
+
+    // ------------------------------------------------------------------ anyone
+
+    /// Expires a grant that was not started in time: full refund.
+    pub async fn expire(&self, job: JobId) -> Result<TxReceipt> {
+        let call = self.contract.expire(job.to_u256());
+        Ok((&self.send("expire", call).await?).into())
+    }
+
+    /// Withdraws the sender's whole balance; returns the amount.
+    pub async fn withdraw(&self) -> Result<(u128, TxReceipt)> {
+        let receipt = self.send("withdraw", self.contract.withdraw()).await?;
+        let withdrawn: DataPolicy::Withdrawn = self.event("withdraw", &receipt)?;
+        Ok((u128::try_from(withdrawn.amount).unwrap_or(u128::MAX), (&receipt).into()))
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// The orchestrator's registered X25519 key and whether it is active.
+    pub async fn orchestrator_key(&self, orchestrator: Address) -> Result<([u8; 32], bool)> {
+        let r = self
+            .view("orchestratorKey", self.contract.orchestratorKey(orchestrator))
+            .await?;
+        Ok((r.publicKey.0, r.active))
+    }
+
+    /// Owner, orchestrator, paused flag and current policy of a dataset.
+    pub async fn dataset_info(&self, dataset: DatasetRoot) -> Result<(Address, Address, bool, Policy)> {
+        let r = self.view("datasetInfo", self.contract.datasetInfo(dataset.0)).await?;
+        Ok((r.owner, r.orchestrator, r.paused, policy_from_sol(&r.policy)))
+    }
+
+    /// The contract's own `policyHash` of `policy`.
+    pub async fn policy_hash(&self, policy: &Policy) -> Result<B256> {
+        self.view("policyHash", self.contract.policyHash(policy_to_sol(policy)))
+            .await
+    }
+
+    /// A job as stored.
+    pub async fn job(&self, job: JobId) -> Result<JobView> {
+        let j: IDataPolicy::Job = self.view("job", self.contract.job(job.to_u256())).await?;
+        Ok(JobView {
+            researcher: j.researcher,
+            dataset_index: j.datasetIndex,
+            state: JobState::from_u8(j.state).unwrap_or(JobState::None),
+            deadline: j.deadline.to::<u64>(),
+            epochs: j.epochs,
+            price_per_epoch: j.pricePerEpoch,
+        })
+    }
+
+    /// The dataset root a job runs on.
+    pub async fn job_dataset_root(&self, job: JobId) -> Result<DatasetRoot> {
+        Ok(DatasetRoot(
+            self.view("jobDatasetRoot", self.contract.jobDatasetRoot(job.to_u256()))
+                .await?,
+        ))
+    }
+
+    /// Runs a researcher has used on a dataset.
+    pub async fn runs_used(&self, dataset: DatasetRoot, researcher: Address) -> Result<u32> {
+        self.view("runsUsed", self.contract.runsUsed(dataset.0, researcher))
+            .await
+    }
+
+    /// An account's withdrawable balance in wei.
+    pub async fn withdrawable(&self, account: Address) -> Result<u128> {
+        let amount = self
+            .view("withdrawable", self.contract.withdrawable(account))
+            .await?;
+        Ok(u128::try_from(amount).unwrap_or(u128::MAX))
+    }
+
+    /// Σ escrow of non-terminal jobs.
+    pub async fn total_escrowed(&self) -> Result<u128> {
+        let amount = self.view("totalEscrowed", self.contract.totalEscrowed()).await?;
+        Ok(u128::try_from(amount).unwrap_or(u128::MAX))
+    }
+
+    /// Protocol fee (bps) and treasury.
+    pub async fn protocol_fee(&self) -> Result<(u16, Address)> {
+        let fee = self.view("protocolFeeBps", self.contract.protocolFeeBps()).await?;
+        let treasury = self.view("treasury", self.contract.treasury()).await?;
+        Ok((fee, treasury))
+    }
+
+    /// The run timeout fixed at deployment (seconds).
+    pub async fn run_timeout(&self) -> Result<u64> {
+        self.view("RUN_TIMEOUT", self.contract.RUN_TIMEOUT()).await
+    }
+}
+
+/// Maps a contract-call error: reverts become sentences, the rest transport errors.
+fn contract_error(action: &'static str, rpc: &str, error: alloy::contract::Error) -> Error {
+    match error.as_revert_data() {
+        Some(data) => Error::Reverted {
+            action,
+            revert: Revert::decode(&data),
+        },
+        None => Error::Rpc {
+            action,
+            rpc: rpc.to_owned(),
+            message: error.to_string(),
+        },
+    }
+}

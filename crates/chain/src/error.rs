@@ -1,0 +1,60 @@
+//! Errors of chain operations: reverts decoded into sentences, and transport failures.
+
+use crate::revert::Revert;
+
+/// A failed chain operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The contract refused the call; the message is a sentence saying why and what to do.
+    #[error("{action} was refused by the DataPolicy contract: {revert}")]
+    Reverted {
+        /// What was attempted ("requestAccess", "publish", …).
+        action: &'static str,
+        /// The decoded revert.
+        revert: Revert,
+    },
+    /// The node could not be reached or answered with an error that is not a revert.
+    #[error("{action} failed talking to the chain at {rpc}: {message}")]
+    Rpc {
+        /// What was attempted.
+        action: &'static str,
+        /// The RPC URL.
+        rpc: String,
+        /// The transport's message.
+        message: String,
+    },
+    /// The transaction was mined but did not succeed.
+    #[error("{action}: transaction {tx} was mined in block {block} but failed (status 0)")]
+    TxFailed {
+        /// What was attempted.
+        action: &'static str,
+        /// Transaction hash.
+        tx: String,
+        /// Block number.
+        block: u64,
+    },
+    /// A receipt lacked the event the contract always emits for this action.
+    #[error("{action}: receipt of {tx} has no {event} event; is {address} really a DataPolicy contract?")]
+    MissingEvent {
+        /// What was attempted.
+        action: &'static str,
+        /// The event expected.
+        event: &'static str,
+        /// Transaction hash.
+        tx: String,
+        /// Contract address.
+        address: String,
+    },
+    /// Bad configuration (a private key, URL, …).
+    #[error("{0}")]
+    Config(String),
+    /// Spawning or talking to a local anvil failed.
+    #[error("anvil: {0}")]
+    Anvil(String),
+    /// The pinned tools are missing.
+    #[error(transparent)]
+    Tools(#[from] licen_toolchain::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,20 @@
+//! LICEN's view of the chain: the DataPolicy contract.
+//!
+//! Owns: the alloy bindings generated from the committed forge artifact
+//! (`artifacts/DataPolicy.json`, refreshed by `cargo xtask contracts`: one ABI source of truth),
+//! a typed client for every contract function, deployment, decoding of reverts into sentences a
+//! person can act on, and spawning a local anvil from the pinned toolchain.
+//!
+//! Must never: hold plaintext data or dataset keys (the chain sees only roots, hashes and
+//! public keys), or retry a state-changing transaction blindly.
+
+pub mod anvil;
+pub mod bindings;
+mod client;
+mod convert;
+mod error;
+pub mod revert;
+
+pub use client::{DataPolicyClient, Deployment, DeployParams, JobView, TxReceipt, connect};
+pub use convert::{policy_from_sol, policy_to_sol};
+pub use error::{Error, Result};

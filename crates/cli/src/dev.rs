@@ -1,0 +1,194 @@
+//! `licen dev`: the local stack on embedded defaults.
+//!
+//! Starts anvil with persisted state, deploys DataPolicy once (remembered in
+//! `<data-dir>/dev/deployment.json` and re-checked against the chain on every start), prints the
+//! RPC URL, contract address and the insecure dev accounts, and stops everything cleanly on
+//! Ctrl-C so the next run resumes the same chain.
+
+use anyhow::{Context, Result, bail};
+use alloy::primitives::Address;
+use alloy::providers::Provider;
+use alloy::signers::local::PrivateKeySigner;
+use clap::Args;
+use licen_chain::anvil::DevChain;
+use licen_chain::{DataPolicyClient, DeployParams, Deployment, connect};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Protocol fee on the dev chain, in basis points.
+const DEV_FEE_BPS: u16 = 250;
+/// Run timeout on the dev chain: one day.
+const DEV_RUN_TIMEOUT: u64 = 24 * 60 * 60;
+
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Folder for all local state (chain, deployment, keys).
+    #[arg(long, env = "LICEN_DATA_DIR", default_value_os_t = crate::default_data_dir())]
+    data_dir: PathBuf,
+    /// Port for the anvil JSON-RPC endpoint.
+    #[arg(long, default_value_t = 8545)]
+    chain_port: u16,
+    /// Start, print what is running, and stop again (for scripts and smoke tests).
+    #[arg(long)]
+    exit_after_start: bool,
+}
+
+/// What `licen dev` remembers between runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct DevDeployment {
+    chain_id: u64,
+    address: Address,
+    block: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct DevAccount {
+    role: &'static str,
+    address: Address,
+    private_key: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DevSummary {
+    rpc_url: String,
+    chain_id: u64,
+    data_policy: Address,
+    deployed_at_block: u64,
+    freshly_deployed: bool,
+    accounts: Vec<DevAccount>,
+    warning: &'static str,
+}
+
+/// Roles of the anvil dev accounts in the local stack.
+const ROLES: [&str; 4] = ["admin/deployer", "treasury", "orchestrator", "dataset owner"];
+
+pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
+    let dir = args.data_dir.join("dev");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let chain = DevChain::spawn_with(args.chain_port, Some(&dir.join("anvil-state.json")))
+        .context("starting anvil")?;
+    let outcome = start(&chain, &dir, json).await;
+    if outcome.is_ok() && !args.exit_after_start {
+        eprintln!("\nlicen dev is running; press Ctrl-C to stop (state is kept in {}).", dir.display());
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        eprintln!("stopping…");
+    }
+    chain.stop().context("stopping anvil")?;
+    outcome
+}
+
+async fn start(chain: &DevChain, dir: &Path, json: bool) -> Result<()> {
+    let admin = chain.dev_signer(0);
+    let provider = connect(chain.rpc_url(), Some(admin.clone()))?;
+    let chain_id = provider.get_chain_id().await.context("asking anvil for its chain id")?;
+    let remembered = dir.join("deployment.json");
+    let (deployment, fresh) = match existing_deployment(&provider, &remembered, chain_id).await? {
+        Some(d) => (d, false),
+        None => {
+            let params = DeployParams {
+                admin: admin.address(),
+                treasury: chain.dev_signer(1).address(),
+                fee_bps: DEV_FEE_BPS,
+                run_timeout: DEV_RUN_TIMEOUT,
+            };
+            let (_, deployment) =
+                DataPolicyClient::deploy(provider.clone(), chain.rpc_url(), params)
+                    .await
+                    .context("deploying DataPolicy")?;
+            write_atomically(
+                &remembered,
+                &serde_json::to_vec_pretty(&DevDeployment {
+                    chain_id,
+                    address: deployment.address,
+                    block: deployment.block,
+                })?,
+            )?;
+            (deployment, true)
+        }
+    };
+    let summary = DevSummary {
+        rpc_url: chain.rpc_url().to_owned(),
+        chain_id,
+        data_policy: deployment.address,
+        deployed_at_block: deployment.block,
+        freshly_deployed: fresh,
+        accounts: chain
+            .dev_signers()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| DevAccount {
+                role: ROLES.get(i).copied().unwrap_or("researcher"),
+                address: s.address(),
+                private_key: hex_key(s),
+            })
+            .collect(),
+        warning: "INSECURE development keys: publicly known, for the local chain only",
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+/// The remembered deployment, if its code is still on this chain.
+async fn existing_deployment(
+    provider: &alloy::providers::DynProvider,
+    path: &Path,
+    chain_id: u64,
+) -> Result<Option<Deployment>> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Ok(None);
+    };
+    let remembered: DevDeployment = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is corrupt; delete it to redeploy", path.display()))?;
+    if remembered.chain_id != chain_id {
+        return Ok(None);
+    }
+    let code = provider
+        .get_code_at(remembered.address)
+        .await
+        .context("checking the remembered contract")?;
+    if code.is_empty() {
+        eprintln!(
+            "note: the chain state no longer has DataPolicy at {}; deploying again",
+            remembered.address
+        );
+        return Ok(None);
+    }
+    Ok(Some(Deployment {
+        address: remembered.address,
+        block: remembered.block,
+    }))
+}
+
+fn hex_key(signer: &PrivateKeySigner) -> String {
+    format!("0x{}", alloy::hex::encode(signer.credential().to_bytes()))
+}
+
+fn print_summary(s: &DevSummary) {
+    println!("LICEN local stack");
+    println!("  chain RPC        {}  (chain id {})", s.rpc_url, s.chain_id);
+    println!(
+        "  DataPolicy       {}  (block {}{})",
+        s.data_policy,
+        s.deployed_at_block,
+        if s.freshly_deployed { ", deployed now" } else { ", resumed" }
+    );
+    println!("\nDev accounts — {}:", s.warning);
+    for (i, a) in s.accounts.iter().enumerate() {
+        println!("  ({i}) {:<15} {}  {}", a.role, a.address, a.private_key);
+    }
+}
+
+/// Writes via a temporary file and rename, so a crash never leaves a half-written file.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    if !path.exists() {
+        bail!("{} vanished after writing", path.display());
+    }
+    Ok(())
+}

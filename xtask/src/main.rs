@@ -1,0 +1,119 @@
+//! `cargo xtask`: project automation.
+//!
+//! - `bootstrap`: install the pinned tools (anvil, forge, cast, solc shim) from
+//!   `tools/package-lock.json`; idempotent and offline on the second run.
+//! - `contracts`: compile the contracts and refresh the committed ABI artifact that
+//!   `crates/chain` generates its bindings from.
+//! - `test`: everything CI checks, in order, failing on the first failure. `.ci/run` calls it.
+
+use anyhow::{Context, Result, bail};
+use licen_toolchain::{InstallOutcome, Tools, repo_root};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The forge artifact the Rust bindings are generated from (one ABI source of truth).
+const ARTIFACT_SRC: &str = "contracts/out/DataPolicy.sol/DataPolicy.json";
+const ARTIFACT_COMMITTED: &str = "crates/chain/artifacts/DataPolicy.json";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = repo_root().canonicalize().context("locating the repository root")?;
+    match args.first().map(String::as_str) {
+        Some("bootstrap") => bootstrap().map(|_| ()),
+        Some("contracts") => contracts(&root, &bootstrap()?, false),
+        Some("test") => test(&root),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <bootstrap|contracts|test>\n\
+                 \n  bootstrap   install pinned anvil/forge/cast 1.7.1 and solc 0.8.30 into tools/\
+                 \n  contracts   forge build and refresh {ARTIFACT_COMMITTED}\
+                 \n  test        run every check and test CI runs"
+            );
+            bail!("unknown or missing xtask command");
+        }
+    }
+}
+
+fn bootstrap() -> Result<Tools> {
+    let tools = Tools::locate();
+    match tools.ensure_installed()? {
+        InstallOutcome::AlreadyInstalled => {
+            eprintln!("tools: already installed in {}", tools.dir.display())
+        }
+        InstallOutcome::Installed => eprintln!("tools: installed into {}", tools.dir.display()),
+    }
+    Ok(tools)
+}
+
+/// Builds the contracts; with `check`, fails if the committed artifact is stale instead of
+/// refreshing it.
+fn contracts(root: &Path, tools: &Tools, check: bool) -> Result<()> {
+    let contracts_dir = root.join("contracts");
+    run(Command::new(tools.forge()).arg("build").current_dir(&contracts_dir))?;
+    let fresh = std::fs::read(root.join(ARTIFACT_SRC)).context("reading the forge artifact")?;
+    let committed_path = root.join(ARTIFACT_COMMITTED);
+    let committed = std::fs::read(&committed_path).unwrap_or_default();
+    if fresh == committed {
+        eprintln!("contracts: {ARTIFACT_COMMITTED} is up to date");
+        return Ok(());
+    }
+    if check {
+        bail!(
+            "{ARTIFACT_COMMITTED} is stale: the contract changed; run `cargo xtask contracts` and commit the result"
+        );
+    }
+    std::fs::create_dir_all(committed_path.parent().expect("artifact has a parent"))?;
+    std::fs::write(&committed_path, fresh)?;
+    eprintln!("contracts: refreshed {ARTIFACT_COMMITTED}");
+    Ok(())
+}
+
+fn test(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    let tools = bootstrap()?;
+    let contracts_dir = root.join("contracts");
+    let forge = |args: &[&str]| -> Result<()> {
+        run(Command::new(tools.forge()).args(args).current_dir(&contracts_dir))
+    };
+    let cargo = |args: &[&str]| -> Result<()> { run(Command::new(cargo_bin()).args(args).current_dir(root)) };
+
+    step("forge fmt --check", || forge(&["fmt", "--check"]))?;
+    step("contract artifact is fresh", || contracts(root, &tools, true))?;
+    step("forge test", || forge(&["test"]))?;
+    step("forge snapshot --check", || forge(&["snapshot", "--check"]))?;
+    step("cargo fmt --check", || cargo(&["fmt", "--all", "--check"]))?;
+    step("cargo clippy", || {
+        cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])
+    })?;
+    step("licen-crypto builds for wasm32", || {
+        cargo(&["build", "-p", "licen-crypto", "--target", "wasm32-unknown-unknown", "--locked"])
+    })?;
+    step("cargo nextest", || {
+        cargo(&["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])
+    })?;
+    eprintln!("xtask test: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    eprintln!("\n==> {name}");
+    let started = Instant::now();
+    f().with_context(|| format!("step `{name}` failed"))?;
+    eprintln!("<== {name}: ok in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("could not start {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} exited with {status}");
+    }
+    Ok(())
+}
+
+fn cargo_bin() -> PathBuf {
+    std::env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from)
+}

@@ -18,7 +18,9 @@ const ARTIFACT_COMMITTED: &str = "crates/chain/artifacts/DataPolicy.json";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = repo_root().canonicalize().context("locating the repository root")?;
+    let root = repo_root()
+        .canonicalize()
+        .context("locating the repository root")?;
     match args.first().map(String::as_str) {
         Some("bootstrap") => bootstrap().map(|_| ()),
         Some("contracts") => contracts(&root, &bootstrap()?, false),
@@ -50,7 +52,9 @@ fn bootstrap() -> Result<Tools> {
 /// refreshing it.
 fn contracts(root: &Path, tools: &Tools, check: bool) -> Result<()> {
     let contracts_dir = root.join("contracts");
-    run(Command::new(tools.forge()).arg("build").current_dir(&contracts_dir))?;
+    run(Command::new(tools.forge())
+        .arg("build")
+        .current_dir(&contracts_dir))?;
     let fresh = std::fs::read(root.join(ARTIFACT_SRC)).context("reading the forge artifact")?;
     let committed_path = root.join(ARTIFACT_COMMITTED);
     let committed = std::fs::read(&committed_path).unwrap_or_default();
@@ -74,23 +78,50 @@ fn test(root: &Path) -> Result<()> {
     let tools = bootstrap()?;
     let contracts_dir = root.join("contracts");
     let forge = |args: &[&str]| -> Result<()> {
-        run(Command::new(tools.forge()).args(args).current_dir(&contracts_dir))
+        run(Command::new(tools.forge())
+            .args(args)
+            .current_dir(&contracts_dir))
     };
-    let cargo = |args: &[&str]| -> Result<()> { run(Command::new(cargo_bin()).args(args).current_dir(root)) };
+    let cargo = |args: &[&str]| -> Result<()> {
+        run(Command::new(cargo_bin()).args(args).current_dir(root))
+    };
 
     step("forge fmt --check", || forge(&["fmt", "--check"]))?;
-    step("contract artifact is fresh", || contracts(root, &tools, true))?;
+    step("contract artifact is fresh", || {
+        contracts(root, &tools, true)
+    })?;
     step("forge test", || forge(&["test"]))?;
     step("forge snapshot --check", || forge(&["snapshot", "--check"]))?;
     step("cargo fmt --check", || cargo(&["fmt", "--all", "--check"]))?;
     step("cargo clippy", || {
-        cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])
     })?;
     step("licen-crypto builds for wasm32", || {
-        cargo(&["build", "-p", "licen-crypto", "--target", "wasm32-unknown-unknown", "--locked"])
+        cargo(&[
+            "build",
+            "-p",
+            "licen-crypto",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--locked",
+        ])
     })?;
     step("cargo nextest", || {
-        cargo(&["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])
+        cargo(&[
+            "nextest",
+            "run",
+            "--workspace",
+            "--locked",
+            "--no-fail-fast",
+        ])
     })?;
     eprintln!("xtask test: all checks passed in {:.0?}", started.elapsed());
     Ok(())

@@ -52,7 +52,10 @@ impl DevChain {
             let mut keys = Vec::new();
             let mut in_keys = false;
             let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+            for line in BufReader::new(stdout)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
                 if sent {
                     continue;
                 }

@@ -3,6 +3,7 @@
 use crate::bindings::{DataPolicy, IDataPolicy};
 use crate::convert::{policy_from_sol, policy_to_sol};
 use crate::error::{Error, Result};
+use crate::nonce::ResyncingNonceManager;
 use crate::revert::Revert;
 use alloy::contract::{CallDecoder, SolCallBuilder};
 use alloy::network::EthereumWallet;
@@ -13,19 +14,52 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
 use licen_types::{DatasetRoot, JobId, JobState, Policy, Purpose};
 
+/// A provider plus what the client needs to keep its account's nonces straight.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// The provider (signs with the wallet when one was given).
+    pub provider: DynProvider,
+    /// The RPC URL, for error messages.
+    pub rpc: String,
+    /// The signing account, if any.
+    pub sender: Option<Address>,
+    nonces: ResyncingNonceManager,
+}
+
+impl Connection {
+    fn forget_nonce(&self) {
+        if let Some(sender) = self.sender {
+            self.nonces.forget(sender);
+        }
+    }
+}
+
 /// Connects to `rpc_url`, signing with `signer` when given (read-only otherwise).
-pub fn connect(rpc_url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider> {
-    let url = rpc_url.parse().map_err(|e| {
+pub fn connect(rpc_url: &str, signer: Option<PrivateKeySigner>) -> Result<Connection> {
+    let url: url::Url = rpc_url.parse().map_err(|e| {
         Error::Config(format!(
             "`{rpc_url}` is not an RPC URL ({e}): expected e.g. http://127.0.0.1:8545"
         ))
     })?;
-    Ok(match signer {
-        Some(signer) => ProviderBuilder::new()
+    let nonces = ResyncingNonceManager::default();
+    let sender = signer.as_ref().map(PrivateKeySigner::address);
+    let base = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_nonce_management(nonces.clone())
+        .fetch_chain_id();
+    let provider = match signer {
+        Some(signer) => base
             .wallet(EthereumWallet::from(signer))
             .connect_http(url)
             .erased(),
-        None => ProviderBuilder::new().connect_http(url).erased(),
+        None => base.connect_http(url).erased(),
+    };
+    Ok(Connection {
+        provider,
+        rpc: rpc_url.to_owned(),
+        sender,
+        nonces,
     })
 }
 
@@ -100,34 +134,33 @@ impl JobView {
 #[derive(Clone)]
 pub struct DataPolicyClient {
     contract: DataPolicy::DataPolicyInstance<DynProvider>,
-    rpc: String,
+    connection: Connection,
 }
 
 impl std::fmt::Debug for DataPolicyClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataPolicyClient")
             .field("address", self.contract.address())
-            .field("rpc", &self.rpc)
+            .field("rpc", &self.connection.rpc)
             .finish()
     }
 }
 
 impl DataPolicyClient {
     /// A client for the contract at `address`.
-    pub fn new(provider: DynProvider, rpc: impl Into<String>, address: Address) -> Self {
+    pub fn new(connection: Connection, address: Address) -> Self {
         Self {
-            contract: DataPolicy::new(address, provider),
-            rpc: rpc.into(),
+            contract: DataPolicy::new(address, connection.provider.clone()),
+            connection,
         }
     }
 
     /// Deploys a new DataPolicy from the committed artifact's bytecode.
     pub async fn deploy(
-        provider: DynProvider,
-        rpc: impl Into<String>,
+        connection: Connection,
         params: DeployParams,
     ) -> Result<(Self, Deployment)> {
-        let rpc = rpc.into();
+        let (provider, rpc) = (&connection.provider, connection.rpc.as_str());
         let builder = DataPolicy::deploy_builder(
             provider.clone(),
             params.admin,
@@ -135,27 +168,24 @@ impl DataPolicyClient {
             params.fee_bps,
             params.run_timeout,
         );
-        let pending = builder
-            .send()
-            .await
-            .map_err(|e| contract_error("deploy", &rpc, e))?;
-        let receipt = pending.get_receipt().await.map_err(|e| Error::Rpc {
-            action: "deploy",
-            rpc: rpc.clone(),
-            message: e.to_string(),
+        let pending = builder.send().await.map_err(|e| {
+            connection.forget_nonce();
+            contract_error("deploy", rpc, e)
         })?;
-        let address = receipt.contract_address.filter(|_| receipt.status()).ok_or_else(|| {
-            Error::TxFailed {
+        let receipt = wait_for_receipt(provider, rpc, "deploy", *pending.tx_hash()).await?;
+        let address = receipt
+            .contract_address
+            .filter(|_| receipt.status())
+            .ok_or_else(|| Error::TxFailed {
                 action: "deploy",
                 tx: receipt.transaction_hash.to_string(),
                 block: receipt.block_number.unwrap_or_default(),
-            }
-        })?;
+            })?;
         let deployment = Deployment {
             address,
             block: receipt.block_number.unwrap_or_default(),
         };
-        Ok((Self::new(provider, rpc, address), deployment))
+        Ok((Self::new(connection, address), deployment))
     }
 
     /// The contract address.
@@ -170,7 +200,12 @@ impl DataPolicyClient {
 
     /// The RPC URL.
     pub fn rpc(&self) -> &str {
-        &self.rpc
+        &self.connection.rpc
+    }
+
+    /// The signing account, if this client can send transactions.
+    pub fn sender(&self) -> Option<Address> {
+        self.connection.sender
     }
 
     async fn send<C: SolCall>(
@@ -181,15 +216,13 @@ impl DataPolicyClient {
     where
         std::marker::PhantomData<C>: CallDecoder,
     {
-        let pending = call
-            .send()
-            .await
-            .map_err(|e| contract_error(action, &self.rpc, e))?;
-        let receipt = pending.get_receipt().await.map_err(|e| Error::Rpc {
-            action,
-            rpc: self.rpc.clone(),
-            message: e.to_string(),
+        let pending = call.send().await.map_err(|e| {
+            // The nonce filler may already have handed out a nonce for this failed send.
+            self.connection.forget_nonce();
+            contract_error(action, self.rpc(), e)
         })?;
+        let receipt =
+            wait_for_receipt(self.provider(), self.rpc(), action, *pending.tx_hash()).await?;
         if !receipt.status() {
             return Err(Error::TxFailed {
                 action,
@@ -210,14 +243,10 @@ impl DataPolicyClient {
     {
         call.call()
             .await
-            .map_err(|e| contract_error(action, &self.rpc, e))
+            .map_err(|e| contract_error(action, self.rpc(), e))
     }
 
-    fn event<E: SolEvent>(
-        &self,
-        action: &'static str,
-        receipt: &TransactionReceipt,
-    ) -> Result<E> {
+    fn event<E: SolEvent>(&self, action: &'static str, receipt: &TransactionReceipt) -> Result<E> {
         receipt
             .inner
             .logs()
@@ -235,14 +264,26 @@ impl DataPolicyClient {
     // ------------------------------------------------------------------ admin
 
     /// Registers an orchestrator with its X25519 public key (admin only).
-    pub async fn register_orchestrator(&self, orchestrator: Address, public_key: [u8; 32]) -> Result<TxReceipt> {
-        let call = self.contract.registerOrchestrator(orchestrator, public_key.into());
+    pub async fn register_orchestrator(
+        &self,
+        orchestrator: Address,
+        public_key: [u8; 32],
+    ) -> Result<TxReceipt> {
+        let call = self
+            .contract
+            .registerOrchestrator(orchestrator, public_key.into());
         Ok((&self.send("registerOrchestrator", call).await?).into())
     }
 
     /// Rotates an orchestrator's public key (admin only).
-    pub async fn rotate_orchestrator_key(&self, orchestrator: Address, public_key: [u8; 32]) -> Result<TxReceipt> {
-        let call = self.contract.rotateOrchestratorKey(orchestrator, public_key.into());
+    pub async fn rotate_orchestrator_key(
+        &self,
+        orchestrator: Address,
+        public_key: [u8; 32],
+    ) -> Result<TxReceipt> {
+        let call = self
+            .contract
+            .rotateOrchestratorKey(orchestrator, public_key.into());
         Ok((&self.send("rotateOrchestratorKey", call).await?).into())
     }
 
@@ -304,7 +345,11 @@ impl DataPolicyClient {
     }
 
     /// Points the dataset at a new key envelope (owner only).
-    pub async fn rotate_envelope(&self, dataset: DatasetRoot, envelope_root: B256) -> Result<TxReceipt> {
+    pub async fn rotate_envelope(
+        &self,
+        dataset: DatasetRoot,
+        envelope_root: B256,
+    ) -> Result<TxReceipt> {
         let call = self.contract.rotateEnvelope(dataset.0, envelope_root);
         Ok((&self.send("rotateEnvelope", call).await?).into())
     }
@@ -381,7 +426,10 @@ impl DataPolicyClient {
     pub async fn withdraw(&self) -> Result<(u128, TxReceipt)> {
         let receipt = self.send("withdraw", self.contract.withdraw()).await?;
         let withdrawn: DataPolicy::Withdrawn = self.event("withdraw", &receipt)?;
-        Ok((u128::try_from(withdrawn.amount).unwrap_or(u128::MAX), (&receipt).into()))
+        Ok((
+            u128::try_from(withdrawn.amount).unwrap_or(u128::MAX),
+            (&receipt).into(),
+        ))
     }
 
     // ------------------------------------------------------------------ views
@@ -389,21 +437,37 @@ impl DataPolicyClient {
     /// The orchestrator's registered X25519 key and whether it is active.
     pub async fn orchestrator_key(&self, orchestrator: Address) -> Result<([u8; 32], bool)> {
         let r = self
-            .view("orchestratorKey", self.contract.orchestratorKey(orchestrator))
+            .view(
+                "orchestratorKey",
+                self.contract.orchestratorKey(orchestrator),
+            )
             .await?;
         Ok((r.publicKey.0, r.active))
     }
 
     /// Owner, orchestrator, paused flag and current policy of a dataset.
-    pub async fn dataset_info(&self, dataset: DatasetRoot) -> Result<(Address, Address, bool, Policy)> {
-        let r = self.view("datasetInfo", self.contract.datasetInfo(dataset.0)).await?;
-        Ok((r.owner, r.orchestrator, r.paused, policy_from_sol(&r.policy)))
+    pub async fn dataset_info(
+        &self,
+        dataset: DatasetRoot,
+    ) -> Result<(Address, Address, bool, Policy)> {
+        let r = self
+            .view("datasetInfo", self.contract.datasetInfo(dataset.0))
+            .await?;
+        Ok((
+            r.owner,
+            r.orchestrator,
+            r.paused,
+            policy_from_sol(&r.policy),
+        ))
     }
 
     /// The contract's own `policyHash` of `policy`.
     pub async fn policy_hash(&self, policy: &Policy) -> Result<B256> {
-        self.view("policyHash", self.contract.policyHash(policy_to_sol(policy)))
-            .await
+        self.view(
+            "policyHash",
+            self.contract.policyHash(policy_to_sol(policy)),
+        )
+        .await
     }
 
     /// A job as stored.
@@ -422,8 +486,11 @@ impl DataPolicyClient {
     /// The dataset root a job runs on.
     pub async fn job_dataset_root(&self, job: JobId) -> Result<DatasetRoot> {
         Ok(DatasetRoot(
-            self.view("jobDatasetRoot", self.contract.jobDatasetRoot(job.to_u256()))
-                .await?,
+            self.view(
+                "jobDatasetRoot",
+                self.contract.jobDatasetRoot(job.to_u256()),
+            )
+            .await?,
         ))
     }
 
@@ -443,13 +510,17 @@ impl DataPolicyClient {
 
     /// Σ escrow of non-terminal jobs.
     pub async fn total_escrowed(&self) -> Result<u128> {
-        let amount = self.view("totalEscrowed", self.contract.totalEscrowed()).await?;
+        let amount = self
+            .view("totalEscrowed", self.contract.totalEscrowed())
+            .await?;
         Ok(u128::try_from(amount).unwrap_or(u128::MAX))
     }
 
     /// Protocol fee (bps) and treasury.
     pub async fn protocol_fee(&self) -> Result<(u16, Address)> {
-        let fee = self.view("protocolFeeBps", self.contract.protocolFeeBps()).await?;
+        let fee = self
+            .view("protocolFeeBps", self.contract.protocolFeeBps())
+            .await?;
         let treasury = self.view("treasury", self.contract.treasury()).await?;
         Ok((fee, treasury))
     }
@@ -457,6 +528,47 @@ impl DataPolicyClient {
     /// The run timeout fixed at deployment (seconds).
     pub async fn run_timeout(&self) -> Result<u64> {
         self.view("RUN_TIMEOUT", self.contract.RUN_TIMEOUT()).await
+    }
+}
+
+/// How long a sent transaction may take to be mined before we give up waiting (it may still be
+/// mined later; the error says so and names the hash).
+const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Polls for a receipt with a short, growing interval (20 ms up to 1 s): fast on a dev chain
+/// with automine, gentle on a remote one, and bounded so a stuck transaction is reported with
+/// its hash instead of hanging the caller.
+async fn wait_for_receipt(
+    provider: &DynProvider,
+    rpc: &str,
+    action: &'static str,
+    tx: B256,
+) -> Result<TransactionReceipt> {
+    let started = std::time::Instant::now();
+    let mut interval = std::time::Duration::from_millis(20);
+    loop {
+        match provider.get_transaction_receipt(tx).await {
+            Ok(Some(receipt)) => return Ok(receipt),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(Error::Rpc {
+                    action,
+                    rpc: rpc.to_owned(),
+                    message: format!("asking for the receipt of {tx}: {e}"),
+                });
+            }
+        }
+        if started.elapsed() > RECEIPT_TIMEOUT {
+            return Err(Error::Rpc {
+                action,
+                rpc: rpc.to_owned(),
+                message: format!(
+                    "transaction {tx} was sent but not mined within {RECEIPT_TIMEOUT:?}; it may still be mined: check it before retrying"
+                ),
+            });
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(std::time::Duration::from_secs(1));
     }
 }
 

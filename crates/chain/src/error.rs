@@ -34,7 +34,9 @@ pub enum Error {
         block: u64,
     },
     /// A receipt lacked the event the contract always emits for this action.
-    #[error("{action}: receipt of {tx} has no {event} event; is {address} really a DataPolicy contract?")]
+    #[error(
+        "{action}: receipt of {tx} has no {event} event; is {address} really a DataPolicy contract?"
+    )]
     MissingEvent {
         /// What was attempted.
         action: &'static str,

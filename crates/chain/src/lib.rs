@@ -13,8 +13,13 @@ pub mod bindings;
 mod client;
 mod convert;
 mod error;
+mod nonce;
 pub mod revert;
+pub mod testing;
 
-pub use client::{DataPolicyClient, Deployment, DeployParams, JobView, TxReceipt, connect};
+pub use client::{
+    Connection, DataPolicyClient, DeployParams, Deployment, JobView, TxReceipt, connect,
+};
 pub use convert::{policy_from_sol, policy_to_sol};
 pub use error::{Error, Result};
+pub use nonce::ResyncingNonceManager;

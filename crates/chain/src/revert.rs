@@ -51,7 +51,10 @@ fn short(address: &Address) -> String {
 }
 
 fn wei(amount: U256) -> String {
-    u128::try_from(amount).map_or_else(|_| format!("{amount} wei"), |w| format!("{} (native token)", format_wei(w)))
+    u128::try_from(amount).map_or_else(
+        |_| format!("{amount} wei"),
+        |w| format!("{} (native token)", format_wei(w)),
+    )
 }
 
 fn error_name(error: &E) -> &'static str {
@@ -129,7 +132,9 @@ fn sentence(error: &E) -> String {
             "no dataset with root {} is published on this contract; check the root with `licen market`",
             e.datasetRoot
         ),
-        E::InvalidRoot(_) => "a root is all zeros; roots are 0G Merkle roots of uploaded files".into(),
+        E::InvalidRoot(_) => {
+            "a root is all zeros; roots are 0G Merkle roots of uploaded files".into()
+        }
         E::InvalidPolicy(e) => format!(
             "the policy field `{}` is invalid (max epochs 1..=65535, max runs ≥ 1, TTL ≥ 1 s, at least one purpose, expiry 0 or in the future)",
             e.field

@@ -5,10 +5,10 @@
 //! RPC URL, contract address and the insecure dev accounts, and stops everything cleanly on
 //! Ctrl-C so the next run resumes the same chain.
 
-use anyhow::{Context, Result, bail};
 use alloy::primitives::Address;
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use licen_chain::anvil::DevChain;
 use licen_chain::{DataPolicyClient, DeployParams, Deployment, connect};
@@ -60,7 +60,12 @@ struct DevSummary {
 }
 
 /// Roles of the anvil dev accounts in the local stack.
-const ROLES: [&str; 4] = ["admin/deployer", "treasury", "orchestrator", "dataset owner"];
+const ROLES: [&str; 4] = [
+    "admin/deployer",
+    "treasury",
+    "orchestrator",
+    "dataset owner",
+];
 
 pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     let dir = args.data_dir.join("dev");
@@ -69,8 +74,13 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
         .context("starting anvil")?;
     let outcome = start(&chain, &dir, json).await;
     if outcome.is_ok() && !args.exit_after_start {
-        eprintln!("\nlicen dev is running; press Ctrl-C to stop (state is kept in {}).", dir.display());
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        eprintln!(
+            "\nlicen dev is running; press Ctrl-C to stop (state is kept in {}).",
+            dir.display()
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
         eprintln!("stopping…");
     }
     chain.stop().context("stopping anvil")?;
@@ -79,8 +89,12 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
 
 async fn start(chain: &DevChain, dir: &Path, json: bool) -> Result<()> {
     let admin = chain.dev_signer(0);
-    let provider = connect(chain.rpc_url(), Some(admin.clone()))?;
-    let chain_id = provider.get_chain_id().await.context("asking anvil for its chain id")?;
+    let connection = connect(chain.rpc_url(), Some(admin.clone()))?;
+    let provider = connection.provider.clone();
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .context("asking anvil for its chain id")?;
     let remembered = dir.join("deployment.json");
     let (deployment, fresh) = match existing_deployment(&provider, &remembered, chain_id).await? {
         Some(d) => (d, false),
@@ -91,10 +105,9 @@ async fn start(chain: &DevChain, dir: &Path, json: bool) -> Result<()> {
                 fee_bps: DEV_FEE_BPS,
                 run_timeout: DEV_RUN_TIMEOUT,
             };
-            let (_, deployment) =
-                DataPolicyClient::deploy(provider.clone(), chain.rpc_url(), params)
-                    .await
-                    .context("deploying DataPolicy")?;
+            let (_, deployment) = DataPolicyClient::deploy(connection, params)
+                .await
+                .context("deploying DataPolicy")?;
             write_atomically(
                 &remembered,
                 &serde_json::to_vec_pretty(&DevDeployment {
@@ -169,12 +182,19 @@ fn hex_key(signer: &PrivateKeySigner) -> String {
 
 fn print_summary(s: &DevSummary) {
     println!("LICEN local stack");
-    println!("  chain RPC        {}  (chain id {})", s.rpc_url, s.chain_id);
+    println!(
+        "  chain RPC        {}  (chain id {})",
+        s.rpc_url, s.chain_id
+    );
     println!(
         "  DataPolicy       {}  (block {}{})",
         s.data_policy,
         s.deployed_at_block,
-        if s.freshly_deployed { ", deployed now" } else { ", resumed" }
+        if s.freshly_deployed {
+            ", deployed now"
+        } else {
+            ", resumed"
+        }
     );
     println!("\nDev accounts — {}:", s.warning);
     for (i, a) in s.accounts.iter().enumerate() {

@@ -23,7 +23,9 @@ pub enum Error {
     #[error("could not run `npm` ({0}): install Node.js 20+ with npm, then retry")]
     NpmMissing(std::io::Error),
     /// `npm ci` failed.
-    #[error("`npm ci` in {dir} failed with {status}: check the network can reach the npm registry, then retry `cargo xtask bootstrap`")]
+    #[error(
+        "`npm ci` in {dir} failed with {status}: check the network can reach the npm registry, then retry `cargo xtask bootstrap`"
+    )]
     NpmFailed {
         /// The tools folder.
         dir: PathBuf,
@@ -114,14 +116,15 @@ impl Tools {
             ("forge", self.forge()),
             ("cast", self.cast()),
         ] {
-            let output = Command::new(&path)
-                .arg("--version")
-                .output()
-                .map_err(|e| Error::BadTool {
-                    tool,
-                    path: path.clone(),
-                    problem: format!("does not run ({e})"),
-                })?;
+            let output =
+                Command::new(&path)
+                    .arg("--version")
+                    .output()
+                    .map_err(|e| Error::BadTool {
+                        tool,
+                        path: path.clone(),
+                        problem: format!("does not run ({e})"),
+                    })?;
             let text = String::from_utf8_lossy(&output.stdout);
             if !text.contains(&format!("Version: {FOUNDRY_VERSION}")) {
                 return Err(Error::BadTool {

@@ -89,6 +89,11 @@ mod tests {
                 .unwrap_err()
                 .contains("positive integer")
         );
-        assert!("0x12".parse::<DatasetRoot>().unwrap_err().contains("64 hex"));
+        assert!(
+            "0x12"
+                .parse::<DatasetRoot>()
+                .unwrap_err()
+                .contains("64 hex")
+        );
     }
 }

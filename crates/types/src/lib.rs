@@ -15,7 +15,9 @@ mod purpose;
 pub use alloy_primitives::{Address, B256, U256};
 pub use ids::{DatasetRoot, JobId};
 pub use job::JobState;
-pub use policy::{MAX_EPOCHS_PER_RUN_LIMIT, Policy, PolicyError, format_wei, parse_wei};
+pub use policy::{
+    MAX_EPOCHS_PER_RUN_LIMIT, MAX_PRICE_PER_EPOCH, Policy, PolicyError, format_wei, parse_wei,
+};
 pub use purpose::{Purpose, PurposeSet, UnknownPurpose};
 
 /// Result alias for this crate's fallible operations.

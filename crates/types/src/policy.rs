@@ -6,10 +6,13 @@ use alloy_primitives::{B256, keccak256};
 /// The most epochs one run may request: jobs store epochs as `uint16`.
 pub const MAX_EPOCHS_PER_RUN_LIMIT: u32 = u16::MAX as u32;
 
+/// The highest price per epoch the contract accepts (`uint96` in its packed storage).
+pub const MAX_PRICE_PER_EPOCH: u128 = (1u128 << 96) - 1;
+
 /// An owner's enforceable usage policy, field for field `IDataPolicy.Policy`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Policy {
-    /// Price of one epoch in wei (0 = free).
+    /// Price of one epoch in wei (0 = free; at most [`MAX_PRICE_PER_EPOCH`]).
     pub price_per_epoch: u128,
     /// Most epochs one run may request (1..=65535).
     pub max_epochs_per_run: u32,
@@ -27,11 +30,16 @@ pub struct Policy {
 /// accepted range, matching the contract's reverts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
+    /// Price above what the contract stores.
+    #[error("price per epoch {0} wei exceeds the maximum of {MAX_PRICE_PER_EPOCH} wei (2^96 - 1)")]
+    PricePerEpoch(u128),
     /// `max_epochs_per_run` outside 1..=65535.
     #[error("max epochs per run must be between 1 and {MAX_EPOCHS_PER_RUN_LIMIT}, got {0}")]
     MaxEpochsPerRun(u32),
     /// `max_runs_per_requester` is zero.
-    #[error("max runs per requester must be at least 1 (got 0): a dataset nobody may run is not publishable; pause it instead")]
+    #[error(
+        "max runs per requester must be at least 1 (got 0): a dataset nobody may run is not publishable; pause it instead"
+    )]
     MaxRunsPerRequester,
     /// `session_ttl` is zero.
     #[error("session TTL must be at least 1 second (got 0)")]
@@ -40,7 +48,9 @@ pub enum PolicyError {
     #[error("allowed purposes is empty: allow at least one of research, evaluation, …")]
     NoPurposes,
     /// Purpose bits outside the registry.
-    #[error("allowed purposes has unregistered bits {0:#x}: only the registry in licen-types is meaningful")]
+    #[error(
+        "allowed purposes has unregistered bits {0:#x}: only the registry in licen-types is meaningful"
+    )]
     UnknownPurposeBits(u32),
     /// Expiry not in the future.
     #[error("expiry {expiry} is not in the future (now is {now}); use no expiry or a later time")]
@@ -73,13 +83,18 @@ pub enum PolicyError {
     #[error("escrow overflows")]
     EscrowOverflow,
     /// An amount string that is not a decimal number of tokens.
-    #[error("`{0}` is not an amount: expected a decimal number of tokens like 0.05, or wei like 5000wei")]
+    #[error(
+        "`{0}` is not an amount: expected a decimal number of tokens like 0.05, or wei like 5000wei"
+    )]
     BadAmount(String),
 }
 
 impl Policy {
     /// Checks every field the contract checks at `publish`/`updatePolicy`, at time `now`.
     pub fn validate(&self, now: u64) -> crate::Result<()> {
+        if self.price_per_epoch > MAX_PRICE_PER_EPOCH {
+            return Err(PolicyError::PricePerEpoch(self.price_per_epoch));
+        }
         if !(1..=MAX_EPOCHS_PER_RUN_LIMIT).contains(&self.max_epochs_per_run) {
             return Err(PolicyError::MaxEpochsPerRun(self.max_epochs_per_run));
         }
@@ -163,7 +178,10 @@ pub fn parse_wei(input: &str) -> crate::Result<u128> {
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
     if whole.is_empty() && frac.is_empty()
         || frac.len() > 18
-        || !whole.chars().chain(frac.chars()).all(|c| c.is_ascii_digit())
+        || !whole
+            .chars()
+            .chain(frac.chars())
+            .all(|c| c.is_ascii_digit())
     {
         return Err(bad());
     }
@@ -214,21 +232,38 @@ mod tests {
         let now = 1_000;
         let cases: Vec<(fn(&mut Policy), Option<PolicyError>)> = vec![
             (|_| {}, None),
-            (|p| p.max_epochs_per_run = 0, Some(PolicyError::MaxEpochsPerRun(0))),
+            (|p| p.price_per_epoch = 0, None),
+            (
+                |p| p.price_per_epoch = MAX_PRICE_PER_EPOCH + 1,
+                Some(PolicyError::PricePerEpoch(MAX_PRICE_PER_EPOCH + 1)),
+            ),
+            (
+                |p| p.max_epochs_per_run = 0,
+                Some(PolicyError::MaxEpochsPerRun(0)),
+            ),
             (
                 |p| p.max_epochs_per_run = 65_536,
                 Some(PolicyError::MaxEpochsPerRun(65_536)),
             ),
-            (|p| p.max_runs_per_requester = 0, Some(PolicyError::MaxRunsPerRequester)),
+            (
+                |p| p.max_runs_per_requester = 0,
+                Some(PolicyError::MaxRunsPerRequester),
+            ),
             (|p| p.session_ttl = 0, Some(PolicyError::SessionTtl)),
-            (|p| p.allowed_purposes = PurposeSet::EMPTY, Some(PolicyError::NoPurposes)),
+            (
+                |p| p.allowed_purposes = PurposeSet::EMPTY,
+                Some(PolicyError::NoPurposes),
+            ),
             (
                 |p| p.allowed_purposes = PurposeSet::from_bits(1 << 20),
                 Some(PolicyError::UnknownPurposeBits(1 << 20)),
             ),
             (
                 |p| p.expiry = Some(1_000),
-                Some(PolicyError::ExpiryInPast { expiry: 1_000, now: 1_000 }),
+                Some(PolicyError::ExpiryInPast {
+                    expiry: 1_000,
+                    now: 1_000,
+                }),
             ),
             (|p| p.expiry = Some(1_001), None),
         ];
@@ -251,7 +286,10 @@ mod tests {
             p.escrow_for(1, Purpose::Evaluation),
             Err(PolicyError::PurposeNotAllowed { .. })
         ));
-        assert_eq!(p.escrow_for(0, Purpose::Research), Err(PolicyError::ZeroEpochs));
+        assert_eq!(
+            p.escrow_for(0, Purpose::Research),
+            Err(PolicyError::ZeroEpochs)
+        );
     }
 
     #[test]

@@ -199,7 +199,10 @@ mod tests {
             Ok(Purpose::MedicalResearch)
         );
         let err = "mining".parse::<Purpose>().unwrap_err().to_string();
-        assert!(err.contains("unknown purpose `mining`") && err.contains("evaluation"), "{err}");
+        assert!(
+            err.contains("unknown purpose `mining`") && err.contains("evaluation"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,0 +1,1054 @@
+//! The zgs JSON-RPC client: uploads and downloads files segment by segment against one storage
+//! node (the local node or a 0G node; same protocol).
+//!
+//! Upload: a first pass computes the segment tree (root and proofs), then segments are read
+//! again with positional reads, each paired with its proof, and sent in `zgs_uploadSegments`
+//! batches with a few requests in flight. Memory stays bounded (a few batches), never the
+//! whole file. Segments the node already holds are skipped (finalized file: everything;
+//! partial upload on the local node: exactly the missing segments, via the
+//! `licen_uploadedSegments` extension; on 0G, duplicate-segment errors are tolerated).
+//!
+//! Download: `zgs_downloadSegmentWithProof` segment by segment (pipelined, written in order);
+//! every segment's data is hashed and its proof checked against the root the caller asked for
+//! before a single byte of it reaches the writer. A failure names the node URL and the segment.
+//!
+//! Never logs or returns segment contents in errors, and never trusts the node's `root`,
+//! `index` or proof without checking them.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::error::{Error, Result};
+use crate::merkle::{FileLayout, FileTree, Hash, RootBuilder, SEGMENT_SIZE, segment_root};
+use crate::rpc::{
+    self, FileInfo, RpcResponse, SegmentWithProof, Status, UploadedSegments, codes, methods,
+};
+use crate::store::{BoxFuture, Downloaded, Phase, Progress, ProgressFn, Store, Uploaded};
+
+/// Tuning of a [`StorageClient`].
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Segments per `zgs_uploadSegments` request (16 × 256 KiB ≈ 5.6 MB of JSON).
+    pub batch_segments: usize,
+    /// Requests in flight at once, for uploads and downloads.
+    pub max_in_flight: usize,
+    /// Timeout of one HTTP request.
+    pub request_timeout: Duration,
+    /// How long an upload waits for the node to report the file finalized after the last
+    /// segment was accepted; zero: do not wait.
+    pub finalize_timeout: Duration,
+    /// Retries of a request that failed at the transport level (connection refused or reset).
+    pub retries: u32,
+    /// Ask the node which segments it has (`licen_uploadedSegments`) when resuming.
+    pub use_extensions: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            batch_segments: 16,
+            max_in_flight: 4,
+            request_timeout: Duration::from_secs(120),
+            finalize_timeout: Duration::from_secs(60),
+            retries: 2,
+            use_extensions: true,
+        }
+    }
+}
+
+/// Options of a download.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DownloadOptions {
+    /// The size the caller knows from a trusted source (the manifest). A 0G root does not
+    /// commit to how many trailing zero bytes a file has, so without it a node could pad or cut
+    /// trailing zeros undetected.
+    pub expected_size: Option<u64>,
+}
+
+/// Where an interrupted download stopped: segments before `next_segment` (`bytes_written`
+/// bytes) were verified and written.
+#[derive(Debug)]
+pub struct PartialDownload {
+    /// First segment not written.
+    pub next_segment: u64,
+    /// Bytes written so far.
+    pub bytes_written: u64,
+    /// Why it stopped.
+    pub error: Error,
+}
+
+/// A client of one zgs JSON-RPC endpoint.
+#[derive(Clone)]
+pub struct StorageClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    http: reqwest::Client,
+    cfg: ClientConfig,
+    next_id: AtomicU64,
+}
+
+impl fmt::Debug for StorageClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageClient")
+            .field("url", &self.inner.url)
+            .finish()
+    }
+}
+
+#[derive(Serialize)]
+struct RpcRequestOut<'a, P: Serialize> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'a str,
+    params: P,
+}
+
+/// Where upload bytes come from.
+enum Source {
+    File(std::fs::File),
+    Bytes(Arc<[u8]>),
+}
+
+impl Source {
+    /// Reads segment `index` as sent on the wire (last chunk zero-filled).
+    fn segment(&self, layout: &FileLayout, index: u64) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; layout.segment_data_len(index)];
+        let n = layout.segment_file_bytes(index);
+        let off = layout.segment_offset(index);
+        match self {
+            Source::File(f) => read_exact_at(f, &mut buf[..n], off)?,
+            Source::Bytes(b) => buf[..n].copy_from_slice(&b[off as usize..off as usize + n]),
+        }
+        Ok(buf)
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(f: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
+}
+
+#[cfg(windows)]
+fn read_exact_at(f: &std::fs::File, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_read(buf, off)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf = &mut buf[n..];
+        off += n as u64;
+    }
+    Ok(())
+}
+
+/// Outcome of sending one batch.
+enum BatchOutcome {
+    Stored,
+    AlreadyFinalized,
+}
+
+fn report(progress: &Option<ProgressFn>, phase: Phase, done: u64, total: u64) {
+    if let Some(p) = progress {
+        p(Progress { phase, done, total });
+    }
+}
+
+impl StorageClient {
+    /// A client of the node at `url` (e.g. `http://127.0.0.1:5678`) with default tuning.
+    /// Plain HTTP only (no TLS is compiled in).
+    pub fn new(url: &str) -> Result<Self> {
+        Self::with_config(url, ClientConfig::default())
+    }
+
+    /// A client with explicit tuning.
+    pub fn with_config(url: &str, cfg: ClientConfig) -> Result<Self> {
+        if url.starts_with("https://") {
+            return Err(Error::InvalidInput(format!(
+                "storage node URL {url:?} uses https, but this build has no TLS: use the node's \
+                 plain http:// zgs RPC URL (0G storage nodes serve it on port 5678) or put a TLS \
+                 terminating proxy in front"
+            )));
+        }
+        if !url.starts_with("http://") {
+            return Err(Error::InvalidInput(format!(
+                "storage node URL {url:?} must start with http://"
+            )));
+        }
+        if cfg.batch_segments == 0 || cfg.max_in_flight == 0 {
+            return Err(Error::InvalidInput(
+                "batch_segments and max_in_flight must be at least 1".into(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .build()
+            .map_err(|e| Error::Transport {
+                url: url.to_string(),
+                method: "(client setup)".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(StorageClient {
+            inner: Arc::new(Inner {
+                url: url.trim_end_matches('/').to_string(),
+                http,
+                cfg,
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The node URL.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.cfg
+    }
+
+    fn body<P: Serialize>(&self, method: &str, params: P) -> Vec<u8> {
+        let req = RpcRequestOut {
+            jsonrpc: "2.0",
+            id: self.inner.next_id.fetch_add(1, Ordering::Relaxed),
+            method,
+            params,
+        };
+        serde_json::to_vec(&req).expect("request types always serialise")
+    }
+
+    /// POSTs a JSON-RPC body; retries transport failures. Returns the raw response body.
+    async fn post(&self, method: &str, body: Vec<u8>) -> Result<Bytes> {
+        let body = Bytes::from(body);
+        let mut attempt = 0;
+        loop {
+            let res = self
+                .inner
+                .http
+                .post(&self.inner.url)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            let err = match res {
+                Ok(resp) => {
+                    let status = resp.status();
+                    match resp.bytes().await {
+                        Ok(b) if !b.is_empty() => return Ok(b),
+                        Ok(_) => format!("empty response body (HTTP {status})"),
+                        Err(e) => format!("reading the response failed: {e}"),
+                    }
+                }
+                Err(e) => {
+                    let retryable = e.is_connect() || e.is_request();
+                    let msg = e.to_string();
+                    if !retryable {
+                        return Err(self.transport(method, msg));
+                    }
+                    msg
+                }
+            };
+            if attempt >= self.inner.cfg.retries {
+                return Err(self.transport(method, err));
+            }
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+        }
+    }
+
+    fn transport(&self, method: &str, reason: String) -> Error {
+        Error::Transport {
+            url: self.inner.url.clone(),
+            method: method.into(),
+            reason,
+        }
+    }
+
+    fn rpc_error(&self, method: &str, e: rpc::RpcError) -> Error {
+        Error::Rpc {
+            url: self.inner.url.clone(),
+            method: method.into(),
+            code: e.code,
+            data: e.data_text(),
+            message: e.message,
+        }
+    }
+
+    fn parse<T: DeserializeOwned>(&self, method: &str, raw: &[u8]) -> Result<Option<T>> {
+        let resp: RpcResponse<T> = serde_json::from_slice(raw).map_err(|e| Error::Protocol {
+            url: self.inner.url.clone(),
+            method: method.into(),
+            reason: format!("not a JSON-RPC response of the expected shape: {e}"),
+        })?;
+        if let Some(e) = resp.error {
+            return Err(self.rpc_error(method, e));
+        }
+        Ok(resp.result)
+    }
+
+    /// Calls `method` with `params`; `Ok(None)` when the result is JSON `null`.
+    pub async fn call<P: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: P,
+    ) -> Result<Option<T>> {
+        let body = self.body(method, params);
+        let raw = self.post(method, body).await?;
+        self.parse(method, &raw)
+    }
+
+    /// `zgs_getStatus`.
+    pub async fn status(&self) -> Result<Status> {
+        self.call(methods::GET_STATUS, ())
+            .await?
+            .ok_or_else(|| Error::Protocol {
+                url: self.inner.url.clone(),
+                method: methods::GET_STATUS.into(),
+                reason: "null status".into(),
+            })
+    }
+
+    /// `zgs_getFileInfo(root, true)`; `None` when the node does not know the file.
+    pub async fn file_info(&self, root: Hash) -> Result<Option<FileInfo>> {
+        self.call(methods::GET_FILE_INFO, (root, true)).await
+    }
+
+    /// `licen_uploadedSegments(root)`; `None` when the node does not know the file or does not
+    /// implement the extension (0G nodes).
+    pub async fn uploaded_segments(&self, root: Hash) -> Result<Option<UploadedSegments>> {
+        if !self.inner.cfg.use_extensions {
+            return Ok(None);
+        }
+        match self.call(methods::UPLOADED_SEGMENTS, (root,)).await {
+            Err(Error::Rpc { code, .. }) if code == codes::METHOD_NOT_FOUND => Ok(None),
+            other => other,
+        }
+    }
+
+    /// Whether the node holds segment `index` of `root`.
+    pub async fn has_segment(&self, root: Hash, index: u64) -> Result<bool> {
+        let Some(info) = self.file_info(root).await? else {
+            return Ok(false);
+        };
+        let layout = FileLayout::new(info.tx.size);
+        if index >= layout.segments() {
+            return Ok(false);
+        }
+        if info.finalized {
+            return Ok(true);
+        }
+        Ok(self
+            .uploaded_segments(root)
+            .await?
+            .is_some_and(|u| u.has(index)))
+    }
+
+    /// `zgs_uploadSegments(segments)`.
+    pub async fn upload_segments(&self, segments: &[SegmentWithProof]) -> Result<()> {
+        let _: Option<serde_json::Value> = self.call(methods::UPLOAD_SEGMENTS, (segments,)).await?;
+        Ok(())
+    }
+
+    /// `zgs_downloadSegmentWithProof(root, index)`, unverified (use [`download`](Self::download)
+    /// for verified data).
+    pub async fn download_segment_with_proof(
+        &self,
+        root: Hash,
+        index: u64,
+    ) -> Result<Option<SegmentWithProof>> {
+        self.call(methods::DOWNLOAD_SEGMENT_WITH_PROOF, (root, index))
+            .await
+    }
+
+    /// `zgs_downloadSegment(root, start_chunk, end_chunk)` (end exclusive, at most 1024
+    /// chunks), unverified.
+    pub async fn download_chunks(
+        &self,
+        root: Hash,
+        start: u64,
+        end: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let s: Option<String> = self
+            .call(methods::DOWNLOAD_SEGMENT, (root, start, end))
+            .await?;
+        s.map(|s| {
+            rpc::base64_bytes::decode(&s).map_err(|reason| Error::Protocol {
+                url: self.inner.url.clone(),
+                method: methods::DOWNLOAD_SEGMENT.into(),
+                reason,
+            })
+        })
+        .transpose()
+    }
+
+    // ----------------------------------------------------------------------------- upload --
+
+    /// Uploads the file at `path`: one pass to compute its tree, one to send its segments.
+    pub async fn upload_file(&self, path: &Path, progress: Option<ProgressFn>) -> Result<Uploaded> {
+        let p = path.to_path_buf();
+        let prog = progress.clone();
+        let tree = tokio::task::spawn_blocking(move || hash_file(&p, prog))
+            .await
+            .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))??;
+        self.upload_file_with_tree(path, &tree, progress).await
+    }
+
+    /// Uploads the file at `path` whose tree is already known (e.g. computed while sealing
+    /// with a [`RootBuilder`]); skips the hashing pass. The tree must match the file.
+    pub async fn upload_file_with_tree(
+        &self,
+        path: &Path,
+        tree: &FileTree,
+        progress: Option<ProgressFn>,
+    ) -> Result<Uploaded> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("opening {} for upload", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?
+            .len();
+        if len != tree.layout().size() {
+            return Err(Error::InvalidInput(format!(
+                "{} has {len} bytes but the tree given for it covers {} bytes: recompute the tree",
+                path.display(),
+                tree.layout().size()
+            )));
+        }
+        self.upload_source(
+            Arc::new(Source::File(file)),
+            Arc::new(tree.clone()),
+            progress,
+        )
+        .await
+    }
+
+    /// Uploads bytes held in memory (manifests, envelopes, small results).
+    pub async fn upload_bytes(
+        &self,
+        data: &[u8],
+        progress: Option<ProgressFn>,
+    ) -> Result<Uploaded> {
+        let bytes: Arc<[u8]> = Arc::from(data);
+        let b = bytes.clone();
+        let tree = tokio::task::spawn_blocking(move || FileTree::from_bytes(&b))
+            .await
+            .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))?;
+        self.upload_source(Arc::new(Source::Bytes(bytes)), Arc::new(tree), progress)
+            .await
+    }
+
+    /// Uploads everything `reader` yields, spooled through a temporary file.
+    pub async fn upload_reader(
+        &self,
+        reader: &mut (dyn AsyncRead + Unpin + Send),
+        progress: Option<ProgressFn>,
+    ) -> Result<Uploaded> {
+        let spool = spool_to_temp(reader).await?;
+        self.upload_file(spool.path(), progress).await
+    }
+
+    async fn upload_source(
+        &self,
+        source: Arc<Source>,
+        tree: Arc<FileTree>,
+        progress: Option<ProgressFn>,
+    ) -> Result<Uploaded> {
+        let layout = tree.layout();
+        let root = tree.root();
+        let total = layout.segments();
+        let size = layout.size();
+        let mut receipt = Uploaded {
+            root,
+            size,
+            segments: total,
+            sent_segments: 0,
+            skipped_segments: 0,
+            already_stored: false,
+            finalized: false,
+        };
+        let info = self
+            .call::<_, FileInfo>(methods::GET_FILE_INFO, (root, false))
+            .await?;
+        if let Some(info) = &info {
+            if info.tx.size != size {
+                return Err(Error::SizeMismatch {
+                    url: self.inner.url.clone(),
+                    root,
+                    expected: size,
+                    actual: info.tx.size,
+                });
+            }
+            if info.finalized {
+                report(&progress, Phase::Uploading, size, size);
+                receipt.already_stored = true;
+                receipt.finalized = true;
+                receipt.skipped_segments = total;
+                return Ok(receipt);
+            }
+        }
+        let mut ask_node = info.as_ref().is_some_and(|i| i.uploaded_seg_num > 0);
+        for round in 0..3 {
+            let have = if ask_node {
+                self.uploaded_segments(root).await?
+            } else {
+                None
+            };
+            if have.as_ref().is_some_and(|h| h.finalized) {
+                receipt.finalized = true;
+                receipt.already_stored = receipt.sent_segments == 0;
+                return Ok(receipt);
+            }
+            let todo: Vec<u64> = (0..total)
+                .filter(|&i| !have.as_ref().is_some_and(|h| h.has(i)))
+                .collect();
+            if round == 0 {
+                receipt.skipped_segments = total - todo.len() as u64;
+            }
+            let skipped_bytes: u64 = (0..total)
+                .filter(|i| have.as_ref().is_some_and(|h| h.has(*i)))
+                .map(|i| layout.segment_file_bytes(i) as u64)
+                .sum();
+            match self
+                .send_segments(&source, &tree, todo, &progress, skipped_bytes)
+                .await
+            {
+                Ok((sent, finalized_elsewhere)) => {
+                    receipt.sent_segments += sent;
+                    if finalized_elsewhere {
+                        receipt.finalized = true;
+                        return Ok(receipt);
+                    }
+                }
+                // The node re-hashed the complete file at finalization, found segments that
+                // did not match and discarded them: ask which are missing and send them again.
+                Err(Error::Rpc { code, .. }) if code == codes::INTEGRITY && round < 2 => {
+                    tracing::warn!(node = %self.inner.url, %root, "node discarded segments at finalization; re-sending them");
+                    ask_node = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            receipt.finalized = self.wait_finalized(root, total).await?;
+            return Ok(receipt);
+        }
+        Err(Error::NotFinalized {
+            url: self.inner.url.clone(),
+            root,
+            uploaded: 0,
+            total,
+        })
+    }
+
+    /// Sends the segments `todo`, pipelined. Returns (segments sent, whether the node said the
+    /// file is already finalized).
+    async fn send_segments(
+        &self,
+        source: &Arc<Source>,
+        tree: &Arc<FileTree>,
+        todo: Vec<u64>,
+        progress: &Option<ProgressFn>,
+        done_base: u64,
+    ) -> Result<(u64, bool)> {
+        let layout = tree.layout();
+        let size = layout.size();
+        report(progress, Phase::Uploading, done_base, size);
+        if todo.is_empty() {
+            return Ok((0, false));
+        }
+        let in_flight = self.inner.cfg.max_in_flight;
+        let batch = self.inner.cfg.batch_segments;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<(Vec<u64>, Vec<u8>)>>(in_flight);
+
+        // Producer: reads segments and serialises request bodies on a blocking thread.
+        let producer = {
+            let source = source.clone();
+            let tree = tree.clone();
+            let client = self.clone();
+            tokio::task::spawn_blocking(move || {
+                for group in todo.chunks(batch) {
+                    let item = client.batch_body(&source, &tree, group);
+                    let failed = item.is_err();
+                    if tx.blocking_send(item.map(|b| (group.to_vec(), b))).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+        };
+
+        let mut tasks: tokio::task::JoinSet<Result<(Vec<u64>, BatchOutcome)>> =
+            tokio::task::JoinSet::new();
+        let mut done = done_base;
+        let mut sent = 0u64;
+        let mut finalized_elsewhere = false;
+        let mut result: Result<()> = Ok(());
+        'outer: loop {
+            tokio::select! {
+                biased;
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    match joined.map_err(|e| Error::io("upload task failed", std::io::Error::other(e))) {
+                        Ok(Ok((indices, outcome))) => {
+                            sent += indices.len() as u64;
+                            done += indices.iter().map(|&i| layout.segment_file_bytes(i) as u64).sum::<u64>();
+                            report(progress, Phase::Uploading, done, size);
+                            if matches!(outcome, BatchOutcome::AlreadyFinalized) {
+                                finalized_elsewhere = true;
+                                break 'outer;
+                            }
+                        }
+                        Ok(Err(e)) | Err(e) => { result = Err(e); break 'outer; }
+                    }
+                }
+                item = rx.recv(), if tasks.len() < in_flight => {
+                    match item {
+                        Some(Ok((indices, body))) => {
+                            let client = self.clone();
+                            let source = source.clone();
+                            let tree = tree.clone();
+                            tasks.spawn(async move {
+                                let outcome = client.send_batch(&source, &tree, &indices, body).await?;
+                                Ok::<_, Error>((indices, outcome))
+                            });
+                        }
+                        Some(Err(e)) => { result = Err(e); break 'outer; }
+                        None => {
+                            if tasks.is_empty() { break 'outer; }
+                            // Drain the remaining tasks.
+                            while let Some(joined) = tasks.join_next().await {
+                                match joined.map_err(|e| Error::io("upload task failed", std::io::Error::other(e))) {
+                                    Ok(Ok((indices, outcome))) => {
+                                        sent += indices.len() as u64;
+                                        done += indices.iter().map(|&i| layout.segment_file_bytes(i) as u64).sum::<u64>();
+                                        report(progress, Phase::Uploading, done, size);
+                                        if matches!(outcome, BatchOutcome::AlreadyFinalized) {
+                                            finalized_elsewhere = true;
+                                        }
+                                    }
+                                    Ok(Err(e)) | Err(e) => { result = Err(e); break; }
+                                }
+                            }
+                            break 'outer;
+                        }
+                    }
+                }
+            }
+        }
+        tasks.abort_all();
+        drop(rx);
+        let _ = producer.await;
+        result.map(|()| (sent, finalized_elsewhere))
+    }
+
+    fn segment_with_proof(
+        source: &Source,
+        tree: &FileTree,
+        index: u64,
+    ) -> Result<SegmentWithProof> {
+        let layout = tree.layout();
+        let data = source
+            .segment(&layout, index)
+            .map_err(|e| Error::io(format!("reading segment {index} for upload"), e))?;
+        Ok(SegmentWithProof {
+            root: tree.root(),
+            data,
+            index,
+            proof: tree.proof(index)?,
+            file_size: layout.size(),
+        })
+    }
+
+    fn batch_body(&self, source: &Source, tree: &FileTree, indices: &[u64]) -> Result<Vec<u8>> {
+        let segs = indices
+            .iter()
+            .map(|&i| Self::segment_with_proof(source, tree, i))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(self.body(methods::UPLOAD_SEGMENTS, (segs,)))
+    }
+
+    async fn send_batch(
+        &self,
+        source: &Arc<Source>,
+        tree: &Arc<FileTree>,
+        indices: &[u64],
+        body: Vec<u8>,
+    ) -> Result<BatchOutcome> {
+        let method = methods::UPLOAD_SEGMENTS;
+        let raw = self.post(method, body).await?;
+        match self.parse::<serde_json::Value>(method, &raw) {
+            Ok(_) => Ok(BatchOutcome::Stored),
+            Err(Error::Rpc { data: Some(d), .. }) if d.contains(rpc::ALREADY_FINALIZED) => {
+                Ok(BatchOutcome::AlreadyFinalized)
+            }
+            // A 0G node stops a batch at the first segment it already has: send the batch one
+            // segment at a time, tolerating duplicates.
+            Err(Error::Rpc {
+                data: Some(d),
+                message,
+                ..
+            }) if d.contains(rpc::SEGMENT_ALREADY_UPLOADED)
+                || message.contains(rpc::SEGMENT_ALREADY_UPLOADED) =>
+            {
+                for &i in indices {
+                    let (s, t) = (source.clone(), tree.clone());
+                    let seg =
+                        tokio::task::spawn_blocking(move || Self::segment_with_proof(&s, &t, i))
+                            .await
+                            .map_err(|e| {
+                                Error::io("reading a segment failed", std::io::Error::other(e))
+                            })??;
+                    match self
+                        .call::<_, serde_json::Value>(methods::UPLOAD_SEGMENT, (seg,))
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(Error::Rpc {
+                            data: Some(d),
+                            message,
+                            ..
+                        }) if d.contains(rpc::SEGMENT_ALREADY_UPLOADED)
+                            || message.contains(rpc::SEGMENT_ALREADY_UPLOADED) => {}
+                        Err(Error::Rpc { data: Some(d), .. })
+                            if d.contains(rpc::ALREADY_FINALIZED) =>
+                        {
+                            return Ok(BatchOutcome::AlreadyFinalized);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(BatchOutcome::Stored)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Polls `zgs_getFileInfo` until the node reports the file finalized or the configured
+    /// timeout passes.
+    async fn wait_finalized(&self, root: Hash, total: u64) -> Result<bool> {
+        let deadline = Instant::now() + self.inner.cfg.finalize_timeout;
+        let mut delay = Duration::from_millis(20);
+        loop {
+            let info = self
+                .call::<_, FileInfo>(methods::GET_FILE_INFO, (root, false))
+                .await?;
+            if info.as_ref().is_some_and(|i| i.finalized) {
+                return Ok(true);
+            }
+            if self.inner.cfg.finalize_timeout.is_zero() {
+                return Ok(false);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotFinalized {
+                    url: self.inner.url.clone(),
+                    root,
+                    uploaded: info.map(|i| i.uploaded_seg_num).unwrap_or(0),
+                    total,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    // --------------------------------------------------------------------------- download --
+
+    /// Downloads `root` into `writer`, verifying every segment's proof against `root` before
+    /// writing it. On a verification failure nothing of the bad segment is written and the
+    /// error names this node and the segment.
+    pub async fn download(
+        &self,
+        root: Hash,
+        writer: &mut (dyn AsyncWrite + Unpin + Send),
+        options: DownloadOptions,
+        progress: Option<ProgressFn>,
+    ) -> Result<Downloaded> {
+        let info = self.file_info(root).await?.ok_or_else(|| Error::NotFound {
+            url: self.inner.url.clone(),
+            root,
+        })?;
+        let size = info.tx.size;
+        let layout = FileLayout::new(size);
+        if info.tx.data_merkle_root != root {
+            return Err(Error::LyingNode {
+                url: self.inner.url.clone(),
+                root,
+                segment: 0,
+                reason: format!(
+                    "getFileInfo answered for root {} instead",
+                    info.tx.data_merkle_root
+                ),
+            });
+        }
+        if !info.finalized {
+            return Err(Error::NotFinalized {
+                url: self.inner.url.clone(),
+                root,
+                uploaded: info.uploaded_seg_num,
+                total: layout.segments(),
+            });
+        }
+        if let Some(expected) = options.expected_size
+            && expected != size
+        {
+            return Err(Error::SizeMismatch {
+                url: self.inner.url.clone(),
+                root,
+                expected,
+                actual: size,
+            });
+        }
+        report(&progress, Phase::Downloading, 0, size);
+        self.download_segments(root, layout, 0, 0, writer, &progress)
+            .await
+            .map_err(|p| p.error)?;
+        Ok(Downloaded {
+            root,
+            size,
+            node: self.inner.url.clone(),
+        })
+    }
+
+    /// Downloads segments `from..` of `root` (laid out as `layout`) into `writer`, each verified
+    /// before it is written, then flushes. `done` is the byte count already written (for
+    /// progress). On failure, says which segment to continue from: everything before it was
+    /// written and verified, so another node can take over from there.
+    pub async fn download_segments(
+        &self,
+        root: Hash,
+        layout: FileLayout,
+        from: u64,
+        done: u64,
+        writer: &mut (dyn AsyncWrite + Unpin + Send),
+        progress: &Option<ProgressFn>,
+    ) -> std::result::Result<u64, PartialDownload> {
+        let size = layout.size();
+        let mut segments = futures_util::stream::iter(from..layout.segments())
+            .map(|i| self.fetch_verified(root, layout, i))
+            .buffered(self.inner.cfg.max_in_flight);
+        let mut next = from;
+        let mut done = done;
+        while let Some(seg) = segments.next().await {
+            let fail = |error| PartialDownload {
+                next_segment: next,
+                bytes_written: done,
+                error,
+            };
+            let data = seg.map_err(fail)?;
+            writer
+                .write_all(&data)
+                .await
+                .map_err(|e| fail(Error::io(format!("writing downloaded file {root}"), e)))?;
+            done += data.len() as u64;
+            next += 1;
+            report(progress, Phase::Downloading, done, size);
+        }
+        writer.flush().await.map_err(|e| PartialDownload {
+            next_segment: next,
+            bytes_written: done,
+            error: Error::io(format!("flushing downloaded file {root}"), e),
+        })?;
+        Ok(done)
+    }
+
+    /// Downloads `root` into memory.
+    pub async fn download_to_vec(&self, root: Hash, options: DownloadOptions) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.download(root, &mut out, options, None).await?;
+        Ok(out)
+    }
+
+    /// Downloads `root` to `path`: written to `path` + `.partial` and renamed only once every
+    /// segment verified, so `path` never holds unverified bytes.
+    pub async fn download_to_path(
+        &self,
+        root: Hash,
+        path: &Path,
+        options: DownloadOptions,
+        progress: Option<ProgressFn>,
+    ) -> Result<Downloaded> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = std::path::PathBuf::from(tmp);
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+        let mut w = tokio::io::BufWriter::with_capacity(1 << 20, file);
+        let res = self.download(root, &mut w, options, progress).await;
+        match res {
+            Ok(d) => {
+                let file = w.into_inner();
+                file.sync_all()
+                    .await
+                    .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+                tokio::fs::rename(&tmp, path)
+                    .await
+                    .map_err(|e| Error::io(format!("renaming {} into place", tmp.display()), e))?;
+                Ok(d)
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn fetch_verified(&self, root: Hash, layout: FileLayout, index: u64) -> Result<Vec<u8>> {
+        let method = methods::DOWNLOAD_SEGMENT_WITH_PROOF;
+        let body = self.body(method, (root, index));
+        let raw = self.post(method, body).await?;
+        let client = self.clone();
+        tokio::task::spawn_blocking(move || client.verify_segment(&raw, root, layout, index))
+            .await
+            .map_err(|e| Error::io("verification task failed", std::io::Error::other(e)))?
+    }
+
+    fn verify_segment(
+        &self,
+        raw: &[u8],
+        root: Hash,
+        layout: FileLayout,
+        index: u64,
+    ) -> Result<Vec<u8>> {
+        let lying = |reason: String| Error::LyingNode {
+            url: self.inner.url.clone(),
+            root,
+            segment: index,
+            reason,
+        };
+        let seg: SegmentWithProof = self
+            .parse(methods::DOWNLOAD_SEGMENT_WITH_PROOF, raw)?
+            .ok_or_else(|| {
+                lying("the node returned null for a segment of a file it reports finalized".into())
+            })?;
+        if seg.root != root {
+            return Err(lying(format!(
+                "the segment is labelled with root {}",
+                seg.root
+            )));
+        }
+        if seg.index != index {
+            return Err(lying(format!(
+                "the node returned segment {} instead",
+                seg.index
+            )));
+        }
+        if seg.file_size != layout.size() {
+            return Err(lying(format!(
+                "the segment says the file has {} bytes, getFileInfo said {}",
+                seg.file_size,
+                layout.size()
+            )));
+        }
+        let expected_len = layout.segment_data_len(index);
+        if seg.data.len() != expected_len {
+            return Err(lying(format!(
+                "{} bytes of data, expected {expected_len}",
+                seg.data.len()
+            )));
+        }
+        let file_bytes = layout.segment_file_bytes(index);
+        if seg.data[file_bytes..].iter().any(|&b| b != 0) {
+            return Err(lying(
+                "the padding after the end of the file is not zero".into(),
+            ));
+        }
+        let seg_root = segment_root(&seg.data, layout.segment_tree_chunks(index));
+        seg.proof
+            .verify_segment(&root, &seg_root, index, &layout)
+            .map_err(|e| lying(format!("its Merkle proof does not verify: {e}")))?;
+        let mut data = seg.data;
+        data.truncate(file_bytes);
+        Ok(data)
+    }
+}
+
+/// First pass of an upload: the tree of the file at `path`, reporting [`Phase::Hashing`].
+fn hash_file(path: &Path, progress: Option<ProgressFn>) -> Result<FileTree> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("opening {} to hash it", path.display()), e))?;
+    let total = f
+        .metadata()
+        .map_err(|e| Error::io(format!("reading metadata of {}", path.display()), e))?
+        .len();
+    let mut b = RootBuilder::new();
+    let mut buf = vec![0u8; 16 * SEGMENT_SIZE];
+    report(&progress, Phase::Hashing, 0, total);
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        b.update(&buf[..n]);
+        report(&progress, Phase::Hashing, b.len(), total);
+    }
+    Ok(b.finish())
+}
+
+/// Copies a stream into a new temporary file (ciphertext only; deleted when dropped).
+pub(crate) async fn spool_to_temp(
+    reader: &mut (dyn AsyncRead + Unpin + Send),
+) -> Result<tempfile::NamedTempFile> {
+    let tmp = tempfile::NamedTempFile::new()
+        .map_err(|e| Error::io("creating a temporary file to spool an upload", e))?;
+    let std_file = tmp
+        .reopen()
+        .map_err(|e| Error::io("opening the upload spool file", e))?;
+    let mut f = tokio::fs::File::from_std(std_file);
+    tokio::io::copy(reader, &mut f)
+        .await
+        .map_err(|e| Error::io("spooling an upload to a temporary file", e))?;
+    f.flush()
+        .await
+        .map_err(|e| Error::io("flushing the upload spool file", e))?;
+    Ok(tmp)
+}
+
+impl Store for StorageClient {
+    fn put_file<'a>(
+        &'a self,
+        path: &'a Path,
+        progress: Option<ProgressFn>,
+    ) -> BoxFuture<'a, Result<Uploaded>> {
+        Box::pin(self.upload_file(path, progress))
+    }
+
+    fn put_bytes<'a>(
+        &'a self,
+        data: &'a [u8],
+        progress: Option<ProgressFn>,
+    ) -> BoxFuture<'a, Result<Uploaded>> {
+        Box::pin(self.upload_bytes(data, progress))
+    }
+
+    fn get<'a>(
+        &'a self,
+        root: Hash,
+        writer: &'a mut (dyn AsyncWrite + Unpin + Send),
+        options: DownloadOptions,
+        progress: Option<ProgressFn>,
+    ) -> BoxFuture<'a, Result<Downloaded>> {
+        Box::pin(self.download(root, writer, options, progress))
+    }
+
+    fn file_info(&self, root: Hash) -> BoxFuture<'_, Result<Option<FileInfo>>> {
+        Box::pin(StorageClient::file_info(self, root))
+    }
+
+    fn has_segment(&self, root: Hash, index: u64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(StorageClient::has_segment(self, root, index))
+    }
+}

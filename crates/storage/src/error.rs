@@ -1,0 +1,164 @@
+//! The crate's error type. Every variant says what was wrong, what was expected where that
+//! applies, and what to do about it. Messages name roots, segment indexes, sizes and node URLs,
+//! never file contents (which are ciphertext anyway, but still never belong in a log).
+
+use crate::merkle::Hash;
+use crate::proof::ProofError;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `licen-storage`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A local file system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The caller passed something unusable (the message says what and what was expected).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// A Merkle proof did not verify.
+    #[error("Merkle proof for segment {segment} of file {root} does not verify: {reason}")]
+    Proof {
+        /// File root the proof was checked against.
+        root: Hash,
+        /// Segment index.
+        segment: u64,
+        /// Why it failed.
+        #[source]
+        reason: ProofError,
+    },
+
+    /// A storage node served data that does not match the root that was asked for.
+    #[error(
+        "storage node {url} served bad data for segment {segment} of file {root}: {reason}. \
+         The node is lying or its copy is corrupted: stop using it for this file and download \
+         from another node"
+    )]
+    LyingNode {
+        /// The node that served the data.
+        url: String,
+        /// The file root that was requested.
+        root: Hash,
+        /// The segment that failed verification.
+        segment: u64,
+        /// What exactly did not match.
+        reason: String,
+    },
+
+    /// The HTTP request itself failed (connection refused, reset, timeout, non-JSON answer).
+    #[error(
+        "cannot talk to storage node {url} ({method}): {reason}. Check the URL and that the node \
+         is running and reachable"
+    )]
+    Transport {
+        /// Node URL.
+        url: String,
+        /// JSON-RPC method being called.
+        method: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The node answered with a JSON-RPC error object.
+    #[error("storage node {url} rejected {method} with JSON-RPC error {code}: {message}{}",
+        data.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Rpc {
+        /// Node URL.
+        url: String,
+        /// JSON-RPC method.
+        method: String,
+        /// JSON-RPC error code.
+        code: i64,
+        /// Error message.
+        message: String,
+        /// The error's `data` member, if any, rendered as text.
+        data: Option<String>,
+    },
+
+    /// The node's answer was valid JSON but not what the protocol says it should be.
+    #[error("storage node {url} answered {method} with an unexpected response: {reason}")]
+    Protocol {
+        /// Node URL.
+        url: String,
+        /// JSON-RPC method.
+        method: String,
+        /// What was unexpected.
+        reason: String,
+    },
+
+    /// The node does not know the file.
+    #[error("file {root} is not on storage node {url}: check the root, or upload the file first")]
+    NotFound {
+        /// Node URL.
+        url: String,
+        /// Requested root.
+        root: Hash,
+    },
+
+    /// The node knows the file but has not finalized it.
+    #[error(
+        "file {root} on storage node {url} is not finalized yet ({uploaded} of {total} segments \
+         uploaded): finish the upload (re-running it resumes where it stopped) or wait"
+    )]
+    NotFinalized {
+        /// Node URL.
+        url: String,
+        /// Requested root.
+        root: Hash,
+        /// Segments the node has.
+        uploaded: u64,
+        /// Segments the file has.
+        total: u64,
+    },
+
+    /// The size the node reports differs from the size the caller expects.
+    #[error(
+        "file {root}: expected {expected} bytes but storage node {url} says it has {actual} bytes. \
+         A 0G root does not commit to the length of trailing zero bytes, so the size must come \
+         from a trusted source (the manifest); do not trust this node's copy"
+    )]
+    SizeMismatch {
+        /// Node URL.
+        url: String,
+        /// File root.
+        root: Hash,
+        /// Size the caller expected.
+        expected: u64,
+        /// Size the node reported.
+        actual: u64,
+    },
+
+    /// Every node that was tried failed.
+    #[error("no storage node could serve file {root}: {}", errors.join("; "))]
+    AllNodesFailed {
+        /// File root.
+        root: Hash,
+        /// One error per node tried, in order.
+        errors: Vec<String>,
+    },
+}
+
+impl Error {
+    /// Builds an [`Error::Io`] with a description of what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// True when the error means "this node served data that does not verify".
+    pub fn is_lying_node(&self) -> bool {
+        matches!(self, Error::LyingNode { .. } | Error::SizeMismatch { .. })
+    }
+}

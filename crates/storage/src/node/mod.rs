@@ -1,0 +1,157 @@
+//! The local storage node: a real HTTP JSON-RPC 2.0 server (POST /) speaking the subset of 0G's
+//! zgs API that a 0G client uses, so the same [`crate::client::StorageClient`] talks to it and
+//! to 0G storage nodes.
+//!
+//! Methods: `zgs_getStatus`, `zgs_uploadSegment`, `zgs_uploadSegments`, `zgs_downloadSegment`,
+//! `zgs_downloadSegmentWithProof`, `zgs_getFileInfo`, `zgs_getFileInfoByTxSeq`,
+//! `zgs_checkFileFinalized`, `zgs_getShardConfig`, plus the extension
+//! `licen_uploadedSegments` (which segments of a partial upload are stored).
+//!
+//! Differences from a 0G node, on purpose:
+//! - 0G accepts segments only for a file whose Flow submission is on chain. Here a file comes
+//!   into existence when its first segment arrives carrying `fileSize`; its root is the one
+//!   the segments are proven against. Nothing is submitted to a chain; `startEntryIndex` is 0.
+//! - Empty files are accepted (one empty segment, root = keccak of one zero chunk); 0G refuses
+//!   them.
+//! - Re-sending a segment of an unfinished file is accepted (idempotent) instead of 0G's
+//!   "segment has already been uploaded" error; segments of a finalized file get 0G's
+//!   "already uploaded and finalized" error.
+//! - Downloads are served only for finalized files (0G may serve a file as it syncs).
+//!
+//! What it must never do: report a file finalized whose bytes do not hash to its root (the private `disk`
+//! module documents the crash-safety protocol), accept a segment whose proof does not verify, or
+//! look at what the bytes mean (they are ciphertext).
+
+mod disk;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+
+pub use server::router;
+
+/// Default request body limit: 64 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 << 20;
+
+/// How to run a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Where files live (created if missing).
+    pub data_dir: PathBuf,
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger requests get HTTP 413 and a JSON-RPC
+    /// -32600 error.
+    pub max_body_bytes: usize,
+    /// Re-hash every segment from disk at finalization, including those this process verified
+    /// just before writing them. Off by default: those segments' bytes are the ones that were
+    /// hashed, and a re-read would come from the same page cache; segments that survived a
+    /// restart are always re-hashed.
+    pub full_rehash: bool,
+}
+
+impl NodeConfig {
+    /// A config with the given data directory, listening on `127.0.0.1:5678` (0G's default
+    /// zgs RPC port) with a 64 MiB body limit.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        NodeConfig {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 5678)),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            full_rehash: false,
+        }
+    }
+}
+
+/// Shared state of a running node.
+pub struct NodeState {
+    disk: disk::Disk,
+    max_body_bytes: usize,
+}
+
+impl NodeState {
+    /// Opens the data directory (resuming partial uploads and finalizing complete ones).
+    pub fn open(config: &NodeConfig) -> Result<Arc<NodeState>> {
+        let disk = disk::Disk::open(&config.data_dir, config.full_rehash).map_err(|e| {
+            Error::io(
+                format!(
+                    "opening the node data directory {}",
+                    config.data_dir.display()
+                ),
+                e,
+            )
+        })?;
+        Ok(Arc::new(NodeState {
+            disk,
+            max_body_bytes: config.max_body_bytes,
+        }))
+    }
+}
+
+/// A node serving in the background of the current tokio runtime.
+#[derive(Debug)]
+pub struct RunningNode {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningNode {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`: the URL clients use.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and waits.
+    pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.wait().await
+    }
+
+    /// Waits until the server stops (it only stops on shutdown or error).
+    pub async fn wait(self) -> Result<()> {
+        match self.task.await {
+            Ok(r) => r.map_err(|e| Error::io("serving the storage node", e)),
+            Err(e) => Err(Error::io("the storage node task", std::io::Error::other(e))),
+        }
+    }
+}
+
+/// Opens the data directory, binds `config.listen` and serves in the background.
+pub async fn start(config: NodeConfig) -> Result<RunningNode> {
+    let cfg = config.clone();
+    let state = tokio::task::spawn_blocking(move || NodeState::open(&cfg))
+        .await
+        .map_err(|e| Error::io("opening the node", std::io::Error::other(e)))??;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| Error::io(format!("binding {}", config.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the bound address", e))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "storage node listening");
+    Ok(RunningNode {
+        addr,
+        shutdown: Some(tx),
+        task,
+    })
+}

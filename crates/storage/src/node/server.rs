@@ -1,0 +1,360 @@
+//! HTTP and JSON-RPC 2.0 framing of the local node: body limits, parsing, batches, method
+//! dispatch, error objects. Heavy work (hashing, disk) runs on blocking threads.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use super::NodeState;
+use crate::merkle::Hash;
+use crate::rpc::{
+    NetworkIdentity, RpcError, SegmentWithProof, ShardConfig, Status, TxSeqOrRoot, codes, methods,
+};
+
+/// The node's router: `POST /` takes JSON-RPC requests (single or batch).
+pub fn router(state: Arc<NodeState>) -> Router {
+    Router::new()
+        .route("/", post(handle))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct Request<'a> {
+    #[serde(default, borrow)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn error_json(id: Option<&RawValue>, err: &RpcError) -> String {
+    let id = id.map(RawValue::get).unwrap_or("null");
+    let err = serde_json::to_string(err).expect("error objects serialise");
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{err}}}"#)
+}
+
+fn result_json(id: Option<&RawValue>, result: &RawValue) -> String {
+    let id = id.map(RawValue::get).unwrap_or("null");
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#, result.get())
+}
+
+fn too_large(limit: usize, got: Option<u64>) -> Response {
+    let size = got
+        .map(|n| format!("{n} bytes"))
+        .unwrap_or_else(|| "more bytes".into());
+    let err = RpcError::new(
+        codes::INVALID_REQUEST,
+        "Invalid Request: body too large",
+        format!(
+            "the request body has {size}, this node accepts at most {limit} bytes: send fewer \
+             segments per zgs_uploadSegments call"
+        ),
+    );
+    json_response(StatusCode::PAYLOAD_TOO_LARGE, error_json(None, &err))
+}
+
+async fn handle(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: Body) -> Response {
+    let limit = state.max_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit, declared);
+    }
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return too_large(limit, declared),
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        let err = RpcError::new(
+            codes::PARSE_ERROR,
+            "Parse error",
+            "the body is not UTF-8 JSON",
+        );
+        return json_response(StatusCode::OK, error_json(None, &err));
+    };
+    if text.trim_start().starts_with('[') {
+        let items: Vec<&RawValue> = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let err = RpcError::new(
+                    codes::PARSE_ERROR,
+                    "Parse error",
+                    format!("the body is not valid JSON: {e}"),
+                );
+                return json_response(StatusCode::OK, error_json(None, &err));
+            }
+        };
+        if items.is_empty() {
+            let err = RpcError::new(
+                codes::INVALID_REQUEST,
+                "Invalid Request",
+                "an empty batch: send at least one request object",
+            );
+            return json_response(StatusCode::OK, error_json(None, &err));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(handle_one(&state, item.get()).await);
+        }
+        json_response(StatusCode::OK, format!("[{}]", out.join(",")))
+    } else {
+        json_response(StatusCode::OK, handle_one(&state, text).await)
+    }
+}
+
+/// Handles one request object. Parsing straight into [`Request`] validates the JSON in the
+/// same pass, so a 5 MB upload body is scanned once here and once more for its parameters.
+async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
+    let req: Request<'_> = match serde_json::from_str(text) {
+        Ok(r) => r,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            let err = RpcError::new(
+                codes::PARSE_ERROR,
+                "Parse error",
+                format!("the body is not valid JSON: {e}"),
+            );
+            return error_json(None, &err);
+        }
+        Err(e) => {
+            let err = RpcError::new(
+                codes::INVALID_REQUEST,
+                "Invalid Request",
+                format!(
+                    "expected a JSON-RPC 2.0 request object {{jsonrpc, id, method, params}}: {e}"
+                ),
+            );
+            return error_json(None, &err);
+        }
+    };
+    if req.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+        let err = RpcError::new(
+            codes::INVALID_REQUEST,
+            "Invalid Request",
+            "\"jsonrpc\" must be \"2.0\"",
+        );
+        return error_json(req.id, &err);
+    }
+    let Some(method) = req.method.as_deref() else {
+        let err = RpcError::new(
+            codes::INVALID_REQUEST,
+            "Invalid Request",
+            "\"method\" is missing",
+        );
+        return error_json(req.id, &err);
+    };
+    match dispatch(state, method, req.params).await {
+        Ok(result) => result_json(req.id, &result),
+        Err(err) => {
+            if err.code != codes::METHOD_NOT_FOUND {
+                tracing::debug!(method, code = err.code, message = %err.message, "request refused");
+            }
+            error_json(req.id, &err)
+        }
+    }
+}
+
+/// Positional parameters: between `min` and `max` of them.
+fn positional<'a>(
+    params: Option<&'a RawValue>,
+    min: usize,
+    max: usize,
+    signature: &str,
+) -> Result<Vec<&'a RawValue>, RpcError> {
+    let list: Vec<&RawValue> = match params {
+        None => vec![],
+        Some(p) => serde_json::from_str(p.get()).map_err(|_| {
+            RpcError::invalid_params(
+                "params",
+                format!("params must be a JSON array of positional arguments: {signature}"),
+            )
+        })?,
+    };
+    if list.len() < min || list.len() > max {
+        return Err(RpcError::invalid_params(
+            "params",
+            format!(
+                "expected {} parameter(s), got {}: {signature}",
+                if min == max {
+                    min.to_string()
+                } else {
+                    format!("{min} to {max}")
+                },
+                list.len()
+            ),
+        ));
+    }
+    Ok(list)
+}
+
+/// Parses the whole positional parameter array straight into `T` (one pass; used for the large
+/// upload bodies).
+fn typed<T: DeserializeOwned>(
+    params: Option<&RawValue>,
+    name: &str,
+    signature: &str,
+    expected: &str,
+) -> Result<T, RpcError> {
+    let Some(p) = params else {
+        return Err(RpcError::invalid_params(
+            "params",
+            format!("params are missing: {signature}"),
+        ));
+    };
+    serde_json::from_str(p.get()).map_err(|e| {
+        RpcError::invalid_params(
+            name,
+            format!("expected params [{expected}] ({signature}): {e}"),
+        )
+    })
+}
+
+fn arg<T: DeserializeOwned>(raw: &RawValue, name: &str, expected: &str) -> Result<T, RpcError> {
+    serde_json::from_str(raw.get())
+        .map_err(|e| RpcError::invalid_params(name, format!("expected {expected}: {e}")))
+}
+
+fn to_raw<T: serde::Serialize>(v: &T) -> Result<Box<RawValue>, RpcError> {
+    serde_json::value::to_raw_value(v)
+        .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RpcError> + Send + 'static,
+) -> Result<T, RpcError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))?
+}
+
+const HASH: &str = "a 0x-prefixed 32-byte hex root";
+
+async fn dispatch(
+    state: &Arc<NodeState>,
+    method: &str,
+    params: Option<&RawValue>,
+) -> Result<Box<RawValue>, RpcError> {
+    match method {
+        methods::GET_STATUS => {
+            positional(params, 0, 0, "zgs_getStatus()")?;
+            to_raw(&Status {
+                connected_peers: 0,
+                log_sync_height: 0,
+                log_sync_block: Hash::ZERO,
+                next_tx_seq: state.disk.next_seq(),
+                network_identity: NetworkIdentity::default(),
+            })
+        }
+        methods::GET_SHARD_CONFIG => {
+            positional(params, 0, 0, "zgs_getShardConfig()")?;
+            to_raw(&ShardConfig {
+                num_shard: 1,
+                shard_id: 0,
+            })
+        }
+        methods::UPLOAD_SEGMENT | methods::UPLOAD_SEGMENTS => {
+            let single = method == methods::UPLOAD_SEGMENT;
+            let sig = if single {
+                "zgs_uploadSegment(segment)"
+            } else {
+                "zgs_uploadSegments([segment, …])"
+            };
+            let expected = "a segment {root, data (base64), index, proof: {lemma, path}, fileSize}";
+            let segs: Vec<SegmentWithProof> = if single {
+                let (seg,): (SegmentWithProof,) = typed(params, "segment", sig, expected)?;
+                vec![seg]
+            } else {
+                let (segs,): (Vec<SegmentWithProof>,) =
+                    typed(params, "segments", sig, &format!("an array of {expected}"))?;
+                segs
+            };
+            if segs.is_empty() {
+                return to_raw(&());
+            }
+            let st = state.clone();
+            blocking(move || st.disk.put_segments(segs)).await?;
+            to_raw(&())
+        }
+        methods::DOWNLOAD_SEGMENT => {
+            let p = positional(
+                params,
+                3,
+                3,
+                "zgs_downloadSegment(root, startChunk, endChunk)",
+            )?;
+            let root: Hash = arg(p[0], "data_root", HASH)?;
+            let start: u64 = arg(p[1], "start_index", "a chunk index")?;
+            let end: u64 = arg(p[2], "end_index", "a chunk index (exclusive)")?;
+            let st = state.clone();
+            let data = blocking(move || st.disk.chunks(&root, start, end)).await?;
+            to_raw(&data.map(|d| crate::rpc::base64_bytes::encode(&d)))
+        }
+        methods::DOWNLOAD_SEGMENT_WITH_PROOF => {
+            let p = positional(
+                params,
+                2,
+                2,
+                "zgs_downloadSegmentWithProof(root, segmentIndex)",
+            )?;
+            let root: Hash = arg(p[0], "data_root", HASH)?;
+            let index: u64 = arg(p[1], "index", "a segment index")?;
+            let st = state.clone();
+            let seg = blocking(move || st.disk.segment_with_proof(&root, index)).await?;
+            to_raw(&seg)
+        }
+        methods::GET_FILE_INFO => {
+            let p = positional(params, 1, 2, "zgs_getFileInfo(root, needAvailable)")?;
+            let root: Hash = arg(p[0], "data_root", HASH)?;
+            if let Some(n) = p.get(1) {
+                let _: bool = arg(n, "need_available", "a boolean")?;
+            }
+            to_raw(&state.disk.file_info(&root))
+        }
+        methods::GET_FILE_INFO_BY_TX_SEQ => {
+            let p = positional(params, 1, 1, "zgs_getFileInfoByTxSeq(txSeq)")?;
+            let seq: u64 = arg(p[0], "tx_seq", "a sequence number")?;
+            to_raw(&state.disk.file_info_by_seq(seq))
+        }
+        methods::CHECK_FILE_FINALIZED => {
+            let p = positional(params, 1, 1, "zgs_checkFileFinalized(txSeqOrRoot)")?;
+            let key: TxSeqOrRoot = arg(p[0], "tx_seq_or_root", "a sequence number or a root")?;
+            let info = match key {
+                TxSeqOrRoot::TxSeq(s) => state.disk.file_info_by_seq(s),
+                TxSeqOrRoot::Root(r) => state.disk.file_info(&r),
+            };
+            to_raw(&info.map(|i| i.finalized))
+        }
+        methods::UPLOADED_SEGMENTS => {
+            let p = positional(params, 1, 1, "licen_uploadedSegments(root)")?;
+            let root: Hash = arg(p[0], "data_root", HASH)?;
+            to_raw(&state.disk.uploaded_segments(&root))
+        }
+        other => Err(RpcError::new(
+            codes::METHOD_NOT_FOUND,
+            "Method not found",
+            format!(
+                "this node does not implement {other:?}; it answers zgs_getStatus, \
+                 zgs_uploadSegment(s), zgs_downloadSegment, zgs_downloadSegmentWithProof, \
+                 zgs_getFileInfo, zgs_getFileInfoByTxSeq, zgs_checkFileFinalized, \
+                 zgs_getShardConfig and licen_uploadedSegments"
+            ),
+        )),
+    }
+}

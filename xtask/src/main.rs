@@ -16,7 +16,17 @@ use std::time::Instant;
 const ARTIFACT_SRC: &str = "contracts/out/DataPolicy.sol/DataPolicy.json";
 const ARTIFACT_COMMITTED: &str = "crates/chain/artifacts/DataPolicy.json";
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run_command() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("\nxtask failed: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = repo_root()
         .canonicalize()

@@ -230,7 +230,8 @@ mod tests {
     #[test]
     fn validation_table() {
         let now = 1_000;
-        let cases: Vec<(fn(&mut Policy), Option<PolicyError>)> = vec![
+        type Case = (fn(&mut Policy), Option<PolicyError>);
+        let cases: Vec<Case> = vec![
             (|_| {}, None),
             (|p| p.price_per_epoch = 0, None),
             (

@@ -125,6 +125,13 @@ impl DevChain {
 
     /// Stops anvil gracefully (SIGTERM), so it writes its state file, and waits for it.
     pub fn stop(mut self) -> Result<()> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Result<()> {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return Ok(());
+        }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -132,9 +139,10 @@ impl DevChain {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
+        let _ = self.child.wait();
         Err(Error::Anvil(
             "anvil did not stop within 10 s after SIGTERM; killed it (state may be stale)".into(),
         ))
@@ -142,10 +150,8 @@ impl DevChain {
 }
 
 impl Drop for DevChain {
+    /// Even on an error path the chain stops gracefully, so a persisted state file is written.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        let _ = self.terminate();
     }
 }

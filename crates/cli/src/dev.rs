@@ -1,10 +1,12 @@
 //! `licen dev`: the local stack on embedded defaults.
 //!
 //! Starts anvil with persisted state, deploys DataPolicy once (remembered in
-//! `<data-dir>/dev/deployment.json` and re-checked against the chain on every start), prints the
-//! RPC URL, contract address and the insecure dev accounts, and stops everything cleanly on
-//! Ctrl-C so the next run resumes the same chain.
+//! `<data-dir>/dev/deployment.json` and re-checked against the chain on every start), creates
+//! the local orchestrator's X25519 key (`orchestrator.key`, mode 0600) and registers it on-chain,
+//! starts the local storage node, prints the URLs, contract address and the insecure dev
+//! accounts, and stops everything cleanly on Ctrl-C so the next run resumes with all state.
 
+use crate::keyfile::{read_secret_key, write_secret_key};
 use alloy::primitives::Address;
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
@@ -28,6 +30,9 @@ pub(crate) struct DevArgs {
     /// Port for the anvil JSON-RPC endpoint.
     #[arg(long, default_value_t = 8545)]
     chain_port: u16,
+    /// Port for the local storage node (zgs JSON-RPC).
+    #[arg(long, default_value_t = 5678)]
+    storage_port: u16,
     /// Start, print what is running, and stop again (for scripts and smoke tests).
     #[arg(long)]
     exit_after_start: bool,
@@ -51,6 +56,8 @@ struct DevAccount {
 #[derive(Debug, Serialize)]
 struct DevSummary {
     rpc_url: String,
+    storage_url: String,
+    orchestrator_public_key: String,
     chain_id: u64,
     data_policy: Address,
     deployed_at_block: u64,
@@ -58,6 +65,9 @@ struct DevSummary {
     accounts: Vec<DevAccount>,
     warning: &'static str,
 }
+
+/// The dev account the local orchestrator signs with.
+const ORCHESTRATOR_ACCOUNT: usize = 2;
 
 /// Roles of the anvil dev accounts in the local stack.
 const ROLES: [&str; 4] = [
@@ -72,8 +82,17 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let chain = DevChain::spawn_with(args.chain_port, Some(&dir.join("anvil-state.json")))
         .context("starting anvil")?;
-    let outcome = start(&chain, &dir, json).await;
-    if outcome.is_ok() && !args.exit_after_start {
+    let storage = licen_storage::node::start(licen_storage::node::NodeConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], args.storage_port)),
+        ..licen_storage::node::NodeConfig::new(dir.join("storage"))
+    })
+    .await
+    .context("starting the local storage node");
+    let outcome = match &storage {
+        Ok(node) => start(&chain, &dir, &node.url(), json).await,
+        Err(_) => Ok(()),
+    };
+    if outcome.is_ok() && storage.is_ok() && !args.exit_after_start {
         eprintln!(
             "\nlicen dev is running; press Ctrl-C to stop (state is kept in {}).",
             dir.display()
@@ -83,11 +102,17 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
             .context("waiting for Ctrl-C")?;
         eprintln!("stopping…");
     }
+    if let Ok(node) = storage {
+        node.shutdown().await.context("stopping the storage node")?;
+    } else if let Err(e) = storage {
+        chain.stop().context("stopping anvil")?;
+        return Err(e);
+    }
     chain.stop().context("stopping anvil")?;
     outcome
 }
 
-async fn start(chain: &DevChain, dir: &Path, json: bool) -> Result<()> {
+async fn start(chain: &DevChain, dir: &Path, storage_url: &str, json: bool) -> Result<()> {
     let admin = chain.dev_signer(0);
     let connection = connect(chain.rpc_url(), Some(admin.clone()))?;
     let provider = connection.provider.clone();
@@ -105,7 +130,7 @@ async fn start(chain: &DevChain, dir: &Path, json: bool) -> Result<()> {
                 fee_bps: DEV_FEE_BPS,
                 run_timeout: DEV_RUN_TIMEOUT,
             };
-            let (_, deployment) = DataPolicyClient::deploy(connection, params)
+            let (_, deployment) = DataPolicyClient::deploy(connection.clone(), params)
                 .await
                 .context("deploying DataPolicy")?;
             write_atomically(
@@ -119,8 +144,12 @@ async fn start(chain: &DevChain, dir: &Path, json: bool) -> Result<()> {
             (deployment, true)
         }
     };
+    let client = DataPolicyClient::new(connection, deployment.address);
+    let orchestrator_key = ensure_orchestrator_key(&client, chain, dir).await?;
     let summary = DevSummary {
         rpc_url: chain.rpc_url().to_owned(),
+        storage_url: storage_url.to_owned(),
+        orchestrator_public_key: format!("0x{}", alloy::hex::encode(orchestrator_key)),
         chain_id,
         data_policy: deployment.address,
         deployed_at_block: deployment.block,
@@ -143,6 +172,37 @@ async fn start(chain: &DevChain, dir: &Path, json: bool) -> Result<()> {
         print_summary(&summary);
     }
     Ok(())
+}
+
+/// Loads or creates the local orchestrator's key and makes sure the chain's registry holds its
+/// public key for the orchestrator dev account (registering or rotating as needed).
+async fn ensure_orchestrator_key(
+    admin: &DataPolicyClient,
+    chain: &DevChain,
+    dir: &Path,
+) -> Result<[u8; 32]> {
+    let path = dir.join("orchestrator.key");
+    let secret = if path.exists() {
+        read_secret_key(&path)?
+    } else {
+        let secret = licen_crypto::envelope::SecretKey::random();
+        write_secret_key(&path, &secret)?;
+        secret
+    };
+    let public = secret.public_key().to_bytes();
+    let orchestrator = chain.dev_signer(ORCHESTRATOR_ACCOUNT).address();
+    let (registered, active) = admin.orchestrator_key(orchestrator).await?;
+    if registered == [0u8; 32] {
+        admin.register_orchestrator(orchestrator, public).await?;
+    } else if registered != public || !active {
+        if !active {
+            admin.register_orchestrator(orchestrator, public).await?;
+        }
+        if registered != public {
+            admin.rotate_orchestrator_key(orchestrator, public).await?;
+        }
+    }
+    Ok(public)
 }
 
 /// The remembered deployment, if its code is still on this chain.
@@ -181,12 +241,22 @@ fn hex_key(signer: &PrivateKeySigner) -> String {
 }
 
 fn print_summary(s: &DevSummary) {
-    println!("LICEN local stack");
-    println!(
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "LICEN local stack");
+    let _ = writeln!(
+        out,
         "  chain RPC        {}  (chain id {})",
         s.rpc_url, s.chain_id
     );
-    println!(
+    let _ = writeln!(out, "  storage node     {}", s.storage_url);
+    let _ = writeln!(
+        out,
+        "  orchestrator key {}  (secret in orchestrator.key, mode 0600)",
+        s.orchestrator_public_key
+    );
+    let _ = writeln!(
+        out,
         "  DataPolicy       {}  (block {}{})",
         s.data_policy,
         s.deployed_at_block,
@@ -196,10 +266,16 @@ fn print_summary(s: &DevSummary) {
             ", resumed"
         }
     );
-    println!("\nDev accounts — {}:", s.warning);
+    let _ = writeln!(out, "\nDev accounts — {}:", s.warning);
     for (i, a) in s.accounts.iter().enumerate() {
-        println!("  ({i}) {:<15} {}  {}", a.role, a.address, a.private_key);
+        let _ = writeln!(
+            out,
+            "  ({i}) {:<15} {}  {}",
+            a.role, a.address, a.private_key
+        );
     }
+    // A closed stdout (`licen dev | head`) must not abort startup: the stack keeps running.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
 }
 
 /// Writes via a temporary file and rename, so a crash never leaves a half-written file.

@@ -4,6 +4,10 @@
 //! summary, or machine-readable JSON with `--json`.
 
 mod dev;
+mod files;
+mod keyfile;
+mod progress;
+mod storage;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -25,10 +29,44 @@ struct Cli {
 enum Command {
     /// Run the whole product locally: anvil with persisted state and the DataPolicy contract.
     Dev(dev::DevArgs),
+    /// Create an X25519 key pair; the secret key file is written with mode 0600.
+    Keygen(files::KeygenArgs),
+    /// Print a file's 0G Merkle root (its storage id).
+    Root(files::RootArgs),
+    /// Seal a file to a public key: sealed stream + key envelope, root computed in one pass.
+    Seal(files::SealArgs),
+    /// Open a sealed file with its envelope and the recipient's secret key.
+    Open(files::OpenArgs),
+    /// Upload a file to a zgs storage endpoint; prints its root.
+    Put(storage::PutArgs),
+    /// Download a file by root, verifying every segment's proof.
+    Get(storage::GetArgs),
+    /// Run the local storage node (zgs JSON-RPC).
+    StorageNode(storage::StorageNodeArgs),
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    let outcome = match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => Err(anyhow::Error::new(e).context("starting the async runtime")),
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The whole cause chain, one line per cause; never a backtrace for a user error.
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LICEN_LOG")
@@ -39,6 +77,13 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Dev(args) => dev::run(args, cli.json).await,
+        Command::Keygen(args) => files::keygen(args, cli.json),
+        Command::Root(args) => files::root(args, cli.json),
+        Command::Seal(args) => files::seal(args, cli.json),
+        Command::Open(args) => files::open(args, cli.json),
+        Command::Put(args) => storage::put(args, cli.json).await,
+        Command::Get(args) => storage::get(args, cli.json).await,
+        Command::StorageNode(args) => storage::storage_node(args).await,
     }
 }
 

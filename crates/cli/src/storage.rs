@@ -1,0 +1,134 @@
+//! Storage commands: `put`, `get` against a zgs endpoint (the local node or a 0G node), and
+//! `storage-node` to run the local node.
+
+use crate::files::ensure_absent;
+use crate::progress::{bytes_bar, storage_progress};
+use anyhow::{Context, Result};
+use clap::Args;
+use licen_storage::client::DownloadOptions;
+use licen_storage::client::StorageClient;
+use licen_storage::node::{self, DEFAULT_MAX_BODY_BYTES, NodeConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The local storage node's default endpoint (0G's zgs RPC port).
+pub(crate) const DEFAULT_STORAGE_URL: &str = "http://127.0.0.1:5678";
+
+#[derive(Debug, Args)]
+pub(crate) struct PutArgs {
+    /// File to upload (normally a sealed file: storage only ever holds ciphertext).
+    file: PathBuf,
+    /// zgs JSON-RPC endpoint.
+    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
+    storage: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GetArgs {
+    /// 0G root of the file.
+    root: String,
+    /// Where to write it (written as `<output>.partial`, renamed once every segment verified).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// zgs JSON-RPC endpoint.
+    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
+    storage: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StorageNodeArgs {
+    /// Folder holding stored files.
+    #[arg(long, env = "LICEN_STORAGE_DATA_DIR", default_value = ".licen/storage")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5678")]
+    listen: SocketAddr,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
+    let client = StorageClient::new(&args.storage)?;
+    let size = std::fs::metadata(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?
+        .len();
+    let bar = bytes_bar("hashing", size, json);
+    let uploaded = client
+        .upload_file(&args.file, Some(storage_progress(&bar)))
+        .await
+        .with_context(|| format!("uploading {} to {}", args.file.display(), args.storage))?;
+    bar.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "root": uploaded.root.to_string(),
+                "size": uploaded.size,
+                "segments": uploaded.segments,
+                "sent_segments": uploaded.sent_segments,
+                "skipped_segments": uploaded.skipped_segments,
+                "finalized": uploaded.finalized,
+            })
+        );
+    } else {
+        println!("{}", uploaded.root);
+        eprintln!(
+            "uploaded {} bytes in {} segments ({} already stored)",
+            uploaded.size, uploaded.segments, uploaded.skipped_segments
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
+    ensure_absent(&args.output)?;
+    let root = args.root.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "`{}` is not a root: expected 0x followed by 64 hex digits",
+            args.root
+        )
+    })?;
+    let client = StorageClient::new(&args.storage)?;
+    let info = client
+        .file_info(root)
+        .await
+        .with_context(|| format!("asking {} about {root}", args.storage))?
+        .with_context(|| format!("{} does not hold a file with root {root}", args.storage))?;
+    let bar = bytes_bar("downloading", info.tx.size, json);
+    let done = client
+        .download_to_path(
+            root,
+            &args.output,
+            DownloadOptions::default(),
+            Some(storage_progress(&bar)),
+        )
+        .await
+        .with_context(|| format!("downloading {root} from {}", args.storage))?;
+    bar.finish_and_clear();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "root": done.root.to_string(), "size": done.size, "output": args.output, "node": done.node })
+        );
+    } else {
+        eprintln!("verified {} bytes against {root}", done.size);
+        println!("{}", args.output.display());
+    }
+    Ok(())
+}
+
+pub(crate) async fn storage_node(args: StorageNodeArgs) -> Result<()> {
+    let running = node::start(NodeConfig {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        max_body_bytes: args.max_body_bytes,
+        full_rehash: false,
+    })
+    .await
+    .context("starting the storage node")?;
+    println!("listening on {}", running.url());
+    tokio::signal::ctrl_c().await?;
+    running.shutdown().await?;
+    Ok(())
+}

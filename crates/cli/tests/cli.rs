@@ -1,0 +1,242 @@
+//! The `licen` binary as a user runs it: real processes, real files, real storage node.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn licen(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_licen"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LICEN_STORAGE_URL")
+        .output()
+        .expect("licen runs")
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "licen failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn failed(output: Output) -> String {
+    assert!(!output.status.success(), "licen unexpectedly succeeded");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+fn json(output: Output) -> serde_json::Value {
+    serde_json::from_str(&ok(output)).expect("--json prints JSON")
+}
+
+/// A `licen storage-node` process on a free port; killed on drop.
+struct StorageNode {
+    child: Child,
+    url: String,
+}
+
+impl StorageNode {
+    fn start(dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_licen"))
+            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("storage"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_owned();
+        Self { child, url }
+    }
+}
+
+impl Drop for StorageNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn seal_put_get_open_round_trips_and_tampering_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let plaintext: Vec<u8> = (0..700_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    std::fs::write(d.join("data.jsonl"), &plaintext).unwrap();
+
+    let keygen = json(licen(d, &["--json", "keygen", "-o", "researcher.key"]));
+    let mode = std::fs::metadata(d.join("researcher.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "key files are private");
+    let public = keygen["public_key"].as_str().unwrap().to_owned();
+    assert!(failed(licen(d, &["keygen", "-o", "researcher.key"])).contains("never overwritten"));
+
+    let sealed = json(licen(
+        d,
+        &[
+            "--json",
+            "seal",
+            "data.jsonl",
+            "--to",
+            &public,
+            "-o",
+            "data.sealed",
+        ],
+    ));
+    let root = sealed["dataset_root"].as_str().unwrap().to_owned();
+    assert_eq!(ok(licen(d, &["root", "data.sealed"])).trim(), root);
+    let ciphertext = std::fs::read(d.join("data.sealed")).unwrap();
+    assert!(
+        !ciphertext.windows(16).any(|w| w == &plaintext[4000..4016]),
+        "sealed file leaks plaintext"
+    );
+
+    let node = StorageNode::start(d);
+    let put = ok(licen(d, &["put", "data.sealed", "--storage", &node.url]));
+    assert_eq!(put.trim(), root);
+    ok(licen(
+        d,
+        &["get", &root, "-o", "fetched.sealed", "--storage", &node.url],
+    ));
+    assert_eq!(std::fs::read(d.join("fetched.sealed")).unwrap(), ciphertext);
+    // Uploading again sends nothing new.
+    let again = json(licen(
+        d,
+        &["--json", "put", "data.sealed", "--storage", &node.url],
+    ));
+    assert_eq!(again["sent_segments"], 0);
+
+    ok(licen(
+        d,
+        &[
+            "open",
+            "fetched.sealed",
+            "--envelope",
+            "data.sealed.envelope",
+            "--key",
+            "researcher.key",
+            "-o",
+            "opened.jsonl",
+        ],
+    ));
+    assert_eq!(std::fs::read(d.join("opened.jsonl")).unwrap(), plaintext);
+
+    // A flipped bit anywhere: refused, and no output file (or partial) is left behind.
+    let mut tampered = ciphertext.clone();
+    tampered[ciphertext.len() / 2] ^= 0x01;
+    std::fs::write(d.join("tampered.sealed"), &tampered).unwrap();
+    let err = failed(licen(
+        d,
+        &[
+            "open",
+            "tampered.sealed",
+            "--envelope",
+            "data.sealed.envelope",
+            "--key",
+            "researcher.key",
+            "-o",
+            "bad.jsonl",
+        ],
+    ));
+    assert!(err.contains("does not open for tampered.sealed"), "{err}");
+    assert!(!d.join("bad.jsonl").exists() && !d.join("bad.jsonl.partial").exists());
+
+    // Someone else's key cannot open it.
+    ok(licen(d, &["keygen", "-o", "other.key"]));
+    let err = failed(licen(
+        d,
+        &[
+            "open",
+            "data.sealed",
+            "--envelope",
+            "data.sealed.envelope",
+            "--key",
+            "other.key",
+            "-o",
+            "x.jsonl",
+        ],
+    ));
+    assert!(err.contains("wrong key"), "{err}");
+
+    // Existing outputs are never clobbered; bad input is named.
+    assert!(
+        failed(licen(
+            d,
+            &["seal", "data.jsonl", "--to", &public, "-o", "data.sealed"]
+        ))
+        .contains("already exists")
+    );
+    assert!(
+        failed(licen(
+            d,
+            &["seal", "data.jsonl", "--to", "0x1234", "-o", "y"]
+        ))
+        .contains("expected 64 hex digits")
+    );
+    let missing = format!("0x{}", "ab".repeat(32));
+    assert!(
+        failed(licen(
+            d,
+            &["get", &missing, "-o", "z", "--storage", &node.url]
+        ))
+        .contains("does not hold")
+    );
+}
+
+#[test]
+fn dev_starts_the_stack_and_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (chain_port, storage_port) = (free_port(), free_port());
+    let args = [
+        "--json",
+        "dev",
+        "--exit-after-start",
+        "--data-dir",
+        "state",
+        "--chain-port",
+        &chain_port.to_string(),
+        "--storage-port",
+        &storage_port.to_string(),
+    ];
+    let first = json(licen(d, &args));
+    assert_eq!(first["freshly_deployed"], true);
+    assert_eq!(first["chain_id"], 31337);
+    assert!(first["warning"].as_str().unwrap().contains("INSECURE"));
+    let key = d.join("state/dev/orchestrator.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let second = json(licen(d, &args));
+    assert_eq!(
+        second["freshly_deployed"], false,
+        "state survives a restart"
+    );
+    assert_eq!(second["data_policy"], first["data_policy"]);
+    assert_eq!(
+        second["orchestrator_public_key"],
+        first["orchestrator_public_key"]
+    );
+}

@@ -6,6 +6,8 @@
 //!   `crates/chain` generates its bindings from.
 //! - `test`: everything CI checks, in order, failing on the first failure. `.ci/run` calls it.
 
+mod bench;
+
 use anyhow::{Context, Result, bail};
 use licen_toolchain::{InstallOutcome, Tools, repo_root};
 use std::path::{Path, PathBuf};
@@ -28,19 +30,19 @@ fn main() -> std::process::ExitCode {
 
 fn run_command() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let root = repo_root()
-        .canonicalize()
-        .context("locating the repository root")?;
+    let root = repo_root();
     match args.first().map(String::as_str) {
         Some("bootstrap") => bootstrap().map(|_| ()),
         Some("contracts") => contracts(&root, &bootstrap()?, false),
         Some("test") => test(&root),
+        Some("bench") => bench::run(&root),
         _ => {
             eprintln!(
-                "usage: cargo xtask <bootstrap|contracts|test>\n\
+                "usage: cargo xtask <bootstrap|contracts|test|bench>\n\
                  \n  bootstrap   install pinned anvil/forge/cast 1.7.1 and solc 0.8.30 into tools/\
                  \n  contracts   forge build and refresh {ARTIFACT_COMMITTED}\
-                 \n  test        run every check and test CI runs"
+                 \n  test        run every check and test CI runs\
+                 \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)"
             );
             bail!("unknown or missing xtask command");
         }
@@ -145,7 +147,7 @@ fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
     Ok(())
 }
 
-fn run(command: &mut Command) -> Result<()> {
+pub(crate) fn run(command: &mut Command) -> Result<()> {
     let status = command
         .status()
         .with_context(|| format!("could not start {command:?}"))?;
@@ -155,6 +157,6 @@ fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo_bin() -> PathBuf {
+pub(crate) fn cargo_bin() -> PathBuf {
     std::env::var_os("CARGO").map_or_else(|| "cargo".into(), PathBuf::from)
 }

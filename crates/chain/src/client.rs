@@ -233,6 +233,18 @@ impl DataPolicyClient {
         Ok(receipt)
     }
 
+    /// Sends and waits, keeping only what callers need from the receipt.
+    async fn transact<C: SolCall>(
+        &self,
+        action: &'static str,
+        call: SolCallBuilder<&DynProvider, C>,
+    ) -> Result<TxReceipt>
+    where
+        std::marker::PhantomData<C>: CallDecoder,
+    {
+        Ok((&self.send(action, call).await?).into())
+    }
+
     async fn view<C: SolCall>(
         &self,
         action: &'static str,
@@ -272,7 +284,7 @@ impl DataPolicyClient {
         let call = self
             .contract
             .registerOrchestrator(orchestrator, public_key.into());
-        Ok((&self.send("registerOrchestrator", call).await?).into())
+        self.transact("registerOrchestrator", call).await
     }
 
     /// Rotates an orchestrator's public key (admin only).
@@ -284,25 +296,25 @@ impl DataPolicyClient {
         let call = self
             .contract
             .rotateOrchestratorKey(orchestrator, public_key.into());
-        Ok((&self.send("rotateOrchestratorKey", call).await?).into())
+        self.transact("rotateOrchestratorKey", call).await
     }
 
     /// Deactivates an orchestrator: no new publishes or requests name it (admin only).
     pub async fn deactivate_orchestrator(&self, orchestrator: Address) -> Result<TxReceipt> {
         let call = self.contract.deactivateOrchestrator(orchestrator);
-        Ok((&self.send("deactivateOrchestrator", call).await?).into())
+        self.transact("deactivateOrchestrator", call).await
     }
 
     /// Sets the protocol fee and treasury (admin only; fee ≤ 10%).
     pub async fn set_protocol_fee(&self, fee_bps: u16, treasury: Address) -> Result<TxReceipt> {
         let call = self.contract.setProtocolFee(fee_bps, treasury);
-        Ok((&self.send("setProtocolFee", call).await?).into())
+        self.transact("setProtocolFee", call).await
     }
 
     /// Hands the admin role to another account (admin only).
     pub async fn transfer_admin(&self, new_admin: Address) -> Result<TxReceipt> {
         let call = self.contract.transferAdmin(new_admin);
-        Ok((&self.send("transferAdmin", call).await?).into())
+        self.transact("transferAdmin", call).await
     }
 
     // ------------------------------------------------------------------ owner
@@ -323,25 +335,25 @@ impl DataPolicyClient {
             manifest_root,
             policy_to_sol(policy),
         );
-        Ok((&self.send("publish", call).await?).into())
+        self.transact("publish", call).await
     }
 
     /// Replaces a dataset's policy (owner only); running jobs keep their snapshot.
     pub async fn update_policy(&self, dataset: DatasetRoot, policy: &Policy) -> Result<TxReceipt> {
         let call = self.contract.updatePolicy(dataset.0, policy_to_sol(policy));
-        Ok((&self.send("updatePolicy", call).await?).into())
+        self.transact("updatePolicy", call).await
     }
 
     /// Stops new requests (owner only).
     pub async fn pause(&self, dataset: DatasetRoot) -> Result<TxReceipt> {
         let call = self.contract.pause(dataset.0);
-        Ok((&self.send("pause", call).await?).into())
+        self.transact("pause", call).await
     }
 
     /// Accepts requests again (owner only).
     pub async fn resume(&self, dataset: DatasetRoot) -> Result<TxReceipt> {
         let call = self.contract.resume(dataset.0);
-        Ok((&self.send("resume", call).await?).into())
+        self.transact("resume", call).await
     }
 
     /// Points the dataset at a new key envelope (owner only).
@@ -351,7 +363,7 @@ impl DataPolicyClient {
         envelope_root: B256,
     ) -> Result<TxReceipt> {
         let call = self.contract.rotateEnvelope(dataset.0, envelope_root);
-        Ok((&self.send("rotateEnvelope", call).await?).into())
+        self.transact("rotateEnvelope", call).await
     }
 
     // ------------------------------------------------------------------ researcher
@@ -380,7 +392,7 @@ impl DataPolicyClient {
     /// Takes back the full escrow of a running job past its run deadline (researcher only).
     pub async fn reclaim(&self, job: JobId) -> Result<TxReceipt> {
         let call = self.contract.reclaim(job.to_u256());
-        Ok((&self.send("reclaim", call).await?).into())
+        self.transact("reclaim", call).await
     }
 
     // ------------------------------------------------------------------ orchestrator
@@ -388,7 +400,7 @@ impl DataPolicyClient {
     /// Marks a granted job running (the dataset's orchestrator only).
     pub async fn start_job(&self, job: JobId) -> Result<TxReceipt> {
         let call = self.contract.startJob(job.to_u256());
-        Ok((&self.send("startJob", call).await?).into())
+        self.transact("startJob", call).await
     }
 
     /// Settles a running job: royalty, fee and refund are credited.
@@ -405,13 +417,13 @@ impl DataPolicyClient {
             result_hash,
             attestation_ref,
         );
-        Ok((&self.send("confirmTrainingComplete", call).await?).into())
+        self.transact("confirmTrainingComplete", call).await
     }
 
     /// Gives up on a job with a reason: full refund.
     pub async fn fail_job(&self, job: JobId, reason: &str) -> Result<TxReceipt> {
         let call = self.contract.failJob(job.to_u256(), reason.to_owned());
-        Ok((&self.send("failJob", call).await?).into())
+        self.transact("failJob", call).await
     }
 
     // ------------------------------------------------------------------ anyone
@@ -419,7 +431,7 @@ impl DataPolicyClient {
     /// Expires a grant that was not started in time: full refund.
     pub async fn expire(&self, job: JobId) -> Result<TxReceipt> {
         let call = self.contract.expire(job.to_u256());
-        Ok((&self.send("expire", call).await?).into())
+        self.transact("expire", call).await
     }
 
     /// Withdraws the sender's whole balance; returns the amount.

@@ -247,7 +247,12 @@ pub(crate) fn open(args: OpenArgs, json: bool) -> Result<()> {
     if json {
         println!(
             "{}",
-            serde_json::json!({ "output": args.output, "plaintext_bytes": written, "dataset_root": root.to_string() })
+            serde_json::json!({
+                "output": args.output,
+                "plaintext_bytes": written,
+                "dataset_root": root.to_string(),
+                "peak_rss_bytes": peak_rss_bytes(),
+            })
         );
     } else {
         println!(

@@ -69,6 +69,7 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
                 "sent_segments": uploaded.sent_segments,
                 "skipped_segments": uploaded.skipped_segments,
                 "finalized": uploaded.finalized,
+                "peak_rss_bytes": crate::files::peak_rss_bytes(),
             })
         );
     } else {
@@ -109,7 +110,13 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
     if json {
         println!(
             "{}",
-            serde_json::json!({ "root": done.root.to_string(), "size": done.size, "output": args.output, "node": done.node })
+            serde_json::json!({
+                "root": done.root.to_string(),
+                "size": done.size,
+                "output": args.output,
+                "node": done.node,
+                "peak_rss_bytes": crate::files::peak_rss_bytes(),
+            })
         );
     } else {
         eprintln!("verified {} bytes against {root}", done.size);

@@ -211,6 +211,7 @@ impl Tools {
 }
 
 /// The root of the source tree this crate was built from.
-pub fn repo_root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+pub fn repo_root() -> PathBuf {
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    root.canonicalize().unwrap_or_else(|_| root.to_path_buf())
 }

@@ -26,10 +26,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         .unwrap_or(1024);
     crate::run(
         Command::new(crate::cargo_bin())
-            .args(["build", "-p", "licen-cli"])
+            .args(["build", "--release", "-p", "licen-cli"])
             .current_dir(root),
     )?;
-    let licen = root.join("target/debug/licen");
+    let licen = root.join("target/release/licen");
     let work = root.join("target/xtask-bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

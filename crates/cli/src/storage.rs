@@ -7,9 +7,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use licen_storage::client::DownloadOptions;
 use licen_storage::client::StorageClient;
+use licen_storage::merkle::FileTree;
 use licen_storage::node::{self, DEFAULT_MAX_BODY_BYTES, NodeConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// The local storage node's default endpoint (0G's zgs RPC port).
 pub(crate) const DEFAULT_STORAGE_URL: &str = "http://127.0.0.1:5678";
@@ -50,14 +52,30 @@ pub(crate) struct StorageNodeArgs {
 
 pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
     let client = StorageClient::new(&args.storage)?;
-    let size = std::fs::metadata(&args.file)
-        .with_context(|| format!("opening {}", args.file.display()))?
-        .len();
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let size = file.metadata()?.len();
+
+    // Pass 1: the Merkle tree (every segment proof needs the root before the first upload).
+    let started = Instant::now();
     let bar = bytes_bar("hashing", size, json);
+    let hashing_bar = bar.clone();
+    let tree = tokio::task::spawn_blocking(move || {
+        FileTree::from_reader(
+            hashing_bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, file)),
+        )
+    })
+    .await?
+    .with_context(|| format!("reading {}", args.file.display()))?;
+    let hash_seconds = started.elapsed().as_secs_f64();
+
+    // Pass 2: the segments, with proofs, skipping what the node already holds.
+    let started = Instant::now();
     let uploaded = client
-        .upload_file(&args.file, Some(storage_progress(&bar)))
+        .upload_file_with_tree(&args.file, &tree, Some(storage_progress(&bar)))
         .await
         .with_context(|| format!("uploading {} to {}", args.file.display(), args.storage))?;
+    let upload_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     if json {
         println!(
@@ -69,6 +87,8 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
                 "sent_segments": uploaded.sent_segments,
                 "skipped_segments": uploaded.skipped_segments,
                 "finalized": uploaded.finalized,
+                "hash_seconds": hash_seconds,
+                "upload_seconds": upload_seconds,
                 "peak_rss_bytes": crate::files::peak_rss_bytes(),
             })
         );

@@ -40,10 +40,19 @@ pub(crate) struct DevArgs {
 
 /// What `licen dev` remembers between runs.
 #[derive(Debug, Serialize, Deserialize)]
-struct DevDeployment {
-    chain_id: u64,
-    address: Address,
-    block: u64,
+pub(crate) struct DevDeployment {
+    pub(crate) chain_id: u64,
+    pub(crate) address: Address,
+    pub(crate) block: u64,
+    /// The local orchestrator's address (the default for `licen publish`).
+    #[serde(default)]
+    pub(crate) orchestrator: Option<Address>,
+}
+
+/// What `licen dev` deployed under `data_dir`, if anything (read by the other commands).
+pub(crate) fn remembered_deployment(data_dir: &Path) -> Option<DevDeployment> {
+    let bytes = std::fs::read(data_dir.join("dev").join("deployment.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +73,17 @@ struct DevSummary {
     freshly_deployed: bool,
     accounts: Vec<DevAccount>,
     warning: &'static str,
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM: either stops the stack gracefully.
+async fn wait_for_stop_signal() -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
 }
 
 /// The dev account the local orchestrator signs with.
@@ -97,9 +117,7 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
             "\nlicen dev is running; press Ctrl-C to stop (state is kept in {}).",
             dir.display()
         );
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        wait_for_stop_signal().await?;
         eprintln!("stopping…");
     }
     if let Ok(node) = storage {
@@ -139,6 +157,7 @@ async fn start(chain: &DevChain, dir: &Path, storage_url: &str, json: bool) -> R
                     chain_id,
                     address: deployment.address,
                     block: deployment.block,
+                    orchestrator: Some(chain.dev_signer(ORCHESTRATOR_ACCOUNT).address()),
                 })?,
             )?;
             (deployment, true)

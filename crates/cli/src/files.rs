@@ -9,11 +9,11 @@ use crate::keyfile::{parse_public_key, read_secret_key, write_secret_key};
 use crate::progress::bytes_bar;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use licen_crypto::envelope::{EnvelopeContext, SecretKey, open_key, seal_key};
+use licen_crypto::envelope::{Envelope, EnvelopeContext, PublicKey, SecretKey, open_key, seal_key};
 use licen_crypto::rng::OsRng;
 use licen_crypto::stream::DEFAULT_SEGMENT_SIZE;
 use licen_crypto::{NoncePrefix, OpenReader, SealWriter, StreamKey};
-use licen_storage::merkle::RootBuilder;
+use licen_storage::merkle::{FileTree, RootBuilder};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -141,35 +141,19 @@ pub(crate) fn seal(args: SealArgs, json: bool) -> Result<()> {
     ensure_absent(&envelope_path)?;
     let partial = sibling(&args.output, "partial");
     let result = (|| -> Result<(String, u64)> {
-        let out =
-            File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
-        let key = StreamKey::random();
-        let sink = Tee(BufWriter::with_capacity(IO_BUFFER, out), RootBuilder::new());
-        let mut writer = SealWriter::new(sink, &key, NoncePrefix::random(), args.segment_size)
-            .context("starting the sealed stream")?;
-        let bar = bytes_bar("sealing", plaintext_bytes, json);
-        let mut reader = bar.wrap_read(BufReader::with_capacity(IO_BUFFER, input));
-        std::io::copy(&mut reader, &mut writer)
-            .with_context(|| format!("sealing {}", args.file.display()))?;
-        let Tee(file, builder) = writer.finish().context("finishing the sealed stream")?;
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        bar.finish_and_clear();
-        let tree = builder.finish();
-        let root = tree.root();
-        let envelope = seal_key(
+        let (tree, envelope) = seal_to_file(
+            input,
+            &partial,
             &recipient,
-            &key,
-            &EnvelopeContext::OwnerToOrchestrator {
-                dataset_root: root.0,
-            },
-            &mut OsRng,
+            args.segment_size,
+            plaintext_bytes,
+            json,
         )
-        .context("wrapping the dataset key")?;
+        .with_context(|| format!("sealing {}", args.file.display()))?;
         write_new(&envelope_path, envelope.as_bytes())?;
         std::fs::rename(&partial, &args.output)
             .with_context(|| format!("moving the sealed file into {}", args.output.display()))?;
-        Ok((root.to_string(), tree.layout().size()))
+        Ok((tree.root().to_string(), tree.layout().size()))
     })();
     let (dataset_root, sealed_bytes) = result.inspect_err(|_| {
         let _ = std::fs::remove_file(&partial);
@@ -194,6 +178,45 @@ pub(crate) fn seal(args: SealArgs, json: bool) -> Result<()> {
         println!("envelope      {}", report.envelope_file.display());
     }
     Ok(())
+}
+
+/// Seals `input` into a new file at `out` in one streaming pass, computing the 0G tree of the
+/// ciphertext as it is written, and wraps the fresh dataset key to `recipient` with AAD = root.
+/// The dataset key never leaves this function.
+pub(crate) fn seal_to_file(
+    input: File,
+    out: &Path,
+    recipient: &PublicKey,
+    segment_size: u32,
+    plaintext_bytes: u64,
+    quiet: bool,
+) -> Result<(FileTree, Envelope)> {
+    let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let key = StreamKey::random();
+    let sink = Tee(
+        BufWriter::with_capacity(IO_BUFFER, file),
+        RootBuilder::new(),
+    );
+    let mut writer = SealWriter::new(sink, &key, NoncePrefix::random(), segment_size)
+        .context("starting the sealed stream")?;
+    let bar = bytes_bar("sealing", plaintext_bytes, quiet);
+    let mut reader = bar.wrap_read(BufReader::with_capacity(IO_BUFFER, input));
+    std::io::copy(&mut reader, &mut writer)?;
+    let Tee(file, builder) = writer.finish().context("finishing the sealed stream")?;
+    let file = file.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    bar.finish_and_clear();
+    let tree = builder.finish();
+    let envelope = seal_key(
+        recipient,
+        &key,
+        &EnvelopeContext::OwnerToOrchestrator {
+            dataset_root: tree.root().0,
+        },
+        &mut OsRng,
+    )
+    .context("wrapping the dataset key")?;
+    Ok((tree, envelope))
 }
 
 pub(crate) fn open(args: OpenArgs, json: bool) -> Result<()> {

@@ -6,8 +6,11 @@
 mod dev;
 mod files;
 mod keyfile;
+mod manifest;
+mod onchain;
 mod progress;
 mod storage;
+mod wallet;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -43,6 +46,22 @@ enum Command {
     Get(storage::GetArgs),
     /// Run the local storage node (zgs JSON-RPC).
     StorageNode(storage::StorageNodeArgs),
+    /// Owner: check, seal, upload and publish a JSONL dataset with its policy.
+    Publish(onchain::PublishArgs),
+    /// Owner: stop new requests for a dataset.
+    Pause(onchain::DatasetArgs),
+    /// Owner: accept requests again.
+    Resume(onchain::DatasetArgs),
+    /// Owner: replace a dataset's policy (running jobs keep their snapshot).
+    UpdatePolicy(onchain::UpdatePolicyArgs),
+    /// Researcher: pay the exact escrow and request a training run.
+    Request(onchain::RequestArgs),
+    /// A job's on-chain state.
+    Job(onchain::JobArgs),
+    /// What the wallet can withdraw (royalties, fees, refunds).
+    Earnings(onchain::AccountArgs),
+    /// Withdraw the wallet's whole balance.
+    Withdraw(onchain::AccountArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -84,6 +103,14 @@ async fn run() -> Result<()> {
         Command::Put(args) => storage::put(args, cli.json).await,
         Command::Get(args) => storage::get(args, cli.json).await,
         Command::StorageNode(args) => storage::storage_node(args).await,
+        Command::Publish(args) => onchain::publish(args, cli.json).await,
+        Command::Pause(args) => onchain::pause(args, cli.json).await,
+        Command::Resume(args) => onchain::resume(args, cli.json).await,
+        Command::UpdatePolicy(args) => onchain::update_policy(args, cli.json).await,
+        Command::Request(args) => onchain::request(args, cli.json).await,
+        Command::Job(args) => onchain::job(args, cli.json).await,
+        Command::Earnings(args) => onchain::earnings(args, cli.json).await,
+        Command::Withdraw(args) => onchain::withdraw(args, cli.json).await,
     }
 }
 

@@ -278,6 +278,24 @@ pub fn keypair_from_seed(seed: &[u8; 32]) -> (SecretKey, PublicKey) {
     (SecretKey(sk), PublicKey(pk))
 }
 
+/// The message a researcher's wallet signs (EIP-191 `personal_sign`) to derive the result key
+/// pair. Fixed forever: changing it changes every researcher's result key.
+pub const RESULT_KEY_MESSAGE: &str = "LICEN result key v1\n\nSigning this message derives the private key that opens your trained models. Sign it only in LICEN's own CLI or web app.";
+
+/// The researcher's result key pair, derived from their wallet's signature of
+/// [`RESULT_KEY_MESSAGE`]: `seed = HKDF-SHA256(salt = "LICEN v1 result key", ikm = signature,
+/// info = "X25519 seed", L = 32)`, then [`keypair_from_seed`]. ECDSA signatures from RFC 6979
+/// wallets are deterministic, so the same wallet always derives the same pair and no separate
+/// key file is needed. Never log the signature: it is the secret.
+#[must_use]
+pub fn result_keypair_from_signature(signature: &[u8]) -> (SecretKey, PublicKey) {
+    let hkdf = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"LICEN v1 result key"), signature);
+    let mut seed = Zeroizing::new([0u8; 32]);
+    hkdf.expand(b"X25519 seed", seed.as_mut_slice())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    keypair_from_seed(&seed)
+}
+
 /// A parsed 82-byte key envelope. Holds no secret (the key inside is encrypted).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Envelope([u8; ENVELOPE_LEN]);
@@ -529,5 +547,25 @@ mod tests {
             seal_key(&pk, &key, &ctx, &mut CountingRng(0)),
             Err(Error::InvalidPublicKey)
         ));
+    }
+}
+
+#[cfg(test)]
+mod result_key_tests {
+    use super::*;
+
+    #[test]
+    fn result_key_is_deterministic_and_signature_bound() {
+        let signature = [7u8; 65];
+        let (a, pa) = result_keypair_from_signature(&signature);
+        let (b, pb) = result_keypair_from_signature(&signature);
+        assert_eq!(*a.to_bytes(), *b.to_bytes());
+        assert_eq!(pa.to_bytes(), pb.to_bytes());
+        let mut other = signature;
+        other[64] = 8;
+        assert_ne!(
+            result_keypair_from_signature(&other).1.to_bytes(),
+            pa.to_bytes()
+        );
     }
 }

@@ -1,0 +1,499 @@
+//! On-chain commands for both roles.
+//!
+//! Owner: `publish` (check → seal → root → upload → envelope to the orchestrator key read from
+//! the chain → manifest → one transaction), `pause`, `resume`, `update-policy`.
+//! Researcher: `request` (shows the exact escrow and asks before paying), `job`, `earnings`,
+//! `withdraw`. Every policy check the contract makes is made here first, so a bad request fails
+//! before any upload or fee, with the same sentence the contract's revert decodes to.
+
+use crate::files::{ensure_absent, seal_to_file};
+use crate::manifest::{DatasetManifest, MANIFEST_VERSION, scan_jsonl};
+use crate::progress::{bytes_bar, storage_progress};
+use crate::storage::DEFAULT_STORAGE_URL;
+use crate::wallet::{ChainArgs, WalletArgs, result_keypair};
+use alloy::primitives::Address;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use licen_crypto::envelope::PublicKey;
+use licen_crypto::stream::DEFAULT_SEGMENT_SIZE;
+use licen_storage::client::StorageClient;
+use licen_types::{DatasetRoot, JobId, Policy, Purpose, PurposeSet, format_wei, parse_wei};
+use std::io::{BufReader, IsTerminal};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PolicyArgs {
+    /// Price per epoch in native tokens (`0.01`) or wei (`5000wei`).
+    #[arg(long)]
+    price: String,
+    /// Most epochs one run may request.
+    #[arg(long, default_value_t = 3)]
+    max_epochs: u32,
+    /// Lifetime runs per researcher wallet (fully refunded runs do not count).
+    #[arg(long, default_value_t = 1)]
+    max_runs: u32,
+    /// How long a paid grant stays startable: seconds, or `90m`, `2h`, `1d`.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// Allowed purposes, comma-separated (research, non-commercial-fine-tuning,
+    /// commercial-fine-tuning, medical-research, evaluation, education, safety-research).
+    #[arg(long, value_delimiter = ',', required = true)]
+    purposes: Vec<Purpose>,
+    /// No new requests after this: unix seconds, or a duration from now such as `30d`.
+    #[arg(long)]
+    expiry: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PublishArgs {
+    /// The JSONL dataset (stays on this machine; only ciphertext is uploaded).
+    file: PathBuf,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Dataset name (public, in the manifest).
+    #[arg(long)]
+    name: String,
+    /// Dataset description (public).
+    #[arg(long, default_value = "")]
+    description: String,
+    /// License text shown to researchers (public).
+    #[arg(
+        long,
+        default_value = "LICEN standard training license: no redistribution of the data"
+    )]
+    license: String,
+    /// Trainer measurements allowed to see the data (hex); empty = any attested LICEN trainer.
+    #[arg(long, value_delimiter = ',')]
+    allow_measurement: Vec<String>,
+    /// The orchestrator that releases the key (default: the `licen dev` orchestrator).
+    #[arg(long)]
+    orchestrator: Option<Address>,
+    /// zgs storage endpoint.
+    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
+    storage: String,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DatasetArgs {
+    /// Dataset root.
+    root: DatasetRoot,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdatePolicyArgs {
+    /// Dataset root.
+    root: DatasetRoot,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RequestArgs {
+    /// Dataset root.
+    root: DatasetRoot,
+    /// Epochs to train (escrow = price per epoch × epochs).
+    #[arg(long)]
+    epochs: u16,
+    /// Declared purpose (must be allowed by the dataset's policy).
+    #[arg(long)]
+    purpose: Purpose,
+    /// Pay without asking (scripts).
+    #[arg(long)]
+    yes: bool,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobArgs {
+    /// Job id.
+    id: JobId,
+    #[command(flatten)]
+    chain: ChainArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AccountArgs {
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+impl PolicyArgs {
+    fn to_policy(&self, now: u64) -> Result<Policy> {
+        let policy = Policy {
+            price_per_epoch: parse_wei(&self.price)?,
+            max_epochs_per_run: self.max_epochs,
+            max_runs_per_requester: self.max_runs,
+            session_ttl: u32::try_from(parse_duration(&self.ttl)?).map_err(|_| {
+                anyhow::anyhow!("--ttl {} is too long: at most ~136 years", self.ttl)
+            })?,
+            allowed_purposes: self.purposes.iter().copied().collect::<PurposeSet>(),
+            expiry: self
+                .expiry
+                .as_deref()
+                .map(|e| parse_expiry(e, now))
+                .transpose()?,
+        };
+        policy.validate(now)?;
+        Ok(policy)
+    }
+}
+
+/// `3600`, `90s`, `90m`, `2h`, `1d` → seconds.
+fn parse_duration(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("`{text}` is not a duration: expected seconds or a number with s, m, h or d"),
+    };
+    let value: u64 = digits.parse().map_err(|_| {
+        anyhow::anyhow!("`{text}` is not a duration: expected e.g. 3600, 90m, 2h, 1d")
+    })?;
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| anyhow::anyhow!("`{text}` is too long"))
+}
+
+/// Unix seconds, or a duration from `now` (anything with a unit).
+fn parse_expiry(text: &str, now: u64) -> Result<u64> {
+    if text.chars().all(|c| c.is_ascii_digit()) {
+        return text.parse().context("expiry is not a unix time");
+    }
+    Ok(now + parse_duration(text)?)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
+}
+
+pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
+    // Everything that can be refused is checked before any upload.
+    let policy = args.policy.to_policy(now())?;
+    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let orchestrator = args
+        .orchestrator
+        .or_else(|| args.chain.dev_orchestrator())
+        .context(
+            "no orchestrator given: pass --orchestrator ADDRESS (no `licen dev` default found)",
+        )?;
+    let (key, active) = client.orchestrator_key(orchestrator).await?;
+    if !active {
+        bail!(
+            "orchestrator {orchestrator} is not registered or was deactivated on this contract: choose an active orchestrator"
+        );
+    }
+    let recipient = PublicKey::from_bytes(&key);
+    let input = std::fs::File::open(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let size = input.metadata()?.len();
+    let bar = bytes_bar("checking", size, json);
+    let summary = scan_jsonl(BufReader::new(bar.wrap_read(input)))
+        .with_context(|| format!("{} is not a valid JSONL dataset", args.file.display()))?;
+    bar.finish_and_clear();
+    for m in &args.allow_measurement {
+        if hex::decode(m.trim_start_matches("0x")).map_or(true, |b| b.len() != 32) {
+            bail!("--allow-measurement {m} is not a measurement: expected 64 hex digits");
+        }
+    }
+
+    // Seal into a private scratch file (ciphertext only), upload, then remove it.
+    let scratch_dir = args.chain.data_dir.join("tmp");
+    std::fs::create_dir_all(&scratch_dir)?;
+    let scratch = scratch_dir.join(format!("publish-{}.sealed", std::process::id()));
+    ensure_absent(&scratch)?;
+    let outcome = async {
+        let input = std::fs::File::open(&args.file)?;
+        let (tree, envelope) = seal_to_file(
+            input,
+            &scratch,
+            &recipient,
+            DEFAULT_SEGMENT_SIZE,
+            size,
+            json,
+        )?;
+        let storage = StorageClient::new(&args.storage)?;
+        let bar = bytes_bar("uploading", tree.layout().size(), json);
+        let uploaded = storage
+            .upload_file_with_tree(&scratch, &tree, Some(storage_progress(&bar)))
+            .await
+            .with_context(|| format!("uploading the sealed dataset to {}", args.storage))?;
+        bar.finish_and_clear();
+        let envelope_root = storage
+            .upload_bytes(envelope.as_bytes(), None)
+            .await
+            .context("uploading the key envelope")?
+            .root;
+        let manifest = DatasetManifest {
+            allowed_trainer_measurements: args.allow_measurement.clone(),
+            byte_size: summary.bytes,
+            description: args.description.clone(),
+            license: args.license.clone(),
+            name: args.name.clone(),
+            row_count: summary.rows,
+            schema: summary.schema,
+            token_estimate: summary.bytes / 4,
+            version: MANIFEST_VERSION,
+        };
+        let manifest_root = storage
+            .upload_bytes(&manifest.to_canonical_json(), None)
+            .await
+            .context("uploading the manifest")?
+            .root;
+        let dataset = DatasetRoot(uploaded.root);
+        let receipt = client
+            .publish(dataset, orchestrator, envelope_root, manifest_root, &policy)
+            .await?;
+        anyhow::Ok((
+            dataset,
+            envelope_root,
+            manifest_root,
+            receipt,
+            uploaded.size,
+        ))
+    }
+    .await;
+    let _ = std::fs::remove_file(&scratch);
+    let (dataset, envelope_root, manifest_root, receipt, sealed_bytes) = outcome?;
+    if json {
+        print_json(&serde_json::json!({
+            "dataset_root": dataset.to_string(),
+            "envelope_root": envelope_root.to_string(),
+            "manifest_root": manifest_root.to_string(),
+            "owner": signer.address(),
+            "orchestrator": orchestrator,
+            "policy_hash": policy.hash().to_string(),
+            "rows": summary.rows,
+            "sealed_bytes": sealed_bytes,
+            "tx": receipt.tx_hash.to_string(),
+            "block": receipt.block,
+        }));
+    } else {
+        println!("published {}", dataset);
+        println!(
+            "  rows {} ({:?}), sealed {} bytes",
+            summary.rows, summary.schema, sealed_bytes
+        );
+        println!(
+            "  price {} per epoch, max {} epochs/run, {} runs/researcher, purposes: {}",
+            format_wei(policy.price_per_epoch),
+            policy.max_epochs_per_run,
+            policy.max_runs_per_requester,
+            policy.allowed_purposes
+        );
+        println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
+    }
+    Ok(())
+}
+
+pub(crate) async fn pause(args: DatasetArgs, json: bool) -> Result<()> {
+    let (client, _) = args.chain.signer(&args.wallet)?;
+    let receipt = client.pause(args.root).await?;
+    report_tx(json, &format!("paused {}", args.root), &receipt);
+    Ok(())
+}
+
+pub(crate) async fn resume(args: DatasetArgs, json: bool) -> Result<()> {
+    let (client, _) = args.chain.signer(&args.wallet)?;
+    let receipt = client.resume(args.root).await?;
+    report_tx(json, &format!("resumed {}", args.root), &receipt);
+    Ok(())
+}
+
+pub(crate) async fn update_policy(args: UpdatePolicyArgs, json: bool) -> Result<()> {
+    let policy = args.policy.to_policy(now())?;
+    let (client, _) = args.chain.signer(&args.wallet)?;
+    let receipt = client.update_policy(args.root, &policy).await?;
+    report_tx(
+        json,
+        &format!(
+            "updated the policy of {} (hash {})",
+            args.root,
+            policy.hash()
+        ),
+        &receipt,
+    );
+    Ok(())
+}
+
+pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
+    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let (_, _, paused, policy) = client.dataset_info(args.root).await?;
+    if paused {
+        bail!(
+            "dataset {} is paused by its owner and takes no requests now",
+            args.root
+        );
+    }
+    let escrow = policy.escrow_for(u32::from(args.epochs), args.purpose)?;
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "refusing to pay {} without confirmation: pass --yes to request from a script",
+                format_wei(escrow)
+            );
+        }
+        eprint!(
+            "Request {} epochs of {} for `{}`: pay {} (native token) into escrow? [y/N] ",
+            args.epochs,
+            args.root,
+            args.purpose,
+            format_wei(escrow)
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            bail!("cancelled: nothing was paid");
+        }
+    }
+    let (_, result_key) = result_keypair(&signer)?;
+    let (job, receipt) = client
+        .request_access(
+            args.root,
+            args.epochs,
+            args.purpose,
+            result_key.to_bytes(),
+            escrow,
+        )
+        .await?;
+    if json {
+        print_json(&serde_json::json!({
+            "job_id": job.0,
+            "dataset_root": args.root.to_string(),
+            "epochs": args.epochs,
+            "purpose": args.purpose.slug(),
+            "escrow_wei": escrow.to_string(),
+            "result_key": format!("0x{}", hex::encode(result_key.to_bytes())),
+            "tx": receipt.tx_hash.to_string(),
+        }));
+    } else {
+        println!(
+            "job {job}: {} epochs, escrow {} paid",
+            args.epochs,
+            format_wei(escrow)
+        );
+        println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
+    }
+    Ok(())
+}
+
+pub(crate) async fn job(args: JobArgs, json: bool) -> Result<()> {
+    let client = args.chain.reader()?;
+    let job = client.job(args.id).await?;
+    if job.state == licen_types::JobState::None {
+        bail!("there is no job {} on this contract", args.id);
+    }
+    let dataset = client.job_dataset_root(args.id).await?;
+    if json {
+        print_json(&serde_json::json!({
+            "job_id": args.id.0,
+            "dataset_root": dataset.to_string(),
+            "researcher": job.researcher,
+            "state": job.state.name(),
+            "epochs": job.epochs,
+            "price_per_epoch_wei": job.price_per_epoch.to_string(),
+            "escrow_wei": job.escrow().to_string(),
+            "deadline": job.deadline,
+        }));
+    } else {
+        println!("job {}  {}", args.id, job.state);
+        println!("  dataset    {dataset}");
+        println!("  researcher {}", job.researcher);
+        println!(
+            "  epochs     {} at {} = escrow {}",
+            job.epochs,
+            format_wei(job.price_per_epoch),
+            format_wei(job.escrow())
+        );
+        println!("  deadline   {} (unix)", job.deadline);
+    }
+    Ok(())
+}
+
+pub(crate) async fn earnings(args: AccountArgs, json: bool) -> Result<()> {
+    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let amount = client.withdrawable(signer.address()).await?;
+    if json {
+        print_json(
+            &serde_json::json!({ "account": signer.address(), "withdrawable_wei": amount.to_string() }),
+        );
+    } else {
+        println!("{} can withdraw {}", signer.address(), format_wei(amount));
+    }
+    Ok(())
+}
+
+pub(crate) async fn withdraw(args: AccountArgs, json: bool) -> Result<()> {
+    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let (amount, receipt) = client.withdraw().await?;
+    if json {
+        print_json(
+            &serde_json::json!({ "account": signer.address(), "withdrawn_wei": amount.to_string(), "tx": receipt.tx_hash.to_string() }),
+        );
+    } else {
+        println!("withdrew {} to {}", format_wei(amount), signer.address());
+        println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
+    }
+    Ok(())
+}
+
+fn report_tx(json: bool, what: &str, receipt: &licen_chain::TxReceipt) {
+    if json {
+        print_json(
+            &serde_json::json!({ "done": what, "tx": receipt.tx_hash.to_string(), "block": receipt.block }),
+        );
+    } else {
+        println!("{what}\n  tx {} (block {})", receipt.tx_hash, receipt.block);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (text, secs) in [
+            ("3600", 3600),
+            ("90s", 90),
+            ("90m", 5400),
+            ("2h", 7200),
+            ("1d", 86_400),
+        ] {
+            assert_eq!(parse_duration(text).unwrap(), secs, "{text}");
+        }
+        for bad in ["", "h", "1w", "-5", "1.5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_expiry("30d", 100).unwrap(), 100 + 30 * 86_400);
+        assert_eq!(parse_expiry("1700000000", 100).unwrap(), 1_700_000_000);
+    }
+}

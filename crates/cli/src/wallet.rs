@@ -1,0 +1,121 @@
+//! Which chain, which contract, which wallet: flags shared by every on-chain command.
+//!
+//! The wallet comes from `--private-key`, the `LICEN_PRIVATE_KEY` env var, or a Foundry-style
+//! encrypted keystore (`--keystore`, password from `LICEN_KEYSTORE_PASSWORD` or standard input).
+//! The contract (and the default orchestrator) default to what `licen dev` deployed.
+
+use alloy::primitives::Address;
+use alloy::signers::SignerSync;
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use licen_chain::{DataPolicyClient, connect};
+use licen_crypto::envelope::{
+    PublicKey, RESULT_KEY_MESSAGE, SecretKey, result_keypair_from_signature,
+};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ChainArgs {
+    /// Chain JSON-RPC endpoint.
+    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    pub(crate) rpc_url: String,
+    /// DataPolicy contract address (default: the one `licen dev` deployed).
+    #[arg(long, env = "LICEN_CONTRACT")]
+    pub(crate) contract: Option<Address>,
+    /// Local state folder (where `licen dev` remembers its deployment).
+    #[arg(long, env = "LICEN_DATA_DIR", default_value_os_t = crate::default_data_dir())]
+    pub(crate) data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WalletArgs {
+    /// Private key (hex). Prefer the env var or a keystore: command lines are visible to others.
+    #[arg(long, env = "LICEN_PRIVATE_KEY", hide_env_values = true)]
+    private_key: Option<String>,
+    /// Foundry-style encrypted JSON keystore.
+    #[arg(long, env = "LICEN_KEYSTORE", conflicts_with = "private_key")]
+    keystore: Option<PathBuf>,
+}
+
+impl ChainArgs {
+    /// The contract address: `--contract`, else the dev deployment.
+    pub(crate) fn contract(&self) -> Result<Address> {
+        if let Some(address) = self.contract {
+            return Ok(address);
+        }
+        crate::dev::remembered_deployment(&self.data_dir)
+            .map(|d| d.address)
+            .with_context(|| {
+                format!(
+                    "no contract given and no `licen dev` deployment in {}: pass --contract or set LICEN_CONTRACT",
+                    self.data_dir.display()
+                )
+            })
+    }
+
+    /// The default orchestrator: the dev stack's, if there is one.
+    pub(crate) fn dev_orchestrator(&self) -> Option<Address> {
+        crate::dev::remembered_deployment(&self.data_dir).and_then(|d| d.orchestrator)
+    }
+
+    /// A read-only client.
+    pub(crate) fn reader(&self) -> Result<DataPolicyClient> {
+        Ok(DataPolicyClient::new(
+            connect(&self.rpc_url, None)?,
+            self.contract()?,
+        ))
+    }
+
+    /// A client that signs with `wallet`.
+    pub(crate) fn signer(
+        &self,
+        wallet: &WalletArgs,
+    ) -> Result<(DataPolicyClient, PrivateKeySigner)> {
+        let signer = wallet.signer()?;
+        let client = DataPolicyClient::new(
+            connect(&self.rpc_url, Some(signer.clone()))?,
+            self.contract()?,
+        );
+        Ok((client, signer))
+    }
+}
+
+impl WalletArgs {
+    pub(crate) fn signer(&self) -> Result<PrivateKeySigner> {
+        if let Some(key) = &self.private_key {
+            return key.trim().parse::<PrivateKeySigner>().map_err(|_| {
+                anyhow::anyhow!(
+                    "the private key is not valid: expected 64 hex digits (optionally 0x-prefixed)"
+                )
+            });
+        }
+        if let Some(path) = &self.keystore {
+            let password = match std::env::var("LICEN_KEYSTORE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprint!("password for {}: ", path.display());
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            return PrivateKeySigner::decrypt_keystore(path, password).map_err(|e| {
+                anyhow::anyhow!(
+                    "could not open keystore {}: {e} (wrong password or not a keystore)",
+                    path.display()
+                )
+            });
+        }
+        bail!("no wallet: pass --private-key, set LICEN_PRIVATE_KEY, or pass --keystore FILE")
+    }
+}
+
+/// The researcher's result key pair, derived from the wallet's signature of a fixed message.
+pub(crate) fn result_keypair(signer: &PrivateKeySigner) -> Result<(SecretKey, PublicKey)> {
+    let signature = signer
+        .sign_message_sync(RESULT_KEY_MESSAGE.as_bytes())
+        .context("signing the result-key message")?;
+    let bytes = zeroize::Zeroizing::new(signature.as_bytes());
+    Ok(result_keypair_from_signature(bytes.as_slice()))
+}

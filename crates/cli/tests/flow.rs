@@ -1,0 +1,286 @@
+//! Owner and researcher commands against a running `licen dev` stack (real anvil, real storage
+//! node, real processes), including a graceful stop and a restart that keeps every state.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+/// Anvil's publicly known dev keys (insecure, local chain only): owner and researcher.
+const OWNER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+const RESEARCHER_KEY: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+
+struct Dev {
+    child: Child,
+    summary: serde_json::Value,
+}
+
+impl Dev {
+    fn start(dir: &Path, chain_port: u16, storage_port: u16) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_licen"))
+            .args(["--json", "dev", "--data-dir", "state"])
+            .args(["--chain-port", &chain_port.to_string()])
+            .args(["--storage-port", &storage_port.to_string()])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut text = String::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            text.push_str(&line);
+            if line == "}" {
+                break;
+            }
+        }
+        Self {
+            child,
+            summary: serde_json::from_str(&text).expect("licen dev --json prints its summary"),
+        }
+    }
+
+    /// SIGTERM, as a service manager would: the stack must stop cleanly.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "licen dev exited with {status} on SIGTERM"
+        );
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn licen(dir: &Path, dev: &Dev, key: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_licen"));
+    command
+        .arg("--json")
+        .args(args)
+        .current_dir(dir)
+        .env("LICEN_DATA_DIR", "state")
+        .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
+        .env(
+            "LICEN_STORAGE_URL",
+            dev.summary["storage_url"].as_str().unwrap(),
+        )
+        .env_remove("LICEN_PRIVATE_KEY")
+        .env_remove("LICEN_CONTRACT")
+        .stdin(Stdio::null());
+    if let Some(key) = key {
+        command.env("LICEN_PRIVATE_KEY", key);
+    }
+    command.output().unwrap()
+}
+
+fn ok(output: Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "licen failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn refused(output: Output) -> String {
+    assert!(!output.status.success(), "licen unexpectedly succeeded");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn owner_and_researcher_flow_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lines: String = (0..200)
+        .map(|i| format!("{{\"prompt\":\"q{i}\",\"completion\":\"a{i}\"}}\n"))
+        .collect();
+    std::fs::write(d.join("data.jsonl"), &lines).unwrap();
+    std::fs::write(
+        d.join("broken.jsonl"),
+        "{\"prompt\":\"q\",\"completion\":\"a\"}\n{oops}\n",
+    )
+    .unwrap();
+    let (chain_port, storage_port) = (free_port(), free_port());
+    let dev = Dev::start(d, chain_port, storage_port);
+
+    let policy = [
+        "--price",
+        "0.01",
+        "--max-epochs",
+        "5",
+        "--max-runs",
+        "2",
+        "--ttl",
+        "1h",
+        "--purposes",
+        "research,evaluation",
+    ];
+    let err = refused(licen(
+        d,
+        &dev,
+        Some(OWNER_KEY),
+        &[&["publish", "broken.jsonl", "--name", "b"][..], &policy].concat(),
+    ));
+    assert!(err.contains("line 2 is not valid JSON"), "{err}");
+    assert!(!err.contains("oops"), "errors never echo dataset content");
+    let err = refused(licen(
+        d,
+        &dev,
+        None,
+        &[&["publish", "data.jsonl", "--name", "x"][..], &policy].concat(),
+    ));
+    assert!(err.contains("no wallet"), "{err}");
+
+    let published = ok(licen(
+        d,
+        &dev,
+        Some(OWNER_KEY),
+        &[
+            &["publish", "data.jsonl", "--name", "QA pairs"][..],
+            &policy,
+        ]
+        .concat(),
+    ));
+    let root = published["dataset_root"].as_str().unwrap().to_owned();
+    assert_eq!(published["rows"], 200);
+    assert!(
+        std::fs::read_dir(d.join("state/tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "scratch ciphertext removed"
+    );
+
+    // Local policy checks give the contract's sentences before paying anything.
+    let err = refused(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &[
+            "request",
+            &root,
+            "--epochs",
+            "9",
+            "--purpose",
+            "research",
+            "--yes",
+        ],
+    ));
+    assert!(
+        err.contains("epochs 9 exceed this dataset's limit of 5 per run"),
+        "{err}"
+    );
+    let err = refused(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &["request", &root, "--epochs", "2", "--purpose", "research"],
+    ));
+    assert!(err.contains("pass --yes"), "{err}");
+
+    let job = ok(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &[
+            "request",
+            &root,
+            "--epochs",
+            "2",
+            "--purpose",
+            "evaluation",
+            "--yes",
+        ],
+    ));
+    assert_eq!(job["job_id"], 1);
+    assert_eq!(job["escrow_wei"], "20000000000000000");
+    let again = ok(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &[
+            "request",
+            &root,
+            "--epochs",
+            "1",
+            "--purpose",
+            "research",
+            "--yes",
+        ],
+    ));
+    assert_eq!(
+        again["result_key"], job["result_key"],
+        "result key is derived from the wallet"
+    );
+
+    let err = refused(licen(d, &dev, Some(RESEARCHER_KEY), &["pause", &root]));
+    assert!(err.contains("does not own dataset"), "{err}");
+    ok(licen(d, &dev, Some(OWNER_KEY), &["pause", &root]));
+    let err = refused(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &[
+            "request",
+            &root,
+            "--epochs",
+            "1",
+            "--purpose",
+            "research",
+            "--yes",
+        ],
+    ));
+    assert!(err.contains("paused"), "{err}");
+    ok(licen(d, &dev, Some(OWNER_KEY), &["resume", &root]));
+    ok(licen(
+        d,
+        &dev,
+        Some(OWNER_KEY),
+        &[
+            &["update-policy", &root][..],
+            &[
+                "--price",
+                "0.02",
+                "--max-epochs",
+                "5",
+                "--max-runs",
+                "3",
+                "--purposes",
+                "research",
+            ],
+        ]
+        .concat(),
+    ));
+
+    let err = refused(licen(d, &dev, Some(RESEARCHER_KEY), &["withdraw"]));
+    assert!(err.contains("has nothing to withdraw"), "{err}");
+    let earnings = ok(licen(d, &dev, Some(OWNER_KEY), &["earnings"]));
+    assert_eq!(earnings["withdrawable_wei"], "0");
+
+    // Stop gracefully and restart: the chain, the deployment and the jobs are all still there.
+    dev.stop();
+    let dev = Dev::start(d, chain_port, storage_port);
+    assert_eq!(dev.summary["freshly_deployed"], false);
+    let state = ok(licen(d, &dev, None, &["job", "1"]));
+    assert_eq!(state["state"], "granted");
+    assert_eq!(state["dataset_root"], root.as_str());
+    assert_eq!(state["escrow_wei"], "20000000000000000");
+    let err = refused(licen(d, &dev, None, &["job", "9"]));
+    assert!(err.contains("there is no job 9"), "{err}");
+    dev.stop();
+}

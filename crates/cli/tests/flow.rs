@@ -272,6 +272,46 @@ fn owner_and_researcher_flow_survives_a_restart() {
     let earnings = ok(licen(d, &dev, Some(OWNER_KEY), &["earnings"]));
     assert_eq!(earnings["withdrawable_wei"], "0");
 
+    // A Foundry keystore works as the wallet too (made with the pinned cast).
+    let cast = licen_toolchain::Tools::locate().cast();
+    let made = Command::new(cast)
+        .args([
+            "wallet",
+            "import",
+            "researcher",
+            "--private-key",
+            RESEARCHER_KEY,
+        ])
+        .args(["--unsafe-password", "pw", "--keystore-dir"])
+        .arg(d.join("keys"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let keystore = d.join("keys/researcher");
+    let mut with_keystore = |password: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_licen"));
+        command
+            .args(["--json", "earnings", "--keystore"])
+            .arg(&keystore)
+            .current_dir(d)
+            .env("LICEN_DATA_DIR", "state")
+            .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
+            .env("LICEN_KEYSTORE_PASSWORD", password)
+            .env_remove("LICEN_PRIVATE_KEY")
+            .stdin(Stdio::null());
+        command.output().unwrap()
+    };
+    let account = ok(with_keystore("pw"));
+    assert_eq!(
+        account["account"],
+        "0x15d34aaf54267db7d7c367839aaf71a00a2c6a65"
+    );
+    assert!(refused(with_keystore("wrong")).contains("could not open keystore"));
+
     // Stop gracefully and restart: the chain, the deployment and the jobs are all still there.
     dev.stop();
     let dev = Dev::start(d, chain_port, storage_port);

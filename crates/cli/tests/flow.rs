@@ -292,7 +292,7 @@ fn owner_and_researcher_flow_survives_a_restart() {
         String::from_utf8_lossy(&made.stderr)
     );
     let keystore = d.join("keys/researcher");
-    let mut with_keystore = |password: &str| {
+    let with_keystore = |password: &str| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_licen"));
         command
             .args(["--json", "earnings", "--keystore"])

@@ -537,6 +537,22 @@ impl DataPolicyClient {
         Ok((fee, treasury))
     }
 
+    /// The contract admin.
+    pub async fn admin(&self) -> Result<Address> {
+        self.view("admin", self.contract.admin()).await
+    }
+
+    /// The protocol fee cap in basis points.
+    pub async fn max_fee_bps(&self) -> Result<u16> {
+        self.view("MAX_FEE_BPS", self.contract.MAX_FEE_BPS()).await
+    }
+
+    /// The id the next granted job will get.
+    pub async fn next_job_id(&self) -> Result<JobId> {
+        let next = self.view("nextJobId", self.contract.nextJobId()).await?;
+        Ok(JobId(u64::try_from(next).unwrap_or(u64::MAX)))
+    }
+
     /// The run timeout fixed at deployment (seconds).
     pub async fn run_timeout(&self) -> Result<u64> {
         self.view("RUN_TIMEOUT", self.contract.RUN_TIMEOUT()).await

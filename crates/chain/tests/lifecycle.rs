@@ -85,6 +85,17 @@ async fn happy_path_settles_royalty_fee_and_refund() {
         policy().hash()
     );
 
+    assert_eq!(env.owner.admin().await.unwrap(), env.address_of(0));
+    assert_eq!(env.owner.max_fee_bps().await.unwrap(), 1000);
+    assert_eq!(
+        env.owner.protocol_fee().await.unwrap(),
+        (TEST_FEE_BPS, env.address_of(1))
+    );
+    assert_eq!(env.owner.run_timeout().await.unwrap(), TEST_RUN_TIMEOUT);
+    assert_eq!(
+        env.owner.next_job_id().await.unwrap(),
+        licen_types::JobId(1)
+    );
     let job = request(&env, dataset, 4).await;
     let stored = env.researcher.job(job).await.unwrap();
     assert_eq!(stored.state, JobState::Granted);
@@ -425,4 +436,87 @@ async fn rust_and_contract_agree_on_policy_validation() {
         )
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn admin_registry_fee_and_envelope_rotation() {
+    let env = TestEnv::start().await.unwrap();
+    let orchestrator = env.address_of(2);
+    assert_eq!(
+        env.owner.orchestrator_key(orchestrator).await.unwrap(),
+        (licen_chain::testing::TEST_ORCHESTRATOR_KEY, true)
+    );
+    reverted_with(
+        env.owner
+            .register_orchestrator(env.address_of(6), [1; 32])
+            .await,
+        "NotAdmin",
+        "is not the contract admin",
+    );
+    reverted_with(
+        env.admin.register_orchestrator(orchestrator, [1; 32]).await,
+        "OrchestratorAlreadyRegistered",
+        "rotate its key instead",
+    );
+    env.admin
+        .rotate_orchestrator_key(orchestrator, [8; 32])
+        .await
+        .unwrap();
+    assert_eq!(
+        env.owner.orchestrator_key(orchestrator).await.unwrap(),
+        ([8; 32], true)
+    );
+
+    let dataset = publish(&env, 9).await;
+    env.owner
+        .rotate_envelope(dataset, B256::repeat_byte(0xEE))
+        .await
+        .unwrap();
+    reverted_with(
+        env.researcher
+            .rotate_envelope(dataset, B256::repeat_byte(0xEF))
+            .await,
+        "NotDatasetOwner",
+        "does not own dataset",
+    );
+
+    env.admin
+        .deactivate_orchestrator(orchestrator)
+        .await
+        .unwrap();
+    reverted_with(
+        env.owner
+            .publish(
+                root(10),
+                orchestrator,
+                B256::repeat_byte(1),
+                B256::repeat_byte(2),
+                &policy(),
+            )
+            .await,
+        "OrchestratorNotActive",
+        "choose an active orchestrator",
+    );
+
+    reverted_with(
+        env.admin.set_protocol_fee(1001, env.address_of(1)).await,
+        "FeeTooHigh",
+        "exceeds the cap of 1000 bps",
+    );
+    env.admin
+        .set_protocol_fee(500, env.address_of(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.owner.protocol_fee().await.unwrap(),
+        (500, env.address_of(7))
+    );
+
+    env.admin.transfer_admin(env.address_of(8)).await.unwrap();
+    assert_eq!(env.owner.admin().await.unwrap(), env.address_of(8));
+    reverted_with(
+        env.admin.set_protocol_fee(100, env.address_of(1)).await,
+        "NotAdmin",
+        "is not the contract admin",
+    );
 }

@@ -115,7 +115,7 @@ pub(crate) fn root(args: RootArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes to two sinks: the sealed output file and the root builder.
+/// Writes to two sinks: the sealed output file and the root hasher.
 struct Tee<A, B>(A, B);
 
 impl<A: Write, B: Write> Write for Tee<A, B> {
@@ -128,6 +128,83 @@ impl<A: Write, B: Write> Write for Tee<A, B> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.flush()?;
         self.1.flush()
+    }
+}
+
+/// Bytes handed to the hashing thread at a time (16 segments: enough for rayon to use every core).
+const HASH_BATCH: usize = 4 << 20;
+/// Batches in flight between the sealer and the hasher: bounds memory to a few MiB.
+const HASH_QUEUE: usize = 2;
+
+/// Computes the 0G tree on a background thread while the caller keeps sealing, so sealing
+/// (one core) and hashing (rayon, all cores) overlap instead of taking turns.
+struct BackgroundRoot {
+    batch: Vec<u8>,
+    queue: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    worker: Option<std::thread::JoinHandle<FileTree>>,
+}
+
+impl BackgroundRoot {
+    fn new() -> Self {
+        let (queue, batches) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_QUEUE);
+        let worker = std::thread::spawn(move || {
+            let mut builder = RootBuilder::new();
+            for batch in batches {
+                builder.update(&batch);
+            }
+            builder.finish()
+        });
+        Self {
+            batch: Vec::with_capacity(HASH_BATCH),
+            queue: Some(queue),
+            worker: Some(worker),
+        }
+    }
+
+    fn send_batch(&mut self) -> std::io::Result<()> {
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(HASH_BATCH));
+        self.queue
+            .as_ref()
+            .expect("queue lives until finish")
+            .send(full)
+            .map_err(|_| std::io::Error::other("the hashing thread stopped"))
+    }
+
+    fn finish(mut self) -> std::io::Result<FileTree> {
+        if !self.batch.is_empty() {
+            self.send_batch()?;
+        }
+        drop(self.queue.take());
+        self.worker
+            .take()
+            .expect("joined once")
+            .join()
+            .map_err(|_| std::io::Error::other("the hashing thread panicked"))
+    }
+}
+
+impl Write for BackgroundRoot {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let take = (HASH_BATCH - self.batch.len()).min(buf.len());
+        self.batch.extend_from_slice(&buf[..take]);
+        if self.batch.len() == HASH_BATCH {
+            self.send_batch()?;
+        }
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BackgroundRoot {
+    fn drop(&mut self) {
+        // On an error path: close the queue so the worker ends, and reap it.
+        drop(self.queue.take());
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
     }
 }
 
@@ -195,18 +272,18 @@ pub(crate) fn seal_to_file(
     let key = StreamKey::random();
     let sink = Tee(
         BufWriter::with_capacity(IO_BUFFER, file),
-        RootBuilder::new(),
+        BackgroundRoot::new(),
     );
     let mut writer = SealWriter::new(sink, &key, NoncePrefix::random(), segment_size)
         .context("starting the sealed stream")?;
     let bar = bytes_bar("sealing", plaintext_bytes, quiet);
     let mut reader = bar.wrap_read(BufReader::with_capacity(IO_BUFFER, input));
     std::io::copy(&mut reader, &mut writer)?;
-    let Tee(file, builder) = writer.finish().context("finishing the sealed stream")?;
+    let Tee(file, hasher) = writer.finish().context("finishing the sealed stream")?;
     let file = file.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     bar.finish_and_clear();
-    let tree = builder.finish();
+    let tree = hasher.finish()?;
     let envelope = seal_key(
         recipient,
         &key,

@@ -3,10 +3,13 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+mod common;
+use common::{Guarded, LICEN, free_port, ok_json as json, ok_text as ok, refused as failed};
 
 fn licen(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_licen"))
+    Command::new(LICEN)
         .args(args)
         .current_dir(dir)
         .env_remove("LICEN_STORAGE_URL")
@@ -14,33 +17,15 @@ fn licen(dir: &Path, args: &[&str]) -> Output {
         .expect("licen runs")
 }
 
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "licen failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn failed(output: Output) -> String {
-    assert!(!output.status.success(), "licen unexpectedly succeeded");
-    String::from_utf8(output.stderr).unwrap()
-}
-
-fn json(output: Output) -> serde_json::Value {
-    serde_json::from_str(&ok(output)).expect("--json prints JSON")
-}
-
 /// A `licen storage-node` process on a free port; killed on drop.
 struct StorageNode {
-    child: Child,
+    _child: Guarded,
     url: String,
 }
 
 impl StorageNode {
     fn start(dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_licen"))
+        let mut child = Command::new(LICEN)
             .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("storage"))
             .stdout(Stdio::piped())
@@ -56,23 +41,11 @@ impl StorageNode {
             .strip_prefix("listening on ")
             .unwrap()
             .to_owned();
-        Self { child, url }
+        Self {
+            _child: Guarded(child),
+            url,
+        }
     }
-}
-
-impl Drop for StorageNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

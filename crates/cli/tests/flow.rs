@@ -5,6 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+mod common;
+use common::{LICEN, free_port, ok_json as ok, refused};
+
 /// Anvil's publicly known dev keys (insecure, local chain only): owner and researcher.
 const OWNER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 const RESEARCHER_KEY: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
@@ -16,7 +19,7 @@ struct Dev {
 
 impl Dev {
     fn start(dir: &Path, chain_port: u16, storage_port: u16) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_licen"))
+        let mut child = Command::new(LICEN)
             .args(["--json", "dev", "--data-dir", "state"])
             .args(["--chain-port", &chain_port.to_string()])
             .args(["--storage-port", &storage_port.to_string()])
@@ -59,16 +62,8 @@ impl Drop for Dev {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn licen(dir: &Path, dev: &Dev, key: Option<&str>, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_licen"));
+    let mut command = Command::new(LICEN);
     command
         .arg("--json")
         .args(args)
@@ -86,20 +81,6 @@ fn licen(dir: &Path, dev: &Dev, key: Option<&str>, args: &[&str]) -> Output {
         command.env("LICEN_PRIVATE_KEY", key);
     }
     command.output().unwrap()
-}
-
-fn ok(output: Output) -> serde_json::Value {
-    assert!(
-        output.status.success(),
-        "licen failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn refused(output: Output) -> String {
-    assert!(!output.status.success(), "licen unexpectedly succeeded");
-    String::from_utf8(output.stderr).unwrap()
 }
 
 #[test]
@@ -293,7 +274,7 @@ fn owner_and_researcher_flow_survives_a_restart() {
     );
     let keystore = d.join("keys/researcher");
     let with_keystore = |password: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_licen"));
+        let mut command = Command::new(LICEN);
         command
             .args(["--json", "earnings", "--keystore"])
             .arg(&keystore)

@@ -33,6 +33,9 @@ pub(crate) struct DevArgs {
     /// Port for the local storage node (zgs JSON-RPC).
     #[arg(long, default_value_t = 5678)]
     storage_port: u16,
+    /// Port for the local compute node.
+    #[arg(long, default_value_t = 7878)]
+    compute_port: u16,
     /// Start, print what is running, and stop again (for scripts and smoke tests).
     #[arg(long)]
     exit_after_start: bool,
@@ -66,6 +69,8 @@ struct DevAccount {
 struct DevSummary {
     rpc_url: String,
     storage_url: String,
+    compute_url: String,
+    compute_attestation_key: String,
     orchestrator_public_key: String,
     chain_id: u64,
     data_policy: Address,
@@ -102,17 +107,13 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let chain = DevChain::spawn_with(args.chain_port, Some(&dir.join("anvil-state.json")))
         .context("starting anvil")?;
-    let storage = licen_storage::node::start(licen_storage::node::NodeConfig {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], args.storage_port)),
-        ..licen_storage::node::NodeConfig::new(dir.join("storage"))
-    })
-    .await
-    .context("starting the local storage node");
-    let outcome = match &storage {
-        Ok(node) => start(&chain, &dir, &node.url(), json).await,
+    // Everything started so far is stopped gracefully on every path (anvil by its Drop too).
+    let services = start_services(&args, &dir).await;
+    let outcome = match &services {
+        Ok(services) => start(&chain, &dir, services, json).await,
         Err(_) => Ok(()),
     };
-    if outcome.is_ok() && storage.is_ok() && !args.exit_after_start {
+    if outcome.is_ok() && services.is_ok() && !args.exit_after_start {
         eprintln!(
             "\nlicen dev is running; press Ctrl-C to stop (state is kept in {}).",
             dir.display()
@@ -120,17 +121,58 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
         wait_for_stop_signal().await?;
         eprintln!("stopping…");
     }
-    if let Ok(node) = storage {
-        node.shutdown().await.context("stopping the storage node")?;
-    } else if let Err(e) = storage {
-        chain.stop().context("stopping anvil")?;
-        return Err(e);
-    }
+    let stopped = match services {
+        Ok(services) => services.stop().await,
+        Err(e) => Err(e),
+    };
     chain.stop().context("stopping anvil")?;
-    outcome
+    stopped.and(outcome)
 }
 
-async fn start(chain: &DevChain, dir: &Path, storage_url: &str, json: bool) -> Result<()> {
+/// The off-chain services of the local stack.
+struct Services {
+    storage: licen_storage::node::RunningNode,
+    compute: licen_compute::node::RunningComputeNode,
+}
+
+impl Services {
+    async fn stop(self) -> Result<()> {
+        self.compute
+            .shutdown()
+            .await
+            .context("stopping the compute node")?;
+        self.storage
+            .shutdown()
+            .await
+            .context("stopping the storage node")?;
+        Ok(())
+    }
+}
+
+async fn start_services(args: &DevArgs, dir: &Path) -> Result<Services> {
+    let loopback = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let storage = licen_storage::node::start(licen_storage::node::NodeConfig {
+        listen: loopback(args.storage_port),
+        ..licen_storage::node::NodeConfig::new(dir.join("storage"))
+    })
+    .await
+    .context("starting the local storage node")?;
+    let compute = licen_compute::node::start(licen_compute::node::NodeConfig::new(
+        dir.join("compute"),
+        loopback(args.compute_port),
+        storage.url(),
+    ))
+    .await;
+    match compute {
+        Ok(compute) => Ok(Services { storage, compute }),
+        Err(e) => {
+            let _ = storage.shutdown().await;
+            Err(anyhow::Error::new(e).context("starting the local compute node"))
+        }
+    }
+}
+
+async fn start(chain: &DevChain, dir: &Path, services: &Services, json: bool) -> Result<()> {
     let admin = chain.dev_signer(0);
     let connection = connect(chain.rpc_url(), Some(admin.clone()))?;
     let provider = connection.provider.clone();
@@ -167,7 +209,12 @@ async fn start(chain: &DevChain, dir: &Path, storage_url: &str, json: bool) -> R
     let orchestrator_key = ensure_orchestrator_key(&client, chain, dir).await?;
     let summary = DevSummary {
         rpc_url: chain.rpc_url().to_owned(),
-        storage_url: storage_url.to_owned(),
+        storage_url: services.storage.url(),
+        compute_url: services.compute.url(),
+        compute_attestation_key: format!(
+            "0x{}",
+            alloy::hex::encode(services.compute.attestation_key())
+        ),
         orchestrator_public_key: format!("0x{}", alloy::hex::encode(orchestrator_key)),
         chain_id,
         data_policy: deployment.address,
@@ -269,6 +316,11 @@ fn print_summary(s: &DevSummary) {
         s.rpc_url, s.chain_id
     );
     let _ = writeln!(out, "  storage node     {}", s.storage_url);
+    let _ = writeln!(
+        out,
+        "  compute node     {}  (INSECURE dev attestation key {}, simulated trainer)",
+        s.compute_url, s.compute_attestation_key
+    );
     let _ = writeln!(
         out,
         "  orchestrator key {}  (secret in orchestrator.key, mode 0600)",

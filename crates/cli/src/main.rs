@@ -46,6 +46,8 @@ enum Command {
     Get(storage::GetArgs),
     /// Run the local storage node (zgs JSON-RPC).
     StorageNode(storage::StorageNodeArgs),
+    /// Run a compute node (insecure development attestation, simulated trainer).
+    ComputeNode(storage::ComputeNodeArgs),
     /// Owner: check, seal, upload and publish a JSONL dataset with its policy.
     Publish(onchain::PublishArgs),
     /// Owner: stop new requests for a dataset.
@@ -103,6 +105,7 @@ async fn run() -> Result<()> {
         Command::Put(args) => storage::put(args, cli.json).await,
         Command::Get(args) => storage::get(args, cli.json).await,
         Command::StorageNode(args) => storage::storage_node(args).await,
+        Command::ComputeNode(args) => storage::compute_node(args).await,
         Command::Publish(args) => onchain::publish(args, cli.json).await,
         Command::Pause(args) => onchain::pause(args, cli.json).await,
         Command::Resume(args) => onchain::resume(args, cli.json).await,

@@ -159,3 +159,35 @@ pub(crate) async fn storage_node(args: StorageNodeArgs) -> Result<()> {
     running.shutdown().await?;
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct ComputeNodeArgs {
+    /// Folder for the node's insecure dev attestation key and per-job work dirs.
+    #[arg(long, env = "LICEN_COMPUTE_DATA_DIR", default_value = ".licen/compute")]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    listen: SocketAddr,
+    /// zgs storage endpoint the node downloads datasets from and uploads results to.
+    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
+    storage: String,
+}
+
+pub(crate) async fn compute_node(args: ComputeNodeArgs) -> Result<()> {
+    let running = licen_compute::node::start(licen_compute::node::NodeConfig::new(
+        args.data_dir,
+        args.listen,
+        args.storage,
+    ))
+    .await
+    .context("starting the compute node")?;
+    println!("listening on {}", running.url());
+    println!(
+        "INSECURE development attestation key 0x{} measurement 0x{}",
+        hex::encode(running.attestation_key()),
+        hex::encode(running.measurement())
+    );
+    tokio::signal::ctrl_c().await?;
+    running.shutdown().await?;
+    Ok(())
+}

@@ -180,7 +180,7 @@ fn seal_put_get_open_round_trips_and_tampering_is_refused() {
 fn dev_starts_the_stack_and_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (chain_port, storage_port) = (free_port(), free_port());
+    let ports = [free_port(), free_port(), free_port()].map(|p| p.to_string());
     let args = [
         "--json",
         "dev",
@@ -188,14 +188,24 @@ fn dev_starts_the_stack_and_resumes_it() {
         "--data-dir",
         "state",
         "--chain-port",
-        &chain_port.to_string(),
+        &ports[0],
         "--storage-port",
-        &storage_port.to_string(),
+        &ports[1],
+        "--compute-port",
+        &ports[2],
     ];
     let first = json(licen(d, &args));
     assert_eq!(first["freshly_deployed"], true);
     assert_eq!(first["chain_id"], 31337);
     assert!(first["warning"].as_str().unwrap().contains("INSECURE"));
+    assert_eq!(
+        first["storage_url"],
+        format!("http://127.0.0.1:{}", ports[1])
+    );
+    assert_eq!(
+        first["compute_url"],
+        format!("http://127.0.0.1:{}", ports[2])
+    );
     let key = d.join("state/dev/orchestrator.key");
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
@@ -211,5 +221,9 @@ fn dev_starts_the_stack_and_resumes_it() {
     assert_eq!(
         second["orchestrator_public_key"],
         first["orchestrator_public_key"]
+    );
+    assert_eq!(
+        second["compute_attestation_key"], first["compute_attestation_key"],
+        "the compute node keeps its dev attestation key across restarts"
     );
 }

@@ -18,11 +18,12 @@ struct Dev {
 }
 
 impl Dev {
-    fn start(dir: &Path, chain_port: u16, storage_port: u16) -> Self {
+    fn start(dir: &Path, [chain_port, storage_port, compute_port]: [u16; 3]) -> Self {
         let mut child = Command::new(LICEN)
             .args(["--json", "dev", "--data-dir", "state"])
             .args(["--chain-port", &chain_port.to_string()])
             .args(["--storage-port", &storage_port.to_string()])
+            .args(["--compute-port", &compute_port.to_string()])
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -96,8 +97,15 @@ fn owner_and_researcher_flow_survives_a_restart() {
         "{\"prompt\":\"q\",\"completion\":\"a\"}\n{oops}\n",
     )
     .unwrap();
-    let (chain_port, storage_port) = (free_port(), free_port());
-    let dev = Dev::start(d, chain_port, storage_port);
+    let ports = [free_port(), free_port(), free_port()];
+    let dev = Dev::start(d, ports);
+    // The stack's compute node answers and says what it is.
+    let url = dev.summary["compute_url"].as_str().unwrap().to_owned();
+    let info = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(licen_compute::client::ComputeNodeClient::new(url).node_info())
+        .unwrap();
+    assert!(info.insecure && info.attestation_kind == "insecure-dev");
 
     let policy = [
         "--price",
@@ -295,7 +303,7 @@ fn owner_and_researcher_flow_survives_a_restart() {
 
     // Stop gracefully and restart: the chain, the deployment and the jobs are all still there.
     dev.stop();
-    let dev = Dev::start(d, chain_port, storage_port);
+    let dev = Dev::start(d, ports);
     assert_eq!(dev.summary["freshly_deployed"], false);
     let state = ok(licen(d, &dev, None, &["job", "1"]));
     assert_eq!(state["state"], "granted");

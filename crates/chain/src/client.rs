@@ -106,6 +106,23 @@ impl From<&TransactionReceipt> for TxReceipt {
     }
 }
 
+/// How a completed job was settled (from its `JobCompleted` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobCompletion {
+    /// Epochs actually trained.
+    pub actual_epochs: u16,
+    /// The result's identifier: the 0G root of the sealed result object.
+    pub result_hash: B256,
+    /// Reference to the attestation evidence (its 0G root).
+    pub attestation_ref: B256,
+    /// Credited to the owner before the fee.
+    pub royalty: u128,
+    /// Credited to the treasury.
+    pub fee: u128,
+    /// Credited back to the researcher.
+    pub refund: u128,
+}
+
 /// A job as stored on-chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobView {
@@ -535,6 +552,45 @@ impl DataPolicyClient {
             .await?;
         let treasury = self.view("treasury", self.contract.treasury()).await?;
         Ok((fee, treasury))
+    }
+
+    /// The settlement of a completed job, read from its `JobCompleted` event (searched from
+    /// block `from_block`); `None` if the job has not completed.
+    pub async fn job_completion(
+        &self,
+        job: JobId,
+        from_block: u64,
+    ) -> Result<Option<JobCompletion>> {
+        use alloy::rpc::types::Filter;
+        let filter = Filter::new()
+            .address(self.address())
+            .event_signature(DataPolicy::JobCompleted::SIGNATURE_HASH)
+            .topic1(B256::from(job.to_u256()))
+            .from_block(from_block);
+        let logs = self
+            .provider()
+            .get_logs(&filter)
+            .await
+            .map_err(|e| Error::Rpc {
+                action: "eth_getLogs(JobCompleted)",
+                rpc: self.rpc().to_owned(),
+                message: e.to_string(),
+            })?;
+        let Some(log) = logs.last() else {
+            return Ok(None);
+        };
+        let event = DataPolicy::JobCompleted::decode_log(&log.inner)
+            .map_err(|e| Error::Config(format!("undecodable JobCompleted log: {e}")))?
+            .data;
+        let amount = |v: U256| u128::try_from(v).unwrap_or(u128::MAX);
+        Ok(Some(JobCompletion {
+            actual_epochs: event.actualEpochs,
+            result_hash: event.resultHash,
+            attestation_ref: event.attestationRef,
+            royalty: amount(event.royalty),
+            fee: amount(event.fee),
+            refund: amount(event.refund),
+        }))
     }
 
     /// The contract admin.

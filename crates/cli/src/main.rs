@@ -60,6 +60,8 @@ enum Command {
     Request(onchain::RequestArgs),
     /// A job's on-chain state.
     Job(onchain::JobArgs),
+    /// Researcher: download a completed job's sealed result and open it with the wallet's key.
+    Download(onchain::DownloadArgs),
     /// What the wallet can withdraw (royalties, fees, refunds).
     Earnings(onchain::AccountArgs),
     /// Withdraw the wallet's whole balance.
@@ -112,6 +114,7 @@ async fn run() -> Result<()> {
         Command::UpdatePolicy(args) => onchain::update_policy(args, cli.json).await,
         Command::Request(args) => onchain::request(args, cli.json).await,
         Command::Job(args) => onchain::job(args, cli.json).await,
+        Command::Download(args) => onchain::download(args, cli.json).await,
         Command::Earnings(args) => onchain::earnings(args, cli.json).await,
         Command::Withdraw(args) => onchain::withdraw(args, cli.json).await,
     }

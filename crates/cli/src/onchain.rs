@@ -127,6 +127,22 @@ pub(crate) struct JobArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct DownloadArgs {
+    /// Job id.
+    id: JobId,
+    /// Folder to write the opened result into (created; must not hold a result already).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// zgs storage endpoint.
+    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
+    storage: String,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct AccountArgs {
     #[command(flatten)]
     chain: ChainArgs,
@@ -461,6 +477,114 @@ pub(crate) async fn withdraw(args: AccountArgs, json: bool) -> Result<()> {
     } else {
         println!("withdrew {} to {}", format_wei(amount), signer.address());
         println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
+    }
+    Ok(())
+}
+
+/// Researcher: fetch a completed job's sealed result and open it with the wallet-derived key.
+pub(crate) async fn download(args: DownloadArgs, json: bool) -> Result<()> {
+    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let job = client.job(args.id).await?;
+    match job.state {
+        licen_types::JobState::None => bail!("there is no job {} on this contract", args.id),
+        licen_types::JobState::Completed => {}
+        state => bail!(
+            "job {} is {state}: only a completed job has a result to download",
+            args.id
+        ),
+    }
+    if job.researcher != signer.address() {
+        bail!(
+            "job {} was requested by {}, not by this wallet ({}): only its researcher's key opens the result",
+            args.id,
+            job.researcher,
+            signer.address()
+        );
+    }
+    let dataset = client.job_dataset_root(args.id).await?;
+    let completion = client.job_completion(args.id, 0).await?.with_context(|| {
+        format!(
+            "job {} is completed but its JobCompleted event was not found",
+            args.id
+        )
+    })?;
+    let result_root = completion.result_hash;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let sealed = args.output.join(".result.sealed");
+    ensure_absent(&sealed)?;
+    let storage = StorageClient::new(&args.storage)?;
+    let bar = bytes_bar("downloading", 0, json);
+    let downloaded = storage
+        .download_to_path(
+            result_root,
+            &sealed,
+            Default::default(),
+            Some(storage_progress(&bar)),
+        )
+        .await
+        .with_context(|| format!("downloading result {result_root} from {}", args.storage));
+    bar.finish_and_clear();
+    let outcome = downloaded.and_then(|_| {
+        let (secret, _) = result_keypair(&signer)?;
+        let input = BufReader::new(std::fs::File::open(&sealed)?);
+        let mut reader = licen_crypto::result::begin_open_result(
+            input,
+            &secret,
+            args.id.to_be_bytes32(),
+            *dataset.as_bytes(),
+        )
+        .context("the result does not open with this wallet's result key")?;
+        // Stream into a partial file (constant memory), then name it by what it holds: the
+        // simulated trainer returns a JSON training report; LoRA adapters arrive as bytes.
+        let partial = args.output.join(".result.partial");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+        let copied = std::io::copy(&mut reader, &mut out)
+            .map_err(licen_crypto::Error::from)
+            .context("the sealed result failed verification");
+        let written = match copied.and_then(|n| {
+            Ok(out
+                .into_inner()
+                .map_err(|e| e.into_error())?
+                .sync_all()
+                .map(|()| n)?)
+        }) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        };
+        let mut head = [0u8; 1];
+        let is_json = std::io::Read::read(&mut std::fs::File::open(&partial)?, &mut head)? == 1
+            && head[0] == b'{';
+        let path = args
+            .output
+            .join(if is_json { "result.json" } else { "result.bin" });
+        if let Err(e) = ensure_absent(&path) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+        std::fs::rename(&partial, &path)?;
+        anyhow::Ok((path, written))
+    });
+    let _ = std::fs::remove_file(&sealed);
+    let (path, bytes) = outcome?;
+    if json {
+        print_json(&serde_json::json!({
+            "job_id": args.id.0,
+            "result_root": result_root.to_string(),
+            "actual_epochs": completion.actual_epochs,
+            "file": path,
+            "bytes": bytes,
+        }));
+    } else {
+        println!(
+            "job {}: {} epochs trained; result opened into {} ({bytes} bytes)",
+            args.id,
+            completion.actual_epochs,
+            path.display()
+        );
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use common::{LICEN, free_port, ok_json as ok, refused};
 
 /// Anvil's publicly known dev keys (insecure, local chain only): owner and researcher.
 const OWNER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+const ORCHESTRATOR_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
 const RESEARCHER_KEY: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
 
 struct Dev {
@@ -261,6 +262,82 @@ fn owner_and_researcher_flow_survives_a_restart() {
     let earnings = ok(licen(d, &dev, Some(OWNER_KEY), &["earnings"]));
     assert_eq!(earnings["withdrawable_wei"], "0");
 
+    // Stand in for the orchestrator (issue 5 builds the real one): start job 1, settle it with a
+    // result sealed to the researcher's on-chain result key, then the researcher downloads it.
+    let report = br#"{"trainer":"simulated","records":200}"#;
+    let result_key: [u8; 32] =
+        hex::decode(job["result_key"].as_str().unwrap().trim_start_matches("0x"))
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dataset: licen_types::DatasetRoot = root.parse().unwrap();
+    let sealed = licen_crypto::result::seal_result(
+        &licen_crypto::envelope::PublicKey::from_bytes(&result_key),
+        licen_types::JobId(1).to_be_bytes32(),
+        *dataset.as_bytes(),
+        report,
+        &mut licen_crypto::rng::OsRng,
+    )
+    .unwrap();
+    runtime.block_on(async {
+        let storage =
+            licen_storage::client::StorageClient::new(dev.summary["storage_url"].as_str().unwrap())
+                .unwrap();
+        let result_root = storage.upload_bytes(&sealed, None).await.unwrap().root;
+        let orchestrator = licen_chain::DataPolicyClient::new(
+            licen_chain::connect(
+                dev.summary["rpc_url"].as_str().unwrap(),
+                Some(ORCHESTRATOR_KEY.parse().unwrap()),
+            )
+            .unwrap(),
+            dev.summary["data_policy"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+        orchestrator.start_job(licen_types::JobId(1)).await.unwrap();
+        orchestrator
+            .confirm_training_complete(
+                licen_types::JobId(1),
+                2,
+                result_root,
+                alloy::primitives::B256::ZERO,
+            )
+            .await
+            .unwrap();
+    });
+    let err = refused(licen(
+        d,
+        &dev,
+        Some(OWNER_KEY),
+        &["download", "1", "-o", "owner-out"],
+    ));
+    assert!(err.contains("was requested by"), "{err}");
+    let downloaded = ok(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &["download", "1", "-o", "out"],
+    ));
+    assert_eq!(downloaded["actual_epochs"], 2);
+    assert_eq!(std::fs::read(d.join("out/result.json")).unwrap(), report);
+    assert!(!d.join("out/.result.sealed").exists() && !d.join("out/.result.partial").exists());
+    let err = refused(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &["download", "2", "-o", "out2"],
+    ));
+    assert!(err.contains("job 2 is granted"), "{err}");
+
+    // Royalty minus the 2.5 % dev fee, to the wei: 2 epochs × 0.01 = 0.02 → owner 0.0195.
+    let earnings = ok(licen(d, &dev, Some(OWNER_KEY), &["earnings"]));
+    assert_eq!(earnings["withdrawable_wei"], "19500000000000000");
+    let withdrawn = ok(licen(d, &dev, Some(OWNER_KEY), &["withdraw"]));
+    assert_eq!(withdrawn["withdrawn_wei"], "19500000000000000");
+
     // A Foundry keystore works as the wallet too (made with the pinned cast).
     let cast = licen_toolchain::Tools::locate().cast();
     let made = Command::new(cast)
@@ -306,7 +383,7 @@ fn owner_and_researcher_flow_survives_a_restart() {
     let dev = Dev::start(d, ports);
     assert_eq!(dev.summary["freshly_deployed"], false);
     let state = ok(licen(d, &dev, None, &["job", "1"]));
-    assert_eq!(state["state"], "granted");
+    assert_eq!(state["state"], "completed");
     assert_eq!(state["dataset_root"], root.as_str());
     assert_eq!(state["escrow_wei"], "20000000000000000");
     let err = refused(licen(d, &dev, None, &["job", "9"]));

@@ -1,0 +1,320 @@
+//! The follower: ingests every DataPolicy event from the deployment block into the database.
+//!
+//! Each step reads one batch with `eth_getLogs` (address filter) over an adaptive block range:
+//! halved when the provider says the range or result is too large, doubled (up to a cap) when a
+//! full-size batch was cheap. It indexes only blocks at least `confirmations` deep. Before each
+//! batch it checks that the block under the cursor still has the hash it had when indexed; if
+//! not, the chain reorganised: it walks back through the kept block hashes to the newest block
+//! still canonical and rewinds the database there (see [`crate::db::Db::rewind`]). A batch's
+//! events, block hashes and the cursor are committed in one transaction, so a restart resumes
+//! exactly after the last committed batch. Logs that do not decode as DataPolicy events are
+//! skipped with a warning.
+
+use crate::db::{Cursor, Db};
+use crate::error::{Error, Result};
+use crate::event::{Event, Located};
+use crate::source::{BlockRef, ChainSource};
+use alloy::primitives::{Address, B256};
+use alloy::rpc::types::Log;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How the follower reads the chain.
+#[derive(Debug, Clone)]
+pub struct FollowerConfig {
+    /// The DataPolicy contract.
+    pub contract: Address,
+    /// The deployment block (nothing before it is read).
+    pub start_block: u64,
+    /// Blocks an event must be buried under before it is indexed (0 on the dev chain).
+    pub confirmations: u64,
+    /// First `eth_getLogs` block range.
+    pub initial_range: u64,
+    /// Largest block range the follower grows to.
+    pub max_range: u64,
+    /// A full-size batch with fewer logs than this doubles the range.
+    pub cheap_logs: usize,
+    /// Pause between polls once caught up with the chain.
+    pub poll_interval: Duration,
+}
+
+impl FollowerConfig {
+    /// Defaults for a contract deployed at `start_block`: range 2000 growing to 100 000,
+    /// no confirmations (dev chain), 100 ms polls.
+    pub fn new(contract: Address, start_block: u64) -> Self {
+        Self {
+            contract,
+            start_block,
+            confirmations: 0,
+            initial_range: 2000,
+            max_range: 100_000,
+            cheap_logs: 5000,
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What one [`Follower::step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Indexed blocks `from..=to`, storing `events` new events.
+    Indexed {
+        /// First block of the batch.
+        from: u64,
+        /// Last block of the batch (the new cursor).
+        to: u64,
+        /// New events stored.
+        events: u64,
+    },
+    /// A reorg was detected; the database was rewound to after block `to` (`None`: to the
+    /// start).
+    Rewound {
+        /// The newest block still canonical.
+        to: Option<u64>,
+    },
+    /// The provider refused the range; the next batch uses `range` blocks.
+    Shrunk {
+        /// The new range.
+        range: u64,
+    },
+    /// Nothing to index: the cursor is at the confirmed head.
+    Idle {
+        /// The chain's latest block.
+        head: u64,
+    },
+}
+
+/// Follows one DataPolicy deployment into a [`Db`].
+#[derive(Debug)]
+pub struct Follower<S> {
+    source: S,
+    db: Db,
+    config: FollowerConfig,
+    range: u64,
+}
+
+impl<S: ChainSource> Follower<S> {
+    /// A follower reading `source` into `db`.
+    pub fn new(source: S, db: Db, config: FollowerConfig) -> Self {
+        let range = config.initial_range.clamp(1, config.max_range.max(1));
+        Self {
+            source,
+            db,
+            config,
+            range,
+        }
+    }
+
+    /// The current `eth_getLogs` block range.
+    pub fn range(&self) -> u64 {
+        self.range
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Indexes at most one batch (or handles one reorg, or shrinks the range once).
+    pub async fn step(&mut self) -> Result<Step> {
+        let head = self.source.head().await?;
+        let target = head.saturating_sub(self.config.confirmations);
+        let cursor = self.db.cursor().await?;
+        if let Some(cursor) = cursor {
+            let canonical = self.source.block(cursor.number).await?;
+            if canonical.map(|b| b.hash) != Some(cursor.hash) {
+                return self.rewind(cursor).await;
+            }
+        }
+        let from = cursor.map_or(self.config.start_block, |c| c.number + 1);
+        if from > target {
+            return Ok(Step::Idle { head });
+        }
+        let to = target.min(from.saturating_add(self.range - 1));
+        let logs = match self.source.logs(self.config.contract, from, to).await {
+            Ok(logs) => logs,
+            Err(e) if e.is_range_limit() && to > from => {
+                let span = to - from + 1;
+                self.range = (span / 2).max(1);
+                tracing::warn!(from, to, range = self.range, error = %e, "eth_getLogs range refused; shrinking");
+                return Ok(Step::Shrunk { range: self.range });
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(last) = self.source.block(to).await? else {
+            return Err(Error::Inconsistent(format!(
+                "block {to} vanished while indexing (reorg in progress?)"
+            )));
+        };
+        let (events, blocks) = self.decode(&logs, last).await?;
+        let inserted = self
+            .db
+            .commit_batch(
+                &events,
+                &blocks,
+                Cursor {
+                    number: to,
+                    hash: last.hash,
+                },
+            )
+            .await?;
+        let span = to - from + 1;
+        if span == self.range && logs.len() < self.config.cheap_logs {
+            self.range = self.range.saturating_mul(2).min(self.config.max_range);
+        }
+        tracing::debug!(from, to, events = inserted, range = self.range, "indexed");
+        Ok(Step::Indexed {
+            from,
+            to,
+            events: inserted,
+        })
+    }
+
+    /// Steps until caught up with the confirmed head; returns the new events stored.
+    pub async fn sync_to_head(&mut self) -> Result<u64> {
+        let mut total = 0;
+        loop {
+            match self.step().await? {
+                Step::Indexed { events, .. } => total += events,
+                Step::Idle { .. } => return Ok(total),
+                Step::Rewound { .. } | Step::Shrunk { .. } => {}
+            }
+        }
+    }
+
+    /// Follows the chain until `stop` turns true: steps, sleeping `poll_interval` when caught
+    /// up; a failed step is logged and retried after a growing back-off (never fatal).
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut backoff = self.config.poll_interval;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let pause = match self.step().await {
+                Ok(Step::Idle { .. }) => {
+                    backoff = self.config.poll_interval;
+                    Some(self.config.poll_interval)
+                }
+                Ok(_) => {
+                    backoff = self.config.poll_interval;
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "indexer step failed");
+                    let pause = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    Some(pause)
+                }
+            };
+            if let Some(pause) = pause {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    async fn rewind(&mut self, cursor: Cursor) -> Result<Step> {
+        tracing::warn!(
+            block = cursor.number,
+            hash = %cursor.hash,
+            "indexed block is no longer canonical: chain reorganised"
+        );
+        for (number, hash) in self.db.recent_blocks().await? {
+            if number > cursor.number {
+                continue;
+            }
+            if self.source.block(number).await?.map(|b| b.hash) == Some(hash) {
+                self.db.rewind(Some(Cursor { number, hash })).await?;
+                tracing::warn!(to = number, "rewound past the reorg");
+                return Ok(Step::Rewound { to: Some(number) });
+            }
+        }
+        tracing::warn!(
+            start = self.config.start_block,
+            "reorg deeper than the kept block hashes: re-indexing from the start"
+        );
+        self.db.rewind(None).await?;
+        Ok(Step::Rewound { to: None })
+    }
+
+    /// Decodes a batch's logs; returns the events and the (number, hash) of blocks that had
+    /// events. Fails (without writing) when the node's answers do not fit together.
+    async fn decode(
+        &self,
+        logs: &[Log],
+        last: BlockRef,
+    ) -> Result<(Vec<Located>, Vec<(u64, B256)>)> {
+        let mut events = Vec::with_capacity(logs.len());
+        let mut blocks: HashMap<u64, (B256, Option<u64>)> = HashMap::new();
+        blocks.insert(last.number, (last.hash, Some(last.time)));
+        for log in logs {
+            let (Some(number), Some(hash), Some(tx_hash), Some(log_index)) = (
+                log.block_number,
+                log.block_hash,
+                log.transaction_hash,
+                log.log_index,
+            ) else {
+                tracing::warn!(?log, "skipping a log without block, transaction or index");
+                continue;
+            };
+            if log.removed || log.address() != self.config.contract {
+                tracing::warn!(?log, "skipping a removed or foreign log");
+                continue;
+            }
+            let entry = blocks.entry(number).or_insert((hash, None));
+            if entry.0 != hash {
+                return Err(Error::Inconsistent(format!(
+                    "block {number} reported as {} and {hash} in one batch",
+                    entry.0
+                )));
+            }
+            if entry.1.is_none() {
+                entry.1 = log.block_timestamp;
+            }
+            let event = match Event::decode(log.topics(), &log.data().data) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!(block = number, log_index, tx = %tx_hash, error = %e, "skipping an undecodable log");
+                    continue;
+                }
+            };
+            events.push(Located {
+                block_number: number,
+                block_hash: hash,
+                block_time: 0,
+                tx_hash,
+                log_index,
+                event,
+            });
+        }
+        for (number, (hash, time)) in blocks.iter_mut() {
+            if time.is_some() {
+                continue;
+            }
+            let block = self.source.block(*number).await?;
+            match block {
+                Some(b) if b.hash == *hash => *time = Some(b.time),
+                _ => {
+                    return Err(Error::Inconsistent(format!(
+                        "block {number} is no longer {hash} (reorg in progress?)"
+                    )));
+                }
+            }
+        }
+        for event in &mut events {
+            event.block_time = blocks
+                .get(&event.block_number)
+                .and_then(|(_, time)| *time)
+                .unwrap_or_default();
+        }
+        let hashes = blocks
+            .into_iter()
+            .filter(|(number, _)| *number != last.number)
+            .map(|(number, (hash, _))| (number, hash))
+            .collect();
+        Ok((events, hashes))
+    }
+}

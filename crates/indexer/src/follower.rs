@@ -318,3 +318,220 @@ impl<S: ChainSource> Follower<S> {
         Ok((events, hashes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy::primitives::{Bytes, LogData, U256};
+    use alloy::sol_types::SolEvent;
+    use licen_chain::bindings::DataPolicy;
+    use std::sync::Mutex;
+
+    const CONTRACT: Address = Address::repeat_byte(0xCC);
+
+    fn hash(number: u64) -> B256 {
+        B256::from(U256::from(number + 1_000_000))
+    }
+
+    /// A scripted chain: blocks 0..=head, logs, and an optional provider range limit.
+    struct FakeChain {
+        head: u64,
+        logs: Vec<Log>,
+        max_span: Option<u64>,
+        refused: Mutex<u32>,
+    }
+
+    impl FakeChain {
+        fn new(head: u64, logs: Vec<Log>) -> Self {
+            Self {
+                head,
+                logs,
+                max_span: None,
+                refused: Mutex::new(0),
+            }
+        }
+    }
+
+    fn log(block: u64, index: u64, data: LogData) -> Log {
+        Log {
+            inner: alloy::primitives::Log {
+                address: CONTRACT,
+                data,
+            },
+            block_hash: Some(hash(block)),
+            block_number: Some(block),
+            block_timestamp: None,
+            transaction_hash: Some(B256::repeat_byte(0x77)),
+            transaction_index: Some(0),
+            log_index: Some(index),
+            removed: false,
+        }
+    }
+
+    fn started(job: u64) -> LogData {
+        DataPolicy::JobStarted {
+            jobId: U256::from(job),
+            runDeadline: 5,
+        }
+        .encode_log_data()
+    }
+
+    impl ChainSource for FakeChain {
+        async fn head(&self) -> Result<u64> {
+            Ok(self.head)
+        }
+
+        async fn block(&self, number: u64) -> Result<Option<BlockRef>> {
+            Ok((number <= self.head).then(|| BlockRef {
+                number,
+                hash: hash(number),
+                parent_hash: hash(number.wrapping_sub(1)),
+                time: 1000 + number,
+            }))
+        }
+
+        async fn logs(&self, address: Address, from: u64, to: u64) -> Result<Vec<Log>> {
+            if self.max_span.is_some_and(|max| to - from + 1 > max) {
+                *self.refused.lock().unwrap() += 1;
+                return Err(Error::Rpc {
+                    action: format!("eth_getLogs {from}..={to}"),
+                    message: "query exceeds max block range 10".into(),
+                });
+            }
+            Ok(self
+                .logs
+                .iter()
+                .filter(|l| l.address() == address)
+                .filter(|l| (from..=to).contains(&l.block_number.unwrap_or(u64::MAX)))
+                .cloned()
+                .collect())
+        }
+    }
+
+    async fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("i.sqlite")).await.unwrap();
+        (dir, db)
+    }
+
+    fn config(initial: u64, max: u64) -> FollowerConfig {
+        let mut c = FollowerConfig::new(CONTRACT, 1);
+        c.initial_range = initial;
+        c.max_range = max;
+        c
+    }
+
+    #[tokio::test]
+    async fn range_shrinks_on_provider_limits_and_still_indexes_everything() {
+        let logs = (1..=100)
+            .step_by(7)
+            .map(|b| log(b, 0, started(b)))
+            .collect::<Vec<_>>();
+        let expected = logs.len() as u64;
+        let mut chain = FakeChain::new(100, logs);
+        chain.max_span = Some(10);
+        let (_dir, db) = db().await;
+        let mut f = Follower::new(chain, db.clone(), config(64, 64));
+        assert_eq!(f.sync_to_head().await.unwrap(), expected);
+        assert_eq!(db.event_count().await.unwrap(), expected);
+        assert_eq!(db.cursor().await.unwrap().unwrap().number, 100);
+        assert!(*f.source.refused.lock().unwrap() >= 3);
+    }
+
+    #[tokio::test]
+    async fn range_grows_when_batches_are_cheap() {
+        let (_dir, db) = db().await;
+        let mut f = Follower::new(FakeChain::new(1000, vec![]), db, config(2, 256));
+        f.sync_to_head().await.unwrap();
+        assert_eq!(f.range(), 256);
+    }
+
+    #[tokio::test]
+    async fn unknown_and_malformed_logs_are_skipped() {
+        let unknown = LogData::new_unchecked(vec![B256::repeat_byte(0xAB)], Bytes::new());
+        let truncated = LogData::new_unchecked(
+            vec![DataPolicy::JobStarted::SIGNATURE_HASH, B256::ZERO],
+            Bytes::from_static(&[1, 2, 3]),
+        );
+        let mut without_index = log(6, 0, started(6));
+        without_index.log_index = None;
+        let logs = vec![
+            log(3, 0, started(3)),
+            log(4, 0, unknown),
+            log(4, 1, truncated),
+            without_index,
+            log(7, 2, started(7)),
+        ];
+        let (_dir, db) = db().await;
+        let mut f = Follower::new(FakeChain::new(10, logs), db.clone(), config(3, 3));
+        assert_eq!(f.sync_to_head().await.unwrap(), 2);
+        assert_eq!(db.cursor().await.unwrap().unwrap().number, 10);
+        let times: Vec<i64> =
+            sqlx::query_scalar("SELECT block_time FROM events ORDER BY block_number")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(times, [1003, 1007], "block times come from the headers");
+    }
+
+    #[tokio::test]
+    async fn confirmations_hold_back_recent_blocks() {
+        let logs = vec![log(14, 0, started(1)), log(16, 0, started(2))];
+        let (_dir, db) = db().await;
+        let mut c = config(100, 100);
+        c.confirmations = 5;
+        let mut f = Follower::new(FakeChain::new(20, logs), db.clone(), c);
+        assert_eq!(f.sync_to_head().await.unwrap(), 1);
+        assert_eq!(db.cursor().await.unwrap().unwrap().number, 15);
+        assert!(matches!(f.step().await.unwrap(), Step::Idle { head: 20 }));
+    }
+
+    #[tokio::test]
+    async fn a_batch_committed_twice_is_stored_once() {
+        let (_dir, db) = db().await;
+        let event = Located {
+            block_number: 3,
+            block_hash: hash(3),
+            block_time: 9,
+            tx_hash: B256::repeat_byte(1),
+            log_index: 0,
+            event: Event::JobStarted {
+                job_id: 1,
+                run_deadline: 2,
+            },
+        };
+        let cursor = Cursor {
+            number: 3,
+            hash: hash(3),
+        };
+        let batch = [event.clone(), event];
+        assert_eq!(db.commit_batch(&batch, &[], cursor).await.unwrap(), 1);
+        assert_eq!(db.commit_batch(&batch, &[], cursor).await.unwrap(), 0);
+        assert_eq!(db.event_count().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_reorg_deeper_than_the_kept_hashes_reindexes_from_the_start() {
+        let (_dir, db) = db().await;
+        let mut f = Follower::new(
+            FakeChain::new(10, vec![log(5, 0, started(1))]),
+            db.clone(),
+            config(100, 100),
+        );
+        f.sync_to_head().await.unwrap();
+        // the database believes in a different history than the chain
+        sqlx::query("UPDATE blocks SET hash = $1")
+            .bind(crate::event::hex_b256(&B256::repeat_byte(0xEE)))
+            .execute(db.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE cursor SET block_hash = $1")
+            .bind(crate::event::hex_b256(&B256::repeat_byte(0xEE)))
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(f.step().await.unwrap(), Step::Rewound { to: None });
+        assert_eq!(db.event_count().await.unwrap(), 0);
+        assert_eq!(f.sync_to_head().await.unwrap(), 1);
+    }
+}

@@ -1,1 +1,343 @@
-//! The HTTP query API.
+//! The HTTP query API (axum, JSON) the marketplace reads.
+//!
+//! - `GET /datasets?purpose=&max_price=&owner=&active=&sort=newest|price|popularity&limit=&cursor=`
+//! - `GET /datasets/{root}`: detail with stats
+//! - `GET /jobs?researcher=&owner=&dataset=&limit=&cursor=`
+//! - `GET /jobs/{id}`: detail with its full timeline
+//! - `GET /owners/{address}/earnings`
+//! - `GET /health`: latest chain block vs latest indexed block
+//!
+//! Errors are `{"error": "<sentence>"}` with 400 (bad parameter), 404 (unknown dataset or job)
+//! or 500. Serves public chain data only: nothing here is secret.
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::query::{self, BadQuery, DatasetFilter, JobFilter, QueryError, Sort};
+use crate::source::{ChainSource, RpcSource};
+use alloy::primitives::{Address, B256};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use licen_types::Purpose;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The index.
+    pub db: Db,
+    /// The chain, for `/health`'s latest block (absent: health reports only the index).
+    pub chain: Option<RpcSource>,
+}
+
+/// An API error: a status and a sentence.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        tracing::error!(error = %e, "indexer API query failed");
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<BadQuery> for ApiError {
+    fn from(e: BadQuery) -> Self {
+        Self::bad(e.0)
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Bad(bad) => bad.into(),
+            QueryError::Internal(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult<T> = std::result::Result<Json<T>, ApiError>;
+
+fn parse_address(field: &str, value: &str) -> std::result::Result<Address, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::bad(format!(
+            "`{field}` must be a 0x-prefixed 20-byte hex address, got `{value}`"
+        ))
+    })
+}
+
+fn parse_root(field: &str, value: &str) -> std::result::Result<B256, ApiError> {
+    value.parse().map_err(|_| {
+        ApiError::bad(format!(
+            "`{field}` must be a 0x-prefixed 32-byte hex root, got `{value}`"
+        ))
+    })
+}
+
+fn parse_limit(value: Option<&str>) -> std::result::Result<Option<u32>, ApiError> {
+    value
+        .map(|v| {
+            v.parse::<u32>().map_err(|_| {
+                ApiError::bad(format!(
+                    "`limit` must be a number from 1 to {}, got `{v}`",
+                    query::MAX_LIMIT
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// Query string of `GET /datasets`.
+#[derive(Debug, Default, Deserialize)]
+struct DatasetParams {
+    purpose: Option<String>,
+    max_price: Option<String>,
+    owner: Option<String>,
+    active: Option<String>,
+    sort: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl DatasetParams {
+    fn filter(self) -> std::result::Result<DatasetFilter, ApiError> {
+        Ok(DatasetFilter {
+            purpose: self
+                .purpose
+                .as_deref()
+                .map(|p| {
+                    p.parse::<Purpose>()
+                        .map_err(|e| ApiError::bad(e.to_string()))
+                })
+                .transpose()?,
+            max_price: self
+                .max_price
+                .as_deref()
+                .map(|p| {
+                    p.parse::<u128>().map_err(|_| {
+                        ApiError::bad(format!(
+                            "`max_price` must be a whole number of wei, got `{p}`"
+                        ))
+                    })
+                })
+                .transpose()?,
+            owner: self
+                .owner
+                .as_deref()
+                .map(|o| parse_address("owner", o))
+                .transpose()?,
+            active: self
+                .active
+                .as_deref()
+                .map(|a| match a {
+                    "true" | "1" => Ok(true),
+                    "false" | "0" => Ok(false),
+                    other => Err(ApiError::bad(format!(
+                        "`active` must be true or false, got `{other}`"
+                    ))),
+                })
+                .transpose()?,
+            sort: self
+                .sort
+                .as_deref()
+                .map(str::parse::<Sort>)
+                .transpose()?
+                .unwrap_or_default(),
+            limit: parse_limit(self.limit.as_deref())?,
+            cursor: self.cursor,
+        })
+    }
+}
+
+/// Query string of `GET /jobs`.
+#[derive(Debug, Default, Deserialize)]
+struct JobParams {
+    researcher: Option<String>,
+    owner: Option<String>,
+    dataset: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl JobParams {
+    fn filter(self) -> std::result::Result<JobFilter, ApiError> {
+        Ok(JobFilter {
+            researcher: self
+                .researcher
+                .as_deref()
+                .map(|r| parse_address("researcher", r))
+                .transpose()?,
+            owner: self
+                .owner
+                .as_deref()
+                .map(|o| parse_address("owner", o))
+                .transpose()?,
+            dataset: self
+                .dataset
+                .as_deref()
+                .map(|d| parse_root("dataset", d))
+                .transpose()?,
+            limit: parse_limit(self.limit.as_deref())?,
+            cursor: self.cursor,
+        })
+    }
+}
+
+/// Body of `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// The chain's latest block (absent when the chain is not configured or unreachable).
+    pub chain_block: Option<u64>,
+    /// The last indexed block.
+    pub indexed_block: Option<u64>,
+    /// `chain_block - indexed_block` when both are known.
+    pub lag: Option<u64>,
+    /// Events stored.
+    pub events: u64,
+    /// Why the chain could not be asked, if it could not.
+    pub chain_error: Option<String>,
+}
+
+async fn list_datasets(
+    State(state): State<ApiState>,
+    Query(params): Query<DatasetParams>,
+) -> ApiResult<query::Page<query::DatasetView>> {
+    Ok(Json(query::datasets(&state.db, &params.filter()?).await?))
+}
+
+async fn get_dataset(
+    State(state): State<ApiState>,
+    Path(root): Path<String>,
+) -> ApiResult<query::DatasetDetail> {
+    let root = parse_root("root", &root)?;
+    query::dataset(&state.db, root)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no dataset {root} is indexed")))
+}
+
+async fn list_jobs(
+    State(state): State<ApiState>,
+    Query(params): Query<JobParams>,
+) -> ApiResult<query::Page<query::JobView>> {
+    Ok(Json(query::jobs(&state.db, &params.filter()?).await?))
+}
+
+async fn get_job(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> ApiResult<query::JobDetail> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad(format!("job id must be a number, got `{id}`")))?;
+    query::job(&state.db, id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no job {id} is indexed")))
+}
+
+async fn owner_earnings(
+    State(state): State<ApiState>,
+    Path(address): Path<String>,
+) -> ApiResult<query::Earnings> {
+    let address = parse_address("address", &address)?;
+    Ok(Json(query::earnings(&state.db, address).await?))
+}
+
+async fn health(State(state): State<ApiState>) -> ApiResult<Health> {
+    let status = query::status(&state.db).await?;
+    let (chain_block, chain_error) = match &state.chain {
+        Some(chain) => match chain.head().await {
+            Ok(head) => (Some(head), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => (None, Some("no chain RPC configured".to_owned())),
+    };
+    Ok(Json(Health {
+        chain_block,
+        indexed_block: status.indexed_block,
+        lag: chain_block
+            .zip(status.indexed_block)
+            .map(|(c, i)| c.saturating_sub(i)),
+        events: status.events,
+        chain_error,
+    }))
+}
+
+/// The API's routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/datasets", get(list_datasets))
+        .route("/datasets/{root}", get(get_dataset))
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/{id}", get(get_job))
+        .route("/owners/{address}/earnings", get(owner_earnings))
+        .route("/health", get(health))
+        .with_state(state)
+}
+
+/// Binds `addr` (port 0 picks a free one) and serves the API in a background task; returns
+/// the bound address and the task.
+pub async fn spawn(
+    addr: SocketAddr,
+    state: ApiState,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
+        context: format!("binding the indexer API to {addr}"),
+        source,
+    })?;
+    let bound = listener.local_addr().map_err(|source| Error::Io {
+        context: "reading the API's bound address".into(),
+        source,
+    })?;
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "indexer API stopped");
+        }
+    });
+    Ok((bound, task))
+}

@@ -510,3 +510,157 @@ async fn reorg_is_rewound_and_reapplied() {
     let accounts: Vec<Address> = (0..6).map(|i| env.address_of(i)).collect();
     assert_eq!(dump(&db, &accounts).await, dump(&fresh, &accounts).await);
 }
+
+async fn get_json<T: serde::de::DeserializeOwned>(base: &str, path: &str) -> T {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "GET {path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+async fn status_of(base: &str, path: &str) -> (u16, serde_json::Value) {
+    let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+fn roots(page: &query::Page<query::DatasetView>) -> Vec<String> {
+    page.items.iter().map(|d| d.root.clone()).collect()
+}
+
+#[tokio::test]
+async fn api_answers_marketplace_queries_over_http() {
+    let env = TestEnv::start().await.unwrap();
+    let jobs = every_event(&env).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("index.sqlite")).await;
+    follower(&env, db.clone(), 2000)
+        .sync_to_head()
+        .await
+        .unwrap();
+    let state = licen_indexer::api::ApiState {
+        db: db.clone(),
+        chain: Some(RpcSource::new(env.admin.provider().clone())),
+    };
+    let (addr, server) = licen_indexer::api::spawn("127.0.0.1:0".parse().unwrap(), state)
+        .await
+        .unwrap();
+    let base = format!("http://{addr}");
+    let (d1, d2) = (hex(root(1).0), hex(root(2).0));
+    type Datasets = query::Page<query::DatasetView>;
+
+    // sorting
+    let newest: Datasets = get_json(&base, "/datasets").await;
+    assert_eq!(roots(&newest), [d2.clone(), d1.clone()]);
+    assert_eq!(newest.next_cursor, None);
+    let by_price: Datasets = get_json(&base, "/datasets?sort=price").await;
+    assert_eq!(roots(&by_price), [d1.clone(), d2.clone()]);
+    let popular: Datasets = get_json(&base, "/datasets?sort=popularity").await;
+    assert_eq!(roots(&popular), [d1.clone(), d2.clone()]);
+
+    // filters
+    let cheap: Datasets = get_json(&base, &format!("/datasets?max_price={PRICE}")).await;
+    assert_eq!(roots(&cheap), [d1.clone()]);
+    let evaluation: Datasets = get_json(&base, "/datasets?purpose=evaluation&active=true").await;
+    assert_eq!(evaluation.items.len(), 2);
+    let medical: Datasets = get_json(&base, "/datasets?purpose=medical-research").await;
+    assert!(medical.items.is_empty());
+    let owned: Datasets = get_json(&base, &format!("/datasets?owner={}", env.address_of(3))).await;
+    assert_eq!(owned.items.len(), 2);
+    let none: Datasets = get_json(&base, &format!("/datasets?owner={}", env.address_of(4))).await;
+    assert!(none.items.is_empty());
+    let inactive: Datasets = get_json(&base, "/datasets?active=false").await;
+    assert!(inactive.items.is_empty());
+
+    // cursor pagination, for every sort
+    for sort in ["newest", "price", "popularity"] {
+        let first: Datasets = get_json(&base, &format!("/datasets?sort={sort}&limit=1")).await;
+        let cursor = first.next_cursor.clone().expect("a second page");
+        let second: Datasets = get_json(
+            &base,
+            &format!("/datasets?sort={sort}&limit=1&cursor={cursor}"),
+        )
+        .await;
+        assert_eq!(second.next_cursor, None);
+        let full: Datasets = get_json(&base, &format!("/datasets?sort={sort}")).await;
+        assert_eq!(
+            [roots(&first), roots(&second)].concat(),
+            roots(&full),
+            "{sort}"
+        );
+    }
+
+    // detail with stats
+    let detail: query::DatasetDetail = get_json(&base, &format!("/datasets/{d1}")).await;
+    assert_eq!(detail.stats.requests, 3);
+    assert_eq!(detail.stats.epochs_sold, 3);
+    assert_eq!(detail.stats.distinct_researchers, 2);
+
+    // jobs by researcher, owner, dataset; pagination; detail with timeline
+    type Jobs = query::Page<query::JobView>;
+    let mine: Jobs = get_json(&base, &format!("/jobs?researcher={}", env.address_of(4))).await;
+    assert_eq!(mine.items.len(), 3);
+    let owners: Jobs = get_json(&base, &format!("/jobs?owner={}", env.address_of(3))).await;
+    assert_eq!(owners.items.len(), 4);
+    let on_d2: Jobs = get_json(&base, &format!("/jobs?dataset={d2}")).await;
+    assert_eq!(
+        on_d2.items.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [jobs.reclaimed.0]
+    );
+    let page: Jobs = get_json(&base, "/jobs?limit=3").await;
+    let rest: Jobs = get_json(
+        &base,
+        &format!("/jobs?limit=3&cursor={}", page.next_cursor.clone().unwrap()),
+    )
+    .await;
+    assert_eq!(page.items.len() + rest.items.len(), 4);
+    assert_eq!(rest.next_cursor, None);
+    let job: JobDetail = get_json(&base, &format!("/jobs/{}", jobs.completed.0)).await;
+    assert_eq!(job.timeline.len(), 3);
+    assert_eq!(job.job.state, "Completed");
+
+    // earnings
+    let earnings: query::Earnings =
+        get_json(&base, &format!("/owners/{}/earnings", env.address_of(3))).await;
+    assert_eq!(earnings.completed_runs, 1);
+    assert_eq!(earnings.per_dataset.len(), 2);
+    assert_eq!(earnings.balance, "0");
+
+    // health
+    let health: licen_indexer::api::Health = get_json(&base, "/health").await;
+    let head = env.admin.provider().get_block_number().await.unwrap();
+    assert_eq!(health.chain_block, Some(head));
+    assert_eq!(health.indexed_block, Some(head));
+    assert_eq!(health.lag, Some(0));
+    env.admin
+        .provider()
+        .anvil_mine(Some(3), None)
+        .await
+        .unwrap();
+    let health: licen_indexer::api::Health = get_json(&base, "/health").await;
+    assert_eq!(health.lag, Some(3));
+
+    // errors are sentences with the right status
+    let (status, body) = status_of(&base, "/datasets?sort=cheapest").await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("newest, price or popularity")
+    );
+    assert_eq!(status_of(&base, "/datasets?purpose=mining").await.0, 400);
+    assert_eq!(status_of(&base, "/datasets?cursor=garbage").await.0, 400);
+    assert_eq!(status_of(&base, "/jobs?researcher=0x12").await.0, 400);
+    let (status, body) = status_of(
+        &base,
+        &format!("/datasets/{}", hex(B256::repeat_byte(0x99))),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("no dataset"));
+    assert_eq!(status_of(&base, "/jobs/999").await.0, 404);
+    server.abort();
+}

@@ -562,7 +562,7 @@ async fn api_answers_marketplace_queries_over_http() {
 
     // filters
     let cheap: Datasets = get_json(&base, &format!("/datasets?max_price={PRICE}")).await;
-    assert_eq!(roots(&cheap), [d1.clone()]);
+    assert_eq!(roots(&cheap), std::slice::from_ref(&d1));
     let evaluation: Datasets = get_json(&base, "/datasets?purpose=evaluation&active=true").await;
     assert_eq!(evaluation.items.len(), 2);
     let medical: Datasets = get_json(&base, "/datasets?purpose=medical-research").await;

@@ -5,7 +5,10 @@
 //! full-size batch was cheap. It indexes only blocks at least `confirmations` deep. Before each
 //! batch it checks that the block under the cursor still has the hash it had when indexed; if
 //! not, the chain reorganised: it walks back through the kept block hashes to the newest block
-//! still canonical and rewinds the database there (see [`crate::db::Db::rewind`]). A batch's
+//! still canonical and rewinds the database there (see [`crate::db::Db::rewind`]). A batch is
+//! only committed if, after its logs were read, its last block still has the hash read before
+//! them and the cursor block is still canonical (otherwise the step reports
+//! [`Error::Inconsistent`] and the next one retries). A batch's
 //! events, block hashes and the cursor are committed in one transaction, so a restart resumes
 //! exactly after the last committed batch. Logs that do not decode as DataPolicy events are
 //! skipped with a warning.
@@ -132,6 +135,11 @@ impl<S: ChainSource> Follower<S> {
             return Ok(Step::Idle { head });
         }
         let to = target.min(from.saturating_add(self.range - 1));
+        let Some(last) = self.source.block(to).await? else {
+            return Err(Error::Inconsistent(format!(
+                "block {to} vanished while indexing (reorg in progress?)"
+            )));
+        };
         let logs = match self.source.logs(self.config.contract, from, to).await {
             Ok(logs) => logs,
             Err(e) if e.is_range_limit() && to > from => {
@@ -142,11 +150,18 @@ impl<S: ChainSource> Follower<S> {
             }
             Err(e) => return Err(e),
         };
-        let Some(last) = self.source.block(to).await? else {
-            return Err(Error::Inconsistent(format!(
-                "block {to} vanished while indexing (reorg in progress?)"
-            )));
+        // The logs belong to `last`'s chain only if that chain did not change while they were
+        // read: `to` must still be `last`, and the cursor must still be canonical under it.
+        let unchanged = self.source.block(to).await?.map(|b| b.hash) == Some(last.hash);
+        let anchored = match cursor {
+            Some(c) => self.source.block(c.number).await?.map(|b| b.hash) == Some(c.hash),
+            None => true,
         };
+        if !unchanged || !anchored {
+            return Err(Error::Inconsistent(format!(
+                "the chain changed while blocks {from}..={to} were read; retrying"
+            )));
+        }
         let (events, blocks) = self.decode(&logs, last).await?;
         let inserted = self
             .db
@@ -171,11 +186,22 @@ impl<S: ChainSource> Follower<S> {
         })
     }
 
-    /// Steps until caught up with the confirmed head; returns the new events stored.
+    /// Steps until caught up with the confirmed head; returns the new events stored. A step
+    /// that saw the chain change under it is retried (up to 10 times in a row).
     pub async fn sync_to_head(&mut self) -> Result<u64> {
         let mut total = 0;
+        let mut unsettled = 0;
         loop {
-            match self.step().await? {
+            let step = match self.step().await {
+                Err(Error::Inconsistent(why)) if unsettled < 10 => {
+                    unsettled += 1;
+                    tracing::warn!(%why, "retrying a step");
+                    continue;
+                }
+                other => other?,
+            };
+            unsettled = 0;
+            match step {
                 Step::Indexed { events, .. } => total += events,
                 Step::Idle { .. } => return Ok(total),
                 Step::Rewound { .. } | Step::Shrunk { .. } => {}

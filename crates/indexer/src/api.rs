@@ -319,11 +319,20 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Binds `addr` (port 0 picks a free one) and serves the API in a background task; returns
-/// the bound address and the task.
+/// Binds `addr` (port 0 picks a free one) and serves the API in a background task until the
+/// process ends; returns the bound address and the task.
 pub async fn spawn(
     addr: SocketAddr,
     state: ApiState,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    spawn_until(addr, state, std::future::pending()).await
+}
+
+/// Like [`spawn`], but shuts down gracefully once `shutdown` completes.
+pub async fn spawn_until(
+    addr: SocketAddr,
+    state: ApiState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(addr).await.map_err(|source| Error::Io {
         context: format!("binding the indexer API to {addr}"),
@@ -335,7 +344,10 @@ pub async fn spawn(
     })?;
     let app = router(state);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
             tracing::error!(error = %e, "indexer API stopped");
         }
     });

@@ -19,9 +19,11 @@ mod error;
 pub mod event;
 pub mod follower;
 pub mod query;
+pub mod runner;
 pub mod source;
 
 pub use db::{Cursor, Db};
 pub use error::{Error, Result};
 pub use follower::{Follower, FollowerConfig, Step};
+pub use runner::{IndexerConfig, Running, run, start};
 pub use source::{BlockRef, ChainSource, RpcSource};

@@ -664,3 +664,59 @@ async fn api_answers_marketplace_queries_over_http() {
     assert_eq!(status_of(&base, "/jobs/999").await.0, 404);
     server.abort();
 }
+
+#[tokio::test]
+async fn runner_follows_live_and_resumes_after_stop() {
+    let env = TestEnv::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = licen_indexer::IndexerConfig::new(
+        env.chain.rpc_url(),
+        env.deployment.address,
+        env.deployment.block,
+        dir.path().join("data"),
+    );
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.poll_interval = std::time::Duration::from_millis(20);
+    let running = licen_indexer::start(config.clone()).await.unwrap();
+    let base = format!("http://{}", running.api_addr());
+
+    // live: an event mined now shows up in the API shortly after
+    publish(&env.owner, &env, 1, &policy(PRICE, &[Purpose::Research])).await;
+    let mined = std::time::Instant::now();
+    let path = format!("/datasets/{}", hex(root(1).0));
+    loop {
+        if status_of(&base, &path).await.0 == 200 {
+            break;
+        }
+        assert!(
+            mined.elapsed() < std::time::Duration::from_secs(10),
+            "never indexed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    eprintln!("mined → visible in the API: {:?}", mined.elapsed());
+    running.stop().await.unwrap();
+
+    // while stopped, more history; a restart picks it up
+    publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
+    let running = licen_indexer::start(config).await.unwrap();
+    let base = format!("http://{}", running.api_addr());
+    let started = std::time::Instant::now();
+    loop {
+        let page: query::Page<query::DatasetView> = get_json(&base, "/datasets").await;
+        if page.items.len() == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never resumed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let health: licen_indexer::api::Health = get_json(&base, "/health").await;
+    assert_eq!(
+        health.events, 5,
+        "3 from deployment + 2 publishes, none twice"
+    );
+    running.stop().await.unwrap();
+}

@@ -6,6 +6,8 @@
 //! - `GET /jobs/{id}`: detail with its full timeline
 //! - `GET /owners/{address}/earnings`
 //! - `GET /health`: latest chain block vs latest indexed block
+//! - `GET /stream?from_block=`: Server-Sent Events of dataset changes and job transitions
+//!   (see [`crate::stream`])
 //!
 //! Errors are `{"error": "<sentence>"}` with 400 (bad parameter), 404 (unknown dataset or job)
 //! or 500. Serves public chain data only: nothing here is secret.
@@ -14,6 +16,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::query::{self, BadQuery, DatasetFilter, JobFilter, QueryError, Sort};
 use crate::source::{ChainSource, RpcSource};
+use crate::stream;
 use alloy::primitives::{Address, B256};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -307,6 +310,44 @@ async fn health(State(state): State<ApiState>) -> ApiResult<Health> {
     }))
 }
 
+/// Query string of `GET /stream`.
+#[derive(Debug, Default, Deserialize)]
+struct StreamParams {
+    from_block: Option<String>,
+}
+
+async fn live(
+    State(state): State<ApiState>,
+    headers: axum::http::HeaderMap,
+    Query(params): Query<StreamParams>,
+) -> std::result::Result<Response, ApiError> {
+    let from = if let Some(block) = params.from_block.as_deref() {
+        let block: u64 = block.parse().map_err(|_| {
+            ApiError::bad(format!(
+                "`from_block` must be a block number, got `{block}`"
+            ))
+        })?;
+        stream::From::Block(block)
+    } else if let Some((block, index)) = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(stream::parse_event_id)
+    {
+        stream::From::After(block, index)
+    } else {
+        stream::From::Now
+    };
+    let events = stream::events(
+        state.db.clone(),
+        from,
+        std::time::Duration::from_millis(100),
+    )
+    .await?;
+    Ok(axum::response::sse::Sse::new(events)
+        .keep_alive(axum::response::sse::KeepAlive::default())
+        .into_response())
+}
+
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -316,6 +357,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/jobs/{id}", get(get_job))
         .route("/owners/{address}/earnings", get(owner_earnings))
         .route("/health", get(health))
+        .route("/stream", get(live))
         .with_state(state)
 }
 

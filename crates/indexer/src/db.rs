@@ -190,10 +190,19 @@ impl Db {
     pub async fn rewind(&self, keep: Option<Cursor>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let after = keep.map_or(-1, |c| to_i64(c.number));
-        sqlx::query("DELETE FROM events WHERE block_number > $1")
+        let removed = sqlx::query("DELETE FROM events WHERE block_number > $1")
             .bind(after)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "INSERT INTO reorgs (id, rewound_to, removed_events) \
+             SELECT COALESCE(MAX(id), 0) + 1, $1, $2 FROM reorgs",
+        )
+        .bind(after)
+        .bind(i64::try_from(removed).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM blocks WHERE number > $1")
             .bind(after)
             .execute(&mut *tx)

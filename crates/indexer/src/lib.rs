@@ -21,6 +21,7 @@ pub mod follower;
 pub mod query;
 pub mod runner;
 pub mod source;
+pub mod stream;
 
 pub use db::{Cursor, Db};
 pub use error::{Error, Result};

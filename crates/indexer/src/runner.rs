@@ -17,6 +17,9 @@ use tokio::task::JoinHandle;
 /// File name of the database inside the data dir.
 pub const DATABASE_FILE: &str = "indexer.sqlite";
 
+/// How long [`Running::stop`] lets in-flight API requests finish before closing connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Where the indexer reads, stores and serves.
 #[derive(Debug, Clone)]
 pub struct IndexerConfig {
@@ -83,7 +86,14 @@ impl Running {
         let _ = self.stop.send(true);
         let joined = |e: tokio::task::JoinError| Error::Config(format!("indexer task: {e}"));
         self.follower.await.map_err(joined)?;
-        self.server.await.map_err(joined)?;
+        // Open live streams never end by themselves: give requests a moment, then cut them.
+        let mut server = self.server;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
         self.db.close().await;
         Ok(())
     }

@@ -119,3 +119,10 @@ CREATE TABLE IF NOT EXISTS withdrawals (
     PRIMARY KEY (block_number, log_index)
 );
 CREATE INDEX IF NOT EXISTS withdrawals_by_account ON withdrawals (account);
+
+-- One row per rewind: the live stream tells its clients what was undone.
+CREATE TABLE IF NOT EXISTS reorgs (
+    id BIGINT PRIMARY KEY,
+    rewound_to BIGINT NOT NULL,
+    removed_events BIGINT NOT NULL
+);

@@ -720,3 +720,83 @@ async fn runner_follows_live_and_resumes_after_stop() {
     );
     running.stop().await.unwrap();
 }
+
+/// Reads an SSE response until `buffer` contains `needle` (10 s at most).
+async fn read_until(response: &mut reqwest::Response, buffer: &mut String, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !buffer.contains(needle) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let chunk = tokio::time::timeout(left, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no `{needle}` in the stream; got:\n{buffer}"))
+            .unwrap()
+            .expect("stream ended");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn live_stream_sends_dataset_changes_job_transitions_and_reorgs() {
+    let env = TestEnv::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = licen_indexer::IndexerConfig::new(
+        env.chain.rpc_url(),
+        env.deployment.address,
+        env.deployment.block,
+        dir.path().to_owned(),
+    );
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.poll_interval = std::time::Duration::from_millis(20);
+    let running = licen_indexer::start(config).await.unwrap();
+    let base = format!("http://{}", running.api_addr());
+    let mut live = reqwest::get(format!("{base}/stream")).await.unwrap();
+    assert_eq!(
+        live.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut seen = String::new();
+
+    publish(&env.owner, &env, 1, &policy(PRICE, &[Purpose::Research])).await;
+    read_until(&mut live, &mut seen, "event: DatasetPublished").await;
+    assert!(seen.contains(&hex(root(1).0)));
+
+    let provider = env.admin.provider();
+    let snapshot = provider.anvil_snapshot().await.unwrap();
+    let job = request(&env.researcher, root(1), 2, PRICE).await;
+    env.orchestrator.start_job(job).await.unwrap();
+    read_until(&mut live, &mut seen, "event: JobStarted").await;
+    let granted = seen.find("event: AccessGranted").unwrap();
+    assert!(granted < seen.find("event: JobStarted").unwrap());
+
+    // the job's blocks are dropped; the stream says so, then carries the new branch
+    assert!(provider.anvil_revert(snapshot).await.unwrap());
+    let owner = DataPolicyClient::new(
+        connect(env.chain.rpc_url(), Some(env.signer(3))).unwrap(),
+        env.deployment.address,
+    );
+    publish(&owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
+    provider.anvil_mine(Some(5), None).await.unwrap();
+    seen.clear();
+    read_until(&mut live, &mut seen, "event: reorg").await;
+    read_until(&mut live, &mut seen, &hex(root(2).0)).await;
+    let notice = seen.find("event: reorg").unwrap();
+    assert!(notice < seen.find("event: DatasetPublished").unwrap());
+
+    // a replay from the first block shows only the surviving history
+    let mut replay = reqwest::get(format!("{base}/stream?from_block=0"))
+        .await
+        .unwrap();
+    let mut replayed = String::new();
+    read_until(&mut replay, &mut replayed, &hex(root(2).0)).await;
+    assert!(replayed.contains(&hex(root(1).0)));
+    assert!(!replayed.contains("AccessGranted"));
+    assert!(
+        !replayed.contains("OrchestratorRegistered"),
+        "only dataset and job events"
+    );
+    // stopping does not wait for the open streams
+    let stopping = std::time::Instant::now();
+    running.stop().await.unwrap();
+    assert!(stopping.elapsed() < std::time::Duration::from_secs(5));
+    drop((live, replay));
+}

@@ -6,6 +6,7 @@
 //! - `GET /jobs/{id}`: detail with its full timeline
 //! - `GET /owners/{address}/earnings`
 //! - `GET /health`: latest chain block vs latest indexed block
+//! - `GET /openapi.json`: the OpenAPI 3.1 document of all of this (`crates/indexer/openapi.json`)
 //! - `GET /stream?from_block=`: Server-Sent Events of dataset changes and job transitions
 //!   (see [`crate::stream`])
 //!
@@ -348,6 +349,29 @@ async fn live(
         .into_response())
 }
 
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Every route, as written in [`OPENAPI`].
+pub const ROUTES: [&str; 8] = [
+    "/datasets",
+    "/datasets/{root}",
+    "/jobs",
+    "/jobs/{id}",
+    "/owners/{address}/earnings",
+    "/health",
+    "/stream",
+    "/openapi.json",
+];
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
 /// The API's routes.
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -358,6 +382,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/owners/{address}/earnings", get(owner_earnings))
         .route("/health", get(health))
         .route("/stream", get(live))
+        .route("/openapi.json", get(openapi))
         .with_state(state)
 }
 
@@ -394,4 +419,48 @@ pub async fn spawn_until(
         }
     });
     Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn openapi_documents_exactly_the_routes() {
+        let spec: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let documented: BTreeSet<&str> = spec["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(documented, ROUTES.into_iter().collect());
+    }
+
+    #[tokio::test]
+    async fn every_route_is_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("i.sqlite")).await.unwrap();
+        let state = ApiState { db, chain: None };
+        let (addr, server) = spawn("127.0.0.1:0".parse().unwrap(), state).await.unwrap();
+        for route in ROUTES {
+            let path = route
+                .replace("{root}", &format!("0x{}", "ab".repeat(32)))
+                .replace("{id}", "1")
+                .replace("{address}", &format!("0x{}", "cd".repeat(20)));
+            let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+            let status = response.status();
+            if status == StatusCode::OK {
+                continue;
+            }
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains("is indexed"),
+                "{path}: {body}"
+            );
+        }
+        server.abort();
+    }
 }

@@ -560,4 +560,66 @@ mod tests {
         assert_eq!(db.event_count().await.unwrap(), 0);
         assert_eq!(f.sync_to_head().await.unwrap(), 1);
     }
+
+    /// Initial-sync throughput of the follower and SQLite (no RPC): 100k events over 10k
+    /// blocks. Run with `cargo test -p licen-indexer --release -- --ignored --nocapture
+    /// initial_sync_throughput` for the figure.
+    #[tokio::test]
+    #[ignore = "benchmark"]
+    async fn initial_sync_throughput() {
+        use licen_chain::bindings::IDataPolicy;
+        const EVENTS: u64 = 100_000;
+        const DATASETS: u64 = 1_000;
+        let policy = IDataPolicy::Policy {
+            pricePerEpoch: 1_000,
+            maxEpochsPerRun: 5,
+            maxRunsPerRequester: 100,
+            sessionTtl: 600,
+            allowedPurposes: 1,
+            expiry: 0,
+        };
+        let logs = (0..EVENTS)
+            .map(|i| {
+                let block = 1 + i / 10;
+                let data = if i < DATASETS {
+                    DataPolicy::DatasetPublished {
+                        datasetRoot: B256::from(U256::from(i)),
+                        owner: Address::repeat_byte(1),
+                        orchestrator: Address::repeat_byte(2),
+                        envelopeRoot: B256::repeat_byte(3),
+                        manifestRoot: B256::repeat_byte(4),
+                        policy: policy.clone(),
+                        policyHash: B256::repeat_byte(5),
+                    }
+                    .encode_log_data()
+                } else {
+                    DataPolicy::AccessGranted {
+                        jobId: U256::from(i),
+                        datasetRoot: B256::from(U256::from(i % DATASETS)),
+                        researcher: Address::repeat_byte(6),
+                        epochs: 2,
+                        purpose: 0,
+                        resultKey: B256::repeat_byte(7),
+                        pricePerEpoch: 1_000,
+                        escrow: U256::from(2_000),
+                        expiresAt: 99,
+                    }
+                    .encode_log_data()
+                };
+                let mut l = log(block, i % 10, data);
+                l.block_timestamp = Some(1000 + block);
+                l
+            })
+            .collect::<Vec<_>>();
+        let head = 1 + EVENTS / 10;
+        let (_dir, db) = db().await;
+        let mut f = Follower::new(FakeChain::new(head, logs), db.clone(), config(2000, 2000));
+        let started = std::time::Instant::now();
+        assert_eq!(f.sync_to_head().await.unwrap(), EVENTS);
+        let elapsed = started.elapsed();
+        eprintln!(
+            "initial sync: {EVENTS} events in {elapsed:?} = {:.0} events/s",
+            EVENTS as f64 / elapsed.as_secs_f64()
+        );
+    }
 }

@@ -4,23 +4,29 @@
 //!
 //! Every batch (its events, their derived rows, the block hashes and the cursor) is written in
 //! ONE transaction, so a crash leaves either all of a batch or none of it. Events are keyed by
-//! `(block_hash, log_index)` and inserted with `ON CONFLICT DO NOTHING`; derived rows are only
-//! touched for events that were actually inserted, so nothing is applied twice. A rewind deletes
+//! `(block_hash, log_index)` and inserted with `ON CONFLICT DO NOTHING ... RETURNING`; derived
+//! rows are only touched for events that were actually inserted, so nothing is applied twice
+//! (see [`crate::derive`] for how a batch's derived rows are computed). A rewind deletes
 //! the events of removed blocks and recomputes every derived table from the remaining events:
 //! simple and obviously correct (its cost grows with history; see the crate docs).
 //!
 //! SQLite only in this slice; the SQL is written to run unchanged on Postgres (`$N`
 //! parameters, `ON CONFLICT`, no SQLite-only types).
 
+use crate::derive::{Position, Working};
 use crate::error::{Error, Result};
 use crate::event::{Event, Located, hex_b256};
 use alloy::primitives::B256;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 const SCHEMA: &str = include_str!("schema.sql");
+
+/// Events per multi-row insert (7 bound values each).
+const EVENT_CHUNK: usize = 1000;
 
 /// How many recent block hashes are kept for reorg detection.
 pub const KEPT_BLOCK_HASHES: i64 = 64;
@@ -139,28 +145,45 @@ impl Db {
         cursor: Cursor,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let mut inserted = 0;
+        let mut rows = Vec::with_capacity(events.len());
         for located in events {
             let data = serde_json::to_string(&located.event)
                 .map_err(|e| Error::Corrupt(format!("serializing an event: {e}")))?;
-            let result = sqlx::query(
-                "INSERT INTO events (block_number, block_hash, log_index, tx_hash, block_time, name, data) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            )
-            .bind(to_i64(located.block_number))
-            .bind(hex_b256(&located.block_hash))
-            .bind(to_i64(located.log_index))
-            .bind(hex_b256(&located.tx_hash))
-            .bind(to_i64(located.block_time))
-            .bind(located.event.name())
-            .bind(data)
-            .execute(&mut *tx)
-            .await?;
-            if result.rows_affected() == 1 {
-                inserted += 1;
-                apply(&mut tx, &Position::of(located), &located.event).await?;
+            rows.push((located, hex_b256(&located.block_hash), data));
+        }
+        // Insert-or-ignore; RETURNING names the rows that were new.
+        let mut new_keys: HashSet<(String, i64)> = HashSet::new();
+        for chunk in rows.chunks(EVENT_CHUNK) {
+            let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (block_number, block_hash, log_index, tx_hash, block_time, name, data) ",
+            );
+            q.push_values(chunk, |mut b, (located, hash, data)| {
+                b.push_bind(to_i64(located.block_number))
+                    .push_bind(hash.as_str())
+                    .push_bind(to_i64(located.log_index))
+                    .push_bind(hex_b256(&located.tx_hash))
+                    .push_bind(to_i64(located.block_time))
+                    .push_bind(located.event.name())
+                    .push_bind(data.as_str());
+            });
+            q.push(" ON CONFLICT DO NOTHING RETURNING block_hash, log_index");
+            for r in q.build().fetch_all(&mut *tx).await? {
+                new_keys.insert((r.try_get(0)?, r.try_get(1)?));
             }
         }
+        let fresh: Vec<(Position, &Event)> = rows
+            .iter()
+            .filter(|(located, hash, _)| {
+                new_keys.remove(&(hash.clone(), to_i64(located.log_index)))
+            })
+            .map(|(located, _, _)| (position_of(located), &located.event))
+            .collect();
+        let inserted = fresh.len() as u64;
+        let mut working = Working::load(&mut tx, fresh.iter().map(|(_, e)| *e)).await?;
+        for (position, event) in &fresh {
+            working.apply(position, event);
+        }
+        working.flush(&mut tx).await?;
         let mut all_blocks = blocks.to_vec();
         all_blocks.push((cursor.number, cursor.hash));
         for (number, hash) in all_blocks {
@@ -255,6 +278,7 @@ async fn rebuild(conn: &mut SqliteConnection) -> Result<()> {
     )
     .fetch_all(&mut *conn)
     .await?;
+    let mut events = Vec::with_capacity(rows.len());
     for row in rows {
         let position = Position {
             block: row.try_get("block_number")?,
@@ -265,318 +289,20 @@ async fn rebuild(conn: &mut SqliteConnection) -> Result<()> {
         let data: String = row.try_get("data")?;
         let event: Event = serde_json::from_str(&data)
             .map_err(|e| Error::Corrupt(format!("stored event `{data}`: {e}")))?;
-        apply(conn, &position, &event).await?;
+        events.push((position, event));
     }
-    Ok(())
-}
-
-/// Where an event happened, in database form.
-struct Position {
-    block: i64,
-    log_index: i64,
-    time: i64,
-    tx: String,
-}
-
-impl Position {
-    fn of(located: &Located) -> Self {
-        Self {
-            block: to_i64(located.block_number),
-            log_index: to_i64(located.log_index),
-            time: to_i64(located.block_time),
-            tx: hex_b256(&located.tx_hash),
-        }
+    let mut working = Working::load(conn, events.iter().map(|(_, e)| e)).await?;
+    for (position, event) in &events {
+        working.apply(position, event);
     }
+    working.flush(conn).await
 }
 
-async fn transition(
-    conn: &mut SqliteConnection,
-    at: &Position,
-    job_id: u64,
-    state: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO job_transitions (job_id, state, block_number, log_index, block_time, tx_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-    )
-    .bind(to_i64(job_id))
-    .bind(state)
-    .bind(at.block)
-    .bind(at.log_index)
-    .bind(at.time)
-    .bind(&at.tx)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn finish_job(
-    conn: &mut SqliteConnection,
-    at: &Position,
-    job_id: u64,
-    state: &str,
-    refund: &str,
-    reason: Option<&str>,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE jobs SET state = $2, refund = $3, fail_reason = $4, updated_block = $5 WHERE id = $1",
-    )
-    .bind(to_i64(job_id))
-    .bind(state)
-    .bind(refund)
-    .bind(reason)
-    .bind(at.block)
-    .execute(&mut *conn)
-    .await?;
-    transition(conn, at, job_id, state).await
-}
-
-/// Applies one event to the derived tables.
-async fn apply(conn: &mut SqliteConnection, at: &Position, event: &Event) -> Result<()> {
-    match event {
-        Event::OrchestratorRegistered {
-            orchestrator,
-            public_key,
-        } => {
-            sqlx::query(
-                "INSERT INTO orchestrators (address, public_key, active, registered_block, updated_block) \
-                 VALUES ($1, $2, 1, $3, $3) ON CONFLICT (address) DO UPDATE SET \
-                 public_key = excluded.public_key, active = 1, updated_block = excluded.updated_block",
-            )
-            .bind(orchestrator)
-            .bind(public_key)
-            .bind(at.block)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Event::OrchestratorKeyRotated {
-            orchestrator,
-            public_key,
-        } => {
-            sqlx::query(
-                "UPDATE orchestrators SET public_key = $2, updated_block = $3 WHERE address = $1",
-            )
-            .bind(orchestrator)
-            .bind(public_key)
-            .bind(at.block)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Event::OrchestratorDeactivated { orchestrator } => {
-            sqlx::query(
-                "UPDATE orchestrators SET active = 0, updated_block = $2 WHERE address = $1",
-            )
-            .bind(orchestrator)
-            .bind(at.block)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Event::DatasetPublished {
-            dataset_root,
-            owner,
-            orchestrator,
-            envelope_root,
-            manifest_root,
-            policy,
-            policy_hash,
-        } => {
-            sqlx::query(
-                "INSERT INTO datasets (root, owner, orchestrator, envelope_root, manifest_root, \
-                 price_per_epoch, price_sort, max_epochs_per_run, max_runs_per_requester, session_ttl, \
-                 allowed_purposes, expiry, policy_hash, paused, job_count, created_block, \
-                 created_log_index, created_time, created_tx, updated_block) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0, $14, $15, $16, $17, $14) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(dataset_root)
-            .bind(owner)
-            .bind(orchestrator)
-            .bind(envelope_root)
-            .bind(manifest_root)
-            .bind(&policy.price_per_epoch)
-            .bind(price_sort_key(&policy.price_per_epoch))
-            .bind(i64::from(policy.max_epochs_per_run))
-            .bind(i64::from(policy.max_runs_per_requester))
-            .bind(i64::from(policy.session_ttl))
-            .bind(i64::from(policy.allowed_purposes))
-            .bind(to_i64(policy.expiry))
-            .bind(policy_hash)
-            .bind(at.block)
-            .bind(at.log_index)
-            .bind(at.time)
-            .bind(&at.tx)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Event::PolicyUpdated {
-            dataset_root,
-            policy,
-            policy_hash,
-        } => {
-            sqlx::query(
-                "UPDATE datasets SET price_per_epoch = $2, price_sort = $3, max_epochs_per_run = $4, \
-                 max_runs_per_requester = $5, session_ttl = $6, allowed_purposes = $7, expiry = $8, \
-                 policy_hash = $9, updated_block = $10 WHERE root = $1",
-            )
-            .bind(dataset_root)
-            .bind(&policy.price_per_epoch)
-            .bind(price_sort_key(&policy.price_per_epoch))
-            .bind(i64::from(policy.max_epochs_per_run))
-            .bind(i64::from(policy.max_runs_per_requester))
-            .bind(i64::from(policy.session_ttl))
-            .bind(i64::from(policy.allowed_purposes))
-            .bind(to_i64(policy.expiry))
-            .bind(policy_hash)
-            .bind(at.block)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Event::DatasetPaused { dataset_root } | Event::DatasetResumed { dataset_root } => {
-            let paused = i64::from(matches!(event, Event::DatasetPaused { .. }));
-            sqlx::query("UPDATE datasets SET paused = $2, updated_block = $3 WHERE root = $1")
-                .bind(dataset_root)
-                .bind(paused)
-                .bind(at.block)
-                .execute(&mut *conn)
-                .await?;
-        }
-        Event::EnvelopeRotated {
-            dataset_root,
-            envelope_root,
-        } => {
-            sqlx::query(
-                "UPDATE datasets SET envelope_root = $2, updated_block = $3 WHERE root = $1",
-            )
-            .bind(dataset_root)
-            .bind(envelope_root)
-            .bind(at.block)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Event::AccessGranted {
-            job_id,
-            dataset_root,
-            researcher,
-            epochs,
-            purpose,
-            result_key,
-            price_per_epoch,
-            escrow,
-            expires_at,
-        } => {
-            let result = sqlx::query(
-                "INSERT INTO jobs (id, dataset_root, researcher, epochs, purpose, result_key, \
-                 price_per_epoch, escrow, expires_at, state, created_block, created_time, created_tx, \
-                 updated_block) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'Granted', $10, $11, $12, $10) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(to_i64(*job_id))
-            .bind(dataset_root)
-            .bind(researcher)
-            .bind(i64::from(*epochs))
-            .bind(i64::from(*purpose))
-            .bind(result_key)
-            .bind(price_per_epoch)
-            .bind(escrow)
-            .bind(to_i64(*expires_at))
-            .bind(at.block)
-            .bind(at.time)
-            .bind(&at.tx)
-            .execute(&mut *conn)
-            .await?;
-            if result.rows_affected() == 1 {
-                sqlx::query("UPDATE datasets SET job_count = job_count + 1 WHERE root = $1")
-                    .bind(dataset_root)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            transition(conn, at, *job_id, "Granted").await?;
-        }
-        Event::JobStarted {
-            job_id,
-            run_deadline,
-        } => {
-            sqlx::query(
-                "UPDATE jobs SET state = 'Running', run_deadline = $2, updated_block = $3 WHERE id = $1",
-            )
-            .bind(to_i64(*job_id))
-            .bind(to_i64(*run_deadline))
-            .bind(at.block)
-            .execute(&mut *conn)
-            .await?;
-            transition(conn, at, *job_id, "Running").await?;
-        }
-        Event::JobCompleted {
-            job_id,
-            actual_epochs,
-            result_hash,
-            attestation_ref,
-            royalty,
-            fee,
-            refund,
-        } => {
-            sqlx::query(
-                "UPDATE jobs SET state = 'Completed', actual_epochs = $2, result_hash = $3, \
-                 attestation_ref = $4, royalty = $5, fee = $6, refund = $7, \
-                 fee_treasury = (SELECT treasury FROM protocol WHERE id = 1), updated_block = $8 \
-                 WHERE id = $1",
-            )
-            .bind(to_i64(*job_id))
-            .bind(i64::from(*actual_epochs))
-            .bind(result_hash)
-            .bind(attestation_ref)
-            .bind(royalty)
-            .bind(fee)
-            .bind(refund)
-            .bind(at.block)
-            .execute(&mut *conn)
-            .await?;
-            transition(conn, at, *job_id, "Completed").await?;
-        }
-        Event::JobFailed {
-            job_id,
-            reason,
-            refund,
-        } => finish_job(conn, at, *job_id, "Failed", refund, Some(reason)).await?,
-        Event::JobExpired { job_id, refund } => {
-            finish_job(conn, at, *job_id, "Expired", refund, None).await?;
-        }
-        Event::JobReclaimed { job_id, refund } => {
-            finish_job(conn, at, *job_id, "Reclaimed", refund, None).await?;
-        }
-        Event::Withdrawn { account, amount } => {
-            sqlx::query(
-                "INSERT INTO withdrawals (account, amount, block_number, log_index, block_time, tx_hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(account)
-            .bind(amount)
-            .bind(at.block)
-            .bind(at.log_index)
-            .bind(at.time)
-            .bind(&at.tx)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Event::ProtocolFeeSet { fee_bps, treasury } => {
-            sqlx::query(
-                "INSERT INTO protocol (id, fee_bps, treasury) VALUES (1, $1, $2) \
-                 ON CONFLICT (id) DO UPDATE SET fee_bps = excluded.fee_bps, treasury = excluded.treasury",
-            )
-            .bind(i64::from(*fee_bps))
-            .bind(treasury)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Event::AdminTransferred { new_admin, .. } => {
-            sqlx::query(
-                "INSERT INTO protocol (id, admin) VALUES (1, $1) \
-                 ON CONFLICT (id) DO UPDATE SET admin = excluded.admin",
-            )
-            .bind(new_admin)
-            .execute(&mut *conn)
-            .await?;
-        }
+fn position_of(located: &Located) -> Position {
+    Position {
+        block: to_i64(located.block_number),
+        log_index: to_i64(located.log_index),
+        time: to_i64(located.block_time),
+        tx: hex_b256(&located.tx_hash),
     }
-    Ok(())
 }

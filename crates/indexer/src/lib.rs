@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod db;
+mod derive;
 mod error;
 pub mod event;
 pub mod follower;

@@ -738,3 +738,121 @@ pub async fn status(db: &Db) -> Result<IndexStatus> {
         events: db.event_count().await?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Cursor;
+    use crate::event::{Event, Located, PolicyRecord};
+
+    /// p99 of filtered, sorted list queries over 10k datasets. Run with `cargo test -p
+    /// licen-indexer --release -- --ignored --nocapture list_query_latency` for the figure.
+    #[tokio::test]
+    #[ignore = "benchmark"]
+    async fn list_query_latency() {
+        const DATASETS: u64 = 10_000;
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("i.sqlite")).await.unwrap();
+        let at = |i: u64| (1 + i / 10, i % 10);
+        let mut events: Vec<Located> = (0..DATASETS)
+            .map(|i| Located {
+                block_number: at(i).0,
+                block_hash: B256::from(U256::from(at(i).0)),
+                block_time: 1000,
+                tx_hash: B256::repeat_byte(1),
+                log_index: at(i).1,
+                event: Event::DatasetPublished {
+                    dataset_root: crate::event::hex_b256(&B256::from(U256::from(i + 1))),
+                    owner: format!("0x{:040x}", i % 50),
+                    orchestrator: format!("0x{:040x}", 7),
+                    envelope_root: format!("0x{:064x}", 1),
+                    manifest_root: format!("0x{:064x}", 2),
+                    policy: PolicyRecord {
+                        price_per_epoch: ((i * 7919) % 100_000 * 1_000_000_000).to_string(),
+                        max_epochs_per_run: 5,
+                        max_runs_per_requester: 3,
+                        session_ttl: 600,
+                        allowed_purposes: u32::try_from(1 + i % 127).unwrap(),
+                        expiry: 0,
+                    },
+                    policy_hash: format!("0x{:064x}", 3),
+                },
+            })
+            .collect();
+        for j in 0..DATASETS {
+            let (block, index) = at(DATASETS + j);
+            events.push(Located {
+                block_number: block,
+                block_hash: B256::from(U256::from(block)),
+                block_time: 1000,
+                tx_hash: B256::repeat_byte(2),
+                log_index: index,
+                event: Event::AccessGranted {
+                    job_id: j + 1,
+                    dataset_root: crate::event::hex_b256(&B256::from(U256::from(
+                        (j * j) % DATASETS + 1,
+                    ))),
+                    researcher: format!("0x{:040x}", j % 300),
+                    epochs: 1,
+                    purpose: 0,
+                    result_key: format!("0x{:064x}", 4),
+                    price_per_epoch: "1".into(),
+                    escrow: "1".into(),
+                    expires_at: 9,
+                },
+            });
+        }
+        let last = events.last().unwrap().block_number;
+        db.commit_batch(
+            &events,
+            &[],
+            Cursor {
+                number: last,
+                hash: B256::from(U256::from(last)),
+            },
+        )
+        .await
+        .unwrap();
+        let filters = [
+            DatasetFilter::default(),
+            DatasetFilter {
+                purpose: Some(Purpose::Evaluation),
+                sort: Sort::Price,
+                ..DatasetFilter::default()
+            },
+            DatasetFilter {
+                max_price: Some(5_000_000_000_000),
+                active: Some(true),
+                sort: Sort::Popularity,
+                ..DatasetFilter::default()
+            },
+            DatasetFilter {
+                owner: Some(Address::from_word(B256::from(U256::from(7)))),
+                sort: Sort::Newest,
+                ..DatasetFilter::default()
+            },
+        ];
+        let mut times = Vec::new();
+        for round in 0..100 {
+            for filter in &filters {
+                let mut filter = filter.clone();
+                if round % 2 == 1 {
+                    let first = datasets(&db, &filter).await.unwrap();
+                    filter.cursor = first.next_cursor;
+                }
+                let started = std::time::Instant::now();
+                let page = datasets(&db, &filter).await.unwrap();
+                times.push(started.elapsed());
+                assert!(!page.items.is_empty());
+            }
+        }
+        times.sort();
+        let p = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+        eprintln!(
+            "list query over {DATASETS} datasets: p50 {:?}, p99 {:?}, max {:?}",
+            p(0.5),
+            p(0.99),
+            times[times.len() - 1]
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! LICEN's chain indexer: follows the DataPolicy contract's events into a database and serves
+//! the marketplace's queries over HTTP.
+//!
+//! Owns: the follower ([`follower`]: batched `eth_getLogs` over an adaptive range, confirmation
+//! depth, reorg detection and rewind, a cursor committed with each batch), the database
+//! ([`db`]: raw events plus derived datasets, jobs, transitions, withdrawals; SQLite in WAL
+//! mode), and the query API ([`api`]).
+//!
+//! Must never: hold keys, plaintext or anything secret (it reads public chain events only),
+//! send transactions, or trust its own derived tables over the events they came from (a reorg
+//! recomputes them from the events).
+//!
+//! Limits of this slice: SQLite only (the SQL is portable, Postgres is not wired); a rewind
+//! recomputes every derived table from all stored events (correct, cost grows with history).
+
+pub mod api;
+pub mod db;
+mod derive;
+mod error;
+pub mod event;
+pub mod follower;
+pub mod query;
+pub mod runner;
+pub mod source;
+pub mod stream;
+
+pub use db::{Cursor, Db};
+pub use error::{Error, Result};
+pub use follower::{Follower, FollowerConfig, Step};
+pub use runner::{IndexerConfig, Running, run, start};
+pub use source::{BlockRef, ChainSource, RpcSource};

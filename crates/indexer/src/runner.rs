@@ -1,0 +1,144 @@
+//! The indexer as a service: the follower and the query API in one process, over one SQLite
+//! file under the data dir. This is what a `licen index` command calls ([`run`]); [`start`]
+//! gives tests and the dev profile a handle to stop it.
+
+use crate::api::{self, ApiState};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::follower::{Follower, FollowerConfig};
+use crate::source::{ChainSource, RpcSource};
+use alloy::primitives::Address;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// File name of the database inside the data dir.
+pub const DATABASE_FILE: &str = "indexer.sqlite";
+
+/// How long [`Running::stop`] lets in-flight API requests finish before closing connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Where the indexer reads, stores and serves.
+#[derive(Debug, Clone)]
+pub struct IndexerConfig {
+    /// Chain JSON-RPC URL.
+    pub rpc_url: String,
+    /// The DataPolicy contract.
+    pub contract: Address,
+    /// Its deployment block.
+    pub start_block: u64,
+    /// Directory holding the database ([`DATABASE_FILE`]).
+    pub data_dir: PathBuf,
+    /// Address the query API listens on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Confirmation depth (0 on the dev chain).
+    pub confirmations: u64,
+    /// Poll interval once caught up.
+    pub poll_interval: Duration,
+}
+
+impl IndexerConfig {
+    /// Dev-chain defaults: no confirmations, 100 ms polls, API on 127.0.0.1:8590.
+    pub fn new(rpc_url: &str, contract: Address, start_block: u64, data_dir: PathBuf) -> Self {
+        Self {
+            rpc_url: rpc_url.to_owned(),
+            contract,
+            start_block,
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8590)),
+            confirmations: 0,
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+
+    /// The database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+}
+
+/// A running indexer.
+#[derive(Debug)]
+pub struct Running {
+    api_addr: SocketAddr,
+    db: Db,
+    stop: watch::Sender<bool>,
+    follower: JoinHandle<()>,
+    server: JoinHandle<()>,
+}
+
+impl Running {
+    /// Where the query API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Stops the follower (between batches: a batch is committed whole or not at all) and the
+    /// API, and closes the database.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(true);
+        let joined = |e: tokio::task::JoinError| Error::Config(format!("indexer task: {e}"));
+        self.follower.await.map_err(joined)?;
+        // Open live streams never end by themselves: give requests a moment, then cut them.
+        let mut server = self.server;
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+        self.db.close().await;
+        Ok(())
+    }
+}
+
+/// Opens the database, checks the chain answers, and starts the follower and the API.
+pub async fn start(config: IndexerConfig) -> Result<Running> {
+    let source = RpcSource::connect(&config.rpc_url)?;
+    let head = source.head().await?;
+    tracing::info!(rpc = %config.rpc_url, head, contract = %config.contract, "indexer starting");
+    let db = Db::open(&config.database_path()).await?;
+    let mut follower_config = FollowerConfig::new(config.contract, config.start_block);
+    follower_config.confirmations = config.confirmations;
+    follower_config.poll_interval = config.poll_interval;
+    let (stop, stopped) = watch::channel(false);
+    let follower = Follower::new(source.clone(), db.clone(), follower_config);
+    let follower = tokio::spawn(follower.run(stopped.clone()));
+    let mut api_stopped = stopped;
+    let (api_addr, server) = api::spawn_until(
+        config.listen,
+        ApiState {
+            db: db.clone(),
+            chain: Some(source),
+        },
+        async move {
+            let _ = api_stopped.wait_for(|stop| *stop).await;
+        },
+    )
+    .await?;
+    tracing::info!(%api_addr, "indexer API listening");
+    Ok(Running {
+        api_addr,
+        db,
+        stop,
+        follower,
+        server,
+    })
+}
+
+/// Runs the indexer until Ctrl-C (or SIGINT), then stops it cleanly.
+pub async fn run(config: IndexerConfig) -> Result<()> {
+    let running = start(config).await?;
+    tokio::signal::ctrl_c().await.map_err(|source| Error::Io {
+        context: "waiting for Ctrl-C".into(),
+        source,
+    })?;
+    running.stop().await
+}

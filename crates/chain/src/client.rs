@@ -106,6 +106,29 @@ impl From<&TransactionReceipt> for TxReceipt {
     }
 }
 
+/// A paid grant, from its `AccessGranted` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The job.
+    pub job: JobId,
+    /// The dataset.
+    pub dataset: DatasetRoot,
+    /// Who paid.
+    pub researcher: Address,
+    /// Epochs paid for.
+    pub epochs: u16,
+    /// Declared purpose bit.
+    pub purpose: u8,
+    /// The researcher's X25519 result key.
+    pub result_key: [u8; 32],
+    /// Escrow paid, in wei.
+    pub escrow: u128,
+    /// Unix time after which the grant can no longer start.
+    pub expires_at: u64,
+    /// Block of the grant.
+    pub block: u64,
+}
+
 /// How a completed job was settled (from its `JobCompleted` event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobCompletion {
@@ -561,21 +584,14 @@ impl DataPolicyClient {
         job: JobId,
         from_block: u64,
     ) -> Result<Option<JobCompletion>> {
-        use alloy::rpc::types::Filter;
-        let filter = Filter::new()
-            .address(self.address())
-            .event_signature(DataPolicy::JobCompleted::SIGNATURE_HASH)
-            .topic1(B256::from(job.to_u256()))
-            .from_block(from_block);
         let logs = self
-            .provider()
-            .get_logs(&filter)
-            .await
-            .map_err(|e| Error::Rpc {
-                action: "eth_getLogs(JobCompleted)",
-                rpc: self.rpc().to_owned(),
-                message: e.to_string(),
-            })?;
+            .logs(
+                DataPolicy::JobCompleted::SIGNATURE_HASH,
+                Some(B256::from(job.to_u256())),
+                from_block,
+                None,
+            )
+            .await?;
         let Some(log) = logs.last() else {
             return Ok(None);
         };
@@ -591,6 +607,104 @@ impl DataPolicyClient {
             fee: amount(event.fee),
             refund: amount(event.refund),
         }))
+    }
+
+    /// Every `AccessGranted` in blocks `from..=to`, in chain order.
+    pub async fn grants(&self, from: u64, to: u64) -> Result<Vec<Grant>> {
+        let logs = self
+            .logs(
+                DataPolicy::AccessGranted::SIGNATURE_HASH,
+                None,
+                from,
+                Some(to),
+            )
+            .await?;
+        let mut grants = Vec::with_capacity(logs.len());
+        for log in logs {
+            let Ok(event) = DataPolicy::AccessGranted::decode_log(&log.inner) else {
+                tracing::warn!(tx = ?log.transaction_hash, "skipping an undecodable AccessGranted log");
+                continue;
+            };
+            let e = event.data;
+            grants.push(Grant {
+                job: JobId(u64::try_from(e.jobId).unwrap_or(u64::MAX)),
+                dataset: DatasetRoot(e.datasetRoot),
+                researcher: e.researcher,
+                epochs: e.epochs,
+                purpose: e.purpose,
+                result_key: e.resultKey.0,
+                escrow: u128::try_from(e.escrow).unwrap_or(u128::MAX),
+                expires_at: e.expiresAt,
+                block: log.block_number.unwrap_or_default(),
+            });
+        }
+        Ok(grants)
+    }
+
+    /// The dataset's current key-envelope root and its manifest root (from `DatasetPublished`
+    /// and the latest `EnvelopeRotated`).
+    pub async fn dataset_roots(&self, dataset: DatasetRoot) -> Result<Option<(B256, B256)>> {
+        let topic = Some(dataset.0);
+        let published = self
+            .logs(DataPolicy::DatasetPublished::SIGNATURE_HASH, topic, 0, None)
+            .await?;
+        let Some(event) = published
+            .iter()
+            .find_map(|l| DataPolicy::DatasetPublished::decode_log(&l.inner).ok())
+        else {
+            return Ok(None);
+        };
+        let mut envelope = event.data.envelopeRoot;
+        let rotations = self
+            .logs(DataPolicy::EnvelopeRotated::SIGNATURE_HASH, topic, 0, None)
+            .await?;
+        if let Some(last) = rotations
+            .iter()
+            .filter_map(|l| DataPolicy::EnvelopeRotated::decode_log(&l.inner).ok())
+            .last()
+        {
+            envelope = last.data.envelopeRoot;
+        }
+        Ok(Some((envelope, event.data.manifestRoot)))
+    }
+
+    /// The latest block number.
+    pub async fn block_number(&self) -> Result<u64> {
+        self.provider()
+            .get_block_number()
+            .await
+            .map_err(|e| Error::Rpc {
+                action: "eth_blockNumber",
+                rpc: self.rpc().to_owned(),
+                message: e.to_string(),
+            })
+    }
+
+    async fn logs(
+        &self,
+        signature: B256,
+        topic1: Option<B256>,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<alloy::rpc::types::Log>> {
+        let mut filter = alloy::rpc::types::Filter::new()
+            .address(self.address())
+            .event_signature(signature)
+            .from_block(from);
+        if let Some(to) = to {
+            filter = filter.to_block(to);
+        }
+        if let Some(topic) = topic1 {
+            filter = filter.topic1(topic);
+        }
+        self.provider()
+            .get_logs(&filter)
+            .await
+            .map_err(|e| Error::Rpc {
+                action: "eth_getLogs",
+                rpc: self.rpc().to_owned(),
+                message: e.to_string(),
+            })
     }
 
     /// The contract admin.

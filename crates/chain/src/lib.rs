@@ -18,8 +18,8 @@ pub mod revert;
 pub mod testing;
 
 pub use client::{
-    Connection, DataPolicyClient, DeployParams, Deployment, JobCompletion, JobView, TxReceipt,
-    connect,
+    Connection, DataPolicyClient, DeployParams, Deployment, Grant, JobCompletion, JobView,
+    TxReceipt, connect,
 };
 pub use convert::{policy_from_sol, policy_to_sol};
 pub use error::{Error, Result};

@@ -110,8 +110,8 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     // Everything started so far is stopped gracefully on every path (anvil by its Drop too).
     let services = start_services(&args, &dir).await;
     let outcome = match &services {
-        Ok(services) => start(&chain, &dir, services, json).await,
-        Err(_) => Ok(()),
+        Ok(services) => start(&chain, &dir, services, json).await.map(Some),
+        Err(_) => Ok(None),
     };
     if outcome.is_ok() && services.is_ok() && !args.exit_after_start {
         eprintln!(
@@ -121,6 +121,14 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
         wait_for_stop_signal().await?;
         eprintln!("stopping…");
     }
+    let outcome = match outcome {
+        Ok(Some(orchestrator)) => {
+            orchestrator.stop().await;
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
     let stopped = match services {
         Ok(services) => services.stop().await,
         Err(e) => Err(e),
@@ -172,7 +180,12 @@ async fn start_services(args: &DevArgs, dir: &Path) -> Result<Services> {
     }
 }
 
-async fn start(chain: &DevChain, dir: &Path, services: &Services, json: bool) -> Result<()> {
+async fn start(
+    chain: &DevChain,
+    dir: &Path,
+    services: &Services,
+    json: bool,
+) -> Result<licen_orchestrator::Orchestrator> {
     let admin = chain.dev_signer(0);
     let connection = connect(chain.rpc_url(), Some(admin.clone()))?;
     let provider = connection.provider.clone();
@@ -206,7 +219,25 @@ async fn start(chain: &DevChain, dir: &Path, services: &Services, json: bool) ->
         }
     };
     let client = DataPolicyClient::new(connection, deployment.address);
-    let orchestrator_key = ensure_orchestrator_key(&client, chain, dir).await?;
+    let (orchestrator_secret, orchestrator_key) =
+        ensure_orchestrator_key(&client, chain, dir).await?;
+    let orchestrator =
+        licen_orchestrator::Orchestrator::start(licen_orchestrator::OrchestratorConfig {
+            rpc_url: chain.rpc_url().to_owned(),
+            contract: deployment.address,
+            start_block: deployment.block,
+            signer: chain.dev_signer(ORCHESTRATOR_ACCOUNT),
+            key: orchestrator_secret,
+            storage_url: services.storage.url(),
+            provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::new(
+                services.compute.url(),
+                services.compute.attestation_key(),
+            )),
+            ledger_path: dir.join("orchestrator.sqlite"),
+            poll: std::time::Duration::from_millis(200),
+        })
+        .await
+        .context("starting the orchestrator")?;
     let summary = DevSummary {
         rpc_url: chain.rpc_url().to_owned(),
         storage_url: services.storage.url(),
@@ -237,7 +268,7 @@ async fn start(chain: &DevChain, dir: &Path, services: &Services, json: bool) ->
     } else {
         print_summary(&summary);
     }
-    Ok(())
+    Ok(orchestrator)
 }
 
 /// Loads or creates the local orchestrator's key and makes sure the chain's registry holds its
@@ -246,7 +277,7 @@ async fn ensure_orchestrator_key(
     admin: &DataPolicyClient,
     chain: &DevChain,
     dir: &Path,
-) -> Result<[u8; 32]> {
+) -> Result<(licen_crypto::envelope::SecretKey, [u8; 32])> {
     let path = dir.join("orchestrator.key");
     let secret = if path.exists() {
         read_secret_key(&path)?
@@ -268,7 +299,7 @@ async fn ensure_orchestrator_key(
             admin.rotate_orchestrator_key(orchestrator, public).await?;
         }
     }
-    Ok(public)
+    Ok((secret, public))
 }
 
 /// The remembered deployment, if its code is still on this chain.

@@ -1,0 +1,24 @@
+//! Orchestrator errors.
+
+/// What can go wrong while orchestrating.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A chain call failed or was refused.
+    #[error(transparent)]
+    Chain(#[from] licen_chain::Error),
+    /// The ledger database failed.
+    #[error("orchestrator ledger: {0}")]
+    Ledger(#[from] sqlx::Error),
+    /// Storage could not serve an envelope or manifest.
+    #[error(transparent)]
+    Storage(#[from] licen_storage::Error),
+    /// The compute node could not be reached or refused a request.
+    #[error("compute node: {0}")]
+    Compute(String),
+    /// Configuration problem.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,278 @@
+//! Driving one job to its end. Every step first re-reads the job on-chain and is recorded in
+//! the ledger after it happened, so the driver can be re-run from any point after a crash.
+
+use crate::ledger::{Ledger, LedgerJob, Stage};
+use crate::provider::ComputeProvider;
+use crate::{Error, Result};
+use alloy::primitives::{Address, B256};
+use licen_chain::DataPolicyClient;
+use licen_compute::attestation::{VerifiedNode, verify_evidence};
+use licen_compute::client::ComputeNodeClient;
+use licen_compute::manifest::verify_result_manifest;
+use licen_compute::node::{CreateJobRequest, FailureKind, TaskState};
+use licen_crypto::envelope::{EnvelopeContext, SecretKey, reseal_key};
+use licen_storage::client::StorageClient;
+use licen_types::{JobId, JobState};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every job driver shares.
+pub(crate) struct Ctx {
+    pub(crate) chain: DataPolicyClient,
+    pub(crate) me: Address,
+    pub(crate) key: SecretKey,
+    pub(crate) storage: StorageClient,
+    pub(crate) provider: Arc<dyn ComputeProvider>,
+    pub(crate) ledger: Ledger,
+    pub(crate) poll: Duration,
+    /// Fresh node tasks tried for retryable failures before giving up with `failJob`.
+    pub(crate) node_attempts: u32,
+}
+
+/// Why a job cannot finish: becomes the `failJob` reason (never key or data bytes).
+struct Unrecoverable(String);
+
+/// Drives `job` until it is settled, failed, or no longer ours.
+pub(crate) async fn drive(ctx: &Ctx, job: LedgerJob) -> Result<()> {
+    match run(ctx, &job).await {
+        Ok(()) => Ok(()),
+        Err(Step::Fail(Unrecoverable(reason))) => fail(ctx, job.job, &reason).await,
+        Err(Step::Error(e)) => Err(e),
+    }
+}
+
+enum Step {
+    Fail(Unrecoverable),
+    Error(Error),
+}
+
+impl<E: Into<Error>> From<E> for Step {
+    fn from(e: E) -> Self {
+        Step::Error(e.into())
+    }
+}
+
+fn unrecoverable(reason: impl Into<String>) -> Step {
+    Step::Fail(Unrecoverable(reason.into()))
+}
+
+async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
+    let id = job.job;
+    let (_, orchestrator, _, _) = ctx.chain.dataset_info(job.dataset).await?;
+    if orchestrator != ctx.me {
+        ctx.ledger
+            .set_stage(id, Stage::Closed, Some("not orchestrated by us"))
+            .await?;
+        return Ok(());
+    }
+    let mut attempts = 0;
+    loop {
+        let on_chain = ctx.chain.job(id).await?;
+        match on_chain.state {
+            JobState::Granted => {
+                if now() >= on_chain.deadline {
+                    // Nobody can start it any more: refund the researcher right away.
+                    ctx.chain.expire(id).await?;
+                    ctx.ledger
+                        .set_stage(id, Stage::Closed, Some("grant expired before start"))
+                        .await?;
+                    return Ok(());
+                }
+            }
+            JobState::Running => {}
+            terminal => {
+                let stage = match terminal {
+                    JobState::Completed => Stage::Settled,
+                    JobState::Failed => Stage::Failed,
+                    _ => Stage::Closed,
+                };
+                ctx.ledger
+                    .set_stage(id, stage, Some(terminal.name()))
+                    .await?;
+                return Ok(());
+            }
+        }
+
+        // A node for this job, with verified evidence (node tasks do not survive restarts, so
+        // this runs again after a crash; the chain state decides what else is left).
+        let node = ctx.provider.node_for(id);
+        let verified = attest(ctx, &node, job).await?;
+        let envelope = dataset_envelope(ctx, job).await?;
+        let to_node = reseal_key(
+            &ctx.key,
+            &envelope,
+            &EnvelopeContext::OwnerToOrchestrator { dataset_root: *job.dataset.as_bytes() },
+            &verified.node_public_key,
+            &EnvelopeContext::OrchestratorToNode {
+                job_id: id.to_be_bytes32(),
+                dataset_root: *job.dataset.as_bytes(),
+            },
+            &mut licen_crypto::rng::OsRng,
+        )
+        .map_err(|_| unrecoverable("the dataset key envelope does not open with this orchestrator's key for this dataset"))?;
+
+        if on_chain.state == JobState::Granted {
+            ctx.chain.start_job(id).await?;
+            ctx.ledger.set_stage(id, Stage::Started, None).await?;
+        }
+        let status = node
+            .submit_key(id, to_node.as_bytes())
+            .await
+            .map_err(|e| Error::Compute(e.to_string()))?;
+        ctx.ledger.set_stage(id, Stage::KeyReleased, None).await?;
+        let mut status = status;
+        loop {
+            match status.state {
+                TaskState::Delivered => return settle(ctx, &node, &verified, id, status).await,
+                TaskState::Failed => break,
+                _ => {
+                    tokio::time::sleep(ctx.poll).await;
+                    status = node
+                        .status(id)
+                        .await
+                        .map_err(|e| Error::Compute(e.to_string()))?;
+                }
+            }
+        }
+        let reason = status
+            .error
+            .unwrap_or_else(|| "the compute node failed".into());
+        match status.failure {
+            Some(FailureKind::Envelope | FailureKind::Ciphertext | FailureKind::InvalidDataset) => {
+                return Err(unrecoverable(reason));
+            }
+            _ => {
+                attempts += 1;
+                if attempts >= ctx.node_attempts {
+                    return Err(unrecoverable(format!(
+                        "{reason} (after {attempts} attempts)"
+                    )));
+                }
+                tracing::warn!(job = %id, attempt = attempts, "compute task failed, retrying with a fresh task");
+            }
+        }
+    }
+}
+
+async fn attest(
+    ctx: &Ctx,
+    node: &ComputeNodeClient,
+    job: &LedgerJob,
+) -> Result<VerifiedNode, Step> {
+    let evidence = node
+        .create_job(&CreateJobRequest {
+            job_id: job.job.0,
+            dataset_root: job.dataset.as_bytes().to_owned().into(),
+            epochs: job.epochs,
+            result_key: job.result_key.into(),
+            dataset_size: None,
+        })
+        .await
+        .map_err(|e| Error::Compute(e.to_string()))?;
+    let allowed = allowed_measurements(ctx, job).await?;
+    verify_evidence(
+        &evidence,
+        &ctx.provider.trusted_attestation_keys(),
+        &allowed,
+        job.job,
+        &job.dataset,
+    )
+    .map_err(|e| unrecoverable(format!("the compute node's attestation was rejected: {e}")))
+}
+
+/// The dataset manifest's allowed trainer measurements (empty = any attested trainer).
+async fn allowed_measurements(ctx: &Ctx, job: &LedgerJob) -> Result<Vec<[u8; 32]>, Step> {
+    let (_, manifest_root) = ctx
+        .chain
+        .dataset_roots(job.dataset)
+        .await?
+        .ok_or_else(|| unrecoverable("the dataset's publish event was not found"))?;
+    let bytes = ctx
+        .storage
+        .download_to_vec(manifest_root, Default::default())
+        .await?;
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|_| unrecoverable("the dataset manifest is not JSON"))?;
+    let mut allowed = Vec::new();
+    for m in manifest["allowed_trainer_measurements"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(m.as_str().unwrap_or("").trim_start_matches("0x"), &mut out).map_err(
+            |_| unrecoverable("the dataset manifest lists a malformed trainer measurement"),
+        )?;
+        allowed.push(out);
+    }
+    Ok(allowed)
+}
+
+async fn dataset_envelope(ctx: &Ctx, job: &LedgerJob) -> Result<Vec<u8>, Step> {
+    let (envelope_root, _) = ctx
+        .chain
+        .dataset_roots(job.dataset)
+        .await?
+        .ok_or_else(|| unrecoverable("the dataset's publish event was not found"))?;
+    Ok(ctx
+        .storage
+        .download_to_vec(envelope_root, Default::default())
+        .await?)
+}
+
+async fn settle(
+    ctx: &Ctx,
+    node: &ComputeNodeClient,
+    verified: &VerifiedNode,
+    id: JobId,
+    status: licen_compute::node::JobStatus,
+) -> Result<(), Step> {
+    let (Some(manifest), Some(signature)) = (status.result_manifest, status.result_signature)
+    else {
+        return Err(unrecoverable(
+            "the compute node delivered no signed result manifest",
+        ));
+    };
+    verify_result_manifest(&manifest, &signature, verified)
+        .map_err(|e| unrecoverable(format!("the result manifest does not verify: {e}")))?;
+    let on_chain = ctx.chain.job(id).await?;
+    if on_chain.state == JobState::Running {
+        let actual = manifest.actual_epochs.min(on_chain.epochs);
+        ctx.chain
+            .confirm_training_complete(
+                id,
+                actual,
+                B256::from(manifest.result_root.0),
+                B256::from(manifest.evidence_root.0),
+            )
+            .await?;
+    }
+    ctx.ledger
+        .set_stage(
+            id,
+            Stage::Settled,
+            Some(&format!("result 0x{}", hex::encode(manifest.result_root.0))),
+        )
+        .await?;
+    // Telling the node is courtesy: settlement already happened on-chain.
+    let _ = node.ack(id).await;
+    Ok(())
+}
+
+async fn fail(ctx: &Ctx, id: JobId, reason: &str) -> Result<()> {
+    let on_chain = ctx.chain.job(id).await?;
+    if matches!(on_chain.state, JobState::Granted | JobState::Running) {
+        ctx.chain.fail_job(id, reason).await?;
+    }
+    tracing::warn!(job = %id, reason, "job failed; escrow refunded in full");
+    ctx.ledger
+        .set_stage(id, Stage::Failed, Some(reason))
+        .await?;
+    Ok(())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,219 @@
+//! The crash-safe job ledger (SQLite, WAL): one row per job this orchestrator has seen, the
+//! last step it completed, and the grant-log cursor. Each step is recorded after it happened on
+//! chain; on restart every unfinished job is driven again and every step re-checks the chain
+//! first, so nothing is started or settled twice.
+
+use crate::Result;
+use licen_chain::Grant;
+use licen_types::{DatasetRoot, JobId};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The last step a job completed. Ordered: later stages compare greater.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Grant recorded; nothing done yet.
+    Seen,
+    /// `startJob` mined.
+    Started,
+    /// The dataset key was released to an attested node.
+    KeyReleased,
+    /// `confirmTrainingComplete` mined.
+    Settled,
+    /// `failJob` mined (full refund).
+    Failed,
+    /// Nothing left to do: another party ended the job, or it is not ours.
+    Closed,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Seen => "seen",
+            Self::Started => "started",
+            Self::KeyReleased => "key_released",
+            Self::Settled => "settled",
+            Self::Failed => "failed",
+            Self::Closed => "closed",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "started" => Self::Started,
+            "key_released" => Self::KeyReleased,
+            "settled" => Self::Settled,
+            "failed" => Self::Failed,
+            "closed" => Self::Closed,
+            _ => Self::Seen,
+        }
+    }
+
+    /// Whether the job needs no more work.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Settled | Self::Failed | Self::Closed)
+    }
+}
+
+/// A ledger row: what the job runner needs to resume.
+#[derive(Debug, Clone)]
+pub struct LedgerJob {
+    /// The job.
+    pub job: JobId,
+    /// Its dataset.
+    pub dataset: DatasetRoot,
+    /// Epochs paid for.
+    pub epochs: u16,
+    /// The researcher's result key.
+    pub result_key: [u8; 32],
+    /// Last completed step.
+    pub stage: Stage,
+}
+
+/// The ledger database.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: SqlitePool,
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger at `path`.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS jobs (
+                job_id INTEGER PRIMARY KEY,
+                dataset_root TEXT NOT NULL,
+                epochs INTEGER NOT NULL,
+                result_key TEXT NOT NULL,
+                stage TEXT NOT NULL,
+                detail TEXT,
+                updated_at INTEGER NOT NULL
+            )",
+        )
+        .execute(&pool)
+        .await?;
+        sqlx::query("CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 0), block INTEGER NOT NULL)")
+            .execute(&pool)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The last block whose grants were recorded, if any.
+    pub async fn cursor(&self) -> Result<Option<u64>> {
+        let row = sqlx::query("SELECT block FROM cursor WHERE id = 0")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| u64::try_from(r.get::<i64, _>(0)).unwrap_or(0)))
+    }
+
+    /// Records `grants` and advances the cursor to `through`, atomically: a crash either keeps
+    /// both or neither, so no grant is lost or seen twice.
+    pub async fn record_grants(&self, grants: &[Grant], through: u64) -> Result<Vec<JobId>> {
+        let mut tx = self.pool.begin().await?;
+        let mut new = Vec::new();
+        for g in grants {
+            let done = sqlx::query(
+                "INSERT INTO jobs (job_id, dataset_root, epochs, result_key, stage, updated_at)
+                 VALUES ($1, $2, $3, $4, 'seen', $5) ON CONFLICT (job_id) DO NOTHING",
+            )
+            .bind(i64::try_from(g.job.0).unwrap_or(i64::MAX))
+            .bind(g.dataset.to_string())
+            .bind(i64::from(g.epochs))
+            .bind(hex::encode(g.result_key))
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                new.push(g.job);
+            }
+        }
+        sqlx::query("INSERT INTO cursor (id, block) VALUES (0, $1) ON CONFLICT (id) DO UPDATE SET block = excluded.block")
+            .bind(i64::try_from(through).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Moves a job to `stage`, with an optional detail (a failure reason, a result root).
+    pub async fn set_stage(&self, job: JobId, stage: Stage, detail: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE jobs SET stage = $1, detail = COALESCE($2, detail), updated_at = $3 WHERE job_id = $4")
+            .bind(stage.as_str())
+            .bind(detail)
+            .bind(now())
+            .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A job's row.
+    pub async fn job(&self, job: JobId) -> Result<Option<LedgerJob>> {
+        let row = sqlx::query(
+            "SELECT job_id, dataset_root, epochs, result_key, stage FROM jobs WHERE job_id = $1",
+        )
+        .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| from_row(&r)))
+    }
+
+    /// Every job not yet final (to resume after a restart).
+    pub async fn unfinished(&self) -> Result<Vec<LedgerJob>> {
+        let rows = sqlx::query(
+            "SELECT job_id, dataset_root, epochs, result_key, stage FROM jobs
+             WHERE stage NOT IN ('settled', 'failed', 'closed') ORDER BY job_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(from_row).collect())
+    }
+
+    /// A job's stage and detail (for tests and status output).
+    pub async fn stage(&self, job: JobId) -> Result<Option<(Stage, Option<String>)>> {
+        let row = sqlx::query("SELECT stage, detail FROM jobs WHERE job_id = $1")
+            .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| {
+            (
+                Stage::parse(r.get::<&str, _>(0)),
+                r.get::<Option<String>, _>(1),
+            )
+        }))
+    }
+}
+
+fn from_row(r: &sqlx::sqlite::SqliteRow) -> LedgerJob {
+    let mut result_key = [0u8; 32];
+    let _ = hex::decode_to_slice(r.get::<&str, _>(3), &mut result_key);
+    LedgerJob {
+        job: JobId(u64::try_from(r.get::<i64, _>(0)).unwrap_or(0)),
+        dataset: r
+            .get::<&str, _>(1)
+            .parse()
+            .unwrap_or(DatasetRoot(Default::default())),
+        epochs: u16::try_from(r.get::<i64, _>(2)).unwrap_or(0),
+        result_key,
+        stage: Stage::parse(r.get::<&str, _>(4)),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -1,0 +1,25 @@
+//! The orchestrator: turns paid grants into settled jobs, and releases dataset keys only to
+//! attested compute nodes.
+//!
+//! Owns: following `AccessGranted` for datasets it orchestrates, re-checking every job on-chain
+//! before acting, asking a compute provider for a node, verifying the node's attestation
+//! evidence and that its measurement is allowed by the dataset's manifest, opening the owner's
+//! key envelope and re-sealing the dataset key to the node's attested key, `startJob`, following
+//! the task through the 0G fine-tuning states, verifying the signed result manifest, and
+//! `confirmTrainingComplete` — or `failJob` with a reason (full refund) when the job cannot
+//! finish. Every step is recorded in a crash-safe ledger (SQLite) and reconciled against the
+//! chain, so a restart after `kill -9` finishes each job exactly once.
+//!
+//! Must never: log, store or send the dataset key anywhere but inside an envelope to an attested
+//! node; see plaintext data; start or settle a job without re-reading its on-chain state.
+
+mod error;
+mod job;
+mod ledger;
+mod provider;
+mod runner;
+
+pub use error::{Error, Result};
+pub use ledger::{Ledger, Stage};
+pub use provider::{ComputeProvider, LocalProvider};
+pub use runner::{Orchestrator, OrchestratorConfig};

@@ -93,33 +93,58 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
             }
         }
 
-        // A node for this job, with verified evidence (node tasks do not survive restarts, so
-        // this runs again after a crash; the chain state decides what else is left).
+        // A node for this job, with verified evidence. Node tasks do not survive a node restart,
+        // and after our own crash the task may already hold the key: ask before acting.
         let node = ctx.provider.node_for(id);
-        let verified = attest(ctx, &node, job).await?;
-        let envelope = dataset_envelope(ctx, job).await?;
-        let to_node = reseal_key(
-            &ctx.key,
-            &envelope,
-            &EnvelopeContext::OwnerToOrchestrator { dataset_root: *job.dataset.as_bytes() },
-            &verified.node_public_key,
-            &EnvelopeContext::OrchestratorToNode {
-                job_id: id.to_be_bytes32(),
-                dataset_root: *job.dataset.as_bytes(),
-            },
-            &mut licen_crypto::rng::OsRng,
-        )
-        .map_err(|_| unrecoverable("the dataset key envelope does not open with this orchestrator's key for this dataset"))?;
-
-        if on_chain.state == JobState::Granted {
-            ctx.chain.start_job(id).await?;
-            ctx.ledger.set_stage(id, Stage::Started, None).await?;
-        }
-        let status = node
-            .submit_key(id, to_node.as_bytes())
+        let existing = node
+            .status(id)
             .await
-            .map_err(|e| Error::Compute(e.to_string()))?;
-        ctx.ledger.set_stage(id, Stage::KeyReleased, None).await?;
+            .ok()
+            .filter(|s| !matches!(s.state, TaskState::Init | TaskState::Failed));
+        let (verified, status) = match existing {
+            Some(status) => {
+                let verified = verify_evidence(
+                    &status.evidence,
+                    &ctx.provider.trusted_attestation_keys(),
+                    &allowed_measurements(ctx, job).await?,
+                    id,
+                    &job.dataset,
+                )
+                .map_err(|e| {
+                    unrecoverable(format!("the compute node's attestation was rejected: {e}"))
+                })?;
+                (verified, status)
+            }
+            None => {
+                let verified = attest(ctx, &node, job).await?;
+                let envelope = dataset_envelope(ctx, job).await?;
+                let to_node = reseal_key(
+                    &ctx.key,
+                    &envelope,
+                    &EnvelopeContext::OwnerToOrchestrator { dataset_root: *job.dataset.as_bytes() },
+                    &verified.node_public_key,
+                    &EnvelopeContext::OrchestratorToNode {
+                        job_id: id.to_be_bytes32(),
+                        dataset_root: *job.dataset.as_bytes(),
+                    },
+                    &mut licen_crypto::rng::OsRng,
+                )
+                .map_err(|_| {
+                    unrecoverable("the dataset key envelope does not open with this orchestrator's key for this dataset")
+                })?;
+                // Start only now: a job whose key cannot be released is failed, never started.
+                if on_chain.state == JobState::Granted {
+                    ctx.chain.start_job(id).await?;
+                    ctx.ledger.set_stage(id, Stage::Started, None).await?;
+                }
+                let status = node
+                    .submit_key(id, to_node.as_bytes())
+                    .await
+                    .map_err(|e| Error::Compute(e.to_string()))?;
+                ctx.ledger.set_stage(id, Stage::KeyReleased, None).await?;
+                (verified, status)
+            }
+        };
         let mut status = status;
         loop {
             match status.state {

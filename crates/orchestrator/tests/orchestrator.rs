@@ -1,0 +1,305 @@
+//! The orchestrator against a real anvil, a real storage node and a real compute node:
+//! concurrent jobs settle exactly once, a crash mid-job is recovered from the ledger, and a job
+//! whose key envelope does not open ends in `failJob` with a full refund.
+
+use alloy::primitives::B256;
+use licen_chain::testing::TestEnv;
+use licen_compute::node::RunningComputeNode;
+use licen_crypto::envelope::{EnvelopeContext, SecretKey, seal_key};
+use licen_crypto::{NoncePrefix, StreamKey};
+use licen_orchestrator::{LocalProvider, Orchestrator, OrchestratorConfig, Stage};
+use licen_storage::client::StorageClient;
+use licen_storage::node::RunningNode;
+use licen_types::{DatasetRoot, JobId, JobState, Policy, Purpose};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PRICE: u128 = 1_000_000_000_000_000;
+
+struct Stack {
+    env: TestEnv,
+    storage: RunningNode,
+    compute: RunningComputeNode,
+    orchestrator_key: SecretKey,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let env = TestEnv::start().await.unwrap();
+        let storage = licen_storage::node::start(licen_storage::node::NodeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..licen_storage::node::NodeConfig::new(dir.path().join("storage"))
+        })
+        .await
+        .unwrap();
+        let compute = licen_compute::node::start(licen_compute::node::NodeConfig::new(
+            dir.path().join("compute"),
+            "127.0.0.1:0".parse().unwrap(),
+            storage.url(),
+        ))
+        .await
+        .unwrap();
+        let orchestrator_key = SecretKey::random();
+        env.admin
+            .rotate_orchestrator_key(env.address_of(2), orchestrator_key.public_key().to_bytes())
+            .await
+            .unwrap();
+        Self {
+            env,
+            storage,
+            compute,
+            orchestrator_key,
+            dir,
+        }
+    }
+
+    async fn orchestrator(&self) -> Orchestrator {
+        Orchestrator::start(OrchestratorConfig {
+            rpc_url: self.env.chain.rpc_url().to_owned(),
+            contract: self.env.deployment.address,
+            start_block: self.env.deployment.block,
+            signer: self.env.signer(2),
+            key: SecretKey::from_bytes(&self.orchestrator_key.to_bytes()),
+            storage_url: self.storage.url(),
+            provider: Arc::new(LocalProvider::new(
+                self.compute.url(),
+                self.compute.attestation_key(),
+            )),
+            ledger_path: self.dir.path().join("ledger.sqlite"),
+            poll: Duration::from_millis(100),
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Owner side: seal, upload ciphertext, envelope and manifest, publish.
+    async fn publish(&self, rows: usize, tag: u8) -> DatasetRoot {
+        let jsonl: String = (0..rows)
+            .map(|i| format!("{{\"text\":\"row {i} of {tag}\"}}\n"))
+            .collect();
+        let key = StreamKey::random();
+        let sealed =
+            licen_crypto::stream::seal(&key, &NoncePrefix::random(), jsonl.as_bytes()).unwrap();
+        let storage = StorageClient::new(&self.storage.url()).unwrap();
+        let root = storage.upload_bytes(&sealed, None).await.unwrap().root;
+        let envelope = seal_key(
+            &self.orchestrator_key.public_key(),
+            &key,
+            &EnvelopeContext::OwnerToOrchestrator {
+                dataset_root: root.0,
+            },
+            &mut licen_crypto::rng::OsRng,
+        )
+        .unwrap();
+        let envelope_root = storage
+            .upload_bytes(envelope.as_bytes(), None)
+            .await
+            .unwrap()
+            .root;
+        let manifest = br#"{"allowed_trainer_measurements":[],"name":"test"}"#;
+        let manifest_root = storage.upload_bytes(manifest, None).await.unwrap().root;
+        let policy = Policy {
+            price_per_epoch: PRICE,
+            max_epochs_per_run: 3,
+            max_runs_per_requester: 100,
+            session_ttl: 3600,
+            allowed_purposes: [Purpose::Research].into_iter().collect(),
+            expiry: None,
+        };
+        let dataset = DatasetRoot(root);
+        self.env
+            .owner
+            .publish(
+                dataset,
+                self.env.address_of(2),
+                envelope_root,
+                manifest_root,
+                &policy,
+            )
+            .await
+            .unwrap();
+        dataset
+    }
+
+    async fn request(&self, dataset: DatasetRoot, epochs: u16) -> (JobId, SecretKey) {
+        let result_key = SecretKey::random();
+        let (job, _) = self
+            .env
+            .researcher
+            .request_access(
+                dataset,
+                epochs,
+                Purpose::Research,
+                result_key.public_key().to_bytes(),
+                PRICE * u128::from(epochs),
+            )
+            .await
+            .unwrap();
+        (job, result_key)
+    }
+
+    async fn wait_for(&self, job: JobId, wanted: JobState) {
+        let started = Instant::now();
+        loop {
+            let state = self.env.researcher.job(job).await.unwrap().state;
+            if state == wanted {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "job {job} is {state}, wanted {wanted}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_jobs_settle_once_with_the_real_result() {
+    let stack = Stack::start().await;
+    let dataset = stack.publish(50, 1).await;
+    let orchestrator = stack.orchestrator().await;
+    let mut jobs = Vec::new();
+    for _ in 0..8 {
+        jobs.push(stack.request(dataset, 2).await);
+    }
+    for (job, _) in &jobs {
+        stack.wait_for(*job, JobState::Completed).await;
+    }
+    // Every job settled exactly once: the owner got 8 × 2 epochs of royalty minus the fee.
+    let royalty = 8 * 2 * PRICE;
+    let fee = royalty * u128::from(licen_chain::testing::TEST_FEE_BPS) / 10_000;
+    assert_eq!(
+        stack
+            .env
+            .owner
+            .withdrawable(stack.env.address_of(3))
+            .await
+            .unwrap(),
+        royalty - fee
+    );
+    assert_eq!(stack.env.owner.total_escrowed().await.unwrap(), 0);
+
+    // The result the researcher opens is the node's report about the real records.
+    let (job, secret) = &jobs[0];
+    let completion = stack
+        .env
+        .researcher
+        .job_completion(*job, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let storage = StorageClient::new(&stack.storage.url()).unwrap();
+    let sealed = storage
+        .download_to_vec(completion.result_hash, Default::default())
+        .await
+        .unwrap();
+    let report = licen_crypto::result::open_result(
+        secret,
+        job.to_be_bytes32(),
+        *dataset.as_bytes(),
+        &sealed,
+    )
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    assert_eq!(report["dataset"]["records"], 50);
+    assert_eq!(
+        stack.env.researcher.job(*job).await.unwrap().state,
+        JobState::Completed
+    );
+    assert_eq!(
+        orchestrator.ledger().stage(*job).await.unwrap().unwrap().0,
+        Stage::Settled
+    );
+    orchestrator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_job_is_recovered_from_the_ledger() {
+    let stack = Stack::start().await;
+    let dataset = stack.publish(20, 2).await;
+    let (job, _) = stack.request(dataset, 1).await;
+    let first = stack.orchestrator().await;
+    // Stop (abandoning in-flight steps) as soon as the job has started on-chain.
+    stack.wait_for(job, JobState::Running).await;
+    first.stop().await;
+    let state = stack.env.researcher.job(job).await.unwrap().state;
+    assert!(
+        matches!(state, JobState::Running | JobState::Completed),
+        "{state}"
+    );
+
+    let second = stack.orchestrator().await;
+    stack.wait_for(job, JobState::Completed).await;
+    let completion = stack
+        .env
+        .researcher
+        .job_completion(job, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(completion.actual_epochs, 1);
+    assert_eq!(
+        second.ledger().stage(job).await.unwrap().unwrap().0,
+        Stage::Settled
+    );
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_that_does_not_open_ends_in_fail_job_with_a_full_refund() {
+    let stack = Stack::start().await;
+    let dataset = stack.publish(10, 3).await;
+    // The owner rotates to an envelope bound to another root: it does not open for this
+    // dataset, so the key can never be released. The job must fail (full refund), not start.
+    let bogus = DatasetRoot(B256::repeat_byte(0x42));
+    let storage = StorageClient::new(&stack.storage.url()).unwrap();
+    let envelope = seal_key(
+        &stack.orchestrator_key.public_key(),
+        &StreamKey::random(),
+        &EnvelopeContext::OwnerToOrchestrator {
+            dataset_root: bogus.0.0,
+        },
+        &mut licen_crypto::rng::OsRng,
+    )
+    .unwrap();
+    let wrong_envelope = storage
+        .upload_bytes(envelope.as_bytes(), None)
+        .await
+        .unwrap()
+        .root;
+    stack
+        .env
+        .owner
+        .rotate_envelope(dataset, wrong_envelope)
+        .await
+        .unwrap();
+
+    let orchestrator = stack.orchestrator().await;
+    let (job, _) = stack.request(dataset, 2).await;
+    stack.wait_for(job, JobState::Failed).await;
+    assert_eq!(
+        stack
+            .env
+            .researcher
+            .withdrawable(stack.env.address_of(4))
+            .await
+            .unwrap(),
+        2 * PRICE
+    );
+    assert_eq!(
+        stack
+            .env
+            .researcher
+            .runs_used(dataset, stack.env.address_of(4))
+            .await
+            .unwrap(),
+        0
+    );
+    let (stage, reason) = orchestrator.ledger().stage(job).await.unwrap().unwrap();
+    assert_eq!(stage, Stage::Failed);
+    assert!(reason.unwrap().contains("envelope does not open"));
+    orchestrator.stop().await;
+}

@@ -36,6 +36,9 @@ pub(crate) struct DevArgs {
     /// Port for the local compute node.
     #[arg(long, default_value_t = 7878)]
     compute_port: u16,
+    /// Port for the indexer's query API.
+    #[arg(long, default_value_t = 8080)]
+    indexer_port: u16,
     /// Start, print what is running, and stop again (for scripts and smoke tests).
     #[arg(long)]
     exit_after_start: bool,
@@ -71,6 +74,7 @@ struct DevSummary {
     storage_url: String,
     compute_url: String,
     compute_attestation_key: String,
+    indexer_url: String,
     orchestrator_public_key: String,
     chain_id: u64,
     data_policy: Address,
@@ -110,7 +114,9 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     // Everything started so far is stopped gracefully on every path (anvil by its Drop too).
     let services = start_services(&args, &dir).await;
     let outcome = match &services {
-        Ok(services) => start(&chain, &dir, services, json).await.map(Some),
+        Ok(services) => start(&chain, &dir, services, args.indexer_port, json)
+            .await
+            .map(Some),
         Err(_) => Ok(None),
     };
     if outcome.is_ok() && services.is_ok() && !args.exit_after_start {
@@ -122,9 +128,13 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
         eprintln!("stopping…");
     }
     let outcome = match outcome {
-        Ok(Some(orchestrator)) => {
-            orchestrator.stop().await;
-            Ok(())
+        Ok(Some(chainside)) => {
+            chainside.orchestrator.stop().await;
+            chainside
+                .indexer
+                .stop()
+                .await
+                .context("stopping the indexer")
         }
         Ok(None) => Ok(()),
         Err(e) => Err(e),
@@ -135,6 +145,12 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     };
     chain.stop().context("stopping anvil")?;
     stopped.and(outcome)
+}
+
+/// The parts that need the deployed contract: the orchestrator and the indexer.
+struct Chainside {
+    orchestrator: licen_orchestrator::Orchestrator,
+    indexer: licen_indexer::runner::Running,
 }
 
 /// The off-chain services of the local stack.
@@ -184,8 +200,9 @@ async fn start(
     chain: &DevChain,
     dir: &Path,
     services: &Services,
+    indexer_port: u16,
     json: bool,
-) -> Result<licen_orchestrator::Orchestrator> {
+) -> Result<Chainside> {
     let admin = chain.dev_signer(0);
     let connection = connect(chain.rpc_url(), Some(admin.clone()))?;
     let provider = connection.provider.clone();
@@ -238,10 +255,30 @@ async fn start(
         })
         .await
         .context("starting the orchestrator")?;
+    let indexer = licen_indexer::runner::start(licen_indexer::runner::IndexerConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], indexer_port)),
+        poll_interval: std::time::Duration::from_millis(200),
+        ..licen_indexer::runner::IndexerConfig::new(
+            chain.rpc_url(),
+            deployment.address,
+            deployment.block,
+            dir.join("indexer"),
+        )
+    })
+    .await
+    .context("starting the indexer");
+    let indexer = match indexer {
+        Ok(indexer) => indexer,
+        Err(e) => {
+            orchestrator.stop().await;
+            return Err(e);
+        }
+    };
     let summary = DevSummary {
         rpc_url: chain.rpc_url().to_owned(),
         storage_url: services.storage.url(),
         compute_url: services.compute.url(),
+        indexer_url: format!("http://{}", indexer.api_addr()),
         compute_attestation_key: format!(
             "0x{}",
             alloy::hex::encode(services.compute.attestation_key())
@@ -268,7 +305,10 @@ async fn start(
     } else {
         print_summary(&summary);
     }
-    Ok(orchestrator)
+    Ok(Chainside {
+        orchestrator,
+        indexer,
+    })
 }
 
 /// Loads or creates the local orchestrator's key and makes sure the chain's registry holds its
@@ -347,6 +387,11 @@ fn print_summary(s: &DevSummary) {
         s.rpc_url, s.chain_id
     );
     let _ = writeln!(out, "  storage node     {}", s.storage_url);
+    let _ = writeln!(
+        out,
+        "  indexer API      {}  (OpenAPI at /openapi.json)",
+        s.indexer_url
+    );
     let _ = writeln!(
         out,
         "  compute node     {}  (INSECURE dev attestation key {}, simulated trainer)",

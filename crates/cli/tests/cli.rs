@@ -180,7 +180,7 @@ fn seal_put_get_open_round_trips_and_tampering_is_refused() {
 fn dev_starts_the_stack_and_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ports = [free_port(), free_port(), free_port()].map(|p| p.to_string());
+    let ports = [free_port(), free_port(), free_port(), free_port()].map(|p| p.to_string());
     let args = [
         "--json",
         "dev",
@@ -193,6 +193,8 @@ fn dev_starts_the_stack_and_resumes_it() {
         &ports[1],
         "--compute-port",
         &ports[2],
+        "--indexer-port",
+        &ports[3],
     ];
     let first = json(licen(d, &args));
     assert_eq!(first["freshly_deployed"], true);

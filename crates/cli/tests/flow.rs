@@ -18,12 +18,13 @@ struct Dev {
 }
 
 impl Dev {
-    fn start(dir: &Path, [chain_port, storage_port, compute_port]: [u16; 3]) -> Self {
+    fn start(dir: &Path, [chain_port, storage_port, compute_port, indexer_port]: [u16; 4]) -> Self {
         let mut child = Command::new(LICEN)
             .args(["--json", "dev", "--data-dir", "state"])
             .args(["--chain-port", &chain_port.to_string()])
             .args(["--storage-port", &storage_port.to_string()])
             .args(["--compute-port", &compute_port.to_string()])
+            .args(["--indexer-port", &indexer_port.to_string()])
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -97,7 +98,7 @@ fn owner_and_researcher_flow_survives_a_restart() {
         "{\"prompt\":\"q\",\"completion\":\"a\"}\n{oops}\n",
     )
     .unwrap();
-    let ports = [free_port(), free_port(), free_port()];
+    let ports = [free_port(), free_port(), free_port(), free_port()];
     let dev = Dev::start(d, ports);
     // The stack's compute node answers and says what it is.
     let url = dev.summary["compute_url"].as_str().unwrap().to_owned();
@@ -256,6 +257,7 @@ fn owner_and_researcher_flow_survives_a_restart() {
         .concat(),
     ));
 
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     // The stack's orchestrator picks both grants up, attests the compute node, releases the key,
     // starts, trains (simulated) and settles them.
     for job in ["1", "2"] {
@@ -277,6 +279,27 @@ fn owner_and_researcher_flow_survives_a_restart() {
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
     }
+    // The stack's indexer saw the whole timeline.
+    let timeline_url = format!("{}/jobs/1", dev.summary["indexer_url"].as_str().unwrap());
+    let started = std::time::Instant::now();
+    let timeline = loop {
+        let detail: serde_json::Value = runtime
+            .block_on(async { reqwest::get(&timeline_url).await?.json().await })
+            .unwrap_or_default();
+        let states: Vec<String> = detail["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| t["state"].as_str().unwrap_or_default().to_ascii_lowercase())
+            .collect();
+        if states.last().map(String::as_str) == Some("completed")
+            || started.elapsed().as_secs() > 20
+        {
+            break states;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(timeline, ["granted", "running", "completed"]);
     let err = refused(licen(
         d,
         &dev,

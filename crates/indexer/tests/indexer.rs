@@ -845,3 +845,59 @@ async fn rpc_initial_sync_throughput() {
     );
     assert!(stored >= u64::from(n));
 }
+
+#[tokio::test]
+async fn malformed_and_unknown_logs_from_the_contract_address_are_skipped() {
+    use alloy::network::TransactionBuilder;
+    use alloy::primitives::Bytes;
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::sol_types::SolEvent;
+
+    let env = TestEnv::start().await.unwrap();
+    let provider = env.admin.provider();
+    let address = env.deployment.address;
+    publish(&env.owner, &env, 1, &policy(PRICE, &[Purpose::Research])).await;
+
+    // Swap the contract's code for one that emits an unknown LOG1 and a JobStarted LOG2 whose
+    // data is 3 bytes (not an ABI encoding), call it, then put the real code back.
+    let original = provider.get_code_at(address).await.unwrap();
+    let started_topic = licen_chain::bindings::DataPolicy::JobStarted::SIGNATURE_HASH;
+    let mut code = vec![0x7f];
+    code.extend_from_slice(B256::repeat_byte(0xAB).as_slice()); // PUSH32 unknown topic
+    code.extend_from_slice(&[0x60, 0x00, 0x60, 0x00, 0xa1]); // LOG1(0, 0, topic)
+    code.extend_from_slice(&[0x62, 0x01, 0x02, 0x03, 0x60, 0x00, 0x52]); // MSTORE(0, 0x010203)
+    code.push(0x7f);
+    code.extend_from_slice(B256::with_last_byte(1).as_slice()); // PUSH32 job id topic
+    code.push(0x7f);
+    code.extend_from_slice(started_topic.as_slice()); // PUSH32 JobStarted topic
+    code.extend_from_slice(&[0x60, 0x03, 0x60, 0x1d, 0xa2, 0x00]); // LOG2(29, 3, t0, t1); STOP
+    provider
+        .anvil_set_code(address, Bytes::from(code))
+        .await
+        .unwrap();
+    let tx = TransactionRequest::default()
+        .with_to(address)
+        .with_input(Bytes::new());
+    let receipt = provider
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    assert_eq!(receipt.inner.logs().len(), 2);
+    provider.anvil_set_code(address, original).await.unwrap();
+    publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("index.sqlite")).await;
+    let mut f = follower(&env, db.clone(), 2000);
+    f.sync_to_head().await.unwrap();
+    let counts = event_counts(&db).await;
+    assert_eq!(counts["DatasetPublished"], 2, "{counts:?}");
+    assert!(!counts.contains_key("JobStarted"), "{counts:?}");
+    assert_eq!(counts.values().sum::<i64>(), 5, "{counts:?}");
+    let head = provider.get_block_number().await.unwrap();
+    assert_eq!(db.cursor().await.unwrap().unwrap().number, head);
+}

@@ -901,3 +901,51 @@ async fn malformed_and_unknown_logs_from_the_contract_address_are_skipped() {
     let head = provider.get_block_number().await.unwrap();
     assert_eq!(db.cursor().await.unwrap().unwrap().number, head);
 }
+
+#[tokio::test]
+async fn expiry_is_judged_by_chain_time() {
+    let env = TestEnv::start().await.unwrap();
+    let provider = env.admin.provider();
+    let latest = provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut expiring = policy(PRICE, &[Purpose::Research]);
+    expiring.expiry = Some(latest.header.timestamp + 1000);
+    publish(&env.owner, &env, 1, &expiring).await;
+    publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("index.sqlite")).await;
+    let mut f = follower(&env, db.clone(), 2000);
+    f.sync_to_head().await.unwrap();
+    let active = |active| DatasetFilter {
+        active: Some(active),
+        ..DatasetFilter::default()
+    };
+    assert_eq!(
+        query::datasets(&db, &active(true))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+
+    // the chain's clock passes the expiry (the system clock does not)
+    env.advance_time(2000).await.unwrap();
+    env.owner.pause(root(2)).await.unwrap();
+    f.sync_to_head().await.unwrap();
+    assert!(
+        query::datasets(&db, &active(true))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let inactive = query::datasets(&db, &active(false)).await.unwrap();
+    assert_eq!(inactive.items.len(), 2);
+    let d1 = query::dataset(&db, root(1).0).await.unwrap().unwrap();
+    assert!(!d1.dataset.active && !d1.dataset.paused);
+    assert_eq!(d1.dataset.policy.expiry, expiring.expiry);
+}

@@ -949,3 +949,52 @@ async fn expiry_is_judged_by_chain_time() {
     assert!(!d1.dataset.active && !d1.dataset.paused);
     assert_eq!(d1.dataset.policy.expiry, expiring.expiry);
 }
+
+#[tokio::test]
+async fn anvil_reorg_is_rewound_to_match_a_fresh_index() {
+    let env = TestEnv::start().await.unwrap();
+    publish(&env.owner, &env, 1, &policy(PRICE, &[Purpose::Research])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("index.sqlite")).await;
+    let mut f = follower(&env, db.clone(), 2000);
+    f.sync_to_head().await.unwrap();
+
+    publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
+    env.owner.pause(root(1)).await.unwrap();
+    request(&env.researcher, root(2), 1, PRICE).await;
+    f.sync_to_head().await.unwrap();
+    assert_eq!(
+        query::dataset(&db, root(2).0)
+            .await
+            .unwrap()
+            .unwrap()
+            .dataset
+            .job_count,
+        1
+    );
+
+    let provider = env.admin.provider();
+    provider
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions {
+            depth: 3,
+            tx_block_pairs: vec![],
+        })
+        .await
+        .unwrap();
+    let mut rewound = false;
+    loop {
+        match f.step().await.unwrap() {
+            Step::Rewound { .. } => rewound = true,
+            Step::Idle { .. } => break,
+            _ => {}
+        }
+    }
+    assert!(rewound, "the follower did not notice anvil_reorg");
+    let fresh = open(&dir.path().join("fresh.sqlite")).await;
+    follower(&env, fresh.clone(), 2000)
+        .sync_to_head()
+        .await
+        .unwrap();
+    let accounts: Vec<Address> = (0..6).map(|i| env.address_of(i)).collect();
+    assert_eq!(dump(&db, &accounts).await, dump(&fresh, &accounts).await);
+}

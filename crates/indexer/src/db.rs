@@ -6,7 +6,7 @@
 //! ONE transaction, so a crash leaves either all of a batch or none of it. Events are keyed by
 //! `(block_hash, log_index)` and inserted with `ON CONFLICT DO NOTHING ... RETURNING`; derived
 //! rows are only touched for events that were actually inserted, so nothing is applied twice
-//! (see [`crate::derive`] for how a batch's derived rows are computed). A rewind deletes
+//! (the private `derive` module computes a batch's derived rows). A rewind deletes
 //! the events of removed blocks and recomputes every derived table from the remaining events:
 //! simple and obviously correct (its cost grows with history; see the crate docs).
 //!

@@ -9,12 +9,11 @@
 //! one process, what a `licen index` command calls).
 //!
 //! Must never: hold keys, plaintext or anything secret (it reads public chain events only),
-//! send transactions, or trust its own derived tables over the events they came from (a reorg
-//! recomputes them from the events).
+//! send transactions, or trust its own derived tables over the events they came from.
 //!
 //! Limits of this slice: SQLite only (the SQL is portable, Postgres is not wired); a rewind
-//! recomputes every derived table from all stored events (correct, cost grows with history);
-//! no text search (manifests live in storage and are not fetched yet); no CLI command.
+//! deeper than the undo log recomputes every derived table from all stored events; no text
+//! search (manifests live in storage and are not fetched yet); no CLI command.
 
 pub mod api;
 pub mod db;

@@ -6,14 +6,16 @@
 //! ONE transaction, so a crash leaves either all of a batch or none of it. Events are keyed by
 //! `(block_hash, log_index)` and inserted with `ON CONFLICT DO NOTHING ... RETURNING`; derived
 //! rows are only touched for events that were actually inserted, so nothing is applied twice
-//! (see [`crate::derive`] for how a batch's derived rows are computed). A rewind deletes
-//! the events of removed blocks and recomputes every derived table from the remaining events:
-//! simple and obviously correct (its cost grows with history; see the crate docs).
+//! (the private `derive` module computes a batch's derived rows). Each batch also records, in
+//! an undo log kept for the last [`UNDO_BATCHES`] batches, the state before it of every derived
+//! row it changed. A rewind within that window restores those rows batch by batch (newest
+//! first) and deletes the removed blocks' events; a deeper one deletes the events and
+//! recomputes every derived table from the remaining events.
 //!
 //! SQLite only in this slice; the SQL is written to run unchanged on Postgres (`$N`
 //! parameters, `ON CONFLICT`, no SQLite-only types).
 
-use crate::derive::{Position, Working};
+use crate::derive::{Position, UndoRecord, Working};
 use crate::error::{Error, Result};
 use crate::event::{Event, Located, hex_b256};
 use alloy::primitives::B256;
@@ -145,6 +147,7 @@ impl Db {
         cursor: Cursor,
     ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
+        let previous = read_cursor(&mut tx).await?;
         let mut rows = Vec::with_capacity(events.len());
         for located in events {
             let data = serde_json::to_string(&located.event)
@@ -183,7 +186,9 @@ impl Db {
         for (position, event) in &fresh {
             working.apply(position, event);
         }
+        let undo = working.undo_records()?;
         working.flush(&mut tx).await?;
+        record_batch(&mut tx, cursor.number, previous, &undo).await?;
         let mut all_blocks = blocks.to_vec();
         all_blocks.push((cursor.number, cursor.hash));
         for (number, hash) in all_blocks {
@@ -208,13 +213,64 @@ impl Db {
         Ok(inserted)
     }
 
-    /// Undoes every block after `keep` (or everything, when `None`): deletes their events and
-    /// block hashes, moves the cursor back and recomputes the derived tables. Atomic.
+    /// Undoes every block after `keep` (or everything, when `None`). Atomic. When the undo log
+    /// covers every batch after `keep`, those batches are undone row by row and the cursor moves
+    /// to the end of the newest batch that ends at or before `keep` (so a batch is never half
+    /// undone); otherwise the events after `keep` are deleted and every derived table is
+    /// recomputed from the remaining events, with the cursor at `keep`.
     pub async fn rewind(&self, keep: Option<Cursor>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let after = keep.map_or(-1, |c| to_i64(c.number));
+        let batches = sqlx::query(
+            "SELECT batch_to, prev_number, prev_hash FROM batches WHERE batch_to > $1 \
+             ORDER BY batch_to DESC",
+        )
+        .bind(after)
+        .fetch_all(&mut *tx)
+        .await?;
+        // The log covers the rewind when the oldest batch after `keep` starts at or before it.
+        let oldest = match batches.last() {
+            Some(r) => Some((
+                r.try_get::<Option<i64>, _>("prev_number")?,
+                r.try_get::<Option<String>, _>("prev_hash")?,
+            )),
+            None => None,
+        };
+        let covered = oldest
+            .as_ref()
+            .filter(|(number, _)| number.unwrap_or(-1) <= after);
+        let (until, cursor) = if let Some((number, hash)) = covered {
+            for batch in &batches {
+                let records = sqlx::query(
+                    "SELECT kind, row_key, before FROM undo WHERE batch_to = $1 ORDER BY seq",
+                )
+                .bind(batch.try_get::<i64, _>("batch_to")?)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(UndoRecord {
+                        kind: r.try_get("kind")?,
+                        key: r.try_get("row_key")?,
+                        before: r.try_get("before")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+                Working::restore(&mut tx, &records).await?;
+            }
+            let cursor = match (number, hash) {
+                (Some(n), Some(h)) => Some(Cursor {
+                    number: to_u64(*n),
+                    hash: parse_b256(h)?,
+                }),
+                _ => None,
+            };
+            (number.unwrap_or(-1), cursor)
+        } else {
+            (after, keep)
+        };
         let removed = sqlx::query("DELETE FROM events WHERE block_number > $1")
-            .bind(after)
+            .bind(until)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -222,19 +278,89 @@ impl Db {
             "INSERT INTO reorgs (id, rewound_to, removed_events) \
              SELECT COALESCE(MAX(id), 0) + 1, $1, $2 FROM reorgs",
         )
-        .bind(after)
+        .bind(until)
         .bind(i64::try_from(removed).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM blocks WHERE number > $1")
-            .bind(after)
-            .execute(&mut *tx)
-            .await?;
-        set_cursor(&mut tx, keep).await?;
-        rebuild(&mut tx).await?;
+        for sql in [
+            "DELETE FROM blocks WHERE number > $1",
+            "DELETE FROM job_transitions WHERE block_number > $1",
+            "DELETE FROM withdrawals WHERE block_number > $1",
+            "DELETE FROM undo WHERE batch_to > $1",
+            "DELETE FROM batches WHERE batch_to > $1",
+        ] {
+            sqlx::query(sql).bind(until).execute(&mut *tx).await?;
+        }
+        set_cursor(&mut tx, cursor).await?;
+        if covered.is_none() {
+            sqlx::query("DELETE FROM undo").execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM batches").execute(&mut *tx).await?;
+            rebuild(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
+}
+
+async fn read_cursor(conn: &mut SqliteConnection) -> Result<Option<Cursor>> {
+    let row = sqlx::query("SELECT block_number, block_hash FROM cursor WHERE id = 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| {
+        Ok(Cursor {
+            number: to_u64(r.try_get("block_number")?),
+            hash: parse_b256(&r.try_get::<String, _>("block_hash")?)?,
+        })
+    })
+    .transpose()
+}
+
+/// How many batches the undo log covers.
+pub const UNDO_BATCHES: i64 = 128;
+
+/// Records a committed batch and the before-state of the rows it changed; prunes the log.
+async fn record_batch(
+    conn: &mut SqliteConnection,
+    to: u64,
+    previous: Option<Cursor>,
+    undo: &[UndoRecord],
+) -> Result<()> {
+    let inserted = sqlx::query(
+        "INSERT INTO batches (batch_to, prev_number, prev_hash) VALUES ($1, $2, $3) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(to_i64(to))
+    .bind(previous.map(|c| to_i64(c.number)))
+    .bind(previous.map(|c| hex_b256(&c.hash)))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        let numbered: Vec<(i64, &UndoRecord)> = (0..).zip(undo.iter()).collect();
+        for chunk in numbered.chunks(EVENT_CHUNK) {
+            let mut q: QueryBuilder<'_, Sqlite> =
+                QueryBuilder::new("INSERT INTO undo (batch_to, seq, kind, row_key, before) ");
+            q.push_values(chunk, |mut b, (seq, record)| {
+                b.push_bind(to_i64(to))
+                    .push_bind(*seq)
+                    .push_bind(record.kind.as_str())
+                    .push_bind(record.key.as_str())
+                    .push_bind(record.before.as_deref());
+            });
+            q.build().execute(&mut *conn).await?;
+        }
+    }
+    sqlx::query(
+        "DELETE FROM batches WHERE batch_to < \
+         (SELECT MIN(batch_to) FROM (SELECT batch_to FROM batches ORDER BY batch_to DESC LIMIT $1) AS recent)",
+    )
+    .bind(UNDO_BATCHES)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM undo WHERE batch_to < (SELECT MIN(batch_to) FROM batches)")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 async fn set_cursor(conn: &mut SqliteConnection, cursor: Option<Cursor>) -> Result<()> {

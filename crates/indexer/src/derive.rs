@@ -5,8 +5,10 @@
 //! events one by one (the tests compare a resumed, a rewound and a fresh index).
 
 use crate::db::{price_sort_key, to_i64};
+use crate::error::Error;
 use crate::error::Result;
 use crate::event::Event;
+use serde::{Deserialize, Serialize};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::btree_map::Entry;
@@ -24,7 +26,7 @@ pub(crate) struct Position {
     pub(crate) tx: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct DatasetRow {
     owner: String,
     orchestrator: String,
@@ -46,7 +48,7 @@ struct DatasetRow {
     updated_block: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct JobRow {
     dataset_root: String,
     researcher: String,
@@ -72,7 +74,7 @@ struct JobRow {
     updated_block: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct OrchestratorRow {
     public_key: String,
     active: i64,
@@ -80,11 +82,39 @@ struct OrchestratorRow {
     updated_block: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct ProtocolRow {
     fee_bps: i64,
     treasury: String,
     admin: String,
+}
+
+/// The loaded rows before any event was applied.
+#[derive(Debug, Default)]
+struct Before {
+    datasets: BTreeMap<String, DatasetRow>,
+    jobs: BTreeMap<i64, JobRow>,
+    orchestrators: BTreeMap<String, OrchestratorRow>,
+    protocol: Option<ProtocolRow>,
+}
+
+/// One undo record: a derived row's state before a batch (`None`: it did not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UndoRecord {
+    /// `dataset`, `job`, `orchestrator` or `protocol`.
+    pub(crate) kind: String,
+    /// The row's key.
+    pub(crate) key: String,
+    /// The row as JSON.
+    pub(crate) before: Option<String>,
+}
+
+fn json<T: Serialize>(row: &T) -> Result<String> {
+    serde_json::to_string(row).map_err(|e| Error::Corrupt(format!("serializing a row: {e}")))
+}
+
+fn unjson<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("undo record `{text}`: {e}")))
 }
 
 /// The rows a batch reads and writes.
@@ -98,6 +128,8 @@ pub(crate) struct Working {
     dirty_jobs: BTreeSet<i64>,
     dirty_orchestrators: BTreeSet<String>,
     dirty_protocol: bool,
+    /// The loaded rows as they were before the batch (for the undo log).
+    before: Option<Box<Before>>,
     transitions: Vec<(i64, &'static str, Position)>,
     transition_keys: HashSet<(i64, &'static str)>,
     withdrawals: Vec<(String, String, Position)>,
@@ -251,7 +283,104 @@ impl Working {
                 admin: r.try_get("admin")?,
             });
         }
+        w.before = Some(Box::new(Before {
+            datasets: w.datasets.clone(),
+            jobs: w.jobs.clone(),
+            orchestrators: w.orchestrators.clone(),
+            protocol: w.protocol.clone(),
+        }));
         Ok(w)
+    }
+
+    /// The state before the batch of every row the batch changed.
+    pub(crate) fn undo_records(&self) -> Result<Vec<UndoRecord>> {
+        let Some(before) = &self.before else {
+            return Ok(Vec::new());
+        };
+        let mut records = Vec::new();
+        for key in &self.dirty_datasets {
+            records.push(UndoRecord {
+                kind: "dataset".into(),
+                key: key.clone(),
+                before: before.datasets.get(key).map(json).transpose()?,
+            });
+        }
+        for key in &self.dirty_jobs {
+            records.push(UndoRecord {
+                kind: "job".into(),
+                key: key.to_string(),
+                before: before.jobs.get(key).map(json).transpose()?,
+            });
+        }
+        for key in &self.dirty_orchestrators {
+            records.push(UndoRecord {
+                kind: "orchestrator".into(),
+                key: key.clone(),
+                before: before.orchestrators.get(key).map(json).transpose()?,
+            });
+        }
+        if self.dirty_protocol {
+            records.push(UndoRecord {
+                kind: "protocol".into(),
+                key: "1".into(),
+                before: before.protocol.as_ref().map(json).transpose()?,
+            });
+        }
+        Ok(records)
+    }
+
+    /// Puts back the rows described by one batch's undo records.
+    pub(crate) async fn restore(conn: &mut SqliteConnection, records: &[UndoRecord]) -> Result<()> {
+        let mut w = Self::default();
+        for record in records {
+            let Some(before) = &record.before else {
+                let (table, column) = match record.kind.as_str() {
+                    "dataset" => ("datasets", "root"),
+                    "job" => ("jobs", "id"),
+                    "orchestrator" => ("orchestrators", "address"),
+                    "protocol" => ("protocol", "id"),
+                    other => return Err(Error::Corrupt(format!("undo record of kind `{other}`"))),
+                };
+                let sql = format!("DELETE FROM {table} WHERE {column} = $1");
+                if matches!(record.kind.as_str(), "job" | "protocol") {
+                    let key: i64 = record
+                        .key
+                        .parse()
+                        .map_err(|_| Error::Corrupt(format!("undo record key `{}`", record.key)))?;
+                    sqlx::query(&sql).bind(key).execute(&mut *conn).await?;
+                } else {
+                    sqlx::query(&sql)
+                        .bind(&record.key)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                continue;
+            };
+            match record.kind.as_str() {
+                "dataset" => {
+                    w.datasets.insert(record.key.clone(), unjson(before)?);
+                    w.dirty_datasets.insert(record.key.clone());
+                }
+                "job" => {
+                    let id: i64 = record
+                        .key
+                        .parse()
+                        .map_err(|_| Error::Corrupt(format!("undo record key `{}`", record.key)))?;
+                    w.jobs.insert(id, unjson(before)?);
+                    w.dirty_jobs.insert(id);
+                }
+                "orchestrator" => {
+                    w.orchestrators.insert(record.key.clone(), unjson(before)?);
+                    w.dirty_orchestrators.insert(record.key.clone());
+                }
+                "protocol" => {
+                    w.protocol = Some(unjson(before)?);
+                    w.dirty_protocol = true;
+                }
+                other => return Err(Error::Corrupt(format!("undo record of kind `{other}`"))),
+            }
+        }
+        w.flush(conn).await
     }
 
     fn transition(&mut self, job: u64, state: &'static str, at: &Position) {

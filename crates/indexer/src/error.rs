@@ -50,7 +50,8 @@ impl Error {
             "exceeds",
             "response size",
             "more than",
-            "query timeout",
+            "timeout",
+            "timed out",
         ]
         .iter()
         .any(|needle| m.contains(needle))
@@ -59,3 +60,33 @@ impl Error {
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rpc(message: &str) -> Error {
+        Error::Rpc {
+            action: "eth_getLogs 1..=5000".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn provider_limit_messages_are_recognised() {
+        for message in [
+            "query returned more than 10000 results",
+            "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range",
+            "eth_getLogs is limited to a 10,000 range",
+            "block range too large",
+            "exceeds the max block range",
+            "request timed out",
+        ] {
+            assert!(rpc(message).is_range_limit(), "{message}");
+        }
+        for message in ["connection refused", "invalid params", "method not found"] {
+            assert!(!rpc(message).is_range_limit(), "{message}");
+        }
+        assert!(!Error::Config("range".into()).is_range_limit());
+    }
+}

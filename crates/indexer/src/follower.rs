@@ -561,6 +561,49 @@ mod tests {
         assert_eq!(f.sync_to_head().await.unwrap(), 1);
     }
 
+    async fn count(db: &Db, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn rewinds_use_the_undo_log_when_it_covers_them_and_replay_otherwise() {
+        let logs = (1..=200).map(|b| log(b, 0, started(b))).collect::<Vec<_>>();
+        let (_dir, db) = db().await;
+        let mut f = Follower::new(FakeChain::new(200, logs), db.clone(), config(1, 1));
+        f.sync_to_head().await.unwrap();
+        assert_eq!(count(&db, "job_transitions").await, 200);
+        assert_eq!(count(&db, "batches").await, crate::db::UNDO_BATCHES);
+
+        // within the log: undone batch by batch, the cursor at a batch boundary
+        db.rewind(Some(Cursor {
+            number: 150,
+            hash: hash(150),
+        }))
+        .await
+        .unwrap();
+        assert_eq!(db.cursor().await.unwrap().unwrap().number, 150);
+        assert_eq!(count(&db, "job_transitions").await, 150);
+        assert_eq!(count(&db, "events").await, 150);
+
+        // beyond it: replayed from the events
+        db.rewind(Some(Cursor {
+            number: 10,
+            hash: hash(10),
+        }))
+        .await
+        .unwrap();
+        assert_eq!(db.cursor().await.unwrap().unwrap().number, 10);
+        assert_eq!(count(&db, "job_transitions").await, 10);
+        assert_eq!(count(&db, "batches").await, 0);
+
+        f.sync_to_head().await.unwrap();
+        assert_eq!(count(&db, "job_transitions").await, 200);
+        assert_eq!(count(&db, "events").await, 200);
+    }
+
     /// Initial-sync throughput of the follower and SQLite (no RPC): 100k events over 10k
     /// blocks. Run with `cargo test -p licen-indexer --release -- --ignored --nocapture
     /// initial_sync_throughput` for the figure.
@@ -621,5 +664,21 @@ mod tests {
             "initial sync: {EVENTS} events in {elapsed:?} = {:.0} events/s",
             EVENTS as f64 / elapsed.as_secs_f64()
         );
+        // what a reorg of the last 1500 blocks (inside the last 2000-block batch) costs with
+        // this much history
+        let keep = Cursor {
+            number: head - 1500,
+            hash: hash(head - 1500),
+        };
+        let started = std::time::Instant::now();
+        db.rewind(Some(keep)).await.unwrap();
+        eprintln!(
+            "rewind of the last 1500 blocks over {EVENTS} events: {:?} (cursor now {:?}, {} events left)",
+            started.elapsed(),
+            db.cursor().await.unwrap().map(|c| c.number),
+            db.event_count().await.unwrap()
+        );
+        let left = db.event_count().await.unwrap();
+        assert_eq!(f.sync_to_head().await.unwrap(), EVENTS - left);
     }
 }

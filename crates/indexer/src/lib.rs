@@ -4,14 +4,16 @@
 //! Owns: the follower ([`follower`]: batched `eth_getLogs` over an adaptive range, confirmation
 //! depth, reorg detection and rewind, a cursor committed with each batch), the database
 //! ([`db`]: raw events plus derived datasets, jobs, transitions, withdrawals; SQLite in WAL
-//! mode), and the query API ([`api`]).
+//! mode), the read side ([`query`]), the query API ([`api`], documented in `openapi.json`), the
+//! live stream ([`stream`], Server-Sent Events) and the runner ([`runner`]: follower + API in
+//! one process, what a `licen index` command calls).
 //!
 //! Must never: hold keys, plaintext or anything secret (it reads public chain events only),
-//! send transactions, or trust its own derived tables over the events they came from (a reorg
-//! recomputes them from the events).
+//! send transactions, or trust its own derived tables over the events they came from.
 //!
 //! Limits of this slice: SQLite only (the SQL is portable, Postgres is not wired); a rewind
-//! recomputes every derived table from all stored events (correct, cost grows with history).
+//! deeper than the undo log recomputes every derived table from all stored events; no text
+//! search (manifests live in storage and are not fetched yet); no CLI command.
 
 pub mod api;
 pub mod db;

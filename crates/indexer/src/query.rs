@@ -73,7 +73,8 @@ pub struct DatasetView {
     pub policy_hash: String,
     /// Paused by its owner.
     pub paused: bool,
-    /// Accepting requests now: not paused and not past its expiry.
+    /// Accepting requests now: not paused and not past its expiry (judged by the later of the
+    /// system clock and the newest indexed block time).
     pub active: bool,
     /// Requests ever made (popularity).
     pub job_count: u64,
@@ -293,6 +294,18 @@ pub struct IndexStatus {
     pub events: u64,
 }
 
+/// "Now" for `active`: the later of the system clock and the newest indexed event's block
+/// time, so a dev chain whose clock was moved forward is judged by its own time, as the
+/// contract does.
+async fn now(db: &Db) -> Result<u64> {
+    let latest: Option<i64> = sqlx::query_scalar(
+        "SELECT block_time FROM events ORDER BY block_number DESC, log_index DESC LIMIT 1",
+    )
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(now_unix().max(latest.map_or(0, to_u64)))
+}
+
 fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -427,7 +440,7 @@ impl From<sqlx::Error> for QueryError {
 
 /// Lists datasets.
 pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetView>, QueryError> {
-    let now = now_unix();
+    let now = now(db).await?;
     let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new("SELECT * FROM datasets WHERE 1 = 1");
     if let Some(purpose) = filter.purpose {
         q.push(" AND (allowed_purposes & ")
@@ -538,7 +551,7 @@ pub async fn dataset(db: &Db, root: B256) -> Result<Option<DatasetDetail>> {
     else {
         return Ok(None);
     };
-    let dataset = dataset_from_row(&row, now_unix())?;
+    let dataset = dataset_from_row(&row, now(db).await?)?;
     let jobs = sqlx::query(
         "SELECT researcher, state, escrow, actual_epochs, royalty, fee FROM jobs WHERE dataset_root = $1",
     )

@@ -126,3 +126,20 @@ CREATE TABLE IF NOT EXISTS reorgs (
     rewound_to BIGINT NOT NULL,
     removed_events BIGINT NOT NULL
 );
+
+-- Undo log for cheap rewinds: one row per committed batch (with the cursor before it) and,
+-- per batch, the state before it of every derived row it changed (NULL = the row did not
+-- exist). Kept for the newest batches only; a rewind further back recomputes everything.
+CREATE TABLE IF NOT EXISTS batches (
+    batch_to BIGINT PRIMARY KEY,
+    prev_number BIGINT,
+    prev_hash TEXT
+);
+CREATE TABLE IF NOT EXISTS undo (
+    batch_to BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    row_key TEXT NOT NULL,
+    before TEXT,
+    PRIMARY KEY (batch_to, seq)
+);

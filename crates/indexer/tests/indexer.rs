@@ -800,3 +800,201 @@ async fn live_stream_sends_dataset_changes_job_transitions_and_reorgs() {
     assert!(stopping.elapsed() < std::time::Duration::from_secs(5));
     drop((live, replay));
 }
+
+/// Initial sync from a real anvil over JSON-RPC. Run with `cargo test -p licen-indexer
+/// --release --test indexer -- --ignored --nocapture rpc_initial_sync` for the figure
+/// (`LICEN_BENCH_EVENTS` sets the number of datasets published, default 5000).
+#[tokio::test]
+#[ignore = "benchmark"]
+async fn rpc_initial_sync_throughput() {
+    let n: u32 = std::env::var("LICEN_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let env = TestEnv::start().await.unwrap();
+    let p = policy(PRICE, &[Purpose::Research]);
+    let made = std::time::Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        let sends = chunk.iter().map(|i| {
+            let mut root = [0u8; 32];
+            root[28..].copy_from_slice(&(i + 1).to_be_bytes());
+            env.owner.publish(
+                DatasetRoot(B256::from(root)),
+                env.address_of(2),
+                B256::repeat_byte(0xE0),
+                B256::repeat_byte(0xA0),
+                &p,
+            )
+        });
+        for r in futures_util::future::join_all(sends).await {
+            r.unwrap();
+        }
+    }
+    eprintln!("published {n} datasets in {:?}", made.elapsed());
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("index.sqlite")).await;
+    let mut config = FollowerConfig::new(env.deployment.address, env.deployment.block);
+    config.max_range = 100_000;
+    let mut f = Follower::new(RpcSource::new(env.admin.provider().clone()), db, config);
+    let started = std::time::Instant::now();
+    let stored = f.sync_to_head().await.unwrap();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "initial sync over RPC: {stored} events in {elapsed:?} = {:.0} events/s",
+        stored as f64 / elapsed.as_secs_f64()
+    );
+    assert!(stored >= u64::from(n));
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_logs_from_the_contract_address_are_skipped() {
+    use alloy::network::TransactionBuilder;
+    use alloy::primitives::Bytes;
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::sol_types::SolEvent;
+
+    let env = TestEnv::start().await.unwrap();
+    let provider = env.admin.provider();
+    let address = env.deployment.address;
+    publish(&env.owner, &env, 1, &policy(PRICE, &[Purpose::Research])).await;
+
+    // Swap the contract's code for one that emits an unknown LOG1 and a JobStarted LOG2 whose
+    // data is 3 bytes (not an ABI encoding), call it, then put the real code back.
+    let original = provider.get_code_at(address).await.unwrap();
+    let started_topic = licen_chain::bindings::DataPolicy::JobStarted::SIGNATURE_HASH;
+    let mut code = vec![0x7f];
+    code.extend_from_slice(B256::repeat_byte(0xAB).as_slice()); // PUSH32 unknown topic
+    code.extend_from_slice(&[0x60, 0x00, 0x60, 0x00, 0xa1]); // LOG1(0, 0, topic)
+    code.extend_from_slice(&[0x62, 0x01, 0x02, 0x03, 0x60, 0x00, 0x52]); // MSTORE(0, 0x010203)
+    code.push(0x7f);
+    code.extend_from_slice(B256::with_last_byte(1).as_slice()); // PUSH32 job id topic
+    code.push(0x7f);
+    code.extend_from_slice(started_topic.as_slice()); // PUSH32 JobStarted topic
+    code.extend_from_slice(&[0x60, 0x03, 0x60, 0x1d, 0xa2, 0x00]); // LOG2(29, 3, t0, t1); STOP
+    provider
+        .anvil_set_code(address, Bytes::from(code))
+        .await
+        .unwrap();
+    let tx = TransactionRequest::default()
+        .with_to(address)
+        .with_input(Bytes::new());
+    let receipt = provider
+        .send_transaction(tx)
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    assert_eq!(receipt.inner.logs().len(), 2);
+    provider.anvil_set_code(address, original).await.unwrap();
+    publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("index.sqlite")).await;
+    let mut f = follower(&env, db.clone(), 2000);
+    f.sync_to_head().await.unwrap();
+    let counts = event_counts(&db).await;
+    assert_eq!(counts["DatasetPublished"], 2, "{counts:?}");
+    assert!(!counts.contains_key("JobStarted"), "{counts:?}");
+    assert_eq!(counts.values().sum::<i64>(), 5, "{counts:?}");
+    let head = provider.get_block_number().await.unwrap();
+    assert_eq!(db.cursor().await.unwrap().unwrap().number, head);
+}
+
+#[tokio::test]
+async fn expiry_is_judged_by_chain_time() {
+    let env = TestEnv::start().await.unwrap();
+    let provider = env.admin.provider();
+    let latest = provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut expiring = policy(PRICE, &[Purpose::Research]);
+    expiring.expiry = Some(latest.header.timestamp + 1000);
+    publish(&env.owner, &env, 1, &expiring).await;
+    publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("index.sqlite")).await;
+    let mut f = follower(&env, db.clone(), 2000);
+    f.sync_to_head().await.unwrap();
+    let active = |active| DatasetFilter {
+        active: Some(active),
+        ..DatasetFilter::default()
+    };
+    assert_eq!(
+        query::datasets(&db, &active(true))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+
+    // the chain's clock passes the expiry (the system clock does not)
+    env.advance_time(2000).await.unwrap();
+    env.owner.pause(root(2)).await.unwrap();
+    f.sync_to_head().await.unwrap();
+    assert!(
+        query::datasets(&db, &active(true))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let inactive = query::datasets(&db, &active(false)).await.unwrap();
+    assert_eq!(inactive.items.len(), 2);
+    let d1 = query::dataset(&db, root(1).0).await.unwrap().unwrap();
+    assert!(!d1.dataset.active && !d1.dataset.paused);
+    assert_eq!(d1.dataset.policy.expiry, expiring.expiry);
+}
+
+#[tokio::test]
+async fn anvil_reorg_is_rewound_to_match_a_fresh_index() {
+    let env = TestEnv::start().await.unwrap();
+    publish(&env.owner, &env, 1, &policy(PRICE, &[Purpose::Research])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("index.sqlite")).await;
+    let mut f = follower(&env, db.clone(), 2000);
+    f.sync_to_head().await.unwrap();
+
+    publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
+    env.owner.pause(root(1)).await.unwrap();
+    request(&env.researcher, root(2), 1, PRICE).await;
+    f.sync_to_head().await.unwrap();
+    assert_eq!(
+        query::dataset(&db, root(2).0)
+            .await
+            .unwrap()
+            .unwrap()
+            .dataset
+            .job_count,
+        1
+    );
+
+    let provider = env.admin.provider();
+    provider
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions {
+            depth: 3,
+            tx_block_pairs: vec![],
+        })
+        .await
+        .unwrap();
+    let mut rewound = false;
+    loop {
+        match f.step().await.unwrap() {
+            Step::Rewound { .. } => rewound = true,
+            Step::Idle { .. } => break,
+            _ => {}
+        }
+    }
+    assert!(rewound, "the follower did not notice anvil_reorg");
+    let fresh = open(&dir.path().join("fresh.sqlite")).await;
+    follower(&env, fresh.clone(), 2000)
+        .sync_to_head()
+        .await
+        .unwrap();
+    let accounts: Vec<Address> = (0..6).map(|i| env.address_of(i)).collect();
+    assert_eq!(dump(&db, &accounts).await, dump(&fresh, &accounts).await);
+}

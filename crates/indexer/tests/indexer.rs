@@ -801,51 +801,6 @@ async fn live_stream_sends_dataset_changes_job_transitions_and_reorgs() {
     drop((live, replay));
 }
 
-/// Initial sync from a real anvil over JSON-RPC. Run with `cargo test -p licen-indexer
-/// --release --test indexer -- --ignored --nocapture rpc_initial_sync` for the figure
-/// (`LICEN_BENCH_EVENTS` sets the number of datasets published, default 5000).
-#[tokio::test]
-#[ignore = "benchmark"]
-async fn rpc_initial_sync_throughput() {
-    let n: u32 = std::env::var("LICEN_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5000);
-    let env = TestEnv::start().await.unwrap();
-    let p = policy(PRICE, &[Purpose::Research]);
-    let made = std::time::Instant::now();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
-        let sends = chunk.iter().map(|i| {
-            let mut root = [0u8; 32];
-            root[28..].copy_from_slice(&(i + 1).to_be_bytes());
-            env.owner.publish(
-                DatasetRoot(B256::from(root)),
-                env.address_of(2),
-                B256::repeat_byte(0xE0),
-                B256::repeat_byte(0xA0),
-                &p,
-            )
-        });
-        for r in futures_util::future::join_all(sends).await {
-            r.unwrap();
-        }
-    }
-    eprintln!("published {n} datasets in {:?}", made.elapsed());
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir.path().join("index.sqlite")).await;
-    let mut config = FollowerConfig::new(env.deployment.address, env.deployment.block);
-    config.max_range = 100_000;
-    let mut f = Follower::new(RpcSource::new(env.admin.provider().clone()), db, config);
-    let started = std::time::Instant::now();
-    let stored = f.sync_to_head().await.unwrap();
-    let elapsed = started.elapsed();
-    eprintln!(
-        "initial sync over RPC: {stored} events in {elapsed:?} = {:.0} events/s",
-        stored as f64 / elapsed.as_secs_f64()
-    );
-    assert!(stored >= u64::from(n));
-}
-
 #[tokio::test]
 async fn malformed_and_unknown_logs_from_the_contract_address_are_skipped() {
     use alloy::network::TransactionBuilder;

@@ -7,6 +7,7 @@ mod dev;
 mod files;
 mod keyfile;
 mod manifest;
+mod market;
 mod onchain;
 mod progress;
 mod storage;
@@ -58,6 +59,10 @@ enum Command {
     UpdatePolicy(onchain::UpdatePolicyArgs),
     /// Researcher: pay the exact escrow and request a training run.
     Request(onchain::RequestArgs),
+    /// Browse the marketplace (the indexer): datasets with filters and sorting.
+    Market(market::MarketArgs),
+    /// List jobs from the indexer (`--mine`, or by researcher, owner or dataset).
+    Jobs(market::JobsArgs),
     /// A job's on-chain state.
     Job(onchain::JobArgs),
     /// Researcher: download a completed job's sealed result and open it with the wallet's key.
@@ -113,6 +118,8 @@ async fn run() -> Result<()> {
         Command::Resume(args) => onchain::resume(args, cli.json).await,
         Command::UpdatePolicy(args) => onchain::update_policy(args, cli.json).await,
         Command::Request(args) => onchain::request(args, cli.json).await,
+        Command::Market(args) => market::market(args, cli.json).await,
+        Command::Jobs(args) => market::jobs(args, cli.json).await,
         Command::Job(args) => onchain::job(args, cli.json).await,
         Command::Download(args) => onchain::download(args, cli.json).await,
         Command::Earnings(args) => onchain::earnings(args, cli.json).await,

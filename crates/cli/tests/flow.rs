@@ -76,6 +76,10 @@ fn licen(dir: &Path, dev: &Dev, key: Option<&str>, args: &[&str]) -> Output {
             "LICEN_STORAGE_URL",
             dev.summary["storage_url"].as_str().unwrap(),
         )
+        .env(
+            "LICEN_INDEXER_URL",
+            dev.summary["indexer_url"].as_str().unwrap(),
+        )
         .env_remove("LICEN_PRIVATE_KEY")
         .env_remove("LICEN_CONTRACT")
         .stdin(Stdio::null());
@@ -300,6 +304,24 @@ fn owner_and_researcher_flow_survives_a_restart() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert_eq!(timeline, ["granted", "running", "completed"]);
+    // The marketplace and job listings come from the indexer.
+    let market = ok(licen(d, &dev, None, &["market", "--purpose", "research"]));
+    let listed: Vec<&str> = market["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["root"].as_str())
+        .collect();
+    assert_eq!(listed, [root.as_str()]);
+    let none = ok(licen(
+        d,
+        &dev,
+        None,
+        &["market", "--purpose", "medical-research"],
+    ));
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let mine = ok(licen(d, &dev, Some(RESEARCHER_KEY), &["jobs", "--mine"]));
+    assert_eq!(mine["items"].as_array().unwrap().len(), 2);
     let err = refused(licen(
         d,
         &dev,

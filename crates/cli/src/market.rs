@@ -1,0 +1,201 @@
+//! Read-only marketplace commands over the indexer's query API: `market` (datasets, filtered
+//! and sorted) and `jobs` (by researcher, owner or dataset). The indexer only holds public chain
+//! data; nothing here needs a key unless `--mine` asks "my jobs".
+
+use crate::wallet::WalletArgs;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use licen_types::{Purpose, format_wei, parse_wei};
+
+#[derive(Debug, Args)]
+pub(crate) struct MarketArgs {
+    /// Only datasets that allow this purpose.
+    #[arg(long)]
+    purpose: Option<Purpose>,
+    /// Only datasets priced at most this per epoch (`0.01` or `5000wei`).
+    #[arg(long)]
+    max_price: Option<String>,
+    /// Only this owner's datasets.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Include paused and expired datasets.
+    #[arg(long)]
+    all: bool,
+    /// newest, price or popularity.
+    #[arg(long, default_value = "newest")]
+    sort: String,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    /// The indexer's query API.
+    #[arg(
+        long,
+        env = "LICEN_INDEXER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    indexer: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JobsArgs {
+    /// Jobs requested by this address.
+    #[arg(long)]
+    researcher: Option<String>,
+    /// Jobs on this owner's datasets.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Jobs on this dataset.
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Jobs of the wallet (`--private-key`, `LICEN_PRIVATE_KEY` or `--keystore`) as researcher.
+    #[arg(long)]
+    mine: bool,
+    #[command(flatten)]
+    wallet: WalletArgs,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// The indexer's query API.
+    #[arg(
+        long,
+        env = "LICEN_INDEXER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    indexer: String,
+}
+
+async fn get(url: &str, query: &[(&str, String)]) -> Result<serde_json::Value> {
+    let with_query = url::Url::parse_with_params(url, query)
+        .with_context(|| format!("`{url}` is not a URL: pass --indexer http://HOST:PORT"))?;
+    let response = reqwest::Client::new()
+        .get(with_query)
+        .send()
+        .await
+        .with_context(|| {
+            format!("could not reach the indexer at {url}: is `licen dev` running?")
+        })?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .context("the indexer answered non-JSON")?;
+    if !status.is_success() {
+        bail!(
+            "the indexer refused the query: {}",
+            body["error"].as_str().unwrap_or("unknown error")
+        );
+    }
+    Ok(body)
+}
+
+pub(crate) async fn market(args: MarketArgs, json: bool) -> Result<()> {
+    let mut query = vec![
+        ("sort", args.sort.clone()),
+        ("limit", args.limit.to_string()),
+    ];
+    if let Some(p) = args.purpose {
+        query.push(("purpose", p.slug().to_owned()));
+    }
+    if let Some(price) = &args.max_price {
+        query.push(("max_price", parse_wei(price)?.to_string()));
+    }
+    if let Some(owner) = &args.owner {
+        query.push(("owner", owner.clone()));
+    }
+    if !args.all {
+        query.push(("active", "true".into()));
+    }
+    let page = get(
+        &format!("{}/datasets", args.indexer.trim_end_matches('/')),
+        &query,
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+        return Ok(());
+    }
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("no datasets match");
+        return Ok(());
+    }
+    println!(
+        "{:<68} {:>12} {:>6} {:>5}  purposes",
+        "dataset", "price/epoch", "max ep", "runs"
+    );
+    for d in items {
+        let price = d["policy"]["price_per_epoch"]
+            .as_str()
+            .and_then(|p| p.parse::<u128>().ok())
+            .unwrap_or(0);
+        let purposes: Vec<&str> = d["policy"]["allowed_purposes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        println!(
+            "{:<68} {:>12} {:>6} {:>5}  {}{}",
+            d["root"].as_str().unwrap_or("?"),
+            format_wei(price),
+            d["policy"]["max_epochs_per_run"],
+            d["job_count"],
+            purposes.join(","),
+            if d["paused"] == true {
+                "  (paused)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn jobs(args: JobsArgs, json: bool) -> Result<()> {
+    let mut query = vec![("limit", args.limit.to_string())];
+    if args.mine {
+        query.push(("researcher", args.wallet.signer()?.address().to_string()));
+    }
+    for (key, value) in [
+        ("researcher", &args.researcher),
+        ("owner", &args.owner),
+        ("dataset", &args.dataset),
+    ] {
+        if let Some(v) = value {
+            query.push((key, v.clone()));
+        }
+    }
+    let page = get(
+        &format!("{}/jobs", args.indexer.trim_end_matches('/')),
+        &query,
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+        return Ok(());
+    }
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("no jobs match");
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:<10} {:>6} {:>12}  dataset",
+        "job", "state", "epochs", "escrow"
+    );
+    for j in items {
+        let escrow = j["escrow"]
+            .as_str()
+            .and_then(|p| p.parse::<u128>().ok())
+            .unwrap_or(0);
+        println!(
+            "{:>6}  {:<10} {:>6} {:>12}  {}",
+            j["id"],
+            j["state"].as_str().unwrap_or("?").to_ascii_lowercase(),
+            j["epochs"],
+            format_wei(escrow),
+            j["dataset_root"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}

@@ -88,6 +88,27 @@ async fn get(url: &str, query: &[(&str, String)]) -> Result<serde_json::Value> {
     Ok(body)
 }
 
+/// Fetches one page of `/{what}`: with `--json` prints it whole and returns `None`; otherwise
+/// returns its items, or says nothing matched and returns `None`.
+async fn page(
+    indexer: &str,
+    what: &str,
+    query: &[(&str, String)],
+    json: bool,
+) -> Result<Option<Vec<serde_json::Value>>> {
+    let page = get(&format!("{}/{what}", indexer.trim_end_matches('/')), query).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+        return Ok(None);
+    }
+    let items = page["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        println!("no {what} match");
+        return Ok(None);
+    }
+    Ok(Some(items))
+}
+
 pub(crate) async fn market(args: MarketArgs, json: bool) -> Result<()> {
     let mut query = vec![
         ("sort", args.sort.clone()),
@@ -105,20 +126,9 @@ pub(crate) async fn market(args: MarketArgs, json: bool) -> Result<()> {
     if !args.all {
         query.push(("active", "true".into()));
     }
-    let page = get(
-        &format!("{}/datasets", args.indexer.trim_end_matches('/')),
-        &query,
-    )
-    .await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&page)?);
+    let Some(items) = page(&args.indexer, "datasets", &query, json).await? else {
         return Ok(());
-    }
-    let items = page["items"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
-        println!("no datasets match");
-        return Ok(());
-    }
+    };
     println!(
         "{:<68} {:>12} {:>6} {:>5}  purposes",
         "dataset", "price/epoch", "max ep", "runs"
@@ -165,20 +175,9 @@ pub(crate) async fn jobs(args: JobsArgs, json: bool) -> Result<()> {
             query.push((key, v.clone()));
         }
     }
-    let page = get(
-        &format!("{}/jobs", args.indexer.trim_end_matches('/')),
-        &query,
-    )
-    .await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&page)?);
+    let Some(items) = page(&args.indexer, "jobs", &query, json).await? else {
         return Ok(());
-    }
-    let items = page["items"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
-        println!("no jobs match");
-        return Ok(());
-    }
+    };
     println!(
         "{:>6}  {:<10} {:>6} {:>12}  dataset",
         "job", "state", "epochs", "escrow"

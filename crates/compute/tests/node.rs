@@ -169,6 +169,13 @@ impl World {
     }
 
     async fn create_job(&self, job: u64, data: &Dataset, epochs: u16) -> InsecureDevEvidence {
+        let res = self.post_job(job, data, epochs).await;
+        assert_eq!(res.status(), 201);
+        res.json::<CreateJobResponse>().await.unwrap().evidence
+    }
+
+    /// `POST /v1/jobs` for `job` on `data`, with the researcher's result key.
+    async fn post_job(&self, job: u64, data: &Dataset, epochs: u16) -> reqwest::Response {
         let req = CreateJobRequest {
             job_id: job,
             dataset_root: HexBytes(*data.root.as_bytes()),
@@ -176,15 +183,12 @@ impl World {
             result_key: HexBytes(self.researcher_pk.to_bytes()),
             dataset_size: Some(data.size),
         };
-        let res = self
-            .http
+        self.http
             .post(self.url("/v1/jobs"))
             .json(&req)
             .send()
             .await
-            .unwrap();
-        assert_eq!(res.status(), 201);
-        res.json::<CreateJobResponse>().await.unwrap().evidence
+            .unwrap()
     }
 
     fn trusted_key(&self) -> [u8; 32] {
@@ -410,21 +414,7 @@ async fn job_is_trained_delivered_verified_and_opened_by_the_researcher() {
 
 impl World {
     async fn create_job_status(&self, job: u64, data: &Dataset, epochs: u16) -> u16 {
-        let req = CreateJobRequest {
-            job_id: job,
-            dataset_root: HexBytes(*data.root.as_bytes()),
-            epochs,
-            result_key: HexBytes(self.researcher_pk.to_bytes()),
-            dataset_size: Some(data.size),
-        };
-        let res = self
-            .http
-            .post(self.url("/v1/jobs"))
-            .json(&req)
-            .send()
-            .await
-            .unwrap();
-        res.status().as_u16()
+        self.post_job(job, data, epochs).await.status().as_u16()
     }
 }
 

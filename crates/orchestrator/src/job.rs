@@ -6,7 +6,7 @@ use crate::provider::ComputeProvider;
 use crate::{Error, Result};
 use alloy::primitives::{Address, B256};
 use licen_chain::DataPolicyClient;
-use licen_compute::attestation::{VerifiedNode, verify_evidence};
+use licen_compute::attestation::{InsecureDevEvidence, VerifiedNode, verify_evidence};
 use licen_compute::client::ComputeNodeClient;
 use licen_compute::manifest::verify_result_manifest;
 use licen_compute::node::{CreateJobRequest, FailureKind, TaskState};
@@ -103,16 +103,7 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
             .filter(|s| !matches!(s.state, TaskState::Init | TaskState::Failed));
         let (verified, status) = match existing {
             Some(status) => {
-                let verified = verify_evidence(
-                    &status.evidence,
-                    &ctx.provider.trusted_attestation_keys(),
-                    &allowed_measurements(ctx, job).await?,
-                    id,
-                    &job.dataset,
-                )
-                .map_err(|e| {
-                    unrecoverable(format!("the compute node's attestation was rejected: {e}"))
-                })?;
+                let verified = verify(ctx, &status.evidence, job).await?;
                 (verified, status)
             }
             None => {
@@ -194,11 +185,20 @@ async fn attest(
         })
         .await
         .map_err(|e| Error::Compute(e.to_string()))?;
-    let allowed = allowed_measurements(ctx, job).await?;
+    verify(ctx, &evidence, job).await
+}
+
+/// Checks a node's evidence: a trusted attestation key, bound to this job and dataset, with a
+/// measurement the dataset's manifest allows.
+async fn verify(
+    ctx: &Ctx,
+    evidence: &InsecureDevEvidence,
+    job: &LedgerJob,
+) -> Result<VerifiedNode, Step> {
     verify_evidence(
-        &evidence,
+        evidence,
         &ctx.provider.trusted_attestation_keys(),
-        &allowed,
+        &allowed_measurements(ctx, job).await?,
         job.job,
         &job.dataset,
     )

@@ -5,8 +5,11 @@
 //! - `contracts`: compile the contracts and refresh the committed ABI artifact that
 //!   `crates/chain` generates its bindings from.
 //! - `test`: everything CI checks, in order, failing on the first failure. `.ci/run` calls it.
+//! - `with-postgres <command…>`: runs a command with a throwaway Postgres cluster (e.g. the
+//!   indexer's tests or benchmarks on Postgres).
 
 mod bench;
+mod postgres;
 
 use anyhow::{Context, Result, bail};
 use licen_toolchain::{InstallOutcome, Tools, repo_root};
@@ -36,13 +39,15 @@ fn run_command() -> Result<()> {
         Some("contracts") => contracts(&root, &bootstrap()?, false),
         Some("test") => test(&root),
         Some("bench") => bench::run(&root),
+        Some("with-postgres") => postgres::run_with(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <bootstrap|contracts|test|bench>\n\
                  \n  bootstrap   install pinned anvil/forge/cast 1.7.1 and solc 0.8.30 into tools/\
                  \n  contracts   forge build and refresh {ARTIFACT_COMMITTED}\
                  \n  test        run every check and test CI runs\
-                 \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)"
+                 \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)\
+                 \n  with-postgres <command…>  run a command with a throwaway Postgres in LICEN_TEST_POSTGRES_URL"
             );
             bail!("unknown or missing xtask command");
         }
@@ -132,15 +137,32 @@ fn test(root: &Path) -> Result<()> {
             "--locked",
         ])
     })?;
+    // The indexer's tests also run on Postgres: a throwaway cluster unless one is given.
+    let cluster = match std::env::var(postgres::URL_ENV) {
+        Ok(_) => None,
+        Err(_) => Some(step(
+            "start a throwaway Postgres",
+            postgres::Cluster::start,
+        )?),
+    };
     step("cargo nextest", || {
-        cargo(&[
-            "nextest",
-            "run",
-            "--workspace",
-            "--locked",
-            "--no-fail-fast",
-        ])
+        let mut nextest = Command::new(cargo_bin());
+        nextest
+            .args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--no-fail-fast",
+            ])
+            .env("CARGO_INCREMENTAL", "0")
+            .current_dir(root);
+        if let Some(cluster) = &cluster {
+            nextest.env(postgres::URL_ENV, &cluster.url);
+        }
+        run(&mut nextest)
     })?;
+    drop(cluster);
     eprintln!("xtask test: all checks passed in {:.0?}", started.elapsed());
     Ok(())
 }
@@ -167,12 +189,12 @@ fn ensure_rust_target(target: &str) -> Result<()> {
     })
 }
 
-fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     eprintln!("\n==> {name}");
     let started = Instant::now();
-    f().with_context(|| format!("step `{name}` failed"))?;
+    let value = f().with_context(|| format!("step `{name}` failed"))?;
     eprintln!("<== {name}: ok in {:.1?}", started.elapsed());
-    Ok(())
+    Ok(value)
 }
 
 pub(crate) fn run(command: &mut Command) -> Result<()> {

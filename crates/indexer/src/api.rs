@@ -438,10 +438,13 @@ mod tests {
         assert_eq!(documented, ROUTES.into_iter().collect());
     }
 
-    #[tokio::test]
-    async fn every_route_is_served() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("i.sqlite")).await.unwrap();
+    crate::backend_tests!(every_route_is_served);
+
+    async fn every_route_is_served(backend: crate::db::Backend) {
+        let Some(store) = crate::testing::TestDb::create(backend).await.unwrap() else {
+            return;
+        };
+        let db = store.open().await;
         let state = ApiState { db, chain: None };
         let (addr, server) = spawn("127.0.0.1:0".parse().unwrap(), state).await.unwrap();
         for route in ROUTES {

@@ -12,18 +12,19 @@
 //! first) and deletes the removed blocks' events; a deeper one deletes the events and
 //! recomputes every derived table from the remaining events.
 //!
-//! SQLite only in this slice; the SQL is written to run unchanged on Postgres (`$N`
-//! parameters, `ON CONFLICT`, no SQLite-only types).
+//! Two backends behind one code path: SQLite (a file, WAL) and Postgres (a `postgres://` URL),
+//! both through sqlx's `Any` driver. The SQL is the common subset of both (`$N` parameters,
+//! `ON CONFLICT`, BIGINT and TEXT columns only, amounts as decimal TEXT), so every statement
+//! here and in the query side runs unchanged on either; the tests run on both.
 
 use crate::derive::{Position, UndoRecord, Working};
 use crate::error::{Error, Result};
 use crate::event::{Event, Located, hex_b256};
 use alloy::primitives::B256;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Execute, Executor, QueryBuilder, Row};
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
 
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -32,6 +33,31 @@ const EVENT_CHUNK: usize = 1000;
 
 /// How many recent block hashes are kept for reorg detection.
 pub const KEPT_BLOCK_HASHES: i64 = 64;
+
+/// The SQL and arguments of a built statement with its placeholders numbered `$1, $2, …`.
+///
+/// `QueryBuilder<Any>` writes `?` for every bound value, which Postgres does not accept;
+/// both SQLite and Postgres read `$N`. Our SQL has no `?` of its own (no string literal holds
+/// one), so every `?` is a placeholder.
+pub(crate) fn numbered<'a>(q: &'a mut QueryBuilder<'a, Any>) -> Result<(String, AnyArguments<'a>)> {
+    let mut sql = String::with_capacity(q.sql().len() + 64);
+    let mut n = 0usize;
+    for c in q.sql().chars() {
+        if c == '?' {
+            n += 1;
+            sql.push('$');
+            sql.push_str(&n.to_string());
+        } else {
+            sql.push(c);
+        }
+    }
+    let args = q
+        .build()
+        .take_arguments()
+        .map_err(|e| Error::Corrupt(format!("binding a statement's values: {e}")))?
+        .unwrap_or_default();
+    Ok((sql, args))
+}
 
 /// The last fully indexed block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +68,61 @@ pub struct Cursor {
     pub hash: B256,
 }
 
+/// Which database engine a [`Db`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (the default: zero configuration).
+    Sqlite,
+    /// A Postgres server (scale-out; shared by several processes).
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names: `sqlite:` or `postgres://` / `postgresql://`.
+    pub fn of_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(Error::Config(format!(
+                "unsupported indexer database URL `{}`: expected sqlite:<path> or postgres://user@host/db",
+                redact(url)
+            )))
+        }
+    }
+}
+
+/// `url` without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Statements run on every new SQLite connection: WAL (readers never block the writer),
+/// `synchronous = NORMAL` (durable at checkpoints, safe with WAL), and a busy timeout so the
+/// API's readers and the follower's writer wait for each other instead of failing.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;";
+
 /// The indexer database (a pool; cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 pub(crate) fn to_i64(v: u64) -> i64 {
@@ -76,24 +153,70 @@ impl Db {
                 source,
             })?;
         }
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(false);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
-        Ok(Self { pool })
+        let absolute = std::path::absolute(path).map_err(|source| Error::Io {
+            context: format!("resolving the indexer database path {}", path.display()),
+            source,
+        })?;
+        let path = absolute.to_str().ok_or_else(|| {
+            Error::Config(format!(
+                "the indexer database path {} is not UTF-8: choose a data dir with a UTF-8 path",
+                absolute.display()
+            ))
+        })?;
+        // Percent-encode what a URL would read as a query or fragment.
+        let path = path
+            .replace('%', "%25")
+            .replace('?', "%3F")
+            .replace('#', "%23");
+        Self::connect(&format!("sqlite://{path}?mode=rwc")).await
+    }
+
+    /// Connects to the database at `url` (`sqlite:<path>?mode=rwc` or
+    /// `postgres://user:password@host:port/database`) and applies the schema. A Postgres
+    /// database must exist already; the schema's tables are created in it if missing.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let backend = Backend::of_url(url)?;
+        sqlx::any::install_default_drivers();
+        let mut options = AnyPoolOptions::new().max_connections(match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        });
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await.map_err(|e| {
+            Error::Config(format!(
+                "cannot open the indexer database {}: {e}",
+                redact(url)
+            ))
+        })?;
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        if backend == Backend::Postgres {
+            // Two processes creating the schema at once would race on the catalog.
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(41001)) AS locked")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+        tx.commit().await?;
+        drop(conn);
+        Ok(Self { pool, backend })
     }
 
     /// The connection pool (for queries).
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The engine behind this database.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Closes the pool, waiting for connections to finish (checkpoints the WAL).
@@ -157,7 +280,7 @@ impl Db {
         // Insert-or-ignore; RETURNING names the rows that were new.
         let mut new_keys: HashSet<(String, i64)> = HashSet::new();
         for chunk in rows.chunks(EVENT_CHUNK) {
-            let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            let mut q: QueryBuilder<'_, Any> = QueryBuilder::new(
                 "INSERT INTO events (block_number, block_hash, log_index, tx_hash, block_time, name, data) ",
             );
             q.push_values(chunk, |mut b, (located, hash, data)| {
@@ -170,7 +293,8 @@ impl Db {
                     .push_bind(data.as_str());
             });
             q.push(" ON CONFLICT DO NOTHING RETURNING block_hash, log_index");
-            for r in q.build().fetch_all(&mut *tx).await? {
+            let (sql, args) = numbered(&mut q)?;
+            for r in sqlx::query_with(&sql, args).fetch_all(&mut *tx).await? {
                 new_keys.insert((r.try_get(0)?, r.try_get(1)?));
             }
         }
@@ -302,7 +426,7 @@ impl Db {
     }
 }
 
-async fn read_cursor(conn: &mut SqliteConnection) -> Result<Option<Cursor>> {
+async fn read_cursor(conn: &mut AnyConnection) -> Result<Option<Cursor>> {
     let row = sqlx::query("SELECT block_number, block_hash FROM cursor WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?;
@@ -320,7 +444,7 @@ pub const UNDO_BATCHES: i64 = 128;
 
 /// Records a committed batch and the before-state of the rows it changed; prunes the log.
 async fn record_batch(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     to: u64,
     previous: Option<Cursor>,
     undo: &[UndoRecord],
@@ -336,9 +460,9 @@ async fn record_batch(
     .await?
     .rows_affected();
     if inserted == 1 {
-        let numbered: Vec<(i64, &UndoRecord)> = (0..).zip(undo.iter()).collect();
-        for chunk in numbered.chunks(EVENT_CHUNK) {
-            let mut q: QueryBuilder<'_, Sqlite> =
+        let records: Vec<(i64, &UndoRecord)> = (0..).zip(undo.iter()).collect();
+        for chunk in records.chunks(EVENT_CHUNK) {
+            let mut q: QueryBuilder<'_, Any> =
                 QueryBuilder::new("INSERT INTO undo (batch_to, seq, kind, row_key, before) ");
             q.push_values(chunk, |mut b, (seq, record)| {
                 b.push_bind(to_i64(to))
@@ -347,7 +471,8 @@ async fn record_batch(
                     .push_bind(record.key.as_str())
                     .push_bind(record.before.as_deref());
             });
-            q.build().execute(&mut *conn).await?;
+            let (sql, args) = numbered(&mut q)?;
+            sqlx::query_with(&sql, args).execute(&mut *conn).await?;
         }
     }
     sqlx::query(
@@ -363,7 +488,7 @@ async fn record_batch(
     Ok(())
 }
 
-async fn set_cursor(conn: &mut SqliteConnection, cursor: Option<Cursor>) -> Result<()> {
+async fn set_cursor(conn: &mut AnyConnection, cursor: Option<Cursor>) -> Result<()> {
     match cursor {
         Some(c) => {
             sqlx::query(
@@ -385,7 +510,7 @@ async fn set_cursor(conn: &mut SqliteConnection, cursor: Option<Cursor>) -> Resu
 }
 
 /// Recomputes every derived table from the `events` table, in chain order.
-async fn rebuild(conn: &mut SqliteConnection) -> Result<()> {
+async fn rebuild(conn: &mut AnyConnection) -> Result<()> {
     for table in [
         "protocol",
         "orchestrators",

@@ -4,13 +4,13 @@
 //! which is what makes an initial sync fast; the outcome is exactly that of applying the
 //! events one by one (the tests compare a resumed, a rewound and a fresh index).
 
-use crate::db::{price_sort_key, to_i64};
+use crate::db::{numbered, price_sort_key, to_i64};
 use crate::error::Error;
 use crate::error::Result;
 use crate::event::Event;
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, QueryBuilder, Row};
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -135,7 +135,7 @@ pub(crate) struct Working {
     withdrawals: Vec<(String, String, Position)>,
 }
 
-fn dataset_row(r: &SqliteRow) -> Result<DatasetRow> {
+fn dataset_row(r: &AnyRow) -> Result<DatasetRow> {
     Ok(DatasetRow {
         owner: r.try_get("owner")?,
         orchestrator: r.try_get("orchestrator")?,
@@ -158,7 +158,7 @@ fn dataset_row(r: &SqliteRow) -> Result<DatasetRow> {
     })
 }
 
-fn job_row(r: &SqliteRow) -> Result<JobRow> {
+fn job_row(r: &AnyRow) -> Result<JobRow> {
     Ok(JobRow {
         dataset_root: r.try_get("dataset_root")?,
         researcher: r.try_get("researcher")?,
@@ -221,35 +221,37 @@ fn orchestrator_of(event: &Event) -> Option<&str> {
 impl Working {
     /// Loads every stored row the events will read or change.
     pub(crate) async fn load<'e>(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         events: impl Iterator<Item = &'e Event> + Clone,
     ) -> Result<Self> {
         let mut w = Self::default();
         let roots: BTreeSet<&str> = events.clone().filter_map(dataset_of).collect();
         let roots: Vec<&str> = roots.into_iter().collect();
         for chunk in roots.chunks(CHUNK) {
-            let mut q: QueryBuilder<'_, Sqlite> =
+            let mut q: QueryBuilder<'_, Any> =
                 QueryBuilder::new("SELECT * FROM datasets WHERE root IN (");
             let mut list = q.separated(", ");
             for root in chunk {
                 list.push_bind(*root);
             }
             q.push(")");
-            for r in q.build().fetch_all(&mut *conn).await? {
+            let (sql, args) = numbered(&mut q)?;
+            for r in sqlx::query_with(&sql, args).fetch_all(&mut *conn).await? {
                 w.datasets.insert(r.try_get("root")?, dataset_row(&r)?);
             }
         }
         let ids: BTreeSet<i64> = events.clone().filter_map(job_of).map(to_i64).collect();
         let ids: Vec<i64> = ids.into_iter().collect();
         for chunk in ids.chunks(CHUNK) {
-            let mut q: QueryBuilder<'_, Sqlite> =
+            let mut q: QueryBuilder<'_, Any> =
                 QueryBuilder::new("SELECT * FROM jobs WHERE id IN (");
             let mut list = q.separated(", ");
             for id in chunk {
                 list.push_bind(*id);
             }
             q.push(")");
-            for r in q.build().fetch_all(&mut *conn).await? {
+            let (sql, args) = numbered(&mut q)?;
+            for r in sqlx::query_with(&sql, args).fetch_all(&mut *conn).await? {
                 w.jobs.insert(r.try_get("id")?, job_row(&r)?);
             }
         }
@@ -330,7 +332,7 @@ impl Working {
     }
 
     /// Puts back the rows described by one batch's undo records.
-    pub(crate) async fn restore(conn: &mut SqliteConnection, records: &[UndoRecord]) -> Result<()> {
+    pub(crate) async fn restore(conn: &mut AnyConnection, records: &[UndoRecord]) -> Result<()> {
         let mut w = Self::default();
         for record in records {
             let Some(before) = &record.before else {
@@ -637,14 +639,14 @@ impl Working {
     }
 
     /// Writes every changed row back.
-    pub(crate) async fn flush(self, conn: &mut SqliteConnection) -> Result<()> {
+    pub(crate) async fn flush(self, conn: &mut AnyConnection) -> Result<()> {
         let datasets: Vec<(&String, &DatasetRow)> = self
             .dirty_datasets
             .iter()
             .filter_map(|k| self.datasets.get(k).map(|row| (k, row)))
             .collect();
         for chunk in datasets.chunks(CHUNK) {
-            let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            let mut q: QueryBuilder<'_, Any> = QueryBuilder::new(
                 "INSERT INTO datasets (root, owner, orchestrator, envelope_root, manifest_root, \
                  price_per_epoch, price_sort, max_epochs_per_run, max_runs_per_requester, session_ttl, \
                  allowed_purposes, expiry, policy_hash, paused, job_count, created_block, \
@@ -681,7 +683,8 @@ impl Working {
                  expiry = excluded.expiry, policy_hash = excluded.policy_hash, paused = excluded.paused, \
                  job_count = excluded.job_count, updated_block = excluded.updated_block",
             );
-            q.build().execute(&mut *conn).await?;
+            let (sql, args) = numbered(&mut q)?;
+            sqlx::query_with(&sql, args).execute(&mut *conn).await?;
         }
         let jobs: Vec<(i64, &JobRow)> = self
             .dirty_jobs
@@ -689,7 +692,7 @@ impl Working {
             .filter_map(|k| self.jobs.get(k).map(|row| (*k, row)))
             .collect();
         for chunk in jobs.chunks(CHUNK) {
-            let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            let mut q: QueryBuilder<'_, Any> = QueryBuilder::new(
                 "INSERT INTO jobs (id, dataset_root, researcher, epochs, purpose, result_key, \
                  price_per_epoch, escrow, expires_at, state, run_deadline, actual_epochs, result_hash, \
                  attestation_ref, royalty, fee, fee_treasury, refund, fail_reason, created_block, \
@@ -728,10 +731,11 @@ impl Working {
                  refund = excluded.refund, fail_reason = excluded.fail_reason, \
                  updated_block = excluded.updated_block",
             );
-            q.build().execute(&mut *conn).await?;
+            let (sql, args) = numbered(&mut q)?;
+            sqlx::query_with(&sql, args).execute(&mut *conn).await?;
         }
         for chunk in self.transitions.chunks(CHUNK) {
-            let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            let mut q: QueryBuilder<'_, Any> = QueryBuilder::new(
                 "INSERT INTO job_transitions (job_id, state, block_number, log_index, block_time, tx_hash) ",
             );
             q.push_values(chunk, |mut b, (job, state, at)| {
@@ -743,10 +747,11 @@ impl Working {
                     .push_bind(&at.tx);
             });
             q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *conn).await?;
+            let (sql, args) = numbered(&mut q)?;
+            sqlx::query_with(&sql, args).execute(&mut *conn).await?;
         }
         for chunk in self.withdrawals.chunks(CHUNK) {
-            let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+            let mut q: QueryBuilder<'_, Any> = QueryBuilder::new(
                 "INSERT INTO withdrawals (account, amount, block_number, log_index, block_time, tx_hash) ",
             );
             q.push_values(chunk, |mut b, (account, amount, at)| {
@@ -758,7 +763,8 @@ impl Working {
                     .push_bind(&at.tx);
             });
             q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *conn).await?;
+            let (sql, args) = numbered(&mut q)?;
+            sqlx::query_with(&sql, args).execute(&mut *conn).await?;
         }
         for address in &self.dirty_orchestrators {
             let Some(o) = self.orchestrators.get(address) else {

@@ -348,6 +348,8 @@ impl<S: ChainSource> Follower<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Backend;
+    use crate::testing::TestDb;
     use alloy::primitives::{Bytes, LogData, U256};
     use alloy::sol_types::SolEvent;
     use licen_chain::bindings::DataPolicy;
@@ -434,11 +436,22 @@ mod tests {
         }
     }
 
-    async fn db() -> (tempfile::TempDir, Db) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("i.sqlite")).await.unwrap();
-        (dir, db)
+    /// A fresh database on `backend`, or `None` when the backend is not available here.
+    async fn db(backend: Backend) -> Option<(TestDb, Db)> {
+        let store = TestDb::create(backend).await.unwrap()?;
+        let db = store.open().await;
+        Some((store, db))
     }
+
+    crate::backend_tests!(
+        range_shrinks_on_provider_limits_and_still_indexes_everything,
+        range_grows_when_batches_are_cheap,
+        unknown_and_malformed_logs_are_skipped,
+        confirmations_hold_back_recent_blocks,
+        a_batch_committed_twice_is_stored_once,
+        a_reorg_deeper_than_the_kept_hashes_reindexes_from_the_start,
+        rewinds_use_the_undo_log_when_it_covers_them_and_replay_otherwise,
+    );
 
     fn config(initial: u64, max: u64) -> FollowerConfig {
         let mut c = FollowerConfig::new(CONTRACT, 1);
@@ -447,8 +460,7 @@ mod tests {
         c
     }
 
-    #[tokio::test]
-    async fn range_shrinks_on_provider_limits_and_still_indexes_everything() {
+    async fn range_shrinks_on_provider_limits_and_still_indexes_everything(backend: Backend) {
         let logs = (1..=100)
             .step_by(7)
             .map(|b| log(b, 0, started(b)))
@@ -456,7 +468,9 @@ mod tests {
         let expected = logs.len() as u64;
         let mut chain = FakeChain::new(100, logs);
         chain.max_span = Some(10);
-        let (_dir, db) = db().await;
+        let Some((_store, db)) = db(backend).await else {
+            return;
+        };
         let mut f = Follower::new(chain, db.clone(), config(64, 64));
         assert_eq!(f.sync_to_head().await.unwrap(), expected);
         assert_eq!(db.event_count().await.unwrap(), expected);
@@ -464,16 +478,16 @@ mod tests {
         assert!(*f.source.refused.lock().unwrap() >= 3);
     }
 
-    #[tokio::test]
-    async fn range_grows_when_batches_are_cheap() {
-        let (_dir, db) = db().await;
+    async fn range_grows_when_batches_are_cheap(backend: Backend) {
+        let Some((_store, db)) = db(backend).await else {
+            return;
+        };
         let mut f = Follower::new(FakeChain::new(1000, vec![]), db, config(2, 256));
         f.sync_to_head().await.unwrap();
         assert_eq!(f.range(), 256);
     }
 
-    #[tokio::test]
-    async fn unknown_and_malformed_logs_are_skipped() {
+    async fn unknown_and_malformed_logs_are_skipped(backend: Backend) {
         let unknown = LogData::new_unchecked(vec![B256::repeat_byte(0xAB)], Bytes::new());
         let truncated = LogData::new_unchecked(
             vec![DataPolicy::JobStarted::SIGNATURE_HASH, B256::ZERO],
@@ -488,7 +502,9 @@ mod tests {
             without_index,
             log(7, 2, started(7)),
         ];
-        let (_dir, db) = db().await;
+        let Some((_store, db)) = db(backend).await else {
+            return;
+        };
         let mut f = Follower::new(FakeChain::new(10, logs), db.clone(), config(3, 3));
         assert_eq!(f.sync_to_head().await.unwrap(), 2);
         assert_eq!(db.cursor().await.unwrap().unwrap().number, 10);
@@ -500,10 +516,11 @@ mod tests {
         assert_eq!(times, [1003, 1007], "block times come from the headers");
     }
 
-    #[tokio::test]
-    async fn confirmations_hold_back_recent_blocks() {
+    async fn confirmations_hold_back_recent_blocks(backend: Backend) {
         let logs = vec![log(14, 0, started(1)), log(16, 0, started(2))];
-        let (_dir, db) = db().await;
+        let Some((_store, db)) = db(backend).await else {
+            return;
+        };
         let mut c = config(100, 100);
         c.confirmations = 5;
         let mut f = Follower::new(FakeChain::new(20, logs), db.clone(), c);
@@ -512,9 +529,10 @@ mod tests {
         assert!(matches!(f.step().await.unwrap(), Step::Idle { head: 20 }));
     }
 
-    #[tokio::test]
-    async fn a_batch_committed_twice_is_stored_once() {
-        let (_dir, db) = db().await;
+    async fn a_batch_committed_twice_is_stored_once(backend: Backend) {
+        let Some((_store, db)) = db(backend).await else {
+            return;
+        };
         let event = Located {
             block_number: 3,
             block_hash: hash(3),
@@ -536,9 +554,10 @@ mod tests {
         assert_eq!(db.event_count().await.unwrap(), 1);
     }
 
-    #[tokio::test]
-    async fn a_reorg_deeper_than_the_kept_hashes_reindexes_from_the_start() {
-        let (_dir, db) = db().await;
+    async fn a_reorg_deeper_than_the_kept_hashes_reindexes_from_the_start(backend: Backend) {
+        let Some((_store, db)) = db(backend).await else {
+            return;
+        };
         let mut f = Follower::new(
             FakeChain::new(10, vec![log(5, 0, started(1))]),
             db.clone(),
@@ -568,10 +587,11 @@ mod tests {
             .unwrap()
     }
 
-    #[tokio::test]
-    async fn rewinds_use_the_undo_log_when_it_covers_them_and_replay_otherwise() {
+    async fn rewinds_use_the_undo_log_when_it_covers_them_and_replay_otherwise(backend: Backend) {
         let logs = (1..=200).map(|b| log(b, 0, started(b))).collect::<Vec<_>>();
-        let (_dir, db) = db().await;
+        let Some((_store, db)) = db(backend).await else {
+            return;
+        };
         let mut f = Follower::new(FakeChain::new(200, logs), db.clone(), config(1, 1));
         f.sync_to_head().await.unwrap();
         assert_eq!(count(&db, "job_transitions").await, 200);

@@ -25,8 +25,9 @@ pub mod query;
 pub mod runner;
 pub mod source;
 pub mod stream;
+pub mod testing;
 
-pub use db::{Cursor, Db};
+pub use db::{Backend, Cursor, Db};
 pub use error::{Error, Result};
 pub use follower::{Follower, FollowerConfig, Step};
 pub use runner::{IndexerConfig, Running, run, start};

@@ -4,15 +4,15 @@
 //! are lowercase `0x…` hex. List queries use keyset pagination: an opaque cursor encodes the
 //! sort key of the last item returned, so pages stay stable while new rows arrive.
 
-use crate::db::{Db, price_sort_key, to_i64, to_u64};
+use crate::db::{Db, numbered, price_sort_key, to_i64, to_u64};
 use crate::error::{Error, Result};
 use alloy::primitives::{Address, B256, U256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use licen_types::{Purpose, PurposeSet};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::any::AnyRow;
+use sqlx::{Any, QueryBuilder, Row};
 
 /// Largest page a list query returns.
 pub const MAX_LIMIT: u32 = 100;
@@ -346,12 +346,12 @@ fn u256(s: &str) -> U256 {
     U256::from_str_radix(s, 10).unwrap_or_default()
 }
 
-fn u32_col(row: &SqliteRow, col: &str) -> Result<u32> {
+fn u32_col(row: &AnyRow, col: &str) -> Result<u32> {
     let v: i64 = row.try_get(col)?;
     u32::try_from(v).map_err(|_| Error::Corrupt(format!("{col} = {v}")))
 }
 
-fn dataset_from_row(row: &SqliteRow, now: u64) -> Result<DatasetView> {
+fn dataset_from_row(row: &AnyRow, now: u64) -> Result<DatasetView> {
     let bits = u32_col(row, "allowed_purposes")?;
     let expiry = to_u64(row.try_get("expiry")?);
     let paused = row.try_get::<i64, _>("paused")? != 0;
@@ -385,7 +385,7 @@ fn dataset_from_row(row: &SqliteRow, now: u64) -> Result<DatasetView> {
     })
 }
 
-fn job_from_row(row: &SqliteRow) -> Result<JobView> {
+fn job_from_row(row: &AnyRow) -> Result<JobView> {
     let opt_u64 =
         |col: &str| -> Result<Option<u64>> { Ok(row.try_get::<Option<i64>, _>(col)?.map(to_u64)) };
     let purpose: i64 = row.try_get("purpose")?;
@@ -441,7 +441,7 @@ impl From<sqlx::Error> for QueryError {
 /// Lists datasets.
 pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetView>, QueryError> {
     let now = now(db).await?;
-    let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new("SELECT * FROM datasets WHERE 1 = 1");
+    let mut q: QueryBuilder<'_, Any> = QueryBuilder::new("SELECT * FROM datasets WHERE 1 = 1");
     if let Some(purpose) = filter.purpose {
         q.push(" AND (allowed_purposes & ")
             .push_bind(1i64 << purpose.bit())
@@ -508,7 +508,8 @@ pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetVie
     }
     let limit = limit(filter.limit);
     q.push(order).push(" LIMIT ").push_bind(limit + 1);
-    let rows = q.build().fetch_all(db.pool()).await?;
+    let (sql, args) = numbered(&mut q)?;
+    let rows = sqlx::query_with(&sql, args).fetch_all(db.pool()).await?;
     let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     let mut items = Vec::with_capacity(rows.len());
     let mut last_key = None;
@@ -596,7 +597,7 @@ pub async fn dataset(db: &Db, root: B256) -> Result<Option<DatasetDetail>> {
 
 /// Lists jobs, newest first.
 pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Page<JobView>, QueryError> {
-    let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new("SELECT j.* FROM jobs j");
+    let mut q: QueryBuilder<'_, Any> = QueryBuilder::new("SELECT j.* FROM jobs j");
     if filter.owner.is_some() {
         q.push(" JOIN datasets d ON d.root = j.dataset_root");
     }
@@ -617,7 +618,8 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Page<JobView>, QueryErr
     }
     let limit = limit(filter.limit);
     q.push(" ORDER BY j.id DESC LIMIT ").push_bind(limit + 1);
-    let rows = q.build().fetch_all(db.pool()).await?;
+    let (sql, args) = numbered(&mut q)?;
+    let rows = sqlx::query_with(&sql, args).fetch_all(db.pool()).await?;
     let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     let items = rows
         .iter()

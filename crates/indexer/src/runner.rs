@@ -1,5 +1,5 @@
 //! The indexer as a service: the follower and the query API in one process, over one SQLite
-//! file under the data dir. This is what a `licen index` command calls ([`run`]); [`start`]
+//! file under the data dir or a Postgres database. This is what a `licen index` command calls ([`run`]); [`start`]
 //! gives tests and the dev profile a handle to stop it.
 
 use crate::api::{self, ApiState};
@@ -29,8 +29,11 @@ pub struct IndexerConfig {
     pub contract: Address,
     /// Its deployment block.
     pub start_block: u64,
-    /// Directory holding the database ([`DATABASE_FILE`]).
+    /// Directory holding the SQLite database ([`DATABASE_FILE`]) when no
+    /// [`database_url`](Self::database_url) is given.
     pub data_dir: PathBuf,
+    /// A database URL (`postgres://…` or `sqlite:…`) used instead of the file under `data_dir`.
+    pub database_url: Option<String>,
     /// Address the query API listens on (port 0 picks a free port).
     pub listen: SocketAddr,
     /// Confirmation depth (0 on the dev chain).
@@ -47,6 +50,7 @@ impl IndexerConfig {
             contract,
             start_block,
             data_dir,
+            database_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8590)),
             confirmations: 0,
             poll_interval: Duration::from_millis(100),
@@ -104,7 +108,10 @@ pub async fn start(config: IndexerConfig) -> Result<Running> {
     let source = RpcSource::connect(&config.rpc_url)?;
     let head = source.head().await?;
     tracing::info!(rpc = %config.rpc_url, head, contract = %config.contract, "indexer starting");
-    let db = Db::open(&config.database_path()).await?;
+    let db = match &config.database_url {
+        Some(url) => Db::connect(url).await?,
+        None => Db::open(&config.database_path()).await?,
+    };
     let mut follower_config = FollowerConfig::new(config.contract, config.start_block);
     follower_config.confirmations = config.confirmations;
     follower_config.poll_interval = config.poll_interval;

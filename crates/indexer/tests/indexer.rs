@@ -8,11 +8,23 @@ use alloy::providers::ext::AnvilApi;
 use licen_chain::testing::{TEST_FEE_BPS, TEST_RUN_TIMEOUT, TestEnv};
 use licen_chain::{DataPolicyClient, connect};
 use licen_indexer::query::{self, DatasetFilter, JobDetail, JobFilter};
-use licen_indexer::{Db, Follower, FollowerConfig, RpcSource, Step};
+use licen_indexer::testing::TestDb;
+use licen_indexer::{Backend, Db, Follower, FollowerConfig, RpcSource, Step};
 use licen_types::{DatasetRoot, JobId, Policy, Purpose};
 use sqlx::Row;
 use std::collections::BTreeMap;
-use std::path::Path;
+
+licen_indexer::backend_tests!(
+    every_event_type_is_indexed,
+    restart_mid_sync_loses_and_doubles_nothing,
+    reorg_is_rewound_and_reapplied,
+    api_answers_marketplace_queries_over_http,
+    runner_follows_live_and_resumes_after_stop,
+    live_stream_sends_dataset_changes_job_transitions_and_reorgs,
+    malformed_and_unknown_logs_from_the_contract_address_are_skipped,
+    expiry_is_judged_by_chain_time,
+    anvil_reorg_is_rewound_to_match_a_fresh_index,
+);
 
 const PRICE: u128 = 10_000_000_000_000_000;
 
@@ -37,10 +49,6 @@ fn hex(word: B256) -> String {
 
 fn lower(address: Address) -> String {
     format!("{address:#x}")
-}
-
-async fn open(path: &Path) -> Db {
-    Db::open(path).await.expect("open the index")
 }
 
 fn follower(env: &TestEnv, db: Db, range: u64) -> Follower<RpcSource> {
@@ -224,12 +232,13 @@ async fn dump(db: &Db, accounts: &[Address]) -> Dump {
     }
 }
 
-#[tokio::test]
-async fn every_event_type_is_indexed() {
+async fn every_event_type_is_indexed(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
     let env = TestEnv::start().await.unwrap();
     let jobs = every_event(&env).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir.path().join("index.sqlite")).await;
+    let db = store.open().await;
     let mut f = follower(&env, db.clone(), 2000);
     let stored = f.sync_to_head().await.unwrap();
 
@@ -355,16 +364,16 @@ async fn every_event_type_is_indexed() {
     assert_eq!(row.get::<String, _>(2), lower(env.address_of(0)));
 }
 
-#[tokio::test]
-async fn restart_mid_sync_loses_and_doubles_nothing() {
+async fn restart_mid_sync_loses_and_doubles_nothing(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
     let env = TestEnv::start().await.unwrap();
     publish(&env.owner, &env, 1, &policy(PRICE, &[Purpose::Research])).await;
     let first = request(&env.researcher, root(1), 2, PRICE).await;
     env.orchestrator.start_job(first).await.unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("data").join("index.sqlite");
-    let db = open(&path).await;
+    let db = store.open().await;
     // one block per batch; stop after three batches, part-way through the history
     let mut f = follower(&env, db.clone(), 1);
     for _ in 0..3 {
@@ -390,14 +399,15 @@ async fn restart_mid_sync_loses_and_doubles_nothing() {
     request(&env.researcher2, root(2), 1, 2 * PRICE).await;
     env.owner.withdraw().await.unwrap();
 
-    let reopened = open(&path).await;
+    let reopened = store.open().await;
     assert_eq!(reopened.cursor().await.unwrap().unwrap().number, stopped_at);
     follower(&env, reopened.clone(), 2000)
         .sync_to_head()
         .await
         .unwrap();
 
-    let fresh = open(&dir.path().join("fresh.sqlite")).await;
+    let fresh_store = TestDb::create(backend).await.unwrap().unwrap();
+    let fresh = fresh_store.open().await;
     follower(&env, fresh.clone(), 2000)
         .sync_to_head()
         .await
@@ -432,12 +442,13 @@ async fn restart_mid_sync_loses_and_doubles_nothing() {
     assert_eq!(dump(&reopened, &accounts).await, resumed);
 }
 
-#[tokio::test]
-async fn reorg_is_rewound_and_reapplied() {
+async fn reorg_is_rewound_and_reapplied(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
     let env = TestEnv::start().await.unwrap();
     publish(&env.owner, &env, 1, &policy(PRICE, &[Purpose::Research])).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir.path().join("index.sqlite")).await;
+    let db = store.open().await;
     let mut f = follower(&env, db.clone(), 2000);
     f.sync_to_head().await.unwrap();
 
@@ -502,7 +513,8 @@ async fn reorg_is_rewound_and_reapplied() {
     assert_eq!(job.timeline.len(), 1);
 
     // identical to indexing the surviving chain from scratch
-    let fresh = open(&dir.path().join("fresh.sqlite")).await;
+    let fresh_store = TestDb::create(backend).await.unwrap().unwrap();
+    let fresh = fresh_store.open().await;
     follower(&env, fresh.clone(), 2000)
         .sync_to_head()
         .await
@@ -530,12 +542,13 @@ fn roots(page: &query::Page<query::DatasetView>) -> Vec<String> {
     page.items.iter().map(|d| d.root.clone()).collect()
 }
 
-#[tokio::test]
-async fn api_answers_marketplace_queries_over_http() {
+async fn api_answers_marketplace_queries_over_http(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
     let env = TestEnv::start().await.unwrap();
     let jobs = every_event(&env).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir.path().join("index.sqlite")).await;
+    let db = store.open().await;
     follower(&env, db.clone(), 2000)
         .sync_to_head()
         .await
@@ -665,8 +678,10 @@ async fn api_answers_marketplace_queries_over_http() {
     server.abort();
 }
 
-#[tokio::test]
-async fn runner_follows_live_and_resumes_after_stop() {
+async fn runner_follows_live_and_resumes_after_stop(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
     let env = TestEnv::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = licen_indexer::IndexerConfig::new(
@@ -677,6 +692,7 @@ async fn runner_follows_live_and_resumes_after_stop() {
     );
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.poll_interval = std::time::Duration::from_millis(20);
+    config.database_url = Some(store.url().to_owned());
     let running = licen_indexer::start(config.clone()).await.unwrap();
     let base = format!("http://{}", running.api_addr());
 
@@ -735,8 +751,10 @@ async fn read_until(response: &mut reqwest::Response, buffer: &mut String, needl
     }
 }
 
-#[tokio::test]
-async fn live_stream_sends_dataset_changes_job_transitions_and_reorgs() {
+async fn live_stream_sends_dataset_changes_job_transitions_and_reorgs(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
     let env = TestEnv::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = licen_indexer::IndexerConfig::new(
@@ -747,6 +765,7 @@ async fn live_stream_sends_dataset_changes_job_transitions_and_reorgs() {
     );
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.poll_interval = std::time::Duration::from_millis(20);
+    config.database_url = Some(store.url().to_owned());
     let running = licen_indexer::start(config).await.unwrap();
     let base = format!("http://{}", running.api_addr());
     let mut live = reqwest::get(format!("{base}/stream")).await.unwrap();
@@ -801,8 +820,10 @@ async fn live_stream_sends_dataset_changes_job_transitions_and_reorgs() {
     drop((live, replay));
 }
 
-#[tokio::test]
-async fn malformed_and_unknown_logs_from_the_contract_address_are_skipped() {
+async fn malformed_and_unknown_logs_from_the_contract_address_are_skipped(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
     use alloy::network::TransactionBuilder;
     use alloy::primitives::Bytes;
     use alloy::rpc::types::TransactionRequest;
@@ -845,8 +866,7 @@ async fn malformed_and_unknown_logs_from_the_contract_address_are_skipped() {
     provider.anvil_set_code(address, original).await.unwrap();
     publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir.path().join("index.sqlite")).await;
+    let db = store.open().await;
     let mut f = follower(&env, db.clone(), 2000);
     f.sync_to_head().await.unwrap();
     let counts = event_counts(&db).await;
@@ -857,8 +877,10 @@ async fn malformed_and_unknown_logs_from_the_contract_address_are_skipped() {
     assert_eq!(db.cursor().await.unwrap().unwrap().number, head);
 }
 
-#[tokio::test]
-async fn expiry_is_judged_by_chain_time() {
+async fn expiry_is_judged_by_chain_time(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
     let env = TestEnv::start().await.unwrap();
     let provider = env.admin.provider();
     let latest = provider
@@ -870,8 +892,7 @@ async fn expiry_is_judged_by_chain_time() {
     expiring.expiry = Some(latest.header.timestamp + 1000);
     publish(&env.owner, &env, 1, &expiring).await;
     publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir.path().join("index.sqlite")).await;
+    let db = store.open().await;
     let mut f = follower(&env, db.clone(), 2000);
     f.sync_to_head().await.unwrap();
     let active = |active| DatasetFilter {
@@ -905,12 +926,13 @@ async fn expiry_is_judged_by_chain_time() {
     assert_eq!(d1.dataset.policy.expiry, expiring.expiry);
 }
 
-#[tokio::test]
-async fn anvil_reorg_is_rewound_to_match_a_fresh_index() {
+async fn anvil_reorg_is_rewound_to_match_a_fresh_index(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
     let env = TestEnv::start().await.unwrap();
     publish(&env.owner, &env, 1, &policy(PRICE, &[Purpose::Research])).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir.path().join("index.sqlite")).await;
+    let db = store.open().await;
     let mut f = follower(&env, db.clone(), 2000);
     f.sync_to_head().await.unwrap();
 
@@ -945,7 +967,8 @@ async fn anvil_reorg_is_rewound_to_match_a_fresh_index() {
         }
     }
     assert!(rewound, "the follower did not notice anvil_reorg");
-    let fresh = open(&dir.path().join("fresh.sqlite")).await;
+    let fresh_store = TestDb::create(backend).await.unwrap().unwrap();
+    let fresh = fresh_store.open().await;
     follower(&env, fresh.clone(), 2000)
         .sync_to_head()
         .await

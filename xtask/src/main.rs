@@ -7,6 +7,7 @@
 //! - `test`: everything CI checks, in order, failing on the first failure. `.ci/run` calls it.
 
 mod bench;
+mod bench_flow;
 
 use anyhow::{Context, Result, bail};
 use licen_toolchain::{InstallOutcome, Tools, repo_root};
@@ -35,14 +36,23 @@ fn run_command() -> Result<()> {
         Some("bootstrap") => bootstrap().map(|_| ()),
         Some("contracts") => contracts(&root, &bootstrap()?, false),
         Some("test") => test(&root),
-        Some("bench") => bench::run(&root),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("start-latency") => bench_flow::start_latency(&root),
+            Some("concurrent-jobs") => bench_flow::concurrent_jobs(&root),
+            None => bench::run(&root),
+            Some(other) => bail!(
+                "unknown bench `{other}`: start-latency, concurrent-jobs, or none for the 1 GiB figures"
+            ),
+        },
         _ => {
             eprintln!(
                 "usage: cargo xtask <bootstrap|contracts|test|bench>\n\
                  \n  bootstrap   install pinned anvil/forge/cast 1.7.1 and solc 0.8.30 into tools/\
                  \n  contracts   forge build and refresh {ARTIFACT_COMMITTED}\
                  \n  test        run every check and test CI runs\
-                 \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)"
+                 \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)\
+                 \n  bench start-latency    request mined -> startJob mined, median of 20 (limit 1 s)\
+                 \n  bench concurrent-jobs  50 concurrent jobs on one orchestrator: jobs/min, no nonce errors"
             );
             bail!("unknown or missing xtask command");
         }

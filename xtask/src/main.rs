@@ -9,6 +9,7 @@
 //!   indexer's tests or benchmarks on Postgres).
 
 mod bench;
+mod bench_flow;
 mod postgres;
 
 use anyhow::{Context, Result, bail};
@@ -38,8 +39,15 @@ fn run_command() -> Result<()> {
         Some("bootstrap") => bootstrap().map(|_| ()),
         Some("contracts") => contracts(&root, &bootstrap()?, false),
         Some("test") => test(&root),
-        Some("bench") => bench::run(&root),
         Some("with-postgres") => postgres::run_with(&args[1..]),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("start-latency") => bench_flow::start_latency(&root),
+            Some("concurrent-jobs") => bench_flow::concurrent_jobs(&root),
+            None => bench::run(&root),
+            Some(other) => bail!(
+                "unknown bench `{other}`: start-latency, concurrent-jobs, or none for the 1 GiB figures"
+            ),
+        },
         _ => {
             eprintln!(
                 "usage: cargo xtask <bootstrap|contracts|test|bench>\n\
@@ -47,6 +55,8 @@ fn run_command() -> Result<()> {
                  \n  contracts   forge build and refresh {ARTIFACT_COMMITTED}\
                  \n  test        run every check and test CI runs\
                  \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)\
+                 \n  bench start-latency    request mined -> startJob mined, median of 20 (limit 1 s)\
+                 \n  bench concurrent-jobs  50 concurrent jobs on one orchestrator: jobs/min, no nonce errors\
                  \n  with-postgres <command…>  run a command with a throwaway Postgres in LICEN_TEST_POSTGRES_URL"
             );
             bail!("unknown or missing xtask command");

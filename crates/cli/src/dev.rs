@@ -39,6 +39,9 @@ pub(crate) struct DevArgs {
     /// Port for the indexer's query API.
     #[arg(long, default_value_t = 8080)]
     indexer_port: u16,
+    /// Run no orchestrator (to run `licen orchestrator` as its own process instead).
+    #[arg(long)]
+    no_orchestrator: bool,
     /// Start, print what is running, and stop again (for scripts and smoke tests).
     #[arg(long)]
     exit_after_start: bool,
@@ -85,7 +88,7 @@ struct DevSummary {
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM: either stops the stack gracefully.
-async fn wait_for_stop_signal() -> Result<()> {
+pub(crate) async fn wait_for_stop_signal() -> Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     tokio::select! {
@@ -114,9 +117,7 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     // Everything started so far is stopped gracefully on every path (anvil by its Drop too).
     let services = start_services(&args, &dir).await;
     let outcome = match &services {
-        Ok(services) => start(&chain, &dir, services, args.indexer_port, json)
-            .await
-            .map(Some),
+        Ok(services) => start(&chain, &dir, services, &args, json).await.map(Some),
         Err(_) => Ok(None),
     };
     if outcome.is_ok() && services.is_ok() && !args.exit_after_start {
@@ -129,7 +130,9 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     }
     let outcome = match outcome {
         Ok(Some(chainside)) => {
-            chainside.orchestrator.stop().await;
+            if let Some(orchestrator) = chainside.orchestrator {
+                orchestrator.stop().await;
+            }
             chainside
                 .indexer
                 .stop()
@@ -149,7 +152,7 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
 
 /// The parts that need the deployed contract: the orchestrator and the indexer.
 struct Chainside {
-    orchestrator: licen_orchestrator::Orchestrator,
+    orchestrator: Option<licen_orchestrator::Orchestrator>,
     indexer: licen_indexer::runner::Running,
 }
 
@@ -200,7 +203,7 @@ async fn start(
     chain: &DevChain,
     dir: &Path,
     services: &Services,
-    indexer_port: u16,
+    options: &DevArgs,
     json: bool,
 ) -> Result<Chainside> {
     let admin = chain.dev_signer(0);
@@ -238,25 +241,8 @@ async fn start(
     let client = DataPolicyClient::new(connection, deployment.address);
     let (orchestrator_secret, orchestrator_key) =
         ensure_orchestrator_key(&client, chain, dir).await?;
-    let orchestrator =
-        licen_orchestrator::Orchestrator::start(licen_orchestrator::OrchestratorConfig {
-            rpc_url: chain.rpc_url().to_owned(),
-            contract: deployment.address,
-            start_block: deployment.block,
-            signer: chain.dev_signer(ORCHESTRATOR_ACCOUNT),
-            key: orchestrator_secret,
-            storage_url: services.storage.url(),
-            provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::new(
-                services.compute.url(),
-                services.compute.attestation_key(),
-            )),
-            ledger_path: dir.join("orchestrator.sqlite"),
-            poll: std::time::Duration::from_millis(200),
-        })
-        .await
-        .context("starting the orchestrator")?;
     let indexer = licen_indexer::runner::start(licen_indexer::runner::IndexerConfig {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], indexer_port)),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], options.indexer_port)),
         poll_interval: std::time::Duration::from_millis(200),
         ..licen_indexer::runner::IndexerConfig::new(
             chain.rpc_url(),
@@ -266,19 +252,46 @@ async fn start(
         )
     })
     .await
-    .context("starting the indexer");
-    let indexer = match indexer {
-        Ok(indexer) => indexer,
-        Err(e) => {
-            orchestrator.stop().await;
-            return Err(e);
+    .context("starting the indexer")?;
+    let indexer_url = format!("http://{}", indexer.api_addr());
+    // The orchestrator learns of grants through the indexer (DESIGN §2 step 6).
+    let orchestrator = if options.no_orchestrator {
+        None
+    } else {
+        let started =
+            licen_orchestrator::Orchestrator::start(licen_orchestrator::OrchestratorConfig {
+                rpc_url: chain.rpc_url().to_owned(),
+                contract: deployment.address,
+                start_block: deployment.block,
+                grants: licen_orchestrator::GrantSource::Indexer {
+                    url: indexer_url.clone(),
+                },
+                signer: chain.dev_signer(ORCHESTRATOR_ACCOUNT),
+                key: orchestrator_secret,
+                storage_url: services.storage.url(),
+                provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::new(
+                    services.compute.url(),
+                    services.compute.attestation_key(),
+                )),
+                ledger_path: dir.join("orchestrator.sqlite"),
+                poll: std::time::Duration::from_millis(200),
+                node_retry_delay: std::time::Duration::from_secs(2),
+            })
+            .await
+            .context("starting the orchestrator");
+        match started {
+            Ok(orchestrator) => Some(orchestrator),
+            Err(e) => {
+                let _ = indexer.stop().await;
+                return Err(e);
+            }
         }
     };
     let summary = DevSummary {
         rpc_url: chain.rpc_url().to_owned(),
         storage_url: services.storage.url(),
         compute_url: services.compute.url(),
-        indexer_url: format!("http://{}", indexer.api_addr()),
+        indexer_url,
         compute_attestation_key: format!(
             "0x{}",
             alloy::hex::encode(services.compute.attestation_key())

@@ -9,6 +9,7 @@ mod keyfile;
 mod manifest;
 mod market;
 mod onchain;
+mod orchestrate;
 mod progress;
 mod storage;
 mod wallet;
@@ -49,6 +50,8 @@ enum Command {
     StorageNode(storage::StorageNodeArgs),
     /// Run a compute node (insecure development attestation, simulated trainer).
     ComputeNode(storage::ComputeNodeArgs),
+    /// Run the orchestrator as its own process (grants via the indexer; crash-safe ledger).
+    Orchestrator(orchestrate::OrchestratorArgs),
     /// Owner: check, seal, upload and publish a JSONL dataset with its policy.
     Publish(onchain::PublishArgs),
     /// Owner: stop new requests for a dataset.
@@ -63,7 +66,7 @@ enum Command {
     Market(market::MarketArgs),
     /// List jobs from the indexer (`--mine`, or by researcher, owner or dataset).
     Jobs(market::JobsArgs),
-    /// A job's on-chain state.
+    /// A job's on-chain state; `--watch` follows its timeline live until it ends.
     Job(onchain::JobArgs),
     /// Researcher: download a completed job's sealed result and open it with the wallet's key.
     Download(onchain::DownloadArgs),
@@ -113,6 +116,7 @@ async fn run() -> Result<()> {
         Command::Get(args) => storage::get(args, cli.json).await,
         Command::StorageNode(args) => storage::storage_node(args).await,
         Command::ComputeNode(args) => storage::compute_node(args).await,
+        Command::Orchestrator(args) => orchestrate::run(args, cli.json).await,
         Command::Publish(args) => onchain::publish(args, cli.json).await,
         Command::Pause(args) => onchain::pause(args, cli.json).await,
         Command::Resume(args) => onchain::resume(args, cli.json).await,

@@ -198,3 +198,87 @@ pub(crate) async fn jobs(args: JobsArgs, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// States after which a job never changes.
+const TERMINAL: [&str; 4] = ["completed", "failed", "expired", "reclaimed"];
+
+/// `licen job ID --watch`: polls the indexer's `/jobs/{id}` and prints each new transition as
+/// it is indexed, until the job reaches a terminal state. A job the indexer has not caught up
+/// with yet is waited for; a timeline that shrinks (a reorg was rewound) is said so and
+/// followed from where the new branch stands.
+pub(crate) async fn watch_job(id: u64, indexer: &str, json: bool) -> Result<()> {
+    let url = format!("{}/jobs/{id}", indexer.trim_end_matches('/'));
+    let http = reqwest::Client::new();
+    let mut printed = 0usize;
+    let mut waiting_since = std::time::Instant::now();
+    loop {
+        let response = http.get(&url).send().await.with_context(|| {
+            format!("could not reach the indexer at {indexer}: is `licen dev` running?")
+        })?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            // On-chain already (checked by the caller); the indexer will catch up.
+            if waiting_since.elapsed() > std::time::Duration::from_secs(60) {
+                bail!(
+                    "the indexer at {indexer} has not indexed job {id} after 60 s: is it following this contract?"
+                );
+            }
+        } else {
+            let status = response.status();
+            let detail: serde_json::Value = response
+                .json()
+                .await
+                .context("the indexer answered non-JSON")?;
+            if !status.is_success() {
+                bail!(
+                    "the indexer refused the query: {}",
+                    detail["error"].as_str().unwrap_or("unknown error")
+                );
+            }
+            waiting_since = std::time::Instant::now();
+            let timeline = detail["timeline"].as_array().cloned().unwrap_or_default();
+            if timeline.len() < printed {
+                eprintln!("(a chain reorganisation was rewound; following the new branch)");
+                printed = timeline.len();
+            }
+            for step in &timeline[printed..] {
+                let state = step["state"].as_str().unwrap_or("?").to_ascii_lowercase();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "job_id": id,
+                            "state": state,
+                            "block": step["block"],
+                            "time": step["time"],
+                            "tx": step["tx"],
+                        })
+                    );
+                } else {
+                    println!(
+                        "job {id}  {:<10} block {:<8} time {}  tx {}",
+                        state,
+                        step["block"],
+                        step["time"],
+                        step["tx"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            printed = timeline.len();
+            let state = detail["state"].as_str().unwrap_or("").to_ascii_lowercase();
+            let last = timeline
+                .last()
+                .and_then(|t| t["state"].as_str())
+                .map(str::to_ascii_lowercase);
+            if TERMINAL.contains(&state.as_str()) && last.as_deref() == Some(state.as_str()) {
+                if !json && state == "completed" {
+                    println!(
+                        "job {id} completed: {} epochs trained; fetch the result with `licen download {id} -o DIR`",
+                        detail["actual_epochs"]
+                    );
+                }
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -122,6 +122,17 @@ pub(crate) struct RequestArgs {
 pub(crate) struct JobArgs {
     /// Job id.
     id: JobId,
+    /// Follow the job's timeline (from the indexer) live, one line per transition, until it
+    /// ends; with `--json`, one JSON object per line.
+    #[arg(long)]
+    watch: bool,
+    /// The indexer's query API (for `--watch`).
+    #[arg(
+        long,
+        env = "LICEN_INDEXER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    indexer: String,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -370,6 +381,25 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
         );
     }
     let escrow = policy.escrow_for(u32::from(args.epochs), args.purpose)?;
+    // The contract judges expiry by block time, so the check here does too.
+    if let Some(expiry) = policy.expiry {
+        let chain_now = chain_time(&client).await?;
+        if chain_now >= expiry {
+            bail!(
+                "dataset {} expired at unix time {expiry} and takes no new requests",
+                args.root
+            );
+        }
+    }
+    let used = client.runs_used(args.root, signer.address()).await?;
+    if used >= policy.max_runs_per_requester {
+        bail!(
+            "{} has used all {} runs dataset {} allows per requester",
+            signer.address(),
+            policy.max_runs_per_requester,
+            args.root
+        );
+    }
     if !args.yes {
         if !std::io::stdin().is_terminal() {
             bail!(
@@ -421,11 +451,26 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The latest block's timestamp (what the contract calls `block.timestamp`).
+async fn chain_time(client: &licen_chain::DataPolicyClient) -> Result<u64> {
+    use alloy::providers::Provider;
+    let block = client
+        .provider()
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .context("asking the chain for its latest block")?
+        .context("the chain has no latest block")?;
+    Ok(block.header.timestamp)
+}
+
 pub(crate) async fn job(args: JobArgs, json: bool) -> Result<()> {
     let client = args.chain.reader()?;
     let job = client.job(args.id).await?;
     if job.state == licen_types::JobState::None {
         bail!("there is no job {} on this contract", args.id);
+    }
+    if args.watch {
+        return crate::market::watch_job(args.id.0, &args.indexer, json).await;
     }
     let dataset = client.job_dataset_root(args.id).await?;
     if json {

@@ -15,6 +15,9 @@ pub enum Error {
     /// The compute node could not be reached or refused a request.
     #[error("compute node: {0}")]
     Compute(String),
+    /// The indexer's stream could not be read.
+    #[error("indexer: {0}")]
+    Indexer(String),
     /// Configuration problem.
     #[error("{0}")]
     Config(String),

@@ -27,6 +27,10 @@ pub(crate) struct Ctx {
     pub(crate) poll: Duration,
     /// Fresh node tasks tried for retryable failures before giving up with `failJob`.
     pub(crate) node_attempts: u32,
+    /// Wait after a compute-node error before the job is driven again.
+    pub(crate) node_retry_delay: Duration,
+    /// Compute-node errors (unreachable, refused) per job since this process started.
+    pub(crate) unreachable: std::sync::Mutex<std::collections::HashMap<JobId, u32>>,
 }
 
 /// Why a job cannot finish: becomes the `failJob` reason (never key or data bytes).
@@ -34,9 +38,39 @@ struct Unrecoverable(String);
 
 /// Drives `job` until it is settled, failed, or no longer ours.
 pub(crate) async fn drive(ctx: &Ctx, job: LedgerJob) -> Result<()> {
-    match run(ctx, &job).await {
+    let outcome = run(ctx, &job).await;
+    let errors = {
+        let mut counts = ctx.unreachable.lock().expect("error counts poisoned");
+        if matches!(outcome, Err(Step::Error(Error::Compute(_)))) {
+            let count = counts.entry(job.job).or_default();
+            *count += 1;
+            *count
+        } else {
+            counts.remove(&job.job);
+            0
+        }
+    };
+    match outcome {
         Ok(()) => Ok(()),
         Err(Step::Fail(Unrecoverable(reason))) => fail(ctx, job.job, &reason).await,
+        // A node that stays unreachable (killed, crashed, gone) must not strand the escrow
+        // until the run deadline: after a few attempts the researcher gets a full refund.
+        Err(Step::Error(Error::Compute(e))) if errors >= ctx.node_attempts => {
+            ctx.unreachable
+                .lock()
+                .expect("error counts poisoned")
+                .remove(&job.job);
+            fail(
+                ctx,
+                job.job,
+                &format!("the compute node failed {errors} times (last: {e})"),
+            )
+            .await
+        }
+        Err(Step::Error(e @ Error::Compute(_))) => {
+            tokio::time::sleep(ctx.node_retry_delay).await;
+            Err(e)
+        }
         Err(Step::Error(e)) => Err(e),
     }
 }

@@ -119,15 +119,21 @@ impl Ledger {
         Ok(row.map(|r| u64::try_from(r.get::<i64, _>(0)).unwrap_or(0)))
     }
 
-    /// Records `grants` and advances the cursor to `through`, atomically: a crash either keeps
-    /// both or neither, so no grant is lost or seen twice.
+    /// Records `grants` and moves the cursor to `through`, atomically: a crash either keeps
+    /// both or neither, so no grant is lost or seen twice. A grant replayed with other content
+    /// (a reorg gave its id to another request) replaces the row while nothing was done for it.
+    /// Returns the jobs inserted or replaced.
     pub async fn record_grants(&self, grants: &[Grant], through: u64) -> Result<Vec<JobId>> {
         let mut tx = self.pool.begin().await?;
         let mut new = Vec::new();
         for g in grants {
             let done = sqlx::query(
                 "INSERT INTO jobs (job_id, dataset_root, epochs, result_key, stage, updated_at)
-                 VALUES ($1, $2, $3, $4, 'seen', $5) ON CONFLICT (job_id) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, 'seen', $5)
+                 ON CONFLICT (job_id) DO UPDATE SET dataset_root = excluded.dataset_root,
+                    epochs = excluded.epochs, result_key = excluded.result_key
+                 WHERE jobs.stage = 'seen' AND (jobs.dataset_root, jobs.epochs, jobs.result_key)
+                    IS NOT (excluded.dataset_root, excluded.epochs, excluded.result_key)",
             )
             .bind(i64::try_from(g.job.0).unwrap_or(i64::MAX))
             .bind(g.dataset.to_string())
@@ -146,6 +152,15 @@ impl Ledger {
             .await?;
         tx.commit().await?;
         Ok(new)
+    }
+
+    /// Moves the cursor back to `block` (after a reorg) if it is beyond it.
+    pub async fn rewind_cursor(&self, block: u64) -> Result<()> {
+        sqlx::query("UPDATE cursor SET block = $1 WHERE id = 0 AND block > $1")
+            .bind(i64::try_from(block).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Moves a job to `stage`, with an optional detail (a failure reason, a result root).

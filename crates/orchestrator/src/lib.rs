@@ -1,7 +1,8 @@
 //! The orchestrator: turns paid grants into settled jobs, and releases dataset keys only to
 //! attested compute nodes.
 //!
-//! Owns: following `AccessGranted` for datasets it orchestrates, re-checking every job on-chain
+//! Owns: following `AccessGranted` (through the indexer's live stream, or the chain's logs)
+//! for datasets it orchestrates, re-checking every job on-chain
 //! before acting, asking a compute provider for a node, verifying the node's attestation
 //! evidence and that its measurement is allowed by the dataset's manifest, opening the owner's
 //! key envelope and re-sealing the dataset key to the node's attested key, `startJob`, following
@@ -14,12 +15,14 @@
 //! node; see plaintext data; start or settle a job without re-reading its on-chain state.
 
 mod error;
+mod grants;
 mod job;
 mod ledger;
 mod provider;
 mod runner;
 
 pub use error::{Error, Result};
+pub use grants::GrantSource;
 pub use ledger::{Ledger, Stage};
 pub use provider::{ComputeProvider, LocalProvider};
-pub use runner::{Orchestrator, OrchestratorConfig};
+pub use runner::{NODE_ATTEMPTS, Orchestrator, OrchestratorConfig};

@@ -1,6 +1,8 @@
-//! The orchestrator process: follows grants, drives each job on its own task, resumes
-//! unfinished jobs from the ledger on start.
+//! The orchestrator process: follows grants (through the indexer by default, see
+//! [`crate::grants`]), drives each job on its own task, resumes unfinished jobs from the ledger
+//! on start.
 
+use crate::grants::{GrantSource, follow_indexer};
 use crate::job::{Ctx, drive};
 use crate::ledger::Ledger;
 use crate::provider::ComputeProvider;
@@ -23,6 +25,8 @@ pub struct OrchestratorConfig {
     pub contract: alloy::primitives::Address,
     /// Block to start following grants from (the deployment block).
     pub start_block: u64,
+    /// Where grants are learnt of (the indexer, or the chain's logs directly).
+    pub grants: GrantSource,
     /// The orchestrator's wallet (registered on-chain).
     pub signer: PrivateKeySigner,
     /// The orchestrator's X25519 secret key (its public key is registered on-chain).
@@ -35,7 +39,13 @@ pub struct OrchestratorConfig {
     pub ledger_path: PathBuf,
     /// How often to poll the chain and nodes.
     pub poll: Duration,
+    /// Wait between attempts on an unreachable compute node; after
+    /// [`NODE_ATTEMPTS`] unreachable attempts in a row the job is failed (full refund).
+    pub node_retry_delay: Duration,
 }
+
+/// Compute-node attempts per job (failed tasks, or the node unreachable) before `failJob`.
+pub const NODE_ATTEMPTS: u32 = 3;
 
 /// A running orchestrator.
 pub struct Orchestrator {
@@ -68,11 +78,26 @@ impl Orchestrator {
             provider: config.provider,
             ledger: ledger.clone(),
             poll: config.poll,
-            node_attempts: 3,
+            node_attempts: NODE_ATTEMPTS,
+            node_retry_delay: config.node_retry_delay,
+            unreachable: Mutex::default(),
         });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let start_block = config.start_block;
         let poll = config.poll;
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let follower = match config.grants {
+            GrantSource::Indexer { url } => Some(tokio::spawn(follow_indexer(
+                ledger.clone(),
+                url,
+                start_block,
+                Arc::clone(&wake),
+                shutdown.subscribe(),
+                poll.max(Duration::from_millis(500)),
+            ))),
+            GrantSource::Chain => None,
+        };
+        let from_chain = follower.is_none();
         let task = tokio::spawn(async move {
             let active: Arc<Mutex<HashSet<JobId>>> = Arc::default();
             let mut jobs = tokio::task::JoinSet::new();
@@ -86,7 +111,8 @@ impl Orchestrator {
                 Err(e) => tracing::error!(error = %e, "cannot read the ledger"),
             }
             loop {
-                if let Err(e) = follow_once(&ctx, &active, &mut jobs, start_block).await {
+                if let Err(e) = follow_once(&ctx, &active, &mut jobs, start_block, from_chain).await
+                {
                     tracing::warn!(error = %e, "following grants failed; retrying");
                 }
                 while let Some(done) = jobs.try_join_next() {
@@ -96,10 +122,14 @@ impl Orchestrator {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
+                    () = wake.notified() => {}
                     _ = stop.changed() => break,
                 }
             }
             jobs.shutdown().await;
+            if let Some(follower) = follower {
+                let _ = follower.await;
+            }
         });
         Ok(Self {
             ledger,
@@ -125,12 +155,15 @@ async fn follow_once(
     active: &Arc<Mutex<HashSet<JobId>>>,
     jobs: &mut tokio::task::JoinSet<()>,
     start_block: u64,
+    from_chain: bool,
 ) -> Result<()> {
-    let head = ctx.chain.block_number().await?;
-    let from = ctx.ledger.cursor().await?.map_or(start_block, |c| c + 1);
-    if from <= head {
-        let grants = ctx.chain.grants(from, head).await?;
-        ctx.ledger.record_grants(&grants, head).await?;
+    if from_chain {
+        let head = ctx.chain.block_number().await?;
+        let from = ctx.ledger.cursor().await?.map_or(start_block, |c| c + 1);
+        if from <= head {
+            let grants = ctx.chain.grants(from, head).await?;
+            ctx.ledger.record_grants(&grants, head).await?;
+        }
     }
     // Drive every unfinished job not already being driven (new grants, and jobs whose driver
     // stopped on a transient error).

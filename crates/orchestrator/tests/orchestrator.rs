@@ -7,7 +7,7 @@ use licen_chain::testing::TestEnv;
 use licen_compute::node::RunningComputeNode;
 use licen_crypto::envelope::{EnvelopeContext, SecretKey, seal_key};
 use licen_crypto::{NoncePrefix, StreamKey};
-use licen_orchestrator::{LocalProvider, Orchestrator, OrchestratorConfig, Stage};
+use licen_orchestrator::{GrantSource, LocalProvider, Orchestrator, OrchestratorConfig, Stage};
 use licen_storage::client::StorageClient;
 use licen_storage::node::RunningNode;
 use licen_types::{DatasetRoot, JobId, JobState, Policy, Purpose};
@@ -60,6 +60,7 @@ impl Stack {
             rpc_url: self.env.chain.rpc_url().to_owned(),
             contract: self.env.deployment.address,
             start_block: self.env.deployment.block,
+            grants: GrantSource::Chain,
             signer: self.env.signer(2),
             key: SecretKey::from_bytes(&self.orchestrator_key.to_bytes()),
             storage_url: self.storage.url(),
@@ -69,6 +70,7 @@ impl Stack {
             )),
             ledger_path: self.dir.path().join("ledger.sqlite"),
             poll: Duration::from_millis(100),
+            node_retry_delay: Duration::from_millis(200),
         })
         .await
         .unwrap()
@@ -298,7 +300,15 @@ async fn an_envelope_that_does_not_open_ends_in_fail_job_with_a_full_refund() {
             .unwrap(),
         0
     );
-    let (stage, reason) = orchestrator.ledger().stage(job).await.unwrap().unwrap();
+    // The ledger is written just after the failJob receipt: give it a moment.
+    let started = Instant::now();
+    let (stage, reason) = loop {
+        let (stage, reason) = orchestrator.ledger().stage(job).await.unwrap().unwrap();
+        if stage == Stage::Failed || started.elapsed() > Duration::from_secs(10) {
+            break (stage, reason);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(stage, Stage::Failed);
     assert!(reason.unwrap().contains("envelope does not open"));
     orchestrator.stop().await;

@@ -3,7 +3,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::process::{Child, Output};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 
 /// The `licen` binary under test.
 pub const LICEN: &str = env!("CARGO_BIN_EXE_licen");
@@ -45,5 +47,162 @@ impl Drop for Guarded {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Anvil's publicly known dev keys (insecure, local chain only): owner and researcher.
+pub const OWNER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+pub const RESEARCHER_KEY: &str =
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+
+/// A running `licen dev` (killed on drop).
+pub struct Dev {
+    pub child: Child,
+    /// Its `--json` start summary (URLs, contract, dev accounts).
+    pub summary: serde_json::Value,
+}
+
+impl Dev {
+    pub fn start(dir: &Path, ports: [u16; 4]) -> Self {
+        Self::start_with(dir, ports, &[])
+    }
+
+    /// Starts with extra `licen dev` flags (`--no-orchestrator`).
+    pub fn start_with(
+        dir: &Path,
+        [chain_port, storage_port, compute_port, indexer_port]: [u16; 4],
+        extra: &[&str],
+    ) -> Self {
+        let mut child = Command::new(LICEN)
+            .args(["--json", "dev", "--data-dir", "state"])
+            .args(["--chain-port", &chain_port.to_string()])
+            .args(["--storage-port", &storage_port.to_string()])
+            .args(["--compute-port", &compute_port.to_string()])
+            .args(["--indexer-port", &indexer_port.to_string()])
+            .args(extra)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut text = String::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            text.push_str(&line);
+            if line == "}" {
+                break;
+            }
+        }
+        Self {
+            child,
+            summary: serde_json::from_str(&text).expect("licen dev --json prints its summary"),
+        }
+    }
+
+    /// SIGTERM, as a service manager would: the stack must stop cleanly.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "licen dev exited with {status} on SIGTERM"
+        );
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `licen --json ARGS` against `dev`'s stack, with `key` as the wallet.
+pub fn licen(dir: &Path, dev: &Dev, key: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(LICEN);
+    command
+        .arg("--json")
+        .args(args)
+        .current_dir(dir)
+        .env("LICEN_DATA_DIR", "state")
+        .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
+        .env(
+            "LICEN_STORAGE_URL",
+            dev.summary["storage_url"].as_str().unwrap(),
+        )
+        .env(
+            "LICEN_INDEXER_URL",
+            dev.summary["indexer_url"].as_str().unwrap(),
+        )
+        .env_remove("LICEN_PRIVATE_KEY")
+        .env_remove("LICEN_CONTRACT")
+        .stdin(Stdio::null());
+    if let Some(key) = key {
+        command.env("LICEN_PRIVATE_KEY", key);
+    }
+    command.output().unwrap()
+}
+
+/// One JSON-RPC call to `dev`'s chain (for what the CLI does not expose: nonces, time travel).
+pub fn rpc(dev: &Dev, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let url = dev.summary["rpc_url"].as_str().unwrap().to_owned();
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let answer: serde_json::Value = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert!(answer["error"].is_null(), "{method} failed: {answer}");
+    answer["result"].clone()
+}
+
+/// The transaction count of `address` (proves whether a command sent anything).
+pub fn nonce(dev: &Dev, address: &str) -> u64 {
+    let hex = rpc(
+        dev,
+        "eth_getTransactionCount",
+        serde_json::json!([address, "latest"]),
+    );
+    u64::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Moves the chain clock forward and mines a block.
+pub fn advance_chain_time(dev: &Dev, seconds: u64) {
+    rpc(dev, "evm_increaseTime", serde_json::json!([seconds]));
+    rpc(dev, "evm_mine", serde_json::json!([]));
+}
+
+/// The address of dev account `index` from the summary.
+pub fn dev_address(dev: &Dev, index: usize) -> String {
+    dev.summary["accounts"][index]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Polls `licen job ID` until its state is one of `wanted` (panics after `limit_s`).
+pub fn wait_for_state(dir: &Path, dev: &Dev, job: u64, wanted: &[&str], limit_s: u64) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let state = ok_json(licen(dir, dev, None, &["job", &job.to_string()]))["state"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        if wanted.contains(&state.as_str()) {
+            return state;
+        }
+        assert!(
+            started.elapsed().as_secs() < limit_s,
+            "job {job} is {state} after {limit_s} s, wanted one of {wanted:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }

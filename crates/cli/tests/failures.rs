@@ -1,0 +1,524 @@
+//! Failure paths across real processes (`licen dev`, `licen orchestrator`, `licen
+//! compute-node`): policy violations refused before any transaction; a grant that expires is
+//! refunded to the wei; an orchestrator process killed with SIGKILL mid-job finishes the job
+//! exactly once after a restart; corrupted ciphertext, a non-JSONL dataset and a compute node
+//! killed mid-training each end in `failJob` with a full refund.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{
+    Dev, Guarded, LICEN, OWNER_KEY, RESEARCHER_KEY, advance_chain_time, dev_address, free_port,
+    licen, nonce, ok_json as ok, refused, rpc, wait_for_state,
+};
+
+const RESEARCHER: usize = 4;
+
+fn ports() -> [u16; 4] {
+    [free_port(), free_port(), free_port(), free_port()]
+}
+
+fn write_rows(dir: &Path, name: &str, rows: usize) {
+    let lines: String = (0..rows)
+        .map(|i| format!("{{\"prompt\":\"question number {i}\",\"completion\":\"answer {i}\"}}\n"))
+        .collect();
+    std::fs::write(dir.join(name), lines).unwrap();
+}
+
+fn publish(dir: &Path, dev: &Dev, file: &str, policy: &[&str]) -> String {
+    let published = ok(licen(
+        dir,
+        dev,
+        Some(OWNER_KEY),
+        &[
+            &["publish", file, "--name", file, "--price", "0.01"][..],
+            policy,
+        ]
+        .concat(),
+    ));
+    published["dataset_root"].as_str().unwrap().to_owned()
+}
+
+fn request(dir: &Path, dev: &Dev, root: &str, epochs: &str) -> (u64, u128) {
+    let job = ok(licen(
+        dir,
+        dev,
+        Some(RESEARCHER_KEY),
+        &[
+            "request",
+            root,
+            "--epochs",
+            epochs,
+            "--purpose",
+            "research",
+            "--yes",
+        ],
+    ));
+    (
+        job["job_id"].as_u64().unwrap(),
+        job["escrow_wei"].as_str().unwrap().parse().unwrap(),
+    )
+}
+
+fn withdrawable(dir: &Path, dev: &Dev, key: &str) -> u128 {
+    ok(licen(dir, dev, Some(key), &["earnings"]))["withdrawable_wei"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn indexed_job(dev: &Dev, job: u64) -> serde_json::Value {
+    let url = format!(
+        "{}/jobs/{job}",
+        dev.summary["indexer_url"].as_str().unwrap()
+    );
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { reqwest::get(&url).await?.json().await })
+        .unwrap()
+}
+
+/// `licen orchestrator` as its own process, using the dev stack's key, account and indexer.
+fn orchestrator(dir: &Path, dev: &Dev, compute_url: &str, attestation_key: &str) -> Guarded {
+    let mut child = Command::new(LICEN)
+        .args(["--json", "orchestrator", "--compute-url", compute_url])
+        .args(["--compute-attestation-key", attestation_key])
+        .current_dir(dir)
+        .env("LICEN_DATA_DIR", "state")
+        .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
+        .env(
+            "LICEN_STORAGE_URL",
+            dev.summary["storage_url"].as_str().unwrap(),
+        )
+        .env(
+            "LICEN_INDEXER_URL",
+            dev.summary["indexer_url"].as_str().unwrap(),
+        )
+        .env(
+            "LICEN_PRIVATE_KEY",
+            dev.summary["accounts"][2]["private_key"].as_str().unwrap(),
+        )
+        .env_remove("LICEN_CONTRACT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started: serde_json::Value = serde_json::from_str(&line).expect("orchestrator summary");
+    assert_eq!(started["grants_from"], dev.summary["indexer_url"]);
+    Guarded(child)
+}
+
+#[test]
+fn policy_violations_are_refused_before_any_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "data.jsonl", 20);
+    let dev = Dev::start(d, ports());
+    let root = publish(
+        d,
+        &dev,
+        "data.jsonl",
+        &[
+            "--max-epochs",
+            "2",
+            "--max-runs",
+            "1",
+            "--ttl",
+            "1h",
+            "--purposes",
+            "research",
+            "--expiry",
+            "2h",
+        ],
+    );
+    let researcher = dev_address(&dev, RESEARCHER);
+    let refuse = |args: &[&str], reason: &str| {
+        let before = nonce(&dev, &researcher);
+        let err = refused(licen(d, &dev, Some(RESEARCHER_KEY), args));
+        assert!(err.contains(reason), "wanted `{reason}`, got: {err}");
+        assert_eq!(
+            nonce(&dev, &researcher),
+            before,
+            "a transaction was sent although the request was refused ({reason})"
+        );
+    };
+    let ask = |epochs: &'static str, purpose: &'static str| {
+        [
+            "request",
+            root.as_str(),
+            "--epochs",
+            epochs,
+            "--purpose",
+            purpose,
+            "--yes",
+        ]
+    };
+    refuse(
+        &ask("3", "research"),
+        "epochs 3 exceed this dataset's limit of 2 per run",
+    );
+    refuse(
+        &ask("1", "evaluation"),
+        "purpose `evaluation` is not allowed by this dataset",
+    );
+    ok(licen(d, &dev, Some(OWNER_KEY), &["pause", &root]));
+    refuse(&ask("1", "research"), "is paused by its owner");
+    ok(licen(d, &dev, Some(OWNER_KEY), &["resume", &root]));
+    let (job, _) = request(d, &dev, &root, "1");
+    refuse(&ask("1", "research"), "has used all 1 runs");
+    wait_for_state(d, &dev, job, &["completed"], 60);
+    // Past the dataset's expiry (chain time, as the contract judges it).
+    advance_chain_time(&dev, 3 * 3600);
+    refuse(&ask("1", "research"), "expired at unix time");
+    dev.stop();
+}
+
+#[test]
+fn expired_grant_is_refunded_and_a_sigkilled_orchestrator_finishes_the_job_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "short.jsonl", 10);
+    write_rows(d, "long.jsonl", 20_000);
+    let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
+    let compute_url = dev.summary["compute_url"].as_str().unwrap().to_owned();
+    let attestation = dev.summary["compute_attestation_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let policy = [
+        "--max-epochs",
+        "3",
+        "--max-runs",
+        "5",
+        "--purposes",
+        "research",
+    ];
+    let short = publish(
+        d,
+        &dev,
+        "short.jsonl",
+        &[&policy[..], &["--ttl", "2s"]].concat(),
+    );
+    let long = publish(
+        d,
+        &dev,
+        "long.jsonl",
+        &[&policy[..], &["--ttl", "1h"]].concat(),
+    );
+
+    // No orchestrator runs: the first grant cannot start before its 2 s TTL ends.
+    let (expiring, expiring_escrow) = request(d, &dev, &short, "1");
+    std::thread::sleep(Duration::from_secs(3));
+    let (job, escrow) = request(d, &dev, &long, "3");
+
+    let first = orchestrator(d, &dev, &compute_url, &attestation);
+    assert_eq!(
+        wait_for_state(d, &dev, expiring, &["expired"], 60),
+        "expired"
+    );
+    // kill -9 once the job has started on-chain (the key released, the node training).
+    wait_for_state(d, &dev, job, &["running", "completed"], 60);
+    let mut first = first;
+    first.0.kill().unwrap(); // SIGKILL
+    first.0.wait().unwrap();
+    let at_kill = ok(licen(d, &dev, None, &["job", &job.to_string()]))["state"].clone();
+    eprintln!("orchestrator killed while job {job} was {at_kill}");
+
+    let second = orchestrator(d, &dev, &compute_url, &attestation);
+    wait_for_state(d, &dev, job, &["completed"], 90);
+    // Exactly once: one start and one settlement in the indexed event history, and the owner
+    // credited once (3 epochs × 0.01 less the 2.5 % dev fee).
+    let started = Instant::now();
+    let timeline = loop {
+        let detail = indexed_job(&dev, job);
+        let states: Vec<String> = detail["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| t["state"].as_str().unwrap().to_ascii_lowercase())
+            .collect();
+        if states.last().map(String::as_str) == Some("completed")
+            || started.elapsed().as_secs() > 20
+        {
+            break states;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(timeline, ["granted", "running", "completed"]);
+    assert_eq!(escrow, 30_000_000_000_000_000);
+    assert_eq!(withdrawable(d, &dev, OWNER_KEY), 29_250_000_000_000_000);
+
+    // The expired grant's escrow comes back to the wei: credited, withdrawn, and the wallet's
+    // balance moves by exactly that minus the withdrawal's gas.
+    assert_eq!(expiring_escrow, 10_000_000_000_000_000);
+    assert_eq!(withdrawable(d, &dev, RESEARCHER_KEY), expiring_escrow);
+    let researcher = dev_address(&dev, RESEARCHER);
+    let balance = |dev: &Dev| {
+        let hex = rpc(
+            dev,
+            "eth_getBalance",
+            serde_json::json!([researcher, "latest"]),
+        );
+        u128::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    };
+    let before = balance(&dev);
+    let withdrawn = ok(licen(d, &dev, Some(RESEARCHER_KEY), &["withdraw"]));
+    assert_eq!(withdrawn["withdrawn_wei"], expiring_escrow.to_string());
+    let receipt = rpc(
+        &dev,
+        "eth_getTransactionReceipt",
+        serde_json::json!([withdrawn["tx"]]),
+    );
+    let number = |v: &serde_json::Value| {
+        u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    };
+    let gas = number(&receipt["gasUsed"]) * number(&receipt["effectiveGasPrice"]);
+    assert_eq!(balance(&dev), before + expiring_escrow - gas);
+    drop(second);
+    dev.stop();
+}
+
+/// Publishes `plaintext` as-is through the library (no owner-side JSONL check), sealed to the
+/// dev orchestrator's key read from the stack summary.
+fn publish_unchecked(dev: &Dev, plaintext: &[u8]) -> String {
+    use licen_crypto::envelope::{EnvelopeContext, PublicKey, seal_key};
+    use licen_storage::client::StorageClient;
+    let storage = StorageClient::new(dev.summary["storage_url"].as_str().unwrap()).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let key = licen_crypto::StreamKey::random();
+        let sealed =
+            licen_crypto::stream::seal(&key, &licen_crypto::NoncePrefix::random(), plaintext)
+                .unwrap();
+        let root = storage.upload_bytes(&sealed, None).await.unwrap().root;
+        let mut orchestrator_key = [0u8; 32];
+        hex::decode_to_slice(
+            dev.summary["orchestrator_public_key"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+            &mut orchestrator_key,
+        )
+        .unwrap();
+        let envelope = seal_key(
+            &PublicKey::from_bytes(&orchestrator_key),
+            &key,
+            &EnvelopeContext::OwnerToOrchestrator {
+                dataset_root: root.0,
+            },
+            &mut licen_crypto::rng::OsRng,
+        )
+        .unwrap();
+        let envelope_root = storage
+            .upload_bytes(envelope.as_bytes(), None)
+            .await
+            .unwrap()
+            .root;
+        let manifest = br#"{"allowed_trainer_measurements":[],"name":"not jsonl"}"#;
+        let manifest_root = storage.upload_bytes(manifest, None).await.unwrap().root;
+        let owner = licen_chain::DataPolicyClient::new(
+            licen_chain::connect(
+                dev.summary["rpc_url"].as_str().unwrap(),
+                Some(OWNER_KEY.parse().unwrap()),
+            )
+            .unwrap(),
+            dev.summary["data_policy"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+        let policy = licen_types::Policy {
+            price_per_epoch: 10_000_000_000_000_000,
+            max_epochs_per_run: 3,
+            max_runs_per_requester: 5,
+            session_ttl: 3600,
+            allowed_purposes: [licen_types::Purpose::Research].into_iter().collect(),
+            expiry: None,
+        };
+        let dataset = licen_types::DatasetRoot(root);
+        owner
+            .publish(
+                dataset,
+                dev_address(dev, 2).parse().unwrap(),
+                envelope_root,
+                manifest_root,
+                &policy,
+            )
+            .await
+            .unwrap();
+        dataset.to_string()
+    })
+}
+
+/// Flips one byte of a file the storage node holds, as a rotting disk would.
+fn corrupt_stored(dir: &Path, root: &str) {
+    let files = dir.join("state/dev/storage/files");
+    let hex = root.trim_start_matches("0x").to_ascii_lowercase();
+    let entry = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_ascii_lowercase()
+                .contains(&hex)
+        })
+        .expect("the stored dataset");
+    let data = entry.join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&data, bytes).unwrap();
+}
+
+fn node_state(url: &str, job: u64) -> Option<String> {
+    let url = format!("{url}/v1/jobs/{job}");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let status: serde_json::Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+        status["state"].as_str().map(str::to_owned)
+    })
+}
+
+#[test]
+fn unrecoverable_jobs_end_in_fail_job_with_a_full_refund() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "small.jsonl", 50);
+    write_rows(d, "large.jsonl", 60_000);
+    let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
+    // A compute node of its own, so the test can kill it.
+    let mut node = Command::new(LICEN)
+        .args([
+            "compute-node",
+            "--data-dir",
+            "node",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+        ])
+        .args(["--storage", dev.summary["storage_url"].as_str().unwrap()])
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let node_url = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let attestation = lines.next().unwrap().unwrap();
+    let attestation = attestation.split_whitespace().nth(4).unwrap().to_owned();
+    let mut node = Guarded(node);
+    let _orchestrator = orchestrator(d, &dev, &node_url, &attestation);
+    let policy = [
+        "--max-epochs",
+        "3",
+        "--max-runs",
+        "5",
+        "--ttl",
+        "1h",
+        "--purposes",
+        "research",
+    ];
+
+    let corrupted = publish(d, &dev, "small.jsonl", &policy);
+    corrupt_stored(d, &corrupted);
+    let not_jsonl = publish_unchecked(&dev, b"this is plain text, not JSON lines\n");
+    let (bad_bytes, e1) = request(d, &dev, &corrupted, "1");
+    let (bad_data, e2) = request(d, &dev, &not_jsonl, "2");
+
+    // `licen job --watch --json` follows the timeline to its end, one object per line.
+    let watched = Command::new(LICEN)
+        .args(["--json", "job", &bad_bytes.to_string(), "--watch"])
+        .current_dir(d)
+        .env("LICEN_DATA_DIR", "state")
+        .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
+        .env(
+            "LICEN_INDEXER_URL",
+            dev.summary["indexer_url"].as_str().unwrap(),
+        )
+        .output()
+        .unwrap();
+    let states: Vec<String> = common::ok_text(watched)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["state"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(states.first().map(String::as_str), Some("granted"));
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("failed"),
+        "{states:?}"
+    );
+    wait_for_state(d, &dev, bad_data, &["failed"], 60);
+    // The indexer may lag the chain by a poll: wait for it to hold the reason.
+    let reason = |job| {
+        let started = Instant::now();
+        loop {
+            if let Some(reason) = indexed_job(&dev, job)["fail_reason"].as_str() {
+                return reason.to_owned();
+            }
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "job {job}'s failure was not indexed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let bytes_reason = reason(bad_bytes);
+    assert!(
+        bytes_reason.contains("root") || bytes_reason.contains("ciphertext"),
+        "{bytes_reason}"
+    );
+    let data_reason = reason(bad_data);
+    assert!(data_reason.contains("JSON"), "{data_reason}");
+
+    // The node is killed mid-training: after retries the job fails, fully refunded.
+    let large = publish(d, &dev, "large.jsonl", &policy);
+    let (killed, e3) = request(d, &dev, &large, "3");
+    let started = Instant::now();
+    let at_kill = loop {
+        match node_state(&node_url, killed).as_deref() {
+            Some(state @ "Training") => break state.to_owned(),
+            Some(state @ ("Trained" | "Delivering" | "Delivered" | "Finished" | "Failed")) => {
+                panic!(
+                    "training ended ({state}) before the node could be killed: enlarge the dataset"
+                )
+            }
+            _ => {}
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the node never started job {killed}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    node.0.kill().unwrap();
+    node.0.wait().unwrap();
+    eprintln!("compute node killed while job {killed} was {at_kill}");
+    wait_for_state(d, &dev, killed, &["failed"], 60);
+    let killed_reason = reason(killed);
+    assert!(killed_reason.contains("compute node"), "{killed_reason}");
+
+    // Every failed job is refunded in full, to the wei, and counts no run.
+    assert_eq!(withdrawable(d, &dev, RESEARCHER_KEY), e1 + e2 + e3);
+    assert_eq!(withdrawable(d, &dev, OWNER_KEY), 0);
+    dev.stop();
+}

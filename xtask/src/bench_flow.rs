@@ -43,17 +43,33 @@ impl Drop for Stack {
 
 impl Stack {
     fn start(root: &Path, name: &str) -> Result<Self> {
-        crate::run(
-            Command::new(crate::cargo_bin())
-                .args(["build", "-p", "licen-cli", "--tests"])
-                .current_dir(root),
-        )?;
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-        let licen = target.join("debug/licen");
         let work = target.join("xtask-bench").join(name);
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work)?;
+        // A private copy: a shared target dir's `debug/licen` can be replaced by another
+        // checkout's build while the bench runs (the compute node measures its own binary).
+        let licen = work.join("licen");
+        for attempt in 1..=5 {
+            crate::run(
+                Command::new(crate::cargo_bin())
+                    .args(["build", "-p", "licen-cli", "--tests"])
+                    .current_dir(root),
+            )?;
+            std::fs::copy(target.join("debug/licen"), &licen)?;
+            let ours = Command::new(&licen)
+                .args(["orchestrator", "--help"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ours {
+                break;
+            }
+            ensure!(
+                attempt < 5,
+                "debug/licen keeps being replaced by another build"
+            );
+        }
         let log = std::fs::File::create(work.join("dev.log"))?;
         let mut command = Command::new(&licen);
         command.args(["--json", "dev", "--data-dir", "state"]);

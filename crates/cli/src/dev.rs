@@ -3,8 +3,10 @@
 //! Starts anvil with persisted state, deploys DataPolicy once (remembered in
 //! `<data-dir>/dev/deployment.json` and re-checked against the chain on every start), creates
 //! the local orchestrator's X25519 key (`orchestrator.key`, mode 0600) and registers it on-chain,
-//! starts the local storage node, prints the URLs, contract address and the insecure dev
-//! accounts, and stops everything cleanly on Ctrl-C so the next run resumes with all state.
+//! starts the local storage node, compute node, indexer and the orchestrator (which learns of
+//! grants from that indexer; `--no-orchestrator` leaves it out), prints the URLs, contract
+//! address and the insecure dev accounts, and stops everything cleanly on Ctrl-C so the next
+//! run resumes with all state.
 
 use crate::keyfile::{read_secret_key, write_secret_key};
 use alloy::primitives::Address;

@@ -383,7 +383,8 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
     let escrow = policy.escrow_for(u32::from(args.epochs), args.purpose)?;
     // The contract judges expiry by block time, so the check here does too.
     if let Some(expiry) = policy.expiry {
-        let chain_now = chain_time(&client).await?;
+        // The next block's time is at least the later of the two clocks.
+        let chain_now = chain_time(&client).await?.max(now());
         if chain_now >= expiry {
             bail!(
                 "dataset {} expired at unix time {expiry} and takes no new requests",

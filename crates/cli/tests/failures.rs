@@ -232,6 +232,10 @@ fn expired_grant_is_refunded_and_a_sigkilled_orchestrator_finishes_the_job_exact
     first.0.wait().unwrap();
     let at_kill = ok(licen(d, &dev, None, &["job", &job.to_string()]))["state"].clone();
     eprintln!("orchestrator killed while job {job} was {at_kill}");
+    assert_eq!(
+        at_kill, "running",
+        "the kill must land mid-job (enlarge the dataset)"
+    );
 
     let second = orchestrator(d, &dev, &compute_url, &attestation);
     wait_for_state(d, &dev, job, &["completed"], 90);

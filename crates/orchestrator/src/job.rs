@@ -104,7 +104,10 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
         let on_chain = ctx.chain.job(id).await?;
         match on_chain.state {
             JobState::Granted => {
-                if now() >= on_chain.deadline {
+                // The later of our clock and the chain's: a chain clock moved ahead (or a
+                // stale latest block on an idle dev chain) must not make us retry a start the
+                // contract would refuse.
+                if now().max(chain_time(ctx).await?) >= on_chain.deadline {
                     // Nobody can start it any more: refund the researcher right away.
                     ctx.chain.expire(id).await?;
                     ctx.ledger
@@ -328,6 +331,22 @@ async fn fail(ctx: &Ctx, id: JobId, reason: &str) -> Result<()> {
         .set_stage(id, Stage::Failed, Some(reason))
         .await?;
     Ok(())
+}
+
+/// The latest block's timestamp.
+async fn chain_time(ctx: &Ctx) -> Result<u64> {
+    use alloy::providers::Provider;
+    let block = ctx
+        .chain
+        .provider()
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .map_err(|e| licen_chain::Error::Rpc {
+            action: "eth_getBlockByNumber",
+            rpc: ctx.chain.rpc().to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok(block.map_or(0, |b| b.header.timestamp))
 }
 
 fn now() -> u64 {

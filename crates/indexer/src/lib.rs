@@ -21,6 +21,7 @@ mod derive;
 mod error;
 pub mod event;
 pub mod follower;
+pub mod manifests;
 pub mod query;
 pub mod runner;
 pub mod source;

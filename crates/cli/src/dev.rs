@@ -246,6 +246,8 @@ async fn start(
     let indexer = licen_indexer::runner::start(licen_indexer::runner::IndexerConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], options.indexer_port)),
         poll_interval: std::time::Duration::from_millis(200),
+        // manifests for the marketplace's text search
+        storage_url: Some(services.storage.url()),
         ..licen_indexer::runner::IndexerConfig::new(
             chain.rpc_url(),
             deployment.address,

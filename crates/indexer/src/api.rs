@@ -1,6 +1,7 @@
 //! The HTTP query API (axum, JSON) the marketplace reads.
 //!
-//! - `GET /datasets?purpose=&max_price=&owner=&active=&sort=newest|price|popularity&limit=&cursor=`
+//! - `GET /datasets?q=&purpose=&max_price=&owner=&active=&sort=newest|price|popularity&limit=&cursor=`
+//!   (`q`: text search over the manifest's name and description, see [`crate::manifests`])
 //! - `GET /datasets/{root}`: detail with stats
 //! - `GET /jobs?researcher=&owner=&dataset=&limit=&cursor=`
 //! - `GET /jobs/{id}`: detail with its full timeline
@@ -137,6 +138,7 @@ fn parse_limit(value: Option<&str>) -> std::result::Result<Option<u32>, ApiError
 /// Query string of `GET /datasets`.
 #[derive(Debug, Default, Deserialize)]
 struct DatasetParams {
+    q: Option<String>,
     purpose: Option<String>,
     max_price: Option<String>,
     owner: Option<String>,
@@ -149,6 +151,7 @@ struct DatasetParams {
 impl DatasetParams {
     fn filter(self) -> std::result::Result<DatasetFilter, ApiError> {
         Ok(DatasetFilter {
+            text: self.q.filter(|q| !q.trim().is_empty()),
             purpose: self
                 .purpose
                 .as_deref()

@@ -67,6 +67,10 @@ pub struct DatasetView {
     pub envelope_root: String,
     /// Public manifest root.
     pub manifest_root: String,
+    /// The manifest's name, once the indexer fetched the manifest from storage.
+    pub name: Option<String>,
+    /// The manifest's description, once fetched.
+    pub description: Option<String>,
     /// Current policy.
     pub policy: PolicyView,
     /// `keccak256(abi.encode(policy))`.
@@ -249,9 +253,16 @@ impl std::str::FromStr for Sort {
     }
 }
 
+/// Longest text search accepted (characters).
+pub const MAX_SEARCH_CHARS: usize = 200;
+
 /// Dataset listing filters (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct DatasetFilter {
+    /// Only datasets whose manifest name or description contains this text (case-insensitive,
+    /// taken literally: `%` and `_` are not wildcards). Datasets whose manifest is not fetched
+    /// yet do not match.
+    pub text: Option<String>,
     /// Only datasets allowing this purpose.
     pub purpose: Option<Purpose>,
     /// Only datasets at most this price per epoch (wei).
@@ -361,6 +372,8 @@ fn dataset_from_row(row: &AnyRow, now: u64) -> Result<DatasetView> {
         orchestrator: row.try_get("orchestrator")?,
         envelope_root: row.try_get("envelope_root")?,
         manifest_root: row.try_get("manifest_root")?,
+        name: row.try_get("manifest_name")?,
+        description: row.try_get("manifest_description")?,
         policy: PolicyView {
             price_per_epoch: row.try_get("price_per_epoch")?,
             max_epochs_per_run: u32_col(row, "max_epochs_per_run")?,
@@ -438,10 +451,44 @@ impl From<sqlx::Error> for QueryError {
     }
 }
 
+/// A dataset row with its manifest's name and description (NULL until fetched).
+const DATASET_COLUMNS: &str = "SELECT d.*, m.name AS manifest_name, m.description AS manifest_description \
+     FROM datasets d LEFT JOIN manifests m ON m.manifest_root = d.manifest_root AND m.state = 'fetched'";
+
+/// `%text%` for `LIKE … ESCAPE '\'`: the text lowercased (search_text is stored lowercased, so
+/// the match is case-insensitive on both backends, beyond ASCII too) with `\`, `%` and `_`
+/// escaped so they match themselves.
+pub(crate) fn like_pattern(text: &str) -> Result<String, BadQuery> {
+    let text = text.trim();
+    if text.chars().count() > MAX_SEARCH_CHARS {
+        return Err(BadQuery(format!(
+            "the search text is {} characters long; at most {MAX_SEARCH_CHARS} are accepted",
+            text.chars().count()
+        )));
+    }
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Ok(pattern)
+}
+
 /// Lists datasets.
 pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetView>, QueryError> {
     let now = now(db).await?;
-    let mut q: QueryBuilder<'_, Any> = QueryBuilder::new("SELECT * FROM datasets WHERE 1 = 1");
+    let mut q: QueryBuilder<'_, Any> = QueryBuilder::new(format!("{DATASET_COLUMNS} WHERE 1 = 1"));
+    if let Some(text) = &filter.text {
+        q.push(
+            " AND d.manifest_root IN (SELECT manifest_root FROM manifests WHERE search_text LIKE ",
+        )
+        .push_bind(like_pattern(text)?)
+        .push(" ESCAPE '\\')");
+    }
     if let Some(purpose) = filter.purpose {
         q.push(" AND (allowed_purposes & ")
             .push_bind(1i64 << purpose.bit())
@@ -545,7 +592,7 @@ pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetVie
 /// One dataset with its stats.
 pub async fn dataset(db: &Db, root: B256) -> Result<Option<DatasetDetail>> {
     let root = crate::event::hex_b256(&root);
-    let Some(row) = sqlx::query("SELECT * FROM datasets WHERE root = $1")
+    let Some(row) = sqlx::query(&format!("{DATASET_COLUMNS} WHERE d.root = $1"))
         .bind(&root)
         .fetch_optional(db.pool())
         .await?

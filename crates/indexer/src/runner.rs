@@ -6,6 +6,7 @@ use crate::api::{self, ApiState};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::follower::{Follower, FollowerConfig};
+use crate::manifests::{FetcherConfig, ManifestFetcher};
 use crate::source::{ChainSource, RpcSource};
 use alloy::primitives::Address;
 use std::net::SocketAddr;
@@ -34,6 +35,11 @@ pub struct IndexerConfig {
     pub data_dir: PathBuf,
     /// A database URL (`postgres://…` or `sqlite:…`) used instead of the file under `data_dir`.
     pub database_url: Option<String>,
+    /// The storage node's zgs JSON-RPC URL, to fetch dataset manifests for text search; without
+    /// it search finds nothing (see [`crate::manifests`]).
+    pub storage_url: Option<String>,
+    /// How the manifest fetcher paces its fetches and retries.
+    pub manifests: FetcherConfig,
     /// Address the query API listens on (port 0 picks a free port).
     pub listen: SocketAddr,
     /// Confirmation depth (0 on the dev chain).
@@ -51,6 +57,8 @@ impl IndexerConfig {
             start_block,
             data_dir,
             database_url: None,
+            storage_url: None,
+            manifests: FetcherConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8590)),
             confirmations: 0,
             poll_interval: Duration::from_millis(100),
@@ -70,6 +78,7 @@ pub struct Running {
     db: Db,
     stop: watch::Sender<bool>,
     follower: JoinHandle<()>,
+    manifests: Option<JoinHandle<()>>,
     server: JoinHandle<()>,
 }
 
@@ -90,6 +99,9 @@ impl Running {
         let _ = self.stop.send(true);
         let joined = |e: tokio::task::JoinError| Error::Config(format!("indexer task: {e}"));
         self.follower.await.map_err(joined)?;
+        if let Some(manifests) = self.manifests {
+            manifests.await.map_err(joined)?;
+        }
         // Open live streams never end by themselves: give requests a moment, then cut them.
         let mut server = self.server;
         if tokio::time::timeout(SHUTDOWN_GRACE, &mut server)
@@ -118,6 +130,16 @@ pub async fn start(config: IndexerConfig) -> Result<Running> {
     let (stop, stopped) = watch::channel(false);
     let follower = Follower::new(source.clone(), db.clone(), follower_config);
     let follower = tokio::spawn(follower.run(stopped.clone()));
+    let manifests = match &config.storage_url {
+        Some(url) => {
+            let storage = licen_storage::StorageClient::new(url).map_err(|e| {
+                Error::Config(format!("the storage URL `{url}` for manifests: {e}"))
+            })?;
+            let fetcher = ManifestFetcher::new(db.clone(), storage, config.manifests.clone());
+            Some(tokio::spawn(fetcher.run(stopped.clone())))
+        }
+        None => None,
+    };
     let mut api_stopped = stopped;
     let (api_addr, server) = api::spawn_until(
         config.listen,
@@ -136,6 +158,7 @@ pub async fn start(config: IndexerConfig) -> Result<Running> {
         db,
         stop,
         follower,
+        manifests,
         server,
     })
 }

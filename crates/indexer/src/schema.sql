@@ -143,3 +143,20 @@ CREATE TABLE IF NOT EXISTS undo (
     before TEXT,
     PRIMARY KEY (batch_to, seq)
 );
+
+-- Dataset manifests fetched from storage by their root (see `manifests.rs`). A root names its
+-- content, so a fetched row never changes; the table is a cache beside the event-derived
+-- tables, untouched by rewinds. `state`: 'fetched', 'pending' (retried at next_attempt_ms) or
+-- 'invalid' (not a manifest, or over the size cap: never retried). `search_text` is the
+-- lowercased name and description that text search matches with LIKE.
+CREATE TABLE IF NOT EXISTS manifests (
+    manifest_root TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    name TEXT,
+    description TEXT,
+    search_text TEXT,
+    attempts BIGINT NOT NULL,
+    next_attempt_ms BIGINT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS manifests_due ON manifests (state, next_attempt_ms);

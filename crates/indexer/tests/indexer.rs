@@ -24,6 +24,7 @@ licen_indexer::backend_tests!(
     malformed_and_unknown_logs_from_the_contract_address_are_skipped,
     expiry_is_judged_by_chain_time,
     anvil_reorg_is_rewound_to_match_a_fresh_index,
+    text_search_matches_manifest_names_and_descriptions_literally,
 );
 
 const PRICE: u128 = 10_000_000_000_000_000;
@@ -975,4 +976,157 @@ async fn anvil_reorg_is_rewound_to_match_a_fresh_index(backend: Backend) {
         .unwrap();
     let accounts: Vec<Address> = (0..6).map(|i| env.address_of(i)).collect();
     assert_eq!(dump(&db, &accounts).await, dump(&fresh, &accounts).await);
+}
+
+/// Roots of the datasets listed by `GET /datasets?q=<text>`, as their tags.
+async fn search(base: &str, text: &str) -> Vec<u8> {
+    let url = reqwest::Url::parse_with_params(&format!("{base}/datasets"), [("q", text)]).unwrap();
+    let page: query::Page<query::DatasetView> =
+        reqwest::get(url).await.unwrap().json().await.unwrap();
+    let mut tags: Vec<u8> = page
+        .items
+        .iter()
+        .map(|d| d.root.parse::<B256>().unwrap()[0])
+        .collect();
+    tags.sort_unstable();
+    tags
+}
+
+/// Waits (10 s at most) until searching `text` lists exactly `expected`.
+async fn search_until(base: &str, text: &str, expected: &[u8]) {
+    let started = std::time::Instant::now();
+    loop {
+        let found = search(base, text).await;
+        if found == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "search `{text}` lists {found:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn text_search_matches_manifest_names_and_descriptions_literally(backend: Backend) {
+    let Some(store) = TestDb::create(backend).await.unwrap() else {
+        return;
+    };
+    let env = TestEnv::start().await.unwrap();
+    let storage_dir = tempfile::tempdir().unwrap();
+    let node = licen_storage::node::start(licen_storage::node::NodeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..licen_storage::node::NodeConfig::new(storage_dir.path())
+    })
+    .await
+    .unwrap();
+    let storage = licen_storage::StorageClient::new(&node.url()).unwrap();
+    let manifest = |name: &str, description: &str| {
+        serde_json::to_vec(
+            &serde_json::json!({"name": name, "description": description, "row_count": 3}),
+        )
+        .unwrap()
+    };
+    let later = manifest(
+        "Uploaded later",
+        "published before its manifest reached storage",
+    );
+    let later_root = licen_storage::FileTree::from_bytes(&later).root();
+    let oversized = manifest("Huge", &"x".repeat(70 * 1024));
+    let mut roots = vec![
+        manifest("Clinical QA", "100% synthetic patient questions"),
+        manifest("Legal contracts", "1000 synthetic clauses"),
+    ];
+    roots.push(oversized);
+    roots.push(b"not a manifest".to_vec());
+    let mut manifest_roots = Vec::new();
+    for bytes in &roots {
+        manifest_roots.push(storage.upload_bytes(bytes, None).await.unwrap().root);
+    }
+    manifest_roots.insert(2, later_root);
+    for (i, manifest_root) in manifest_roots.iter().enumerate() {
+        let tag = u8::try_from(i + 1).unwrap();
+        env.owner
+            .publish(
+                root(tag),
+                env.address_of(2),
+                B256::repeat_byte(0xE0),
+                *manifest_root,
+                &policy(PRICE, &[Purpose::Research]),
+            )
+            .await
+            .unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = licen_indexer::IndexerConfig::new(
+        env.chain.rpc_url(),
+        env.deployment.address,
+        env.deployment.block,
+        dir.path().to_owned(),
+    );
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.poll_interval = std::time::Duration::from_millis(20);
+    config.database_url = Some(store.url().to_owned());
+    config.storage_url = Some(node.url());
+    config.manifests.poll_interval = std::time::Duration::from_millis(20);
+    config.manifests.retry_base = std::time::Duration::from_millis(50);
+    config.manifests.max_retry = std::time::Duration::from_millis(200);
+    let running = licen_indexer::start(config).await.unwrap();
+    let base = format!("http://{}", running.api_addr());
+
+    // case-insensitive, over names and descriptions
+    search_until(&base, "clinical", &[1]).await;
+    assert_eq!(search(&base, "CLINICAL qa").await, [1]);
+    assert_eq!(search(&base, "synthetic").await, [1, 2]);
+    assert_eq!(search(&base, "clauses").await, [2]);
+    // `%` and `_` are literal characters, not wildcards
+    assert_eq!(search(&base, "100%").await, [1]);
+    assert_eq!(search(&base, "leg_l").await, Vec::<u8>::new());
+    assert_eq!(search(&base, "%").await, [1]);
+    // the listing carries the manifest's name and description
+    let detail: query::DatasetDetail =
+        get_json(&base, &format!("/datasets/{}", hex(root(1).0))).await;
+    assert_eq!(detail.dataset.name.as_deref(), Some("Clinical QA"));
+    assert_eq!(
+        detail.dataset.description.as_deref(),
+        Some("100% synthetic patient questions")
+    );
+
+    // a manifest missing from storage is retried until it arrives
+    assert_eq!(search(&base, "uploaded later").await, Vec::<u8>::new());
+    assert_eq!(
+        storage.upload_bytes(&later, None).await.unwrap().root,
+        later_root
+    );
+    search_until(&base, "uploaded later", &[3]).await;
+
+    // an oversized or malformed manifest never blocks indexing: its dataset is listed, unnamed
+    let all: query::Page<query::DatasetView> = get_json(&base, "/datasets").await;
+    assert_eq!(all.items.len(), 5);
+    for tag in [4, 5] {
+        let unnamed = all
+            .items
+            .iter()
+            .find(|d| d.root == hex(root(tag).0))
+            .unwrap();
+        assert_eq!(unnamed.name, None, "dataset {tag}");
+    }
+    let states: BTreeMap<String, String> =
+        sqlx::query("SELECT manifest_root, state FROM manifests")
+            .fetch_all(running.db().pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    assert_eq!(states[&hex(manifest_roots[3])], "invalid");
+    assert_eq!(states[&hex(manifest_roots[4])], "invalid");
+
+    // a search longer than the cap is refused with a reason
+    let (status, body) = status_of(&base, &format!("/datasets?q={}", "a".repeat(201))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("at most 200"));
+    running.stop().await.unwrap();
+    node.shutdown().await.unwrap();
 }

@@ -47,7 +47,7 @@ enum Command {
     Get(storage::GetArgs),
     /// Run the local storage node (zgs JSON-RPC).
     StorageNode(storage::StorageNodeArgs),
-    /// Run a compute node (insecure development attestation, simulated trainer).
+    /// Run a compute node (insecure development attestation; simulated or LoRA trainer).
     ComputeNode(storage::ComputeNodeArgs),
     /// Owner: check, seal, upload and publish a JSONL dataset with its policy.
     Publish(onchain::PublishArgs),

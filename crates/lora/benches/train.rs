@@ -7,7 +7,7 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_main};
 use licen_lora::{Hooks, LoraConfig, ModelFolder, TrainConfig, fixture, train};
 
 const RECORDS: usize = 32;
@@ -18,7 +18,11 @@ fn dataset() -> String {
             // 127 bytes of text → 129 tokens with <s> and </s> → 128 positions per sequence.
             let text: String = format!("record {i:03} ")
                 .chars()
-                .chain("the quick brown fox jumps over the lazy dog ".chars().cycle())
+                .chain(
+                    "the quick brown fox jumps over the lazy dog "
+                        .chars()
+                        .cycle(),
+                )
                 .take(127)
                 .collect();
             serde_json::json!({ "text": text }).to_string() + "\n"
@@ -38,7 +42,11 @@ fn bench(c: &mut Criterion) {
     let folder = ModelFolder::open(dir.path(), None, &Device::Cpu).unwrap();
     let data = dataset();
     let config = TrainConfig {
-        lora: LoraConfig { rank: 8, dropout: 0.0, ..LoraConfig::default() },
+        lora: LoraConfig {
+            rank: 8,
+            dropout: 0.0,
+            ..LoraConfig::default()
+        },
         batch_size: 8,
         max_seq_len: 129,
         eval_fraction: 0.0,
@@ -48,8 +56,17 @@ fn bench(c: &mut Criterion) {
     let run = || {
         let mut progress = |_| {};
         let never = || false;
-        train(&folder, Cursor::new(data.as_bytes()), 1, &config, &mut Hooks { progress: &mut progress, should_stop: &never })
-            .unwrap()
+        train(
+            &folder,
+            Cursor::new(data.as_bytes()),
+            1,
+            &config,
+            &mut Hooks {
+                progress: &mut progress,
+                should_stop: &never,
+            },
+        )
+        .unwrap()
     };
     let tokens = run().report.tokens_seen;
     eprintln!(
@@ -76,5 +93,10 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+// The macro generates an undocumented `pub fn benches`.
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::bench);
+}
+use group::benches;
 criterion_main!(benches);

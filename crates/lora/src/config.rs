@@ -128,21 +128,21 @@ impl LlamaConfig {
             );
         }
         let heads = raw.num_attention_heads;
-        if heads == 0 || raw.hidden_size % heads != 0 {
+        if heads == 0 || !raw.hidden_size.is_multiple_of(heads) {
             return unsupported(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {heads}",
                 raw.hidden_size
             ));
         }
         let head_dim = raw.hidden_size / heads;
-        if raw.head_dim.is_some_and(|d| d != head_dim) || head_dim % 2 != 0 {
+        if raw.head_dim.is_some_and(|d| d != head_dim) || !head_dim.is_multiple_of(2) {
             return unsupported(format!(
                 "head_dim {:?} (hidden_size / heads = {head_dim}); only an even head_dim of hidden_size / num_attention_heads is supported",
                 raw.head_dim
             ));
         }
         let kv = raw.num_key_value_heads.unwrap_or(heads);
-        if kv == 0 || heads % kv != 0 {
+        if kv == 0 || !heads.is_multiple_of(kv) {
             return unsupported(format!(
                 "num_key_value_heads {kv} does not divide num_attention_heads {heads}"
             ));

@@ -4,6 +4,8 @@
 //!   `tools/package-lock.json`; idempotent and offline on the second run.
 //! - `contracts`: compile the contracts and refresh the committed ABI artifact that
 //!   `crates/chain` generates its bindings from.
+//! - `python`: create `tools/.venv` with the pinned, hash-checked packages of
+//!   `tools/python/requirements.txt` (the LoRA adapter check); a no-op when up to date.
 //! - `test`: everything CI checks, in order, failing on the first failure. `.ci/run` calls it.
 //! - `with-postgres <command…>`: runs a command with a throwaway Postgres cluster (e.g. the
 //!   indexer's tests or benchmarks on Postgres).
@@ -39,6 +41,7 @@ fn run_command() -> Result<()> {
         Some("bootstrap") => bootstrap().map(|_| ()),
         Some("contracts") => contracts(&root, &bootstrap()?, false),
         Some("test") => test(&root),
+        Some("python") => python_deps(&root),
         Some("with-postgres") => postgres::run_with(&args[1..]),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("start-latency") => bench_flow::start_latency(&root),
@@ -50,9 +53,10 @@ fn run_command() -> Result<()> {
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask <bootstrap|contracts|test|bench>\n\
+                "usage: cargo xtask <bootstrap|contracts|python|test|bench>\n\
                  \n  bootstrap   install pinned anvil/forge/cast 1.7.1 and solc 0.8.30 into tools/\
                  \n  contracts   forge build and refresh {ARTIFACT_COMMITTED}\
+                 \n  python      install the pinned Python test packages into tools/.venv\
                  \n  test        run every check and test CI runs\
                  \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)\
                  \n  bench start-latency    request mined -> startJob mined, median of 20 (limit 1 s)\
@@ -147,6 +151,7 @@ fn test(root: &Path) -> Result<()> {
             "--locked",
         ])
     })?;
+    step("python test packages", || python_deps(root))?;
     // The indexer's tests also run on Postgres: a throwaway cluster unless one is given.
     let cluster = match std::env::var(postgres::URL_ENV) {
         Ok(_) => None,
@@ -174,6 +179,42 @@ fn test(root: &Path) -> Result<()> {
     })?;
     drop(cluster);
     eprintln!("xtask test: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Creates `tools/.venv` and installs `tools/python/requirements.txt` with `--require-hashes`;
+/// a stamp holding the requirements makes a second run a no-op.
+fn python_deps(root: &Path) -> Result<()> {
+    let requirements = root.join("tools/python/requirements.txt");
+    let venv = root.join("tools/.venv");
+    let stamp = venv.join(".licen-requirements");
+    let wanted = std::fs::read(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    if std::fs::read(&stamp).is_ok_and(|s| s == wanted) {
+        eprintln!("python: {} is up to date", venv.display());
+        return Ok(());
+    }
+    run(Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))
+    .context("creating tools/.venv needs python3 (3.11) with the venv module")?;
+    run(Command::new(venv.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--require-hashes",
+            "-r",
+        ])
+        .arg(&requirements))?;
+    std::fs::write(&stamp, wanted)?;
+    eprintln!(
+        "python: installed {} into {}",
+        requirements.display(),
+        venv.display()
+    );
     Ok(())
 }
 

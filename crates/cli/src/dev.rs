@@ -47,6 +47,9 @@ pub(crate) struct DevArgs {
     /// Start, print what is running, and stop again (for scripts and smoke tests).
     #[arg(long)]
     exit_after_start: bool,
+    /// The local compute node's trainer (simulated unless `--trainer lora --model DIR`).
+    #[command(flatten)]
+    trainer: licen_compute::lora::TrainerArgs,
 }
 
 /// What `licen dev` remembers between runs.
@@ -79,6 +82,7 @@ struct DevSummary {
     storage_url: String,
     compute_url: String,
     compute_attestation_key: String,
+    compute_trainer: String,
     indexer_url: String,
     orchestrator_public_key: String,
     chain_id: u64,
@@ -162,6 +166,8 @@ struct Chainside {
 struct Services {
     storage: licen_storage::node::RunningNode,
     compute: licen_compute::node::RunningComputeNode,
+    /// The compute node's trainer name.
+    trainer: String,
 }
 
 impl Services {
@@ -186,14 +192,29 @@ async fn start_services(args: &DevArgs, dir: &Path) -> Result<Services> {
     })
     .await
     .context("starting the local storage node")?;
-    let compute = licen_compute::node::start(licen_compute::node::NodeConfig::new(
-        dir.join("compute"),
-        loopback(args.compute_port),
-        storage.url(),
-    ))
+    // A LoRA model folder is opened and checked here, before anything accepts a job.
+    let trainer = match args.trainer.factory() {
+        Ok(trainer) => trainer,
+        Err(e) => {
+            let _ = storage.shutdown().await;
+            anyhow::bail!("configuring the compute node's trainer: {e}");
+        }
+    };
+    let compute = licen_compute::node::start(licen_compute::node::NodeConfig {
+        trainer,
+        ..licen_compute::node::NodeConfig::new(
+            dir.join("compute"),
+            loopback(args.compute_port),
+            storage.url(),
+        )
+    })
     .await;
     match compute {
-        Ok(compute) => Ok(Services { storage, compute }),
+        Ok(compute) => Ok(Services {
+            storage,
+            compute,
+            trainer: args.trainer.trainer.clone(),
+        }),
         Err(e) => {
             let _ = storage.shutdown().await;
             Err(anyhow::Error::new(e).context("starting the local compute node"))
@@ -295,6 +316,7 @@ async fn start(
         rpc_url: chain.rpc_url().to_owned(),
         storage_url: services.storage.url(),
         compute_url: services.compute.url(),
+        compute_trainer: services.trainer.clone(),
         indexer_url,
         compute_attestation_key: format!(
             "0x{}",
@@ -411,8 +433,8 @@ fn print_summary(s: &DevSummary) {
     );
     let _ = writeln!(
         out,
-        "  compute node     {}  (INSECURE dev attestation key {}, simulated trainer)",
-        s.compute_url, s.compute_attestation_key
+        "  compute node     {}  (INSECURE dev attestation key {}, {} trainer)",
+        s.compute_url, s.compute_attestation_key, s.compute_trainer
     );
     let _ = writeln!(
         out,

@@ -48,7 +48,7 @@ enum Command {
     Get(storage::GetArgs),
     /// Run the local storage node (zgs JSON-RPC).
     StorageNode(storage::StorageNodeArgs),
-    /// Run a compute node (insecure development attestation, simulated trainer).
+    /// Run a compute node (insecure development attestation; simulated or LoRA trainer).
     ComputeNode(storage::ComputeNodeArgs),
     /// Run the orchestrator as its own process (grants via the indexer; crash-safe ledger).
     Orchestrator(orchestrate::OrchestratorArgs),

@@ -19,7 +19,7 @@ use licen_crypto::stream::DEFAULT_SEGMENT_SIZE;
 use licen_storage::client::StorageClient;
 use licen_types::{DatasetRoot, JobId, Policy, Purpose, PurposeSet, format_wei, parse_wei};
 use std::io::{BufReader, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct PolicyArgs {
@@ -601,21 +601,32 @@ pub(crate) async fn download(args: DownloadArgs, json: bool) -> Result<()> {
                 return Err(e);
             }
         };
-        let mut head = [0u8; 1];
-        let is_json = std::io::Read::read(&mut std::fs::File::open(&partial)?, &mut head)? == 1
-            && head[0] == b'{';
-        let path = args
-            .output
-            .join(if is_json { "result.json" } else { "result.bin" });
+        let mut head = [0u8; 512];
+        let n = read_head(&partial, &mut head)?;
+        let is_json = n >= 1 && head[0] == b'{';
+        // The lora trainer delivers a ustar archive of the PEFT adapter and its report.
+        let is_tar = n == 512 && &head[257..262] == b"ustar";
+        let path = args.output.join(if is_json {
+            "result.json"
+        } else if is_tar {
+            "result.tar"
+        } else {
+            "result.bin"
+        });
         if let Err(e) = ensure_absent(&path) {
             let _ = std::fs::remove_file(&partial);
             return Err(e);
         }
         std::fs::rename(&partial, &path)?;
-        anyhow::Ok((path, written))
+        let unpacked = if is_tar {
+            unpack_adapter(&path, &args.output)?
+        } else {
+            Vec::new()
+        };
+        anyhow::Ok((path, written, unpacked))
     });
     let _ = std::fs::remove_file(&sealed);
-    let (path, bytes) = outcome?;
+    let (path, bytes, unpacked) = outcome?;
     if json {
         print_json(&serde_json::json!({
             "job_id": args.id.0,
@@ -623,6 +634,7 @@ pub(crate) async fn download(args: DownloadArgs, json: bool) -> Result<()> {
             "actual_epochs": completion.actual_epochs,
             "file": path,
             "bytes": bytes,
+            "unpacked": unpacked,
         }));
     } else {
         println!(
@@ -631,8 +643,52 @@ pub(crate) async fn download(args: DownloadArgs, json: bool) -> Result<()> {
             completion.actual_epochs,
             path.display()
         );
+        for file in &unpacked {
+            println!("  unpacked {}", file.display());
+        }
     }
     Ok(())
+}
+
+fn read_head(path: &Path, head: &mut [u8]) -> Result<usize> {
+    let mut file = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match std::io::Read::read(&mut file, &mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Unpacks the adapter archive's plain files (`adapter_config.json`,
+/// `adapter_model.safetensors`, `training_report.json`) into `dir`, refusing any entry that is
+/// not a regular file with a bare name, and never overwriting.
+fn unpack_adapter(archive: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut tar = tar::Archive::new(std::fs::File::open(archive)?);
+    let mut written = Vec::new();
+    for entry in tar.entries().context("reading the result archive")? {
+        let mut entry = entry.context("reading the result archive")?;
+        let name = entry.path()?.into_owned();
+        let bare = name.file_name().is_some_and(|f| Path::new(f) == name);
+        if entry.header().entry_type() != tar::EntryType::Regular || !bare {
+            bail!(
+                "the result archive holds {} which is not a plain file name; it was left packed in {}",
+                name.display(),
+                archive.display()
+            );
+        }
+        let target = dir.join(&name);
+        ensure_absent(&target)?;
+        let partial = dir.join(format!(".{}.partial", name.display()));
+        let mut out = std::fs::File::create(&partial)?;
+        std::io::copy(&mut entry, &mut out)?;
+        out.sync_all()?;
+        std::fs::rename(&partial, &target)?;
+        written.push(target);
+    }
+    Ok(written)
 }
 
 fn report_tx(json: bool, what: &str, receipt: &licen_chain::TxReceipt) {

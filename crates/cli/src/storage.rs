@@ -171,14 +171,22 @@ pub(crate) struct ComputeNodeArgs {
     /// zgs storage endpoint the node downloads datasets from and uploads results to.
     #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
+    /// Which trainer runs the jobs (`--trainer lora --model DIR` for real LoRA training).
+    #[command(flatten)]
+    trainer: licen_compute::lora::TrainerArgs,
 }
 
 pub(crate) async fn compute_node(args: ComputeNodeArgs) -> Result<()> {
-    let running = licen_compute::node::start(licen_compute::node::NodeConfig::new(
-        args.data_dir,
-        args.listen,
-        args.storage,
-    ))
+    // The model folder is opened and checked now, before the node accepts any job.
+    let trainer = args
+        .trainer
+        .factory()
+        .map_err(anyhow::Error::msg)
+        .context("configuring the compute node's trainer")?;
+    let running = licen_compute::node::start(licen_compute::node::NodeConfig {
+        trainer,
+        ..licen_compute::node::NodeConfig::new(args.data_dir, args.listen, args.storage)
+    })
     .await
     .context("starting the compute node")?;
     println!("listening on {}", running.url());

@@ -330,3 +330,133 @@ fn owner_and_researcher_flow_survives_a_restart() {
     assert!(err.contains("there is no job 9"), "{err}");
     dev.stop();
 }
+
+/// Publish → request 2 epochs → real LoRA training on the tiny fixture model → settle →
+/// download and unpack the PEFT adapter.
+#[test]
+fn lora_training_delivers_a_peft_adapter() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = d.join("tiny-llama");
+    licen_lora::fixture::write_model(&model, &licen_lora::fixture::tiny_config(), 11).unwrap();
+    let model_arg = model.to_str().unwrap();
+    // A bad model folder is refused when the node starts, not when a job arrives.
+    let err = refused(
+        Command::new(LICEN)
+            .args(["compute-node", "--trainer", "lora", "--model"])
+            .arg(d.join("missing"))
+            .args(["--storage", "http://127.0.0.1:1", "--data-dir"])
+            .arg(d.join("node"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("is not a directory"), "{err}");
+
+    let lines: String = (0..48)
+        .map(|i| {
+            format!(
+                "{{\"prompt\":\"add {i} and 1:\",\"completion\":\" {}\"}}\n",
+                i + 1
+            )
+        })
+        .collect();
+    std::fs::write(d.join("data.jsonl"), &lines).unwrap();
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let dev = Dev::start_with(
+        d,
+        ports,
+        &[
+            "--trainer",
+            "lora",
+            "--model",
+            model_arg,
+            "--learning-rate",
+            "0.01",
+            "--batch-size",
+            "8",
+        ],
+    );
+    assert_eq!(dev.summary["compute_trainer"], "lora");
+    let published = ok(licen(
+        d,
+        &dev,
+        Some(OWNER_KEY),
+        &[
+            "publish",
+            "data.jsonl",
+            "--name",
+            "adder",
+            "--price",
+            "0.01",
+            "--max-epochs",
+            "3",
+            "--max-runs",
+            "1",
+            "--ttl",
+            "1h",
+            "--purposes",
+            "research",
+        ],
+    ));
+    let root = published["dataset_root"].as_str().unwrap().to_owned();
+    let job = ok(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &[
+            "request",
+            &root,
+            "--epochs",
+            "2",
+            "--purpose",
+            "research",
+            "--yes",
+        ],
+    ));
+    let id = job["job_id"].to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let state = ok(licen(d, &dev, None, &["job", &id]));
+        if state["state"] == "completed" {
+            break;
+        }
+        assert!(
+            state["state"] == "granted" || state["state"] == "running",
+            "job ended {}",
+            state["state"]
+        );
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "job did not complete in 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let downloaded = ok(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &["download", &id, "-o", "out"],
+    ));
+    assert_eq!(downloaded["actual_epochs"], 2);
+    assert!(downloaded["file"].as_str().unwrap().ends_with("result.tar"));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("out/adapter_config.json")).unwrap()).unwrap();
+    assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(config["base_model_name_or_path"], "tiny-llama");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("out/training_report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["report"]["dataset"]["usable"], 48);
+    assert_eq!(report["report"]["epochs_completed"], 2);
+    let weights = std::fs::read(d.join("out/adapter_model.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&weights[8..8 + header_len]).unwrap();
+    assert_eq!(
+        header["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"]["shape"],
+        serde_json::json!([8, 96])
+    );
+    // Both epochs trained and settled: 2 × 0.01 minus the 2.5 % dev fee to the owner.
+    let earnings = ok(licen(d, &dev, Some(OWNER_KEY), &["earnings"]));
+    assert_eq!(earnings["withdrawable_wei"], "19500000000000000");
+    dev.stop();
+}

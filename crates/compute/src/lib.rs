@@ -6,6 +6,8 @@
 //!   orchestrator;
 //! - [`trainer`] — the [`trainer::Trainer`] trait and [`trainer::SimulatedTrainer`] (reads and
 //!   validates every record every epoch, counts tokens, produces **no weights**);
+//! - [`lora`] — the `lora` trainer (real LoRA training via `licen-lora`, result: a tar of the
+//!   PEFT adapter and the training report) and the shared `--trainer` arguments;
 //! - [`manifest`] — the signed result manifest and [`manifest::verify_result_manifest`];
 //! - [`node`] — the node's HTTP service: receives the re-sealed dataset key, downloads and
 //!   verifies the ciphertext, decrypts **only inside its per-job work dir** (wiped after),
@@ -19,6 +21,7 @@
 pub mod attestation;
 pub mod canonical;
 pub mod client;
+pub mod lora;
 pub mod manifest;
 pub mod node;
 pub mod trainer;

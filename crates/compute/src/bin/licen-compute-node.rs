@@ -1,5 +1,5 @@
 //! `licen-compute-node`: runs a LICEN compute node (INSECURE development attestation,
-//! simulated trainer) until Ctrl-C or SIGTERM. Prints `listening on http://ADDR` on stdout once
+//! simulated trainer, or `--trainer lora --model DIR` for real LoRA training) until Ctrl-C or SIGTERM. Prints `listening on http://ADDR` on stdout once
 //! it accepts requests; logs go to stderr (`RUST_LOG` filters them).
 
 use std::io::Write;
@@ -8,9 +8,10 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use licen_compute::canonical::HexBytes;
+use licen_compute::lora::TrainerArgs;
 use licen_compute::node::{NodeConfig, start};
 
-/// Runs a LICEN compute node with INSECURE development attestation and the simulated trainer.
+/// Runs a LICEN compute node with INSECURE development attestation and the simulated or LoRA trainer.
 #[derive(Debug, Parser)]
 #[command(name = "licen-compute-node", version)]
 struct Args {
@@ -23,6 +24,9 @@ struct Args {
     /// Storage node URL (zgs JSON-RPC).
     #[arg(long, env = "LICEN_STORAGE_URL")]
     storage: String,
+    /// Which trainer runs the jobs.
+    #[command(flatten)]
+    trainer: TrainerArgs,
 }
 
 #[tokio::main]
@@ -36,7 +40,18 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let args = Args::parse();
-    let config = NodeConfig::new(args.data_dir, args.listen, args.storage);
+    // The model folder is opened and checked here, before the node accepts any job.
+    let trainer = match args.trainer.factory() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let config = NodeConfig {
+        trainer,
+        ..NodeConfig::new(args.data_dir, args.listen, args.storage)
+    };
     let node = match start(config).await {
         Ok(node) => node,
         Err(e) => {

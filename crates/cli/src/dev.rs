@@ -3,7 +3,7 @@
 //! Starts anvil with persisted state, deploys DataPolicy once (remembered in
 //! `<data-dir>/dev/deployment.json` and re-checked against the chain on every start), creates
 //! the local orchestrator's X25519 key (`orchestrator.key`, mode 0600) and registers it on-chain,
-//! starts the local storage node, prints the URLs, contract address and the insecure dev
+//! starts the local storage node, the indexer and the web app, prints the URLs, contract address and the insecure dev
 //! accounts, and stops everything cleanly on Ctrl-C so the next run resumes with all state.
 
 use crate::keyfile::{read_secret_key, write_secret_key};
@@ -39,6 +39,9 @@ pub(crate) struct DevArgs {
     /// Port for the indexer's query API.
     #[arg(long, default_value_t = 8080)]
     indexer_port: u16,
+    /// Port for the marketplace web app.
+    #[arg(long, default_value_t = 3000)]
+    web_port: u16,
     /// Start, print what is running, and stop again (for scripts and smoke tests).
     #[arg(long)]
     exit_after_start: bool,
@@ -70,6 +73,7 @@ struct DevAccount {
 
 #[derive(Debug, Serialize)]
 struct DevSummary {
+    web_url: String,
     rpc_url: String,
     storage_url: String,
     compute_url: String,
@@ -114,9 +118,15 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     // Everything started so far is stopped gracefully on every path (anvil by its Drop too).
     let services = start_services(&args, &dir).await;
     let outcome = match &services {
-        Ok(services) => start(&chain, &dir, services, args.indexer_port, json)
-            .await
-            .map(Some),
+        Ok(services) => start(
+            &chain,
+            &dir,
+            services,
+            (args.indexer_port, args.web_port),
+            json,
+        )
+        .await
+        .map(Some),
         Err(_) => Ok(None),
     };
     if outcome.is_ok() && services.is_ok() && !args.exit_after_start {
@@ -129,6 +139,7 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     }
     let outcome = match outcome {
         Ok(Some(chainside)) => {
+            chainside.web.stop().await;
             chainside.orchestrator.stop().await;
             chainside
                 .indexer
@@ -147,10 +158,11 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     stopped.and(outcome)
 }
 
-/// The parts that need the deployed contract: the orchestrator and the indexer.
+/// The parts that need the deployed contract: the orchestrator, the indexer and the web app.
 struct Chainside {
     orchestrator: licen_orchestrator::Orchestrator,
     indexer: licen_indexer::runner::Running,
+    web: licen_web::Running,
 }
 
 /// The off-chain services of the local stack.
@@ -200,7 +212,7 @@ async fn start(
     chain: &DevChain,
     dir: &Path,
     services: &Services,
-    indexer_port: u16,
+    (indexer_port, web_port): (u16, u16),
     json: bool,
 ) -> Result<Chainside> {
     let admin = chain.dev_signer(0);
@@ -274,7 +286,34 @@ async fn start(
             return Err(e);
         }
     };
+    // The web app holds no secrets; in dev it offers the INSECURE dev wallet (anvil's unlocked
+    // accounts) to browsers without a wallet.
+    let web = licen_web::start(licen_web::WebConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], web_port)),
+        indexer_url: format!("http://{}", indexer.api_addr()),
+        storage_url: services.storage.url(),
+        chain: licen_web::PublicChain {
+            chain_id,
+            rpc_url: chain.rpc_url().to_owned(),
+            data_policy: deployment.address,
+            default_orchestrator: Some(chain.dev_signer(ORCHESTRATOR_ACCOUNT).address()),
+            explorer_tx_url: None,
+        },
+        dev_wallet: true,
+        request_tap: None,
+    })
+    .await
+    .context("starting the web app");
+    let web = match web {
+        Ok(web) => web,
+        Err(e) => {
+            orchestrator.stop().await;
+            let _ = indexer.stop().await;
+            return Err(e);
+        }
+    };
     let summary = DevSummary {
+        web_url: web.url(),
         rpc_url: chain.rpc_url().to_owned(),
         storage_url: services.storage.url(),
         compute_url: services.compute.url(),
@@ -308,6 +347,7 @@ async fn start(
     Ok(Chainside {
         orchestrator,
         indexer,
+        web,
     })
 }
 
@@ -381,6 +421,11 @@ fn print_summary(s: &DevSummary) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "LICEN local stack");
+    let _ = writeln!(
+        out,
+        "  web app          {}  (marketplace; INSECURE dev wallet when the browser has none)",
+        s.web_url
+    );
     let _ = writeln!(
         out,
         "  chain RPC        {}  (chain id {})",

@@ -1,68 +1,15 @@
 //! Owner and researcher commands against a running `licen dev` stack (real anvil, real storage
 //! node, real processes), including a graceful stop and a restart that keeps every state.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{LICEN, free_port, ok_json as ok, refused};
+use common::{Dev, LICEN, free_port, ok_json as ok, refused};
 
 /// Anvil's publicly known dev keys (insecure, local chain only): owner and researcher.
 const OWNER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 const RESEARCHER_KEY: &str = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
-
-struct Dev {
-    child: Child,
-    summary: serde_json::Value,
-}
-
-impl Dev {
-    fn start(dir: &Path, [chain_port, storage_port, compute_port, indexer_port]: [u16; 4]) -> Self {
-        let mut child = Command::new(LICEN)
-            .args(["--json", "dev", "--data-dir", "state"])
-            .args(["--chain-port", &chain_port.to_string()])
-            .args(["--storage-port", &storage_port.to_string()])
-            .args(["--compute-port", &compute_port.to_string()])
-            .args(["--indexer-port", &indexer_port.to_string()])
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut text = String::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            text.push_str(&line);
-            if line == "}" {
-                break;
-            }
-        }
-        Self {
-            child,
-            summary: serde_json::from_str(&text).expect("licen dev --json prints its summary"),
-        }
-    }
-
-    /// SIGTERM, as a service manager would: the stack must stop cleanly.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(
-            status.success(),
-            "licen dev exited with {status} on SIGTERM"
-        );
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn licen(dir: &Path, dev: &Dev, key: Option<&str>, args: &[&str]) -> Output {
     let mut command = Command::new(LICEN);

@@ -12,6 +12,7 @@
 //! serve the orchestrator's public key (the page reads it from the chain through the wallet's
 //! own RPC, so a compromised server cannot substitute it).
 
+pub mod args;
 pub mod assets;
 pub mod error;
 pub mod relay;

@@ -129,18 +129,24 @@ export async function marketplace(main) {
   const card = (d) => {
     const title = h('a', { class: 'title', href: `/datasets/${d.root}`, text: short(d.root) });
     const desc = h('div', { class: 'muted' });
-    manifest(d.manifest_root).then((m) => {
-      if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${(m.byte_size / 1e6).toFixed(2)} MB`; d.name = m.name; }
-    });
-    return h('div', { class: 'card', 'data-root': d.root }, title, desc,
+    const show = (m) => { if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${(m.byte_size / 1e6).toFixed(2)} MB`; d.name = m.name; } };
+    const el = h('div', { class: 'card', 'data-root': d.root }, title, desc,
       h('div', {}, `${wallet.formatWei(d.policy.price_per_epoch)} / epoch · up to ${d.policy.max_epochs_per_run} epochs`),
       h('div', { class: 'muted' }, d.policy.allowed_purposes.map(purposeLabel).join(', ')),
       h('div', {}, d.paused ? h('span', { class: 'badge paused', text: 'paused' }) : h('span', { class: 'badge', text: `${d.job_count} jobs` })));
+    // Manifests come from storage: fetched only for cards scrolled into view.
+    el.loadManifest = () => manifest(d.manifest_root).then(show);
+    visible.observe(el);
+    return el;
   };
+  const visible = new IntersectionObserver((entries) => entries.forEach((e) => {
+    if (e.isIntersecting) { visible.unobserve(e.target); e.target.loadManifest(); }
+  }));
   const render = () => {
     const q = text.value.trim().toLowerCase();
     const shown = datasets.filter((d) => !q || d.root.includes(q) || d.owner.toLowerCase().includes(q) || (d.name || '').toLowerCase().includes(q));
     list.replaceChildren(...shown.map(card));
+    if (shown.length && !window.licenMarks.firstList) window.licenMarks.firstList = performance.now();
     status.textContent = `${shown.length} dataset${shown.length === 1 ? '' : 's'}${q ? ' matching' : ''} · updates live`;
   };
   const load = async () => {
@@ -159,7 +165,9 @@ export async function marketplace(main) {
     try { await load(); } catch (e) { status.replaceChildren(message('error', e.message)); }
   };
   text.oninput = render;
+  window.licenMarks = {};
   await load();
+  window.licenMarks.allListed = performance.now();
   live(() => load().catch(() => {}));
 }
 

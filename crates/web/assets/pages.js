@@ -58,9 +58,11 @@ async function apiAll(path, onPage, max = 5000) {
   return items;
 }
 
-function live(onEvent) {
+// Live updates from the indexer's stream; `fromBlock` replays from that block so an event that
+// landed between the page's fetch and the stream's start is not missed.
+function live(onEvent, fromBlock) {
   leave();
-  stream = new EventSource('/api/indexer/stream');
+  stream = new EventSource(`/api/indexer/stream${fromBlock ? `?from_block=${fromBlock}` : ''}`);
   const names = ['DatasetPublished', 'PolicyUpdated', 'DatasetPaused', 'DatasetResumed', 'EnvelopeRotated', 'AccessGranted',
     'JobStarted', 'JobCompleted', 'JobFailed', 'JobExpired', 'JobReclaimed', 'reorg'];
   let timer = null;
@@ -296,7 +298,7 @@ export async function myJobs(main) {
   live(() => myJobs(main));
 }
 
-export async function job(main, id) {
+export async function job(main, id, refresh = false) {
   const j = await api(`jobs/${id}`);
   const reached = new Set(j.timeline.map((t) => t.state));
   const steps = j.timeline.map((t) => h('li', {}, h('strong', { text: t.state }), ' ', h('span', { class: 'muted', text: when(t.time) }), h('div', {}, txLink(t.tx))));
@@ -329,7 +331,9 @@ export async function job(main, id) {
     h('h2', { text: 'Timeline (live)' }), h('ol', { class: 'timeline', id: 'timeline' }, steps),
     j.state === 'Completed' ? h('div', { class: 'card' }, h('h2', { text: 'Result' }), download, out) : '',
     h('p', {}, link(`/audit/jobs/${j.id}`, 'Audit: every hash and transaction of this job →')));
-  if (!['Completed', 'Expired', 'Failed', 'Reclaimed'].includes(j.state)) live(() => job(main, id)); else leave();
+  const terminal = ['Completed', 'Expired', 'Failed', 'Reclaimed'].includes(j.state);
+  if (terminal) leave();
+  else if (!refresh) live(() => job(main, id, true), j.timeline.length ? j.timeline[j.timeline.length - 1].block : null);
 }
 
 // ---- owner dashboard -------------------------------------------------------------------------

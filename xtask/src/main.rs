@@ -151,6 +151,7 @@ fn test(root: &Path) -> Result<()> {
             "--locked",
         ])
     })?;
+    step("chromium for the browser tests", browser_tools)?;
     step("python test packages", || python_deps(root))?;
     // The indexer's tests also run on Postgres: a throwaway cluster unless one is given.
     let cluster = match std::env::var(postgres::URL_ENV) {
@@ -238,6 +239,41 @@ fn ensure_rust_target(target: &str) -> Result<()> {
     run(Command::new("rustup").args(["target", "add", target])).with_context(|| {
         format!("installing the {target} target failed; run `rustup target add {target}`")
     })
+}
+
+/// Debian's `chromium` and `chromium-driver` for the web app's browser tests: installed with
+/// apt-get when missing and running as root (CI); otherwise the tests print why they skip.
+fn browser_tools() -> Result<()> {
+    let present = |p: &str| Path::new(p).exists();
+    if present("/usr/bin/chromium") && present("/usr/bin/chromedriver") {
+        return Ok(());
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !is_root || !present("/usr/bin/apt-get") {
+        eprintln!(
+            "chromium/chromedriver missing and not root on Debian: the browser tests will skip (install `chromium chromium-driver`)"
+        );
+        return Ok(());
+    }
+    let install = || {
+        run(Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "chromium",
+                "chromium-driver",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    if install().is_err() {
+        run(Command::new("apt-get").arg("update"))?;
+        install()?;
+    }
+    Ok(())
 }
 
 fn step<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {

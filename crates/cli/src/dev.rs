@@ -3,10 +3,10 @@
 //! Starts anvil with persisted state, deploys DataPolicy once (remembered in
 //! `<data-dir>/dev/deployment.json` and re-checked against the chain on every start), creates
 //! the local orchestrator's X25519 key (`orchestrator.key`, mode 0600) and registers it on-chain,
-//! starts the local storage node, compute node, indexer and the orchestrator (which learns of
-//! grants from that indexer; `--no-orchestrator` leaves it out), prints the URLs, contract
-//! address and the insecure dev accounts, and stops everything cleanly on Ctrl-C so the next
-//! run resumes with all state.
+//! starts the local storage node, compute node, indexer, the orchestrator (which learns of
+//! grants from that indexer; `--no-orchestrator` leaves it out) and the web app, prints the
+//! URLs, contract address and the insecure dev accounts, and stops everything cleanly on Ctrl-C
+//! so the next run resumes with all state.
 
 use crate::keyfile::{read_secret_key, write_secret_key};
 use alloy::primitives::Address;
@@ -44,6 +44,9 @@ pub(crate) struct DevArgs {
     /// Run no orchestrator (to run `licen orchestrator` as its own process instead).
     #[arg(long)]
     no_orchestrator: bool,
+    /// Port for the marketplace web app.
+    #[arg(long, default_value_t = 3000)]
+    web_port: u16,
     /// Start, print what is running, and stop again (for scripts and smoke tests).
     #[arg(long)]
     exit_after_start: bool,
@@ -78,6 +81,7 @@ struct DevAccount {
 
 #[derive(Debug, Serialize)]
 struct DevSummary {
+    web_url: String,
     rpc_url: String,
     storage_url: String,
     compute_url: String,
@@ -136,6 +140,7 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     }
     let outcome = match outcome {
         Ok(Some(chainside)) => {
+            chainside.web.stop().await;
             if let Some(orchestrator) = chainside.orchestrator {
                 orchestrator.stop().await;
             }
@@ -156,10 +161,11 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     stopped.and(outcome)
 }
 
-/// The parts that need the deployed contract: the orchestrator and the indexer.
+/// The parts that need the deployed contract: the orchestrator, the indexer and the web app.
 struct Chainside {
     orchestrator: Option<licen_orchestrator::Orchestrator>,
     indexer: licen_indexer::runner::Running,
+    web: licen_web::Running,
 }
 
 /// The off-chain services of the local stack.
@@ -312,7 +318,36 @@ async fn start(
             }
         }
     };
+    // The web app holds no secrets; in dev it offers the INSECURE dev wallet (anvil's unlocked
+    // accounts) to browsers without a wallet.
+    let web = licen_web::start(licen_web::WebConfig {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], options.web_port)),
+        indexer_url: indexer_url.clone(),
+        storage_url: services.storage.url(),
+        chain: licen_web::PublicChain {
+            chain_id,
+            rpc_url: chain.rpc_url().to_owned(),
+            data_policy: deployment.address,
+            default_orchestrator: Some(chain.dev_signer(ORCHESTRATOR_ACCOUNT).address()),
+            explorer_tx_url: None,
+        },
+        dev_wallet: true,
+        request_tap: None,
+    })
+    .await
+    .context("starting the web app");
+    let web = match web {
+        Ok(web) => web,
+        Err(e) => {
+            if let Some(orchestrator) = orchestrator {
+                orchestrator.stop().await;
+            }
+            let _ = indexer.stop().await;
+            return Err(e);
+        }
+    };
     let summary = DevSummary {
+        web_url: web.url(),
         rpc_url: chain.rpc_url().to_owned(),
         storage_url: services.storage.url(),
         compute_url: services.compute.url(),
@@ -347,6 +382,7 @@ async fn start(
     Ok(Chainside {
         orchestrator,
         indexer,
+        web,
     })
 }
 
@@ -420,6 +456,11 @@ fn print_summary(s: &DevSummary) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "LICEN local stack");
+    let _ = writeln!(
+        out,
+        "  web app          {}  (marketplace; INSECURE dev wallet when the browser has none)",
+        s.web_url
+    );
     let _ = writeln!(
         out,
         "  chain RPC        {}  (chain id {})",

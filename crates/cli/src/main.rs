@@ -62,6 +62,8 @@ enum Command {
     UpdatePolicy(onchain::UpdatePolicyArgs),
     /// Researcher: pay the exact escrow and request a training run.
     Request(onchain::RequestArgs),
+    /// Serve the marketplace web app (no secrets; wallets sign in the browser).
+    Web(licen_web::args::WebArgs),
     /// Browse the marketplace (the indexer): datasets with filters and sorting.
     Market(market::MarketArgs),
     /// List jobs from the indexer (`--mine`, or by researcher, owner or dataset).
@@ -122,6 +124,7 @@ async fn run() -> Result<()> {
         Command::Resume(args) => onchain::resume(args, cli.json).await,
         Command::UpdatePolicy(args) => onchain::update_policy(args, cli.json).await,
         Command::Request(args) => onchain::request(args, cli.json).await,
+        Command::Web(args) => serve_web(args, cli.json).await,
         Command::Market(args) => market::market(args, cli.json).await,
         Command::Jobs(args) => market::jobs(args, cli.json).await,
         Command::Job(args) => onchain::job(args, cli.json).await,
@@ -134,4 +137,22 @@ async fn run() -> Result<()> {
 /// The default folder for local state: `.licen/` in the current directory.
 fn default_data_dir() -> PathBuf {
     PathBuf::from(".licen")
+}
+
+/// `licen web`: the standalone web app until Ctrl-C.
+async fn serve_web(args: licen_web::args::WebArgs, json: bool) -> Result<()> {
+    let running = licen_web::start(args.config())
+        .await
+        .map_err(anyhow::Error::new)
+        .map_err(|e| e.context("starting the web app"))?;
+    if json {
+        println!("{}", serde_json::json!({ "web_url": running.url() }));
+    } else {
+        println!("LICEN web app at {}", running.url());
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| anyhow::Error::new(e).context("waiting for Ctrl-C"))?;
+    running.stop().await;
+    Ok(())
 }

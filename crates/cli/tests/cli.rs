@@ -180,7 +180,14 @@ fn seal_put_get_open_round_trips_and_tampering_is_refused() {
 fn dev_starts_the_stack_and_resumes_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let ports = [free_port(), free_port(), free_port(), free_port()].map(|p| p.to_string());
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ]
+    .map(|p| p.to_string());
     let args = [
         "--json",
         "dev",
@@ -195,8 +202,11 @@ fn dev_starts_the_stack_and_resumes_it() {
         &ports[2],
         "--indexer-port",
         &ports[3],
+        "--web-port",
+        &ports[4],
     ];
     let first = json(licen(d, &args));
+    assert_eq!(first["web_url"], format!("http://127.0.0.1:{}", ports[4]));
     assert_eq!(first["freshly_deployed"], true);
     assert_eq!(first["chain_id"], 31337);
     assert!(first["warning"].as_str().unwrap().contains("INSECURE"));

@@ -80,6 +80,7 @@ impl Dev {
             .args(["--compute-port", &compute_port.to_string()])
             .args(["--indexer-port", &indexer_port.to_string()])
             .args(extra)
+            .args(["--web-port", &free_port().to_string()])
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

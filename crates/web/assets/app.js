@@ -1,0 +1,89 @@
+// Boot and routing: loads the public config and licen-wasm, sets up the wallet widget, and
+// renders the page for the current path. Owns navigation only; pages live in pages.js.
+
+import { loadWasm } from './crypto.js';
+import * as wallet from './wallet.js';
+import * as pages from './pages.js';
+
+const routes = [
+  [/^\/$/, pages.marketplace],
+  [/^\/publish$/, pages.publish],
+  [/^\/datasets\/(0x[0-9a-fA-F]{64})$/, pages.dataset],
+  [/^\/jobs$/, pages.myJobs],
+  [/^\/jobs\/(\d+)$/, pages.job],
+  [/^\/dashboard$/, pages.dashboard],
+  [/^\/audit\/datasets\/(0x[0-9a-fA-F]{64})$/, pages.auditDataset],
+  [/^\/audit\/jobs\/(\d+)$/, pages.auditJob],
+];
+
+async function renderWallet() {
+  const box = document.getElementById('wallet');
+  box.replaceChildren();
+  if (!wallet.available()) {
+    box.append(Object.assign(document.createElement('span'), { className: 'muted', textContent: 'No wallet: install one to publish or request' }));
+    return;
+  }
+  if (wallet.isDevWallet()) {
+    document.getElementById('dev-banner').hidden = false;
+    const select = document.createElement('select');
+    select.id = 'dev-account';
+    select.setAttribute('aria-label', 'Development account');
+    const accounts = await wallet.devAccounts();
+    select.append(new Option('choose a dev account…', ''));
+    accounts.forEach((a, i) => select.append(new Option(`#${i} ${a.slice(0, 8)}…${a.slice(-4)}`, a)));
+    const cur = wallet.current();
+    if (cur) select.value = accounts.find((a) => a.toLowerCase() === cur.toLowerCase()) || '';
+    select.onchange = () => wallet.chooseDevAccount(select.value);
+    box.append('INSECURE dev wallet:', select);
+    return;
+  }
+  const account = wallet.current();
+  if (account) {
+    box.append(Object.assign(document.createElement('span'), { className: 'mono', textContent: account }));
+  } else {
+    const b = Object.assign(document.createElement('button'), { textContent: 'Connect wallet' });
+    b.onclick = async () => { try { await wallet.connect(); } catch (e) { pages.flash(e.message); } };
+    box.append(b);
+  }
+}
+
+export async function route() {
+  const main = document.getElementById('main');
+  const path = location.pathname;
+  for (const [re, page] of routes) {
+    const m = re.exec(path);
+    if (m) {
+      pages.leave();
+      try { await page(main, ...m.slice(1)); } catch (e) { main.replaceChildren(pages.message('error', e.message)); }
+      document.body.dataset.ready = path;
+      return;
+    }
+  }
+  main.replaceChildren(pages.message('error', `No page at ${path}. Go back to the marketplace.`));
+  document.body.dataset.ready = path;
+}
+
+async function boot() {
+  const started = performance.now();
+  const [config] = await Promise.all([fetch('/api/config').then((r) => r.json()), loadWasm()]);
+  pages.setConfig(config);
+  wallet.init(config);
+  wallet.onChange(() => { renderWallet(); route(); });
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest('a');
+    if (a && a.origin === location.origin && !a.target && !a.hasAttribute('download') && !e.ctrlKey && !e.metaKey) {
+      e.preventDefault();
+      history.pushState(null, '', a.pathname + a.search);
+      route();
+    }
+  });
+  window.addEventListener('popstate', route);
+  await renderWallet();
+  await route();
+  window.licenBootMs = performance.now() - started;
+}
+
+boot().catch((e) => {
+  document.getElementById('main').textContent = `The app could not start: ${e.message}`;
+  document.body.dataset.ready = 'failed';
+});

@@ -1,0 +1,326 @@
+// In-page crypto (docs/FORMATS.md). What this module owns: loading licen-wasm (licen-crypto and
+// the 0G root compiled to WebAssembly), sealing data with the sealed-stream format (AES-256-GCM
+// per segment through WebCrypto, byte-identical to the Rust writer), the dataset pipeline
+// (check → seal → root → upload ciphertext segments) and opening results.
+// It must never send plaintext or a key anywhere: only ciphertext segments leave this module,
+// through the storage relay.
+
+const MAGIC = [0x4c, 0x49, 0x43, 0x45, 0x4e, 0x53, 0x53, 0x00];
+export const HEADER_LEN = 36;
+export const TAG_LEN = 16;
+export const DEFAULT_SEGMENT_SIZE = 65536;
+export const STORAGE_SEGMENT = 256 * 1024;
+const UPLOAD_BATCH = 16; // storage segments per zgs_uploadSegments call (4 MiB)
+
+let wasm = null;
+
+export async function loadWasm() {
+  if (!wasm) {
+    const response = await fetch('/assets/licen_wasm.wasm');
+    const { instance } = await WebAssembly.instantiate(await response.arrayBuffer(), {});
+    wasm = instance.exports;
+  }
+  return wasm;
+}
+
+// Calls a licen-wasm operation: input bytes in, output bytes out, errors as sentences.
+function call(name, input, ...args) {
+  const bytes = input || new Uint8Array(0);
+  const ptr = wasm.licen_input(bytes.length);
+  new Uint8Array(wasm.memory.buffer, ptr, bytes.length).set(bytes);
+  const status = wasm[name](...args);
+  const out = new Uint8Array(wasm.memory.buffer, wasm.licen_output_ptr(), wasm.licen_output_len()).slice();
+  if (status !== 0) throw new Error(new TextDecoder().decode(out));
+  return out;
+}
+
+function wipeWasm() { wasm.licen_clear(); }
+
+export function concat(...parts) {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+export const hex = (bytes) => '0x' + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+export function unhex(text) {
+  const s = text.startsWith('0x') ? text.slice(2) : text;
+  if (s.length % 2 || /[^0-9a-fA-F]/.test(s)) throw new Error(`not hex: ${text.slice(0, 20)}…`);
+  const out = new Uint8Array(s.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(i * 2, 2), 16);
+  return out;
+}
+
+export function keccak256(bytes) { return call('licen_keccak256', bytes); }
+export function randomBytes(n) { return crypto.getRandomValues(new Uint8Array(n)); }
+
+// ---- 0G root -----------------------------------------------------------------------------
+
+export class RootBuilder {
+  constructor() { wasm.licen_root_begin(); }
+  update(bytes) {
+    // Feed in 4 MiB pieces so the wasm input buffer stays small whatever the caller passes.
+    for (let at = 0; at < bytes.length; at += 4 << 20) call('licen_root_update', bytes.subarray(at, at + (4 << 20)));
+  }
+  finish() { return call('licen_root_finish'); }
+}
+
+export function rootOf(bytes) { const r = new RootBuilder(); r.update(bytes); return r.finish(); }
+
+// ---- sealed stream (§1), segments sealed by WebCrypto ------------------------------------
+
+function nonce(prefix, counter, flag) {
+  const n = new Uint8Array(12);
+  n.set(prefix, 0);
+  new DataView(n.buffer).setUint32(7, counter);
+  n[11] = flag;
+  return n;
+}
+
+export class StreamSealer {
+  static async create(keyBytes, prefix, segmentSize = DEFAULT_SEGMENT_SIZE) {
+    const s = new StreamSealer();
+    s.key = await crypto.subtle.importKey('raw', keyBytes, 'AES-GCM', false, ['encrypt']);
+    s.prefix = prefix;
+    s.segmentSize = segmentSize;
+    const core = new Uint8Array(20);
+    core.set(MAGIC, 0);
+    core[8] = 1;
+    new DataView(core.buffer).setUint32(9, segmentSize);
+    core.set(prefix, 13);
+    const tag = new Uint8Array(await crypto.subtle.encrypt(
+      { name: 'AES-GCM', iv: nonce(prefix, 0xffffffff, 2), additionalData: core }, s.key, new Uint8Array(0)));
+    s.header = concat(core, tag);
+    return s;
+  }
+  async segment(index, plaintext, last) {
+    return new Uint8Array(await crypto.subtle.encrypt(
+      { name: 'AES-GCM', iv: nonce(this.prefix, index, last ? 1 : 0), additionalData: this.header }, this.key, plaintext));
+  }
+}
+
+// Reads a Blob/File in pieces of exactly `size` bytes (the last may be shorter).
+async function* pieces(blob, size) {
+  for (let at = 0; at < blob.size || (at === 0 && blob.size === 0); at += size) {
+    yield new Uint8Array(await blob.slice(at, at + size).arrayBuffer());
+    if (blob.size === 0) return;
+  }
+}
+
+// Seals a Blob into sealed-stream bytes, handing each ciphertext piece to `sink` in order.
+// Segments are sealed a few at a time in parallel (WebCrypto is asynchronous); memory stays at a
+// few segments whatever the size.
+export async function sealBlob(blob, keyBytes, prefix, sink, segmentSize = DEFAULT_SEGMENT_SIZE) {
+  const sealer = await StreamSealer.create(keyBytes, prefix, segmentSize);
+  await sink(sealer.header);
+  const count = Math.max(1, Math.ceil(blob.size / segmentSize));
+  const readSize = segmentSize * Math.max(1, Math.floor((4 << 20) / segmentSize));
+  let index = 0;
+  for await (const piece of pieces(blob, readSize)) {
+    const jobs = [];
+    for (let at = 0; at < piece.length || (piece.length === 0 && jobs.length === 0); at += segmentSize) {
+      const i = index++;
+      jobs.push(sealer.segment(i, piece.subarray(at, at + segmentSize), i === count - 1));
+      if (piece.length === 0) break;
+    }
+    for (const sealed of await Promise.all(jobs)) await sink(sealed);
+  }
+}
+
+export function sealedLength(plainLength, segmentSize = DEFAULT_SEGMENT_SIZE) {
+  return HEADER_LEN + plainLength + TAG_LEN * Math.max(1, Math.ceil(plainLength / segmentSize));
+}
+
+// Rust reference writer (licen-wasm), for comparisons and small data.
+export function sealBytesInWasm(keyBytes, prefix, segmentSize, plaintext) {
+  const s = new Uint8Array(4);
+  new DataView(s.buffer).setUint32(0, segmentSize);
+  try { return call('licen_seal_stream', concat(keyBytes, prefix, s, plaintext)); } finally { wipeWasm(); }
+}
+
+export function openStream(keyBytes, sealed) {
+  try { return call('licen_open_stream', concat(keyBytes, sealed)); } finally { wipeWasm(); }
+}
+
+// ---- envelopes and result keys (§2, §3) -----------------------------------------------------
+
+export function sealDatasetEnvelope(orchestratorKey, datasetRoot, keyBytes, randomness = randomBytes(32)) {
+  try { return call('licen_seal_dataset_envelope', concat(orchestratorKey, datasetRoot, keyBytes, randomness)); } finally { wipeWasm(); }
+}
+
+export function resultKeyMessage() { return new TextDecoder().decode(call('licen_result_key_message')); }
+
+export function resultKeypair(signature) {
+  try {
+    const out = call('licen_result_keypair', signature);
+    return { publicKey: out.slice(0, 32), secretKey: out.slice(32) };
+  } finally { wipeWasm(); }
+}
+
+export function openResult(secretKey, jobId32, datasetRoot, sealed) {
+  try { return call('licen_open_result', concat(secretKey, jobId32, datasetRoot, sealed)); } finally { wipeWasm(); }
+}
+
+// ---- storage through the relay --------------------------------------------------------------
+
+let rpcId = 1;
+export async function storageCall(method, params) {
+  const response = await fetch('/api/storage', {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: rpcId++, method, params }),
+  });
+  return rpcAnswer(response, method);
+}
+
+async function rpcAnswer(response, method) {
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `storage relay answered ${response.status} for ${method}`);
+  if (body.error) throw new Error(`storage node refused ${method}: ${body.error.message}`);
+  return body.result;
+}
+
+const ENCODER = new TextEncoder();
+
+// Uploads segments already JSON-encoded by licen-wasm, as one zgs_uploadSegments call.
+async function uploadSegmentJson(jsonSegments) {
+  const parts = [ENCODER.encode(`{"jsonrpc":"2.0","id":${rpcId++},"method":"zgs_uploadSegments","params":[[`)];
+  jsonSegments.forEach((s, i) => { if (i) parts.push(ENCODER.encode(',')); parts.push(s); });
+  parts.push(ENCODER.encode(']]}'));
+  const response = await fetch('/api/storage', {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: new Blob(parts),
+  });
+  await rpcAnswer(response, 'zgs_uploadSegments');
+}
+
+// Cuts a byte stream into 256 KiB storage segments and uploads them with proofs (the tree of
+// the last finished RootBuilder). Returns a sink function and a `finish`.
+export function segmentUploader(totalSize, onProgress) {
+  let buffer = new Uint8Array(STORAGE_SEGMENT);
+  let filled = 0, index = 0, sent = 0, batch = [];
+  const flushBatch = async () => {
+    if (batch.length) { const b = batch; batch = []; await uploadSegmentJson(b); }
+  };
+  const emit = async () => {
+    batch.push(call('licen_segment_json', buffer.subarray(0, filled), index));
+    sent += filled; index++; filled = 0;
+    if (batch.length >= UPLOAD_BATCH) await flushBatch();
+    onProgress?.(sent, totalSize);
+  };
+  return {
+    async write(bytes) {
+      let at = 0;
+      while (at < bytes.length) {
+        const n = Math.min(STORAGE_SEGMENT - filled, bytes.length - at);
+        buffer.set(bytes.subarray(at, at + n), filled);
+        filled += n; at += n;
+        if (filled === STORAGE_SEGMENT && sent + filled < totalSize) await emit();
+      }
+    },
+    async finish() {
+      if (filled > 0 || index === 0) await emit();
+      await flushBatch();
+    },
+  };
+}
+
+// Uploads small bytes (envelope, manifest) and returns their root.
+export async function uploadBytes(bytes) {
+  const root = rootOf(bytes);
+  const up = segmentUploader(bytes.length);
+  await up.write(bytes);
+  await up.finish();
+  return root;
+}
+
+// Downloads a whole file by root through the relay and checks it hashes to that root.
+export async function downloadFile(root, onProgress) {
+  const info = await storageCall('zgs_getFileInfo', [hex(root), true]);
+  if (!info) throw new Error(`the storage node has no file ${hex(root)}`);
+  if (!info.finalized) throw new Error(`file ${hex(root)} is not completely uploaded yet`);
+  const size = info.tx.size;
+  const out = new Uint8Array(size);
+  const chunks = Math.ceil(size / 256);
+  for (let start = 0; start < chunks; start += 1024) {
+    const end = Math.min(chunks, start + 1024);
+    const b64 = await storageCall('zgs_downloadSegment', [hex(root), start, end]);
+    const bin = atob(b64);
+    const n = Math.min(bin.length, size - start * 256);
+    for (let i = 0; i < n; i++) out[start * 256 + i] = bin.charCodeAt(i);
+    onProgress?.(Math.min(size, end * 256), size);
+  }
+  if (hex(rootOf(out)) !== hex(root)) throw new Error(`downloaded bytes do not hash to ${hex(root)}: the storage node sent something else`);
+  return out;
+}
+
+// ---- the owner's dataset pipeline -----------------------------------------------------------
+
+// Checks a JSONL file the way `licen publish` does (docs: crates/cli/src/manifest.rs): every
+// non-blank line one training example of one schema. Errors name the line, never its content.
+export async function scanJsonl(blob, onProgress) {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let schema = null, rows = 0, bytes = 0, lineNo = 0, carry = '';
+  const classify = (v) => {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) return null;
+    const isStr = (k) => typeof v[k] === 'string';
+    if (isStr('text')) return 'text';
+    if (isStr('prompt') && isStr('completion')) return 'prompt_completion';
+    if (Array.isArray(v.messages) && v.messages.length > 0 &&
+      v.messages.every((m) => m && typeof m.role === 'string' && typeof m.content === 'string')) return 'messages';
+    return null;
+  };
+  const line = (text) => {
+    lineNo++;
+    bytes += ENCODER.encode(text).length + 1;
+    if (!text.trim()) return;
+    let value;
+    try { value = JSON.parse(text); } catch { throw new Error(`line ${lineNo} is not valid JSON: each line must be one JSON object`); }
+    const found = classify(value);
+    if (!found) throw new Error(`line ${lineNo} is not a training example: expected {"text": string}, {"prompt": string, "completion": string} or {"messages": [{"role", "content"}, …]}`);
+    if (schema && schema !== found) throw new Error(`line ${lineNo} is a ${found} example but earlier lines are ${schema}: a dataset uses one schema`);
+    schema = found; rows++;
+  };
+  let done = 0;
+  for await (const piece of pieces(blob, 4 << 20)) {
+    let text;
+    try { text = carry + decoder.decode(piece, { stream: true }); } catch { throw new Error(`the file is not UTF-8 text (near byte ${done}): JSONL must be UTF-8`); }
+    const lines = text.split('\n');
+    carry = lines.pop();
+    lines.forEach(line);
+    done += piece.length;
+    onProgress?.(done, blob.size);
+  }
+  if (carry.length) line(carry);
+  if (!schema) throw new Error('the dataset has no examples: expected at least one JSON line');
+  return { schema, rows, bytes };
+}
+
+// Canonical manifest JSON: keys sorted, no whitespace (same bytes as the CLI's).
+export function manifestBytes(m) {
+  const sorted = {};
+  for (const k of Object.keys(m).sort()) sorted[k] = m[k];
+  return ENCODER.encode(JSON.stringify(sorted));
+}
+
+// Seal + root (pass 1) then seal again with the same key and prefix (identical bytes) + upload
+// with proofs (pass 2): memory stays at a few segments whatever the file size.
+export async function sealAndUpload(file, orchestratorKey, onProgress, opts = {}) {
+  await loadWasm();
+  const key = opts.key || randomBytes(32);
+  const prefix = opts.prefix || randomBytes(7);
+  const total = sealedLength(file.size);
+  const started = performance.now();
+  const root = new RootBuilder();
+  let hashed = 0;
+  await sealBlob(file, key, prefix, async (c) => { root.update(c); hashed += c.length; onProgress?.('sealing and hashing', hashed, total * 2, started); });
+  const datasetRoot = root.finish();
+  let uploaded = 0;
+  const up = segmentUploader(total);
+  await sealBlob(file, key, prefix, async (c) => { await up.write(c); uploaded += c.length; onProgress?.('uploading ciphertext', total + uploaded, total * 2, started); });
+  await up.finish();
+  const envelope = sealDatasetEnvelope(orchestratorKey, datasetRoot, key);
+  key.fill(0);
+  const envelopeRoot = await uploadBytes(envelope);
+  return { datasetRoot, envelopeRoot, sealedBytes: total, seconds: (performance.now() - started) / 1000 };
+}

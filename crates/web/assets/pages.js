@@ -1,0 +1,379 @@
+// The pages: marketplace, dataset (policy in words + escrow calculator + request), publish,
+// jobs and job (live timeline + result download), owner dashboard, audit pages. Each renders
+// into <main> from the indexer (through /api/indexer) and the chain (through the wallet).
+// Never sends plaintext or keys to the server: publish seals in crypto.js first.
+
+import * as C from './crypto.js';
+import * as wallet from './wallet.js';
+import { calls, words, wordBig } from './abi.js';
+
+let config = null;
+let stream = null;
+export function setConfig(c) { config = c; }
+export function leave() { if (stream) { stream.close(); stream = null; } }
+
+// ---- small DOM helpers -----------------------------------------------------------------------
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el[k] = v; else if (k === 'text') el.textContent = v; else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat(Infinity)) if (c !== null && c !== undefined && c !== false) el.append(c);
+  return el;
+}
+export const message = (kind, text) => h('div', { class: `msg ${kind}`, role: kind === 'error' ? 'alert' : 'status', text });
+export function flash(text, kind = 'error') {
+  const m = message(kind, text);
+  document.getElementById('main').prepend(m);
+  setTimeout(() => m.remove(), 8000);
+}
+const short = (x) => (x && x.length > 14 ? `${x.slice(0, 8)}…${x.slice(-6)}` : x);
+const link = (href, text) => h('a', { href, text });
+const kv = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', { text: k }), h('dd', {}, v)]));
+const mono = (t) => h('span', { class: 'mono', text: String(t ?? '—') });
+const when = (t) => (t ? new Date(t * 1000).toLocaleString() : '—');
+const txLink = (tx) => (config.chain.explorer_tx_url ? h('a', { href: config.chain.explorer_tx_url + tx, target: '_blank', class: 'mono', text: tx }) : mono(tx));
+const purposeLabel = (slug) => (config.purposes.find((p) => p.slug === slug) || { label: slug }).label;
+
+async function api(path) {
+  const r = await fetch(`/api/indexer/${path}`);
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || `the indexer answered ${r.status}`);
+  return body;
+}
+
+// Follows next_cursor (the indexer pages at 100): calls onPage with each page as it arrives.
+async function apiAll(path, onPage, max = 5000) {
+  const items = [];
+  let cursor = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await api(`${path}${sep}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    items.push(...page.items);
+    onPage?.(items);
+    cursor = page.next_cursor;
+  } while (cursor && items.length < max);
+  return items;
+}
+
+// Live updates from the indexer's stream; `fromBlock` replays from that block so an event that
+// landed between the page's fetch and the stream's start is not missed.
+function live(onEvent, fromBlock) {
+  leave();
+  stream = new EventSource(`/api/indexer/stream${fromBlock ? `?from_block=${fromBlock}` : ''}`);
+  const names = ['DatasetPublished', 'PolicyUpdated', 'DatasetPaused', 'DatasetResumed', 'EnvelopeRotated', 'AccessGranted',
+    'JobStarted', 'JobCompleted', 'JobFailed', 'JobExpired', 'JobReclaimed', 'reorg'];
+  let timer = null;
+  names.forEach((n) => stream.addEventListener(n, (e) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => onEvent(n, JSON.parse(e.data || '{}')), 150);
+  }));
+}
+
+const manifests = new Map();
+async function manifest(root) {
+  if (!manifests.has(root)) {
+    manifests.set(root, C.downloadFile(C.unhex(root)).then((b) => JSON.parse(new TextDecoder().decode(b))).catch(() => null));
+  }
+  return manifests.get(root);
+}
+
+function progressBar() {
+  const bar = h('progress', { max: 1, value: 0 });
+  const text = h('div', { class: 'muted', 'aria-live': 'polite' });
+  return {
+    el: h('div', {}, bar, text),
+    set(label, done, total, started) {
+      bar.value = total ? done / total : 0;
+      const secs = started ? (performance.now() - started) / 1000 : 0;
+      const rate = secs > 0 ? ` — ${(done / secs / 1e6).toFixed(1)} MB/s` : '';
+      text.textContent = `${label}: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB${rate}`;
+    },
+    note(t) { text.textContent = t; },
+  };
+}
+
+// ---- policy in words -------------------------------------------------------------------------
+
+function policyWords(p) {
+  const lines = [
+    `Price: ${wallet.formatWei(p.price_per_epoch)} per epoch of training.`,
+    `A run may train for 1 to ${p.max_epochs_per_run} epochs.`,
+    `Each researcher may run it at most ${p.max_runs_per_requester} time${p.max_runs_per_requester === 1 ? '' : 's'} (a fully refunded run does not count).`,
+    `Allowed purposes: ${p.allowed_purposes.map(purposeLabel).join(', ') || 'none'}.`,
+    `A granted request must start within ${Math.round(p.session_ttl / 60)} minutes, or the escrow is refunded.`,
+    p.expiry ? `No new requests after ${when(p.expiry)}.` : 'No end date for new requests.',
+    'The data stays encrypted: it is decrypted only inside an attested compute node, and you receive a trained adapter, never the data.',
+  ];
+  return h('ul', {}, lines.map((l) => h('li', { text: l })));
+}
+
+// ---- marketplace -----------------------------------------------------------------------------
+
+export async function marketplace(main) {
+  const params = new URLSearchParams(location.search);
+  const purpose = h('select', { id: 'f-purpose', 'aria-label': 'Purpose' }, new Option('any purpose', ''), config.purposes.map((p) => new Option(p.label, p.slug)));
+  purpose.value = params.get('purpose') || '';
+  const maxPrice = h('input', { id: 'f-price', placeholder: 'e.g. 0.5', inputmode: 'decimal', value: params.get('max_price_eth') || '' });
+  const text = h('input', { id: 'f-text', placeholder: 'name, root or owner', value: params.get('q') || '' });
+  const sort = h('select', { id: 'f-sort' }, new Option('newest', 'newest'), new Option('price', 'price'), new Option('popularity', 'popularity'));
+  sort.value = params.get('sort') || 'newest';
+  const list = h('div', { class: 'grid', id: 'datasets' });
+  const status = h('div', { class: 'muted' });
+  const form = h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); apply(); } },
+    h('label', {}, 'Purpose', purpose), h('label', {}, 'Max price per epoch (ETH)', maxPrice),
+    h('label', {}, 'Search', text), h('label', {}, 'Sort', sort), h('button', { type: 'submit', text: 'Filter' }));
+  main.replaceChildren(h('h1', { text: 'Marketplace' }), form, status, list);
+
+  let datasets = [];
+  const card = (d) => {
+    const title = h('a', { class: 'title', href: `/datasets/${d.root}`, text: short(d.root) });
+    const desc = h('div', { class: 'muted' });
+    const show = (m) => { if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${(m.byte_size / 1e6).toFixed(2)} MB`; d.name = m.name; } };
+    const el = h('div', { class: 'card', 'data-root': d.root }, title, desc,
+      h('div', {}, `${wallet.formatWei(d.policy.price_per_epoch)} / epoch · up to ${d.policy.max_epochs_per_run} epochs`),
+      h('div', { class: 'muted' }, d.policy.allowed_purposes.map(purposeLabel).join(', ')),
+      h('div', {}, d.paused ? h('span', { class: 'badge paused', text: 'paused' }) : h('span', { class: 'badge', text: `${d.job_count} jobs` })));
+    // Manifests come from storage: fetched only for cards scrolled into view.
+    el.loadManifest = () => manifest(d.manifest_root).then(show);
+    visible.observe(el);
+    return el;
+  };
+  const visible = new IntersectionObserver((entries) => entries.forEach((e) => {
+    if (e.isIntersecting) { visible.unobserve(e.target); e.target.loadManifest(); }
+  }));
+  const render = () => {
+    const q = text.value.trim().toLowerCase();
+    const shown = datasets.filter((d) => !q || d.root.includes(q) || d.owner.toLowerCase().includes(q) || (d.name || '').toLowerCase().includes(q));
+    list.replaceChildren(...shown.map(card));
+    if (shown.length && !window.licenMarks.firstList) window.licenMarks.firstList = performance.now();
+    status.textContent = `${shown.length} dataset${shown.length === 1 ? '' : 's'}${q ? ' matching' : ''} · updates live`;
+  };
+  const load = async () => {
+    const qs = new URLSearchParams({ sort: sort.value });
+    if (purpose.value) qs.set('purpose', purpose.value);
+    if (maxPrice.value.trim()) qs.set('max_price', wallet.parseEth(maxPrice.value).toString());
+    await apiAll(`datasets?${qs}`, (items) => { datasets = items; render(); });
+  };
+  const apply = async () => {
+    const qs = new URLSearchParams();
+    if (purpose.value) qs.set('purpose', purpose.value);
+    if (maxPrice.value.trim()) qs.set('max_price_eth', maxPrice.value.trim());
+    if (text.value.trim()) qs.set('q', text.value.trim());
+    if (sort.value !== 'newest') qs.set('sort', sort.value);
+    history.replaceState(null, '', `/${qs.toString() ? '?' + qs : ''}`);
+    try { await load(); } catch (e) { status.replaceChildren(message('error', e.message)); }
+  };
+  text.oninput = render;
+  window.licenMarks = {};
+  await load();
+  window.licenMarks.allListed = performance.now();
+  live(() => load().catch(() => {}));
+}
+
+// ---- dataset ---------------------------------------------------------------------------------
+
+export async function dataset(main, root) {
+  const d = await api(`datasets/${root}`);
+  const m = await manifest(d.manifest_root);
+  const epochs = h('input', { id: 'epochs', type: 'number', min: 1, max: d.policy.max_epochs_per_run, value: 1 });
+  const purpose = h('select', { id: 'purpose' }, d.policy.allowed_purposes.map((slug) => {
+    const p = config.purposes.find((x) => x.slug === slug);
+    return new Option(p ? p.label : slug, p ? p.bit : '');
+  }));
+  const escrow = h('strong', { id: 'escrow' });
+  const out = h('div');
+  const price = BigInt(d.policy.price_per_epoch);
+  const recompute = () => {
+    const n = Math.max(1, Math.min(Number(epochs.value) || 1, d.policy.max_epochs_per_run));
+    if (Number(epochs.value) !== n) epochs.value = n;
+    escrow.textContent = `${wallet.formatWei(price * BigInt(n))} (${wallet.formatWei(price)} × ${n} epoch${n === 1 ? '' : 's'})`;
+    return n;
+  };
+  epochs.oninput = recompute;
+  recompute();
+  const button = h('button', { type: 'submit', id: 'request', text: 'Request training' });
+  const form = h('form', { class: 'stack', onsubmit: async (e) => {
+    e.preventDefault();
+    button.disabled = true;
+    out.replaceChildren(message('info', 'Preparing…'));
+    try {
+      const n = recompute();
+      const status = (t) => out.replaceChildren(message('info', t));
+      if (!wallet.available()) throw new Error('No wallet found: install a browser wallet to request training.');
+      if (!wallet.current()) await wallet.connect();
+      await wallet.checkNetwork();
+      status('Sign the result-key message in your wallet: it derives the key only you can open the trained model with…');
+      const sig = await wallet.personalSign(C.resultKeyMessage());
+      const { publicKey, secretKey } = C.resultKeypair(C.unhex(sig));
+      secretKey.fill(0);
+      const { receipt } = await wallet.send(config.chain.data_policy, calls.requestAccess(root, n, Number(purpose.value), C.hex(publicKey)), price * BigInt(n), status);
+      const granted = receipt.logs.find((l) => l.address.toLowerCase() === config.chain.data_policy.toLowerCase() && l.topics.length === 4 && l.topics[2].toLowerCase() === root.toLowerCase());
+      const jobId = granted ? BigInt(granted.topics[1]).toString() : null;
+      out.replaceChildren(message('ok', `Access granted${jobId ? `: job ${jobId}` : ''}. The orchestrator starts training shortly.`), jobId ? link(`/jobs/${jobId}`, 'Follow the job →') : '');
+    } catch (err) {
+      out.replaceChildren(message('error', err.message));
+    } finally { button.disabled = false; }
+  } },
+  h('label', {}, 'Epochs', epochs), h('label', {}, 'Purpose', purpose), h('div', {}, 'Escrow: ', escrow),
+  h('div', { class: 'muted', text: 'Unspent escrow is refunded automatically; a job that never starts can be refunded.' }), button, out);
+  main.replaceChildren(
+    h('h1', { text: m?.name || `Dataset ${short(root)}` }),
+    d.paused ? message('info', 'The owner has paused this dataset: it takes no requests right now.') : '',
+    h('div', { class: 'card' }, h('p', { text: m?.description || 'No description.' }),
+      m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${(m.byte_size / 1e6).toFixed(2)} MB (≈${m.token_estimate} tokens)`], ['License', m.license || '—']]) : message('info', 'The manifest could not be loaded from storage.')),
+    h('h2', { text: 'Policy' }), h('div', { class: 'card' }, policyWords(d.policy)),
+    h('h2', { text: 'Stats' }), h('div', { class: 'card' }, kv([['Requests', String(d.stats.requests)], ['Completed runs', String(d.stats.completed_runs)], ['Epochs sold', String(d.stats.epochs_sold)], ['Researchers', String(d.stats.distinct_researchers)], ['Escrow held', wallet.formatWei(d.stats.escrow_held)]])),
+    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? message('info', 'Paused: requests are refused.') : form),
+    h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
+  live((name, ev) => { if (ev?.event && JSON.stringify(ev.event).toLowerCase().includes(root.toLowerCase().slice(2))) dataset(main, root); });
+}
+
+// ---- publish ---------------------------------------------------------------------------------
+
+export async function publish(main) {
+  const file = h('input', { type: 'file', id: 'file', accept: '.jsonl,application/jsonl,text/plain', required: true });
+  const name = h('input', { id: 'name', required: true, placeholder: 'Customer support dialogues' });
+  const description = h('textarea', { id: 'description', placeholder: 'What the data is, where it comes from' });
+  const license = h('input', { id: 'license', placeholder: 'e.g. CC-BY-NC-4.0, or your terms' });
+  const price = h('input', { id: 'price', value: '0.01', inputmode: 'decimal' });
+  const maxEpochs = h('input', { id: 'max-epochs', type: 'number', min: 1, value: 3 });
+  const maxRuns = h('input', { id: 'max-runs', type: 'number', min: 1, value: 5 });
+  const ttl = h('input', { id: 'ttl', type: 'number', min: 1, value: 60 });
+  const orchestrator = h('input', { id: 'orchestrator', value: config.chain.default_orchestrator || '', required: true, class: 'mono' });
+  const purposes = config.purposes.map((p) => h('label', { style: 'flex-direction:row;gap:.4rem;align-items:center' },
+    h('input', { type: 'checkbox', value: p.bit, checked: p.slug === 'research' }), p.label));
+  const progress = progressBar();
+  const out = h('div', { id: 'publish-result' });
+  const button = h('button', { type: 'submit', id: 'publish', text: 'Seal, upload and publish' });
+  const form = h('form', { class: 'stack', onsubmit: async (e) => {
+    e.preventDefault();
+    button.disabled = true;
+    out.replaceChildren();
+    try {
+      const f = file.files[0];
+      if (!f) throw new Error('Choose a JSONL file first.');
+      const bits = purposes.map((l) => l.querySelector('input')).filter((i) => i.checked).reduce((a, i) => a | (1 << Number(i.value)), 0);
+      if (!bits) throw new Error('Allow at least one purpose.');
+      const policy = { pricePerEpoch: wallet.parseEth(price.value), maxEpochsPerRun: Number(maxEpochs.value), maxRunsPerRequester: Number(maxRuns.value), sessionTtl: Number(ttl.value) * 60, allowedPurposes: bits, expiry: 0 };
+      if (policy.pricePerEpoch <= 0n) throw new Error('The price per epoch must be above zero.');
+      if (!(policy.maxEpochsPerRun >= 1 && policy.maxEpochsPerRun <= 65535)) throw new Error('Max epochs per run must be between 1 and 65535.');
+      if (!wallet.available()) throw new Error('No wallet found: install a browser wallet to publish.');
+      if (!wallet.current()) await wallet.connect();
+      await wallet.checkNetwork();
+      // The orchestrator key comes from the chain, through the wallet's RPC.
+      const answer = words(await wallet.ethCall(config.chain.data_policy, calls.orchestratorKey(orchestrator.value.trim())));
+      if (answer.length < 2 || wordBig(answer[1]) === 0n) throw new Error(`Orchestrator ${orchestrator.value} is not registered or was deactivated on this contract: choose an active orchestrator.`);
+      const orchestratorKey = C.unhex(answer[0]);
+      progress.note('Checking the file (it stays in this page)…');
+      const summary = await C.scanJsonl(f, (d, t) => progress.set('checking', d, t));
+      const sealed = await C.sealAndUpload(f, orchestratorKey, (label, d, t, s) => progress.set(label, d, t, s));
+      const manifestRoot = await C.uploadBytes(C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 }));
+      progress.note(`Sealed and uploaded ${(sealed.sealedBytes / 1e6).toFixed(1)} MB in ${sealed.seconds.toFixed(1)} s. Confirm the transaction in your wallet…`);
+      const { hash } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(sealed.envelopeRoot), C.hex(manifestRoot), policy), 0n, (t) => progress.note(t));
+      const root = C.hex(sealed.datasetRoot);
+      out.replaceChildren(message('ok', 'Published.'), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ['Rows', String(summary.rows)]]));
+    } catch (err) {
+      out.replaceChildren(message('error', err.message));
+    } finally { button.disabled = false; }
+  } },
+  h('label', {}, 'JSONL file (encrypted here, in your browser)', file), h('label', {}, 'Name', name), h('label', {}, 'Description', description), h('label', {}, 'License', license),
+  h('div', { class: 'row' }, h('label', {}, 'Price per epoch (ETH)', price), h('label', {}, 'Max epochs per run', maxEpochs), h('label', {}, 'Runs per researcher', maxRuns), h('label', {}, 'Grant valid (minutes)', ttl)),
+  h('fieldset', {}, h('legend', { text: 'Allowed purposes' }), h('div', { class: 'row' }, purposes)),
+  h('label', {}, 'Orchestrator (its key is read from the chain)', orchestrator), button, progress.el, out);
+  main.replaceChildren(h('h1', { text: 'Publish a dataset' }), h('div', { class: 'card' }, form));
+}
+
+// ---- jobs ------------------------------------------------------------------------------------
+
+const STATES = ['Granted', 'Running', 'Completed'];
+export async function myJobs(main) {
+  const me = wallet.current();
+  if (!me) { main.replaceChildren(h('h1', { text: 'My jobs' }), message('info', 'Connect a wallet to see the jobs you requested.')); return; }
+  const jobs = (await apiAll(`jobs?researcher=${me}`));
+  const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, link(`/datasets/${j.dataset_root}`, short(j.dataset_root))), h('td', { text: j.state }), h('td', { text: String(j.epochs) }), h('td', { text: wallet.formatWei(j.escrow) }));
+  main.replaceChildren(h('h1', { text: 'My jobs' }), jobs.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'Dataset', 'State', 'Epochs', 'Escrow'].map((t) => h('th', { text: t }))), jobs.map(row))) : message('info', 'No jobs yet: request training on a dataset in the marketplace.'));
+  live(() => myJobs(main));
+}
+
+export async function job(main, id, refresh = false) {
+  const j = await api(`jobs/${id}`);
+  const reached = new Set(j.timeline.map((t) => t.state));
+  const steps = j.timeline.map((t) => h('li', {}, h('strong', { text: t.state }), ' ', h('span', { class: 'muted', text: when(t.time) }), h('div', {}, txLink(t.tx))));
+  if (!['Completed', 'Expired', 'Failed', 'Reclaimed'].includes(j.state)) STATES.filter((s) => !reached.has(s)).forEach((s) => steps.push(h('li', { class: 'pending' }, h('span', { class: 'muted', text: `${s} (waiting)` }))));
+  const out = h('div', { id: 'download-result' });
+  const download = h('button', { id: 'download', text: 'Download and open the result' });
+  download.onclick = async () => {
+    download.disabled = true;
+    const bar = progressBar();
+    out.replaceChildren(bar.el);
+    try {
+      if (!wallet.current()) await wallet.connect();
+      if (wallet.current().toLowerCase() !== j.researcher.toLowerCase()) throw new Error(`This job was requested by ${j.researcher}: only that wallet's result key opens it. Switch accounts.`);
+      bar.note('Sign the result-key message (the same one you signed when requesting)…');
+      const { secretKey } = C.resultKeypair(C.unhex(await wallet.personalSign(C.resultKeyMessage())));
+      const sealed = await C.downloadFile(C.unhex(j.result_hash), (d, t) => bar.set('downloading', d, t));
+      const jobWord = C.unhex(BigInt(j.id).toString(16).padStart(64, '0'));
+      let plain;
+      try { plain = C.openResult(secretKey, jobWord, C.unhex(j.dataset_root), sealed); } finally { secretKey.fill(0); }
+      const isJson = plain[0] === 0x7b;
+      const blob = new Blob([plain], { type: isJson ? 'application/json' : 'application/octet-stream' });
+      const a = h('a', { href: URL.createObjectURL(blob), download: isJson ? `result-job-${j.id}.json` : `result-job-${j.id}.bin`, id: 'result-file', text: `Save ${isJson ? 'result.json' : 'result.bin'} (${plain.length} bytes)` });
+      out.replaceChildren(message('ok', 'The result opened with your key and verified.'), a, isJson ? h('pre', { id: 'result-preview', class: 'card mono', text: new TextDecoder().decode(plain).slice(0, 2000) }) : '');
+    } catch (e) { out.replaceChildren(message('error', e.message)); } finally { download.disabled = false; }
+  };
+  main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }),
+    h('div', { class: 'card' }, kv([['Dataset', link(`/datasets/${j.dataset_root}`, j.dataset_root)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
+      ['Escrow', wallet.formatWei(j.escrow)], ['Royalty to owner', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee', j.fee ? wallet.formatWei(j.fee) : '—'], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
+      ['Result root', mono(j.result_hash)], ['Attestation reference', mono(j.attestation_ref)], j.fail_reason ? ['Failure', j.fail_reason] : null])),
+    h('h2', { text: 'Timeline (live)' }), h('ol', { class: 'timeline', id: 'timeline' }, steps),
+    j.state === 'Completed' ? h('div', { class: 'card' }, h('h2', { text: 'Result' }), download, out) : '',
+    h('p', {}, link(`/audit/jobs/${j.id}`, 'Audit: every hash and transaction of this job →')));
+  const terminal = ['Completed', 'Expired', 'Failed', 'Reclaimed'].includes(j.state);
+  if (terminal) leave();
+  else if (!refresh) live(() => job(main, id, true), j.timeline.length ? j.timeline[j.timeline.length - 1].block : null);
+}
+
+// ---- owner dashboard -------------------------------------------------------------------------
+
+export async function dashboard(main) {
+  const me = wallet.current();
+  if (!me) { main.replaceChildren(h('h1', { text: 'Dashboard' }), message('info', 'Connect a wallet to see your datasets and earnings.')); return; }
+  const [mine, earnings] = await Promise.all([apiAll(`datasets?owner=${me}`).then((items) => ({ items })), api(`owners/${me}/earnings`)]);
+  const out = h('div');
+  const act = async (what, data) => {
+    out.replaceChildren(message('info', `${what}…`));
+    try { await wallet.send(config.chain.data_policy, data, 0n, (t) => out.replaceChildren(message('info', t))); out.replaceChildren(message('ok', `${what}: done.`)); setTimeout(() => dashboard(main), 800); } catch (e) { out.replaceChildren(message('error', e.message)); }
+  };
+  const rows = mine.items.map((d) => h('tr', {}, h('td', {}, link(`/datasets/${d.root}`, short(d.root))), h('td', { text: wallet.formatWei(d.policy.price_per_epoch) }), h('td', { text: String(d.job_count) }), h('td', { text: d.paused ? 'paused' : 'open' }),
+    h('td', {}, d.paused ? h('button', { class: 'secondary', text: 'Resume', onclick: () => act('Resuming', calls.resume(d.root)) }) : h('button', { class: 'secondary', text: 'Pause', onclick: () => act('Pausing', calls.pause(d.root)) }))));
+  main.replaceChildren(h('h1', { text: 'Owner dashboard' }), out,
+    h('div', { class: 'card' }, kv([['Datasets', String(earnings.datasets)], ['Completed runs', String(earnings.completed_runs)], ['Earned', wallet.formatWei(earnings.earned)], ['Withdrawn', wallet.formatWei(earnings.withdrawn)], ['Withdrawable now', h('strong', { id: 'balance', text: wallet.formatWei(earnings.balance) })]]),
+      h('p', {}, h('button', { id: 'withdraw', text: 'Withdraw', disabled: BigInt(earnings.balance) === 0n, onclick: () => act('Withdrawing', calls.withdraw()) }))),
+    h('h2', { text: 'My datasets' }), mine.items.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Dataset', 'Price/epoch', 'Jobs', 'State', ''].map((t) => h('th', { text: t }))), rows)) : message('info', 'You have not published a dataset yet.'));
+  live(() => dashboard(main));
+}
+
+// ---- audit -----------------------------------------------------------------------------------
+
+export async function auditDataset(main, root) {
+  const d = await api(`datasets/${root}`);
+  const jobs = await apiAll(`jobs?dataset=${root}`);
+  main.replaceChildren(h('h1', { text: `Audit: dataset ${short(root)}` }),
+    h('div', { class: 'card' }, kv([['Dataset root (0G root of the ciphertext)', mono(d.root)], ['Key envelope root', mono(d.envelope_root)], ['Manifest root', mono(d.manifest_root)], ['Policy hash', mono(d.policy_hash)],
+      ['Owner', mono(d.owner)], ['Orchestrator', mono(d.orchestrator)], ['Published in block', String(d.created.block)], ['Publish transaction', txLink(d.created.tx)], ['Contract', mono(config.chain.data_policy)]])),
+    h('h2', { text: 'Jobs' }), h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'State', 'Researcher', 'Result root'].map((t) => h('th', { text: t }))),
+      jobs.map((j) => h('tr', {}, h('td', {}, link(`/audit/jobs/${j.id}`, `#${j.id}`)), h('td', { text: j.state }), h('td', {}, mono(j.researcher)), h('td', {}, mono(j.result_hash)))))));
+}
+
+export async function auditJob(main, id) {
+  const j = await api(`jobs/${id}`);
+  main.replaceChildren(h('h1', { text: `Audit: job #${j.id}` }),
+    h('div', { class: 'card' }, kv([['Dataset root', link(`/audit/datasets/${j.dataset_root}`, j.dataset_root)], ['Researcher', mono(j.researcher)], ['Result key (X25519 public)', mono(j.result_key)],
+      ['Price per epoch (snapshot)', wallet.formatWei(j.price_per_epoch)], ['Escrow', wallet.formatWei(j.escrow)], ['Result root', mono(j.result_hash)], ['Attestation reference (evidence root)', mono(j.attestation_ref)],
+      ['Grant expires', when(j.expires_at)], ['Run deadline', when(j.run_deadline)], ['Royalty / fee / refund', `${j.royalty ?? '—'} / ${j.fee ?? '—'} / ${j.refund ?? '—'} wei`]])),
+    h('h2', { text: 'Transactions' }), h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['State', 'Block', 'Time', 'Transaction'].map((t) => h('th', { text: t }))),
+      j.timeline.map((t) => h('tr', {}, h('td', { text: t.state }), h('td', { text: String(t.block) }), h('td', { text: when(t.time) }), h('td', {}, txLink(t.tx)))))));
+}

@@ -1,0 +1,150 @@
+// The wallet: any EIP-1193 provider (window.ethereum), or, in `licen dev` only, the INSECURE
+// development wallet over anvil's unlocked dev accounts. Owns account/network checks and the
+// transaction path (preflight eth_call → plain sentence instead of a failed transaction → send
+// → receipt). Never holds a private key: the dev wallet asks anvil to sign.
+
+import { explainRevert } from './abi.js';
+
+let config = null;
+let provider = null;
+let isDev = false;
+let account = null;
+const listeners = new Set();
+
+export const onChange = (f) => listeners.add(f);
+const changed = () => listeners.forEach((f) => f());
+
+async function rpc(url, method, params = []) {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const body = await r.json();
+  if (body.error) { const e = new Error(body.error.message); e.code = body.error.code; e.data = body.error.data; throw e; }
+  return body.result;
+}
+
+// Talks to anvil directly: eth_sendTransaction and personal_sign work for its unlocked accounts.
+class DevWallet {
+  constructor(url) { this.url = url; }
+  async request({ method, params }) {
+    if (method === 'eth_requestAccounts') method = 'eth_accounts';
+    return rpc(this.url, method, params);
+  }
+}
+
+export function init(cfg) {
+  config = cfg;
+  if (window.ethereum) {
+    provider = window.ethereum;
+    provider.on?.('accountsChanged', (a) => { account = a[0] || null; changed(); });
+    provider.on?.('chainChanged', () => changed());
+  } else if (cfg.dev_wallet) {
+    provider = new DevWallet(cfg.chain.rpc_url);
+    isDev = true;
+    account = localStorage.getItem('licen.devAccount');
+  }
+}
+
+export const available = () => provider !== null;
+export const isDevWallet = () => isDev;
+export const current = () => account;
+
+export async function devAccounts() { return isDev ? provider.request({ method: 'eth_accounts' }) : []; }
+export function chooseDevAccount(a) { account = a; localStorage.setItem('licen.devAccount', a); changed(); }
+
+export async function connect() {
+  if (!provider) throw new Error('No wallet found: install a browser wallet (EIP-1193, e.g. MetaMask) to sign transactions.');
+  try {
+    const accounts = await provider.request({ method: 'eth_requestAccounts' });
+    if (!isDev || !account) account = accounts[0] || null;
+  } catch (e) {
+    throw new Error(e.code === 4001 ? 'You declined the connection request in your wallet.' : `The wallet did not connect: ${e.message}`);
+  }
+  if (!account) throw new Error('The wallet has no account: create or unlock one.');
+  changed();
+  return account;
+}
+
+export async function request(method, params) { return provider.request({ method, params }); }
+
+export async function checkNetwork() {
+  const id = parseInt(await request('eth_chainId', []), 16);
+  if (id !== config.chain.chain_id) {
+    throw new Error(`Your wallet is on chain ${id}, but this marketplace runs on chain ${config.chain.chain_id}. Switch network in your wallet, then try again.`);
+  }
+}
+
+export async function ethCall(to, data, from) {
+  return request('eth_call', [{ to, data, ...(from ? { from } : {}) }, 'latest']);
+}
+
+export async function balance(a) { return BigInt(await request('eth_getBalance', [a, 'latest'])); }
+
+function revertData(e) {
+  let d = e?.data;
+  if (d && typeof d === 'object') d = d.data || d.originalError?.data;
+  return typeof d === 'string' && d.startsWith('0x') ? d : null;
+}
+
+// Sends one contract transaction: checks the network and funds and simulates it first, so a
+// policy violation is a sentence and no gas is spent. Returns { hash, receipt }.
+export async function send(to, data, value = 0n, onStatus = () => {}) {
+  if (!account) await connect();
+  await checkNetwork();
+  const tx = { from: account, to, data, value: '0x' + value.toString(16) };
+  onStatus('checking with the contract…');
+  let gas;
+  try {
+    await request('eth_call', [tx, 'latest']);
+    gas = BigInt(await request('eth_estimateGas', [tx]));
+  } catch (e) {
+    const reason = explainRevert(revertData(e));
+    throw new Error(reason ? `The contract would refuse this: ${reason}.` : `The transaction would fail: ${e.message}`);
+  }
+  const gasPrice = BigInt(await request('eth_gasPrice', []));
+  const have = await balance(account);
+  const need = value + gas * gasPrice;
+  if (have < need) {
+    throw new Error(`Insufficient funds: this needs ${formatWei(need)} (escrow ${formatWei(value)} + gas), the wallet holds ${formatWei(have)}.`);
+  }
+  onStatus('waiting for your signature in the wallet…');
+  let hash;
+  try {
+    hash = await request('eth_sendTransaction', [{ ...tx, gas: '0x' + ((gas * 12n) / 10n).toString(16) }]);
+  } catch (e) {
+    if (e.code === 4001) throw new Error('You rejected the transaction in your wallet: nothing was sent.');
+    throw new Error(`The wallet could not send the transaction: ${e.message}`);
+  }
+  onStatus(`sent ${hash.slice(0, 12)}…, waiting for the block…`);
+  for (;;) {
+    const receipt = await request('eth_getTransactionReceipt', [hash]);
+    if (receipt) {
+      if (receipt.status !== '0x1') throw new Error(`Transaction ${hash} failed on-chain.`);
+      return { hash, receipt };
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+// EIP-191 personal_sign of a UTF-8 message → 65-byte signature.
+export async function personalSign(message) {
+  if (!account) await connect();
+  const data = '0x' + Array.from(new TextEncoder().encode(message), (b) => b.toString(16).padStart(2, '0')).join('');
+  try {
+    return await request('personal_sign', [data, account]);
+  } catch (e) {
+    if (e.code === 4001) throw new Error('You rejected the signature request: the result key cannot be derived without it.');
+    throw new Error(`The wallet could not sign: ${e.message}`);
+  }
+}
+
+export function formatWei(wei) {
+  const w = BigInt(wei);
+  const whole = w / 10n ** 18n, frac = w % 10n ** 18n;
+  if (frac === 0n) return `${whole} ETH`;
+  return `${whole}.${frac.toString().padStart(18, '0').replace(/0+$/, '')} ETH`;
+}
+
+export function parseEth(text) {
+  const m = /^\s*(\d+)(?:\.(\d{1,18}))?\s*$/.exec(text);
+  if (!m) throw new Error(`"${text}" is not an amount: write it like 0.01`);
+  return BigInt(m[1]) * 10n ** 18n + BigInt((m[2] || '').padEnd(18, '0'));
+}

@@ -1,0 +1,177 @@
+//! Web app benchmarks in headless Chromium (`cargo bench -p licen-web --bench web`), issue 6's
+//! figures:
+//!
+//! - seal + 0G root + upload of a file in the page, through the relay to a real storage node:
+//!   MB/s end to end (target ≥ 150 MB/s), and the page's peak JS heap for two sizes (must not
+//!   grow with the size). `LICEN_BENCH_MIB` sets the large size (default 256).
+//! - marketplace with 1,000 datasets in a real indexer database: first contentful paint, first
+//!   list paint and all 1,000 listed (target: first paint ≤ 300 ms).
+//!
+//! Skips with a printed reason when Chromium is not installed.
+
+use std::time::Duration;
+
+use alloy_primitives::{B256, U256};
+use licen_indexer::event::{Event, Located, PolicyRecord};
+use licen_indexer::{Cursor, Db};
+use licen_web::testing::{Browser, unavailable};
+use serde_json::json;
+
+fn main() {
+    if let Some(reason) = unavailable() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    runtime.block_on(bench());
+}
+
+async fn bench() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node_config = licen_storage::node::NodeConfig::new(dir.path().join("storage"));
+    node_config.listen = "127.0.0.1:0".parse().unwrap();
+    let storage = licen_storage::node::start(node_config).await.unwrap();
+
+    // An indexer database with 1,000 published datasets, served by the indexer's own API.
+    let db = Db::open(&dir.path().join("indexer.sqlite")).await.unwrap();
+    let events: Vec<Located> = (0..1000u64)
+        .map(|i| Located {
+            block_number: 1 + i / 10,
+            block_hash: B256::from(U256::from(1 + i / 10)),
+            block_time: 1_700_000_000 + i,
+            tx_hash: B256::from(U256::from(1_000_000 + i)),
+            log_index: i % 10,
+            event: Event::DatasetPublished {
+                dataset_root: licen_indexer::event::hex_b256(&B256::from(U256::from(i + 1))),
+                owner: format!("0x{:040x}", i % 50 + 1),
+                orchestrator: format!("0x{:040x}", 7),
+                envelope_root: format!("0x{:064x}", 1),
+                manifest_root: format!("0x{:064x}", 2),
+                policy: PolicyRecord {
+                    price_per_epoch: ((i * 7919) % 100_000 * 1_000_000_000).to_string(),
+                    max_epochs_per_run: 5,
+                    max_runs_per_requester: 3,
+                    session_ttl: 600,
+                    allowed_purposes: u32::try_from(1 + i % 127).unwrap(),
+                    expiry: 0,
+                },
+                policy_hash: format!("0x{:064x}", 3),
+            },
+        })
+        .collect();
+    db.commit_batch(
+        &events,
+        &[],
+        Cursor {
+            number: 100,
+            hash: B256::from(U256::from(100)),
+        },
+    )
+    .await
+    .unwrap();
+    let (indexer, _task) = licen_indexer::api::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        licen_indexer::api::ApiState { db, chain: None },
+    )
+    .await
+    .unwrap();
+    let web = licen_web::start(licen_web::WebConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        indexer_url: format!("http://{indexer}"),
+        storage_url: storage.url(),
+        chain: licen_web::PublicChain {
+            chain_id: 31337,
+            rpc_url: "http://127.0.0.1:9".into(),
+            data_policy: alloy_primitives::Address::ZERO,
+            default_orchestrator: None,
+            explorer_tx_url: None,
+        },
+        dev_wallet: false,
+        request_tap: None,
+    })
+    .await
+    .unwrap();
+    let browser = Browser::launch(1280, 900).await.unwrap();
+    browser.script_timeout(600_000).await.unwrap();
+
+    // Marketplace first paint: a cold navigation, five times.
+    let mut rows = Vec::new();
+    for _ in 0..5 {
+        browser.goto(&format!("{}/", web.url())).await.unwrap();
+        browser
+            .wait_for(
+                "window.licenMarks && window.licenMarks.allListed",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        let marks = browser
+            .execute(
+                "const p = performance.getEntriesByName('first-contentful-paint')[0];
+                 return {fcp: p ? p.startTime : null, first: window.licenMarks.firstList, all: window.licenMarks.allListed,
+                         cards: document.querySelectorAll('#datasets .card').length};",
+                json!([]),
+            )
+            .await
+            .unwrap();
+        rows.push(marks);
+    }
+    let cards = rows[0]["cards"].as_u64().unwrap();
+    assert_eq!(cards, 1000, "all datasets listed");
+    let median = |key: &str| {
+        let mut v: Vec<f64> = rows.iter().filter_map(|r| r[key].as_f64()).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "marketplace, 1,000 datasets (median of 5 cold loads): first contentful paint {:.0} ms, first list paint {:.0} ms ({:.2}× the 300 ms limit), all 1,000 listed {:.0} ms",
+        median("fcp"),
+        median("first"),
+        median("first") / 300.0,
+        median("all")
+    );
+
+    // Seal + root + upload in the page: a small and a large file, peak heap sampled every 20 ms.
+    let large: u64 = std::env::var("LICEN_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    browser.goto(&format!("{}/jobs", web.url())).await.unwrap();
+    browser
+        .wait_for("document.body.dataset.ready", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (_, public) = licen_crypto::keypair_from_seed(&[7; 32]);
+    for mib in [large / 4, large] {
+        let r = browser
+            .run(
+                "const C = await import('/assets/crypto.js'); await C.loadWasm();
+                 const piece = new Uint8Array(4 << 20); for (let i = 0; i < piece.length; i += 65536) crypto.getRandomValues(piece.subarray(i, i + 65536));
+                 const file = new Blob(Array(args.mib / 4).fill(piece));
+                 let peak = performance.memory.usedJSHeapSize;
+                 const timer = setInterval(() => { peak = Math.max(peak, performance.memory.usedJSHeapSize); }, 20);
+                 const t0 = performance.now();
+                 const r = await C.sealAndUpload(file, C.unhex(args.pk), null);
+                 const secs = (performance.now() - t0) / 1000;
+                 clearInterval(timer);
+                 return {secs, bytes: file.size, sealed: r.sealedBytes, peak};",
+                json!({"mib": mib.max(4), "pk": hex::encode(public.to_bytes())}),
+            )
+            .await
+            .unwrap();
+        let secs = r["secs"].as_f64().unwrap();
+        let bytes = r["bytes"].as_f64().unwrap();
+        let rate = bytes / secs / 1e6;
+        println!(
+            "seal + root + upload in the page, {} MiB: {:.1} s, {:.0} MB/s ({:.2}× the 150 MB/s target), peak JS heap {:.1} MiB",
+            mib.max(4),
+            secs,
+            rate,
+            rate / 150.0,
+            r["peak"].as_f64().unwrap() / 1048576.0
+        );
+    }
+    drop(browser);
+    web.stop().await;
+    storage.shutdown().await.unwrap();
+}

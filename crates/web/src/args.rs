@@ -1,0 +1,61 @@
+//! Command-line flags of the standalone web app, shared by `licen-web` and `licen web`.
+//! Holds public configuration only: there is no flag for a key, because the server needs none.
+
+use crate::server::{PublicChain, WebConfig};
+
+/// Serve the LICEN marketplace web app (holds no secrets; wallets sign in the browser).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LICEN_WEB_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: std::net::SocketAddr,
+    /// The indexer's query API.
+    #[arg(
+        long,
+        env = "LICEN_INDEXER_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub indexer: String,
+    /// The storage node's zgs JSON-RPC endpoint (ciphertext uploads are relayed to it).
+    #[arg(
+        long,
+        env = "LICEN_STORAGE_URL",
+        default_value = "http://127.0.0.1:5678"
+    )]
+    pub storage: String,
+    /// The chain's JSON-RPC URL offered to wallets.
+    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    pub rpc: String,
+    /// The chain id wallets must be on.
+    #[arg(long, env = "LICEN_CHAIN_ID", default_value_t = 31337)]
+    pub chain_id: u64,
+    /// The DataPolicy contract address.
+    #[arg(long, env = "LICEN_CONTRACT")]
+    pub contract: alloy_primitives::Address,
+    /// Orchestrator suggested on the publish page (its key is still read from the chain).
+    #[arg(long, env = "LICEN_ORCHESTRATOR")]
+    pub orchestrator: Option<alloy_primitives::Address>,
+    /// Block explorer prefix for transaction links (`<prefix><tx hash>`).
+    #[arg(long, env = "LICEN_EXPLORER_TX_URL")]
+    pub explorer_tx_url: Option<String>,
+}
+
+impl WebArgs {
+    /// The server configuration (no development wallet: that is `licen dev` only).
+    pub fn config(&self) -> WebConfig {
+        WebConfig {
+            listen: self.listen,
+            indexer_url: self.indexer.clone(),
+            storage_url: self.storage.clone(),
+            chain: PublicChain {
+                chain_id: self.chain_id,
+                rpc_url: self.rpc.clone(),
+                data_policy: self.contract,
+                default_orchestrator: self.orchestrator,
+                explorer_tx_url: self.explorer_tx_url.clone(),
+            },
+            dev_wallet: false,
+            request_tap: None,
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! `licen-web`: the marketplace web app on its own (deployments; also `licen web`). `licen dev`
+//! starts the same server in-process with the local stack's URLs.
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "licen-web",
+    version,
+    about = "Serve the LICEN marketplace web app"
+)]
+struct Cli {
+    #[command(flatten)]
+    web: licen_web::args::WebArgs,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let running = licen_web::start(cli.web.config())
+        .await
+        .context("starting the web app")?;
+    println!("LICEN web app at {}", running.url());
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    running.stop().await;
+    Ok(())
+}

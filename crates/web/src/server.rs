@@ -1,0 +1,328 @@
+//! The axum server: page routes (the HTML shell), `/assets/*`, `/api/config` (public chain
+//! facts), `/api/indexer/*` (read-only proxy of the indexer, the live stream included) and
+//! `/api/storage` (the [`crate::relay`]).
+//!
+//! Must never: hold or accept a secret, log a request body, or answer with the orchestrator's
+//! key (the page reads it from the chain itself).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use alloy_primitives::Address;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::assets;
+use crate::error::{Error, Result};
+use crate::relay;
+
+/// Largest request the server accepts: a batch of 16 base64 segments is ~5.6 MB.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Public facts about the chain the page talks to (through the wallet's RPC).
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicChain {
+    /// Chain id the wallet must be on.
+    pub chain_id: u64,
+    /// JSON-RPC URL offered to wallets (and used by the development wallet).
+    pub rpc_url: String,
+    /// The DataPolicy contract.
+    pub data_policy: Address,
+    /// Orchestrator suggested for new datasets (its key is still read from the chain).
+    pub default_orchestrator: Option<Address>,
+    /// Block explorer prefix for transaction links (`<prefix><tx hash>`), if any.
+    pub explorer_tx_url: Option<String>,
+}
+
+/// Sees every request body the server receives (tests assert on it). Never set in production.
+pub type RequestTap = Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
+
+/// How to run the web server.
+#[derive(Clone)]
+pub struct WebConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The indexer's query API (`http://host:port`).
+    pub indexer_url: String,
+    /// The storage node's zgs JSON-RPC endpoint.
+    pub storage_url: String,
+    /// The chain.
+    pub chain: PublicChain,
+    /// Offer the INSECURE development wallet (anvil's unlocked accounts) when the browser has
+    /// no wallet: `licen dev` only.
+    pub dev_wallet: bool,
+    /// Test hook: called with the path and body of every request.
+    pub request_tap: Option<RequestTap>,
+}
+
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("listen", &self.listen)
+            .field("indexer_url", &self.indexer_url)
+            .field("storage_url", &self.storage_url)
+            .field("chain", &self.chain)
+            .field("dev_wallet", &self.dev_wallet)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    http: reqwest::Client,
+    indexer: String,
+    storage: String,
+    config: Arc<serde_json::Value>,
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting and waits for the server task.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+fn checked_url(what: &'static str, url: &str) -> Result<String> {
+    let trimmed = url.trim_end_matches('/');
+    if (trimmed.starts_with("http://") || trimmed.starts_with("https://")) && trimmed.len() > 8 {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(Error::BadUrl {
+            what,
+            url: url.to_owned(),
+        })
+    }
+}
+
+/// Binds and serves in the background.
+///
+/// # Errors
+/// [`Error::BadUrl`] for an unusable upstream URL, [`Error::Bind`] if the address is taken.
+pub async fn start(config: WebConfig) -> Result<Running> {
+    let state = AppState {
+        http: reqwest::Client::builder().build()?,
+        indexer: checked_url("indexer", &config.indexer_url)?,
+        storage: checked_url("storage", &config.storage_url)?,
+        config: Arc::new(public_config(&config)),
+    };
+    let mut app = router(state);
+    if let Some(tap) = config.request_tap.clone() {
+        app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
+            let tap = tap.clone();
+            async move { tapped(tap, req, next).await }
+        }));
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let _ = stopped.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "web server stopped");
+        }
+    });
+    tracing::info!(%addr, "web app listening");
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+fn public_config(config: &WebConfig) -> serde_json::Value {
+    let purposes: Vec<_> = licen_types::Purpose::ALL
+        .iter()
+        .map(|p| serde_json::json!({"bit": p.bit(), "slug": p.slug(), "label": p.label()}))
+        .collect();
+    serde_json::json!({
+        "chain": config.chain,
+        "dev_wallet": config.dev_wallet,
+        "purposes": purposes,
+    })
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/publish", get(page))
+        .route("/dashboard", get(page))
+        .route("/jobs", get(page))
+        .route("/datasets/{root}", get(page_with))
+        .route("/jobs/{id}", get(page_with))
+        .route("/audit/datasets/{root}", get(page_with))
+        .route("/audit/jobs/{id}", get(page_with))
+        .route("/assets/{name}", get(asset))
+        .route("/api/config", get(config))
+        .route("/api/indexer/{*path}", get(indexer_proxy))
+        .route("/api/storage", post(storage_relay))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn tapped(tap: RequestTap, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request too large").into_response(),
+    };
+    tap(parts.uri.path(), &bytes);
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+fn html_shell() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        assets::INDEX_HTML,
+    )
+        .into_response()
+}
+
+async fn page() -> Response {
+    html_shell()
+}
+
+async fn page_with(Path(_): Path<String>) -> Response {
+    html_shell()
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match assets::asset(&name) {
+        Some(a) => (
+            [
+                (header::CONTENT_TYPE, a.content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            a.bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no asset {name:?}")).into_response(),
+    }
+}
+
+async fn config(State(state): State<AppState>) -> Response {
+    axum::Json(state.config.as_ref().clone()).into_response()
+}
+
+fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({"error": message.into()})),
+    )
+        .into_response()
+}
+
+/// Forwards `GET /api/indexer/<path>?<query>` to the indexer, streaming the answer (the SSE
+/// stream stays open as long as the browser keeps it).
+async fn indexer_proxy(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut url = format!("{}/{}", state.indexer, path.trim_start_matches('/'));
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(&q);
+    }
+    let upstream = match state.http.get(&url).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_GATEWAY,
+                format!("the indexer at {} did not answer: {e}", state.indexer),
+            );
+        }
+    };
+    let status = upstream.status();
+    let content_type = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    let chunks = futures_util::stream::unfold(upstream, |mut upstream| async move {
+        match upstream.chunk().await {
+            Ok(Some(chunk)) => Some((Ok::<Bytes, reqwest::Error>(chunk), upstream)),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), upstream)),
+        }
+    });
+    let mut response = Response::new(Body::from_stream(chunks));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, content_type);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Forwards one allowed zgs JSON-RPC call to the storage node.
+async fn storage_relay(State(state): State<AppState>, body: Bytes) -> Response {
+    if let Err(refusal) = relay::check(&body) {
+        return json_error(StatusCode::BAD_REQUEST, refusal.to_string());
+    }
+    let upstream = state
+        .http
+        .post(&state.storage)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
+    let upstream = match upstream {
+        Ok(r) => r,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_GATEWAY,
+                format!("the storage node at {} did not answer: {e}", state.storage),
+            );
+        }
+    };
+    let status = upstream.status();
+    match upstream.bytes().await {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => json_error(
+            StatusCode::BAD_GATEWAY,
+            format!("reading the storage node's answer: {e}"),
+        ),
+    }
+}

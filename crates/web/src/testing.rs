@@ -1,0 +1,254 @@
+//! Headless Chromium for browser tests, driven over WebDriver (`chromedriver`, Debian's
+//! `chromium-driver`) with plain HTTP calls: no browser-automation dependency.
+//!
+//! Owns: starting chromedriver and one Chromium session with the flags a closed network needs
+//! (`--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+//! --disable-background-networking --disable-component-update --disable-sync`, a fresh
+//! profile), navigation, script execution, waiting, and screenshots under
+//! `target/screenshots/` (or `LICEN_SCREENSHOTS`).
+//!
+//! Must never: be used outside tests and benchmarks, or reach the network beyond 127.0.0.1.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// Where Debian puts the browser and its driver.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Why a browser test could not run or failed.
+pub type BrowserResult<T> = std::result::Result<T, String>;
+
+/// One Chromium session.
+#[derive(Debug)]
+pub struct Browser {
+    driver: Child,
+    http: reqwest::Client,
+    session_url: String,
+    profile: PathBuf,
+}
+
+/// Why the machine cannot run browser tests (the test prints it and skips), or `None`.
+pub fn unavailable() -> Option<String> {
+    for path in [CHROMIUM, CHROMEDRIVER] {
+        if !std::path::Path::new(path).exists() {
+            return Some(format!(
+                "{path} is missing: install Debian's `chromium` and `chromium-driver` (cargo xtask test does: apt-get install -y chromium chromium-driver)"
+            ));
+        }
+    }
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding an ephemeral port")
+}
+
+/// Folder the screenshots go to.
+pub fn screenshot_dir() -> PathBuf {
+    std::env::var_os("LICEN_SCREENSHOTS").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots"),
+        PathBuf::from,
+    )
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session with a `width`×`height` window.
+    pub async fn launch(width: u32, height: u32) -> BrowserResult<Browser> {
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {CHROMEDRIVER}: {e}"))?;
+        let profile =
+            std::env::temp_dir().join(format!("licen-chromium-{}-{port}", std::process::id()));
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut browser = Browser {
+            driver,
+            http,
+            session_url: String::new(),
+            profile,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = browser.http.get(format!("{base}/status")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("chromedriver did not answer within 20 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--disable-dev-shm-usage".into(),
+            "--enable-precise-memory-info".into(),
+            format!("--window-size={width},{height}"),
+            format!("--user-data-dir={}", browser.profile.display()),
+        ];
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+        }}});
+        let answer = browser.post_to(&format!("{base}/session"), &caps).await?;
+        let id = answer["sessionId"]
+            .as_str()
+            .ok_or_else(|| format!("chromedriver gave no session: {answer}"))?;
+        browser.session_url = format!("{base}/session/{id}");
+        Ok(browser)
+    }
+
+    async fn post_to(&self, url: &str, body: &Value) -> BrowserResult<Value> {
+        let r = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| format!("WebDriver call {url}: {e}"))?;
+        let v: Value = r
+            .json()
+            .await
+            .map_err(|e| format!("WebDriver answer of {url}: {e}"))?;
+        if let Some(err) = v["value"]["error"].as_str() {
+            return Err(format!(
+                "WebDriver {err}: {}",
+                v["value"]["message"].as_str().unwrap_or("")
+            ));
+        }
+        Ok(v["value"].clone())
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> BrowserResult<Value> {
+        self.post_to(&format!("{}{path}", self.session_url), body)
+            .await
+    }
+
+    /// Opens `url`.
+    pub async fn goto(&self, url: &str) -> BrowserResult<()> {
+        self.post("/url", &json!({"url": url})).await.map(|_| ())
+    }
+
+    /// Runs a synchronous script (`return …`).
+    pub async fn execute(&self, script: &str, args: Value) -> BrowserResult<Value> {
+        self.post("/execute/sync", &json!({"script": script, "args": args}))
+            .await
+    }
+
+    /// Runs an async function body: `arguments[0..n]` are `args`, the last argument is the
+    /// callback. Use [`Browser::run`] for promises.
+    pub async fn execute_async(&self, script: &str, args: Value) -> BrowserResult<Value> {
+        self.post("/execute/async", &json!({"script": script, "args": args}))
+            .await
+    }
+
+    /// Awaits `body` (the body of an async function with `args` as `args`) in the page and
+    /// returns its value; a thrown error comes back as `Err` with its message.
+    pub async fn run(&self, body: &str, args: Value) -> BrowserResult<Value> {
+        let script = format!(
+            "const done = arguments[arguments.length - 1]; const args = arguments[0];\
+             (async () => {{ {body} }})().then((v) => done({{ok: v === undefined ? null : v}}), (e) => done({{err: String(e && e.stack || e)}}));"
+        );
+        let v = self.execute_async(&script, json!([args])).await?;
+        match v.get("err").and_then(Value::as_str) {
+            Some(e) => Err(format!("in the page: {e}")),
+            None => Ok(v["ok"].clone()),
+        }
+    }
+
+    /// Sets the script timeout (async scripts), in milliseconds.
+    pub async fn script_timeout(&self, ms: u64) -> BrowserResult<()> {
+        self.post("/timeouts", &json!({"script": ms}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Resizes the window.
+    pub async fn resize(&self, width: u32, height: u32) -> BrowserResult<()> {
+        self.post("/window/rect", &json!({"width": width, "height": height}))
+            .await
+            .map(|_| ())
+    }
+
+    /// Polls `condition` (a JS expression) until true or `timeout`.
+    pub async fn wait_for(&self, condition: &str, timeout: Duration) -> BrowserResult<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self
+                .execute(&format!("return !!({condition});"), json!([]))
+                .await?;
+            if v.as_bool() == Some(true) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let text = self
+                    .execute("return document.body.innerText.slice(0, 2000);", json!([]))
+                    .await
+                    .unwrap_or_default();
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for `{condition}`; the page says: {text}"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Saves a PNG of the viewport as `<screenshot_dir>/<name>.png`.
+    pub async fn screenshot(&self, name: &str) -> BrowserResult<PathBuf> {
+        let r = self
+            .http
+            .get(format!("{}/screenshot", self.session_url))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let v: Value = r.json().await.map_err(|e| e.to_string())?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v["value"].as_str().unwrap_or_default())
+            .map_err(|e| format!("screenshot is not base64: {e}"))?;
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Ending the session closes Chromium; then the driver goes.
+        if !self.session_url.is_empty() {
+            let url = self.session_url.clone();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    let _ = rt.block_on(reqwest::Client::new().delete(url).send());
+                }
+            })
+            .join();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}

@@ -129,7 +129,7 @@ export async function marketplace(main) {
 
   let datasets = [];
   const card = (d) => {
-    const title = h('a', { class: 'title', href: `/datasets/${d.root}`, text: short(d.root) });
+    const title = h('a', { class: 'title', href: `/datasets/${d.root}`, text: d.name || short(d.root) });
     const desc = h('div', { class: 'muted' });
     const show = (m) => { if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${(m.byte_size / 1e6).toFixed(2)} MB`; d.name = m.name; } };
     const el = h('div', { class: 'card', 'data-root': d.root }, title, desc,
@@ -145,8 +145,11 @@ export async function marketplace(main) {
     if (e.isIntersecting) { visible.unobserve(e.target); e.target.loadManifest(); }
   }));
   const render = () => {
+    // Names and descriptions are searched by the indexer (`q`); this also narrows what is loaded
+    // while typing, and matches roots and owners, which the indexer's text search does not cover.
     const q = text.value.trim().toLowerCase();
-    const shown = datasets.filter((d) => !q || d.root.includes(q) || d.owner.toLowerCase().includes(q) || (d.name || '').toLowerCase().includes(q));
+    const shown = datasets.filter((d) => !q || d.root.includes(q) || d.owner.toLowerCase().includes(q)
+      || (d.name || '').toLowerCase().includes(q) || (d.description || '').toLowerCase().includes(q));
     list.replaceChildren(...shown.map(card));
     if (shown.length && !window.licenMarks.firstList) window.licenMarks.firstList = performance.now();
     status.textContent = `${shown.length} dataset${shown.length === 1 ? '' : 's'}${q ? ' matching' : ''} · updates live`;
@@ -155,6 +158,8 @@ export async function marketplace(main) {
     const qs = new URLSearchParams({ sort: sort.value });
     if (purpose.value) qs.set('purpose', purpose.value);
     if (maxPrice.value.trim()) qs.set('max_price', wallet.parseEth(maxPrice.value).toString());
+    const q = text.value.trim();
+    if (q && !q.toLowerCase().startsWith('0x')) qs.set('q', q);
     await apiAll(`datasets?${qs}`, (items) => { datasets = items; render(); });
   };
   const apply = async () => {

@@ -10,7 +10,7 @@ use alloy_primitives::B256;
 ))]
 mod imp {
     use alloy_primitives::B256;
-    use keccak_asm::{Digest, Keccak256};
+    use keccak_asm::Keccak256;
 
     #[inline]
     pub(crate) fn keccak256(data: &[u8]) -> B256 {

@@ -10,19 +10,22 @@ use alloy_primitives::B256;
 ))]
 mod imp {
     use alloy_primitives::B256;
-    use keccak_asm::{Digest, Keccak256};
+    use keccak_asm::Keccak256;
 
     #[inline]
     pub(crate) fn keccak256(data: &[u8]) -> B256 {
         B256::from(<[u8; 32]>::from(Keccak256::digest(data)))
     }
 
+    /// One 64-byte digest rather than two streaming updates: keccak-asm loads fixed 64-byte
+    /// inputs straight into the state (no block buffer), which makes Merkle parents,
+    /// a third of all permutations in a 0G root, markedly cheaper (the storage bench compares).
     #[inline]
     pub(crate) fn keccak256_pair(a: &[u8; 32], b: &[u8; 32]) -> B256 {
-        let mut h = Keccak256::new();
-        h.update(a);
-        h.update(b);
-        B256::from(<[u8; 32]>::from(h.finalize()))
+        let mut both = [0u8; 64];
+        both[..32].copy_from_slice(a);
+        both[32..].copy_from_slice(b);
+        B256::from(<[u8; 32]>::from(Keccak256::digest(both)))
     }
 
     pub(crate) const BACKEND: &str = "keccak-asm";

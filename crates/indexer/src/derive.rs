@@ -4,7 +4,7 @@
 //! which is what makes an initial sync fast; the outcome is exactly that of applying the
 //! events one by one (the tests compare a resumed, a rewound and a fresh index).
 
-use crate::db::{numbered, price_sort_key, to_i64};
+use crate::db::{Backend, numbered, price_sort_key, to_i64};
 use crate::error::Error;
 use crate::error::Result;
 use crate::event::Event;
@@ -235,7 +235,7 @@ impl Working {
                 list.push_bind(*root);
             }
             q.push(")");
-            let (sql, args) = numbered(&mut q)?;
+            let (sql, args) = numbered(&mut q, Backend::of_connection(conn))?;
             for r in sqlx::query_with(&sql, args).fetch_all(&mut *conn).await? {
                 w.datasets.insert(r.try_get("root")?, dataset_row(&r)?);
             }
@@ -250,7 +250,7 @@ impl Working {
                 list.push_bind(*id);
             }
             q.push(")");
-            let (sql, args) = numbered(&mut q)?;
+            let (sql, args) = numbered(&mut q, Backend::of_connection(conn))?;
             for r in sqlx::query_with(&sql, args).fetch_all(&mut *conn).await? {
                 w.jobs.insert(r.try_get("id")?, job_row(&r)?);
             }
@@ -683,7 +683,7 @@ impl Working {
                  expiry = excluded.expiry, policy_hash = excluded.policy_hash, paused = excluded.paused, \
                  job_count = excluded.job_count, updated_block = excluded.updated_block",
             );
-            let (sql, args) = numbered(&mut q)?;
+            let (sql, args) = numbered(&mut q, Backend::of_connection(conn))?;
             sqlx::query_with(&sql, args).execute(&mut *conn).await?;
         }
         let jobs: Vec<(i64, &JobRow)> = self
@@ -731,7 +731,7 @@ impl Working {
                  refund = excluded.refund, fail_reason = excluded.fail_reason, \
                  updated_block = excluded.updated_block",
             );
-            let (sql, args) = numbered(&mut q)?;
+            let (sql, args) = numbered(&mut q, Backend::of_connection(conn))?;
             sqlx::query_with(&sql, args).execute(&mut *conn).await?;
         }
         for chunk in self.transitions.chunks(CHUNK) {
@@ -747,7 +747,7 @@ impl Working {
                     .push_bind(&at.tx);
             });
             q.push(" ON CONFLICT DO NOTHING");
-            let (sql, args) = numbered(&mut q)?;
+            let (sql, args) = numbered(&mut q, Backend::of_connection(conn))?;
             sqlx::query_with(&sql, args).execute(&mut *conn).await?;
         }
         for chunk in self.withdrawals.chunks(CHUNK) {
@@ -763,7 +763,7 @@ impl Working {
                     .push_bind(&at.tx);
             });
             q.push(" ON CONFLICT DO NOTHING");
-            let (sql, args) = numbered(&mut q)?;
+            let (sql, args) = numbered(&mut q, Backend::of_connection(conn))?;
             sqlx::query_with(&sql, args).execute(&mut *conn).await?;
         }
         for address in &self.dirty_orchestrators {

@@ -140,6 +140,7 @@ impl<S: ChainSource> Follower<S> {
                 "block {to} vanished while indexing (reorg in progress?)"
             )));
         };
+        let reading = std::time::Instant::now();
         let logs = match self.source.logs(self.config.contract, from, to).await {
             Ok(logs) => logs,
             Err(e) if e.is_range_limit() && to > from => {
@@ -162,7 +163,11 @@ impl<S: ChainSource> Follower<S> {
                 "the chain changed while blocks {from}..={to} were read; retrying"
             )));
         }
+        let read = reading.elapsed();
+        let decoding = std::time::Instant::now();
         let (events, blocks) = self.decode(&logs, last).await?;
+        let decoded = decoding.elapsed();
+        let committing = std::time::Instant::now();
         let inserted = self
             .db
             .commit_batch(
@@ -178,7 +183,17 @@ impl<S: ChainSource> Follower<S> {
         if span == self.range && logs.len() < self.config.cheap_logs {
             self.range = self.range.saturating_mul(2).min(self.config.max_range);
         }
-        tracing::debug!(from, to, events = inserted, range = self.range, "indexed");
+        let committed = committing.elapsed();
+        tracing::debug!(
+            from,
+            to,
+            events = inserted,
+            range = self.range,
+            ?read,
+            ?decoded,
+            ?committed,
+            "indexed"
+        );
         Ok(Step::Indexed {
             from,
             to,

@@ -555,7 +555,7 @@ pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetVie
     }
     let limit = limit(filter.limit);
     q.push(order).push(" LIMIT ").push_bind(limit + 1);
-    let (sql, args) = numbered(&mut q)?;
+    let (sql, args) = numbered(&mut q, db.backend())?;
     let rows = sqlx::query_with(&sql, args).fetch_all(db.pool()).await?;
     let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     let mut items = Vec::with_capacity(rows.len());
@@ -665,7 +665,7 @@ pub async fn jobs(db: &Db, filter: &JobFilter) -> Result<Page<JobView>, QueryErr
     }
     let limit = limit(filter.limit);
     q.push(" ORDER BY j.id DESC LIMIT ").push_bind(limit + 1);
-    let (sql, args) = numbered(&mut q)?;
+    let (sql, args) = numbered(&mut q, db.backend())?;
     let rows = sqlx::query_with(&sql, args).fetch_all(db.pool()).await?;
     let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
     let items = rows

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{
     Dev, Guarded, LICEN, OWNER_KEY, RESEARCHER_KEY, advance_chain_time, dev_address, free_port,
-    licen, nonce, ok_json as ok, refused, rpc, wait_for_state,
+    licen, licen_command, nonce, ok_json as ok, refused, rpc, wait_for_state,
 };
 
 const RESEARCHER: usize = 4;
@@ -84,30 +84,26 @@ fn indexed_job(dev: &Dev, job: u64) -> serde_json::Value {
 
 /// `licen orchestrator` as its own process, using the dev stack's key, account and indexer.
 fn orchestrator(dir: &Path, dev: &Dev, compute_url: &str, attestation_key: &str) -> Guarded {
-    let mut child = Command::new(LICEN)
-        .args(["--json", "orchestrator", "--compute-url", compute_url])
-        .args(["--compute-attestation-key", attestation_key])
-        .current_dir(dir)
-        .env("LICEN_DATA_DIR", "state")
-        .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
-        .env(
-            "LICEN_STORAGE_URL",
-            dev.summary["storage_url"].as_str().unwrap(),
-        )
-        .env(
-            "LICEN_INDEXER_URL",
-            dev.summary["indexer_url"].as_str().unwrap(),
-        )
-        .env(
-            "LICEN_PRIVATE_KEY",
-            dev.summary["accounts"][2]["private_key"].as_str().unwrap(),
-        )
-        .env_remove("LICEN_CONTRACT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = licen_command(
+        dir,
+        dev,
+        &[
+            "orchestrator",
+            "--compute-url",
+            compute_url,
+            "--compute-attestation-key",
+            attestation_key,
+        ],
+    )
+    .env(
+        "LICEN_PRIVATE_KEY",
+        dev.summary["accounts"][2]["private_key"].as_str().unwrap(),
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -445,15 +441,7 @@ fn unrecoverable_jobs_end_in_fail_job_with_a_full_refund() {
     let (bad_data, e2) = request(d, &dev, &not_jsonl, "2");
 
     // `licen job --watch --json` follows the timeline to its end, one object per line.
-    let watched = Command::new(LICEN)
-        .args(["--json", "job", &bad_bytes.to_string(), "--watch"])
-        .current_dir(d)
-        .env("LICEN_DATA_DIR", "state")
-        .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
-        .env(
-            "LICEN_INDEXER_URL",
-            dev.summary["indexer_url"].as_str().unwrap(),
-        )
+    let watched = licen_command(d, &dev, &["job", &bad_bytes.to_string(), "--watch"])
         .output()
         .unwrap();
     let states: Vec<String> = common::ok_text(watched)

@@ -122,28 +122,28 @@ impl Drop for Dev {
 
 /// Runs `licen --json ARGS` against `dev`'s stack, with `key` as the wallet.
 pub fn licen(dir: &Path, dev: &Dev, key: Option<&str>, args: &[&str]) -> Output {
+    let mut command = licen_command(dir, dev, args);
+    command.env_remove("LICEN_PRIVATE_KEY").stdin(Stdio::null());
+    if let Some(key) = key {
+        command.env("LICEN_PRIVATE_KEY", key);
+    }
+    command.output().unwrap()
+}
+
+/// `licen --json ARGS` pointed at `dev`'s chain, storage and indexer (no wallet set).
+pub fn licen_command(dir: &Path, dev: &Dev, args: &[&str]) -> Command {
+    let url = |name: &str| dev.summary[name].as_str().unwrap().to_owned();
     let mut command = Command::new(LICEN);
     command
         .arg("--json")
         .args(args)
         .current_dir(dir)
         .env("LICEN_DATA_DIR", "state")
-        .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
-        .env(
-            "LICEN_STORAGE_URL",
-            dev.summary["storage_url"].as_str().unwrap(),
-        )
-        .env(
-            "LICEN_INDEXER_URL",
-            dev.summary["indexer_url"].as_str().unwrap(),
-        )
-        .env_remove("LICEN_PRIVATE_KEY")
-        .env_remove("LICEN_CONTRACT")
-        .stdin(Stdio::null());
-    if let Some(key) = key {
-        command.env("LICEN_PRIVATE_KEY", key);
-    }
-    command.output().unwrap()
+        .env("LICEN_RPC_URL", url("rpc_url"))
+        .env("LICEN_STORAGE_URL", url("storage_url"))
+        .env("LICEN_INDEXER_URL", url("indexer_url"))
+        .env_remove("LICEN_CONTRACT");
+    command
 }
 
 /// One JSON-RPC call to `dev`'s chain (for what the CLI does not expose: nonces, time travel).

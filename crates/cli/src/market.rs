@@ -74,6 +74,11 @@ async fn get(url: &str, query: &[(&str, String)]) -> Result<serde_json::Value> {
         .with_context(|| {
             format!("could not reach the indexer at {url}: is `licen dev` running?")
         })?;
+    answer(response).await
+}
+
+/// The JSON body of an indexer answer; a refusal becomes the indexer's own sentence.
+async fn answer(response: reqwest::Response) -> Result<serde_json::Value> {
     let status = response.status();
     let body: serde_json::Value = response
         .json()
@@ -223,17 +228,7 @@ pub(crate) async fn watch_job(id: u64, indexer: &str, json: bool) -> Result<()> 
                 );
             }
         } else {
-            let status = response.status();
-            let detail: serde_json::Value = response
-                .json()
-                .await
-                .context("the indexer answered non-JSON")?;
-            if !status.is_success() {
-                bail!(
-                    "the indexer refused the query: {}",
-                    detail["error"].as_str().unwrap_or("unknown error")
-                );
-            }
+            let detail = answer(response).await?;
             waiting_since = std::time::Instant::now();
             let timeline = detail["timeline"].as_array().cloned().unwrap_or_default();
             if timeline.len() < printed {

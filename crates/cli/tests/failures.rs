@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{
     Dev, Guarded, LICEN, OWNER_KEY, RESEARCHER_KEY, advance_chain_time, dev_address, free_port,
-    licen, licen_command, nonce, ok_json as ok, refused, rpc, wait_for_state,
+    indexed_job, indexed_timeline_until_completed, licen, licen_command, nonce, ok_json as ok,
+    refused, rpc, wait_for_state,
 };
 
 const RESEARCHER: usize = 4;
@@ -68,17 +69,6 @@ fn withdrawable(dir: &Path, dev: &Dev, key: &str) -> u128 {
         .as_str()
         .unwrap()
         .parse()
-        .unwrap()
-}
-
-fn indexed_job(dev: &Dev, job: u64) -> serde_json::Value {
-    let url = format!(
-        "{}/jobs/{job}",
-        dev.summary["indexer_url"].as_str().unwrap()
-    );
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(async { reqwest::get(&url).await?.json().await })
         .unwrap()
 }
 
@@ -237,22 +227,7 @@ fn expired_grant_is_refunded_and_a_sigkilled_orchestrator_finishes_the_job_exact
     wait_for_state(d, &dev, job, &["completed"], 90);
     // Exactly once: one start and one settlement in the indexed event history, and the owner
     // credited once (3 epochs × 0.01 less the 2.5 % dev fee).
-    let started = Instant::now();
-    let timeline = loop {
-        let detail = indexed_job(&dev, job);
-        let states: Vec<String> = detail["timeline"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| t["state"].as_str().unwrap().to_ascii_lowercase())
-            .collect();
-        if states.last().map(String::as_str) == Some("completed")
-            || started.elapsed().as_secs() > 20
-        {
-            break states;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let timeline = indexed_timeline_until_completed(&dev, job);
     assert_eq!(timeline, ["granted", "running", "completed"]);
     assert_eq!(escrow, 30_000_000_000_000_000);
     assert_eq!(withdrawable(d, &dev, OWNER_KEY), 29_250_000_000_000_000);

@@ -4,7 +4,13 @@
 use std::process::{Command, Stdio};
 
 mod common;
-use common::{Dev, LICEN, OWNER_KEY, RESEARCHER_KEY, free_port, licen, ok_json as ok, refused};
+use common::{
+    Dev, LICEN, OWNER_KEY, RESEARCHER_KEY, free_port, indexed_timeline_until_completed, licen,
+    ok_json as ok, refused, wait_for_state,
+};
+
+/// States after which a job never changes.
+const TERMINAL: [&str; 4] = ["completed", "failed", "expired", "reclaimed"];
 
 #[test]
 fn owner_and_researcher_flow_survives_a_restart() {
@@ -178,48 +184,14 @@ fn owner_and_researcher_flow_survives_a_restart() {
         .concat(),
     ));
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     // The stack's orchestrator picks both grants up, attests the compute node, releases the key,
     // starts, trains (simulated) and settles them.
-    for job in ["1", "2"] {
-        let started = std::time::Instant::now();
-        loop {
-            let state = ok(licen(d, &dev, None, &["job", job]));
-            if state["state"] == "completed" {
-                break;
-            }
-            assert!(
-                state["state"] == "granted" || state["state"] == "running",
-                "job {job} ended {}",
-                state["state"]
-            );
-            assert!(
-                started.elapsed().as_secs() < 60,
-                "job {job} did not complete in 60 s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+    for job in [1, 2] {
+        let state = wait_for_state(d, &dev, job, &TERMINAL, 60);
+        assert_eq!(state, "completed", "job {job} ended {state}");
     }
     // The stack's indexer saw the whole timeline.
-    let timeline_url = format!("{}/jobs/1", dev.summary["indexer_url"].as_str().unwrap());
-    let started = std::time::Instant::now();
-    let timeline = loop {
-        let detail: serde_json::Value = runtime
-            .block_on(async { reqwest::get(&timeline_url).await?.json().await })
-            .unwrap_or_default();
-        let states: Vec<String> = detail["timeline"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| t["state"].as_str().unwrap_or_default().to_ascii_lowercase())
-            .collect();
-        if states.last().map(String::as_str) == Some("completed")
-            || started.elapsed().as_secs() > 20
-        {
-            break states;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let timeline = indexed_timeline_until_completed(&dev, 1);
     assert_eq!(timeline, ["granted", "running", "completed"]);
     // The marketplace and job listings come from the indexer.
     let market = ok(licen(d, &dev, None, &["market", "--purpose", "research"]));
@@ -414,23 +386,8 @@ fn lora_training_delivers_a_peft_adapter() {
         ],
     ));
     let id = job["job_id"].to_string();
-    let started = std::time::Instant::now();
-    loop {
-        let state = ok(licen(d, &dev, None, &["job", &id]));
-        if state["state"] == "completed" {
-            break;
-        }
-        assert!(
-            state["state"] == "granted" || state["state"] == "running",
-            "job ended {}",
-            state["state"]
-        );
-        assert!(
-            started.elapsed().as_secs() < 120,
-            "job did not complete in 120 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let state = wait_for_state(d, &dev, job["job_id"].as_u64().unwrap(), &TERMINAL, 120);
+    assert_eq!(state, "completed", "job ended {state}");
     let downloaded = ok(licen(
         d,
         &dev,

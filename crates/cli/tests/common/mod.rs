@@ -207,3 +207,35 @@ pub fn wait_for_state(dir: &Path, dev: &Dev, job: u64, wanted: &[&str], limit_s:
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// The indexer's view of `job` (`GET /jobs/{id}`); `Null` while it cannot answer.
+pub fn indexed_job(dev: &Dev, job: u64) -> serde_json::Value {
+    let url = format!(
+        "{}/jobs/{job}",
+        dev.summary["indexer_url"].as_str().unwrap()
+    );
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { reqwest::get(&url).await?.json().await })
+        .unwrap_or_default()
+}
+
+/// The indexed state timeline of `job` (lower-case states), polled until it ends in
+/// `completed` or 20 s pass.
+pub fn indexed_timeline_until_completed(dev: &Dev, job: u64) -> Vec<String> {
+    let started = std::time::Instant::now();
+    loop {
+        let states: Vec<String> = indexed_job(dev, job)["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| t["state"].as_str().unwrap().to_ascii_lowercase())
+            .collect();
+        if states.last().map(String::as_str) == Some("completed")
+            || started.elapsed().as_secs() > 20
+        {
+            return states;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -10,8 +10,10 @@ import {IDataPolicy} from "./IDataPolicy.sol";
 ///      `Granted | Running → Failed` (the orchestrator gives up), `Running → Reclaimed` (not settled by the run
 ///      deadline). Terminal states never change. Every refund path returns the whole escrow and un-counts the run.
 ///
-///      Accounting invariant: `address(this).balance == Σ withdrawable(account) + totalEscrowed()`. The only
-///      external value transfer is in {withdraw}.
+///      Accounting invariant: `address(this).balance == Σ withdrawable(account) + Σ escrow of live jobs`. Value
+///      leaves the contract in {withdraw} and, for the full refunds of `failJob`, `expire` and `reclaim`, by a
+///      plain transfer to the researcher with only the 2300-gas stipend (too little to re-enter; state is final
+///      before it) — a researcher that does not accept it is credited instead and withdraws later.
 ///
 ///      Storage is laid out for the per-transaction gas budgets of the hot paths:
 ///      - a job is two packed words: `_jobCore` = orchestrator | datasetIndex | state | deadline | epochs (all that
@@ -19,7 +21,10 @@ import {IDataPolicy} from "./IDataPolicy.sol";
 ///        copied into the job (it never changes), so the orchestrator's calls read no dataset slot;
 ///      - a dataset's orchestrator, paused flag and policy fill two slots (all that `requestAccess` reads); its owner
 ///        and root are kept apart;
-///      - escrow, undistributed treasury fees, the fee rate and the job counter share one slot (`_ledger`).
+///      - the treasury and the fee rate share one slot; the treasury's fees accrue in its `_balances` entry, which
+///        {TREASURY_MARK} keeps non-zero across withdrawals (no fresh-slot write on the next fee);
+///      - no running total of escrow is stored: it is Σ escrow of live jobs, which the indexer and the invariant
+///        tests sum from events and job views.
 ///      Envelope and manifest roots, result keys, purposes, result hashes and attestation references live only in
 ///      events. Prices are therefore capped at 2^96 - 1 wei per epoch (`InvalidPolicy("pricePerEpoch")`).
 contract DataPolicy is IDataPolicy {
@@ -49,9 +54,6 @@ contract DataPolicy is IDataPolicy {
     /// anyway. Amounts never reach 2^255 wei.
     uint256 private constant TREASURY_MARK = 1 << 255;
 
-    /// Transient-storage slot of the reentrancy lock: `keccak256("licen.DataPolicy.reentrancy")`.
-    uint256 private constant LOCK_SLOT = 0xe1940ba76051be0b181725012bb70c9f71f4a6b9cd30bd15bf24eed699e0480b;
-
     // ---------------------------------------------------------------- storage
 
     /// The orchestrator, the paused flag and the policy: exactly the two slots `requestAccess` reads.
@@ -68,12 +70,11 @@ contract DataPolicy is IDataPolicy {
         uint64 expiry;
     }
 
-    /// The global slot that requests and settlements touch.
+    /// The global slot: who receives the protocol fee and how much (what `confirmTrainingComplete` reads for the
+    /// fee) and the job counter (what `requestAccess` reads and writes). Sharing it keeps the counter's slot warm
+    /// from construction, so the first request pays no fresh-slot write for it.
     struct Ledger {
-        /// Σ escrow of live (`Granted` or `Running`) jobs. One escrow is below 2^112 (96-bit price × 16-bit epochs).
-        uint112 totalEscrowed;
-        /// Protocol fees not yet withdrawn by the treasury (added to `withdrawable(treasury)`).
-        uint88 treasuryAccrued;
+        address treasury;
         uint16 feeBps;
         /// Number of jobs ever granted; job ids are 1..=jobCount.
         uint40 jobCount;
@@ -82,9 +83,6 @@ contract DataPolicy is IDataPolicy {
     /// @inheritdoc IDataPolicy
     address public admin;
     uint32 private _datasetCount;
-
-    /// @inheritdoc IDataPolicy
-    address public treasury;
 
     Ledger private _ledger;
 
@@ -104,8 +102,7 @@ contract DataPolicy is IDataPolicy {
 
     mapping(uint256 datasetIndex => mapping(address researcher => uint32)) private _runsUsed;
 
-    /// Pull-payment balances. The treasury's entry carries {TREASURY_MARK}; its fees accrue in
-    /// `_ledger.treasuryAccrued` on top of its balance.
+    /// Pull-payment balances. The treasury's entry carries {TREASURY_MARK} on top of its fees.
     mapping(address account => uint256) private _balances;
 
     // ---------------------------------------------------------------- construction
@@ -121,9 +118,8 @@ contract DataPolicy is IDataPolicy {
         if (runTimeout == 0 || runTimeout > type(uint32).max) revert InvalidPolicy("runTimeout");
         RUN_TIMEOUT = runTimeout;
         admin = admin_;
-        treasury = treasury_;
+        (_ledger.treasury, _ledger.feeBps) = (treasury_, feeBps);
         _balances[treasury_] = TREASURY_MARK;
-        _ledger.feeBps = feeBps;
         emit AdminTransferred(address(0), admin_);
         emit ProtocolFeeSet(feeBps, treasury_);
     }
@@ -166,20 +162,17 @@ contract DataPolicy is IDataPolicy {
     }
 
     /// @inheritdoc IDataPolicy
-    /// @dev Fees accrued for a previous treasury are credited to that address's withdrawable balance.
+    /// @dev Fees accrued for a previous treasury stay that address's withdrawable balance.
     function setProtocolFee(uint16 feeBps, address treasury_) external onlyAdmin {
         if (feeBps > MAX_FEE_BPS) revert FeeTooHigh(feeBps, MAX_FEE_BPS);
         if (treasury_ == address(0)) revert ZeroAddress();
         Ledger storage l = _ledger;
-        address previous = treasury;
+        address previous = l.treasury;
         if (treasury_ != previous) {
-            // The previous treasury keeps what it earned as an ordinary balance.
-            _balances[previous] = (_balances[previous] & ~TREASURY_MARK) + l.treasuryAccrued;
-            l.treasuryAccrued = 0;
+            _balances[previous] &= ~TREASURY_MARK;
             _balances[treasury_] |= TREASURY_MARK;
-            treasury = treasury_;
         }
-        l.feeBps = feeBps;
+        (l.treasury, l.feeBps) = (treasury_, feeBps);
         emit ProtocolFeeSet(feeBps, treasury_);
     }
 
@@ -273,11 +266,10 @@ contract DataPolicy is IDataPolicy {
         uint64 expiresAt = uint64(block.timestamp) + ttl;
         {
             Ledger storage l = _ledger;
-            jobId = l.jobCount + 1;
-            // jobCount + 1 was computed checked in 40 bits; msg.value == price × epochs < 2^96 × 2^16 fits 112
-            // bits; the sum is checked.
+            jobId = uint256(l.jobCount) + 1;
+            // Job ids stay below 2^40: one per request transaction.
             // forge-lint: disable-next-line(unsafe-typecast)
-            (l.jobCount, l.totalEscrowed) = (uint40(jobId), l.totalEscrowed + uint112(msg.value));
+            l.jobCount = uint40(jobId);
         }
         _jobCore[jobId] = _packCore(orchestrator, index, JobState.Granted, expiresAt, epochs);
         _jobParty[jobId] = uint256(uint160(msg.sender)) | (uint256(price) << PRICE_SHIFT);
@@ -298,7 +290,9 @@ contract DataPolicy is IDataPolicy {
         uint64 runDeadline = _deadline(core);
         // forge-lint: disable-next-line(block-timestamp) deadlines are minutes to days; seconds of skew do not matter
         if (block.timestamp < runDeadline) revert RunDeadlineNotReached(jobId, runDeadline);
-        emit JobReclaimed(jobId, _refund(jobId, core, party, JobState.Reclaimed));
+        (address researcher, uint256 refund, bool paid) = _refund(jobId, core, party, JobState.Reclaimed);
+        emit JobReclaimed(jobId, refund);
+        if (paid) emit Withdrawn(researcher, refund);
     }
 
     // ---------------------------------------------------------------- orchestrator
@@ -340,18 +334,9 @@ contract DataPolicy is IDataPolicy {
         uint256 escrow = price * epochs;
         uint256 royalty = price * actualEpochs;
 
-        Ledger storage l = _ledger;
+        Ledger memory l = _ledger;
         uint256 fee = royalty * l.feeBps / BPS;
-        uint256 accrued = l.treasuryAccrued + fee;
-        if (accrued > type(uint88).max) {
-            // Only with absurd amounts of undrawn fees: hand them to the treasury's ordinary balance.
-            _balances[treasury] += accrued;
-            accrued = 0;
-        }
-        // escrow < 2^112 (see requestAccess) and accrued <= type(uint88).max (just checked).
-        // forge-lint: disable-next-line(unsafe-typecast)
-        (l.totalEscrowed, l.treasuryAccrued) = (l.totalEscrowed - uint112(escrow), uint88(accrued));
-
+        if (fee != 0) _balances[l.treasury] += fee;
         if (royalty != fee) _balances[_owners[_index(core)]] += royalty - fee;
         if (escrow != royalty) _balances[_researcher(party)] += escrow - royalty;
 
@@ -367,7 +352,9 @@ contract DataPolicy is IDataPolicy {
         if (state != JobState.Running && state != JobState.Granted) {
             revert WrongJobState(jobId, state, JobState.Running);
         }
-        emit JobFailed(jobId, reason, _refund(jobId, core, _jobParty[jobId], JobState.Failed));
+        (address researcher, uint256 refund, bool paid) = _refund(jobId, core, _jobParty[jobId], JobState.Failed);
+        emit JobFailed(jobId, reason, refund);
+        if (paid) emit Withdrawn(researcher, refund);
     }
 
     // ---------------------------------------------------------------- anyone
@@ -382,43 +369,25 @@ contract DataPolicy is IDataPolicy {
         uint64 expiresAt = _deadline(core);
         // forge-lint: disable-next-line(block-timestamp) deadlines are minutes to days; seconds of skew do not matter
         if (block.timestamp < expiresAt) revert GrantNotExpired(jobId, expiresAt);
-        emit JobExpired(jobId, _refund(jobId, core, _jobParty[jobId], JobState.Expired));
+        (address researcher, uint256 refund, bool paid) = _refund(jobId, core, _jobParty[jobId], JobState.Expired);
+        emit JobExpired(jobId, refund);
+        if (paid) emit Withdrawn(researcher, refund);
     }
 
     /// @inheritdoc IDataPolicy
-    /// @dev Pays out the caller's whole balance (for the treasury, plus its accrued fees). Guarded by a
-    ///      transient-storage lock; the balance is cleared before the transfer.
+    /// @dev Pays out the caller's whole balance. The balance is cleared before the transfer, so a re-entrant
+    ///      `withdraw` finds nothing (`NothingToWithdraw`) and every other function sees final state; no lock is
+    ///      needed (checks-effects-interactions).
     function withdraw() external {
-        bool locked;
-        assembly ("memory-safe") {
-            locked := tload(LOCK_SLOT)
-        }
-        if (locked) revert Reentrancy();
-        assembly ("memory-safe") {
-            tstore(LOCK_SLOT, 1)
-        }
-
         uint256 entry = _balances[msg.sender];
-        uint256 amount;
-        if (entry & TREASURY_MARK == 0) {
-            amount = entry;
-            if (amount != 0) _balances[msg.sender] = 0;
-        } else {
-            amount = (entry & ~TREASURY_MARK) + _ledger.treasuryAccrued;
-            if (amount != 0) {
-                _ledger.treasuryAccrued = 0;
-                if (entry != TREASURY_MARK) _balances[msg.sender] = TREASURY_MARK;
-            }
-        }
+        uint256 amount = entry & ~TREASURY_MARK;
         if (amount == 0) revert NothingToWithdraw(msg.sender);
+        // The treasury keeps its mark, so its next fee is not a fresh-slot write.
+        _balances[msg.sender] = entry & TREASURY_MARK;
         emit Withdrawn(msg.sender, amount);
 
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed(msg.sender, amount);
-
-        assembly ("memory-safe") {
-            tstore(LOCK_SLOT, 0)
-        }
     }
 
     // ---------------------------------------------------------------- views
@@ -426,6 +395,11 @@ contract DataPolicy is IDataPolicy {
     /// @inheritdoc IDataPolicy
     function protocolFeeBps() external view returns (uint16) {
         return _ledger.feeBps;
+    }
+
+    /// @inheritdoc IDataPolicy
+    function treasury() external view returns (address) {
+        return _ledger.treasury;
     }
 
     /// @inheritdoc IDataPolicy
@@ -499,14 +473,7 @@ contract DataPolicy is IDataPolicy {
 
     /// @inheritdoc IDataPolicy
     function withdrawable(address account) external view returns (uint256) {
-        uint256 entry = _balances[account];
-        if (entry & TREASURY_MARK == 0) return entry;
-        return (entry & ~TREASURY_MARK) + _ledger.treasuryAccrued;
-    }
-
-    /// @inheritdoc IDataPolicy
-    function totalEscrowed() external view returns (uint256) {
-        return _ledger.totalEscrowed;
+        return _balances[account] & ~TREASURY_MARK;
     }
 
     // ---------------------------------------------------------------- internals
@@ -554,17 +521,22 @@ contract DataPolicy is IDataPolicy {
         if (_orchestrator(core) != msg.sender) revert NotJobOrchestrator(jobId, msg.sender);
     }
 
-    /// Moves a live job to a refund state: the whole escrow goes back to the researcher and the run is un-counted.
-    function _refund(uint256 jobId, uint256 core, uint256 party, JobState to) private returns (uint256 refund) {
+    /// Moves a live job to a refund state: the run is un-counted and the whole escrow goes back to the researcher,
+    /// paid at once (`paid`) when a plain transfer with the 2300-gas stipend succeeds — an externally owned account
+    /// or a trivial `receive` — and credited to its balance otherwise. The stipend cannot re-enter (no SSTORE below
+    /// 2300 gas) nor burn the caller's gas, and every state change precedes the transfer.
+    function _refund(uint256 jobId, uint256 core, uint256 party, JobState to)
+        private
+        returns (address researcher, uint256 refund, bool paid)
+    {
         _jobCore[jobId] = _transition(core, to, _deadline(core));
-        address researcher = _researcher(party);
+        researcher = _researcher(party);
+        _runsUsed[_index(core)][researcher] -= 1;
         refund = uint256(_price(party)) * _epochs(core);
         if (refund != 0) {
-            // forge-lint: disable-next-line(unsafe-typecast) refund is the job's escrow, < 2^112
-            _ledger.totalEscrowed -= uint112(refund);
-            _balances[researcher] += refund;
+            paid = payable(researcher).send(refund);
+            if (!paid) _balances[researcher] += refund;
         }
-        _runsUsed[_index(core)][researcher] -= 1;
     }
 
     function _validatePolicy(Policy calldata p) private view {

@@ -126,7 +126,6 @@ interface IDataPolicy {
     error FeeTooHigh(uint16 feeBps, uint16 maxFeeBps);
     error NothingToWithdraw(address account);
     error TransferFailed(address account, uint256 amount);
-    error Reentrancy();
 
     // ---------------------------------------------------------------- admin
 
@@ -188,5 +187,4 @@ interface IDataPolicy {
     function nextJobId() external view returns (uint256);
     function runsUsed(bytes32 datasetRoot, address researcher) external view returns (uint32);
     function withdrawable(address account) external view returns (uint256);
-    function totalEscrowed() external view returns (uint256);
 }

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.30;
 
 import {IDataPolicy} from "../src/IDataPolicy.sol";
+import {liveEscrow} from "./utils/Escrow.sol";
 import {vm, vmx} from "./utils/Cheats.sol";
 import {bound, bound16, bound32, bound64, bound128} from "./utils/Bound.sol";
 import {Fixture} from "./utils/Fixture.sol";
@@ -69,7 +70,7 @@ contract DataPolicyFuzzTest is Fixture {
         }
         vm.prank(researcher);
         uint256 jobId = dp.requestAccess{value: value}(ROOT, epochs, PURPOSE, RESULT_KEY);
-        assertEq(dp.totalEscrowed(), escrow, "escrowed");
+        assertEq(liveEscrow(dp), escrow, "escrowed");
         assertEq(address(dp).balance, escrow, "held");
         IDataPolicy.Job memory j = dp.job(jobId);
         assertEq(j.pricePerEpoch, price, "price snapshot");
@@ -146,7 +147,7 @@ contract DataPolicyFuzzTest is Fixture {
         assertEq(dp.withdrawable(owner), royalty - fee, "owner share");
         assertEq(dp.withdrawable(treasury), fee, "treasury fee");
         assertEq(dp.withdrawable(researcher), refund, "refund");
-        assertEq(dp.totalEscrowed(), 0, "released");
+        assertEq(liveEscrow(dp), 0, "released");
         assertEq(
             address(dp).balance,
             dp.withdrawable(owner) + dp.withdrawable(treasury) + dp.withdrawable(researcher),
@@ -188,10 +189,12 @@ contract DataPolicyFuzzTest is Fixture {
             expected = IDataPolicy.JobState.Reclaimed;
         }
         assertEq(uint8(dp.job(jobId).state), uint8(expected), "state");
-        assertEq(dp.withdrawable(researcher), escrow, "full refund");
+        assertEq(researcher.balance, escrow, "full refund, paid at once");
+        assertEq(dp.withdrawable(researcher), 0, "nothing left to withdraw");
+        assertEq(address(dp).balance, 0, "nothing held");
         assertEq(dp.withdrawable(owner), 0, "owner nothing");
         assertEq(dp.withdrawable(treasury), 0, "treasury nothing");
-        assertEq(dp.totalEscrowed(), 0, "released");
+        assertEq(liveEscrow(dp), 0, "released");
         assertEq(dp.runsUsed(ROOT, researcher), 0, "run un-counted");
         // The un-counted run frees the wallet's only slot (maxRunsPerRequester == 1).
         vm.deal(researcher, price);

@@ -3,6 +3,7 @@ pragma solidity ^0.8.30;
 
 import {DataPolicy} from "../../src/DataPolicy.sol";
 import {IDataPolicy} from "../../src/IDataPolicy.sol";
+import {liveEscrow} from "../utils/Escrow.sol";
 import {bound8, bound16, bound32, bound64, bound128} from "../utils/Bound.sol";
 import {vm, vmx} from "../utils/Cheats.sol";
 
@@ -32,7 +33,7 @@ contract DataPolicyHandler {
     mapping(uint256 jobId => uint256) public ghostEscrow;
     /// Σ of what settlement credited to owner, treasury and researcher (royalty - fee + fee + refund).
     mapping(uint256 jobId => uint256) public ghostCredited;
-    /// How much `totalEscrowed` dropped when the job settled.
+    /// How much the escrow of live jobs dropped when the job settled.
     mapping(uint256 jobId => uint256) public ghostReleased;
     mapping(uint256 jobId => IDataPolicy.JobState) public ghostTerminal;
     uint256[] internal _settled;
@@ -155,7 +156,7 @@ contract DataPolicyHandler {
                 abi.encodeWithSelector(IDataPolicy.RunLimitReached.selector, root, researcher, p.maxRunsPerRequester)
             );
         } else {
-            uint256 escrowedBefore = dp.totalEscrowed();
+            uint256 escrowedBefore = liveEscrow(dp);
             vm.deal(researcher, researcher.balance + escrow);
             vm.prank(researcher);
             uint256 jobId = dp.requestAccess{value: escrow}(root, epochs, purpose, keccak256("result key"));
@@ -164,7 +165,7 @@ contract DataPolicyHandler {
             ghostLiveEscrow += escrow;
             ghostRuns[index][researcher]++;
             vmx.assertEq(jobId, _jobs.length, "sequential job ids");
-            vmx.assertEq(dp.totalEscrowed(), escrowedBefore + escrow, "escrow added");
+            vmx.assertEq(liveEscrow(dp), escrowedBefore + escrow, "escrow added");
             return;
         }
         vm.prank(researcher);
@@ -230,7 +231,7 @@ contract DataPolicyHandler {
         split.refund = ghostEscrow[jobId] - royalty;
         uint256[3] memory before =
             [dp.withdrawable(split.owner), dp.withdrawable(split.treasury), dp.withdrawable(split.researcher)];
-        uint256 escrowedBefore = dp.totalEscrowed();
+        uint256 escrowedBefore = liveEscrow(dp);
 
         vm.prank(orchestrator);
         dp.confirmTrainingComplete(jobId, actual, keccak256("result"), keccak256("attestation"));
@@ -344,8 +345,9 @@ contract DataPolicyHandler {
     // ------------------------------------------------------------ internals
 
     function _refunded(uint256 jobId, IDataPolicy.Job memory j, IDataPolicy.JobState to) internal {
-        uint256 escrowedBefore = dp.totalEscrowed();
-        uint256 before = dp.withdrawable(j.researcher);
+        uint256 escrowedBefore = liveEscrow(dp);
+        // Paid at once (a plain transfer) or credited (if refused): either way the researcher gets it all.
+        uint256 before = dp.withdrawable(j.researcher) + j.researcher.balance;
         if (to == IDataPolicy.JobState.Failed) {
             address orchestrator = _orchestratorOf(jobId);
             vm.prank(orchestrator);
@@ -356,7 +358,7 @@ contract DataPolicyHandler {
             vm.prank(j.researcher);
             dp.reclaim(jobId);
         }
-        uint256 credited = dp.withdrawable(j.researcher) - before;
+        uint256 credited = dp.withdrawable(j.researcher) + j.researcher.balance - before;
         vmx.assertEq(credited, ghostEscrow[jobId], "full refund");
         ghostRuns[j.datasetIndex][j.researcher]--;
         _recordSettlement(jobId, credited, escrowedBefore, to);
@@ -366,7 +368,7 @@ contract DataPolicyHandler {
         internal
     {
         ghostCredited[jobId] = credited;
-        ghostReleased[jobId] = escrowedBefore - dp.totalEscrowed();
+        ghostReleased[jobId] = escrowedBefore - liveEscrow(dp);
         ghostTerminal[jobId] = to;
         settledIn[to]++;
         ghostLiveEscrow -= ghostEscrow[jobId];

@@ -5,6 +5,14 @@ import {Vm} from "forge-std/Vm.sol";
 
 /// @notice Cheatcodes that the npm forge-std 1.1.2 `Vm` does not declare but forge 1.x implements.
 interface VmExtra {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory);
     function expectEmit() external;
     function expectEmit(address emitter) external;
     function getBlockTimestamp() external view returns (uint256);

@@ -23,6 +23,26 @@ contract RejectingReceiver {
     }
 }
 
+/// @notice A researcher contract whose `receive` burns every unit of gas it is given.
+contract GasBurningReceiver {
+    IDataPolicy internal immutable dp;
+
+    constructor(IDataPolicy dp_) {
+        dp = dp_;
+    }
+
+    function requestAccess(bytes32 root, uint16 epochs, uint8 purpose, bytes32 resultKey, uint256 value)
+        external
+        returns (uint256)
+    {
+        return dp.requestAccess{value: value}(root, epochs, purpose, resultKey);
+    }
+
+    receive() external payable {
+        while (true) {}
+    }
+}
+
 /// @notice A researcher contract whose `receive` re-enters the DataPolicy. Each re-entry is a low-level call whose
 ///         outcome is recorded, so the test can check both that the lock fired and what the attacker got.
 contract ReentrantReceiver {

@@ -560,12 +560,19 @@ impl DataPolicyClient {
         Ok(u128::try_from(amount).unwrap_or(u128::MAX))
     }
 
-    /// Σ escrow of non-terminal jobs.
-    pub async fn total_escrowed(&self) -> Result<u128> {
-        let amount = self
-            .view("totalEscrowed", self.contract.totalEscrowed())
-            .await?;
-        Ok(u128::try_from(amount).unwrap_or(u128::MAX))
+    /// Σ escrow of live (`Granted` or `Running`) jobs, summed from the job views: the contract keeps no
+    /// running total (it would cost every request, settlement and refund a storage write). One view call per
+    /// job ever granted, so this is for diagnostics and tests; the indexer answers it for marketplaces.
+    pub async fn live_escrow(&self) -> Result<u128> {
+        let next = self.next_job_id().await?.0;
+        let mut total = 0u128;
+        for id in 1..next {
+            let job = self.job(JobId(id)).await?;
+            if matches!(job.state, JobState::Granted | JobState::Running) {
+                total += job.price_per_epoch * u128::from(job.epochs);
+            }
+        }
+        Ok(total)
     }
 
     /// Protocol fee (bps) and treasury.

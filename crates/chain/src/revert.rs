@@ -87,7 +87,6 @@ fn error_name(error: &E) -> &'static str {
         E::FeeTooHigh(_) => "FeeTooHigh",
         E::NothingToWithdraw(_) => "NothingToWithdraw",
         E::TransferFailed(_) => "TransferFailed",
-        E::Reentrancy(_) => "Reentrancy",
     }
 }
 
@@ -209,6 +208,5 @@ fn sentence(error: &E) -> String {
             wei(e.amount),
             short(&e.account)
         ),
-        E::Reentrancy(_) => "re-entrant call refused".into(),
     }
 }

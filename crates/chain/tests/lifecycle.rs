@@ -103,7 +103,7 @@ async fn happy_path_settles_royalty_fee_and_refund() {
         (stored.epochs, stored.price_per_epoch, stored.escrow()),
         (4, PRICE, 4 * PRICE)
     );
-    assert_eq!(env.researcher.total_escrowed().await.unwrap(), 4 * PRICE);
+    assert_eq!(env.researcher.live_escrow().await.unwrap(), 4 * PRICE);
     assert_eq!(env.researcher.job_dataset_root(job).await.unwrap(), dataset);
 
     env.orchestrator.start_job(job).await.unwrap();
@@ -132,7 +132,7 @@ async fn happy_path_settles_royalty_fee_and_refund() {
         env.owner.withdrawable(env.address_of(4)).await.unwrap(),
         PRICE
     );
-    assert_eq!(env.owner.total_escrowed().await.unwrap(), 0);
+    assert_eq!(env.owner.live_escrow().await.unwrap(), 0);
 
     let before = env.balance(env.address_of(3)).await.unwrap();
     let (amount, receipt) = env.owner.withdraw().await.unwrap();
@@ -156,9 +156,14 @@ async fn every_refund_path_returns_the_full_escrow_and_frees_the_run() {
     let env = TestEnv::start().await.unwrap();
     let dataset = publish(&env, 2).await;
 
+    // Full refunds are paid to the researcher's wallet in the same transaction (an EOA accepts the plain
+    // transfer); the orchestrator and the caller of `expire` pay the gas, so the wallet gains exactly the escrow.
+    let researcher = env.address_of(4);
+
     // failJob from Running.
     let failed = request(&env, dataset, 2).await;
     env.orchestrator.start_job(failed).await.unwrap();
+    let before = env.balance(researcher).await.unwrap();
     env.orchestrator
         .fail_job(failed, "dataset is not valid JSONL")
         .await
@@ -167,6 +172,7 @@ async fn every_refund_path_returns_the_full_escrow_and_frees_the_run() {
         env.researcher.job(failed).await.unwrap().state,
         JobState::Failed
     );
+    assert_eq!(env.balance(researcher).await.unwrap() - before, 2 * PRICE);
 
     // expire: not started within the session TTL; anyone may call it.
     let expired = request(&env, dataset, 1).await;
@@ -181,7 +187,9 @@ async fn every_refund_path_returns_the_full_escrow_and_frees_the_run() {
         "GrantExpired",
         "can no longer start",
     );
+    let before = env.balance(researcher).await.unwrap();
     env.owner.expire(expired).await.unwrap();
+    assert_eq!(env.balance(researcher).await.unwrap() - before, PRICE);
     assert_eq!(
         env.researcher.job(expired).await.unwrap().state,
         JobState::Expired
@@ -201,20 +209,22 @@ async fn every_refund_path_returns_the_full_escrow_and_frees_the_run() {
         "only its researcher",
     );
     env.advance_time(TEST_RUN_TIMEOUT + 1).await.unwrap();
-    env.researcher.reclaim(reclaimed).await.unwrap();
+    let before = env.balance(researcher).await.unwrap();
+    let receipt = env.researcher.reclaim(reclaimed).await.unwrap();
+    let after = env.balance(researcher).await.unwrap();
+    // The researcher sent this one: the escrow came back, less its gas (at most 10 gwei on anvil).
+    assert!(after <= before + 5 * PRICE, "never more than the escrow");
+    assert!(
+        after + u128::from(receipt.gas_used) * 10u128.pow(10) >= before + 5 * PRICE,
+        "the whole escrow came back"
+    );
     assert_eq!(
         env.researcher.job(reclaimed).await.unwrap().state,
         JobState::Reclaimed
     );
 
-    // All three refunds are withdrawable and none counts against the 2-run cap.
-    assert_eq!(
-        env.researcher
-            .withdrawable(env.address_of(4))
-            .await
-            .unwrap(),
-        8 * PRICE
-    );
+    // All three refunds were paid out (nothing left to withdraw) and none counts against the 2-run cap.
+    assert_eq!(env.researcher.withdrawable(researcher).await.unwrap(), 0);
     assert_eq!(
         env.researcher
             .runs_used(dataset, env.address_of(4))
@@ -222,9 +232,12 @@ async fn every_refund_path_returns_the_full_escrow_and_frees_the_run() {
             .unwrap(),
         0
     );
-    assert_eq!(env.researcher.total_escrowed().await.unwrap(), 0);
-    let (refunded, _) = env.researcher.withdraw().await.unwrap();
-    assert_eq!(refunded, 8 * PRICE);
+    assert_eq!(env.researcher.live_escrow().await.unwrap(), 0);
+    reverted_with(
+        env.researcher.withdraw().await,
+        "NothingToWithdraw",
+        "has nothing to withdraw",
+    );
 
     // Terminal states are final.
     reverted_with(

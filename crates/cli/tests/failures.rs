@@ -13,7 +13,7 @@ mod common;
 use common::{
     Dev, Guarded, LICEN, OWNER_KEY, RESEARCHER_KEY, advance_chain_time, dev_address, free_port,
     indexed_job, indexed_timeline_until_completed, licen, licen_command, nonce, ok_json as ok,
-    refused, rpc, wait_for_state,
+    refund_paid_by_transition, refused, wait_for_state,
 };
 
 const RESEARCHER: usize = 4;
@@ -232,32 +232,15 @@ fn expired_grant_is_refunded_and_a_sigkilled_orchestrator_finishes_the_job_exact
     assert_eq!(escrow, 30_000_000_000_000_000);
     assert_eq!(withdrawable(d, &dev, OWNER_KEY), 29_250_000_000_000_000);
 
-    // The expired grant's escrow comes back to the wei: credited, withdrawn, and the wallet's
-    // balance moves by exactly that minus the withdrawal's gas.
+    // The expired grant's escrow comes back to the wei, paid to the researcher's wallet by the
+    // `expire` transaction itself: nothing is left to withdraw.
     assert_eq!(expiring_escrow, 10_000_000_000_000_000);
-    assert_eq!(withdrawable(d, &dev, RESEARCHER_KEY), expiring_escrow);
     let researcher = dev_address(&dev, RESEARCHER);
-    let balance = |dev: &Dev| {
-        let hex = rpc(
-            dev,
-            "eth_getBalance",
-            serde_json::json!([researcher, "latest"]),
-        );
-        u128::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-    };
-    let before = balance(&dev);
-    let withdrawn = ok(licen(d, &dev, Some(RESEARCHER_KEY), &["withdraw"]));
-    assert_eq!(withdrawn["withdrawn_wei"], expiring_escrow.to_string());
-    let receipt = rpc(
-        &dev,
-        "eth_getTransactionReceipt",
-        serde_json::json!([withdrawn["tx"]]),
+    assert_eq!(
+        refund_paid_by_transition(&dev, expiring, "expired", &researcher),
+        expiring_escrow
     );
-    let number = |v: &serde_json::Value| {
-        u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-    };
-    let gas = number(&receipt["gasUsed"]) * number(&receipt["effectiveGasPrice"]);
-    assert_eq!(balance(&dev), before + expiring_escrow - gas);
+    assert_eq!(withdrawable(d, &dev, RESEARCHER_KEY), 0);
     drop(second);
     dev.stop();
 }
@@ -484,8 +467,16 @@ fn unrecoverable_jobs_end_in_fail_job_with_a_full_refund() {
     let killed_reason = reason(killed);
     assert!(killed_reason.contains("compute node"), "{killed_reason}");
 
-    // Every failed job is refunded in full, to the wei, and counts no run.
-    assert_eq!(withdrawable(d, &dev, RESEARCHER_KEY), e1 + e2 + e3);
+    // Every failed job is refunded in full, to the wei, paid by its failJob transaction.
+    let researcher = dev_address(&dev, RESEARCHER);
+    for (job, escrow) in [(bad_bytes, e1), (bad_data, e2), (killed, e3)] {
+        assert_eq!(
+            refund_paid_by_transition(&dev, job, "failed", &researcher),
+            escrow,
+            "job {job}"
+        );
+    }
+    assert_eq!(withdrawable(d, &dev, RESEARCHER_KEY), 0);
     assert_eq!(withdrawable(d, &dev, OWNER_KEY), 0);
     dev.stop();
 }

@@ -239,3 +239,48 @@ pub fn indexed_timeline_until_completed(dev: &Dev, job: u64) -> Vec<String> {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// What the transaction that moved `job` into `terminal` (a refund state: "failed", "expired",
+/// "reclaimed") paid straight to `account`, in wei: the amount of its `Withdrawn(account, …)`
+/// log, 0 when it only credited the refund. Waits up to 20 s for the indexer to hold the
+/// transition.
+pub fn refund_paid_by_transition(dev: &Dev, job: u64, terminal: &str, account: &str) -> u128 {
+    let started = std::time::Instant::now();
+    let tx = loop {
+        let found = indexed_job(dev, job)["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["state"].as_str().unwrap().eq_ignore_ascii_case(terminal))
+            .map(|t| t["tx"].as_str().unwrap().to_owned());
+        if let Some(tx) = found {
+            break tx;
+        }
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "job {job} never reached {terminal} in the indexer"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let receipt = rpc(dev, "eth_getTransactionReceipt", serde_json::json!([tx]));
+    let withdrawn = format!(
+        "{:#x}",
+        alloy::primitives::keccak256("Withdrawn(address,uint256)")
+    );
+    let account = account.trim_start_matches("0x").to_ascii_lowercase();
+    receipt["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|log| {
+            let topics = log["topics"].as_array().unwrap();
+            topics.len() == 2
+                && topics[0].as_str() == Some(withdrawn.as_str())
+                && topics[1].as_str().unwrap().ends_with(&account)
+        })
+        .map(|log| {
+            u128::from_str_radix(log["data"].as_str().unwrap().trim_start_matches("0x"), 16)
+                .unwrap()
+        })
+        .sum()
+}

@@ -180,8 +180,14 @@ fn cpu_time_summary(s: &Subjects) {
                 "bare RustCrypto aes-gcm",
                 measure(|| s.bare_rustcrypto(segment_size, &mut buf)),
             ),
-            ("seal (SealWriter)", measure(|| s.seal(segment_size, &mut out))),
-            ("open (OpenReader)", measure(|| s.open(&sealed, &mut opened))),
+            (
+                "seal (SealWriter)",
+                measure(|| s.seal(segment_size, &mut out)),
+            ),
+            (
+                "open (OpenReader)",
+                measure(|| s.open(&sealed, &mut opened)),
+            ),
         ];
         for (name, (cpu, wall)) in rows {
             println!(

@@ -25,7 +25,7 @@ pub use writer::SealWriter;
 
 use std::io::{Read, Write};
 
-use aead::{NONCE_LEN, SegmentAead};
+use self::aead::{NONCE_LEN, SegmentAead};
 use crate::error::{Error, Result};
 use crate::keys::{NONCE_PREFIX_LEN, NoncePrefix, StreamKey};
 

@@ -176,7 +176,14 @@ impl<R: Read> OpenReader<R> {
                 &mut self.plain[..plain_len]
             }
         };
-        open_segment_into(&self.cipher, &self.buf[..len], index, last, self.full_ct, dst)?;
+        open_segment_into(
+            &self.cipher,
+            &self.buf[..len],
+            index,
+            last,
+            self.full_ct,
+            dst,
+        )?;
         if last && plain_len == 0 && index > 0 {
             return Err(Error::EmptyFinalSegment { index });
         }

@@ -6,10 +6,14 @@
 //! `licen open`, and checks the round trip is byte-identical. Builds `licen` in release (as
 //! `cargo bench` does): benchmarks are not part of `cargo xtask test`, so CI compiles nothing
 //! twice.
+//!
+//! `cargo xtask bench seal-memory` runs only `licen seal` on files of growing size (64 MiB up to
+//! 1 GiB, `LICEN_BENCH_MIB` for the largest) and shows that the peak RSS of the streaming
+//! seal + root pass stays under 64 MiB and does not grow with the file.
 
 use anyhow::{Context, Result, bail, ensure};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -24,13 +28,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         .transpose()
         .context("LICEN_BENCH_MIB must be a number of MiB")?
         .unwrap_or(1024);
-    crate::run(
-        Command::new(crate::cargo_bin())
-            .args(["build", "--release", "-p", "licen-cli"])
-            .current_dir(root),
-    )?;
-    let licen = root.join("target/release/licen");
-    let work = root.join("target/xtask-bench");
+    let licen = build_licen(root)?;
+    let work = target_dir(root).join("xtask-bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
 
@@ -175,6 +174,130 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     if failed {
         bail!("a measured figure is outside its limit (see the table)");
     }
+    Ok(())
+}
+
+/// The cargo target directory (`CARGO_TARGET_DIR` when set, as cargo itself resolves it).
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// Builds `licen` in release and returns its path.
+fn build_licen(root: &Path) -> Result<PathBuf> {
+    crate::run(
+        Command::new(crate::cargo_bin())
+            .args(["build", "--release", "-p", "licen-cli"])
+            .current_dir(root),
+    )?;
+    Ok(target_dir(root).join("release/licen"))
+}
+
+/// CPU seconds (user + system) of this process's children that have been waited for
+/// (`cutime` + `cstime` of Linux `/proc/self/stat`); NaN elsewhere.
+fn children_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name start at field 3 (state).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |field: usize| {
+        fields
+            .get(field - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    // The kernel reports these in USER_HZ, which is 100 on every Linux ABI.
+    (ticks(16) + ticks(17)) / 100.0
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `cargo xtask bench seal-memory`: `licen seal` (seal + 0G root in one streaming pass) on
+/// files of 64 MiB, 256 MiB and 1 GiB; peak RSS of each run against the 64 MiB bound, and its
+/// growth from the smallest file to the largest.
+pub(crate) fn seal_memory(root: &Path) -> Result<()> {
+    let largest: u64 = std::env::var("LICEN_BENCH_MIB")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()
+        .context("LICEN_BENCH_MIB must be a number of MiB")?
+        .unwrap_or(1024);
+    let mut sizes: Vec<u64> = [64, 256, 1024]
+        .into_iter()
+        .filter(|&s| s < largest)
+        .collect();
+    sizes.push(largest);
+    let licen = build_licen(root)?;
+    let work = target_dir(root).join("xtask-bench-seal-memory");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let key = json(&licen, &work, &["keygen", "-o", "bench.key"])?;
+    let public = key["public_key"]
+        .as_str()
+        .context("keygen prints public_key")?
+        .to_owned();
+
+    println!(
+        "\nlicen seal (seal + 0G root, one streaming pass), release build, load average before: {}",
+        load_average()
+    );
+    println!(
+        "{:>9} {:>11} {:>14} {:>14} {:>16}",
+        "file MiB", "MB/s wall", "MB/CPU-second", "peak RSS MiB", "vs 64 MiB bound"
+    );
+    let mut peaks = Vec::new();
+    for &mib in &sizes {
+        let data = work.join("data.bin");
+        write_pseudo_random(&data, mib * MIB)?;
+        let cpu_before = children_cpu_secs();
+        let (seal, seal_s) = timed(|| {
+            json(
+                &licen,
+                &work,
+                &["seal", "data.bin", "--to", &public, "-o", "data.sealed"],
+            )
+        })?;
+        let cpu_s = children_cpu_secs() - cpu_before;
+        let peak = seal["peak_rss_bytes"]
+            .as_u64()
+            .context("licen seal reports peak_rss_bytes (Linux only)")?;
+        let mb = (mib * MIB) as f64 / 1e6;
+        println!(
+            "{:>9} {:>11.0} {:>14.0} {:>14.1} {:>15.2}x",
+            mib,
+            mb / seal_s,
+            mb / cpu_s,
+            peak as f64 / MIB as f64,
+            PEAK_RSS_LIMIT as f64 / peak as f64
+        );
+        peaks.push(peak);
+        for file in ["data.bin", "data.sealed", "data.sealed.envelope"] {
+            std::fs::remove_file(work.join(file))?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    let (first, last) = (peaks[0], *peaks.last().expect("at least one size"));
+    println!(
+        "peak RSS growth from {} MiB to {} MiB of input: {:+.1} MiB (load average after: {})",
+        sizes[0],
+        largest,
+        (last as f64 - first as f64) / MIB as f64,
+        load_average()
+    );
+    let worst = peaks.iter().copied().max().unwrap_or(0);
+    ensure!(
+        worst <= PEAK_RSS_LIMIT,
+        "peak RSS {:.1} MiB exceeds the 64 MiB bound",
+        worst as f64 / MIB as f64
+    );
     Ok(())
 }
 

@@ -46,9 +46,11 @@ fn run_command() -> Result<()> {
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("start-latency") => bench_flow::start_latency(&root),
             Some("concurrent-jobs") => bench_flow::concurrent_jobs(&root),
+            Some("seal-memory") => bench::seal_memory(&root),
             None => bench::run(&root),
             Some(other) => bail!(
-                "unknown bench `{other}`: start-latency, concurrent-jobs, or none for the 1 GiB figures"
+                "unknown bench `{other}`: start-latency, concurrent-jobs, seal-memory, or none for \
+                 the 1 GiB figures"
             ),
         },
         _ => {
@@ -61,6 +63,7 @@ fn run_command() -> Result<()> {
                  \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)\
                  \n  bench start-latency    request mined -> startJob mined, median of 20 (limit 1 s)\
                  \n  bench concurrent-jobs  50 concurrent jobs on one orchestrator: jobs/min, no nonce errors\
+                 \n  bench seal-memory      licen seal peak RSS at 64 MiB .. 1 GiB: the 64 MiB bound, no growth\
                  \n  with-postgres <command…>  run a command with a throwaway Postgres in LICEN_TEST_POSTGRES_URL"
             );
             bail!("unknown or missing xtask command");

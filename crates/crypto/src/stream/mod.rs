@@ -12,21 +12,20 @@
 //!
 //! Must never: release any plaintext of a segment before that segment's tag has verified;
 //! accept a stream that is truncated, reordered, spliced or extended; allocate per segment or
-//! hold more than one segment in memory; perform I/O other than through the `Read`/`Write` it is
+//! hold more than a segment's ciphertext and a segment's plaintext in memory; perform I/O other than through the `Read`/`Write` it is
 //! given; put key or plaintext bytes into errors.
 
+mod aead;
 mod reader;
 mod writer;
 
+pub use aead::AEAD_BACKEND;
 pub use reader::OpenReader;
 pub use writer::SealWriter;
 
 use std::io::{Read, Write};
 
-use aes_gcm::aead::consts::{U12, U16};
-use aes_gcm::aead::{AeadInOut, KeyInit, inout::InOutBuf};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
-
+use self::aead::{NONCE_LEN, SegmentAead};
 use crate::error::{Error, Result};
 use crate::keys::{NONCE_PREFIX_LEN, NoncePrefix, StreamKey};
 
@@ -224,7 +223,7 @@ pub fn open(key: &StreamKey, sealed: &[u8]) -> Result<Vec<u8>> {
 
 /// The keyed per-stream state shared by the writer and the reader.
 struct SegmentCipher {
-    aead: Aes256Gcm,
+    aead: SegmentAead,
     prefix: [u8; NONCE_PREFIX_LEN],
     /// The full header, header tag included: the AAD of every segment.
     header: [u8; HEADER_LEN],
@@ -233,7 +232,7 @@ struct SegmentCipher {
 impl SegmentCipher {
     /// Builds the cipher and computes the header tag for `header`.
     fn new(key: &StreamKey, header: &StreamHeader) -> SegmentCipher {
-        let aead = Aes256Gcm::new(key.as_bytes().into());
+        let aead = SegmentAead::new(key.as_bytes());
         let core = header.core_bytes();
         let mut full = [0u8; HEADER_LEN];
         full[..HEADER_CORE_LEN].copy_from_slice(&core);
@@ -247,68 +246,54 @@ impl SegmentCipher {
         cipher
     }
 
-    fn nonce(&self, counter: u32, flag: u8) -> Nonce<U12> {
-        let mut n = [0u8; 12];
+    fn nonce(&self, counter: u32, flag: u8) -> [u8; NONCE_LEN] {
+        let mut n = [0u8; NONCE_LEN];
         n[..NONCE_PREFIX_LEN].copy_from_slice(&self.prefix);
         n[NONCE_PREFIX_LEN..NONCE_PREFIX_LEN + 4].copy_from_slice(&counter.to_be_bytes());
         n[11] = flag;
-        n.into()
+        n
     }
 
     /// GMAC of the header core under the reserved header nonce.
     fn header_tag(&self, core: &[u8; HEADER_CORE_LEN]) -> [u8; TAG_LEN] {
         let nonce = self.nonce(HEADER_COUNTER, FLAG_HEADER);
-        let tag = self
-            .aead
-            .encrypt_inout_detached(&nonce, core, InOutBuf::from(&mut [][..]))
-            .expect("AES-GCM cannot fail on an empty message");
-        tag.into()
+        self.aead.seal_in_place(nonce, core, &mut [])
     }
 
     /// Verifies a received header tag (constant time, inside AES-GCM). The header core it
     /// covers is the one this cipher was built from.
     fn header_tag_matches(&self, received_tag: &[u8]) -> bool {
-        let Ok(tag) = Tag::<U16>::try_from(received_tag) else {
+        let Ok(tag) = <[u8; TAG_LEN]>::try_from(received_tag) else {
             return false;
         };
         let nonce = self.nonce(HEADER_COUNTER, FLAG_HEADER);
         self.aead
-            .decrypt_inout_detached(
-                &nonce,
-                &self.header[..HEADER_CORE_LEN],
-                InOutBuf::from(&mut [][..]),
-                &tag,
-            )
-            .is_ok()
+            .open_in_place(nonce, &self.header[..HEADER_CORE_LEN], &mut [], &tag)
     }
 
     fn flag(last: bool) -> u8 {
         if last { FLAG_LAST } else { FLAG_NOT_LAST }
     }
 
-    /// Encrypts one segment from `buf`'s input into its output and returns the tag.
-    /// `index` must be < [`MAX_SEGMENTS`].
-    fn seal_segment(&self, index: u64, last: bool, buf: InOutBuf<'_, '_, u8>) -> [u8; TAG_LEN] {
+    /// Encrypts one segment in place and returns its tag. `index` must be < [`MAX_SEGMENTS`].
+    fn seal_segment(&self, index: u64, last: bool, data: &mut [u8]) -> [u8; TAG_LEN] {
         debug_assert!(index < MAX_SEGMENTS);
         let nonce = self.nonce(index as u32, Self::flag(last));
-        self.aead
-            .encrypt_inout_detached(&nonce, &self.header, buf)
-            .expect("segments (≤ 16 MiB) are far below AES-GCM's 64 GiB message limit")
-            .into()
+        self.aead.seal_in_place(nonce, &self.header, data)
     }
 
-    /// Verifies and decrypts one segment in place. On failure `ct` is left untouched.
+    /// Verifies and decrypts one segment in place. On failure `ct` holds no plaintext: it is
+    /// wiped or left as the ciphertext, depending on the backend (callers must not rely on
+    /// either).
     fn open_segment(&self, index: u64, last: bool, ct: &mut [u8], tag: &[u8]) -> bool {
         if index >= MAX_SEGMENTS {
             return false;
         }
-        let Ok(tag) = Tag::<U16>::try_from(tag) else {
+        let Ok(tag) = <[u8; TAG_LEN]>::try_from(tag) else {
             return false;
         };
         let nonce = self.nonce(index as u32, Self::flag(last));
-        self.aead
-            .decrypt_inout_detached(&nonce, &self.header, InOutBuf::from(ct), &tag)
-            .is_ok()
+        self.aead.open_in_place(nonce, &self.header, ct, &tag)
     }
 }
 

@@ -7,7 +7,9 @@
 //!
 //! Must never: return a single byte of a segment whose tag has not verified; continue after an
 //! integrity failure (the reader stays failed and repeats the error); accept input that ends
-//! without a final segment or continues after it; allocate more than one segment buffer.
+//! without a final segment or continues after it; decrypt in its ciphertext buffer (the
+//! native AES-GCM wipes a failed segment, and the ciphertext is needed to name the failure);
+//! allocate more than one ciphertext and one plaintext segment buffer.
 
 use std::io::{self, Read};
 
@@ -32,7 +34,8 @@ enum State {
 ///
 /// Plaintext is released one whole segment at a time and only after that segment's tag has
 /// verified, so the bytes a caller has received before an error are always exactly the
-/// plaintext of the authentic segments before the failing one. Memory use is one segment.
+/// plaintext of the authentic segments before the failing one. Memory use is one segment of
+/// ciphertext, plus one of plaintext when reads are smaller than a segment.
 ///
 /// Errors surface from `read` as `io::Error`s; `licen_crypto::Error::from(io_error)` gives the
 /// specific variant back ([`Error::SegmentAuthFailed`], [`Error::Truncated`], …).
@@ -42,13 +45,17 @@ pub struct OpenReader<R: Read> {
     header: StreamHeader,
     /// Ciphertext length of a full segment (`segment_size + 16`).
     full_ct: usize,
-    /// `full_ct + 1` bytes: one segment plus one byte of look-ahead.
-    buf: Zeroizing<Vec<u8>>,
+    /// `full_ct + 1` bytes: one segment's ciphertext plus one byte of look-ahead. Never
+    /// decrypted in place, so a failed segment can still be diagnosed.
+    buf: Vec<u8>,
+    /// Verified plaintext of one segment, for callers whose buffer is smaller than a segment
+    /// (allocated on first such read).
+    plain: Zeroizing<Vec<u8>>,
     /// Bytes of the segment being assembled in `buf`.
     filled: usize,
     /// Whether `buf[full_ct]` holds the first byte of the next segment.
     lookahead: bool,
-    /// Verified plaintext ready to hand out: `buf[pos..end]`.
+    /// Verified plaintext ready to hand out: `plain[pos..end]`.
     pos: usize,
     end: usize,
     /// Index of the next segment to open.
@@ -81,7 +88,8 @@ impl<R: Read> OpenReader<R> {
             cipher,
             header,
             full_ct,
-            buf: Zeroizing::new(vec![0u8; full_ct + 1]),
+            buf: vec![0u8; full_ct + 1],
+            plain: Zeroizing::new(Vec::new()),
             filled: 0,
             lookahead: false,
             pos: 0,
@@ -123,8 +131,10 @@ impl<R: Read> OpenReader<R> {
         self.inner
     }
 
-    /// Fills `buf` with the next segment (and one look-ahead byte) and opens it.
-    fn next_segment(&mut self) -> Result<()> {
+    /// Reads the next segment (and one look-ahead byte) into `buf` and opens it into `out`
+    /// when given (it must hold a full segment's plaintext), else into `plain`. Returns the
+    /// plaintext bytes written to `out` (0 when they went to `plain`).
+    fn next_segment(&mut self, out: Option<&mut [u8]>) -> Result<usize> {
         if self.lookahead {
             self.buf[0] = self.buf[self.full_ct];
             self.filled = 1;
@@ -155,51 +165,48 @@ impl<R: Read> OpenReader<R> {
                 max_segments: MAX_SEGMENTS,
             });
         }
-        let (ct, tag) = self.buf[..len].split_at_mut(len - TAG_LEN);
-        if !self.cipher.open_segment(index, last, ct, tag) {
-            return Err(self.diagnose(index, last, len));
-        }
-        if last && len == TAG_LEN && index > 0 {
-            self.buf[..len].zeroize();
+        let plain_len = len - TAG_LEN;
+        let direct = out.is_some();
+        let dst = match out {
+            Some(out) => &mut out[..plain_len],
+            None => {
+                if self.plain.len() < self.full_ct - TAG_LEN {
+                    self.plain.resize(self.full_ct - TAG_LEN, 0);
+                }
+                &mut self.plain[..plain_len]
+            }
+        };
+        open_segment_into(
+            &self.cipher,
+            &self.buf[..len],
+            index,
+            last,
+            self.full_ct,
+            dst,
+        )?;
+        if last && plain_len == 0 && index > 0 {
             return Err(Error::EmptyFinalSegment { index });
         }
-        self.pos = 0;
-        self.end = len - TAG_LEN;
         if last {
             self.state = State::Done;
         } else {
             self.index += 1;
         }
-        Ok(())
-    }
-
-    /// Names the failure of segment `index` as precisely as the data allows. The trial
-    /// decryptions below are on the error path only, and their plaintext is wiped unreleased.
-    fn diagnose(&mut self, index: u64, last: bool, len: usize) -> Error {
-        let flipped = !last;
-        if len == self.full_ct {
-            let (ct, tag) = self.buf[..len].split_at_mut(len - TAG_LEN);
-            if self.cipher.open_segment(index, flipped, ct, tag) {
-                self.buf[..len].zeroize();
-                return if last {
-                    // A genuine non-final segment with nothing after it: cut at a boundary.
-                    Error::Truncated {
-                        segments: index + 1,
-                    }
-                } else {
-                    // A genuine final segment with bytes after it.
-                    Error::TrailingData { index }
-                };
-            }
+        self.pos = 0;
+        if direct {
+            self.end = 0;
+            Ok(plain_len)
+        } else {
+            self.end = plain_len;
+            Ok(0)
         }
-        Error::SegmentAuthFailed { index }
     }
 
     fn read_inner(&mut self, out: &mut [u8]) -> Result<usize> {
         loop {
             if self.pos < self.end {
                 let n = (self.end - self.pos).min(out.len());
-                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                out[..n].copy_from_slice(&self.plain[self.pos..self.pos + n]);
                 self.pos += n;
                 return Ok(n);
             }
@@ -211,8 +218,12 @@ impl<R: Read> OpenReader<R> {
                 State::Failed(e) => return Err(e.duplicate()),
                 State::Open => {}
             }
-            match self.next_segment() {
-                Ok(()) => {}
+            // A caller's buffer that holds a whole segment receives the plaintext directly
+            // (one copy of the ciphertext instead of two of the plaintext).
+            let direct = out.len() >= self.full_ct - TAG_LEN;
+            match self.next_segment(direct.then_some(&mut *out)) {
+                Ok(0) => {}
+                Ok(n) => return Ok(n),
                 Err(Error::Io(e)) => return Err(Error::Io(e)),
                 Err(e) => {
                     self.state = State::Failed(e.duplicate());
@@ -221,6 +232,42 @@ impl<R: Read> OpenReader<R> {
             }
         }
     }
+}
+
+/// Opens `segment` (ciphertext ‖ tag, as read) into `dst`, leaving `segment` untouched so a
+/// failure can be named: when the segment verifies under the opposite last-segment flag it is
+/// genuine but misplaced (the stream was cut at a boundary, or has bytes after its final
+/// segment). On any failure `dst` is wiped: no byte of an unverified segment is released.
+fn open_segment_into(
+    cipher: &SegmentCipher,
+    segment: &[u8],
+    index: u64,
+    last: bool,
+    full_ct: usize,
+    dst: &mut [u8],
+) -> Result<()> {
+    let (ct, tag) = segment.split_at(segment.len() - TAG_LEN);
+    dst.copy_from_slice(ct);
+    if cipher.open_segment(index, last, dst, tag) {
+        return Ok(());
+    }
+    let mut error = Error::SegmentAuthFailed { index };
+    if segment.len() == full_ct {
+        dst.copy_from_slice(ct);
+        if cipher.open_segment(index, !last, dst, tag) {
+            error = if last {
+                // A genuine non-final segment with nothing after it: cut at a boundary.
+                Error::Truncated {
+                    segments: index + 1,
+                }
+            } else {
+                // A genuine final segment with bytes after it.
+                Error::TrailingData { index }
+            };
+        }
+    }
+    dst.zeroize();
+    Err(error)
 }
 
 impl<R: Read> Read for OpenReader<R> {

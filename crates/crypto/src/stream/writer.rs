@@ -10,7 +10,6 @@
 
 use std::io::{self, Write};
 
-use aes_gcm::aead::inout::InOutBuf;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
@@ -139,9 +138,7 @@ impl<W: Write> SealWriter<W> {
     fn seal_buffered(&mut self, len: usize, last: bool) -> Result<()> {
         self.check_index()?;
         let (data, rest) = self.buf.split_at_mut(len);
-        let tag = self
-            .cipher
-            .seal_segment(self.index, last, InOutBuf::from(data));
+        let tag = self.cipher.seal_segment(self.index, last, data);
         rest[..TAG_LEN].copy_from_slice(&tag);
         self.emit(len + TAG_LEN)?;
         self.pending = 0;

@@ -41,6 +41,12 @@ use crate::rpc::{
 
 const RECORD: usize = 48;
 
+thread_local! {
+    /// One segment's bytes on their way from disk to a download response (per blocking thread,
+    /// so serving a segment allocates and zero-fills nothing of that size).
+    static SEGMENT_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Meta {
@@ -698,14 +704,18 @@ impl Disk {
         Ok(buf)
     }
 
-    /// `zgs_downloadSegmentWithProof`: `None` unless the file is finalized here.
-    pub(crate) fn segment_with_proof(
+    /// `zgs_downloadSegmentWithProof`: appends the segment with its proof as JSON to `out`, or
+    /// `null` unless the file is finalized here. The bytes are read into a per-thread buffer and
+    /// base64-encoded straight into `out` (no zero-filled buffer, struct or string per request).
+    pub(crate) fn segment_with_proof_json(
         &self,
         root: &Hash,
         index: u64,
-    ) -> Result<Option<SegmentWithProof>, RpcError> {
+        mut out: Vec<u8>,
+    ) -> Result<Vec<u8>, RpcError> {
         let Some(f) = self.final_file(root) else {
-            return Ok(None);
+            out.extend_from_slice(b"null");
+            return Ok(out);
         };
         let layout = FileLayout::new(f.meta.size);
         if index >= layout.segments() {
@@ -718,22 +728,23 @@ impl Disk {
                 ),
             ));
         }
-        let data = Self::read(
-            &f,
-            layout.segment_offset(index),
-            layout.segment_data_len(index),
-        )?;
         let proof = f
             .tree
             .proof(index)
             .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))?;
-        Ok(Some(SegmentWithProof {
-            root: *root,
-            data,
-            index,
-            proof,
-            file_size: f.meta.size,
-        }))
+        let path = f.dir.join("data");
+        let file =
+            File::open(&path).map_err(|e| io_err(format!("opening {}", path.display()), e))?;
+        let len = layout.segment_data_len(index);
+        SEGMENT_BUF.with_borrow_mut(|buf| {
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            read_exact_at(&file, &mut buf[..len], layout.segment_offset(index))
+                .map_err(|e| io_err(format!("reading {}", path.display()), e))?;
+            rpc::write_segment_json(&mut out, root, &buf[..len], index, &proof, f.meta.size);
+            Ok(out)
+        })
     }
 
     /// `zgs_downloadSegment`: chunks `[start, end)`; `None` unless finalized here.

@@ -39,8 +39,8 @@ struct Request<'a> {
     params: Option<&'a RawValue>,
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
 }
 
 fn error_json(id: Option<&RawValue>, err: &RpcError) -> String {
@@ -49,9 +49,11 @@ fn error_json(id: Option<&RawValue>, err: &RpcError) -> String {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{err}}}"#)
 }
 
-fn result_json(id: Option<&RawValue>, result: &RawValue) -> String {
+/// The start of a success response, `{"jsonrpc":"2.0","id":<id>,"result":`; the method appends
+/// its result and the closing brace, so a 350 KB segment is written once, in place.
+fn result_prefix(id: Option<&RawValue>) -> Vec<u8> {
     let id = id.map(RawValue::get).unwrap_or("null");
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#, result.get())
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":"#).into_bytes()
 }
 
 fn too_large(limit: usize, got: Option<u64>) -> Response {
@@ -110,11 +112,15 @@ async fn handle(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: B
             );
             return json_response(StatusCode::OK, error_json(None, &err));
         }
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(handle_one(&state, item.get()).await);
+        let mut out = vec![b'['];
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&handle_one(&state, item.get()).await);
         }
-        json_response(StatusCode::OK, format!("[{}]", out.join(",")))
+        out.push(b']');
+        json_response(StatusCode::OK, out)
     } else {
         json_response(StatusCode::OK, handle_one(&state, text).await)
     }
@@ -122,7 +128,7 @@ async fn handle(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: B
 
 /// Handles one request object. Parsing straight into [`Request`] validates the JSON in the
 /// same pass, so a 5 MB upload body is scanned once here and once more for its parameters.
-async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
+async fn handle_one(state: &Arc<NodeState>, text: &str) -> Vec<u8> {
     let req: Request<'_> = match serde_json::from_str(text) {
         Ok(r) => r,
         Err(e) if e.is_syntax() || e.is_eof() => {
@@ -131,7 +137,7 @@ async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
                 "Parse error",
                 format!("the body is not valid JSON: {e}"),
             );
-            return error_json(None, &err);
+            return error_json(None, &err).into_bytes();
         }
         Err(e) => {
             let err = RpcError::new(
@@ -141,7 +147,7 @@ async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
                     "expected a JSON-RPC 2.0 request object {{jsonrpc, id, method, params}}: {e}"
                 ),
             );
-            return error_json(None, &err);
+            return error_json(None, &err).into_bytes();
         }
     };
     if req.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
@@ -150,7 +156,7 @@ async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
             "Invalid Request",
             "\"jsonrpc\" must be \"2.0\"",
         );
-        return error_json(req.id, &err);
+        return error_json(req.id, &err).into_bytes();
     }
     let Some(method) = req.method.as_deref() else {
         let err = RpcError::new(
@@ -158,15 +164,18 @@ async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
             "Invalid Request",
             "\"method\" is missing",
         );
-        return error_json(req.id, &err);
+        return error_json(req.id, &err).into_bytes();
     };
-    match dispatch(state, method, req.params).await {
-        Ok(result) => result_json(req.id, &result),
+    match dispatch(state, method, req.params, result_prefix(req.id)).await {
+        Ok(mut out) => {
+            out.push(b'}');
+            out
+        }
         Err(err) => {
             if err.code != codes::METHOD_NOT_FOUND {
                 tracing::debug!(method, code = err.code, message = %err.message, "request refused");
             }
-            error_json(req.id, &err)
+            error_json(req.id, &err).into_bytes()
         }
     }
 }
@@ -231,9 +240,11 @@ fn arg<T: DeserializeOwned>(raw: &RawValue, name: &str, expected: &str) -> Resul
         .map_err(|e| RpcError::invalid_params(name, format!("expected {expected}: {e}")))
 }
 
-fn to_raw<T: serde::Serialize>(v: &T) -> Result<Box<RawValue>, RpcError> {
-    serde_json::value::to_raw_value(v)
-        .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))
+/// Appends `v` as JSON to `out`.
+fn to_raw<T: serde::Serialize>(mut out: Vec<u8>, v: &T) -> Result<Vec<u8>, RpcError> {
+    serde_json::to_writer(&mut out, v)
+        .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))?;
+    Ok(out)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -246,15 +257,17 @@ async fn blocking<T: Send + 'static>(
 
 const HASH: &str = "a 0x-prefixed 32-byte hex root";
 
+/// Runs `method` and appends its JSON result to `out` (which holds the response prefix).
 async fn dispatch(
     state: &Arc<NodeState>,
     method: &str,
     params: Option<&RawValue>,
-) -> Result<Box<RawValue>, RpcError> {
+    out: Vec<u8>,
+) -> Result<Vec<u8>, RpcError> {
     match method {
         methods::GET_STATUS => {
             positional(params, 0, 0, "zgs_getStatus()")?;
-            to_raw(&Status {
+            to_raw(out, &Status {
                 connected_peers: 0,
                 log_sync_height: 0,
                 log_sync_block: Hash::ZERO,
@@ -264,7 +277,7 @@ async fn dispatch(
         }
         methods::GET_SHARD_CONFIG => {
             positional(params, 0, 0, "zgs_getShardConfig()")?;
-            to_raw(&ShardConfig {
+            to_raw(out, &ShardConfig {
                 num_shard: 1,
                 shard_id: 0,
             })
@@ -286,11 +299,11 @@ async fn dispatch(
                 segs
             };
             if segs.is_empty() {
-                return to_raw(&());
+                return to_raw(out, &());
             }
             let st = state.clone();
             blocking(move || st.disk.put_segments(segs)).await?;
-            to_raw(&())
+            to_raw(out, &())
         }
         methods::DOWNLOAD_SEGMENT => {
             let p = positional(
@@ -304,7 +317,16 @@ async fn dispatch(
             let end: u64 = arg(p[2], "end_index", "a chunk index (exclusive)")?;
             let st = state.clone();
             let data = blocking(move || st.disk.chunks(&root, start, end)).await?;
-            to_raw(&data.map(|d| crate::rpc::base64_bytes::encode(&d)))
+            let mut out = out;
+            match data {
+                None => out.extend_from_slice(b"null"),
+                Some(d) => {
+                    out.push(b'"');
+                    crate::rpc::base64_bytes::encode_append(&d, &mut out);
+                    out.push(b'"');
+                }
+            }
+            Ok(out)
         }
         methods::DOWNLOAD_SEGMENT_WITH_PROOF => {
             let p = positional(
@@ -316,8 +338,7 @@ async fn dispatch(
             let root: Hash = arg(p[0], "data_root", HASH)?;
             let index: u64 = arg(p[1], "index", "a segment index")?;
             let st = state.clone();
-            let seg = blocking(move || st.disk.segment_with_proof(&root, index)).await?;
-            to_raw(&seg)
+            blocking(move || st.disk.segment_with_proof_json(&root, index, out)).await
         }
         methods::GET_FILE_INFO => {
             let p = positional(params, 1, 2, "zgs_getFileInfo(root, needAvailable)")?;
@@ -325,12 +346,12 @@ async fn dispatch(
             if let Some(n) = p.get(1) {
                 let _: bool = arg(n, "need_available", "a boolean")?;
             }
-            to_raw(&state.disk.file_info(&root))
+            to_raw(out, &state.disk.file_info(&root))
         }
         methods::GET_FILE_INFO_BY_TX_SEQ => {
             let p = positional(params, 1, 1, "zgs_getFileInfoByTxSeq(txSeq)")?;
             let seq: u64 = arg(p[0], "tx_seq", "a sequence number")?;
-            to_raw(&state.disk.file_info_by_seq(seq))
+            to_raw(out, &state.disk.file_info_by_seq(seq))
         }
         methods::CHECK_FILE_FINALIZED => {
             let p = positional(params, 1, 1, "zgs_checkFileFinalized(txSeqOrRoot)")?;
@@ -339,12 +360,12 @@ async fn dispatch(
                 TxSeqOrRoot::TxSeq(s) => state.disk.file_info_by_seq(s),
                 TxSeqOrRoot::Root(r) => state.disk.file_info(&r),
             };
-            to_raw(&info.map(|i| i.finalized))
+            to_raw(out, &info.map(|i| i.finalized))
         }
         methods::UPLOADED_SEGMENTS => {
             let p = positional(params, 1, 1, "licen_uploadedSegments(root)")?;
             let root: Hash = arg(p[0], "data_root", HASH)?;
-            to_raw(&state.disk.uploaded_segments(&root))
+            to_raw(out, &state.disk.uploaded_segments(&root))
         }
         other => Err(RpcError::new(
             codes::METHOD_NOT_FOUND,

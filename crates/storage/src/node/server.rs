@@ -27,6 +27,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .with_state(state)
 }
 
+/// A request object with its parameters kept raw (parsed per method later).
 #[derive(Deserialize)]
 struct Request<'a> {
     #[serde(default, borrow)]
@@ -39,8 +40,114 @@ struct Request<'a> {
     params: Option<&'a RawValue>,
 }
 
+/// Parameters of a request as [`FastRequest`] found them.
+enum Params<'a> {
+    /// Kept raw: parsed by the method.
+    Raw(Option<&'a RawValue>),
+    /// Upload segments, parsed in the same pass as the envelope.
+    Segments(Vec<SegmentWithProof>),
+}
+
+impl<'a> Params<'a> {
+    fn raw(&self) -> Option<&'a RawValue> {
+        match self {
+            Params::Raw(p) => *p,
+            Params::Segments(_) => None,
+        }
+    }
+}
+
+/// A request object parsed in one pass: when `method` comes before `params` (as JSON-RPC
+/// clients write it, 0G's Go client and ours included) and names an upload, the segments are
+/// decoded right there instead of the multi-megabyte `params` being scanned once as raw JSON
+/// and again for its values. Any other shape parses as [`Request`] does.
+struct FastRequest<'a> {
+    jsonrpc: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    method: Option<String>,
+    params: Params<'a>,
+}
+
+impl<'de> Deserialize<'de> for FastRequest<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FastRequest<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC request object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FastRequest<'de>, A::Error> {
+                use serde::de::Error as _;
+                let mut req = FastRequest {
+                    jsonrpc: None,
+                    id: None,
+                    method: None,
+                    params: Params::Raw(None),
+                };
+                let mut seen_params = false;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "jsonrpc" if req.jsonrpc.is_none() => req.jsonrpc = Some(map.next_value()?),
+                        "id" if req.id.is_none() => req.id = Some(map.next_value()?),
+                        "method" if req.method.is_none() => req.method = map.next_value()?,
+                        "params" if !seen_params => {
+                            seen_params = true;
+                            req.params = match req.method.as_deref() {
+                                Some(methods::UPLOAD_SEGMENTS) => {
+                                    let (segs,): (Vec<SegmentWithProof>,) = map.next_value()?;
+                                    Params::Segments(segs)
+                                }
+                                Some(methods::UPLOAD_SEGMENT) => {
+                                    let (seg,): (SegmentWithProof,) = map.next_value()?;
+                                    Params::Segments(vec![seg])
+                                }
+                                _ => Params::Raw(map.next_value()?),
+                            };
+                        }
+                        "jsonrpc" | "id" | "method" | "params" => {
+                            return Err(A::Error::custom(format!("duplicate field `{key}`")));
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(req)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Parses one request object: [`FastRequest`] first; if that fails on the values (not the
+/// syntax), again as [`Request`], so malformed upload parameters get the same specific
+/// `Invalid params` error the per-method parsing gives.
+fn parse_request(text: &str) -> Result<FastRequest<'_>, serde_json::Error> {
+    match serde_json::from_str::<FastRequest<'_>>(text) {
+        Ok(r) => Ok(r),
+        Err(e) if e.is_data() => {
+            let r: Request<'_> = serde_json::from_str(text)?;
+            Ok(FastRequest {
+                jsonrpc: r.jsonrpc,
+                id: r.id,
+                method: r.method,
+                params: Params::Raw(r.params),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.into(),
+    )
+        .into_response()
 }
 
 fn error_json(id: Option<&RawValue>, err: &RpcError) -> String {
@@ -80,9 +187,8 @@ async fn handle(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: B
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(limit, declared);
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => return too_large(limit, declared),
+    let Some(bytes) = collect_body(body, declared, limit).await else {
+        return too_large(limit, declared);
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
         let err = RpcError::new(
@@ -126,10 +232,28 @@ async fn handle(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: B
     }
 }
 
-/// Handles one request object. Parsing straight into [`Request`] validates the JSON in the
-/// same pass, so a 5 MB upload body is scanned once here and once more for its parameters.
+/// Reads the whole body into one buffer sized from `Content-Length` up front (a 5 MB upload
+/// arrives in many frames; growing a buffer as they come would copy it several times).
+/// `None` when it exceeds `limit` or the connection fails.
+async fn collect_body(body: Body, declared: Option<u64>, limit: usize) -> Option<Vec<u8>> {
+    use futures_util::StreamExt as _;
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
+    let mut frames = body.into_data_stream();
+    while let Some(frame) = frames.next().await {
+        let frame = frame.ok()?;
+        if out.len() + frame.len() > limit {
+            return None;
+        }
+        out.extend_from_slice(&frame);
+    }
+    Some(out)
+}
+
+/// Handles one request object. Parsing validates the JSON in the same pass, and an upload's
+/// segments are decoded in that pass too (see [`FastRequest`]), so a 5 MB upload body is
+/// scanned once.
 async fn handle_one(state: &Arc<NodeState>, text: &str) -> Vec<u8> {
-    let req: Request<'_> = match serde_json::from_str(text) {
+    let req = match parse_request(text) {
         Ok(r) => r,
         Err(e) if e.is_syntax() || e.is_eof() => {
             let err = RpcError::new(
@@ -261,26 +385,33 @@ const HASH: &str = "a 0x-prefixed 32-byte hex root";
 async fn dispatch(
     state: &Arc<NodeState>,
     method: &str,
-    params: Option<&RawValue>,
+    parsed: Params<'_>,
     out: Vec<u8>,
 ) -> Result<Vec<u8>, RpcError> {
+    let params = parsed.raw();
     match method {
         methods::GET_STATUS => {
             positional(params, 0, 0, "zgs_getStatus()")?;
-            to_raw(out, &Status {
-                connected_peers: 0,
-                log_sync_height: 0,
-                log_sync_block: Hash::ZERO,
-                next_tx_seq: state.disk.next_seq(),
-                network_identity: NetworkIdentity::default(),
-            })
+            to_raw(
+                out,
+                &Status {
+                    connected_peers: 0,
+                    log_sync_height: 0,
+                    log_sync_block: Hash::ZERO,
+                    next_tx_seq: state.disk.next_seq(),
+                    network_identity: NetworkIdentity::default(),
+                },
+            )
         }
         methods::GET_SHARD_CONFIG => {
             positional(params, 0, 0, "zgs_getShardConfig()")?;
-            to_raw(out, &ShardConfig {
-                num_shard: 1,
-                shard_id: 0,
-            })
+            to_raw(
+                out,
+                &ShardConfig {
+                    num_shard: 1,
+                    shard_id: 0,
+                },
+            )
         }
         methods::UPLOAD_SEGMENT | methods::UPLOAD_SEGMENTS => {
             let single = method == methods::UPLOAD_SEGMENT;
@@ -290,7 +421,9 @@ async fn dispatch(
                 "zgs_uploadSegments([segment, …])"
             };
             let expected = "a segment {root, data (base64), index, proof: {lemma, path}, fileSize}";
-            let segs: Vec<SegmentWithProof> = if single {
+            let segs: Vec<SegmentWithProof> = if let Params::Segments(segs) = parsed {
+                segs
+            } else if single {
                 let (seg,): (SegmentWithProof,) = typed(params, "segment", sig, expected)?;
                 vec![seg]
             } else {

@@ -124,14 +124,31 @@ enum Source {
 impl Source {
     /// Reads segment `index` as sent on the wire (last chunk zero-filled).
     fn segment(&self, layout: &FileLayout, index: u64) -> std::io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; layout.segment_data_len(index)];
+        let mut buf = Vec::new();
+        self.segment_into(layout, index, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads segment `index` as sent on the wire into `buf` (reused between segments, so the
+    /// bytes are not zero-filled first; only the padding of a last segment is written).
+    fn segment_into<'b>(
+        &self,
+        layout: &FileLayout,
+        index: u64,
+        buf: &'b mut Vec<u8>,
+    ) -> std::io::Result<&'b [u8]> {
+        let len = layout.segment_data_len(index);
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
         let n = layout.segment_file_bytes(index);
         let off = layout.segment_offset(index);
         match self {
             Source::File(f) => read_exact_at(f, &mut buf[..n], off)?,
             Source::Bytes(b) => buf[..n].copy_from_slice(&b[off as usize..off as usize + n]),
         }
-        Ok(buf)
+        buf[n..len].fill(0);
+        Ok(&buf[..len])
     }
 }
 
@@ -578,8 +595,9 @@ impl StorageClient {
             let tree = tree.clone();
             let client = self.clone();
             tokio::task::spawn_blocking(move || {
+                let mut scratch = Vec::new();
                 for group in todo.chunks(batch) {
-                    let item = client.batch_body(&source, &tree, group);
+                    let item = client.batch_body(&source, &tree, group, &mut scratch);
                     let failed = item.is_err();
                     if tx.blocking_send(item.map(|b| (group.to_vec(), b))).is_err() || failed {
                         return;
@@ -669,12 +687,39 @@ impl StorageClient {
         })
     }
 
-    fn batch_body(&self, source: &Source, tree: &FileTree, indices: &[u64]) -> Result<Vec<u8>> {
-        let segs = indices
-            .iter()
-            .map(|&i| Self::segment_with_proof(source, tree, i))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(self.body(methods::UPLOAD_SEGMENTS, (segs,)))
+    /// The `zgs_uploadSegments` request for segments `indices`, written straight into one
+    /// buffer: each segment is read into `scratch` and base64-encoded into the body, with no
+    /// per-segment structs or strings in between.
+    fn batch_body(
+        &self,
+        source: &Source,
+        tree: &FileTree,
+        indices: &[u64],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let layout = tree.layout();
+        let root = tree.root();
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut body = Vec::with_capacity(
+            indices.len() * (rpc::base64_bytes::encoded_len(SEGMENT_SIZE) + 4096) + 128,
+        );
+        body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+        body.extend_from_slice(id.to_string().as_bytes());
+        body.extend_from_slice(br#","method":""#);
+        body.extend_from_slice(methods::UPLOAD_SEGMENTS.as_bytes());
+        body.extend_from_slice(br#"","params":[["#);
+        for (k, &i) in indices.iter().enumerate() {
+            if k > 0 {
+                body.push(b',');
+            }
+            let data = source
+                .segment_into(&layout, i, scratch)
+                .map_err(|e| Error::io(format!("reading segment {i} for upload"), e))?;
+            let proof = tree.proof(i)?;
+            rpc::write_segment_json(&mut body, &root, data, i, &proof, layout.size());
+        }
+        body.extend_from_slice(b"]]}");
+        Ok(body)
     }
 
     async fn send_batch(

@@ -27,6 +27,7 @@ pub fn router(state: Arc<NodeState>) -> Router {
         .with_state(state)
 }
 
+/// A request object with its parameters kept raw (parsed per method later).
 #[derive(Deserialize)]
 struct Request<'a> {
     #[serde(default, borrow)]
@@ -39,8 +40,114 @@ struct Request<'a> {
     params: Option<&'a RawValue>,
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// Parameters of a request as [`FastRequest`] found them.
+enum Params<'a> {
+    /// Kept raw: parsed by the method.
+    Raw(Option<&'a RawValue>),
+    /// Upload segments, parsed in the same pass as the envelope.
+    Segments(Vec<SegmentWithProof>),
+}
+
+impl<'a> Params<'a> {
+    fn raw(&self) -> Option<&'a RawValue> {
+        match self {
+            Params::Raw(p) => *p,
+            Params::Segments(_) => None,
+        }
+    }
+}
+
+/// A request object parsed in one pass: when `method` comes before `params` (as JSON-RPC
+/// clients write it, 0G's Go client and ours included) and names an upload, the segments are
+/// decoded right there instead of the multi-megabyte `params` being scanned once as raw JSON
+/// and again for its values. Any other shape parses as [`Request`] does.
+struct FastRequest<'a> {
+    jsonrpc: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    method: Option<String>,
+    params: Params<'a>,
+}
+
+impl<'de> Deserialize<'de> for FastRequest<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FastRequest<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC request object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FastRequest<'de>, A::Error> {
+                use serde::de::Error as _;
+                let mut req = FastRequest {
+                    jsonrpc: None,
+                    id: None,
+                    method: None,
+                    params: Params::Raw(None),
+                };
+                let mut seen_params = false;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "jsonrpc" if req.jsonrpc.is_none() => req.jsonrpc = Some(map.next_value()?),
+                        "id" if req.id.is_none() => req.id = Some(map.next_value()?),
+                        "method" if req.method.is_none() => req.method = map.next_value()?,
+                        "params" if !seen_params => {
+                            seen_params = true;
+                            req.params = match req.method.as_deref() {
+                                Some(methods::UPLOAD_SEGMENTS) => {
+                                    let (segs,): (Vec<SegmentWithProof>,) = map.next_value()?;
+                                    Params::Segments(segs)
+                                }
+                                Some(methods::UPLOAD_SEGMENT) => {
+                                    let (seg,): (SegmentWithProof,) = map.next_value()?;
+                                    Params::Segments(vec![seg])
+                                }
+                                _ => Params::Raw(map.next_value()?),
+                            };
+                        }
+                        "jsonrpc" | "id" | "method" | "params" => {
+                            return Err(A::Error::custom(format!("duplicate field `{key}`")));
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(req)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Parses one request object: [`FastRequest`] first; if that fails on the values (not the
+/// syntax), again as [`Request`], so malformed upload parameters get the same specific
+/// `Invalid params` error the per-method parsing gives.
+fn parse_request(text: &str) -> Result<FastRequest<'_>, serde_json::Error> {
+    match serde_json::from_str::<FastRequest<'_>>(text) {
+        Ok(r) => Ok(r),
+        Err(e) if e.is_data() => {
+            let r: Request<'_> = serde_json::from_str(text)?;
+            Ok(FastRequest {
+                jsonrpc: r.jsonrpc,
+                id: r.id,
+                method: r.method,
+                params: Params::Raw(r.params),
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.into(),
+    )
+        .into_response()
 }
 
 fn error_json(id: Option<&RawValue>, err: &RpcError) -> String {
@@ -49,9 +156,11 @@ fn error_json(id: Option<&RawValue>, err: &RpcError) -> String {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{err}}}"#)
 }
 
-fn result_json(id: Option<&RawValue>, result: &RawValue) -> String {
+/// The start of a success response, `{"jsonrpc":"2.0","id":<id>,"result":`; the method appends
+/// its result and the closing brace, so a 350 KB segment is written once, in place.
+fn result_prefix(id: Option<&RawValue>) -> Vec<u8> {
     let id = id.map(RawValue::get).unwrap_or("null");
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#, result.get())
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":"#).into_bytes()
 }
 
 fn too_large(limit: usize, got: Option<u64>) -> Response {
@@ -78,9 +187,8 @@ async fn handle(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: B
     if declared.is_some_and(|n| n > limit as u64) {
         return too_large(limit, declared);
     }
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => return too_large(limit, declared),
+    let Some(bytes) = collect_body(body, declared, limit).await else {
+        return too_large(limit, declared);
     };
     let Ok(text) = std::str::from_utf8(&bytes) else {
         let err = RpcError::new(
@@ -110,20 +218,42 @@ async fn handle(State(state): State<Arc<NodeState>>, headers: HeaderMap, body: B
             );
             return json_response(StatusCode::OK, error_json(None, &err));
         }
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(handle_one(&state, item.get()).await);
+        let mut out = vec![b'['];
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&handle_one(&state, item.get()).await);
         }
-        json_response(StatusCode::OK, format!("[{}]", out.join(",")))
+        out.push(b']');
+        json_response(StatusCode::OK, out)
     } else {
         json_response(StatusCode::OK, handle_one(&state, text).await)
     }
 }
 
-/// Handles one request object. Parsing straight into [`Request`] validates the JSON in the
-/// same pass, so a 5 MB upload body is scanned once here and once more for its parameters.
-async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
-    let req: Request<'_> = match serde_json::from_str(text) {
+/// Reads the whole body into one buffer sized from `Content-Length` up front (a 5 MB upload
+/// arrives in many frames; growing a buffer as they come would copy it several times).
+/// `None` when it exceeds `limit` or the connection fails.
+async fn collect_body(body: Body, declared: Option<u64>, limit: usize) -> Option<Vec<u8>> {
+    use futures_util::StreamExt as _;
+    let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
+    let mut frames = body.into_data_stream();
+    while let Some(frame) = frames.next().await {
+        let frame = frame.ok()?;
+        if out.len() + frame.len() > limit {
+            return None;
+        }
+        out.extend_from_slice(&frame);
+    }
+    Some(out)
+}
+
+/// Handles one request object. Parsing validates the JSON in the same pass, and an upload's
+/// segments are decoded in that pass too (see [`FastRequest`]), so a 5 MB upload body is
+/// scanned once.
+async fn handle_one(state: &Arc<NodeState>, text: &str) -> Vec<u8> {
+    let req = match parse_request(text) {
         Ok(r) => r,
         Err(e) if e.is_syntax() || e.is_eof() => {
             let err = RpcError::new(
@@ -131,7 +261,7 @@ async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
                 "Parse error",
                 format!("the body is not valid JSON: {e}"),
             );
-            return error_json(None, &err);
+            return error_json(None, &err).into_bytes();
         }
         Err(e) => {
             let err = RpcError::new(
@@ -141,7 +271,7 @@ async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
                     "expected a JSON-RPC 2.0 request object {{jsonrpc, id, method, params}}: {e}"
                 ),
             );
-            return error_json(None, &err);
+            return error_json(None, &err).into_bytes();
         }
     };
     if req.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
@@ -150,7 +280,7 @@ async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
             "Invalid Request",
             "\"jsonrpc\" must be \"2.0\"",
         );
-        return error_json(req.id, &err);
+        return error_json(req.id, &err).into_bytes();
     }
     let Some(method) = req.method.as_deref() else {
         let err = RpcError::new(
@@ -158,15 +288,18 @@ async fn handle_one(state: &Arc<NodeState>, text: &str) -> String {
             "Invalid Request",
             "\"method\" is missing",
         );
-        return error_json(req.id, &err);
+        return error_json(req.id, &err).into_bytes();
     };
-    match dispatch(state, method, req.params).await {
-        Ok(result) => result_json(req.id, &result),
+    match dispatch(state, method, req.params, result_prefix(req.id)).await {
+        Ok(mut out) => {
+            out.push(b'}');
+            out
+        }
         Err(err) => {
             if err.code != codes::METHOD_NOT_FOUND {
                 tracing::debug!(method, code = err.code, message = %err.message, "request refused");
             }
-            error_json(req.id, &err)
+            error_json(req.id, &err).into_bytes()
         }
     }
 }
@@ -231,9 +364,11 @@ fn arg<T: DeserializeOwned>(raw: &RawValue, name: &str, expected: &str) -> Resul
         .map_err(|e| RpcError::invalid_params(name, format!("expected {expected}: {e}")))
 }
 
-fn to_raw<T: serde::Serialize>(v: &T) -> Result<Box<RawValue>, RpcError> {
-    serde_json::value::to_raw_value(v)
-        .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))
+/// Appends `v` as JSON to `out`.
+fn to_raw<T: serde::Serialize>(mut out: Vec<u8>, v: &T) -> Result<Vec<u8>, RpcError> {
+    serde_json::to_writer(&mut out, v)
+        .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))?;
+    Ok(out)
 }
 
 async fn blocking<T: Send + 'static>(
@@ -246,28 +381,37 @@ async fn blocking<T: Send + 'static>(
 
 const HASH: &str = "a 0x-prefixed 32-byte hex root";
 
+/// Runs `method` and appends its JSON result to `out` (which holds the response prefix).
 async fn dispatch(
     state: &Arc<NodeState>,
     method: &str,
-    params: Option<&RawValue>,
-) -> Result<Box<RawValue>, RpcError> {
+    parsed: Params<'_>,
+    out: Vec<u8>,
+) -> Result<Vec<u8>, RpcError> {
+    let params = parsed.raw();
     match method {
         methods::GET_STATUS => {
             positional(params, 0, 0, "zgs_getStatus()")?;
-            to_raw(&Status {
-                connected_peers: 0,
-                log_sync_height: 0,
-                log_sync_block: Hash::ZERO,
-                next_tx_seq: state.disk.next_seq(),
-                network_identity: NetworkIdentity::default(),
-            })
+            to_raw(
+                out,
+                &Status {
+                    connected_peers: 0,
+                    log_sync_height: 0,
+                    log_sync_block: Hash::ZERO,
+                    next_tx_seq: state.disk.next_seq(),
+                    network_identity: NetworkIdentity::default(),
+                },
+            )
         }
         methods::GET_SHARD_CONFIG => {
             positional(params, 0, 0, "zgs_getShardConfig()")?;
-            to_raw(&ShardConfig {
-                num_shard: 1,
-                shard_id: 0,
-            })
+            to_raw(
+                out,
+                &ShardConfig {
+                    num_shard: 1,
+                    shard_id: 0,
+                },
+            )
         }
         methods::UPLOAD_SEGMENT | methods::UPLOAD_SEGMENTS => {
             let single = method == methods::UPLOAD_SEGMENT;
@@ -277,7 +421,9 @@ async fn dispatch(
                 "zgs_uploadSegments([segment, …])"
             };
             let expected = "a segment {root, data (base64), index, proof: {lemma, path}, fileSize}";
-            let segs: Vec<SegmentWithProof> = if single {
+            let segs: Vec<SegmentWithProof> = if let Params::Segments(segs) = parsed {
+                segs
+            } else if single {
                 let (seg,): (SegmentWithProof,) = typed(params, "segment", sig, expected)?;
                 vec![seg]
             } else {
@@ -286,11 +432,11 @@ async fn dispatch(
                 segs
             };
             if segs.is_empty() {
-                return to_raw(&());
+                return to_raw(out, &());
             }
             let st = state.clone();
             blocking(move || st.disk.put_segments(segs)).await?;
-            to_raw(&())
+            to_raw(out, &())
         }
         methods::DOWNLOAD_SEGMENT => {
             let p = positional(
@@ -304,7 +450,16 @@ async fn dispatch(
             let end: u64 = arg(p[2], "end_index", "a chunk index (exclusive)")?;
             let st = state.clone();
             let data = blocking(move || st.disk.chunks(&root, start, end)).await?;
-            to_raw(&data.map(|d| crate::rpc::base64_bytes::encode(&d)))
+            let mut out = out;
+            match data {
+                None => out.extend_from_slice(b"null"),
+                Some(d) => {
+                    out.push(b'"');
+                    crate::rpc::base64_bytes::encode_append(&d, &mut out);
+                    out.push(b'"');
+                }
+            }
+            Ok(out)
         }
         methods::DOWNLOAD_SEGMENT_WITH_PROOF => {
             let p = positional(
@@ -316,8 +471,7 @@ async fn dispatch(
             let root: Hash = arg(p[0], "data_root", HASH)?;
             let index: u64 = arg(p[1], "index", "a segment index")?;
             let st = state.clone();
-            let seg = blocking(move || st.disk.segment_with_proof(&root, index)).await?;
-            to_raw(&seg)
+            blocking(move || st.disk.segment_with_proof_json(&root, index, out)).await
         }
         methods::GET_FILE_INFO => {
             let p = positional(params, 1, 2, "zgs_getFileInfo(root, needAvailable)")?;
@@ -325,12 +479,12 @@ async fn dispatch(
             if let Some(n) = p.get(1) {
                 let _: bool = arg(n, "need_available", "a boolean")?;
             }
-            to_raw(&state.disk.file_info(&root))
+            to_raw(out, &state.disk.file_info(&root))
         }
         methods::GET_FILE_INFO_BY_TX_SEQ => {
             let p = positional(params, 1, 1, "zgs_getFileInfoByTxSeq(txSeq)")?;
             let seq: u64 = arg(p[0], "tx_seq", "a sequence number")?;
-            to_raw(&state.disk.file_info_by_seq(seq))
+            to_raw(out, &state.disk.file_info_by_seq(seq))
         }
         methods::CHECK_FILE_FINALIZED => {
             let p = positional(params, 1, 1, "zgs_checkFileFinalized(txSeqOrRoot)")?;
@@ -339,12 +493,12 @@ async fn dispatch(
                 TxSeqOrRoot::TxSeq(s) => state.disk.file_info_by_seq(s),
                 TxSeqOrRoot::Root(r) => state.disk.file_info(&r),
             };
-            to_raw(&info.map(|i| i.finalized))
+            to_raw(out, &info.map(|i| i.finalized))
         }
         methods::UPLOADED_SEGMENTS => {
             let p = positional(params, 1, 1, "licen_uploadedSegments(root)")?;
             let root: Hash = arg(p[0], "data_root", HASH)?;
-            to_raw(&state.disk.uploaded_segments(&root))
+            to_raw(out, &state.disk.uploaded_segments(&root))
         }
         other => Err(RpcError::new(
             codes::METHOD_NOT_FOUND,

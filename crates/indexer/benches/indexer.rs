@@ -194,8 +194,9 @@ async fn list_query_latency(backend: Backend) {
         },
     ];
     let mut times = Vec::new();
+    let mut per_filter = vec![Vec::new(); filters.len()];
     for round in 0..100 {
-        for filter in &filters {
+        for (which, filter) in filters.iter().enumerate() {
             let mut filter = filter.clone();
             if round % 2 == 1 {
                 let first = datasets(&db, &filter).await.unwrap();
@@ -204,8 +205,17 @@ async fn list_query_latency(backend: Backend) {
             let started = std::time::Instant::now();
             let page = datasets(&db, &filter).await.unwrap();
             times.push(started.elapsed());
+            per_filter[which].push(started.elapsed());
             assert!(!page.items.is_empty());
         }
+    }
+    for (which, filter_times) in per_filter.iter_mut().enumerate() {
+        filter_times.sort();
+        eprintln!(
+            "  filter set {which} ({backend:?}): p50 {:?}, p99 {:?}",
+            percentile(filter_times, 0.5),
+            percentile(filter_times, 0.99)
+        );
     }
     times.sort();
     let p99 = percentile(&times, 0.99);

@@ -19,9 +19,13 @@ use crate::event::{Event, Located};
 use crate::source::{BlockRef, ChainSource};
 use alloy::primitives::{Address, B256};
 use alloy::rpc::types::Log;
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// Block headers requested at once when a batch's logs carry no block timestamps.
+const HEADER_REQUESTS_IN_FLIGHT: usize = 16;
 
 /// How the follower reads the chain.
 #[derive(Debug, Clone)]
@@ -331,12 +335,21 @@ impl<S: ChainSource> Follower<S> {
                 event,
             });
         }
-        for (number, (hash, time)) in blocks.iter_mut() {
-            if time.is_some() {
-                continue;
-            }
-            let block = self.source.block(*number).await?;
-            match block {
+        // Logs without a timestamp (nodes before the `blockTimestamp` log field): the headers
+        // of their blocks, several requests in flight instead of one round trip per block.
+        let untimed: Vec<u64> = blocks
+            .iter()
+            .filter(|(_, (_, time))| time.is_none())
+            .map(|(number, _)| *number)
+            .collect();
+        let mut headers = futures_util::stream::iter(untimed)
+            .map(|number| async move { (number, self.source.block(number).await) })
+            .buffer_unordered(HEADER_REQUESTS_IN_FLIGHT);
+        while let Some((number, block)) = headers.next().await {
+            let (hash, time) = blocks.get_mut(&number).ok_or_else(|| {
+                Error::Corrupt(format!("block {number} fetched but not in the batch"))
+            })?;
+            match block? {
                 Some(b) if b.hash == *hash => *time = Some(b.time),
                 _ => {
                     return Err(Error::Inconsistent(format!(

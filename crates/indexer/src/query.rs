@@ -451,9 +451,12 @@ impl From<sqlx::Error> for QueryError {
     }
 }
 
-/// A dataset row with its manifest's name and description (NULL until fetched).
-const DATASET_COLUMNS: &str = "SELECT d.*, m.name AS manifest_name, m.description AS manifest_description \
-     FROM datasets d LEFT JOIN manifests m ON m.manifest_root = d.manifest_root AND m.state = 'fetched'";
+/// A dataset row (`d`) with its manifest's name and description (NULL until fetched).
+const DATASET_SELECT: &str =
+    "SELECT d.*, m.name AS manifest_name, m.description AS manifest_description";
+/// Joins a dataset row `d` to its fetched manifest.
+const MANIFEST_JOIN: &str =
+    "LEFT JOIN manifests m ON m.manifest_root = d.manifest_root AND m.state = 'fetched'";
 
 /// `%text%` for `LIKE … ESCAPE '\'`: the text lowercased (search_text is stored lowercased, so
 /// the match is case-insensitive on both backends, beyond ASCII too) with `\`, `%` and `_`
@@ -481,7 +484,12 @@ pub(crate) fn like_pattern(text: &str) -> Result<String, BadQuery> {
 /// Lists datasets.
 pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetView>, QueryError> {
     let now = now(db).await?;
-    let mut q: QueryBuilder<'_, Any> = QueryBuilder::new(format!("{DATASET_COLUMNS} WHERE 1 = 1"));
+    // Filter, order and cut the page on `datasets` alone (its indexes serve the order), then
+    // join the page's manifests: joining first made Postgres hash-join every manifest row
+    // before the sort and limit.
+    let mut q: QueryBuilder<'_, Any> = QueryBuilder::new(format!(
+        "{DATASET_SELECT} FROM (SELECT * FROM datasets d WHERE 1 = 1"
+    ));
     if let Some(text) = &filter.text {
         q.push(
             " AND d.manifest_root IN (SELECT manifest_root FROM manifests WHERE search_text LIKE ",
@@ -515,16 +523,24 @@ pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetVie
         None => {}
     }
     let (tag, order) = match filter.sort {
-        Sort::Newest => ("n", " ORDER BY created_block DESC, created_log_index DESC"),
-        Sort::Price => ("p", " ORDER BY price_sort ASC, root ASC"),
-        Sort::Popularity => ("h", " ORDER BY job_count DESC, root ASC"),
+        Sort::Newest => (
+            "n",
+            " ORDER BY d.created_block DESC, d.created_log_index DESC",
+        ),
+        Sort::Price => ("p", " ORDER BY d.price_sort ASC, d.root ASC"),
+        Sort::Popularity => ("h", " ORDER BY d.job_count DESC, d.root ASC"),
     };
     if let Some(cursor) = &filter.cursor {
         let f = decode_cursor(cursor, tag, 2)?;
         match filter.sort {
             Sort::Newest => {
                 let (b, l) = (cursor_int(&f[0])?, cursor_int(&f[1])?);
-                q.push(" AND (created_block < ")
+                // The leading `<=` / `>=` repeats what the OR implies: it gives the planner
+                // a range on the order's index to start from instead of a filter on a scan
+                // from the first row.
+                q.push(" AND created_block <= ")
+                    .push_bind(b)
+                    .push(" AND (created_block < ")
                     .push_bind(b)
                     .push(" OR (created_block = ")
                     .push_bind(b)
@@ -533,7 +549,9 @@ pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetVie
                     .push("))");
             }
             Sort::Price => {
-                q.push(" AND (price_sort > ")
+                q.push(" AND price_sort >= ")
+                    .push_bind(f[0].clone())
+                    .push(" AND (price_sort > ")
                     .push_bind(f[0].clone())
                     .push(" OR (price_sort = ")
                     .push_bind(f[0].clone())
@@ -543,7 +561,9 @@ pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetVie
             }
             Sort::Popularity => {
                 let c = cursor_int(&f[0])?;
-                q.push(" AND (job_count < ")
+                q.push(" AND job_count <= ")
+                    .push_bind(c)
+                    .push(" AND (job_count < ")
                     .push_bind(c)
                     .push(" OR (job_count = ")
                     .push_bind(c)
@@ -555,6 +575,7 @@ pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetVie
     }
     let limit = limit(filter.limit);
     q.push(order).push(" LIMIT ").push_bind(limit + 1);
+    q.push(format!(") d {MANIFEST_JOIN}{order}"));
     let (sql, args) = numbered(&mut q, db.backend())?;
     let rows = sqlx::query_with(&sql, args).fetch_all(db.pool()).await?;
     let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
@@ -592,10 +613,12 @@ pub async fn datasets(db: &Db, filter: &DatasetFilter) -> Result<Page<DatasetVie
 /// One dataset with its stats.
 pub async fn dataset(db: &Db, root: B256) -> Result<Option<DatasetDetail>> {
     let root = crate::event::hex_b256(&root);
-    let Some(row) = sqlx::query(&format!("{DATASET_COLUMNS} WHERE d.root = $1"))
-        .bind(&root)
-        .fetch_optional(db.pool())
-        .await?
+    let Some(row) = sqlx::query(&format!(
+        "{DATASET_SELECT} FROM datasets d {MANIFEST_JOIN} WHERE d.root = $1"
+    ))
+    .bind(&root)
+    .fetch_optional(db.pool())
+    .await?
     else {
         return Ok(None);
     };

@@ -117,26 +117,29 @@ async fn marketplace(browser: &Browser, web: &str) {
             )
             .await
             .unwrap();
+        // Then every further page, as a person scrolling to the end would load them.
         let marks = browser
-            .execute(
-                "const p = performance.getEntriesByName('first-contentful-paint')[0];
-                 return {fcp: p ? p.startTime : null, first: window.licenMarks.firstList, all: window.licenMarks.allListed,
-                         cards: document.querySelectorAll('#datasets .card').length};",
-                json!([]),
+            .run(
+                "const more = () => document.getElementById('more');
+                 while (!more().hidden) { more().click(); await new Promise((r) => setTimeout(r, 10)); }
+                 const p = performance.getEntriesByName('first-contentful-paint')[0];
+                 return {fcp: p ? p.startTime : null, first: window.licenMarks.firstList,
+                         all: performance.now(), cards: document.querySelectorAll('#datasets .card').length};",
+                json!({}),
             )
             .await
             .unwrap();
         rows.push(marks);
     }
     let cards = rows[0]["cards"].as_u64().unwrap();
-    assert_eq!(cards, 1000, "all datasets listed");
+    assert_eq!(cards, 1000, "all datasets listed once paged through");
     let median = |key: &str| {
         let mut v: Vec<f64> = rows.iter().filter_map(|r| r[key].as_f64()).collect();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
     println!(
-        "marketplace, 1,000 datasets (median of 5 cold loads): first contentful paint {:.0} ms, first list paint {:.0} ms ({:.2}× the 300 ms limit), all 1,000 listed {:.0} ms",
+        "marketplace, 1,000 datasets (median of 5 cold loads): first contentful paint {:.0} ms, first list paint {:.0} ms ({:.2}× the 300 ms limit), all 1,000 listed by paging through {:.0} ms",
         median("fcp"),
         median("first"),
         median("first") / 300.0,

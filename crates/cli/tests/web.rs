@@ -92,7 +92,7 @@ async fn submit_request(browser: &Browser) -> String {
         .unwrap();
     browser
         .execute(
-            "return document.querySelector('form .msg.ok, form .msg.error').textContent;",
+            "const m = document.querySelector('form .msg.ok, form .msg.error'); m.scrollIntoView({block: 'center'}); return m.textContent;",
             json!([]),
         )
         .await

@@ -74,7 +74,7 @@ async function boot() {
   const config = await fetch('/api/config').then((r) => r.json());
   pages.setConfig(config);
   wallet.init(config);
-  wallet.onChange(() => { renderWallet(); route(); });
+  wallet.onChange((redraw) => { renderWallet(); if (redraw) route(); });
   document.addEventListener('click', (e) => {
     const a = e.target.closest('a');
     if (a && a.origin === location.origin && !a.target && !a.hasAttribute('download') && !e.ctrlKey && !e.metaKey) {

@@ -4,15 +4,18 @@
 // Messages in: {module} once (the compiled licen-wasm), then {id, bytes} (whole 256 KiB
 // segments, transferred). Out: {id, roots} or {id, error}.
 
-let wasm = null;
+// Set by the first message, before any piece arrives (messages are handled in order, but a
+// piece's handler may run while the instantiation is still under way, so it awaits this).
+let ready = null;
 
 onmessage = async (event) => {
   const { module, id, bytes } = event.data;
   if (module) {
-    wasm = (await WebAssembly.instantiate(module, {})).exports;
+    ready = WebAssembly.instantiate(module, {}).then((instance) => instance.exports);
     return;
   }
   try {
+    const wasm = await ready;
     const input = new Uint8Array(bytes);
     const ptr = wasm.licen_input(input.length);
     new Uint8Array(wasm.memory.buffer, ptr, input.length).set(input);

@@ -9,8 +9,10 @@ import { calls, words, wordBig } from './abi.js';
 
 let config = null;
 let stream = null;
+let streamTimer = null;
 export function setConfig(c) { config = c; }
-export function leave() { if (stream) { stream.close(); stream = null; } }
+// Closes the live stream and drops an update still waiting to redraw the page left behind.
+export function leave() { clearTimeout(streamTimer); if (stream) { stream.close(); stream = null; } }
 
 // ---- small DOM helpers -----------------------------------------------------------------------
 
@@ -65,10 +67,10 @@ function live(onEvent, fromBlock) {
   stream = new EventSource(`/api/indexer/stream${fromBlock ? `?from_block=${fromBlock}` : ''}`);
   const names = ['DatasetPublished', 'PolicyUpdated', 'DatasetPaused', 'DatasetResumed', 'EnvelopeRotated', 'AccessGranted',
     'JobStarted', 'JobCompleted', 'JobFailed', 'JobExpired', 'JobReclaimed', 'reorg'];
-  let timer = null;
+  const mine = stream;
   names.forEach((n) => stream.addEventListener(n, (e) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => onEvent(n, JSON.parse(e.data || '{}')), 150);
+    clearTimeout(streamTimer);
+    streamTimer = setTimeout(() => { if (stream === mine) onEvent(n, JSON.parse(e.data || '{}')); }, 150);
   }));
 }
 
@@ -248,15 +250,19 @@ export async function dataset(main, root) {
   epochs.oninput = recompute;
   recompute();
   const button = h('button', { type: 'submit', id: 'request', text: 'Request training' });
+  // Once the person has started a request, live updates no longer redraw the page: that would
+  // discard the request's progress or its message.
+  let started = false;
   const form = h('form', { class: 'stack', onsubmit: async (e) => {
     e.preventDefault();
+    started = true;
     button.disabled = true;
     out.replaceChildren(message('info', 'Preparing…'));
     try {
       const n = recompute();
       const status = (t) => out.replaceChildren(message('info', t));
       if (!wallet.available()) throw new Error('No wallet found: install a browser wallet to request training.');
-      if (!wallet.current()) await wallet.connect();
+      if (!wallet.current()) await wallet.connect(false);
       await wallet.checkNetwork();
       status('Sign the result-key message in your wallet: it derives the key only you can open the trained model with…');
       const sig = await wallet.personalSign(C.resultKeyMessage());
@@ -281,7 +287,7 @@ export async function dataset(main, root) {
     h('h2', { text: 'Stats' }), h('div', { class: 'card' }, kv([['Requests', String(d.stats.requests)], ['Completed runs', String(d.stats.completed_runs)], ['Epochs sold', String(d.stats.epochs_sold)], ['Researchers', String(d.stats.distinct_researchers)], ['Escrow held', wallet.formatWei(d.stats.escrow_held)]])),
     h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? message('info', 'Paused: requests are refused.') : form),
     h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
-  live((name, ev) => { if (ev?.event && JSON.stringify(ev.event).toLowerCase().includes(root.toLowerCase().slice(2))) dataset(main, root); });
+  live((name, ev) => { if (!started && ev?.event && JSON.stringify(ev.event).toLowerCase().includes(root.toLowerCase().slice(2))) dataset(main, root); });
 }
 
 // ---- publish ---------------------------------------------------------------------------------
@@ -305,7 +311,7 @@ export async function publish(main) {
       if (!f) throw new Error('Choose a JSONL file first.');
       const terms = policy.read();
       if (!wallet.available()) throw new Error('No wallet found: install a browser wallet to publish.');
-      if (!wallet.current()) await wallet.connect();
+      if (!wallet.current()) await wallet.connect(false);
       await wallet.checkNetwork();
       // The orchestrator key comes from the chain, through the wallet's RPC.
       const answer = words(await wallet.ethCall(config.chain.data_policy, calls.orchestratorKey(orchestrator.value.trim())));
@@ -353,7 +359,7 @@ export async function job(main, id, refresh = false) {
     const bar = progressBar();
     out.replaceChildren(bar.el);
     try {
-      if (!wallet.current()) await wallet.connect();
+      if (!wallet.current()) await wallet.connect(false);
       if (wallet.current().toLowerCase() !== j.researcher.toLowerCase()) throw new Error(`This job was requested by ${j.researcher}: only that wallet's result key opens it. Switch accounts.`);
       bar.note('Sign the result-key message (the same one you signed when requesting)…');
       const { secretKey } = C.resultKeypair(C.unhex(await wallet.personalSign(C.resultKeyMessage())));

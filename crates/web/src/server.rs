@@ -141,6 +141,7 @@ pub async fn start(config: WebConfig) -> Result<Running> {
         staging: Staging::new(storage_client),
         config: Arc::new(public_config(&config)),
     };
+    state.staging.spawn_sweeper();
     let mut app = router(state);
     if let Some(tap) = config.request_tap.clone() {
         app = app.layer(middleware::from_fn(move |req: Request, next: Next| {

@@ -160,6 +160,33 @@ impl Staging {
         })
     }
 
+    fn sweep_locked(sessions: &mut HashMap<String, Shared>) {
+        sessions.retain(|_, s| {
+            let s = lock(&s.0);
+            matches!(s.phase, Phase::Storing) || s.touched.elapsed() < IDLE_TIMEOUT
+        });
+    }
+
+    /// Drops sessions idle for over [`IDLE_TIMEOUT`] (not one being stored) with their
+    /// temporary files.
+    pub fn sweep(&self) {
+        Self::sweep_locked(&mut lock(&self.sessions));
+    }
+
+    /// Sweeps every minute for as long as this staging area is in use.
+    pub fn spawn_sweeper(&self) {
+        let sessions = Arc::downgrade(&self.sessions);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                match sessions.upgrade() {
+                    Some(s) => Self::sweep_locked(&mut lock(&s)),
+                    None => return,
+                }
+            }
+        });
+    }
+
     /// Opens a session for a file of `size` bytes; returns its id.
     pub fn begin(&self, size: u64) -> Result<String, Refusal> {
         if size == 0 || size > MAX_STAGED_BYTES {
@@ -172,7 +199,7 @@ impl Staging {
             ));
         }
         let mut sessions = lock(&self.sessions);
-        sessions.retain(|_, s| lock(&s.0).touched.elapsed() < IDLE_TIMEOUT);
+        Self::sweep_locked(&mut sessions);
         let open = sessions.values().filter(|s| lock(&s.0).is_open()).count();
         if open >= MAX_OPEN_SESSIONS {
             return Err(refuse(

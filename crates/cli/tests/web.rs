@@ -2,8 +2,10 @@
 //! `licen dev` stack (anvil, storage node, compute node, orchestrator, indexer, web app), with
 //! the INSECURE development wallet: publish (sealed in the page) → request → the orchestrator
 //! trains and settles → the researcher downloads and opens the result in the page → the owner
-//! withdraws. Plus the plain messages for insufficient funds and a policy violation. Screenshots
-//! of every page go to target/screenshots/.
+//! withdraws and updates the policy from the dashboard. Plus the plain messages shown instead of a
+//! failed transaction: insufficient funds, a policy violation, and, with a scripted EIP-1193
+//! wallet in front of the same anvil, a wrong network, a rejected signature and a rejected
+//! transaction. Screenshots of every page go to target/screenshots/.
 
 use std::time::Duration;
 
@@ -72,6 +74,11 @@ async fn publish(
 /// Requests 2 epochs on the dataset page and returns the message shown.
 async fn request(browser: &Browser, web: &str, researcher: &str, root: &str) -> String {
     as_account(browser, &format!("{web}/datasets/{root}"), researcher).await;
+    submit_request(browser).await
+}
+
+/// Submits the request form of the open dataset page (2 epochs); returns the message shown.
+async fn submit_request(browser: &Browser) -> String {
     browser
         .execute("document.getElementById('epochs').value = '2'; document.getElementById('epochs').dispatchEvent(new Event('input')); document.getElementById('request').click();", json!([]))
         .await
@@ -85,7 +92,7 @@ async fn request(browser: &Browser, web: &str, researcher: &str, root: &str) -> 
         .unwrap();
     browser
         .execute(
-            "return document.querySelector('form .msg.ok, form .msg.error').textContent;",
+            "const m = document.querySelector('form .msg.ok, form .msg.error'); m.scrollIntoView({block: 'center'}); return m.textContent;",
             json!([]),
         )
         .await
@@ -93,6 +100,70 @@ async fn request(browser: &Browser, web: &str, researcher: &str, root: &str) -> 
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// An EIP-1193 wallet standing in for a person at a browser wallet: it forwards every call to
+/// the real anvil node, except what its settings (`localStorage['licen.testWallet']`) make the
+/// person do: be on another network (`chainId`), or reject the signature (`rejectSign`) or the
+/// transaction (`rejectSend`) with EIP-1193 error 4001. Records the methods the page called.
+const SCRIPTED_WALLET: &str = r#"(() => {
+  const settings = () => JSON.parse(localStorage.getItem('licen.testWallet') || 'null');
+  if (!settings()) return;
+  const rpc = async (method, params) => {
+    const r = await fetch(settings().rpc, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+    const b = await r.json();
+    if (b.error) { const e = new Error(b.error.message); e.code = b.error.code; e.data = b.error.data; throw e; }
+    return b.result;
+  };
+  const rejected = () => Object.assign(new Error('User rejected the request.'), { code: 4001 });
+  window.licenWalletCalls = [];
+  window.ethereum = {
+    async request({ method, params }) {
+      const s = settings();
+      window.licenWalletCalls.push(method);
+      if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [s.account];
+      if (method === 'eth_chainId' && s.chainId) return s.chainId;
+      if (method === 'personal_sign' && s.rejectSign) throw rejected();
+      if (method === 'eth_sendTransaction' && s.rejectSend) throw rejected();
+      return rpc(method, params);
+    },
+    on() {},
+  };
+})();"#;
+
+/// Opens `path` with the scripted wallet set to `settings`; submits the request form there and
+/// returns the message shown and the wallet methods the page called.
+async fn request_with_wallet(
+    browser: &Browser,
+    web: &str,
+    path: &str,
+    settings: serde_json::Value,
+) -> (String, Vec<String>) {
+    browser.goto(&format!("{web}/")).await.unwrap();
+    browser
+        .execute(
+            "localStorage.setItem('licen.testWallet', JSON.stringify(arguments[0]));",
+            json!([settings]),
+        )
+        .await
+        .unwrap();
+    browser.goto(&format!("{web}{path}")).await.unwrap();
+    browser
+        .wait_for("document.body.dataset.ready", LONG)
+        .await
+        .unwrap();
+    let shown = submit_request(browser).await;
+    let calls = browser
+        .execute("return window.licenWalletCalls;", json!([]))
+        .await
+        .unwrap();
+    let calls = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    (shown, calls)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,6 +324,128 @@ async fn publish_request_settle_download_through_the_web_app() {
         .await
         .unwrap();
     browser.screenshot("dashboard-withdrawn").await.unwrap();
+
+    // The owner raises the price from the dashboard's policy editor; the indexer and the
+    // dashboard follow the PolicyUpdated event.
+    let row = format!("tr[data-root=\"{root}\"]");
+    browser
+        .wait_for(
+            &format!("document.querySelector('{row} .edit-policy')"),
+            LONG,
+        )
+        .await
+        .unwrap();
+    browser
+        .execute(
+            &format!("document.querySelector('{row} .edit-policy').click(); document.getElementById('edit-price').value = '0.02';"),
+            json!([]),
+        )
+        .await
+        .unwrap();
+    browser.screenshot("dashboard-policy-editor").await.unwrap();
+    browser
+        .execute("document.getElementById('save-policy').click();", json!([]))
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "document.body.innerText.includes('Updating the policy: done')",
+            LONG,
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            &format!("document.querySelector('{row} .price') && document.querySelector('{row} .price').textContent === '0.02 ETH'"),
+            LONG,
+        )
+        .await
+        .unwrap();
+    browser
+        .screenshot("dashboard-policy-updated")
+        .await
+        .unwrap();
     drop(browser);
+
+    // A browser wallet (scripted, in front of the same anvil) that the person uses wrongly: each
+    // mistake is a sentence on the page, and no transaction is sent.
+    let wallet_browser = Browser::launch(1280, 900).await.unwrap();
+    wallet_browser
+        .script_timeout(LONG.as_millis() as u64)
+        .await
+        .unwrap();
+    wallet_browser
+        .add_init_script(SCRIPTED_WALLET)
+        .await
+        .unwrap();
+    let rpc = dev.summary["rpc_url"].as_str().unwrap().to_owned();
+    let fresh = dev.summary["accounts"][5]["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dataset_page = format!("/datasets/{root}");
+    let (shown, calls) = request_with_wallet(
+        &wallet_browser,
+        &web,
+        &dataset_page,
+        json!({"rpc": rpc, "account": fresh, "chainId": "0x1"}),
+    )
+    .await;
+    assert!(
+        shown.contains("Your wallet is on chain 1, but this marketplace runs on chain 31337"),
+        "expected the wrong-network message: {shown}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c == "personal_sign" || c == "eth_sendTransaction"),
+        "nothing is signed or sent on the wrong network: {calls:?}"
+    );
+    wallet_browser
+        .screenshot("error-wrong-network")
+        .await
+        .unwrap();
+
+    let (shown, calls) = request_with_wallet(
+        &wallet_browser,
+        &web,
+        &dataset_page,
+        json!({"rpc": rpc, "account": fresh, "rejectSign": true}),
+    )
+    .await;
+    assert!(
+        shown.contains("You rejected the signature request"),
+        "expected the rejected-signature message: {shown}"
+    );
+    assert!(
+        calls.iter().any(|c| c == "personal_sign")
+            && !calls.iter().any(|c| c == "eth_sendTransaction"),
+        "the signature was asked for, no transaction followed: {calls:?}"
+    );
+    wallet_browser
+        .screenshot("error-rejected-signature")
+        .await
+        .unwrap();
+
+    let (shown, calls) = request_with_wallet(
+        &wallet_browser,
+        &web,
+        &dataset_page,
+        json!({"rpc": rpc, "account": fresh, "rejectSend": true}),
+    )
+    .await;
+    assert!(
+        shown.contains("You rejected the transaction in your wallet: nothing was sent"),
+        "expected the rejected-transaction message: {shown}"
+    );
+    assert!(
+        calls.iter().any(|c| c == "eth_sendTransaction"),
+        "{calls:?}"
+    );
+    wallet_browser
+        .screenshot("error-rejected-transaction")
+        .await
+        .unwrap();
+    drop(wallet_browser);
     dev.stop();
 }

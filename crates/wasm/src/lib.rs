@@ -19,14 +19,14 @@ use std::cell::RefCell;
 use licen_crypto::envelope::{EnvelopeContext, RESULT_KEY_MESSAGE, result_keypair_from_signature};
 use licen_crypto::rand_core::{Infallible, TryCryptoRng, TryRng};
 use licen_crypto::{PublicKey, SecretKey, StreamKey, seal_key};
-use licen_storage::merkle::{FileLayout, FileTree, RootBuilder};
-use licen_storage::rpc::SegmentWithProof;
+use licen_storage::merkle::{
+    FileLayout, FileTree, Hash, RootBuilder, SEGMENT_CHUNKS, SEGMENT_SIZE, segment_root,
+};
 
 thread_local! {
     static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static OUTPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static ROOT: RefCell<Option<RootBuilder>> = const { RefCell::new(None) };
-    static TREE: RefCell<Option<FileTree>> = const { RefCell::new(None) };
 }
 
 /// Status codes returned to the page.
@@ -104,12 +104,11 @@ pub extern "C" fn licen_keccak256() -> u32 {
     run(|input| Ok(licen_storage::merkle::keccak256(input).to_vec()))
 }
 
-/// Starts a new 0G root computation (dropping any earlier one and its tree).
+/// Starts a new 0G root computation (dropping any earlier one).
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub extern "C" fn licen_root_begin() {
     ROOT.with_borrow_mut(|root| *root = Some(RootBuilder::sequential()));
-    TREE.with_borrow_mut(|tree| *tree = None);
 }
 
 /// Feeds the input bytes (the next part of the file) into the root computation.
@@ -127,8 +126,7 @@ pub extern "C" fn licen_root_update() -> u32 {
     })
 }
 
-/// Finishes the root computation → the 32-byte 0G root; keeps the file's tree for
-/// [`licen_segment_json`].
+/// Finishes the root computation → the 32-byte 0G root.
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub extern "C" fn licen_root_finish() -> u32 {
@@ -136,53 +134,71 @@ pub extern "C" fn licen_root_finish() -> u32 {
         let builder = ROOT
             .with_borrow_mut(Option::take)
             .ok_or("no root computation started (call licen_root_begin first)")?;
-        let tree = builder.finish();
-        let root = tree.root().to_vec();
-        TREE.with_borrow_mut(|t| *t = Some(tree));
-        Ok(root)
+        Ok(builder.finish().root().to_vec())
     })
 }
 
-/// Input: the file bytes of segment `index` of the last finished tree → the zgs JSON of that
-/// segment with its proof (`SegmentWithProof`, exactly as the Rust client sends it).
+/// Input: whole 256 KiB segments of a file, none of them its last data segment → their
+/// segment roots (32 bytes each, in order). Web Workers call this on different parts of one
+/// file at the same time; [`licen_root_from_segments`] joins their answers.
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
-pub extern "C" fn licen_segment_json(index: u32) -> u32 {
+pub extern "C" fn licen_segment_roots() -> u32 {
     run(|input| {
-        TREE.with_borrow(|tree| {
-            let tree = tree
-                .as_ref()
-                .ok_or("no finished file tree (compute the root first)")?;
-            segment_json(tree, u64::from(index), input)
-        })
+        if input.is_empty() || !input.len().is_multiple_of(SEGMENT_SIZE) {
+            return Err(format!(
+                "expected whole segments of {SEGMENT_SIZE} bytes, got {} bytes",
+                input.len()
+            ));
+        }
+        Ok(input
+            .chunks(SEGMENT_SIZE)
+            .flat_map(|segment| segment_root(segment, SEGMENT_CHUNKS).0)
+            .collect())
     })
 }
 
-fn segment_json(tree: &FileTree, index: u64, file_bytes: &[u8]) -> Result<Vec<u8>, String> {
-    let layout: FileLayout = tree.layout();
-    if index >= layout.segments() {
-        return Err(format!(
-            "segment {index} does not exist: the file has {} segments",
-            layout.segments()
-        ));
-    }
-    let expected = layout.segment_file_bytes(index);
-    if file_bytes.len() != expected {
-        return Err(format!(
-            "segment {index} holds {expected} file bytes, got {}",
-            file_bytes.len()
-        ));
-    }
-    let mut data = file_bytes.to_vec();
-    data.resize(layout.segment_data_len(index), 0);
-    let segment = SegmentWithProof {
-        root: tree.root(),
-        data,
-        index,
-        proof: tree.proof(index).map_err(|e| e.to_string())?,
-        file_size: layout.size(),
-    };
-    serde_json::to_vec(&segment).map_err(|e| e.to_string())
+/// Input: file size (BE64) ‖ n (BE32) ‖ the roots of the file's first n segments (from
+/// [`licen_segment_roots`]) ‖ the file's bytes after those segments → the 32-byte 0G root.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn licen_root_from_segments() -> u32 {
+    run(|input| {
+        if input.len() < 12 {
+            return Err("expected size ‖ segment count ‖ segment roots ‖ remaining bytes".into());
+        }
+        let size = u64::from_be_bytes(array::<8>(&input[..8], "file size")?);
+        let known = u32::from_be_bytes(array::<4>(&input[8..12], "segment count")?) as usize;
+        let roots_end = 12 + 32 * known;
+        if input.len() < roots_end {
+            return Err(format!(
+                "{known} segment roots need {} bytes, got {}",
+                32 * known,
+                input.len() - 12
+            ));
+        }
+        let tail = &input[roots_end..];
+        let covered = (known * SEGMENT_SIZE + tail.len()) as u64;
+        if covered != size || (tail.is_empty() && size > 0) {
+            return Err(format!(
+                "{known} segments and {} remaining bytes do not make a file of {size} bytes (the last data segment must be among the remaining bytes)",
+                tail.len()
+            ));
+        }
+        let layout = FileLayout::new(size);
+        let mut roots: Vec<Hash> = input[12..roots_end]
+            .chunks(32)
+            .map(Hash::from_slice)
+            .collect();
+        for (i, segment) in tail.chunks(SEGMENT_SIZE).enumerate() {
+            roots.push(segment_root(
+                segment,
+                layout.segment_tree_chunks((known + i) as u64),
+            ));
+        }
+        let tree = FileTree::from_segment_roots(layout, roots).map_err(|e| e.to_string())?;
+        Ok(tree.root().to_vec())
+    })
 }
 
 /// Yields the page's random bytes, in order; running out is an error, never a silent repeat.
@@ -335,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn root_and_segments_match_the_storage_crate() {
+    fn root_matches_the_storage_crate() {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7) as u8).collect();
         licen_root_begin();
         for part in data.chunks(70_001) {
@@ -343,16 +359,42 @@ mod tests {
         }
         let (status, root) = call(&[], || licen_root_finish());
         assert_eq!(status, OK);
-        let tree = FileTree::from_bytes(&data);
-        assert_eq!(root, tree.root().to_vec());
-        let _ = licen_input(data.len() - 262_144);
-        INPUT.with_borrow_mut(|b| b.copy_from_slice(&data[262_144..]));
-        assert_eq!(licen_segment_json(1), OK);
-        let segment: SegmentWithProof = serde_json::from_slice(&output()).unwrap();
-        assert_eq!(segment.proof, tree.proof(1).unwrap());
-        assert_eq!(segment.data.len() % 256, 0);
-        // A wrong length is an error sentence, not a panic.
-        assert_eq!(call(&[1, 2, 3], || licen_segment_json(1)).0, FAILED);
+        assert_eq!(root, licen_storage::merkle::root(&data).to_vec());
+        // Finishing twice is an error sentence, not a panic.
+        assert_eq!(call(&[], || licen_root_finish()).0, FAILED);
+    }
+
+    #[test]
+    fn segment_roots_joined_match_the_storage_crate() {
+        for size in [
+            300_000usize,
+            SEGMENT_SIZE + 1,
+            2 * SEGMENT_SIZE,
+            5 * SEGMENT_SIZE + 4097,
+        ] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 + 7) as u8).collect();
+            for known in 0..=(size - 1) / SEGMENT_SIZE {
+                let mut roots = Vec::new();
+                if known > 0 {
+                    let (status, out) =
+                        call(&data[..known * SEGMENT_SIZE], || licen_segment_roots());
+                    assert_eq!(status, OK);
+                    roots = out;
+                }
+                let mut input = (size as u64).to_be_bytes().to_vec();
+                input.extend_from_slice(&(known as u32).to_be_bytes());
+                input.extend_from_slice(&roots);
+                input.extend_from_slice(&data[known * SEGMENT_SIZE..]);
+                let (status, root) = call(&input, || licen_root_from_segments());
+                assert_eq!(status, OK, "{}", String::from_utf8_lossy(&root));
+                assert_eq!(
+                    root,
+                    licen_storage::merkle::root(&data).to_vec(),
+                    "size {size}, {known} segments known"
+                );
+            }
+        }
+        assert_eq!(call(&[1; 100], || licen_segment_roots()).0, FAILED);
     }
 
     #[test]

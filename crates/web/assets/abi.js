@@ -42,7 +42,7 @@ const ERRORS = {
   'DatasetNotPaused(bytes32)': () => 'the dataset is not paused',
   'EpochsOutOfRange(uint256,uint32)': (w) => `${wordBig(w[0])} epochs is outside this dataset's limit of 1 to ${wordBig(w[1])} per run`,
   'GrantExpired(uint256,uint64)': () => 'the access grant expired before the job started',
-  'InvalidPolicy(string)': () => 'the policy is not valid (check price, epochs, runs, session time and at least one purpose)',
+  'InvalidPolicy(string)': (w) => `the policy is not valid (${abiString(w) || 'check price, epochs, runs, session time and at least one purpose'})`,
   'InvalidPublicKey()': () => 'the key is not a valid X25519 public key',
   'InvalidRoot()': () => 'a root is zero: something was not uploaded',
   'NotDatasetOwner(bytes32,address)': () => 'only the dataset owner can do this: switch to the wallet that published it',
@@ -54,6 +54,14 @@ const ERRORS = {
   'WrongEscrow(uint256,uint256)': (w) => `the escrow sent (${wordBig(w[0])} wei) is not the required ${wordBig(w[1])} wei`,
   'ZeroAddress()': () => 'an address is zero',
 };
+// An ABI-encoded string that is the only argument: offset word, length word, bytes.
+function abiString(w) {
+  try {
+    const len = Number(wordBig(w[1]));
+    const hexText = w.slice(2).join('').slice(0, len * 2);
+    return new TextDecoder().decode(unhex(hexText));
+  } catch { return null; }
+}
 let errorTable = null;
 
 export function explainRevert(data) {

@@ -1,12 +1,14 @@
-// Boot and routing: loads the public config and licen-wasm, sets up the wallet widget, and
-// renders the page for the current path. Owns navigation only; pages live in pages.js.
+// Boot and routing: loads the public config, sets up the wallet widget, and renders the page for
+// the current path. licen-wasm loads in the background: the marketplace paints without it, every
+// other page waits for it. Owns navigation only; pages live in pages.js.
 
 import { loadWasm } from './crypto.js';
 import * as wallet from './wallet.js';
 import * as pages from './pages.js';
 
+// [path, page, needs licen-wasm before rendering]
 const routes = [
-  [/^\/$/, pages.marketplace],
+  [/^\/$/, pages.marketplace, false],
   [/^\/publish$/, pages.publish],
   [/^\/datasets\/(0x[0-9a-fA-F]{64})$/, pages.dataset],
   [/^\/jobs$/, pages.myJobs],
@@ -50,11 +52,14 @@ async function renderWallet() {
 export async function route() {
   const main = document.getElementById('main');
   const path = location.pathname;
-  for (const [re, page] of routes) {
+  for (const [re, page, needsWasm = true] of routes) {
     const m = re.exec(path);
     if (m) {
       pages.leave();
-      try { await page(main, ...m.slice(1)); } catch (e) { main.replaceChildren(pages.message('error', e.message)); }
+      try {
+        if (needsWasm) await loadWasm();
+        await page(main, ...m.slice(1));
+      } catch (e) { main.replaceChildren(pages.message('error', e.message)); }
       document.body.dataset.ready = path;
       return;
     }
@@ -65,10 +70,11 @@ export async function route() {
 
 async function boot() {
   const started = performance.now();
-  const [config] = await Promise.all([fetch('/api/config').then((r) => r.json()), loadWasm()]);
+  loadWasm().catch(() => {}); // a failure shows on the first page that needs it
+  const config = await fetch('/api/config').then((r) => r.json());
   pages.setConfig(config);
   wallet.init(config);
-  wallet.onChange(() => { renderWallet(); route(); });
+  wallet.onChange((redraw) => { renderWallet(); if (redraw) route(); });
   document.addEventListener('click', (e) => {
     const a = e.target.closest('a');
     if (a && a.origin === location.origin && !a.target && !a.hasAttribute('download') && !e.ctrlKey && !e.metaKey) {
@@ -78,7 +84,7 @@ async function boot() {
     }
   });
   window.addEventListener('popstate', route);
-  await renderWallet();
+  renderWallet().catch((e) => pages.flash(`The wallet could not be read: ${e.message}`));
   await route();
   window.licenBootMs = performance.now() - started;
 }

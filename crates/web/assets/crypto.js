@@ -1,26 +1,30 @@
 // In-page crypto (docs/FORMATS.md). What this module owns: loading licen-wasm (licen-crypto and
 // the 0G root compiled to WebAssembly), sealing data with the sealed-stream format (AES-256-GCM
 // per segment through WebCrypto, byte-identical to the Rust writer), the dataset pipeline
-// (check → seal → root → upload ciphertext segments) and opening results.
-// It must never send plaintext or a key anywhere: only ciphertext segments leave this module,
-// through the storage relay.
+// (check → one pass that seals, roots and streams the ciphertext to the server's staging area
+// → commit with the page's root, which the server compares with its own before it stores the
+// file) and opening results.
+// It must never send plaintext or a key anywhere: only sealed bytes and roots leave this module.
 
 const MAGIC = [0x4c, 0x49, 0x43, 0x45, 0x4e, 0x53, 0x53, 0x00];
 export const HEADER_LEN = 36;
 export const TAG_LEN = 16;
 export const DEFAULT_SEGMENT_SIZE = 65536;
-export const STORAGE_SEGMENT = 256 * 1024;
-const UPLOAD_BATCH = 16; // storage segments per zgs_uploadSegments call (4 MiB)
+const PIECE = 4 << 20; // bytes of ciphertext per PUT to the staging area
+const PIECES_IN_FLIGHT = 2;
 
 let wasm = null;
+let wasmModule = null;
+let loading = null;
 
-export async function loadWasm() {
-  if (!wasm) {
+export function loadWasm() {
+  loading ||= (async () => {
     const response = await fetch('/assets/licen_wasm.wasm');
-    const { instance } = await WebAssembly.instantiate(await response.arrayBuffer(), {});
-    wasm = instance.exports;
-  }
-  return wasm;
+    wasmModule = await WebAssembly.compile(await response.arrayBuffer());
+    wasm = (await WebAssembly.instantiate(wasmModule, {})).exports;
+    return wasm;
+  })();
+  return loading;
 }
 
 // Calls a licen-wasm operation: input bytes in, output bytes out, errors as sentences.
@@ -69,6 +73,54 @@ export class RootBuilder {
 
 export function rootOf(bytes) { const r = new RootBuilder(); r.update(bytes); return r.finish(); }
 
+// The 0G root of a large file fed as consecutive 4 MiB pieces (whole segments), hashed by a pool
+// of Web Workers (one per core) while the page goes on sealing; at most two pieces wait per
+// worker, so memory does not grow with the file. `finish(tail)` takes the file's remaining bytes
+// (its last data segment among them) and joins everything into the root.
+let hashers = null;
+const HASHER_QUEUE = 2;
+export class ParallelRoot {
+  constructor(size) {
+    if (!hashers) {
+      const n = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 2));
+      hashers = Array.from({ length: n }, () => {
+        const w = new Worker('/assets/hasher.js');
+        w.postMessage({ module: wasmModule });
+        w.waiting = new Map();
+        w.onmessage = (e) => { const p = w.waiting.get(e.data.id); w.waiting.delete(e.data.id); p(e.data); };
+        return w;
+      });
+    }
+    Object.assign(this, { size, jobs: [], next: 0, segments: 0 });
+  }
+  // `piece`: whole segments, in file order, not holding the last data segment. Its buffer is
+  // handed to a worker (detached here).
+  async add(piece) {
+    if (piece.length % (256 * 1024)) throw new Error('a hashed piece must be whole 256 KiB segments');
+    const worker = hashers[this.next++ % hashers.length];
+    while (worker.waiting.size >= HASHER_QUEUE) await Promise.race(worker.waiting.values().map((p) => p.done));
+    const id = `${this.next}-${Math.random()}`;
+    let resolve;
+    const done = new Promise((r) => { resolve = r; });
+    const settle = (answer) => resolve(answer);
+    settle.done = done;
+    worker.waiting.set(id, settle);
+    this.segments += piece.length / (256 * 1024);
+    worker.postMessage({ id, bytes: piece.buffer }, [piece.buffer]);
+    this.jobs.push(done);
+  }
+  async finish(tail) {
+    const answers = await Promise.all(this.jobs);
+    const failed = answers.find((a) => a.error);
+    if (failed) throw new Error(`hashing in a worker failed: ${failed.error}`);
+    const head = new Uint8Array(12);
+    const view = new DataView(head.buffer);
+    view.setBigUint64(0, BigInt(this.size));
+    view.setUint32(8, this.segments);
+    return call('licen_root_from_segments', concat(head, ...answers.map((a) => a.roots), tail));
+  }
+}
+
 // ---- sealed stream (§1), segments sealed by WebCrypto ------------------------------------
 
 function nonce(prefix, counter, flag) {
@@ -110,22 +162,32 @@ async function* pieces(blob, size) {
 }
 
 // Seals a Blob into sealed-stream bytes, handing each ciphertext piece to `sink` in order.
-// Segments are sealed a few at a time in parallel (WebCrypto is asynchronous); memory stays at a
-// few segments whatever the size.
+// Segments of one 4 MiB read are sealed in parallel (WebCrypto runs off the main thread), and the
+// next read is sealed while `sink` consumes the previous one; memory stays at two reads whatever
+// the size.
 export async function sealBlob(blob, keyBytes, prefix, sink, segmentSize = DEFAULT_SEGMENT_SIZE) {
   const sealer = await StreamSealer.create(keyBytes, prefix, segmentSize);
   await sink(sealer.header);
   const count = Math.max(1, Math.ceil(blob.size / segmentSize));
   const readSize = segmentSize * Math.max(1, Math.floor((4 << 20) / segmentSize));
   let index = 0;
-  for await (const piece of pieces(blob, readSize)) {
+  const sealRead = (piece) => {
     const jobs = [];
     for (let at = 0; at < piece.length || (piece.length === 0 && jobs.length === 0); at += segmentSize) {
       const i = index++;
       jobs.push(sealer.segment(i, piece.subarray(at, at + segmentSize), i === count - 1));
       if (piece.length === 0) break;
     }
-    for (const sealed of await Promise.all(jobs)) await sink(sealed);
+    return Promise.all(jobs);
+  };
+  const reads = pieces(blob, readSize);
+  const next = async () => { const r = await reads.next(); return r.done ? null : sealRead(r.value); };
+  let pending = next();
+  for (;;) {
+    const sealed = await pending;
+    if (!sealed) break;
+    pending = next();
+    for (const segment of sealed) await sink(segment);
   }
 }
 
@@ -183,54 +245,79 @@ async function rpcAnswer(response, method) {
 
 const ENCODER = new TextEncoder();
 
-// Uploads segments already JSON-encoded by licen-wasm, as one zgs_uploadSegments call.
-async function uploadSegmentJson(jsonSegments) {
-  const parts = [ENCODER.encode(`{"jsonrpc":"2.0","id":${rpcId++},"method":"zgs_uploadSegments","params":[[`)];
-  jsonSegments.forEach((s, i) => { if (i) parts.push(ENCODER.encode(',')); parts.push(s); });
-  parts.push(ENCODER.encode(']]}'));
-  const response = await fetch('/api/storage', {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: new Blob(parts),
-  });
-  await rpcAnswer(response, 'zgs_uploadSegments');
+async function jsonAnswer(response, what) {
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(body.error || `the server answered ${response.status} to ${what}`);
+  return body;
 }
 
-// Cuts a byte stream into 256 KiB storage segments and uploads them with proofs (the tree of
-// the last finished RootBuilder). Returns a sink function and a `finish`.
-export function segmentUploader(totalSize, onProgress) {
-  let buffer = new Uint8Array(STORAGE_SEGMENT);
-  let filled = 0, index = 0, sent = 0, batch = [];
-  const flushBatch = async () => {
-    if (batch.length) { const b = batch; batch = []; await uploadSegmentJson(b); }
-  };
-  const emit = async () => {
-    batch.push(call('licen_segment_json', buffer.subarray(0, filled), index));
-    sent += filled; index++; filled = 0;
-    if (batch.length >= UPLOAD_BATCH) await flushBatch();
-    onProgress?.(sent, totalSize);
-  };
-  return {
-    async write(bytes) {
-      let at = 0;
-      while (at < bytes.length) {
-        const n = Math.min(STORAGE_SEGMENT - filled, bytes.length - at);
-        buffer.set(bytes.subarray(at, at + n), filled);
-        filled += n; at += n;
-        if (filled === STORAGE_SEGMENT && sent + filled < totalSize) await emit();
-      }
-    },
-    async finish() {
-      if (filled > 0 || index === 0) await emit();
-      await flushBatch();
-    },
-  };
+// A staged upload: sealed bytes stream to the server in 4 MiB binary pieces (two in flight);
+// `commit` sends the page's root, the server compares it with the root of what it received and
+// only then stores the file on the storage node; `commit` resolves once the node holds it.
+export class StagedUpload {
+  // With `hashed`, the 0G root of the bytes is computed by worker threads as they are sent
+  // (`root()` once every byte was written).
+  static async begin(size, hashed = false) {
+    const { id } = await jsonAnswer(await fetch('/api/uploads', {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ size }),
+    }), 'starting the upload');
+    const u = new StagedUpload();
+    Object.assign(u, { id, size, offset: 0, buffer: new Uint8Array(Math.min(PIECE, size)), filled: 0, inFlight: [] });
+    if (hashed) { await loadWasm(); u.hasher = new ParallelRoot(size); }
+    return u;
+  }
+  async root() {
+    if (this.offset !== this.size) throw new Error(`the upload has ${this.offset + this.filled} of ${this.size} bytes: write them all before asking for the root`);
+    return this.hasher.finish(this.tail);
+  }
+  async write(bytes) {
+    let at = 0;
+    while (at < bytes.length) {
+      const n = Math.min(this.buffer.length - this.filled, bytes.length - at);
+      this.buffer.set(bytes.subarray(at, at + n), this.filled);
+      this.filled += n; at += n;
+      if (this.filled === this.buffer.length) await this.send();
+    }
+  }
+  async send() {
+    if (!this.filled) return;
+    const piece = this.filled === this.buffer.length ? this.buffer : this.buffer.slice(0, this.filled);
+    const offset = this.offset;
+    this.offset += this.filled;
+    this.buffer = new Uint8Array(Math.min(PIECE, Math.max(1, this.size - this.offset)));
+    this.filled = 0;
+    // fetch copies the body when called, so the piece's buffer can go to a hashing worker next.
+    const put = fetch(`/api/uploads/${this.id}?offset=${offset}`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: piece })
+      .then((r) => jsonAnswer(r, 'sending sealed bytes'));
+    this.inFlight.push(put);
+    if (this.hasher) {
+      if (this.offset === this.size) this.tail = piece; else await this.hasher.add(piece);
+    }
+    if (this.inFlight.length >= PIECES_IN_FLIGHT) await this.inFlight.shift();
+  }
+  async commit(root, onProgress) {
+    await this.send();
+    while (this.inFlight.length) await this.inFlight.shift();
+    let report = await jsonAnswer(await fetch(`/api/uploads/${this.id}/commit`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ root: hex(root) }),
+    }), 'committing the upload');
+    while (report.state === 'storing') {
+      onProgress?.(report.stored, report.size);
+      await new Promise((r) => setTimeout(r, 100));
+      report = await jsonAnswer(await fetch(`/api/uploads/${this.id}`), 'checking the upload');
+    }
+    if (report.state !== 'stored') throw new Error(report.error || `the upload ended ${report.state}`);
+    onProgress?.(report.size, report.size);
+    return report;
+  }
 }
 
 // Uploads small bytes (envelope, manifest) and returns their root.
 export async function uploadBytes(bytes) {
   const root = rootOf(bytes);
-  const up = segmentUploader(bytes.length);
+  const up = await StagedUpload.begin(bytes.length);
   await up.write(bytes);
-  await up.finish();
+  await up.commit(root);
   return root;
 }
 
@@ -303,24 +390,29 @@ export function manifestBytes(m) {
   return ENCODER.encode(JSON.stringify(sorted));
 }
 
-// Seal + root (pass 1) then seal again with the same key and prefix (identical bytes) + upload
-// with proofs (pass 2): memory stays at a few segments whatever the file size.
+// One pass: seal (WebCrypto) → 0G root (licen-wasm in worker threads) and stream the ciphertext
+// to the server's staging area → commit with the root → the server stores the file on the storage node once its
+// own root of the bytes agrees. Memory stays at a few 4 MiB pieces whatever the file size.
 export async function sealAndUpload(file, orchestratorKey, onProgress, opts = {}) {
   await loadWasm();
   const key = opts.key || randomBytes(32);
   const prefix = opts.prefix || randomBytes(7);
   const total = sealedLength(file.size);
   const started = performance.now();
-  const root = new RootBuilder();
-  let hashed = 0;
-  await sealBlob(file, key, prefix, async (c) => { root.update(c); hashed += c.length; onProgress?.('sealing and hashing', hashed, total * 2, started); });
-  const datasetRoot = root.finish();
-  let uploaded = 0;
-  const up = segmentUploader(total);
-  await sealBlob(file, key, prefix, async (c) => { await up.write(c); uploaded += c.length; onProgress?.('uploading ciphertext', total + uploaded, total * 2, started); });
-  await up.finish();
+  const marks = {};
+  const upload = await StagedUpload.begin(total, true);
+  let sealed = 0;
+  await sealBlob(file, key, prefix, async (c) => {
+    await upload.write(c);
+    sealed += c.length;
+    onProgress?.('sealing, hashing and sending', sealed, total * 2, started);
+  });
+  const datasetRoot = await upload.root();
+  marks.sealed = performance.now() - started;
+  await upload.commit(datasetRoot, (stored) => onProgress?.('storing on the storage node', total + stored, total * 2, started));
+  marks.stored = performance.now() - started;
   const envelope = sealDatasetEnvelope(orchestratorKey, datasetRoot, key);
   key.fill(0);
   const envelopeRoot = await uploadBytes(envelope);
-  return { datasetRoot, envelopeRoot, sealedBytes: total, seconds: (performance.now() - started) / 1000 };
+  return { datasetRoot, envelopeRoot, sealedBytes: total, seconds: (performance.now() - started) / 1000, marks };
 }

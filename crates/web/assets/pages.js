@@ -9,8 +9,10 @@ import { calls, words, wordBig } from './abi.js';
 
 let config = null;
 let stream = null;
+let streamTimer = null;
 export function setConfig(c) { config = c; }
-export function leave() { if (stream) { stream.close(); stream = null; } }
+// Closes the live stream and drops an update still waiting to redraw the page left behind.
+export function leave() { clearTimeout(streamTimer); if (stream) { stream.close(); stream = null; } }
 
 // ---- small DOM helpers -----------------------------------------------------------------------
 
@@ -65,17 +67,17 @@ function live(onEvent, fromBlock) {
   stream = new EventSource(`/api/indexer/stream${fromBlock ? `?from_block=${fromBlock}` : ''}`);
   const names = ['DatasetPublished', 'PolicyUpdated', 'DatasetPaused', 'DatasetResumed', 'EnvelopeRotated', 'AccessGranted',
     'JobStarted', 'JobCompleted', 'JobFailed', 'JobExpired', 'JobReclaimed', 'reorg'];
-  let timer = null;
+  const mine = stream;
   names.forEach((n) => stream.addEventListener(n, (e) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => onEvent(n, JSON.parse(e.data || '{}')), 150);
+    clearTimeout(streamTimer);
+    streamTimer = setTimeout(() => { if (stream === mine) onEvent(n, JSON.parse(e.data || '{}')); }, 150);
   }));
 }
 
 const manifests = new Map();
 async function manifest(root) {
   if (!manifests.has(root)) {
-    manifests.set(root, C.downloadFile(C.unhex(root)).then((b) => JSON.parse(new TextDecoder().decode(b))).catch(() => null));
+    manifests.set(root, C.loadWasm().then(() => C.downloadFile(C.unhex(root))).then((b) => JSON.parse(new TextDecoder().decode(b))).catch(() => null));
   }
   return manifests.get(root);
 }
@@ -112,6 +114,11 @@ function policyWords(p) {
 
 // ---- marketplace -----------------------------------------------------------------------------
 
+// The first page is small so it paints at once; more pages (cursor pagination of the indexer)
+// load when the "Show more" button scrolls into view or is pressed, appended, never re-rendered.
+const FIRST_PAGE = 30;
+const NEXT_PAGE = 100;
+
 export async function marketplace(main) {
   const params = new URLSearchParams(location.search);
   const purpose = h('select', { id: 'f-purpose', 'aria-label': 'Purpose' }, new Option('any purpose', ''), config.purposes.map((p) => new Option(p.label, p.slug)));
@@ -122,16 +129,22 @@ export async function marketplace(main) {
   sort.value = params.get('sort') || 'newest';
   const list = h('div', { class: 'grid', id: 'datasets' });
   const status = h('div', { class: 'muted' });
+  const more = h('button', { type: 'button', id: 'more', class: 'secondary', text: 'Show more', hidden: true });
   const form = h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); apply(); } },
     h('label', {}, 'Purpose', purpose), h('label', {}, 'Max price per epoch (ETH)', maxPrice),
     h('label', {}, 'Search', text), h('label', {}, 'Sort', sort), h('button', { type: 'submit', text: 'Filter' }));
-  main.replaceChildren(h('h1', { text: 'Marketplace' }), form, status, list);
+  main.replaceChildren(h('h1', { text: 'Marketplace' }), form, status, list, h('p', {}, more));
 
   let datasets = [];
+  let cursor = null;
+  let generation = 0;
+  const visible = new IntersectionObserver((entries) => entries.forEach((e) => {
+    if (e.isIntersecting) { visible.unobserve(e.target); e.target.loadManifest(); }
+  }));
   const card = (d) => {
     const title = h('a', { class: 'title', href: `/datasets/${d.root}`, text: d.name || short(d.root) });
     const desc = h('div', { class: 'muted' });
-    const show = (m) => { if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${(m.byte_size / 1e6).toFixed(2)} MB`; d.name = m.name; } };
+    const show = (m) => { if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${(m.byte_size / 1e6).toFixed(2)} MB`; d.name = m.name; d.description = m.description; } };
     const el = h('div', { class: 'card', 'data-root': d.root }, title, desc,
       h('div', {}, `${wallet.formatWei(d.policy.price_per_epoch)} / epoch · up to ${d.policy.max_epochs_per_run} epochs`),
       h('div', { class: 'muted' }, d.policy.allowed_purposes.map(purposeLabel).join(', ')),
@@ -141,27 +154,60 @@ export async function marketplace(main) {
     visible.observe(el);
     return el;
   };
-  const visible = new IntersectionObserver((entries) => entries.forEach((e) => {
-    if (e.isIntersecting) { visible.unobserve(e.target); e.target.loadManifest(); }
-  }));
-  const render = () => {
-    // Names and descriptions are searched by the indexer (`q`); this also narrows what is loaded
-    // while typing, and matches roots and owners, which the indexer's text search does not cover.
+  // Names and descriptions are searched by the indexer (`q`); typing also narrows what is
+  // loaded, and matches roots and owners, which the indexer's text search does not cover.
+  const matches = (d) => {
     const q = text.value.trim().toLowerCase();
-    const shown = datasets.filter((d) => !q || d.root.includes(q) || d.owner.toLowerCase().includes(q)
-      || (d.name || '').toLowerCase().includes(q) || (d.description || '').toLowerCase().includes(q));
-    list.replaceChildren(...shown.map(card));
-    if (shown.length && !window.licenMarks.firstList) window.licenMarks.firstList = performance.now();
-    status.textContent = `${shown.length} dataset${shown.length === 1 ? '' : 's'}${q ? ' matching' : ''} · updates live`;
+    return !q || d.root.includes(q) || d.owner.toLowerCase().includes(q)
+      || (d.name || '').toLowerCase().includes(q) || (d.description || '').toLowerCase().includes(q);
   };
-  const load = async () => {
+  const describe = () => {
+    const shown = list.querySelectorAll('.card:not([hidden])').length;
+    status.textContent = `${shown} dataset${shown === 1 ? '' : 's'}${text.value.trim() ? ' matching' : ''}${cursor ? ' shown, more below' : ''} · updates live`;
+    more.hidden = !cursor;
+  };
+  const append = (items) => {
+    list.append(...items.map((d) => { const el = card(d); el.hidden = !matches(d); return el; }));
+    if (!window.licenMarks.firstList && items.length) window.licenMarks.firstList = performance.now();
+    describe();
+  };
+  const query = () => {
     const qs = new URLSearchParams({ sort: sort.value });
     if (purpose.value) qs.set('purpose', purpose.value);
     if (maxPrice.value.trim()) qs.set('max_price', wallet.parseEth(maxPrice.value).toString());
     const q = text.value.trim();
     if (q && !q.toLowerCase().startsWith('0x')) qs.set('q', q);
-    await apiAll(`datasets?${qs}`, (items) => { datasets = items; render(); });
+    return qs;
   };
+  const load = async () => {
+    const mine = ++generation;
+    const qs = query();
+    qs.set('limit', String(FIRST_PAGE));
+    const page = await api(`datasets?${qs}`);
+    if (mine !== generation) return;
+    datasets = page.items;
+    cursor = page.next_cursor;
+    list.replaceChildren();
+    append(datasets);
+  };
+  let loadingMore = null;
+  const loadMore = () => {
+    if (!cursor || loadingMore) return loadingMore;
+    const mine = generation;
+    const qs = query();
+    qs.set('limit', String(NEXT_PAGE));
+    qs.set('cursor', cursor);
+    more.disabled = true;
+    loadingMore = api(`datasets?${qs}`).then((page) => {
+      if (mine !== generation) return;
+      datasets.push(...page.items);
+      cursor = page.next_cursor;
+      append(page.items);
+    }).catch((e) => status.replaceChildren(message('error', e.message))).finally(() => { loadingMore = null; more.disabled = false; });
+    return loadingMore;
+  };
+  more.onclick = loadMore;
+  new IntersectionObserver((entries) => { if (entries.some((e) => e.isIntersecting)) loadMore(); }, { rootMargin: '400px' }).observe(more);
   const apply = async () => {
     const qs = new URLSearchParams();
     if (purpose.value) qs.set('purpose', purpose.value);
@@ -171,7 +217,11 @@ export async function marketplace(main) {
     history.replaceState(null, '', `/${qs.toString() ? '?' + qs : ''}`);
     try { await load(); } catch (e) { status.replaceChildren(message('error', e.message)); }
   };
-  text.oninput = render;
+  text.oninput = () => {
+    const byRoot = new Map(datasets.map((d) => [d.root, d]));
+    list.querySelectorAll('.card').forEach((el) => { el.hidden = !matches(byRoot.get(el.dataset.root)); });
+    describe();
+  };
   window.licenMarks = {};
   await load();
   window.licenMarks.allListed = performance.now();
@@ -200,15 +250,19 @@ export async function dataset(main, root) {
   epochs.oninput = recompute;
   recompute();
   const button = h('button', { type: 'submit', id: 'request', text: 'Request training' });
+  // Once the person has started a request, live updates no longer redraw the page: that would
+  // discard the request's progress or its message.
+  let started = false;
   const form = h('form', { class: 'stack', onsubmit: async (e) => {
     e.preventDefault();
+    started = true;
     button.disabled = true;
     out.replaceChildren(message('info', 'Preparing…'));
     try {
       const n = recompute();
       const status = (t) => out.replaceChildren(message('info', t));
       if (!wallet.available()) throw new Error('No wallet found: install a browser wallet to request training.');
-      if (!wallet.current()) await wallet.connect();
+      if (!wallet.current()) await wallet.connect(false);
       await wallet.checkNetwork();
       status('Sign the result-key message in your wallet: it derives the key only you can open the trained model with…');
       const sig = await wallet.personalSign(C.resultKeyMessage());
@@ -233,7 +287,7 @@ export async function dataset(main, root) {
     h('h2', { text: 'Stats' }), h('div', { class: 'card' }, kv([['Requests', String(d.stats.requests)], ['Completed runs', String(d.stats.completed_runs)], ['Epochs sold', String(d.stats.epochs_sold)], ['Researchers', String(d.stats.distinct_researchers)], ['Escrow held', wallet.formatWei(d.stats.escrow_held)]])),
     h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? message('info', 'Paused: requests are refused.') : form),
     h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
-  live((name, ev) => { if (ev?.event && JSON.stringify(ev.event).toLowerCase().includes(root.toLowerCase().slice(2))) dataset(main, root); });
+  live((name, ev) => { if (!started && ev?.event && JSON.stringify(ev.event).toLowerCase().includes(root.toLowerCase().slice(2))) dataset(main, root); });
 }
 
 // ---- publish ---------------------------------------------------------------------------------
@@ -243,13 +297,8 @@ export async function publish(main) {
   const name = h('input', { id: 'name', required: true, placeholder: 'Customer support dialogues' });
   const description = h('textarea', { id: 'description', placeholder: 'What the data is, where it comes from' });
   const license = h('input', { id: 'license', placeholder: 'e.g. CC-BY-NC-4.0, or your terms' });
-  const price = h('input', { id: 'price', value: '0.01', inputmode: 'decimal' });
-  const maxEpochs = h('input', { id: 'max-epochs', type: 'number', min: 1, value: 3 });
-  const maxRuns = h('input', { id: 'max-runs', type: 'number', min: 1, value: 5 });
-  const ttl = h('input', { id: 'ttl', type: 'number', min: 1, value: 60 });
+  const policy = policyFields(null);
   const orchestrator = h('input', { id: 'orchestrator', value: config.chain.default_orchestrator || '', required: true, class: 'mono' });
-  const purposes = config.purposes.map((p) => h('label', { style: 'flex-direction:row;gap:.4rem;align-items:center' },
-    h('input', { type: 'checkbox', value: p.bit, checked: p.slug === 'research' }), p.label));
   const progress = progressBar();
   const out = h('div', { id: 'publish-result' });
   const button = h('button', { type: 'submit', id: 'publish', text: 'Seal, upload and publish' });
@@ -260,13 +309,9 @@ export async function publish(main) {
     try {
       const f = file.files[0];
       if (!f) throw new Error('Choose a JSONL file first.');
-      const bits = purposes.map((l) => l.querySelector('input')).filter((i) => i.checked).reduce((a, i) => a | (1 << Number(i.value)), 0);
-      if (!bits) throw new Error('Allow at least one purpose.');
-      const policy = { pricePerEpoch: wallet.parseEth(price.value), maxEpochsPerRun: Number(maxEpochs.value), maxRunsPerRequester: Number(maxRuns.value), sessionTtl: Number(ttl.value) * 60, allowedPurposes: bits, expiry: 0 };
-      if (policy.pricePerEpoch <= 0n) throw new Error('The price per epoch must be above zero.');
-      if (!(policy.maxEpochsPerRun >= 1 && policy.maxEpochsPerRun <= 65535)) throw new Error('Max epochs per run must be between 1 and 65535.');
+      const terms = policy.read();
       if (!wallet.available()) throw new Error('No wallet found: install a browser wallet to publish.');
-      if (!wallet.current()) await wallet.connect();
+      if (!wallet.current()) await wallet.connect(false);
       await wallet.checkNetwork();
       // The orchestrator key comes from the chain, through the wallet's RPC.
       const answer = words(await wallet.ethCall(config.chain.data_policy, calls.orchestratorKey(orchestrator.value.trim())));
@@ -277,7 +322,7 @@ export async function publish(main) {
       const sealed = await C.sealAndUpload(f, orchestratorKey, (label, d, t, s) => progress.set(label, d, t, s));
       const manifestRoot = await C.uploadBytes(C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 }));
       progress.note(`Sealed and uploaded ${(sealed.sealedBytes / 1e6).toFixed(1)} MB in ${sealed.seconds.toFixed(1)} s. Confirm the transaction in your wallet…`);
-      const { hash } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(sealed.envelopeRoot), C.hex(manifestRoot), policy), 0n, (t) => progress.note(t));
+      const { hash } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(sealed.envelopeRoot), C.hex(manifestRoot), terms), 0n, (t) => progress.note(t));
       const root = C.hex(sealed.datasetRoot);
       out.replaceChildren(message('ok', 'Published.'), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ['Rows', String(summary.rows)]]));
     } catch (err) {
@@ -285,8 +330,7 @@ export async function publish(main) {
     } finally { button.disabled = false; }
   } },
   h('label', {}, 'JSONL file (encrypted here, in your browser)', file), h('label', {}, 'Name', name), h('label', {}, 'Description', description), h('label', {}, 'License', license),
-  h('div', { class: 'row' }, h('label', {}, 'Price per epoch (ETH)', price), h('label', {}, 'Max epochs per run', maxEpochs), h('label', {}, 'Runs per researcher', maxRuns), h('label', {}, 'Grant valid (minutes)', ttl)),
-  h('fieldset', {}, h('legend', { text: 'Allowed purposes' }), h('div', { class: 'row' }, purposes)),
+  policy.el,
   h('label', {}, 'Orchestrator (its key is read from the chain)', orchestrator), button, progress.el, out);
   main.replaceChildren(h('h1', { text: 'Publish a dataset' }), h('div', { class: 'card' }, form));
 }
@@ -315,7 +359,7 @@ export async function job(main, id, refresh = false) {
     const bar = progressBar();
     out.replaceChildren(bar.el);
     try {
-      if (!wallet.current()) await wallet.connect();
+      if (!wallet.current()) await wallet.connect(false);
       if (wallet.current().toLowerCase() !== j.researcher.toLowerCase()) throw new Error(`This job was requested by ${j.researcher}: only that wallet's result key opens it. Switch accounts.`);
       bar.note('Sign the result-key message (the same one you signed when requesting)…');
       const { secretKey } = C.resultKeypair(C.unhex(await wallet.personalSign(C.resultKeyMessage())));
@@ -343,22 +387,83 @@ export async function job(main, id, refresh = false) {
 
 // ---- owner dashboard -------------------------------------------------------------------------
 
+// The policy fields of the publish form and of the dashboard's policy editor. `initial` is an
+// indexer policy (or nothing: the publish defaults); `read()` gives the contract's Policy tuple or
+// throws a sentence naming the field.
+function policyFields(initial, prefix = '') {
+  const p = initial || { price_per_epoch: '10000000000000000', max_epochs_per_run: 3, max_runs_per_requester: 5, session_ttl: 3600, allowed_purposes: ['research'], expiry: 0 };
+  const price = h('input', { id: `${prefix}price`, value: wallet.formatWei(p.price_per_epoch).replace(' ETH', ''), inputmode: 'decimal' });
+  const maxEpochs = h('input', { id: `${prefix}max-epochs`, type: 'number', min: 1, max: 65535, value: p.max_epochs_per_run });
+  const maxRuns = h('input', { id: `${prefix}max-runs`, type: 'number', min: 1, value: p.max_runs_per_requester });
+  const ttl = h('input', { id: `${prefix}ttl`, type: 'number', min: 1, value: Math.max(1, Math.round(p.session_ttl / 60)) });
+  const expiry = h('input', { id: `${prefix}expiry`, type: 'date', value: p.expiry ? new Date(p.expiry * 1000).toISOString().slice(0, 10) : '' });
+  const purposes = config.purposes.map((x) => h('label', { style: 'flex-direction:row;gap:.4rem;align-items:center' },
+    h('input', { type: 'checkbox', value: x.bit, 'data-slug': x.slug, checked: p.allowed_purposes.includes(x.slug) }), x.label));
+  const el = [
+    h('div', { class: 'row' }, h('label', {}, 'Price per epoch (ETH)', price), h('label', {}, 'Max epochs per run', maxEpochs), h('label', {}, 'Runs per researcher', maxRuns), h('label', {}, 'Grant valid (minutes)', ttl)),
+    h('fieldset', {}, h('legend', { text: 'Allowed purposes' }), h('div', { class: 'row' }, purposes)),
+    h('label', {}, 'No new requests after (optional)', expiry),
+  ];
+  const read = () => {
+    const bits = purposes.map((l) => l.querySelector('input')).filter((i) => i.checked).reduce((a, i) => a | (1 << Number(i.value)), 0);
+    if (!bits) throw new Error('Allow at least one purpose.');
+    const policy = { pricePerEpoch: wallet.parseEth(price.value), maxEpochsPerRun: Number(maxEpochs.value), maxRunsPerRequester: Number(maxRuns.value), sessionTtl: Number(ttl.value) * 60, allowedPurposes: bits, expiry: 0 };
+    if (policy.pricePerEpoch <= 0n) throw new Error('The price per epoch must be above zero.');
+    if (!(Number.isInteger(policy.maxEpochsPerRun) && policy.maxEpochsPerRun >= 1 && policy.maxEpochsPerRun <= 65535)) throw new Error('Max epochs per run must be a whole number from 1 to 65535.');
+    if (!(Number.isInteger(policy.maxRunsPerRequester) && policy.maxRunsPerRequester >= 1)) throw new Error('Runs per researcher must be a whole number of at least 1.');
+    if (!(Number.isInteger(policy.sessionTtl) && policy.sessionTtl >= 60)) throw new Error('A grant must stay valid for at least 1 minute.');
+    if (expiry.value) {
+      policy.expiry = Math.floor(new Date(`${expiry.value}T23:59:59Z`).getTime() / 1000);
+      if (policy.expiry * 1000 < Date.now()) throw new Error('The end date is in the past: choose a later date, or leave it empty for no end.');
+    }
+    return policy;
+  };
+  return { el, read };
+}
+
 export async function dashboard(main) {
   const me = wallet.current();
   if (!me) { main.replaceChildren(h('h1', { text: 'Dashboard' }), message('info', 'Connect a wallet to see your datasets and earnings.')); return; }
   const [mine, earnings] = await Promise.all([apiAll(`datasets?owner=${me}`).then((items) => ({ items })), api(`owners/${me}/earnings`)]);
-  const out = h('div');
+  const out = h('div', { id: 'dashboard-result' });
+  let editing = false;
   const act = async (what, data) => {
     out.replaceChildren(message('info', `${what}…`));
-    try { await wallet.send(config.chain.data_policy, data, 0n, (t) => out.replaceChildren(message('info', t))); out.replaceChildren(message('ok', `${what}: done.`)); setTimeout(() => dashboard(main), 800); } catch (e) { out.replaceChildren(message('error', e.message)); }
+    try {
+      await wallet.send(config.chain.data_policy, data, 0n, (t) => out.replaceChildren(message('info', t)));
+      editing = false;
+      out.replaceChildren(message('ok', `${what}: done.`));
+      setTimeout(() => dashboard(main), 800);
+    } catch (e) { out.replaceChildren(message('error', e.message)); }
   };
-  const rows = mine.items.map((d) => h('tr', {}, h('td', {}, link(`/datasets/${d.root}`, short(d.root))), h('td', { text: wallet.formatWei(d.policy.price_per_epoch) }), h('td', { text: String(d.job_count) }), h('td', { text: d.paused ? 'paused' : 'open' }),
-    h('td', {}, d.paused ? h('button', { class: 'secondary', text: 'Resume', onclick: () => act('Resuming', calls.resume(d.root)) }) : h('button', { class: 'secondary', text: 'Pause', onclick: () => act('Pausing', calls.pause(d.root)) }))));
+  // One policy editor at a time, in a row under its dataset.
+  const editor = (d, tr) => {
+    document.getElementById('policy-editor')?.remove();
+    const fields = policyFields(d.policy, 'edit-');
+    const save = h('button', { type: 'submit', id: 'save-policy', text: 'Update policy' });
+    const cancel = h('button', { type: 'button', class: 'secondary', text: 'Cancel', onclick: () => { editing = false; row.remove(); } });
+    const form = h('form', { class: 'stack', onsubmit: async (e) => {
+      e.preventDefault();
+      save.disabled = true;
+      try { await act('Updating the policy', calls.updatePolicy(d.root, fields.read())); } catch (err) { out.replaceChildren(message('error', err.message)); } finally { save.disabled = false; }
+    } }, h('strong', { text: `New policy for ${short(d.root)} (applies to new requests; running jobs keep theirs)` }), fields.el, h('div', { class: 'row' }, save, cancel));
+    const row = h('tr', { id: 'policy-editor' }, h('td', { colspan: 5 }, form));
+    tr.after(row);
+    editing = true;
+  };
+  const rows = mine.items.map((d) => {
+    const tr = h('tr', { 'data-root': d.root }, h('td', {}, link(`/datasets/${d.root}`, short(d.root))), h('td', { class: 'price', text: wallet.formatWei(d.policy.price_per_epoch) }), h('td', { text: String(d.job_count) }), h('td', { text: d.paused ? 'paused' : 'open' }));
+    tr.append(h('td', {}, h('div', { class: 'row' },
+      d.paused ? h('button', { class: 'secondary', text: 'Resume', onclick: () => act('Resuming', calls.resume(d.root)) }) : h('button', { class: 'secondary', text: 'Pause', onclick: () => act('Pausing', calls.pause(d.root)) }),
+      h('button', { class: 'secondary edit-policy', text: 'Edit policy', onclick: () => editor(d, tr) }))));
+    return tr;
+  });
   main.replaceChildren(h('h1', { text: 'Owner dashboard' }), out,
     h('div', { class: 'card' }, kv([['Datasets', String(earnings.datasets)], ['Completed runs', String(earnings.completed_runs)], ['Earned', wallet.formatWei(earnings.earned)], ['Withdrawn', wallet.formatWei(earnings.withdrawn)], ['Withdrawable now', h('strong', { id: 'balance', text: wallet.formatWei(earnings.balance) })]]),
       h('p', {}, h('button', { id: 'withdraw', text: 'Withdraw', disabled: BigInt(earnings.balance) === 0n, onclick: () => act('Withdrawing', calls.withdraw()) }))),
     h('h2', { text: 'My datasets' }), mine.items.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Dataset', 'Price/epoch', 'Jobs', 'State', ''].map((t) => h('th', { text: t }))), rows)) : message('info', 'You have not published a dataset yet.'));
-  live(() => dashboard(main));
+  // Live refresh, except while the owner is editing a policy (it would discard the form).
+  live(() => { if (!editing) dashboard(main); });
 }
 
 // ---- audit -----------------------------------------------------------------------------------

@@ -11,8 +11,10 @@ let isDev = false;
 let account = null;
 const listeners = new Set();
 
+// Listeners get `redraw`: false when the change came from inside a form's action (connecting
+// on the way to a signature), which must not redraw the page under the action.
 export const onChange = (f) => listeners.add(f);
-const changed = () => listeners.forEach((f) => f());
+const changed = (redraw = true) => listeners.forEach((f) => f(redraw));
 
 async function rpc(url, method, params = []) {
   const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
@@ -50,7 +52,7 @@ export const current = () => account;
 export async function devAccounts() { return isDev ? provider.request({ method: 'eth_accounts' }) : []; }
 export function chooseDevAccount(a) { account = a; localStorage.setItem('licen.devAccount', a); changed(); }
 
-export async function connect() {
+export async function connect(redraw = true) {
   if (!provider) throw new Error('No wallet found: install a browser wallet (EIP-1193, e.g. MetaMask) to sign transactions.');
   try {
     const accounts = await provider.request({ method: 'eth_requestAccounts' });
@@ -59,7 +61,7 @@ export async function connect() {
     throw new Error(e.code === 4001 ? 'You declined the connection request in your wallet.' : `The wallet did not connect: ${e.message}`);
   }
   if (!account) throw new Error('The wallet has no account: create or unlock one.');
-  changed();
+  changed(redraw);
   return account;
 }
 
@@ -87,7 +89,7 @@ function revertData(e) {
 // Sends one contract transaction: checks the network and funds and simulates it first, so a
 // policy violation is a sentence and no gas is spent. Returns { hash, receipt }.
 export async function send(to, data, value = 0n, onStatus = () => {}) {
-  if (!account) await connect();
+  if (!account) await connect(false);
   await checkNetwork();
   const tx = { from: account, to, data, value: '0x' + value.toString(16) };
   onStatus('checking with the contract…');
@@ -126,7 +128,7 @@ export async function send(to, data, value = 0n, onStatus = () => {}) {
 
 // EIP-191 personal_sign of a UTF-8 message → 65-byte signature.
 export async function personalSign(message) {
-  if (!account) await connect();
+  if (!account) await connect(false);
   const data = '0x' + Array.from(new TextEncoder().encode(message), (b) => b.toString(16).padStart(2, '0')).join('');
   try {
     return await request('personal_sign', [data, account]);

@@ -31,6 +31,7 @@ pub const ASSETS: &[Asset] = &[
     text_asset!("app.js", "text/javascript; charset=utf-8"),
     text_asset!("pages.js", "text/javascript; charset=utf-8"),
     text_asset!("crypto.js", "text/javascript; charset=utf-8"),
+    text_asset!("hasher.js", "text/javascript; charset=utf-8"),
     text_asset!("wallet.js", "text/javascript; charset=utf-8"),
     text_asset!("abi.js", "text/javascript; charset=utf-8"),
     Asset {

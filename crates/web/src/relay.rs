@@ -1,8 +1,8 @@
-//! The storage relay: the page's zgs JSON-RPC calls, forwarded to the storage node.
+//! The storage relay: the page's zgs JSON-RPC read calls, forwarded to the storage node.
 //!
-//! Only the methods that move ciphertext segments (each verified by the node against the file
-//! root with its proof) or read public file information pass; everything else is refused with
-//! a sentence. Bodies are forwarded as they are, never logged or stored.
+//! Only the methods that read public file information or download ciphertext pass (uploads go
+//! through [`crate::staging`], which checks the root first); everything else is refused with a
+//! sentence. Bodies are forwarded as they are, never logged or stored.
 //!
 //! Must never: accept a method outside [`ALLOWED_METHODS`], log a request body, or keep one
 //! after the call.
@@ -11,8 +11,6 @@ use serde::Deserialize;
 
 /// The zgs methods the page may call through the relay.
 pub const ALLOWED_METHODS: &[&str] = &[
-    "zgs_uploadSegment",
-    "zgs_uploadSegments",
     "zgs_getFileInfo",
     "zgs_downloadSegment",
     "zgs_downloadSegmentWithProof",
@@ -63,10 +61,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_segment_and_info_methods_pass() {
+    fn only_info_and_download_methods_pass() {
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","id":1,"method":"zgs_getFileInfo","params":["0x00",true]}"#),
+            Ok(())
+        );
+        // Uploads go through the staging endpoints, which check the root first.
         assert_eq!(
             check(br#"{"jsonrpc":"2.0","id":1,"method":"zgs_uploadSegments","params":[[]]}"#),
-            Ok(())
+            Err(Refusal::Method("zgs_uploadSegments".into()))
         );
         assert_eq!(
             check(br#"{"jsonrpc":"2.0","id":1,"method":"admin_shutdown","params":[]}"#),

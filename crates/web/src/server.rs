@@ -1,6 +1,7 @@
 //! The axum server: page routes (the HTML shell), `/assets/*`, `/api/config` (public chain
-//! facts), `/api/indexer/*` (read-only proxy of the indexer, the live stream included) and
-//! `/api/storage` (the [`crate::relay`]).
+//! facts), `/api/indexer/*` (read-only proxy of the indexer, the live stream included),
+//! `/api/uploads` (staged ciphertext uploads, [`crate::staging`]) and `/api/storage` (the
+//! [`crate::relay`] for file info and downloads).
 //!
 //! Must never: hold or accept a secret, log a request body, or answer with the orchestrator's
 //! key (the page reads it from the chain itself).
@@ -11,19 +12,20 @@ use std::sync::Arc;
 use alloy_primitives::Address;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Serialize;
+use axum::routing::{get, post, put};
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::assets;
 use crate::error::{Error, Result};
 use crate::relay;
+use crate::staging::{Refusal, Staging};
 
-/// Largest request the server accepts: a batch of 16 base64 segments is ~5.6 MB.
+/// Largest request the server accepts (the page sends ciphertext in pieces of 4 MiB).
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// Public facts about the chain the page talks to (through the wallet's RPC).
@@ -79,6 +81,7 @@ struct AppState {
     http: reqwest::Client,
     indexer: String,
     storage: String,
+    staging: Staging,
     config: Arc<serde_json::Value>,
 }
 
@@ -125,12 +128,20 @@ fn checked_url(what: &'static str, url: &str) -> Result<String> {
 /// # Errors
 /// [`Error::BadUrl`] for an unusable upstream URL, [`Error::Bind`] if the address is taken.
 pub async fn start(config: WebConfig) -> Result<Running> {
+    let storage = checked_url("storage", &config.storage_url)?;
+    let storage_client =
+        licen_storage::StorageClient::new(&storage).map_err(|_| Error::BadUrl {
+            what: "storage",
+            url: config.storage_url.clone(),
+        })?;
     let state = AppState {
         http: reqwest::Client::builder().build()?,
         indexer: checked_url("indexer", &config.indexer_url)?,
-        storage: checked_url("storage", &config.storage_url)?,
+        storage,
+        staging: Staging::new(storage_client),
         config: Arc::new(public_config(&config)),
     };
+    state.staging.spawn_sweeper();
     let mut app = router(state);
     if let Some(tap) = config.request_tap.clone() {
         app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
@@ -191,6 +202,9 @@ fn router(state: AppState) -> Router {
         .route("/api/config", get(config))
         .route("/api/indexer/{*path}", get(indexer_proxy))
         .route("/api/storage", post(storage_relay))
+        .route("/api/uploads", post(upload_begin))
+        .route("/api/uploads/{id}", put(upload_piece).get(upload_report))
+        .route("/api/uploads/{id}/commit", post(upload_commit))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
@@ -325,4 +339,88 @@ async fn storage_relay(State(state): State<AppState>, body: Bytes) -> Response {
             format!("reading the storage node's answer: {e}"),
         ),
     }
+}
+
+fn refused(refusal: Refusal) -> Response {
+    json_error(
+        StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
+        refusal.message,
+    )
+}
+
+/// Runs a blocking staging call (file writes, hashing) off the async workers.
+async fn blocking<T: Serialize + Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, Refusal> + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => axum::Json(v).into_response(),
+        Ok(Err(refusal)) => refused(refusal),
+        Err(e) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the upload step stopped unexpectedly: {e}"),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Begin {
+    size: u64,
+}
+
+/// `POST /api/uploads {"size": N}` → `{"id": …}`.
+async fn upload_begin(State(state): State<AppState>, body: Bytes) -> Response {
+    let Ok(begin) = serde_json::from_slice::<Begin>(&body) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"size\": <bytes of the sealed file>}",
+        );
+    };
+    blocking(move || {
+        state
+            .staging
+            .begin(begin.size)
+            .map(|id| serde_json::json!({ "id": id }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct Piece {
+    offset: u64,
+}
+
+/// `PUT /api/uploads/{id}?offset=N` with the raw ciphertext bytes as the body.
+async fn upload_piece(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(piece): Query<Piece>,
+    body: Bytes,
+) -> Response {
+    blocking(move || state.staging.put(&id, piece.offset, &body)).await
+}
+
+#[derive(Deserialize)]
+struct Commit {
+    root: licen_storage::Hash,
+}
+
+/// `POST /api/uploads/{id}/commit {"root": "0x…"}`: the page's root; stores the file if the
+/// server's root agrees.
+async fn upload_commit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Ok(commit) = serde_json::from_slice::<Commit>(&body) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"root\": \"0x<64 hex digits>\"}: the 0G root the page computed",
+        );
+    };
+    blocking(move || state.staging.commit(&id, commit.root)).await
+}
+
+/// `GET /api/uploads/{id}`: where the upload stands.
+async fn upload_report(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    blocking(move || state.staging.report(&id)).await
 }

@@ -4,8 +4,8 @@
 //! Owns: starting chromedriver and one Chromium session with the flags a closed network needs
 //! (`--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
 //! --disable-background-networking --disable-component-update --disable-sync`, a fresh
-//! profile), navigation, script execution, waiting, and screenshots under
-//! `target/screenshots/` (or `LICEN_SCREENSHOTS`).
+//! profile), navigation, script execution (also before a page's own scripts), waiting, and
+//! screenshots under `target/screenshots/` (or `LICEN_SCREENSHOTS`).
 //!
 //! Must never: be used outside tests and benchmarks, or reach the network beyond 127.0.0.1.
 
@@ -146,6 +146,18 @@ impl Browser {
     /// Opens `url`.
     pub async fn goto(&self, url: &str) -> BrowserResult<()> {
         self.post("/url", &json!({"url": url})).await.map(|_| ())
+    }
+
+    /// Runs `source` in every document this session opens from now on, before the page's own
+    /// scripts (Chrome DevTools `Page.addScriptToEvaluateOnNewDocument`, through chromedriver).
+    /// Tests use it to give the page a scripted EIP-1193 wallet.
+    pub async fn add_init_script(&self, source: &str) -> BrowserResult<()> {
+        self.post(
+            "/goog/cdp/execute",
+            &json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}}),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Runs a synchronous script (`return …`).

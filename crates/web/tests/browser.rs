@@ -1,7 +1,7 @@
 //! Browser tests of the in-page crypto (headless Chromium over WebDriver): the page reproduces
 //! the format's test vectors and 0G roots, a file sealed in the page opens in Rust and one
-//! sealed in Rust opens in the page, and a dataset sealed and uploaded by the page through the
-//! relay reaches the real storage node as ciphertext only (the server's request tap sees every
+//! sealed in Rust opens in the page, and a dataset sealed by the page and staged on the server
+//! reaches the real storage node as ciphertext only (the server's request tap sees every
 //! body it received: no plaintext, no key).
 
 use std::path::PathBuf;
@@ -220,6 +220,26 @@ async fn page_crypto_matches_the_formats_and_interoperates_with_rust() {
             "root of {n} zero bytes"
         );
     }
+    // The worker-pool root (4 MiB pieces hashed on other threads, joined with the tail) agrees.
+    let size = 9 * (4 << 20) / 4 + 12_345;
+    let parallel = browser
+        .run(
+            &format!(
+                "{IMPORT} const n = args.size; const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i * 31 + 7) & 255;
+                 const r = new C.ParallelRoot(n); let at = 0;
+                 for (; at + (4 << 20) < n; at += 4 << 20) await r.add(b.slice(at, at + (4 << 20)));
+                 return C.hex(await r.finish(b.subarray(at)));"
+            ),
+            json!({"size": size}),
+        )
+        .await
+        .unwrap();
+    let data: Vec<u8> = (0..size).map(|i| ((i * 31 + 7) & 255) as u8).collect();
+    assert_eq!(
+        parallel,
+        merkle::root(&data).to_string(),
+        "worker-pool root of {size} bytes"
+    );
     let known = got.as_array().unwrap();
     assert_eq!(
         known[5][1],
@@ -280,7 +300,7 @@ async fn page_crypto_matches_the_formats_and_interoperates_with_rust() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn page_uploads_ciphertext_only_through_the_relay() {
+async fn page_uploads_ciphertext_only_through_the_server() {
     if let Some(reason) = unavailable() {
         println!("SKIPPED: {reason}");
         return;
@@ -290,11 +310,11 @@ async fn page_uploads_ciphertext_only_through_the_relay() {
     let (orchestrator_secret, orchestrator_public) = licen_crypto::keypair_from_seed(&[0x0c; 32]);
     let key = [0x5eu8; 32];
     const MARKER: &str = "PLAINTEXT-MARKER-must-never-leave-the-page";
-    // ~1.3 MB of JSONL: several storage segments and many stream segments.
+    // ~5.6 MB of JSONL: more than one 4 MiB piece (hashed by the worker pool), many segments.
     let got = browser
         .run(
             &format!(
-                "{IMPORT} const lines = []; for (let i = 0; i < 20000; i++) lines.push(JSON.stringify({{text: `${{args.marker}} row ${{i}}`}}));
+                "{IMPORT} const lines = []; for (let i = 0; i < 80000; i++) lines.push(JSON.stringify({{text: `${{args.marker}} row ${{i}}`}}));
                  const file = new File([lines.join('\\n') + '\\n'], 'data.jsonl');
                  const summary = await C.scanJsonl(file);
                  const r = await C.sealAndUpload(file, C.unhex(args.pk), null, {{key: C.unhex(args.key)}});
@@ -304,7 +324,7 @@ async fn page_uploads_ciphertext_only_through_the_relay() {
         )
         .await
         .unwrap();
-    assert_eq!(got["rows"], 20000);
+    assert_eq!(got["rows"], 80000);
     assert_eq!(got["schema"], "text");
     assert_eq!(got["bytes"], got["fileSize"]);
 
@@ -334,13 +354,21 @@ async fn page_uploads_ciphertext_only_through_the_relay() {
     assert_eq!(opened_key.as_bytes(), &key);
     let plain = licen_crypto::stream::open(&opened_key, &sealed).unwrap();
     let text = String::from_utf8(plain).unwrap();
-    assert_eq!(text.lines().count(), 20000);
+    assert_eq!(text.lines().count(), 80000);
     assert!(text.starts_with(&format!("{{\"text\":\"{MARKER} row 0\"}}")));
 
-    // What the server received: only relay calls of allowed methods, no plaintext, no key.
+    // What the server received: sealed bytes staged under /api/uploads (raw binary pieces of the
+    // sealed stream, then the page's root), no plaintext, no key.
     let seen = stack.seen.lock().unwrap().clone();
-    let uploads: Vec<_> = seen.iter().filter(|(p, _)| p == "/api/storage").collect();
-    assert!(uploads.len() >= 2, "the page uploaded through the relay");
+    let staged: usize = seen
+        .iter()
+        .filter(|(p, _)| p.starts_with("/api/uploads/") && !p.ends_with("/commit"))
+        .map(|(_, body)| body.len())
+        .sum();
+    assert!(
+        staged as u64 >= got["size"].as_u64().unwrap(),
+        "the page streamed the sealed dataset to the staging area ({staged} bytes)"
+    );
     let key_forms = [
         key.to_vec(),
         hex::encode(key).into_bytes(),

@@ -1,0 +1,408 @@
+//! Staged uploads: how a file sealed in the page reaches the storage node.
+//!
+//! The page seals once and streams the ciphertext here as raw binary pieces, in order
+//! (`PUT /api/uploads/{id}?offset=N`). The server writes each piece to a temporary file and
+//! feeds it to a 0G [`RootBuilder`] as it arrives. When the page commits with the root it
+//! computed itself (`POST /api/uploads/{id}/commit`), the server compares it with the root of
+//! the bytes it received and, only if they are equal, forwards the file to the storage node with
+//! segment proofs ([`StorageClient::upload_file_with_tree`]); the page follows with
+//! `GET /api/uploads/{id}` until the node holds the file.
+//!
+//! Owns: the upload sessions, their temporary files and their limits ([`MAX_STAGED_BYTES`] per
+//! file, [`MAX_OPEN_SESSIONS`] at once, abandoned sessions dropped after [`IDLE_TIMEOUT`]).
+//!
+//! Must never: receive plaintext or keys (the page seals before it sends; this module only sees
+//! sealed-stream bytes and roots), forward a file whose root differs from the page's, log or
+//! keep a body beyond its session (the temporary file is deleted once the file is stored, has
+//! failed, or is abandoned).
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use licen_storage::StorageClient;
+use licen_storage::merkle::{FileTree, Hash, RootBuilder};
+use serde::Serialize;
+
+/// Largest file one session may stage.
+pub const MAX_STAGED_BYTES: u64 = 16 << 30;
+/// Sessions receiving or storing at once; a new one beyond this is refused.
+pub const MAX_OPEN_SESSIONS: usize = 16;
+/// A session untouched this long is dropped with its temporary file.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a piece that arrived ahead of its predecessor waits for it.
+const OUT_OF_ORDER_WAIT: Duration = Duration::from_secs(60);
+
+/// Why a staging call was refused: a sentence for the page, and the HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// 400, 404, 409, 413 or 503.
+    pub status: u16,
+    /// What was wrong and what to do.
+    pub message: String,
+}
+
+fn refuse(status: u16, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        message: message.into(),
+    }
+}
+
+/// Where a session stands (what `GET /api/uploads/{id}` answers).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `receiving`, `storing`, `stored` or `failed`.
+    pub state: &'static str,
+    /// Bytes the file has.
+    pub size: u64,
+    /// Bytes received so far.
+    pub received: u64,
+    /// Bytes the storage node has accepted so far.
+    pub stored: u64,
+    /// The file's 0G root, once the page's and the server's roots agreed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<Hash>,
+    /// Why storing failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+enum Phase {
+    Receiving {
+        file: std::fs::File,
+        hasher: RootBuilder,
+    },
+    Storing,
+    Stored,
+    Failed(String),
+}
+
+struct Session {
+    size: u64,
+    received: u64,
+    // Deleted when dropped: after storing, on failure, or when the session is swept.
+    staged: Option<tempfile::TempPath>,
+    phase: Phase,
+    root: Option<Hash>,
+    stored: Arc<AtomicU64>,
+    touched: Instant,
+}
+
+impl Session {
+    fn report(&self) -> Report {
+        let (state, error) = match &self.phase {
+            Phase::Receiving { .. } => ("receiving", None),
+            Phase::Storing => ("storing", None),
+            Phase::Stored => ("stored", None),
+            Phase::Failed(e) => ("failed", Some(e.clone())),
+        };
+        Report {
+            state,
+            size: self.size,
+            received: self.received,
+            stored: self.stored.load(Ordering::Relaxed),
+            root: self.root,
+            error,
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Receiving { .. } | Phase::Storing)
+    }
+}
+
+type Shared = Arc<(Mutex<Session>, Condvar)>;
+
+/// The server's upload sessions.
+#[derive(Clone)]
+pub struct Staging {
+    sessions: Arc<Mutex<HashMap<String, Shared>>>,
+    storage: StorageClient,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn new_id() -> Result<String, Refusal> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        refuse(
+            503,
+            format!("the server has no randomness for an upload id ({e}); try again"),
+        )
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Staging {
+    /// Sessions forwarding to the storage node behind `storage`.
+    pub fn new(storage: StorageClient) -> Self {
+        Staging {
+            sessions: Arc::default(),
+            storage,
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<Shared, Refusal> {
+        lock(&self.sessions).get(id).cloned().ok_or_else(|| {
+            refuse(
+                404,
+                format!(
+                    "no upload {id:?}: it finished, failed or was idle for over {} minutes; start the upload again",
+                    IDLE_TIMEOUT.as_secs() / 60
+                ),
+            )
+        })
+    }
+
+    fn sweep_locked(sessions: &mut HashMap<String, Shared>) {
+        sessions.retain(|_, s| {
+            let s = lock(&s.0);
+            matches!(s.phase, Phase::Storing) || s.touched.elapsed() < IDLE_TIMEOUT
+        });
+    }
+
+    /// Drops sessions idle for over [`IDLE_TIMEOUT`] (not one being stored) with their
+    /// temporary files.
+    pub fn sweep(&self) {
+        Self::sweep_locked(&mut lock(&self.sessions));
+    }
+
+    /// Sweeps every minute for as long as this staging area is in use.
+    pub fn spawn_sweeper(&self) {
+        let sessions = Arc::downgrade(&self.sessions);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                match sessions.upgrade() {
+                    Some(s) => Self::sweep_locked(&mut lock(&s)),
+                    None => return,
+                }
+            }
+        });
+    }
+
+    /// Opens a session for a file of `size` bytes; returns its id.
+    pub fn begin(&self, size: u64) -> Result<String, Refusal> {
+        if size == 0 || size > MAX_STAGED_BYTES {
+            return Err(refuse(
+                413,
+                format!(
+                    "an upload is 1 byte to {} GiB, got {size} bytes",
+                    MAX_STAGED_BYTES >> 30
+                ),
+            ));
+        }
+        let mut sessions = lock(&self.sessions);
+        Self::sweep_locked(&mut sessions);
+        let open = sessions.values().filter(|s| lock(&s.0).is_open()).count();
+        if open >= MAX_OPEN_SESSIONS {
+            return Err(refuse(
+                503,
+                format!("the server is staging {open} uploads already; try again in a minute"),
+            ));
+        }
+        let staged = tempfile::Builder::new()
+            .prefix("licen-web-upload-")
+            .tempfile()
+            .map_err(|e| refuse(503, format!("the server cannot stage an upload: {e}")))?;
+        let (file, path) = staged.into_parts();
+        let id = new_id()?;
+        let session = Session {
+            size,
+            received: 0,
+            staged: Some(path),
+            phase: Phase::Receiving {
+                file,
+                hasher: RootBuilder::new(),
+            },
+            root: None,
+            stored: Arc::default(),
+            touched: Instant::now(),
+        };
+        sessions.insert(id.clone(), Arc::new((Mutex::new(session), Condvar::new())));
+        Ok(id)
+    }
+
+    /// Appends `bytes` at `offset` (pieces must cover the file in order; one that arrives
+    /// ahead of its predecessor waits for it). Blocking: call from a blocking thread.
+    pub fn put(&self, id: &str, offset: u64, bytes: &[u8]) -> Result<Report, Refusal> {
+        let shared = self.get(id)?;
+        let (mutex, arrived) = &*shared;
+        let mut session = lock(mutex);
+        let deadline = Instant::now() + OUT_OF_ORDER_WAIT;
+        while session.received < offset && matches!(session.phase, Phase::Receiving { .. }) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(refuse(
+                    409,
+                    format!(
+                        "the piece at byte {offset} came, but bytes {}..{offset} never did: send the pieces in order",
+                        session.received
+                    ),
+                ));
+            }
+            session = arrived
+                .wait_timeout(session, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        let received = session.received;
+        let size = session.size;
+        if offset != received {
+            return Err(refuse(
+                409,
+                format!(
+                    "the next piece starts at byte {received}, this one at {offset}: send each piece once, in order"
+                ),
+            ));
+        }
+        let end = received + bytes.len() as u64;
+        if end > size {
+            return Err(refuse(
+                413,
+                format!(
+                    "the upload was opened for {size} bytes, this piece would end at byte {end}"
+                ),
+            ));
+        }
+        let Phase::Receiving { file, hasher } = &mut session.phase else {
+            return Err(refuse(
+                409,
+                "this upload is complete: it takes no more bytes",
+            ));
+        };
+        file.write_all(bytes)
+            .map_err(|e| refuse(503, format!("the server could not stage the piece: {e}")))?;
+        hasher.update(bytes);
+        session.received = end;
+        session.touched = Instant::now();
+        arrived.notify_all();
+        Ok(session.report())
+    }
+
+    /// Checks `page_root` against the root of the received bytes and, if equal, starts storing
+    /// the file on the storage node in the background. Blocking (finishes the hash): call from
+    /// a blocking thread, inside a tokio runtime (the forwarding runs on it).
+    pub fn commit(&self, id: &str, page_root: Hash) -> Result<Report, Refusal> {
+        let shared = self.get(id)?;
+        let mut session = lock(&shared.0);
+        if session.received != session.size {
+            return Err(refuse(
+                409,
+                format!(
+                    "the upload has {} of its {} bytes: send the rest before committing",
+                    session.received, session.size
+                ),
+            ));
+        }
+        let phase = std::mem::replace(&mut session.phase, Phase::Storing);
+        let Phase::Receiving { file, hasher } = phase else {
+            session.phase = phase;
+            return Err(refuse(409, "this upload was committed already"));
+        };
+        drop(file);
+        let tree: FileTree = hasher.finish();
+        if tree.root() != page_root {
+            let message = format!(
+                "the page computed root {page_root} but the bytes the server received have root {}: nothing was stored; upload again",
+                tree.root()
+            );
+            session.phase = Phase::Failed(message.clone());
+            session.staged = None;
+            return Err(refuse(409, message));
+        }
+        session.root = Some(page_root);
+        session.touched = Instant::now();
+        let path = session
+            .staged
+            .as_ref()
+            .map(|p| p.to_path_buf())
+            .ok_or_else(|| refuse(409, "this upload's staged bytes are gone"))?;
+        let stored = session.stored.clone();
+        let report = session.report();
+        drop(session);
+        let storage = self.storage.clone();
+        let task_session = shared.clone();
+        tokio::spawn(async move {
+            let progress: licen_storage::store::ProgressFn =
+                Arc::new(move |p| stored.store(p.done, Ordering::Relaxed));
+            let outcome = storage
+                .upload_file_with_tree(&path, &tree, Some(progress))
+                .await;
+            let mut session = lock(&task_session.0);
+            session.staged = None;
+            session.touched = Instant::now();
+            match outcome {
+                Ok(_) => {
+                    session.stored.store(session.size, Ordering::Relaxed);
+                    session.phase = Phase::Stored;
+                }
+                Err(e) => {
+                    session.phase =
+                        Phase::Failed(format!("the storage node did not take the file: {e}"));
+                }
+            }
+        });
+        Ok(report)
+    }
+
+    /// Where session `id` stands.
+    pub fn report(&self, id: &str) -> Result<Report, Refusal> {
+        let shared = self.get(id)?;
+        let session = lock(&shared.0);
+        Ok(session.report())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staging() -> Staging {
+        Staging::new(StorageClient::new("http://127.0.0.1:9").unwrap())
+    }
+
+    #[tokio::test]
+    async fn pieces_must_come_in_order_and_the_roots_must_agree() {
+        let s = staging();
+        let data: Vec<u8> = (0..600_000u32).map(|i| (i * 13) as u8).collect();
+        let id = s.begin(data.len() as u64).unwrap();
+        assert_eq!(s.put(&id, 0, &data[..300_000]).unwrap().received, 300_000);
+        // Sent twice, or past the declared size: refused with a sentence.
+        assert_eq!(s.put(&id, 0, &data[..10]).unwrap_err().status, 409);
+        assert_eq!(
+            s.put(&id, 300_000, &vec![0; 400_000]).unwrap_err().status,
+            413
+        );
+        assert_eq!(
+            s.commit(&id, Hash::ZERO).unwrap_err().status,
+            409,
+            "incomplete"
+        );
+        s.put(&id, 300_000, &data[300_000..]).unwrap();
+        let wrong = s.commit(&id, Hash::repeat_byte(1)).unwrap_err();
+        assert!(wrong.message.contains("nothing was stored"), "{wrong:?}");
+        assert_eq!(s.report(&id).unwrap().state, "failed");
+        assert_eq!(s.begin(0).unwrap_err().status, 413);
+        assert_eq!(s.report("nope").unwrap_err().status, 404);
+    }
+
+    #[test]
+    fn a_piece_ahead_of_its_predecessor_waits_for_it() {
+        let s = staging();
+        let id = s.begin(20).unwrap();
+        let ahead = {
+            let (s, id) = (s.clone(), id.clone());
+            std::thread::spawn(move || s.put(&id, 10, &[2; 10]))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        s.put(&id, 0, &[1; 10]).unwrap();
+        assert_eq!(ahead.join().unwrap().unwrap().received, 20);
+    }
+}

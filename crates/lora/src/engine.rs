@@ -389,6 +389,11 @@ impl<'m> Engine<'m> {
             let dk = d_scores.t()?.matmul(&q3)?;
             let dv = tape.probs.t()?.matmul(&d_o3)?;
             let d_qkv = merge_rope_backward(&dq, &dk, &dv, &dims, &cos, &sin)?;
+            if layer == 0 {
+                // The embeddings are frozen: below the first q/k/v nothing takes a gradient.
+                self.lora_backward(layer, &tape.qkv, &d_qkv, &lora, grads)?;
+                break;
+            }
             let d_n1 = self.group_backward(layer, &tape.qkv, &d_qkv, &lora, grads)?;
             dx = rms_norm_backward(&tape.x, &tape.inv_rms1, input_norm, &d_n1, Some(&dx2))?;
         }
@@ -475,6 +480,23 @@ impl<'m> Engine<'m> {
         grads: &mut Gradients,
     ) -> Result<Tensor> {
         let mut d_in = d_out.matmul(&tape.weight)?;
+        let masked = self.lora_backward(layer, tape, d_out, lora, grads)?;
+        if !masked.is_empty() {
+            d_in = add_masked(&d_in, &masked, lora.scale)?;
+        }
+        Ok(d_in)
+    }
+
+    /// Adds one module group's LoRA gradients into `grads`; returns, per module with dropout,
+    /// its mask and `dP · A` (the LoRA path's input gradient before the mask and scale).
+    fn lora_backward<'t>(
+        &self,
+        layer: usize,
+        tape: &'t GroupTape,
+        d_out: &Tensor,
+        lora: &Lora,
+        grads: &mut Gradients,
+    ) -> Result<Vec<(&'t Vec<f32>, Tensor)>> {
         let mut masked = Vec::new();
         for m in &tape.modules {
             let (a, b) = &lora.pairs[&(layer, m.module)];
@@ -491,10 +513,7 @@ impl<'m> Engine<'m> {
                 masked.push((mask, d_projected.matmul(a)?));
             }
         }
-        if !masked.is_empty() {
-            d_in = add_masked(&d_in, &masked, lora.scale)?;
-        }
-        Ok(d_in)
+        Ok(masked)
     }
 }
 

@@ -141,10 +141,13 @@ struct LayerTape {
     down: GroupTape,
 }
 
+/// Per `(layer, module)`: `(dA, dB)` flat, row-major.
+pub type PairGradients = BTreeMap<(usize, usize), (Vec<f32>, Vec<f32>)>;
+
 /// LoRA gradients summed over micro-batches: per `(layer, module)`, `dA [r·in]` and `dB [out·r]`.
 #[derive(Debug)]
 pub struct Gradients {
-    pairs: BTreeMap<(usize, usize), (Vec<f32>, Vec<f32>)>,
+    pairs: PairGradients,
 }
 
 impl Gradients {
@@ -193,7 +196,7 @@ impl Gradients {
 
     /// Per `(layer, module)`: `(dA, dB)` flat, row-major.
     #[must_use]
-    pub fn pairs(&self) -> &BTreeMap<(usize, usize), (Vec<f32>, Vec<f32>)> {
+    pub fn pairs(&self) -> &PairGradients {
         &self.pairs
     }
 }

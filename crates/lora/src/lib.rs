@@ -8,6 +8,8 @@
 //! - [`model`] — the forward pass with LoRA, from differentiable ops only (candle 0.11.1's fused
 //!   softmax/rms_norm/rope stop gradients), and a frozen-weight linear that skips the weight
 //!   gradient;
+//! - [`engine`] — the CPU training step written out by hand (fused kernels, LoRA folded into
+//!   the frozen weights, no base-weight gradients), tested against the composed model;
 //! - [`data`] — JSONL records → tokens with prompt masking, truncation and skip counts;
 //! - [`train`] — AdamW, warm-up + cosine, gradient accumulation, held-out eval, early stop;
 //! - [`peft`] — `adapter_config.json` + `adapter_model.safetensors` bytes;
@@ -18,6 +20,7 @@
 
 pub mod config;
 pub mod data;
+pub mod engine;
 pub mod fixture;
 pub mod folder;
 pub mod model;

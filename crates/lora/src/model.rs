@@ -176,6 +176,32 @@ impl BaseModel {
         &self.device
     }
 
+    /// Layer `layer`'s q, k, v, o, gate, up, down weights (`[out, in]`).
+    pub(crate) fn projections(&self, layer: usize) -> &[Tensor; 7] {
+        &self.layers[layer].proj
+    }
+
+    /// Layer `layer`'s input and post-attention RMSNorm weights.
+    pub(crate) fn norms(&self, layer: usize) -> (&Tensor, &Tensor) {
+        let l = &self.layers[layer];
+        (&l.input_norm, &l.post_norm)
+    }
+
+    /// The token embedding `[vocab, hidden]`.
+    pub(crate) fn embedding(&self) -> &Tensor {
+        &self.embed
+    }
+
+    /// The final RMSNorm weight.
+    pub(crate) fn final_norm(&self) -> &Tensor {
+        &self.norm
+    }
+
+    /// The LM head `[vocab, hidden]` (the embedding when tied).
+    pub(crate) fn lm_head(&self) -> &Tensor {
+        &self.lm_head
+    }
+
     /// Number of base parameters.
     #[must_use]
     pub fn parameter_count(&self) -> usize {
@@ -455,6 +481,11 @@ impl Adapter {
         self.pairs
             .get(&(layer, module))
             .map(|(a, b)| (a.as_tensor(), b.as_tensor()))
+    }
+
+    /// Every pair as `((layer, module), A, B)`, in the order of [`Adapter::vars`].
+    pub(crate) fn pair_vars(&self) -> impl Iterator<Item = ((usize, usize), &Var, &Var)> {
+        self.pairs.iter().map(|(&key, (a, b))| (key, a, b))
     }
 
     /// The LoRA config.

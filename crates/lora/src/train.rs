@@ -9,12 +9,11 @@ use std::io::BufRead;
 use std::time::Instant;
 
 use candle_core::Tensor;
-use candle_core::backprop::GradStore;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::Serialize;
 
 use crate::config::TrainConfig;
 use crate::data::{DatasetStats, Example, read_examples};
+use crate::engine::{Batch, Engine, Gradients};
 use crate::folder::ModelFolder;
 use crate::model::{Adapter, BaseModel};
 use crate::rng::SplitMix64;
@@ -121,8 +120,8 @@ pub struct Hooks<'a> {
     pub should_stop: &'a dyn Fn() -> bool,
 }
 
-/// Right-padded ids, targets and loss mask of a micro-batch.
-fn batch_tensors(model: &BaseModel, batch: &[&Example]) -> Result<(Tensor, Tensor, Tensor, u64)> {
+/// Right-padded ids, targets and loss mask of a micro-batch, and the number of counted positions.
+fn batch_of(batch: &[&Example]) -> (Batch, u64) {
     let t = batch.iter().map(|e| e.ids.len()).max().unwrap_or(2).max(2) - 1;
     let mut ids = Vec::with_capacity(batch.len() * t);
     let mut targets = Vec::with_capacity(batch.len() * t);
@@ -141,14 +140,109 @@ fn batch_tensors(model: &BaseModel, batch: &[&Example]) -> Result<(Tensor, Tenso
             counted += u64::from(m > 0.0);
         }
     }
+    let batch = Batch {
+        batch: batch.len(),
+        seq: t,
+        ids,
+        targets,
+        mask,
+    };
+    (batch, counted)
+}
+
+/// The batch as `(ids, targets, mask)` tensors on the model's device (composed-model path).
+fn batch_tensors(model: &BaseModel, batch: &Batch) -> Result<(Tensor, Tensor, Tensor)> {
     let dev = model.device();
-    let b = batch.len();
+    let shape = (batch.batch, batch.seq);
     Ok((
-        Tensor::from_vec(ids, (b, t), dev)?,
-        Tensor::from_vec(targets, (b, t), dev)?,
-        Tensor::from_vec(mask, (b, t), dev)?,
-        counted,
+        Tensor::from_slice(&batch.ids, shape, dev)?,
+        Tensor::from_slice(&batch.targets, shape, dev)?,
+        Tensor::from_slice(&batch.mask, shape, dev)?,
     ))
+}
+
+/// Sum over counted positions of the loss of one micro-batch; with `grads`, adds `grad_scale ·`
+/// its LoRA gradients. On the CPU the hand-written [`Engine`] runs it; elsewhere candle's
+/// autograd on the composed model.
+fn micro_batch(
+    model: &BaseModel,
+    engine: Option<&Engine<'_>>,
+    adapter: Option<&Adapter>,
+    batch: &Batch,
+    dropout: Option<&mut SplitMix64>,
+    grads: Option<(&mut Gradients, f32)>,
+) -> Result<f64> {
+    if let Some(engine) = engine {
+        return engine.loss_sum(adapter, batch, dropout, grads);
+    }
+    let (ids, targets, mask) = batch_tensors(model, batch)?;
+    let counted = f64::from(mask.sum_all()?.to_scalar::<f32>()?);
+    let Some((grads, grad_scale)) = grads else {
+        let logits = model.forward(&ids, adapter, None)?.detach();
+        let loss = BaseModel::masked_loss(&logits, &targets, &mask)?;
+        return Ok(f64::from(loss.to_scalar::<f32>()?) * counted);
+    };
+    let logits = model.forward(&ids, adapter, dropout)?;
+    let loss = BaseModel::masked_loss(&logits, &targets, &mask)?;
+    let value = f64::from(loss.to_scalar::<f32>()?) * counted;
+    let store = (loss * (f64::from(grad_scale) * counted))?.backward()?;
+    if let Some(adapter) = adapter {
+        grads.add_grad_store(adapter, &store)?;
+    }
+    Ok(value)
+}
+
+/// AdamW (decoupled weight decay, bias-corrected moments) over the adapter's pairs.
+struct AdamW {
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+    weight_decay: f64,
+    step: i32,
+    /// Per variable in [`Adapter::vars`] order: first and second moments.
+    moments: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl AdamW {
+    fn new(adapter: &Adapter, weight_decay: f64) -> Self {
+        AdamW {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay,
+            step: 0,
+            moments: adapter
+                .vars()
+                .iter()
+                .map(|v| (vec![0.0; v.elem_count()], vec![0.0; v.elem_count()]))
+                .collect(),
+        }
+    }
+
+    fn step(&mut self, adapter: &Adapter, grads: &Gradients, lr: f64) -> Result<()> {
+        self.step += 1;
+        let m_scale = 1.0 / (1.0 - self.beta1.powi(self.step));
+        let v_scale = 1.0 / (1.0 - self.beta2.powi(self.step));
+        let decay = (1.0 - lr * self.weight_decay) as f32;
+        let (b1, b2) = (self.beta1 as f32, self.beta2 as f32);
+        let grads = grads.pairs().values().flat_map(|(da, db)| [da, db]);
+        for ((var, grad), (m, v)) in adapter.vars().iter().zip(grads).zip(&mut self.moments) {
+            let mut theta = var
+                .flatten_all()?
+                .to_device(&candle_core::Device::Cpu)?
+                .to_vec1::<f32>()?;
+            for i in 0..theta.len() {
+                let g = grad[i];
+                m[i] = b1 * m[i] + (1.0 - b1) * g;
+                v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                let m_hat = f64::from(m[i]) * m_scale;
+                let v_hat = f64::from(v[i]) * v_scale;
+                theta[i] = theta[i] * decay - (lr * m_hat / (v_hat.sqrt() + self.eps)) as f32;
+            }
+            var.set(&Tensor::from_vec(theta, var.shape(), var.device())?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Token-weighted mean loss of `examples` (no dropout).
@@ -161,17 +255,16 @@ pub fn eval_loss(
     examples: &[Example],
     batch_size: usize,
 ) -> Result<Option<f64>> {
+    let engine = Engine::new(model)?;
     let mut total = 0.0;
     let mut count = 0u64;
     let refs: Vec<&Example> = examples.iter().collect();
     for chunk in refs.chunks(batch_size.max(1)) {
-        let (ids, targets, mask, counted) = batch_tensors(model, chunk)?;
+        let (batch, counted) = batch_of(chunk);
         if counted == 0 {
             continue;
         }
-        let logits = model.forward(&ids, adapter, None)?.detach();
-        let loss = BaseModel::masked_loss(&logits, &targets, &mask)?;
-        total += f64::from(loss.to_scalar::<f32>()?) * counted as f64;
+        total += micro_batch(model, engine.as_ref(), adapter, &batch, None, None)?;
         count += counted;
     }
     Ok((count > 0).then(|| total / count as f64))
@@ -231,15 +324,8 @@ pub fn train(
     let eval_set = examples;
 
     let adapter = Adapter::init(model, &config.lora, &mut rng)?;
-    let vars = adapter.vars();
-    let mut opt = AdamW::new(
-        vars.clone(),
-        ParamsAdamW {
-            lr: config.learning_rate,
-            weight_decay: config.weight_decay,
-            ..ParamsAdamW::default()
-        },
-    )?;
+    let mut opt = AdamW::new(&adapter, config.weight_decay);
+    let engine = Engine::new(model)?;
     let micro_per_epoch = train_set.len().div_ceil(config.batch_size) as u64;
     let steps_per_epoch = micro_per_epoch.div_ceil(config.gradient_accumulation as u64);
     let total_steps = steps_per_epoch * u64::from(epochs);
@@ -283,41 +369,25 @@ pub fn train(
                 .iter()
                 .map(|b| b.iter().map(|e| e.trained_tokens() as u64).sum::<u64>())
                 .sum();
-            let mut grads: Option<GradStore> = None;
+            let mut grads = Gradients::zeros(&adapter);
             let mut step_loss = 0.0;
             for batch in group {
-                let (ids, targets, mask, counted) = batch_tensors(model, batch)?;
-                report.tokens_seen += ids.elem_count() as u64;
-                let logits = model.forward(&ids, Some(&adapter), Some(&mut rng))?;
-                let loss = BaseModel::masked_loss(&logits, &targets, &mask)?;
-                let value = f64::from(loss.to_scalar::<f32>()?);
-                step_loss += value * counted as f64;
-                // Weight each micro-batch by its share of the step's trained tokens, so the step
-                // minimises the token-weighted mean over the whole accumulated batch.
-                let weighted = (loss * (counted as f64 / group_tokens as f64))?;
-                let g = weighted.backward()?;
-                grads = Some(match grads {
-                    None => g,
-                    Some(mut acc) => {
-                        for v in &vars {
-                            if let Some(new) = g.get(v.as_tensor()) {
-                                let sum = match acc.get(v.as_tensor()) {
-                                    Some(old) => (old + new)?,
-                                    None => new.clone(),
-                                };
-                                acc.insert(v.as_tensor(), sum);
-                            }
-                        }
-                        acc
-                    }
-                });
+                let (micro, _) = batch_of(batch);
+                report.tokens_seen += micro.ids.len() as u64;
+                // Each micro-batch's gradient is scaled by 1/(the step's trained tokens), so the
+                // step minimises the token-weighted mean over the whole accumulated batch.
+                step_loss += micro_batch(
+                    model,
+                    engine.as_ref(),
+                    Some(&adapter),
+                    &micro,
+                    Some(&mut rng),
+                    Some((&mut grads, 1.0 / group_tokens.max(1) as f32)),
+                )?;
                 done += batch.len() as u64;
             }
             let lr = learning_rate(config.learning_rate, step, total_steps, warmup);
-            opt.set_learning_rate(lr);
-            if let Some(grads) = grads {
-                opt.step(&grads)?;
-            }
+            opt.step(&adapter, &grads, lr)?;
             step += 1;
             report.trained_tokens += group_tokens;
             epoch_loss += step_loss;

@@ -1,14 +1,16 @@
 //! The follower: ingests every DataPolicy event from the deployment block into the database.
 //!
-//! Each step reads one batch with `eth_getLogs` (address filter) over an adaptive block range:
-//! halved when the provider says the range or result is too large, doubled (up to a cap) when a
-//! full-size batch was cheap. It indexes only blocks at least `confirmations` deep. Before each
-//! batch it checks that the block under the cursor still has the hash it had when indexed; if
-//! not, the chain reorganised: it walks back through the kept block hashes to the newest block
-//! still canonical and rewinds the database there (see [`crate::db::Db::rewind`]). A batch is
-//! only committed if, after its logs were read, its last block still has the hash read before
-//! them and the cursor block is still canonical (otherwise the step reports
-//! [`Error::Inconsistent`] and the next one retries). A batch's
+//! Each step reads up to `batches_per_step` consecutive batches with `eth_getLogs` (address
+//! filter), each over an adaptive block range: halved when the provider says the range or
+//! result is too large or a batch was heavy, doubled (up to a cap) when a full-size batch was
+//! cheap. The next batch is read while the previous one commits. It indexes only blocks at
+//! least `confirmations` deep. Before each step it checks that the block under the cursor
+//! still has the hash it had when indexed; if not, the chain reorganised: it walks back through
+//! the kept block hashes to the newest block still canonical and rewinds the database there
+//! (see [`crate::db::Db::rewind`]). A batch is only committed if, after its logs were read, its
+//! last block still has the hash read before them and the block under the cursor (the previous
+//! batch's last) is still canonical (otherwise the step ends there, reporting
+//! [`Error::Inconsistent`] when nothing was committed, and the next step retries). A batch's
 //! events, block hashes and the cursor are committed in one transaction, so a restart resumes
 //! exactly after the last committed batch. Logs that do not decode as DataPolicy events are
 //! skipped with a warning.
@@ -40,23 +42,29 @@ pub struct FollowerConfig {
     pub initial_range: u64,
     /// Largest block range the follower grows to.
     pub max_range: u64,
-    /// A full-size batch with fewer logs than this doubles the range.
+    /// A full-size batch with fewer logs than this doubles the range; one with more than four
+    /// times this halves it, so batches stay small enough for reads and commits to overlap.
     pub cheap_logs: usize,
+    /// Batches one [`Follower::step`] reads and commits at most (one read ahead of each commit).
+    pub batches_per_step: usize,
     /// Pause between polls once caught up with the chain.
     pub poll_interval: Duration,
 }
 
 impl FollowerConfig {
-    /// Defaults for a contract deployed at `start_block`: range 2000 growing to 100 000,
-    /// no confirmations (dev chain), 100 ms polls.
+    /// Defaults for a contract deployed at `start_block`: range 16 growing to 100 000 while
+    /// batches are cheap (a sparse history reaches the cap in a dozen requests; a dense one
+    /// starts with batches small enough to pipeline), no confirmations (dev chain), 100 ms
+    /// polls.
     pub fn new(contract: Address, start_block: u64) -> Self {
         Self {
             contract,
             start_block,
             confirmations: 0,
-            initial_range: 2000,
+            initial_range: 16,
             max_range: 100_000,
             cheap_logs: 5000,
+            batches_per_step: 8,
             poll_interval: Duration::from_millis(100),
         }
     }
@@ -123,7 +131,12 @@ impl<S: ChainSource> Follower<S> {
         &self.db
     }
 
-    /// Indexes at most one batch (or handles one reorg, or shrinks the range once).
+    /// Indexes up to [`FollowerConfig::batches_per_step`] consecutive batches of `range` blocks (or handles one
+    /// reorg, or shrinks the range once). Each batch is read, checked and committed on its own;
+    /// the next batch's `eth_getLogs` is in flight while the previous one commits, so the node's
+    /// work and the database's overlap. A batch that fails ends the step after the batches
+    /// before it were committed (they are consistent on their own); the next step resumes at
+    /// the cursor.
     pub async fn step(&mut self) -> Result<Step> {
         let head = self.source.head().await?;
         let target = head.saturating_sub(self.config.confirmations);
@@ -138,71 +151,125 @@ impl<S: ChainSource> Follower<S> {
         if from > target {
             return Ok(Step::Idle { head });
         }
-        let to = target.min(from.saturating_add(self.range - 1));
-        let Some(last) = self.source.block(to).await? else {
-            return Err(Error::Inconsistent(format!(
-                "block {to} vanished while indexing (reorg in progress?)"
-            )));
-        };
-        let reading = std::time::Instant::now();
-        let logs = match self.source.logs(self.config.contract, from, to).await {
-            Ok(logs) => logs,
-            Err(e) if e.is_range_limit() && to > from => {
-                let span = to - from + 1;
-                self.range = (span / 2).max(1);
-                tracing::warn!(from, to, range = self.range, error = %e, "eth_getLogs range refused; shrinking");
-                return Ok(Step::Shrunk { range: self.range });
+        let range = self.range;
+        let batches = self.config.batches_per_step.max(1);
+        let mut spans = Vec::with_capacity(batches);
+        let mut next = from;
+        while next <= target && spans.len() < batches {
+            let to = target.min(next.saturating_add(range - 1));
+            spans.push((next, to));
+            next = to + 1;
+        }
+        let source = &self.source;
+        let contract = self.config.contract;
+        let mut reads = futures_util::stream::iter(spans)
+            .map(|(from, to)| async move {
+                let reading = std::time::Instant::now();
+                let Some(last) = source.block(to).await? else {
+                    return Err(Error::Inconsistent(format!(
+                        "block {to} vanished while indexing (reorg in progress?)"
+                    )));
+                };
+                let logs = source.logs(contract, from, to).await;
+                Ok((from, to, last, logs, reading.elapsed()))
+            })
+            .buffered(2);
+        let mut anchor = cursor;
+        let mut new_range = range;
+        let mut indexed: Option<(u64, u64, u64)> = None;
+        let mut upcoming = reads.next().await;
+        while let Some(read) = upcoming.take() {
+            let batch = match read {
+                Ok((from, to, last, Ok(logs), read)) => (from, to, last, logs, read),
+                Ok((from, to, _, Err(e), _)) if e.is_range_limit() && to > from => {
+                    let refused = to - from + 1;
+                    new_range = (refused / 2).max(1);
+                    tracing::warn!(from, to, range = new_range, error = %e, "eth_getLogs range refused; shrinking");
+                    if indexed.is_none() {
+                        self.range = new_range;
+                        return Ok(Step::Shrunk { range: new_range });
+                    }
+                    break;
+                }
+                Ok((_, _, _, Err(e), _)) | Err(e) => {
+                    if indexed.is_none() {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, "reading a batch failed; the next step retries it");
+                    break;
+                }
+            };
+            let (from, to, last, logs, read) = batch;
+            match self.checked(anchor, from, to, last).await {
+                Ok(()) => {}
+                Err(e) if indexed.is_some() => {
+                    tracing::warn!(error = %e, "a batch did not fit the chain; the next step retries it");
+                    break;
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        };
-        // The logs belong to `last`'s chain only if that chain did not change while they were
-        // read: `to` must still be `last`, and the cursor must still be canonical under it.
+            let decoding = std::time::Instant::now();
+            let (events, blocks) = self.decode(&logs, last).await?;
+            let decoded = decoding.elapsed();
+            let committing = std::time::Instant::now();
+            let batch_cursor = Cursor {
+                number: to,
+                hash: last.hash,
+            };
+            let (inserted, after) = tokio::join!(
+                self.db.commit_batch(&events, &blocks, batch_cursor),
+                reads.next()
+            );
+            let inserted = inserted?;
+            let committed = committing.elapsed();
+            upcoming = after;
+            anchor = Some(batch_cursor);
+            let span = to - from + 1;
+            if span == range && logs.len() < self.config.cheap_logs {
+                new_range = new_range.saturating_mul(2).min(self.config.max_range);
+            } else if span == range && logs.len() > self.config.cheap_logs.saturating_mul(4) {
+                new_range = (new_range / 2).max(1);
+            }
+            tracing::debug!(
+                from,
+                to,
+                events = inserted,
+                range = new_range,
+                ?read,
+                ?decoded,
+                ?committed,
+                "indexed"
+            );
+            let (first, _, events) = indexed.unwrap_or((from, to, 0));
+            indexed = Some((first, to, events + inserted));
+        }
+        self.range = new_range;
+        let (from, to, events) = indexed.expect("the first batch either returned or was indexed");
+        Ok(Step::Indexed { from, to, events })
+    }
+
+    /// The logs of blocks `from..=to` belong to `last`'s chain only if that chain did not change
+    /// while they were read: `to` must still be `last`, and the cursor must still be canonical
+    /// under it.
+    async fn checked(
+        &self,
+        anchor: Option<Cursor>,
+        from: u64,
+        to: u64,
+        last: BlockRef,
+    ) -> Result<()> {
         let unchanged = self.source.block(to).await?.map(|b| b.hash) == Some(last.hash);
-        let anchored = match cursor {
+        let anchored = match anchor {
             Some(c) => self.source.block(c.number).await?.map(|b| b.hash) == Some(c.hash),
             None => true,
         };
-        if !unchanged || !anchored {
-            return Err(Error::Inconsistent(format!(
+        if unchanged && anchored {
+            Ok(())
+        } else {
+            Err(Error::Inconsistent(format!(
                 "the chain changed while blocks {from}..={to} were read; retrying"
-            )));
+            )))
         }
-        let read = reading.elapsed();
-        let decoding = std::time::Instant::now();
-        let (events, blocks) = self.decode(&logs, last).await?;
-        let decoded = decoding.elapsed();
-        let committing = std::time::Instant::now();
-        let inserted = self
-            .db
-            .commit_batch(
-                &events,
-                &blocks,
-                Cursor {
-                    number: to,
-                    hash: last.hash,
-                },
-            )
-            .await?;
-        let span = to - from + 1;
-        if span == self.range && logs.len() < self.config.cheap_logs {
-            self.range = self.range.saturating_mul(2).min(self.config.max_range);
-        }
-        let committed = committing.elapsed();
-        tracing::debug!(
-            from,
-            to,
-            events = inserted,
-            range = self.range,
-            ?read,
-            ?decoded,
-            ?committed,
-            "indexed"
-        );
-        Ok(Step::Indexed {
-            from,
-            to,
-            events: inserted,
-        })
     }
 
     /// Steps until caught up with the confirmed head; returns the new events stored. A step
@@ -395,6 +462,8 @@ mod tests {
         logs: Vec<Log>,
         max_span: Option<u64>,
         refused: Mutex<u32>,
+        /// `eth_getLogs` from this block on fails like a node that went away.
+        failing_from: Mutex<Option<u64>>,
     }
 
     impl FakeChain {
@@ -404,6 +473,7 @@ mod tests {
                 logs,
                 max_span: None,
                 refused: Mutex::new(0),
+                failing_from: Mutex::new(None),
             }
         }
     }
@@ -447,6 +517,12 @@ mod tests {
         }
 
         async fn logs(&self, address: Address, from: u64, to: u64) -> Result<Vec<Log>> {
+            if self.failing_from.lock().unwrap().is_some_and(|b| from >= b) {
+                return Err(Error::Rpc {
+                    action: format!("eth_getLogs {from}..={to}"),
+                    message: "connection reset".into(),
+                });
+            }
             if self.max_span.is_some_and(|max| to - from + 1 > max) {
                 *self.refused.lock().unwrap() += 1;
                 return Err(Error::Rpc {
@@ -474,6 +550,8 @@ mod tests {
     crate::backend_tests!(
         range_shrinks_on_provider_limits_and_still_indexes_everything,
         range_grows_when_batches_are_cheap,
+        heavy_batches_halve_the_range,
+        a_step_keeps_the_batches_committed_before_one_failed,
         unknown_and_malformed_logs_are_skipped,
         confirmations_hold_back_recent_blocks,
         a_batch_committed_twice_is_stored_once,
@@ -513,6 +591,46 @@ mod tests {
         let mut f = Follower::new(FakeChain::new(1000, vec![]), db, config(2, 256));
         f.sync_to_head().await.unwrap();
         assert_eq!(f.range(), 256);
+    }
+
+    async fn heavy_batches_halve_the_range(backend: Backend) {
+        // 30 logs in each of blocks 1..=40; with `cheap_logs` 5 a full 16-block batch is heavy
+        let logs = (1..=40)
+            .flat_map(|b| (0..30).map(move |i| log(b, i, started(b * 100 + i))))
+            .collect::<Vec<_>>();
+        let Some((_store, db)) = db(backend).await else {
+            return;
+        };
+        let mut c = config(16, 64);
+        c.cheap_logs = 5;
+        let mut f = Follower::new(FakeChain::new(40, logs), db.clone(), c);
+        assert_eq!(f.sync_to_head().await.unwrap(), 40 * 30);
+        assert!(f.range() < 16, "range stayed {}", f.range());
+        assert_eq!(db.event_count().await.unwrap(), 40 * 30);
+    }
+
+    async fn a_step_keeps_the_batches_committed_before_one_failed(backend: Backend) {
+        let logs = (1..=40).map(|b| log(b, 0, started(b))).collect::<Vec<_>>();
+        let Some((_store, db)) = db(backend).await else {
+            return;
+        };
+        let mut f = Follower::new(FakeChain::new(40, logs), db.clone(), config(5, 5));
+        *f.source.failing_from.lock().unwrap() = Some(21);
+        // batches 1..=5 .. 16..=20 commit; the read of 21..=25 fails and ends the step there
+        assert_eq!(
+            f.step().await.unwrap(),
+            Step::Indexed {
+                from: 1,
+                to: 20,
+                events: 20
+            }
+        );
+        assert_eq!(db.cursor().await.unwrap().unwrap().number, 20);
+        // the next step starts at the failing batch and reports its error
+        assert!(matches!(f.step().await, Err(Error::Rpc { .. })));
+        *f.source.failing_from.lock().unwrap() = None;
+        assert_eq!(f.sync_to_head().await.unwrap(), 20);
+        assert_eq!(db.event_count().await.unwrap(), 40);
     }
 
     async fn unknown_and_malformed_logs_are_skipped(backend: Backend) {

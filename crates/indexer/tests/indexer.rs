@@ -375,8 +375,18 @@ async fn restart_mid_sync_loses_and_doubles_nothing(backend: Backend) {
     env.orchestrator.start_job(first).await.unwrap();
 
     let db = store.open().await;
-    // one block per batch; stop after three batches, part-way through the history
-    let mut f = follower(&env, db.clone(), 1);
+    // one block per batch and per step; stop after three batches, part-way through the history
+    let mut config = FollowerConfig::new(env.deployment.address, env.deployment.block);
+    (
+        config.initial_range,
+        config.max_range,
+        config.batches_per_step,
+    ) = (1, 1, 1);
+    let mut f = Follower::new(
+        RpcSource::new(env.admin.provider().clone()),
+        db.clone(),
+        config,
+    );
     for _ in 0..3 {
         assert!(matches!(f.step().await.unwrap(), Step::Indexed { .. }));
     }

@@ -21,13 +21,18 @@ const MIB: u64 = 1 << 20;
 const PEAK_RSS_LIMIT: u64 = 64 * MIB;
 const TRANSFER_LIMIT_MB_S: f64 = 300.0;
 
-pub(crate) fn run(root: &Path) -> Result<()> {
-    let mib: u64 = std::env::var("LICEN_BENCH_MIB")
+/// The file size the benches use: `LICEN_BENCH_MIB`, 1 GiB by default.
+fn bench_mib() -> Result<u64> {
+    Ok(std::env::var("LICEN_BENCH_MIB")
         .ok()
         .map(|v| v.parse())
         .transpose()
         .context("LICEN_BENCH_MIB must be a number of MiB")?
-        .unwrap_or(1024);
+        .unwrap_or(1024))
+}
+
+pub(crate) fn run(root: &Path) -> Result<()> {
+    let mib = bench_mib()?;
     let licen = build_licen(root)?;
     let work = target_dir(root).join("xtask-bench");
     let _ = std::fs::remove_dir_all(&work);
@@ -224,12 +229,7 @@ fn load_average() -> String {
 /// files of 64 MiB, 256 MiB and 1 GiB; peak RSS of each run against the 64 MiB bound, and its
 /// growth from the smallest file to the largest.
 pub(crate) fn seal_memory(root: &Path) -> Result<()> {
-    let largest: u64 = std::env::var("LICEN_BENCH_MIB")
-        .ok()
-        .map(|v| v.parse())
-        .transpose()
-        .context("LICEN_BENCH_MIB must be a number of MiB")?
-        .unwrap_or(1024);
+    let largest = bench_mib()?;
     let mut sizes: Vec<u64> = [64, 256, 1024]
         .into_iter()
         .filter(|&s| s < largest)

@@ -384,68 +384,49 @@ async fn publish_request_settle_download_through_the_web_app() {
         .unwrap()
         .to_owned();
     let dataset_page = format!("/datasets/{root}");
-    let (shown, calls) = request_with_wallet(
-        &wallet_browser,
-        &web,
-        &dataset_page,
-        json!({"rpc": rpc, "account": fresh, "chainId": "0x1"}),
-    )
-    .await;
-    assert!(
-        shown.contains("Your wallet is on chain 1, but this marketplace runs on chain 31337"),
-        "expected the wrong-network message: {shown}"
-    );
-    assert!(
-        !calls
-            .iter()
-            .any(|c| c == "personal_sign" || c == "eth_sendTransaction"),
-        "nothing is signed or sent on the wrong network: {calls:?}"
-    );
-    wallet_browser
-        .screenshot("error-wrong-network")
-        .await
-        .unwrap();
-
-    let (shown, calls) = request_with_wallet(
-        &wallet_browser,
-        &web,
-        &dataset_page,
-        json!({"rpc": rpc, "account": fresh, "rejectSign": true}),
-    )
-    .await;
-    assert!(
-        shown.contains("You rejected the signature request"),
-        "expected the rejected-signature message: {shown}"
-    );
-    assert!(
-        calls.iter().any(|c| c == "personal_sign")
-            && !calls.iter().any(|c| c == "eth_sendTransaction"),
-        "the signature was asked for, no transaction followed: {calls:?}"
-    );
-    wallet_browser
-        .screenshot("error-rejected-signature")
-        .await
-        .unwrap();
-
-    let (shown, calls) = request_with_wallet(
-        &wallet_browser,
-        &web,
-        &dataset_page,
-        json!({"rpc": rpc, "account": fresh, "rejectSend": true}),
-    )
-    .await;
-    assert!(
-        shown.contains("You rejected the transaction in your wallet: nothing was sent"),
-        "expected the rejected-transaction message: {shown}"
-    );
-    assert!(
-        calls.iter().any(|c| c == "eth_sendTransaction"),
-        "{calls:?}"
-    );
-    wallet_browser
-        .screenshot("error-rejected-transaction")
-        .await
-        .unwrap();
+    // (wallet behaviour, the sentence shown, the wallet calls that must (not) happen, screenshot)
+    type CallsCheck = fn(&[String]) -> bool;
+    let mistakes: [(serde_json::Value, &str, CallsCheck, &str); 3] = [
+        (
+            json!({"chainId": "0x1"}),
+            "Your wallet is on chain 1, but this marketplace runs on chain 31337",
+            |calls| {
+                !calls
+                    .iter()
+                    .any(|c| c == "personal_sign" || c == "eth_sendTransaction")
+            },
+            "error-wrong-network",
+        ),
+        (
+            json!({"rejectSign": true}),
+            "You rejected the signature request",
+            |calls| {
+                calls.iter().any(|c| c == "personal_sign")
+                    && !calls.iter().any(|c| c == "eth_sendTransaction")
+            },
+            "error-rejected-signature",
+        ),
+        (
+            json!({"rejectSend": true}),
+            "You rejected the transaction in your wallet: nothing was sent",
+            |calls| calls.iter().any(|c| c == "eth_sendTransaction"),
+            "error-rejected-transaction",
+        ),
+    ];
+    for (behaviour, expected, calls_ok, screenshot) in mistakes {
+        let mut wallet = json!({"rpc": rpc, "account": fresh});
+        for (key, value) in behaviour.as_object().unwrap() {
+            wallet[key] = value.clone();
+        }
+        let (shown, calls) =
+            request_with_wallet(&wallet_browser, &web, &dataset_page, wallet).await;
+        assert!(
+            shown.contains(expected),
+            "{screenshot}: expected {expected:?}, the page showed: {shown}"
+        );
+        assert!(calls_ok(&calls), "{screenshot}: wallet calls {calls:?}");
+        wallet_browser.screenshot(screenshot).await.unwrap();
+    }
     drop(wallet_browser);
     dev.stop();
 }

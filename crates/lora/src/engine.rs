@@ -18,6 +18,8 @@
 //! gradients are tested against.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use candle_core::{Device, Storage, StorageRef, Tensor};
 use rayon::prelude::*;
@@ -106,39 +108,54 @@ struct Lora {
     dropout: f64,
 }
 
-/// What a module group's backward pass needs from its forward pass.
-struct GroupTape {
-    /// The effective weight `[rows, in]` (LoRA folded in when there is no dropout).
-    weight: Tensor,
-    modules: Vec<ModuleTape>,
+/// What every chunk of one [`Engine::loss_sum`] call shares (read-only).
+struct Shared {
+    lora: Lora,
+    /// Per layer: the weight `[rows, in]` each module group multiplies by (LoRA folded in when
+    /// there is no dropout).
+    weights: Vec<[Tensor; 4]>,
+    /// Whether the LoRA paths run apart from the base weights, through dropout masks.
+    with_dropout: bool,
+    /// Per `(layer, module)` with dropout: the mask of the whole batch `[b·t, in]`, drawn in the
+    /// composed model's order before the batch is split.
+    masks: BTreeMap<(usize, usize), Vec<f32>>,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
-struct ModuleTape {
+/// What a module group's backward pass needs from its forward pass.
+struct GroupTape<'s> {
+    /// The effective weight `[rows, in]` (LoRA folded in when there is no dropout).
+    weight: Tensor,
+    modules: Vec<ModuleTape<'s>>,
+}
+
+struct ModuleTape<'s> {
     module: usize,
     column: usize,
     width: usize,
     /// The LoRA input (after dropout) `[n, in]`.
     input: Tensor,
-    /// The inverted-dropout mask, when dropout applies.
-    mask: Option<Vec<f32>>,
+    /// The inverted-dropout mask (this chunk's rows), when dropout applies.
+    mask: Option<&'s [f32]>,
     /// `input · Aᵀ` `[n, r]`.
     projected: Tensor,
 }
 
-struct LayerTape {
+struct LayerTape<'s> {
     x: Tensor,
     inv_rms1: Vec<f32>,
-    qkv: GroupTape,
+    qkv: GroupTape<'s>,
     q: Tensor,
     k: Tensor,
     v: Tensor,
     probs: Tensor,
-    o: GroupTape,
+    o: GroupTape<'s>,
     x2: Tensor,
     inv_rms2: Vec<f32>,
     gate_up_out: Tensor,
-    gate_up: GroupTape,
-    down: GroupTape,
+    gate_up: GroupTape<'s>,
+    down: GroupTape<'s>,
 }
 
 /// Per `(layer, module)`: `(dA, dB)` flat, row-major.
@@ -159,6 +176,28 @@ impl Gradients {
             .map(|(key, a, b)| (key, (vec![0.0; a.elem_count()], vec![0.0; b.elem_count()])))
             .collect();
         Gradients { pairs }
+    }
+
+    /// Zero gradients shaped like these.
+    fn zeros_like(&self) -> Self {
+        let pairs = self
+            .pairs
+            .iter()
+            .map(|(&key, (a, b))| (key, (vec![0.0; a.len()], vec![0.0; b.len()])))
+            .collect();
+        Gradients { pairs }
+    }
+
+    /// Adds `other` (shaped the same) into these sums.
+    fn accumulate(&mut self, other: &Gradients) {
+        for (key, (da, db)) in &mut self.pairs {
+            let (oa, ob) = &other.pairs[key];
+            for (dst, src) in [(da, oa), (db, ob)] {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += s;
+                }
+            }
+        }
     }
 
     /// Adds `scale · grad` of `tensor` (contiguous, any shape) into `dst`.
@@ -216,6 +255,64 @@ pub struct Batch {
     pub mask: Vec<f32>,
 }
 
+/// Tokens per chunk: a micro-batch is split into chunks of whole sequences of about this many
+/// tokens, each run forward and backward start to end on one thread. Fixed (not derived from the
+/// thread count) so that the chunking, and with it every rounding, is the same on any machine.
+const CHUNK_TOKENS: usize = 256;
+
+/// One single-threaded rayon pool per thread of the global pool. A chunk runs inside one of
+/// them, so candle's matrix products and the kernels' parallel loops within it stay on that
+/// thread: the chunks never wait on each other, and no loop pays for waking a second thread.
+fn chunk_pools() -> &'static [rayon::ThreadPool] {
+    static POOLS: OnceLock<Vec<rayon::ThreadPool>> = OnceLock::new();
+    POOLS.get_or_init(|| {
+        (0..rayon::current_num_threads())
+            .map_while(|i| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .thread_name(move |_| format!("licen-lora-{i}"))
+                    .build()
+                    .ok()
+            })
+            .collect()
+    })
+}
+
+/// `work(0..count)` spread over [`chunk_pools`], results in index order.
+fn run_chunks<R: Send>(count: usize, work: impl Fn(usize) -> Result<R> + Sync) -> Result<Vec<R>> {
+    let pools = chunk_pools();
+    let workers = pools.len().min(count);
+    if workers <= 1 {
+        return (0..count).map(work).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<R>>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    let drain = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= count {
+                break;
+            }
+            let result = work(i);
+            *slots[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+        }
+    };
+    std::thread::scope(|scope| {
+        for pool in &pools[1..workers] {
+            scope.spawn(|| pool.install(drain));
+        }
+        pools[0].install(drain);
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .unwrap_or_else(PoisonError::into_inner)
+                .expect("every chunk ran")
+        })
+        .collect()
+}
+
 /// Hand-written training step of a [`BaseModel`] on the CPU (f32).
 pub struct Engine<'m> {
     model: &'m BaseModel,
@@ -271,9 +368,97 @@ impl<'m> Engine<'m> {
         }
     }
 
+    /// The `(module, column, width)` of each module of `group` in `layer` that has a LoRA pair.
+    fn targets(
+        &self,
+        layer: usize,
+        group: Group,
+        lora: &Lora,
+    ) -> Result<Vec<(usize, usize, usize)>> {
+        let mut column = 0;
+        let mut targets = Vec::new();
+        for &m in group.modules() {
+            let width = self.model.projections(layer)[m].dim(0)?;
+            if lora.pairs.contains_key(&(layer, m)) {
+                targets.push((m, column, width));
+            }
+            column += width;
+        }
+        Ok(targets)
+    }
+
+    /// The LoRA weights, the effective group weights and the whole batch's dropout masks.
+    fn shared(
+        &self,
+        adapter: Option<&Adapter>,
+        batch: &Batch,
+        dropout: Option<&mut SplitMix64>,
+    ) -> Result<Shared> {
+        let c = self.model.config();
+        let n = batch.batch * batch.seq;
+        let lora = Self::lora(adapter);
+        let rng = dropout.filter(|_| lora.dropout > 0.0);
+        let with_dropout = rng.is_some();
+        let mut masks = BTreeMap::new();
+        if let Some(rng) = rng {
+            for layer in 0..c.num_hidden_layers {
+                for group in [Group::Qkv, Group::O, Group::GateUp, Group::Down] {
+                    let fan_in = self.weights[layer][group as usize].dim(1)?;
+                    for (m, _, _) in self.targets(layer, group, &lora)? {
+                        masks.insert((layer, m), dropout_mask(n * fan_in, lora.dropout, rng));
+                    }
+                }
+            }
+        }
+        let weights = (0..c.num_hidden_layers)
+            .map(|layer| {
+                let mut groups = self.weights[layer].clone();
+                if with_dropout {
+                    return Ok(groups);
+                }
+                for group in [Group::Qkv, Group::O, Group::GateUp, Group::Down] {
+                    let targets = self.targets(layer, group, &lora)?;
+                    if targets.is_empty() {
+                        continue;
+                    }
+                    // Fold s·B·A into the frozen weight: one product per group instead of three.
+                    let base = &groups[group as usize];
+                    let (rows, fan_in) = base.dims2()?;
+                    let mut w = view(base)?.slice().to_vec();
+                    for (m, column, width) in targets {
+                        let (a, b) = &lora.pairs[&(layer, m)];
+                        let delta = b.matmul(a)?;
+                        let delta = view(&delta)?;
+                        for (w, d) in w[column * fan_in..(column + width) * fan_in]
+                            .iter_mut()
+                            .zip(delta.slice())
+                        {
+                            *w += lora.scale * d;
+                        }
+                    }
+                    groups[group as usize] = tensor(w, &[rows, fan_in])?;
+                }
+                Ok(groups)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (cos, sin) = rope_tables(batch.seq, c.head_dim(), c.rope_theta);
+        Ok(Shared {
+            lora,
+            weights,
+            with_dropout,
+            masks,
+            cos,
+            sin,
+        })
+    }
+
     /// Sum over counted positions of the next-token negative log-likelihood. With `grads`, also
     /// adds `grad_scale ·` the gradient of that sum with respect to every LoRA matrix into it;
     /// `dropout` (training only) draws the LoRA dropout masks.
+    ///
+    /// The batch runs as chunks of whole sequences ([`CHUNK_TOKENS`]) in parallel, one thread
+    /// each; their losses and gradients are summed in chunk order, so the result does not depend
+    /// on the thread count.
     ///
     /// # Errors
     /// [`Error::Tensor`] on a shape mismatch.
@@ -282,6 +467,51 @@ impl<'m> Engine<'m> {
         adapter: Option<&Adapter>,
         batch: &Batch,
         dropout: Option<&mut SplitMix64>,
+        mut grads: Option<(&mut Gradients, f32)>,
+    ) -> Result<f64> {
+        let shared = self.shared(adapter, batch, dropout)?;
+        let (b, t) = (batch.batch, batch.seq);
+        let per_chunk = (CHUNK_TOKENS / t.max(1)).max(1);
+        let chunks: Vec<std::ops::Range<usize>> = (0..b)
+            .step_by(per_chunk)
+            .map(|first| first..(first + per_chunk).min(b))
+            .collect();
+        let template = grads.as_ref().map(|(g, scale)| (g.zeros_like(), *scale));
+        let results = run_chunks(chunks.len(), |i| {
+            let sequences = chunks[i].clone();
+            let rows = sequences.start * t..sequences.end * t;
+            let part = Batch {
+                batch: sequences.len(),
+                seq: t,
+                ids: batch.ids[rows.clone()].to_vec(),
+                targets: batch.targets[rows.clone()].to_vec(),
+                mask: batch.mask[rows.clone()].to_vec(),
+            };
+            let mut part_grads = template.as_ref().map(|(g, s)| (g.zeros_like(), *s));
+            let loss = self.chunk_loss(
+                &shared,
+                &part,
+                rows,
+                part_grads.as_mut().map(|(g, s)| (g, *s)),
+            )?;
+            Ok((loss, part_grads.map(|(g, _)| g)))
+        })?;
+        let mut loss = 0.0;
+        for (part_loss, part_grads) in results {
+            loss += part_loss;
+            if let (Some((grads, _)), Some(part)) = (grads.as_mut(), part_grads) {
+                grads.accumulate(&part);
+            }
+        }
+        Ok(loss)
+    }
+
+    /// [`Engine::loss_sum`] of one chunk: `batch` holds the rows `rows` of the whole batch.
+    fn chunk_loss(
+        &self,
+        shared: &Shared,
+        batch: &Batch,
+        rows: std::ops::Range<usize>,
         grads: Option<(&mut Gradients, f32)>,
     ) -> Result<f64> {
         let c = self.model.config();
@@ -294,10 +524,8 @@ impl<'m> Engine<'m> {
             c.head_dim(),
         );
         let eps = c.rms_norm_eps as f32;
-        let lora = Self::lora(adapter);
         let training = grads.is_some();
-        let mut rng = dropout.filter(|_| lora.dropout > 0.0);
-        let (cos, sin) = rope_tables(t, hd, c.rope_theta);
+        let (cos, sin) = (&shared.cos, &shared.sin);
         let dims = AttentionDims {
             b,
             t,
@@ -306,6 +534,9 @@ impl<'m> Engine<'m> {
             hd,
         };
         let scale = 1.0 / (hd as f32).sqrt();
+        let forward = |layer, group, input: &Tensor| {
+            self.group_forward(layer, group, input, shared, &rows, training)
+        };
 
         let mut x = {
             let e = view(self.model.embedding())?;
@@ -323,9 +554,8 @@ impl<'m> Engine<'m> {
         for layer in 0..c.num_hidden_layers {
             let (input_norm, post_norm) = self.model.norms(layer);
             let (n1, inv_rms1) = rms_norm(&x, input_norm, eps)?;
-            let (qkv_out, qkv) =
-                self.group_forward(layer, Group::Qkv, &n1, &lora, &mut rng, training)?;
-            let (q, k, v) = split_rope(&qkv_out, &dims, &cos, &sin)?;
+            let (qkv_out, qkv) = forward(layer, Group::Qkv, &n1)?;
+            let (q, k, v) = split_rope(&qkv_out, &dims, cos, sin)?;
             let group = b * kv_heads;
             let rep_t = (heads / kv_heads) * t;
             let q3 = q.reshape((group, rep_t, hd))?;
@@ -334,14 +564,11 @@ impl<'m> Engine<'m> {
             let scores = q3.matmul(&k3.t()?)?;
             let probs = causal_softmax(&scores, t, scale)?;
             let att = merge_heads(&probs.matmul(&v3)?, &dims)?;
-            let (o_out, o) =
-                self.group_forward(layer, Group::O, &att, &lora, &mut rng, training)?;
+            let (o_out, o) = forward(layer, Group::O, &att)?;
             let (x2, n2, inv_rms2) = residual_rms_norm(&x, &o_out, post_norm, eps)?;
-            let (gate_up_out, gate_up) =
-                self.group_forward(layer, Group::GateUp, &n2, &lora, &mut rng, training)?;
+            let (gate_up_out, gate_up) = forward(layer, Group::GateUp, &n2)?;
             let act = swiglu(&gate_up_out)?;
-            let (down_out, down) =
-                self.group_forward(layer, Group::Down, &act, &lora, &mut rng, training)?;
+            let (down_out, down) = forward(layer, Group::Down, &act)?;
             let next = add(&x2, &down_out)?;
             if training {
                 tapes.push(LayerTape {
@@ -370,16 +597,17 @@ impl<'m> Engine<'m> {
             return Ok(loss);
         };
         let dlogits = dlogits.expect("training computes dlogits");
+        let lora = &shared.lora;
 
         let d_nf = dlogits.matmul(self.model.lm_head())?;
         let mut dx = rms_norm_backward(&x, &inv_rms_f, self.model.final_norm(), &d_nf, None)?;
         for (layer, tape) in tapes.iter().enumerate().rev() {
             let (input_norm, post_norm) = self.model.norms(layer);
-            let d_act = self.group_backward(layer, &tape.down, &dx, &lora, grads)?;
+            let d_act = self.group_backward(layer, &tape.down, &dx, lora, grads)?;
             let d_gate_up = swiglu_backward(&tape.gate_up_out, &d_act)?;
-            let d_n2 = self.group_backward(layer, &tape.gate_up, &d_gate_up, &lora, grads)?;
+            let d_n2 = self.group_backward(layer, &tape.gate_up, &d_gate_up, lora, grads)?;
             let dx2 = rms_norm_backward(&tape.x2, &tape.inv_rms2, post_norm, &d_n2, Some(&dx))?;
-            let d_att = self.group_backward(layer, &tape.o, &dx2, &lora, grads)?;
+            let d_att = self.group_backward(layer, &tape.o, &dx2, lora, grads)?;
             let group = b * kv_heads;
             let rep_t = (heads / kv_heads) * t;
             let d_o3 = split_heads(&d_att, &dims)?.reshape((group, rep_t, hd))?;
@@ -391,81 +619,59 @@ impl<'m> Engine<'m> {
             let dq = d_scores.matmul(&k3)?;
             let dk = d_scores.t()?.matmul(&q3)?;
             let dv = tape.probs.t()?.matmul(&d_o3)?;
-            let d_qkv = merge_rope_backward(&dq, &dk, &dv, &dims, &cos, &sin)?;
+            let d_qkv = merge_rope_backward(&dq, &dk, &dv, &dims, cos, sin)?;
             if layer == 0 {
                 // The embeddings are frozen: below the first q/k/v nothing takes a gradient.
-                self.lora_backward(layer, &tape.qkv, &d_qkv, &lora, grads)?;
+                self.lora_backward(layer, &tape.qkv, &d_qkv, lora, grads)?;
                 break;
             }
-            let d_n1 = self.group_backward(layer, &tape.qkv, &d_qkv, &lora, grads)?;
+            let d_n1 = self.group_backward(layer, &tape.qkv, &d_qkv, lora, grads)?;
             dx = rms_norm_backward(&tape.x, &tape.inv_rms1, input_norm, &d_n1, Some(&dx2))?;
         }
         Ok(loss)
     }
 
-    /// `y = u · W_effᵀ` for one module group, plus the LoRA terms.
-    fn group_forward(
+    /// `y = u · W_effᵀ` for one module group, plus the LoRA terms; `rows` are the chunk's rows
+    /// of the whole batch (for its slice of the dropout masks).
+    fn group_forward<'s>(
         &self,
         layer: usize,
         group: Group,
         input: &Tensor,
-        lora: &Lora,
-        rng: &mut Option<&mut SplitMix64>,
+        shared: &'s Shared,
+        rows: &std::ops::Range<usize>,
         training: bool,
-    ) -> Result<(Tensor, GroupTape)> {
-        let base = &self.weights[layer][group as usize];
-        let fan_in = base.dim(1)?;
-        let mut column = 0;
-        let mut targets = Vec::new();
-        for &m in group.modules() {
-            let width = self.model.projections(layer)[m].dim(0)?;
-            if let Some(pair) = lora.pairs.get(&(layer, m)) {
-                targets.push((m, column, width, pair));
-            }
-            column += width;
-        }
-        let with_dropout = lora.dropout > 0.0 && rng.is_some();
-        let weight = if targets.is_empty() || with_dropout {
-            base.clone()
-        } else {
-            // Fold s·B·A into the frozen weight: one product per group instead of three.
-            let mut w = view(base)?.slice().to_vec();
-            for &(_, column, width, (a, b)) in &targets {
-                let delta = b.matmul(a)?;
-                let delta = view(&delta)?;
-                w[column * fan_in..(column + width) * fan_in]
-                    .par_iter_mut()
-                    .zip(delta.slice().par_iter())
-                    .for_each(|(w, d)| *w += lora.scale * d);
-            }
-            tensor(w, &[column, fan_in])?
-        };
+    ) -> Result<(Tensor, GroupTape<'s>)> {
+        let lora = &shared.lora;
+        let weight = shared.weights[layer][group as usize].clone();
+        let fan_in = weight.dim(1)?;
         let mut out = input.matmul(&weight.t()?)?;
-        let mut modules = Vec::with_capacity(targets.len());
+        let mut modules = Vec::new();
         let mut additions = Vec::new();
-        for &(module, column, width, (a, b)) in &targets {
-            let (lora_input, mask) = match rng.as_deref_mut() {
-                Some(rng) if with_dropout => {
-                    let (masked, mask) = dropout(input, lora.dropout, rng)?;
-                    (masked, Some(mask))
+        if training || shared.with_dropout {
+            for (module, column, width) in self.targets(layer, group, lora)? {
+                let (a, b) = &lora.pairs[&(layer, module)];
+                let mask = shared
+                    .masks
+                    .get(&(layer, module))
+                    .map(|m| &m[rows.start * fan_in..rows.end * fan_in]);
+                let lora_input = match mask {
+                    Some(mask) => apply_mask(input, mask)?,
+                    None => input.clone(),
+                };
+                let projected = lora_input.matmul(&a.t()?)?;
+                if mask.is_some() {
+                    additions.push((column, projected.matmul(&b.t()?)?));
                 }
-                _ => (input.clone(), None),
-            };
-            if !training && mask.is_none() {
-                continue;
+                modules.push(ModuleTape {
+                    module,
+                    column,
+                    width,
+                    input: lora_input,
+                    mask,
+                    projected,
+                });
             }
-            let projected = lora_input.matmul(&a.t()?)?;
-            if mask.is_some() {
-                additions.push((column, projected.matmul(&b.t()?)?));
-            }
-            modules.push(ModuleTape {
-                module,
-                column,
-                width,
-                input: lora_input,
-                mask,
-                projected,
-            });
         }
         if !additions.is_empty() {
             out = add_column_blocks(&out, &additions, lora.scale)?;
@@ -477,7 +683,7 @@ impl<'m> Engine<'m> {
     fn group_backward(
         &self,
         layer: usize,
-        tape: &GroupTape,
+        tape: &GroupTape<'_>,
         d_out: &Tensor,
         lora: &Lora,
         grads: &mut Gradients,
@@ -495,11 +701,11 @@ impl<'m> Engine<'m> {
     fn lora_backward<'t>(
         &self,
         layer: usize,
-        tape: &'t GroupTape,
+        tape: &GroupTape<'t>,
         d_out: &Tensor,
         lora: &Lora,
         grads: &mut Gradients,
-    ) -> Result<Vec<(&'t Vec<f32>, Tensor)>> {
+    ) -> Result<Vec<(&'t [f32], Tensor)>> {
         let mut masked = Vec::new();
         for m in &tape.modules {
             let (a, b) = &lora.pairs[&(layer, m.module)];
@@ -512,7 +718,7 @@ impl<'m> Engine<'m> {
             let s = lora.scale;
             Gradients::add(da, &d_a, s)?;
             Gradients::add(db, &d_b, s)?;
-            if let Some(mask) = &m.mask {
+            if let Some(mask) = m.mask {
                 masked.push((mask, d_projected.matmul(a)?));
             }
         }
@@ -918,15 +1124,19 @@ fn cross_entropy(
     Ok((loss, grad))
 }
 
-/// Inverted dropout of `x` with the composed model's mask draw order: `(x ∘ mask, mask)`.
-fn dropout(x: &Tensor, p: f64, rng: &mut SplitMix64) -> Result<(Tensor, Vec<f32>)> {
+/// Draws an inverted-dropout mask of `len` values, in the composed model's draw order.
+fn dropout_mask(len: usize, p: f64, rng: &mut SplitMix64) -> Vec<f32> {
     let keep = (1.0 / (1.0 - p)) as f32;
-    let mask: Vec<f32> = (0..x.elem_count())
+    (0..len)
         .map(|_| if rng.next_f64() < p { 0.0 } else { keep })
-        .collect();
+        .collect()
+}
+
+/// `x ∘ mask`.
+fn apply_mask(x: &Tensor, mask: &[f32]) -> Result<Tensor> {
     let xv = view(x)?;
-    let out: Vec<f32> = xv.slice().iter().zip(&mask).map(|(x, m)| x * m).collect();
-    Ok((tensor(out, x.dims())?, mask))
+    let out: Vec<f32> = xv.slice().iter().zip(mask).map(|(x, m)| x * m).collect();
+    tensor(out, x.dims())
 }
 
 /// `out[:, column..column + width] += scale · block` for each block `[n, width]`.
@@ -953,7 +1163,7 @@ fn add_column_blocks(out: &Tensor, blocks: &[(usize, Tensor)], scale: f32) -> Re
 }
 
 /// `out + scale · Σ mask ∘ z`.
-fn add_masked(out: &Tensor, terms: &[(&Vec<f32>, Tensor)], scale: f32) -> Result<Tensor> {
+fn add_masked(out: &Tensor, terms: &[(&[f32], Tensor)], scale: f32) -> Result<Tensor> {
     let dims = out.dims().to_vec();
     let mut data = view(out)?.slice().to_vec();
     for (mask, z) in terms {

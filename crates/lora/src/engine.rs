@@ -119,27 +119,46 @@ struct Shared {
     /// Per `(layer, module)` with dropout: the mask of the whole batch `[b·t, in]`, drawn in the
     /// composed model's order before the batch is split.
     masks: BTreeMap<(usize, usize), Vec<f32>>,
+    /// Per layer and module group: its LoRA pairs stacked, when it has any.
+    lora_groups: Vec<[Option<LoraGroup>; 4]>,
     cos: Vec<f32>,
     sin: Vec<f32>,
+}
+
+/// The LoRA pairs of one module group stacked, so that each of the group's LoRA products is one
+/// matrix product rather than one per module.
+struct LoraGroup {
+    /// `(module, column, width)` per module with a pair, in row order; the `j`-th one owns
+    /// columns `j·r..(j+1)·r` of the stacked products.
+    targets: Vec<(usize, usize, usize)>,
+    rank: usize,
+    /// The A matrices stacked `[R, in]`, `R = r · targets`.
+    a: Tensor,
+    /// The B matrices block-diagonal `[rows, R]`.
+    b: Tensor,
 }
 
 /// What a module group's backward pass needs from its forward pass.
 struct GroupTape<'s> {
     /// The effective weight `[rows, in]` (LoRA folded in when there is no dropout).
     weight: Tensor,
-    modules: Vec<ModuleTape<'s>>,
+    /// The LoRA side, when the group has pairs and the pass trains or draws dropout.
+    lora: Option<LoraTape<'s>>,
 }
 
-struct ModuleTape<'s> {
-    module: usize,
-    column: usize,
-    width: usize,
-    /// The LoRA input (after dropout) `[n, in]`.
-    input: Tensor,
-    /// The inverted-dropout mask (this chunk's rows), when dropout applies.
-    mask: Option<&'s [f32]>,
-    /// `input · Aᵀ` `[n, r]`.
+struct LoraTape<'s> {
+    group: &'s LoraGroup,
+    /// Every module's `input · Aᵀ`, side by side `[n, R]`.
     projected: Tensor,
+    inputs: LoraInputs<'s>,
+}
+
+/// The LoRA inputs of a group's modules.
+enum LoraInputs<'s> {
+    /// No dropout: every module reads the group's input `[n, in]`.
+    Shared(Tensor),
+    /// Per module: its masked input `[n, in]` and mask (this chunk's rows).
+    Masked(Vec<(Tensor, &'s [f32])>),
 }
 
 struct LayerTape<'s> {
@@ -263,9 +282,14 @@ const CHUNK_TOKENS: usize = 256;
 /// One single-threaded rayon pool per thread of the global pool. A chunk runs inside one of
 /// them, so candle's matrix products and the kernels' parallel loops within it stay on that
 /// thread: the chunks never wait on each other, and no loop pays for waking a second thread.
+///
+/// Also turns off gemm's own splitting of a product over threads, process-wide: candle asks gemm
+/// for a rayon split whenever the machine has several threads, and inside a one-thread pool the
+/// split only adds scheduling work (it made the small LoRA products twice as slow).
 fn chunk_pools() -> &'static [rayon::ThreadPool] {
     static POOLS: OnceLock<Vec<rayon::ThreadPool>> = OnceLock::new();
     POOLS.get_or_init(|| {
+        gemm::set_threading_threshold(usize::MAX);
         (0..rayon::current_num_threads())
             .map_while(|i| {
                 rayon::ThreadPoolBuilder::new()
@@ -387,6 +411,35 @@ impl<'m> Engine<'m> {
         Ok(targets)
     }
 
+    /// `group`'s LoRA pairs in `layer` stacked, or `None` when it has none.
+    fn lora_group(&self, layer: usize, group: Group, lora: &Lora) -> Result<Option<LoraGroup>> {
+        let targets = self.targets(layer, group, lora)?;
+        let Some(&(first, _, _)) = targets.first() else {
+            return Ok(None);
+        };
+        let rank = lora.pairs[&(layer, first)].0.dim(0)?;
+        let rows = self.weights[layer][group as usize].dim(0)?;
+        let stacked = targets.len() * rank;
+        let a: Vec<&Tensor> = targets
+            .iter()
+            .map(|(m, _, _)| &lora.pairs[&(layer, *m)].0)
+            .collect();
+        let mut b = vec![0.0f32; rows * stacked];
+        for (j, &(m, column, width)) in targets.iter().enumerate() {
+            let pair_b = view(&lora.pairs[&(layer, m)].1)?;
+            for (o, src) in pair_b.slice().chunks_exact(rank).enumerate().take(width) {
+                let at = (column + o) * stacked + j * rank;
+                b[at..at + rank].copy_from_slice(src);
+            }
+        }
+        Ok(Some(LoraGroup {
+            rank,
+            a: Tensor::cat(&a, 0)?,
+            b: tensor(b, &[rows, stacked])?,
+            targets,
+        }))
+    }
+
     /// The LoRA weights, the effective group weights and the whole batch's dropout masks.
     fn shared(
         &self,
@@ -441,12 +494,22 @@ impl<'m> Engine<'m> {
                 Ok(groups)
             })
             .collect::<Result<Vec<_>>>()?;
+        let lora_groups = (0..c.num_hidden_layers)
+            .map(|layer| {
+                let mut groups = [None, None, None, None];
+                for group in [Group::Qkv, Group::O, Group::GateUp, Group::Down] {
+                    groups[group as usize] = self.lora_group(layer, group, &lora)?;
+                }
+                Ok(groups)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let (cos, sin) = rope_tables(batch.seq, c.head_dim(), c.rope_theta);
         Ok(Shared {
             lora,
             weights,
             with_dropout,
             masks,
+            lora_groups,
             cos,
             sin,
         })
@@ -642,41 +705,47 @@ impl<'m> Engine<'m> {
         rows: &std::ops::Range<usize>,
         training: bool,
     ) -> Result<(Tensor, GroupTape<'s>)> {
-        let lora = &shared.lora;
         let weight = shared.weights[layer][group as usize].clone();
         let fan_in = weight.dim(1)?;
         let mut out = input.matmul(&weight.t()?)?;
-        let mut modules = Vec::new();
-        let mut additions = Vec::new();
-        if training || shared.with_dropout {
-            for (module, column, width) in self.targets(layer, group, lora)? {
-                let (a, b) = &lora.pairs[&(layer, module)];
-                let mask = shared
-                    .masks
-                    .get(&(layer, module))
-                    .map(|m| &m[rows.start * fan_in..rows.end * fan_in]);
-                let lora_input = match mask {
-                    Some(mask) => apply_mask(input, mask)?,
-                    None => input.clone(),
-                };
-                let projected = lora_input.matmul(&a.t()?)?;
-                if mask.is_some() {
-                    additions.push((column, projected.matmul(&b.t()?)?));
-                }
-                modules.push(ModuleTape {
-                    module,
-                    column,
-                    width,
-                    input: lora_input,
-                    mask,
-                    projected,
-                });
+        let lora_group = shared.lora_groups[layer][group as usize].as_ref();
+        let Some(lora_group) = lora_group.filter(|_| training || shared.with_dropout) else {
+            return Ok((out, GroupTape { weight, lora: None }));
+        };
+        let tape = if shared.with_dropout {
+            let r = lora_group.rank;
+            let mut projected = Vec::with_capacity(lora_group.targets.len());
+            let mut inputs = Vec::with_capacity(lora_group.targets.len());
+            let mut additions = Vec::with_capacity(lora_group.targets.len());
+            for (j, &(module, column, _)) in lora_group.targets.iter().enumerate() {
+                let mask = &shared.masks[&(layer, module)][rows.start * fan_in..rows.end * fan_in];
+                let masked = apply_mask(input, mask)?;
+                let p = masked.matmul(&lora_group.a.narrow(0, j * r, r)?.t()?)?;
+                let (_, b) = &shared.lora.pairs[&(layer, module)];
+                additions.push((column, p.matmul(&b.t()?)?));
+                projected.push(p);
+                inputs.push((masked, mask));
             }
-        }
-        if !additions.is_empty() {
-            out = add_column_blocks(&out, &additions, lora.scale)?;
-        }
-        Ok((out, GroupTape { weight, modules }))
+            out = add_column_blocks(&out, &additions, shared.lora.scale)?;
+            LoraTape {
+                group: lora_group,
+                projected: Tensor::cat(&projected, 1)?,
+                inputs: LoraInputs::Masked(inputs),
+            }
+        } else {
+            LoraTape {
+                group: lora_group,
+                projected: input.matmul(&lora_group.a.t()?)?,
+                inputs: LoraInputs::Shared(input.clone()),
+            }
+        };
+        Ok((
+            out,
+            GroupTape {
+                weight,
+                lora: Some(tape),
+            },
+        ))
     }
 
     /// The input gradient of one module group; adds its LoRA gradients into `grads`.
@@ -707,19 +776,48 @@ impl<'m> Engine<'m> {
         grads: &mut Gradients,
     ) -> Result<Vec<(&'t [f32], Tensor)>> {
         let mut masked = Vec::new();
-        for m in &tape.modules {
-            let (a, b) = &lora.pairs[&(layer, m.module)];
-            let d_y = d_out.narrow(1, m.column, m.width)?;
-            let d_b = d_y.t()?.matmul(&m.projected)?;
-            let d_projected = d_y.matmul(b)?;
-            let d_a = d_projected.t()?.matmul(&m.input)?;
-            let (da, db) = grads.pairs.get_mut(&(layer, m.module)).expect("adapter");
-            // dlogits already carry the caller's gradient scale.
-            let s = lora.scale;
-            Gradients::add(da, &d_a, s)?;
-            Gradients::add(db, &d_b, s)?;
-            if let Some(mask) = m.mask {
-                masked.push((mask, d_projected.matmul(a)?));
+        let Some(lt) = &tape.lora else {
+            return Ok(masked);
+        };
+        let group = lt.group;
+        let r = group.rank;
+        let stacked = group.targets.len() * r;
+        // dlogits already carry the caller's gradient scale.
+        let s = lora.scale;
+        let d_projected = d_out.matmul(&group.b)?;
+        // `d_outᵀ · P` for every module pair of rows and rank columns; each module reads its
+        // own diagonal block.
+        let d_b_all = d_out.t()?.matmul(&lt.projected)?;
+        let d_b_all = view(&d_b_all)?;
+        let d_b_all = d_b_all.slice();
+        let d_a_all = match &lt.inputs {
+            LoraInputs::Shared(input) => Some(d_projected.t()?.matmul(input)?),
+            LoraInputs::Masked(_) => None,
+        };
+        for (j, &(module, column, width)) in group.targets.iter().enumerate() {
+            let (da, db) = grads.pairs.get_mut(&(layer, module)).expect("adapter");
+            for (o, db_row) in db.chunks_exact_mut(r).enumerate().take(width) {
+                let at = (column + o) * stacked + j * r;
+                for (d, g) in db_row.iter_mut().zip(&d_b_all[at..at + r]) {
+                    *d += s * g;
+                }
+            }
+            match (&lt.inputs, &d_a_all) {
+                (LoraInputs::Shared(_), Some(d_a_all)) => {
+                    let fan_in = d_a_all.dim(1)?;
+                    let all = view(d_a_all)?;
+                    let block = &all.slice()[j * r * fan_in..(j + 1) * r * fan_in];
+                    for (d, g) in da.iter_mut().zip(block) {
+                        *d += s * g;
+                    }
+                }
+                (LoraInputs::Masked(inputs), _) => {
+                    let (input, mask) = &inputs[j];
+                    let d_p = d_projected.narrow(1, j * r, r)?;
+                    Gradients::add(da, &d_p.t()?.matmul(input)?, s)?;
+                    masked.push((*mask, d_p.matmul(&group.a.narrow(0, j * r, r)?)?));
+                }
+                (LoraInputs::Shared(_), None) => unreachable!("shared inputs have d_a_all"),
             }
         }
         Ok(masked)

@@ -464,6 +464,7 @@ impl<'m> Engine<'m> {
             }
         }
         let weights = (0..c.num_hidden_layers)
+            .into_par_iter()
             .map(|layer| {
                 let mut groups = self.weights[layer].clone();
                 if with_dropout {
@@ -863,7 +864,7 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> Result<(Tensor, Vec<f32>)>
         .with_min_len(MIN_ROWS)
         .for_each(|(row, (o, r))| {
             let x = &xs[row * h..(row + 1) * h];
-            let ss: f32 = x.iter().map(|v| v * v).sum();
+            let ss = dot(x, x);
             *r = 1.0 / (ss / h as f32 + eps).sqrt();
             for ((o, x), w) in o.iter_mut().zip(x).zip(w) {
                 *o = x * *r * w;
@@ -921,8 +922,7 @@ fn rms_norm_backward(
             let range = row * h..(row + 1) * h;
             let (x, d) = (&xs[range.clone()], &ds[range.clone()]);
             let r = inv_rms[row];
-            let dot: f32 = x.iter().zip(d).zip(w).map(|((x, d), w)| x * d * w).sum();
-            let k = r * r * r * dot / h as f32;
+            let k = r * r * r * dot3(x, d, w) / h as f32;
             for (i, o) in o.iter_mut().enumerate() {
                 *o = r * d[i] * w[i] - k * x[i];
             }
@@ -1107,7 +1107,7 @@ fn causal_softmax_backward(
             let visible = row % t + 1;
             let p = &ps[row * t..row * t + visible];
             let d = &ds[row * t..row * t + visible];
-            let dot: f32 = p.iter().zip(d).map(|(p, d)| p * d).sum();
+            let dot = dot(p, d);
             for ((o, p), d) in o.iter_mut().zip(p).zip(d) {
                 *o = scale * p * (d - dot);
             }
@@ -1143,6 +1143,7 @@ fn exp(x: f32) -> f32 {
 }
 
 /// The sum of `values` over eight interleaved partial sums (vectorisable, unlike a serial sum).
+#[inline(always)]
 fn sum_lanes(values: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = values.chunks_exact(8);
@@ -1155,6 +1156,46 @@ fn sum_lanes(values: &[f32]) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+/// `Σ aᵢ·bᵢ` over eight interleaved partial sums.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(a, b)| a * b)
+        .sum();
+    for (a, b) in a8.zip(b8) {
+        for ((lane, a), b) in lanes.iter_mut().zip(a).zip(b) {
+            *lane += a * b;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// `Σ aᵢ·bᵢ·cᵢ` over eight interleaved partial sums.
+#[inline(always)]
+fn dot3(a: &[f32], b: &[f32], c: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let (a8, b8, c8) = (a.chunks_exact(8), b.chunks_exact(8), c.chunks_exact(8));
+    let tail: f32 = (a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .zip(c8.remainder()))
+    .map(|((a, b), c)| a * b * c)
+    .sum();
+    for ((a, b), c) in a8.zip(b8).zip(c8) {
+        for (((lane, a), b), c) in lanes.iter_mut().zip(a).zip(b).zip(c) {
+            *lane += a * b * c;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }

@@ -1,6 +1,6 @@
 //! The CPU training step: the Llama + LoRA forward pass and its backward pass written out by
 //! hand over f32 buffers, with every matrix product on candle's gemm and every element-wise
-//! stage a fused, row-parallel loop.
+//! stage a fused loop.
 //!
 //! Why it exists: candle's autograd on the composed formulation (see [`crate::model`]) spends
 //! most of its time outside matrix products — one allocation, fill and pass per primitive op
@@ -9,13 +9,17 @@
 //! gradient, q/k/v and gate/up run as one fused matrix product each, without dropout the LoRA
 //! pairs are folded into the weights (`W + s·B·A`, one product per module group), grouped-query
 //! attention needs no key/value expansion, and softmax, RMSNorm, RoPE, SwiGLU and the
-//! cross-entropy run with their gradients as single passes.
+//! cross-entropy run with their gradients as single passes. Parallelism is coarse: a micro-batch
+//! is cut into fixed chunks of whole sequences, each run forward and backward on one core with
+//! no synchronisation until the chunk sums are added (in chunk order, so the result does not
+//! depend on the core count).
 //!
 //! Owns: [`Engine`] (forward, masked loss and LoRA gradients of one micro-batch) and
 //! [`Gradients`]. Must never: compute a gradient for a base weight, or draw dropout masks in an
 //! order other than the composed model's (q, k, v, o, gate, up, down per layer), so the same
 //! seed gives the same run on either path; the composed model stays the reference these
-//! gradients are tested against.
+//! gradients are tested against. Side effect: the first training step sets gemm's process-wide
+//! threading threshold so gemm never splits a product over threads.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

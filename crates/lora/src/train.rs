@@ -255,6 +255,9 @@ pub fn eval_loss(
     examples: &[Example],
     batch_size: usize,
 ) -> Result<Option<f64>> {
+    if examples.is_empty() {
+        return Ok(None);
+    }
     let engine = Engine::new(model)?;
     let mut total = 0.0;
     let mut count = 0u64;

@@ -14,15 +14,14 @@ fn tiny_folder() -> (tempfile::TempDir, ModelFolder) {
     (dir, folder)
 }
 
-/// Three sequences of 24 positions: a masked prompt, trained positions, right padding.
-fn batch() -> Batch {
-    let (b, t) = (3, 24);
+/// `b` sequences of `t` positions: a masked prompt, trained positions, right padding.
+fn batch(b: usize, t: usize) -> Batch {
     let mut rng = SplitMix64::new(5);
     let mut ids = Vec::new();
     let mut targets = Vec::new();
     let mut mask = Vec::new();
     for seq in 0..b {
-        let len = t - 4 * seq;
+        let len = t - (4 * seq) % (t / 2);
         for pos in 0..t {
             ids.push((rng.next_u64() % 258) as u32);
             targets.push((rng.next_u64() % 258) as u32);
@@ -79,11 +78,10 @@ fn composed(
     (sum, grads)
 }
 
-fn assert_same(lora: LoraConfig) {
+fn assert_same(lora: LoraConfig, batch: Batch) {
     let (_dir, folder) = tiny_folder();
     let model = folder.model();
     let adapter = adapter(model, &lora);
-    let batch = batch();
     let grad_scale = 0.25;
     let (want_loss, want) = composed(model, &adapter, &batch, &mut SplitMix64::new(9), grad_scale);
     let engine = Engine::new(model).unwrap().expect("CPU model");
@@ -126,25 +124,48 @@ fn assert_same(lora: LoraConfig) {
 
 #[test]
 fn engine_matches_autograd_without_dropout() {
-    assert_same(LoraConfig {
-        dropout: 0.0,
-        ..LoraConfig::default()
-    });
+    assert_same(
+        LoraConfig {
+            dropout: 0.0,
+            ..LoraConfig::default()
+        },
+        batch(3, 24),
+    );
 }
 
 #[test]
 fn engine_matches_autograd_with_dropout_and_some_modules() {
-    assert_same(LoraConfig {
-        dropout: 0.2,
-        target_modules: vec!["k_proj".into(), "o_proj".into(), "up_proj".into()],
-        ..LoraConfig::default()
-    });
+    assert_same(
+        LoraConfig {
+            dropout: 0.2,
+            target_modules: vec!["k_proj".into(), "o_proj".into(), "up_proj".into()],
+            ..LoraConfig::default()
+        },
+        batch(3, 24),
+    );
 }
 
 #[test]
 fn engine_matches_autograd_with_dropout_on_all_modules() {
-    assert_same(LoraConfig {
-        dropout: 0.1,
-        ..LoraConfig::default()
-    });
+    assert_same(
+        LoraConfig {
+            dropout: 0.1,
+            ..LoraConfig::default()
+        },
+        batch(3, 24),
+    );
+}
+
+/// A batch the engine splits into uneven chunks of sequences run on separate threads (2, 2
+/// and 1 sequences of 100 positions): each chunk must take its own rows of the dropout masks
+/// drawn for the whole batch, and the chunk sums must add up to the whole batch's.
+#[test]
+fn engine_matches_autograd_across_chunks_with_dropout() {
+    assert_same(
+        LoraConfig {
+            dropout: 0.1,
+            ..LoraConfig::default()
+        },
+        batch(5, 100),
+    );
 }

@@ -51,7 +51,9 @@ impl CudaBuild {
     }
 
     /// `cargo` with the environment the CUDA build scripts read (cudarc: `nvcc --version` and
-    /// `CUDA_ROOT`'s `lib`/`lib/stubs`; candle-kernels/cudaforge: nvcc and `CUDA_COMPUTE_CAP`).
+    /// `CUDA_ROOT`'s `lib`/`lib/stubs`; candle-kernels/cudaforge: nvcc on `PATH` and
+    /// `CUDA_COMPUTE_CAP`). Only variables that stay the same from run to run, so a second run
+    /// reruns no build script (candle-kernels' nvcc step takes most of an hour on 2 cores).
     fn cargo(&self, root: &Path) -> Result<Command> {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let path = std::env::join_paths(
@@ -63,8 +65,7 @@ impl CudaBuild {
             .current_dir(root)
             .env("PATH", path)
             .env("CARGO_TARGET_DIR", &self.target_dir)
-            .env("CARGO_INCREMENTAL", "0")
-            .env("NVCC", self.toolkit.join("bin/nvcc"));
+            .env("CARGO_INCREMENTAL", "0");
         for var in ["CUDA_ROOT", "CUDA_PATH", "CUDA_HOME"] {
             cargo.env(var, &self.toolkit);
         }

@@ -9,7 +9,8 @@
 //! - `test`: everything CI checks, in order, failing on the first failure. `.ci/run` calls it.
 //! - `check-cuda`: build the LoRA trainer with candle's CUDA backend, using a CUDA toolkit of
 //!   pinned PyPI wheels (`tools/cuda/requirements.txt`); not part of `test` (see `cuda`).
-//! - `gpu-smoke`: `check-cuda`, then train the fixture model on GPU 0 (skips without a driver).
+//! - `gpu-smoke`: build and run the CUDA smoke test (the fixture model trained on GPU 0); skips
+//!   with the reason on a machine without an NVIDIA driver.
 //! - `with-postgres <command…>`: runs a command with a throwaway Postgres cluster (e.g. the
 //!   indexer's tests or benchmarks on Postgres).
 
@@ -67,7 +68,7 @@ fn run_command() -> Result<()> {
                  \n  python      install the pinned Python test packages into tools/.venv\
                  \n  test        run every check and test CI runs\
                  \n  check-cuda  build licen-lora/licen-compute with the cuda feature (toolkit from PyPI wheels)\
-                 \n  gpu-smoke   check-cuda, then train the fixture model on GPU 0 (skips without a driver)\
+                 \n  gpu-smoke   build and run the GPU smoke test: the fixture model trained on GPU 0 (skips without a driver)\
                  \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)\
                  \n  bench start-latency    request mined -> startJob mined, median of 20 (limit 1 s)\
                  \n  bench concurrent-jobs  50 concurrent jobs on one orchestrator: jobs/min, no nonce errors\

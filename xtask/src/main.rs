@@ -7,11 +7,16 @@
 //! - `python`: create `tools/.venv` with the pinned, hash-checked packages of
 //!   `tools/python/requirements.txt` (the LoRA adapter check); a no-op when up to date.
 //! - `test`: everything CI checks, in order, failing on the first failure. `.ci/run` calls it.
+//! - `check-cuda`: build the LoRA trainer with candle's CUDA backend, using a CUDA toolkit of
+//!   pinned PyPI wheels (`tools/cuda/requirements.txt`); not part of `test` (see `cuda`).
+//! - `gpu-smoke`: build and run the CUDA smoke test (the fixture model trained on GPU 0); skips
+//!   with the reason on a machine without an NVIDIA driver.
 //! - `with-postgres <command…>`: runs a command with a throwaway Postgres cluster (e.g. the
 //!   indexer's tests or benchmarks on Postgres).
 
 mod bench;
 mod bench_flow;
+mod cuda;
 mod postgres;
 
 use anyhow::{Context, Result, bail};
@@ -42,6 +47,8 @@ fn run_command() -> Result<()> {
         Some("contracts") => contracts(&root, &bootstrap()?, false),
         Some("test") => test(&root),
         Some("python") => python_deps(&root),
+        Some("check-cuda") => cuda::check(&root),
+        Some("gpu-smoke") => cuda::gpu_smoke(&root),
         Some("with-postgres") => postgres::run_with(&args[1..]),
         Some("bench") => match args.get(1).map(String::as_str) {
             Some("start-latency") => bench_flow::start_latency(&root),
@@ -55,11 +62,13 @@ fn run_command() -> Result<()> {
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask <bootstrap|contracts|python|test|bench>\n\
+                "usage: cargo xtask <bootstrap|contracts|python|test|bench|check-cuda|gpu-smoke>\n\
                  \n  bootstrap   install pinned anvil/forge/cast 1.7.1 and solc 0.8.30 into tools/\
                  \n  contracts   forge build and refresh {ARTIFACT_COMMITTED}\
                  \n  python      install the pinned Python test packages into tools/.venv\
                  \n  test        run every check and test CI runs\
+                 \n  check-cuda  build licen-lora/licen-compute with the cuda feature (toolkit from PyPI wheels)\
+                 \n  gpu-smoke   build and run the GPU smoke test: the fixture model trained on GPU 0 (skips without a driver)\
                  \n  bench       1 GiB seal/root/upload/download/open figures (LICEN_BENCH_MIB to resize)\
                  \n  bench start-latency    request mined -> startJob mined, median of 20 (limit 1 s)\
                  \n  bench concurrent-jobs  50 concurrent jobs on one orchestrator: jobs/min, no nonce errors\

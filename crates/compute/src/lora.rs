@@ -43,7 +43,8 @@ impl LoraTrainer {
     /// The trainer's name in its config, reports and manifests.
     pub const NAME: &'static str = "lora";
 
-    /// Opens and checks the model folder `dir` (CPU) and validates `config`.
+    /// Opens and checks the model folder `dir` (on GPU 0 with the `cuda` feature when one is
+    /// usable, else the CPU) and validates `config`.
     ///
     /// # Errors
     /// [`licen_lora::Error`] naming the folder and what is wrong with it.
@@ -69,9 +70,16 @@ impl LoraTrainer {
     }
 }
 
-/// The first CUDA device when built with the `cuda` feature and one is present, else the CPU.
+/// The first CUDA device when built with the `cuda` feature and one is usable, else the CPU
+/// (with a warning saying why, so a GPU node silently training on its CPU shows in the log).
 fn candle_device() -> candle_core::Device {
-    candle_core::Device::cuda_if_available(0).unwrap_or(candle_core::Device::Cpu)
+    match candle_core::Device::cuda_if_available(0) {
+        Ok(device) => device,
+        Err(error) => {
+            tracing::warn!(%error, "CUDA device 0 is not usable: the LoRA trainer runs on the CPU");
+            candle_core::Device::Cpu
+        }
+    }
 }
 
 fn tar_entry(builder: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) -> std::io::Result<()> {

@@ -2,62 +2,13 @@
 
 use std::io::Cursor;
 
+mod common;
+
 use candle_core::Device;
-use licen_lora::fixture;
+use common::{counting_dataset, fast_config, run, tiny_folder};
 use licen_lora::peft::{adapter_config_json, adapter_safetensors, read_adapter};
 use licen_lora::train::eval_loss;
-use licen_lora::{Error, Hooks, LoraConfig, ModelFolder, TrainConfig, TrainOutcome, train};
-
-fn tiny_folder() -> (tempfile::TempDir, ModelFolder) {
-    let dir = tempfile::tempdir().unwrap();
-    fixture::write_model(dir.path(), &fixture::tiny_config(), 7).unwrap();
-    let folder =
-        ModelFolder::open(dir.path(), Some("licen/tiny-llama".into()), &Device::Cpu).unwrap();
-    (dir, folder)
-}
-
-/// A learnable prompt/completion dataset: counting sequences.
-fn counting_dataset(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            let start = i % 7;
-            let completion: Vec<String> = (start..start + 6).map(|d| d.to_string()).collect();
-            serde_json::json!({"prompt": format!("count from {start}:"), "completion": format!(" {}", completion.join(" "))})
-                .to_string()
-                + "\n"
-        })
-        .collect()
-}
-
-fn fast_config() -> TrainConfig {
-    TrainConfig {
-        learning_rate: 1e-2,
-        batch_size: 8,
-        eval_fraction: 0.2,
-        max_seq_len: 64,
-        ..TrainConfig::default()
-    }
-}
-
-fn run(
-    folder: &ModelFolder,
-    data: &str,
-    epochs: u16,
-    config: &TrainConfig,
-) -> licen_lora::Result<TrainOutcome> {
-    let mut progress = |_| {};
-    let never = || false;
-    train(
-        folder,
-        Cursor::new(data.as_bytes()),
-        epochs,
-        config,
-        &mut Hooks {
-            progress: &mut progress,
-            should_stop: &never,
-        },
-    )
-}
+use licen_lora::{Error, Hooks, LoraConfig, ModelFolder, TrainConfig, fixture, train};
 
 #[test]
 fn gradients_flow_through_attention_and_loss_decreases() {

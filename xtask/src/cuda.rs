@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::{cargo_bin, run};
+use crate::{cargo_bin, pip_install_hashed, run};
 
 /// Compute capability the kernels are compiled for when `CUDA_COMPUTE_CAP` is not set: 90 is
 /// Hopper (H100/H200), the GPUs this project is measured on. Nothing here can query a GPU.
@@ -186,20 +186,9 @@ fn install_toolkit(root: &Path) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    run(Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--require-hashes",
-            "--disable-pip-version-check",
-            "--target",
-        ])
-        .arg(&dir)
-        .arg("-r")
-        .arg(&requirements))
+    run(pip_install_hashed("python3", &requirements)
+        .arg("--target")
+        .arg(&dir))
     .context("installing the CUDA wheels needs python3 with pip and access to PyPI")?;
     let lib = toolkit.join("lib");
     for versioned in UNVERSIONED_LIBS {

@@ -204,17 +204,10 @@ fn python_deps(root: &Path) -> Result<()> {
         .args(["-m", "venv", "--clear"])
         .arg(&venv))
     .context("creating tools/.venv needs python3 (3.11) with the venv module")?;
-    run(Command::new(venv.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--require-hashes",
-            "-r",
-        ])
-        .arg(&requirements))?;
+    run(&mut pip_install_hashed(
+        venv.join("bin/python"),
+        &requirements,
+    ))?;
     std::fs::write(&stamp, wanted)?;
     eprintln!(
         "python: installed {} into {}",
@@ -222,6 +215,27 @@ fn python_deps(root: &Path) -> Result<()> {
         venv.display()
     );
     Ok(())
+}
+
+/// `pip install` of a hash-pinned requirements file: wheels only, exactly the listed files
+/// (no dependency resolution), every hash checked. Callers add where it installs to.
+pub(crate) fn pip_install_hashed(
+    python: impl AsRef<std::ffi::OsStr>,
+    requirements: &Path,
+) -> Command {
+    let mut pip = Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--require-hashes",
+        "--disable-pip-version-check",
+        "-r",
+    ])
+    .arg(requirements);
+    pip
 }
 
 const WASM_TARGET: &str = "wasm32-unknown-unknown";

@@ -3,8 +3,8 @@ pragma solidity ^0.8.30;
 
 import {IDataPolicy} from "../../src/IDataPolicy.sol";
 
-/// @notice A researcher contract that cannot receive the native token (no receive/fallback).
-contract RejectingReceiver {
+/// @notice A researcher that is a contract: it requests access with the escrow it holds.
+abstract contract ResearcherContract {
     IDataPolicy internal immutable dp;
 
     constructor(IDataPolicy dp_) {
@@ -17,6 +17,11 @@ contract RejectingReceiver {
     {
         return dp.requestAccess{value: value}(root, epochs, purpose, resultKey);
     }
+}
+
+/// @notice A researcher contract that cannot receive the native token (no receive/fallback).
+contract RejectingReceiver is ResearcherContract {
+    constructor(IDataPolicy dp_) ResearcherContract(dp_) {}
 
     function withdraw() external {
         dp.withdraw();
@@ -24,19 +29,8 @@ contract RejectingReceiver {
 }
 
 /// @notice A researcher contract whose `receive` burns every unit of gas it is given.
-contract GasBurningReceiver {
-    IDataPolicy internal immutable dp;
-
-    constructor(IDataPolicy dp_) {
-        dp = dp_;
-    }
-
-    function requestAccess(bytes32 root, uint16 epochs, uint8 purpose, bytes32 resultKey, uint256 value)
-        external
-        returns (uint256)
-    {
-        return dp.requestAccess{value: value}(root, epochs, purpose, resultKey);
-    }
+contract GasBurningReceiver is ResearcherContract {
+    constructor(IDataPolicy dp_) ResearcherContract(dp_) {}
 
     receive() external payable {
         while (true) {}

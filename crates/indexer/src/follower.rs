@@ -200,16 +200,19 @@ impl<S: ChainSource> Follower<S> {
                 }
             };
             let (from, to, last, logs, read) = batch;
-            match self.checked(anchor, from, to, last).await {
-                Ok(()) => {}
+            let decoding = std::time::Instant::now();
+            let fitted = match self.checked(anchor, from, to, last).await {
+                Ok(()) => self.decode(&logs, last).await,
+                Err(e) => Err(e),
+            };
+            let (events, blocks) = match fitted {
+                Ok(fitted) => fitted,
                 Err(e) if indexed.is_some() => {
                     tracing::warn!(error = %e, "a batch did not fit the chain; the next step retries it");
                     break;
                 }
                 Err(e) => return Err(e),
-            }
-            let decoding = std::time::Instant::now();
-            let (events, blocks) = self.decode(&logs, last).await?;
+            };
             let decoded = decoding.elapsed();
             let committing = std::time::Instant::now();
             let batch_cursor = Cursor {

@@ -80,6 +80,12 @@ export function rootOf(bytes) { const r = new RootBuilder(); r.update(bytes); re
 // (its last data segment among them) and joins everything into the root.
 let hashers = null;
 const HASHER_QUEUE = 2;
+// Piece buffers the workers handed back once hashed, for the next pieces (see `pieces`).
+const spareBuffers = [];
+export function pieceBuffer(length) {
+  const spare = spareBuffers.pop();
+  return spare && spare.byteLength === length ? new Uint8Array(spare) : new Uint8Array(length);
+}
 export class ParallelRoot {
   constructor(size) {
     if (!hashers) {
@@ -88,7 +94,12 @@ export class ParallelRoot {
         const w = new Worker('/assets/hasher.js');
         w.postMessage({ module: wasmModule });
         w.waiting = new Map();
-        w.onmessage = (e) => { const p = w.waiting.get(e.data.id); w.waiting.delete(e.data.id); p(e.data); };
+        w.onmessage = (e) => {
+          // The answers are kept until the root is joined: they must not hold the buffers.
+          const { bytes, ...answer } = e.data;
+          if (bytes && spareBuffers.length < 2 * n + 2) spareBuffers.push(bytes);
+          const p = w.waiting.get(answer.id); w.waiting.delete(answer.id); p(answer);
+        };
         return w;
       });
     }
@@ -157,6 +168,9 @@ export class StreamSealer {
 // Reads a Blob/File in pieces of exactly `size` bytes (the last may be shorter; an empty blob
 // gives one empty piece). Through `blob.stream()`: Chromium pumps a stream through one data
 // pipe, several times faster than one `slice().arrayBuffer()` round trip per piece.
+// The pieces share one buffer: a consumer must be done with a piece (or have copied it, as
+// WebCrypto does when called) before it asks for the next; fresh 4 MiB buffers per piece cost
+// the page more in page faults than the copy they would save.
 async function* pieces(blob, size) {
   if (blob.size === 0) { yield new Uint8Array(0); return; }
   const reader = blob.stream().getReader();
@@ -175,7 +189,7 @@ async function* pieces(blob, size) {
         if (filled === piece.length) {
           yield piece;
           left -= filled;
-          piece = new Uint8Array(Math.min(size, left));
+          piece = piece.subarray(0, Math.min(size, left));
           filled = 0;
         }
       }
@@ -289,7 +303,7 @@ export class StagedUpload {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ size }),
     }), 'starting the upload');
     const u = new StagedUpload();
-    Object.assign(u, { id, size, offset: 0, buffer: new Uint8Array(Math.min(PIECE, size)), filled: 0, sent: 0, staged: 0, failure: null, wake: null });
+    Object.assign(u, { id, size, offset: 0, buffer: pieceBuffer(Math.min(PIECE, size)), filled: 0, sent: 0, staged: 0, failure: null, wake: null });
     if (hashed) { await loadWasm(); u.hasher = new ParallelRoot(size); }
     await u.connect();
     return u;
@@ -339,7 +353,7 @@ export class StagedUpload {
     if (!this.filled) return;
     const piece = this.filled === this.buffer.length ? this.buffer : this.buffer.slice(0, this.filled);
     this.offset += this.filled;
-    this.buffer = new Uint8Array(Math.min(PIECE, Math.max(1, this.size - this.offset)));
+    this.buffer = pieceBuffer(Math.min(PIECE, Math.max(1, this.size - this.offset)));
     this.filled = 0;
     for (let at = 0; at < piece.length; at += SOCKET_MESSAGE) {
       await this.until(() => this.sent - this.staged <= SOCKET_WINDOW);

@@ -2,7 +2,8 @@
 // every core while the page seals and sends. Owns nothing but its wasm instance; it only ever
 // sees ciphertext (pieces of the sealed stream), and sends back roots.
 // Messages in: {module} once (the compiled licen-wasm), then {id, bytes} (whole 256 KiB
-// segments, transferred). Out: {id, roots} or {id, error}.
+// segments, transferred). Out: {id, roots, bytes} (the piece's buffer handed back for reuse) or
+// {id, error}.
 
 // Set by the first message, before any piece arrives (messages are handled in order, but a
 // piece's handler may run while the instantiation is still under way, so it awaits this).
@@ -22,7 +23,7 @@ onmessage = async (event) => {
     const status = wasm.licen_segment_roots();
     const out = new Uint8Array(wasm.memory.buffer, wasm.licen_output_ptr(), wasm.licen_output_len()).slice();
     if (status !== 0) throw new Error(new TextDecoder().decode(out));
-    postMessage({ id, roots: out }, [out.buffer]);
+    postMessage({ id, roots: out, bytes }, [out.buffer, bytes]);
   } catch (e) {
     postMessage({ id, error: String(e && e.message || e) });
   }

@@ -4,16 +4,26 @@
 //! - one input at a time: CRYPTOGAMS assembly (`keccak-asm`) on x86_64/aarch64, `tiny-keccak`
 //!   elsewhere (wasm32);
 //! - batches of equal-length inputs ([`hash_chunks`], [`hash_pairs_in_place`]): four at a time
-//!   on AVX2 (`avx2`, chosen at run time), which is what makes a 0G root cheaper than three
-//!   scalar permutations per 256 bytes; the single-input backend otherwise.
+//!   on AVX2 (`avx2`, chosen at run time), two at a time on WebAssembly SIMD (`simd128`, in
+//!   the browser), which is what makes a 0G root cheaper than three scalar permutations per
+//!   256 bytes; the single-input backend otherwise. Both share one round function (`rounds`).
 //!
 //! Every backend produces identical output (tests compare them on random inputs); the choice is
 //! purely about speed (measured in the storage bench).
 
 use alloy_primitives::B256;
 
+#[cfg(any(
+    all(target_arch = "x86_64", not(target_family = "wasm")),
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+#[macro_use]
+mod rounds;
+
 #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
 mod avx2;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
 
 #[cfg(all(
     any(target_arch = "x86_64", target_arch = "aarch64"),
@@ -120,54 +130,75 @@ pub(crate) fn backend() -> &'static str {
         .unwrap_or(imp::BACKEND)
 }
 
-/// The multi-way batch backend, where this CPU has one. Each function hashes a prefix of the
-/// batch and returns how many outputs it wrote (0 without a backend); the caller finishes the
-/// rest one input at a time.
-#[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
+/// The multi-way batch backend, where this target has one. Each function hashes a prefix of
+/// the batch and returns how many outputs it wrote (0 without a backend); the caller finishes
+/// the rest one input at a time.
+#[cfg(any(
+    all(target_arch = "x86_64", not(target_family = "wasm")),
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
 mod multiway {
-    use super::{B256, CHUNK, avx2::Avx2};
+    #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
+    use super::avx2::Avx2 as Backend;
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    use super::simd128::Simd128 as Backend;
+    use super::{B256, CHUNK};
 
+    #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
     pub(super) const NAME: Option<&str> = Some("AVX2 4-way (batches) + keccak-asm (single inputs)");
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub(super) const NAME: Option<&str> =
+        Some("simd128 2-way (batches) + tiny-keccak (single inputs)");
+
+    const WAYS: usize = Backend::WAYS;
 
     pub(super) fn available() -> bool {
-        Avx2::detect().is_some()
+        Backend::detect().is_some()
     }
 
     pub(super) fn hash_chunks(data: &[u8], out: &mut [B256]) -> usize {
-        let Some(simd) = Avx2::detect() else { return 0 };
-        for (group, digests) in data.chunks_exact(4 * CHUNK).zip(out.chunks_exact_mut(4)) {
-            let chunk = |i: usize| -> &[u8; CHUNK] {
+        let Some(simd) = Backend::detect() else {
+            return 0;
+        };
+        for (group, digests) in data
+            .chunks_exact(WAYS * CHUNK)
+            .zip(out.chunks_exact_mut(WAYS))
+        {
+            let chunks: [&[u8; CHUNK]; WAYS] = std::array::from_fn(|i| {
                 group[i * CHUNK..(i + 1) * CHUNK]
                     .try_into()
                     .expect("256-byte chunk")
-            };
-            digests.copy_from_slice(&simd.chunks([chunk(0), chunk(1), chunk(2), chunk(3)]));
+            });
+            digests.copy_from_slice(&simd.chunks(chunks));
         }
-        out.len() / 4 * 4
+        out.len() / WAYS * WAYS
     }
 
     pub(super) fn hash_pairs_in_place(level: &mut [B256]) -> usize {
-        let Some(simd) = Avx2::detect() else { return 0 };
+        let Some(simd) = Backend::detect() else {
+            return 0;
+        };
         let pairs = level.len() / 2;
-        // Parents i..i+4 read children 2i..2i+8: at or after index i + 4 once i >= 4, and read
-        // before the write when i == 0, so writing in place never clobbers an unread child.
+        // Parents i..i+WAYS read children 2i..2i+2·WAYS: at or after index i + WAYS once i > 0
+        // (i is a multiple of WAYS), and read before the write when i == 0, so writing in place
+        // never clobbers an unread child.
         let mut i = 0;
-        while i + 4 <= pairs {
-            let c = &level[2 * i..2 * i + 8];
-            let parents = simd.pairs([
-                (&c[0], &c[1]),
-                (&c[2], &c[3]),
-                (&c[4], &c[5]),
-                (&c[6], &c[7]),
-            ]);
-            level[i..i + 4].copy_from_slice(&parents);
-            i += 4;
+        while i + WAYS <= pairs {
+            let children = &level[2 * i..2 * (i + WAYS)];
+            let inputs: [(&B256, &B256); WAYS] =
+                std::array::from_fn(|k| (&children[2 * k], &children[2 * k + 1]));
+            let parents = simd.pairs(inputs);
+            level[i..i + WAYS].copy_from_slice(&parents);
+            i += WAYS;
         }
         i
     }
 }
 
-#[cfg(not(all(target_arch = "x86_64", not(target_family = "wasm"))))]
+#[cfg(not(any(
+    all(target_arch = "x86_64", not(target_family = "wasm")),
+    all(target_arch = "wasm32", target_feature = "simd128")
+)))]
 mod multiway {
     use super::B256;
 

@@ -10,8 +10,7 @@
 
 use core::arch::x86_64::{
     __m256i, _mm256_andnot_si256, _mm256_or_si256, _mm256_set_epi64x, _mm256_set1_epi64x,
-    _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_slli_epi64, _mm256_srli_epi64,
-    _mm256_xor_si256,
+    _mm256_shuffle_epi8, _mm256_slli_epi64, _mm256_srli_epi64, _mm256_xor_si256,
 };
 
 use alloy_primitives::B256;
@@ -36,7 +35,7 @@ impl Avx2 {
         // which is the one precondition of calling a `#[target_feature(enable = "avx2")]` fn.
         #[allow(unsafe_code)]
         unsafe {
-            chunks_x4(chunks)
+            chunks_x(chunks)
         }
     }
 
@@ -46,13 +45,10 @@ impl Avx2 {
         // SAFETY: as in `chunks`: the token proves AVX2 is present.
         #[allow(unsafe_code)]
         unsafe {
-            pairs_x4(pairs)
+            pairs_x(pairs)
         }
     }
 }
-
-/// keccak's rate for a 256-bit output: 136 bytes, 17 lanes.
-const RATE_LANES: usize = 17;
 
 type State = [__m256i; 25];
 
@@ -72,28 +68,23 @@ fn xor(a: __m256i, b: __m256i) -> __m256i {
     _mm256_xor_si256(a, b)
 }
 
-/// Each lane rotated left by 8 bits: a byte shuffle, one instruction instead of three.
+/// Each 128-bit half's bytes picked by `low` (bytes 0..8) and `high` (bytes 8..16): a
+/// byte-aligned rotation in one instruction instead of three.
 #[target_feature(enable = "avx2")]
-fn rol8(x: __m256i) -> __m256i {
-    let shuffle = _mm256_set_epi64x(
-        0x0e0d_0c0b_0a09_080f,
-        0x0605_0403_0201_0007,
-        0x0e0d_0c0b_0a09_080f,
-        0x0605_0403_0201_0007,
-    );
-    _mm256_shuffle_epi8(x, shuffle)
+fn shuffle_bytes(x: __m256i, low: i64, high: i64) -> __m256i {
+    _mm256_shuffle_epi8(x, _mm256_set_epi64x(high, low, high, low))
 }
 
-/// Each lane rotated left by 56 bits (right by 8): a byte shuffle.
+/// Each lane rotated left by 8 bits.
+#[target_feature(enable = "avx2")]
+fn rol8(x: __m256i) -> __m256i {
+    shuffle_bytes(x, 0x0605_0403_0201_0007, 0x0e0d_0c0b_0a09_080f)
+}
+
+/// Each lane rotated left by 56 bits (right by 8).
 #[target_feature(enable = "avx2")]
 fn rol56(x: __m256i) -> __m256i {
-    let shuffle = _mm256_set_epi64x(
-        0x080f_0e0d_0c0b_0a09,
-        0x0007_0605_0403_0201,
-        0x080f_0e0d_0c0b_0a09,
-        0x0007_0605_0403_0201,
-    );
-    _mm256_shuffle_epi8(x, shuffle)
+    shuffle_bytes(x, 0x0007_0605_0403_0201, 0x080f_0e0d_0c0b_0a09)
 }
 
 /// keccak-f[1600] on four states at once. Lane `x + 5y` of the state is `a[x + 5 * y]`.
@@ -140,43 +131,7 @@ fn squeeze(a: &State) -> [B256; 4] {
     out
 }
 
-/// keccak's multi-rate padding, for a message that ends `len` bytes into its last block.
-#[target_feature(enable = "avx2")]
-fn pad(a: &mut State, len: usize) {
-    debug_assert!(len.is_multiple_of(8) && len < 8 * RATE_LANES);
-    a[len / 8] = xor(a[len / 8], _mm256_set1_epi64x(0x01));
-    a[RATE_LANES - 1] = xor(a[RATE_LANES - 1], _mm256_set1_epi64x(i64::MIN));
-}
-
-/// keccak256 of four 256-byte inputs: one full block of 136 bytes, then 120 bytes and padding.
-#[target_feature(enable = "avx2")]
-fn chunks_x4(chunks: [&[u8; 256]; 4]) -> [B256; 4] {
-    let inputs = chunks.map(|c| &c[..]);
-    let mut a: State = [_mm256_setzero_si256(); 25];
-    for (lane, slot) in a.iter_mut().enumerate().take(RATE_LANES) {
-        *slot = gather(inputs, lane);
-    }
-    permute(&mut a);
-    let second = chunks.map(|c| &c[8 * RATE_LANES..]);
-    for (lane, slot) in a.iter_mut().enumerate().take((256 - 8 * RATE_LANES) / 8) {
-        *slot = xor(*slot, gather(second, lane));
-    }
-    pad(&mut a, 256 - 8 * RATE_LANES);
-    permute(&mut a);
-    squeeze(&a)
-}
-
-/// keccak256 of four 64-byte inputs (`left ‖ right`): one block with padding.
-#[target_feature(enable = "avx2")]
-fn pairs_x4(pairs: [(&B256, &B256); 4]) -> [B256; 4] {
-    let mut a: State = [_mm256_setzero_si256(); 25];
-    let lefts = pairs.map(|(l, _)| &l.0[..]);
-    let rights = pairs.map(|(_, r)| &r.0[..]);
-    for lane in 0..4 {
-        a[lane] = gather(lefts, lane);
-        a[lane + 4] = gather(rights, lane);
-    }
-    pad(&mut a, 64);
-    permute(&mut a);
-    squeeze(&a)
-}
+fixed_length_hashes!(
+    #[target_feature(enable = "avx2")]
+    ways = 4
+);

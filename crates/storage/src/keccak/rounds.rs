@@ -1,7 +1,11 @@
-//! The 24 rounds of keccak-f[1600], written once for every vector backend (`avx2`,
-//! `simd128`): each backend supplies its lane operations and gets the same θ ρ π χ ι steps,
-//! so the step order and the rotation table exist in one place. Owns only constants and the
-//! round structure; knows nothing of absorbing, padding or digests.
+//! keccak-256 over vector registers, written once for every multi-way backend (`avx2`,
+//! `simd128`): each backend supplies its lane operations and gets the same θ ρ π χ ι rounds
+//! and the same fixed-length absorbs (256-byte leaves, 64-byte parents), so the step order,
+//! the rotation table and the padding exist in one place. Owns no lane operations and no
+//! dispatch.
+
+/// keccak's rate for a 256-bit output: 136 bytes, 17 lanes.
+pub(super) const RATE_LANES: usize = 17;
 
 /// Round constants of keccak-f[1600] (ι step).
 pub(super) const ROUND_CONSTANTS: [u64; 24] = [
@@ -91,6 +95,58 @@ macro_rules! keccak_f1600_rounds {
             }
             // ι
             $a[0] = $xor($a[0], $splat(rc));
+        }
+    };
+}
+
+/// Defines `chunks_x` (keccak256 of `$ways` 256-byte inputs: a full 136-byte block, then 120
+/// bytes and padding) and `pairs_x` (keccak256 of `$ways` 64-byte `left ‖ right` inputs: one
+/// block with padding), each carrying the attributes given (a backend's `target_feature`).
+/// Uses, by name from the backend module: `State` (25 registers), `permute`, `xor`, `splat`,
+/// `gather(inputs, lane)` (lane `lane` of each input) and `squeeze(&State)` (the digests).
+macro_rules! fixed_length_hashes {
+    ($(#[$attr:meta])* ways = $ways:literal) => {
+        use $crate::keccak::rounds::RATE_LANES;
+
+        /// keccak's multi-rate padding, for a message ending `len` bytes into its last block.
+        $(#[$attr])*
+        fn pad(a: &mut State, len: usize) {
+            debug_assert!(len.is_multiple_of(8) && len < 8 * RATE_LANES);
+            a[len / 8] = xor(a[len / 8], splat(0x01));
+            a[RATE_LANES - 1] = xor(a[RATE_LANES - 1], splat(1 << 63));
+        }
+
+        /// keccak256 of 256-byte inputs, one per lane.
+        $(#[$attr])*
+        fn chunks_x(chunks: [&[u8; 256]; $ways]) -> [B256; $ways] {
+            let inputs = chunks.map(|c| &c[..]);
+            let mut a: State = [splat(0); 25];
+            for (lane, slot) in a.iter_mut().enumerate().take(RATE_LANES) {
+                *slot = gather(inputs, lane);
+            }
+            permute(&mut a);
+            let second = chunks.map(|c| &c[8 * RATE_LANES..]);
+            for (lane, slot) in a.iter_mut().enumerate().take((256 - 8 * RATE_LANES) / 8) {
+                *slot = xor(*slot, gather(second, lane));
+            }
+            pad(&mut a, 256 - 8 * RATE_LANES);
+            permute(&mut a);
+            squeeze(&a)
+        }
+
+        /// keccak256 of 64-byte `left ‖ right` inputs, one per lane.
+        $(#[$attr])*
+        fn pairs_x(pairs: [(&B256, &B256); $ways]) -> [B256; $ways] {
+            let mut a: State = [splat(0); 25];
+            let lefts = pairs.map(|(l, _)| &l.0[..]);
+            let rights = pairs.map(|(_, r)| &r.0[..]);
+            for lane in 0..4 {
+                a[lane] = gather(lefts, lane);
+                a[lane + 4] = gather(rights, lane);
+            }
+            pad(&mut a, 64);
+            permute(&mut a);
+            squeeze(&a)
         }
     };
 }

@@ -30,17 +30,14 @@ impl Simd128 {
 
     /// `out[i] = keccak256(chunks[i])` for two 256-byte chunks.
     pub(super) fn chunks(self, chunks: [&[u8; 256]; 2]) -> [B256; 2] {
-        chunks_x2(chunks)
+        chunks_x(chunks)
     }
 
     /// `out[i] = keccak256(pairs[i].0 ‖ pairs[i].1)` for two Merkle parents.
     pub(super) fn pairs(self, pairs: [(&B256, &B256); 2]) -> [B256; 2] {
-        pairs_x2(pairs)
+        pairs_x(pairs)
     }
 }
-
-/// keccak's rate for a 256-bit output: 136 bytes, 17 lanes.
-const RATE_LANES: usize = 17;
 
 type State = [v128; 25];
 
@@ -106,40 +103,4 @@ fn squeeze(a: &State) -> [B256; 2] {
     out
 }
 
-/// keccak's multi-rate padding, for a message that ends `len` bytes into its last block.
-fn pad(a: &mut State, len: usize) {
-    debug_assert!(len.is_multiple_of(8) && len < 8 * RATE_LANES);
-    a[len / 8] = xor(a[len / 8], splat(0x01));
-    a[RATE_LANES - 1] = xor(a[RATE_LANES - 1], splat(1 << 63));
-}
-
-/// keccak256 of two 256-byte inputs: one full block of 136 bytes, then 120 bytes and padding.
-fn chunks_x2(chunks: [&[u8; 256]; 2]) -> [B256; 2] {
-    let inputs = chunks.map(|c| &c[..]);
-    let mut a: State = [splat(0); 25];
-    for (lane, slot) in a.iter_mut().enumerate().take(RATE_LANES) {
-        *slot = gather(inputs, lane);
-    }
-    permute(&mut a);
-    let second = chunks.map(|c| &c[8 * RATE_LANES..]);
-    for (lane, slot) in a.iter_mut().enumerate().take((256 - 8 * RATE_LANES) / 8) {
-        *slot = xor(*slot, gather(second, lane));
-    }
-    pad(&mut a, 256 - 8 * RATE_LANES);
-    permute(&mut a);
-    squeeze(&a)
-}
-
-/// keccak256 of two 64-byte inputs (`left ‖ right`): one block with padding.
-fn pairs_x2(pairs: [(&B256, &B256); 2]) -> [B256; 2] {
-    let mut a: State = [splat(0); 25];
-    let lefts = pairs.map(|(l, _)| &l.0[..]);
-    let rights = pairs.map(|(_, r)| &r.0[..]);
-    for lane in 0..4 {
-        a[lane] = gather(lefts, lane);
-        a[lane + 4] = gather(rights, lane);
-    }
-    pad(&mut a, 64);
-    permute(&mut a);
-    squeeze(&a)
-}
+fixed_length_hashes!(ways = 2);

@@ -6,6 +6,7 @@
 //!   `crates/chain` generates its bindings from.
 //! - `python`: create `tools/.venv` with the pinned, hash-checked packages of
 //!   `tools/python/requirements.txt` (the LoRA adapter check); a no-op when up to date.
+//! - `snapshot`: regenerate `contracts/.gas-snapshot` exactly as `test` checks it.
 //! - `test`: everything CI checks, in order, failing on the first failure. `.ci/run` calls it.
 //! - `check-cuda`: build the LoRA trainer with candle's CUDA backend, using a CUDA toolkit of
 //!   pinned PyPI wheels (`tools/cuda/requirements.txt`); not part of `test` (see `cuda`).
@@ -45,6 +46,7 @@ fn run_command() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("bootstrap") => bootstrap().map(|_| ()),
         Some("contracts") => contracts(&root, &bootstrap()?, false),
+        Some("snapshot") => gas_snapshot(&root, &bootstrap()?, false),
         Some("test") => test(&root),
         Some("python") => python_deps(&root),
         Some("check-cuda") => cuda::check(&root),
@@ -62,9 +64,10 @@ fn run_command() -> Result<()> {
         },
         _ => {
             eprintln!(
-                "usage: cargo xtask <bootstrap|contracts|python|test|bench|check-cuda|gpu-smoke>\n\
+                "usage: cargo xtask <bootstrap|contracts|snapshot|python|test|bench|check-cuda|gpu-smoke>\n\
                  \n  bootstrap   install pinned anvil/forge/cast 1.7.1 and solc 0.8.30 into tools/\
                  \n  contracts   forge build and refresh {ARTIFACT_COMMITTED}\
+                 \n  snapshot    regenerate contracts/.gas-snapshot the way `test` checks it\
                  \n  python      install the pinned Python test packages into tools/.venv\
                  \n  test        run every check and test CI runs\
                  \n  check-cuda  build licen-lora/licen-compute with the cuda feature (toolkit from PyPI wheels)\
@@ -116,6 +119,30 @@ fn contracts(root: &Path, tools: &Tools, check: bool) -> Result<()> {
     Ok(())
 }
 
+/// Runs `forge snapshot`: with `check`, against the committed `.gas-snapshot`, else rewriting it.
+///
+/// The fuzz tests' figures (mean/median gas of the seeded runs) also depend on two things outside
+/// the tree, pinned here so CI and `cargo xtask snapshot` agree on every machine: forge splits the
+/// runs over one worker per thread (up to runs/64), each with its own seed, so the thread count is
+/// fixed at CI's two; and forge replays a counterexample persisted by an earlier failing run as an
+/// extra run, so failures are persisted to a directory emptied first.
+fn gas_snapshot(root: &Path, tools: &Tools, check: bool) -> Result<()> {
+    let contracts_dir = root.join("contracts");
+    let failures_dir = contracts_dir.join("cache/snapshot-fuzz-failures");
+    if let Err(error) = std::fs::remove_dir_all(&failures_dir)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(error).with_context(|| format!("emptying {}", failures_dir.display()));
+    }
+    let mut command = Command::new(tools.forge());
+    command
+        .args(["snapshot", "--threads", "2"])
+        .args(check.then_some("--check"))
+        .env("FOUNDRY_FUZZ_FAILURE_PERSIST_DIR", &failures_dir)
+        .current_dir(&contracts_dir);
+    run(&mut command)
+}
+
 fn test(root: &Path) -> Result<()> {
     let started = Instant::now();
     let tools = bootstrap()?;
@@ -139,7 +166,9 @@ fn test(root: &Path) -> Result<()> {
         contracts(root, &tools, true)
     })?;
     step("forge test", || forge(&["test"]))?;
-    step("forge snapshot --check", || forge(&["snapshot", "--check"]))?;
+    step("forge snapshot --check", || {
+        gas_snapshot(root, &tools, true)
+    })?;
     step("cargo fmt --check", || cargo(&["fmt", "--all", "--check"]))?;
     // licen-web's build script compiles crates/wasm (licen-crypto and licen-storage's Merkle
     // code) for wasm32, so that target must exist before the first build; that nested build is

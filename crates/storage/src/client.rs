@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
+use crate::flush::BackgroundFlush;
 use crate::merkle::{FileLayout, FileTree, Hash, RootBuilder, SEGMENT_SIZE, segment_root};
 use crate::rpc::{
     self, FileInfo, RpcResponse, SegmentWithProof, Status, UploadedSegments, codes, methods,
@@ -925,11 +926,41 @@ impl StorageClient {
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".partial");
         let tmp = std::path::PathBuf::from(tmp);
-        let file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
-        let mut w = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let res = self.download(root, &mut w, options, progress).await;
+        let file = std::fs::File::create(&tmp)
+            .and_then(|file| Ok((file.try_clone()?, file)))
+            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e));
+        let (file, for_flush) = match file {
+            Ok(files) => files,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        // Start the disk writing while segments still arrive, so the final sync has little
+        // left to do (the written-byte count comes from the progress reports).
+        let flush = BackgroundFlush::new(for_flush, tmp.display().to_string());
+        let flushed = Arc::new(AtomicU64::new(0));
+        let paced: ProgressFn = {
+            let flush = flush.clone();
+            Arc::new(move |p: Progress| {
+                if p.phase == Phase::Downloading {
+                    let before = flushed.fetch_max(p.done, Ordering::AcqRel);
+                    flush.note_written(p.done.saturating_sub(before));
+                }
+                if let Some(user) = &progress {
+                    user(p);
+                }
+            })
+        };
+        let mut w = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+        let res = self.download(root, &mut w, options, Some(paced)).await;
+        let res = match res {
+            Ok(_) if flush.failed() => Err(Error::io(
+                format!("flushing {}", tmp.display()),
+                std::io::Error::other("a background flush failed"),
+            )),
+            other => other,
+        };
         match res {
             Ok(d) => {
                 let file = w.into_inner();

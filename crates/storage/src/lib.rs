@@ -32,6 +32,8 @@ pub mod zerog;
 #[cfg(feature = "net")]
 pub mod client;
 #[cfg(feature = "net")]
+mod flush;
+#[cfg(feature = "net")]
 pub mod node;
 #[cfg(feature = "net")]
 pub mod store;

@@ -26,7 +26,7 @@ use alloy_primitives::{B256, b256};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::keccak::{keccak256 as keccak, keccak256_pair};
+use crate::keccak::{hash_chunks, hash_pairs_in_place, keccak256 as keccak, keccak256_pair};
 use crate::proof::Proof;
 
 /// A 32-byte hash: file roots, segment roots, Merkle nodes. Serialises as `0x`-prefixed hex.
@@ -50,7 +50,7 @@ const BATCH_SEGMENTS: usize = 16;
 
 /// Name of the keccak implementation compiled in.
 pub fn keccak_backend() -> &'static str {
-    crate::keccak::BACKEND
+    crate::keccak::backend()
 }
 
 /// `keccak256(data)`.
@@ -94,9 +94,7 @@ fn reduce_in_place(level: &mut Vec<Hash>) {
     while level.len() > 1 {
         let n = level.len();
         let half = n / 2;
-        for i in 0..half {
-            level[i] = hash_pair(&level[2 * i], &level[2 * i + 1]);
-        }
+        hash_pairs_in_place(level);
         if n % 2 == 1 {
             level[half] = level[n - 1];
             level.truncate(half + 1);
@@ -256,11 +254,10 @@ impl FileLayout {
 /// chunks up to `tree_chunks` leaves.
 pub fn segment_leaves(data: &[u8], tree_chunks: usize) -> Vec<Hash> {
     let mut leaves = Vec::with_capacity(tree_chunks.max(1));
-    let mut chunks = data.chunks_exact(CHUNK_SIZE);
-    for c in &mut chunks {
-        leaves.push(keccak(c));
-    }
-    let rest = chunks.remainder();
+    let whole = data.len() / CHUNK_SIZE;
+    leaves.resize(whole, Hash::ZERO);
+    hash_chunks(&data[..whole * CHUNK_SIZE], &mut leaves);
+    let rest = &data[whole * CHUNK_SIZE..];
     if !rest.is_empty() {
         let mut last = [0u8; CHUNK_SIZE];
         last[..rest.len()].copy_from_slice(rest);
@@ -290,14 +287,10 @@ pub fn segment_root(data: &[u8], tree_chunks: usize) -> Hash {
 fn full_segment_root(data: &[u8]) -> Hash {
     debug_assert_eq!(data.len(), SEGMENT_SIZE);
     let mut level = [Hash::ZERO; SEGMENT_CHUNKS];
-    for (slot, c) in level.iter_mut().zip(data.chunks_exact(CHUNK_SIZE)) {
-        *slot = keccak(c);
-    }
+    hash_chunks(data, &mut level);
     let mut n = SEGMENT_CHUNKS;
     while n > 1 {
-        for i in 0..n / 2 {
-            level[i] = hash_pair(&level[2 * i], &level[2 * i + 1]);
-        }
+        hash_pairs_in_place(&mut level[..n]);
         n /= 2;
     }
     level[0]

@@ -30,12 +30,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::flush::BackgroundFlush;
 use crate::merkle::{CHUNK_SIZE, FileLayout, FileTree, Hash, keccak256, segment_root};
 use crate::rpc::{
     self, FileInfo, RpcError, SegmentWithProof, Transaction, UploadedSegments, codes,
@@ -73,46 +73,8 @@ struct PartialFile {
     dir: PathBuf,
     data: File,
     state: Mutex<PartialState>,
-    /// Bytes written since the last background flush started.
-    unflushed: AtomicU64,
-    /// A background flush is running.
-    flushing: AtomicBool,
-    /// A background flush failed: this upload must not be finalized.
-    flush_failed: AtomicBool,
-}
-
-/// Bytes written to a partial file after which a background flush starts (see
-/// [`PartialFile::note_written`]).
-const FLUSH_EVERY_BYTES: u64 = 32 << 20;
-
-impl PartialFile {
-    /// Counts bytes just written to `data` and, every [`FLUSH_EVERY_BYTES`], starts a
-    /// background `fdatasync` of it (one at a time). Without this a 1 GiB upload sits dirty in
-    /// the page cache until the fsync at finalization, which then writes all of it while the
-    /// client waits; with it the disk writes while segments are still arriving. Not a
-    /// durability point: finalization still syncs before anything is reported finalized, and
-    /// a failed background flush makes finalization fail (after a failed fsync the kernel may
-    /// report later ones clean although the pages never reached the disk).
-    fn note_written(self: &Arc<Self>, bytes: u64) {
-        let pending = self.unflushed.fetch_add(bytes, Ordering::AcqRel) + bytes;
-        if pending < FLUSH_EVERY_BYTES || self.flushing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let p = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("licen-flush".into())
-            .spawn(move || {
-                p.unflushed.store(0, Ordering::Release);
-                if let Err(e) = p.data.sync_data() {
-                    tracing::error!(root = %p.root, error = %e, "background flush of an upload failed");
-                    p.flush_failed.store(true, Ordering::Release);
-                }
-                p.flushing.store(false, Ordering::Release);
-            });
-        if spawned.is_err() {
-            self.flushing.store(false, Ordering::Release);
-        }
-    }
+    /// Background flushes of `data` while segments arrive.
+    flush: Arc<BackgroundFlush>,
 }
 
 struct PartialState {
@@ -369,6 +331,7 @@ impl Disk {
             }
             seg_roots[i as usize] = r;
         }
+        let flush = BackgroundFlush::new(data.try_clone()?, hex_name(&meta.root));
         Ok(PartialFile {
             root: meta.root,
             layout,
@@ -383,9 +346,7 @@ impl Disk {
                 journal,
                 finalizing: false,
             }),
-            unflushed: AtomicU64::new(0),
-            flushing: AtomicBool::new(false),
-            flush_failed: AtomicBool::new(false),
+            flush,
         })
     }
 
@@ -488,7 +449,8 @@ impl Disk {
             write_all_at(&p.data, &s.data, off)
                 .map_err(|e| io_err(format!("writing segment {} of {}", s.index, p.root), e))?;
         }
-        p.note_written(todo.iter().map(|(s, _)| s.data.len() as u64).sum());
+        p.flush
+            .note_written(todo.iter().map(|(s, _)| s.data.len() as u64).sum());
         let finalize = {
             let mut st = p.state.lock().expect("poisoned");
             let mut records = Vec::new();
@@ -541,7 +503,7 @@ impl Disk {
         p.data
             .sync_all()
             .map_err(|e| io_err(ctx("syncing data"), e))?;
-        if p.flush_failed.load(Ordering::Acquire) {
+        if p.flush.failed() {
             return Err(io_err(
                 ctx("flushing data"),
                 std::io::Error::other("an earlier background flush failed"),

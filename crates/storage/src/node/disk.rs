@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::direct::DirectWriter;
 use crate::flush::BackgroundFlush;
 use crate::merkle::{CHUNK_SIZE, FileLayout, FileTree, Hash, keccak256, segment_root};
 use crate::rpc::{
@@ -75,6 +76,8 @@ struct PartialFile {
     state: Mutex<PartialState>,
     /// Background flushes of `data` while segments arrive.
     flush: Arc<BackgroundFlush>,
+    /// `data` opened again for page-cache-bypassing writes of whole segments, where offered.
+    direct: Option<DirectWriter>,
 }
 
 struct PartialState {
@@ -332,6 +335,7 @@ impl Disk {
             seg_roots[i as usize] = r;
         }
         let flush = BackgroundFlush::new(data.try_clone()?, hex_name(&meta.root));
+        let direct = DirectWriter::open(&dir.join("data"));
         Ok(PartialFile {
             root: meta.root,
             layout,
@@ -347,6 +351,7 @@ impl Disk {
                 finalizing: false,
             }),
             flush,
+            direct,
         })
     }
 
@@ -444,13 +449,20 @@ impl Disk {
         if todo.is_empty() {
             return Ok(());
         }
+        let mut buffered = 0;
         for (s, _) in &todo {
             let off = p.layout.segment_offset(s.index);
-            write_all_at(&p.data, &s.data, off)
-                .map_err(|e| io_err(format!("writing segment {} of {}", s.index, p.root), e))?;
+            let ctx = || format!("writing segment {} of {}", s.index, p.root);
+            let direct = match &p.direct {
+                Some(d) => d.write_at(&s.data, off).map_err(|e| io_err(ctx(), e))?,
+                None => false,
+            };
+            if !direct {
+                write_all_at(&p.data, &s.data, off).map_err(|e| io_err(ctx(), e))?;
+                buffered += s.data.len() as u64;
+            }
         }
-        p.flush
-            .note_written(todo.iter().map(|(s, _)| s.data.len() as u64).sum());
+        p.flush.note_written(buffered);
         let finalize = {
             let mut st = p.state.lock().expect("poisoned");
             let mut records = Vec::new();

@@ -35,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::direct::DirectWriter;
 use crate::flush::BackgroundFlush;
 use crate::merkle::{CHUNK_SIZE, FileLayout, FileTree, Hash, keccak256, segment_root};
 use crate::rpc::{
@@ -76,8 +75,6 @@ struct PartialFile {
     state: Mutex<PartialState>,
     /// Background flushes of `data` while segments arrive.
     flush: Arc<BackgroundFlush>,
-    /// `data` opened again for page-cache-bypassing writes of whole segments, where offered.
-    direct: Option<DirectWriter>,
 }
 
 struct PartialState {
@@ -335,7 +332,6 @@ impl Disk {
             seg_roots[i as usize] = r;
         }
         let flush = BackgroundFlush::new(data.try_clone()?, hex_name(&meta.root));
-        let direct = DirectWriter::open(&dir.join("data"));
         Ok(PartialFile {
             root: meta.root,
             layout,
@@ -351,7 +347,6 @@ impl Disk {
                 finalizing: false,
             }),
             flush,
-            direct,
         })
     }
 
@@ -449,20 +444,13 @@ impl Disk {
         if todo.is_empty() {
             return Ok(());
         }
-        let mut buffered = 0;
         for (s, _) in &todo {
             let off = p.layout.segment_offset(s.index);
-            let ctx = || format!("writing segment {} of {}", s.index, p.root);
-            let direct = match &p.direct {
-                Some(d) => d.write_at(&s.data, off).map_err(|e| io_err(ctx(), e))?,
-                None => false,
-            };
-            if !direct {
-                write_all_at(&p.data, &s.data, off).map_err(|e| io_err(ctx(), e))?;
-                buffered += s.data.len() as u64;
-            }
+            write_all_at(&p.data, &s.data, off)
+                .map_err(|e| io_err(format!("writing segment {} of {}", s.index, p.root), e))?;
         }
-        p.flush.note_written(buffered);
+        p.flush
+            .note_written(todo.iter().map(|(s, _)| s.data.len() as u64).sum());
         let finalize = {
             let mut st = p.state.lock().expect("poisoned");
             let mut records = Vec::new();

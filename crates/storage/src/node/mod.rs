@@ -22,7 +22,6 @@
 //! module documents the crash-safety protocol), accept a segment whose proof does not verify, or
 //! look at what the bytes mean (they are ciphertext).
 
-mod direct;
 mod disk;
 mod server;
 

@@ -76,20 +76,10 @@ async fn bench() {
     )
     .await
     .unwrap();
-    let web = licen_web::start(licen_web::WebConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        indexer_url: format!("http://{indexer}"),
-        storage_url: storage.url(),
-        chain: licen_web::PublicChain {
-            chain_id: 31337,
-            rpc_url: "http://127.0.0.1:9".into(),
-            data_policy: alloy_primitives::Address::ZERO,
-            default_orchestrator: None,
-            explorer_tx_url: None,
-        },
-        dev_wallet: false,
-        request_tap: None,
-    })
+    let web = licen_web::start(licen_web::testing::config_without_chain(
+        format!("http://{indexer}"),
+        storage.url(),
+    ))
     .await
     .unwrap();
     let browser = Browser::launch(1280, 900).await.unwrap();

@@ -1,6 +1,9 @@
 //! Headless Chromium for browser tests, driven over WebDriver (`chromedriver`, Debian's
 //! `chromium-driver`) with plain HTTP calls: no browser-automation dependency.
 //!
+//! Also owns the server configuration tests share when they never reach the chain
+//! ([`config_without_chain`]).
+//!
 //! Owns: starting chromedriver and one Chromium session with the flags a closed network needs
 //! (`--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
 //! --disable-background-networking --disable-component-update --disable-sync`, a fresh
@@ -19,6 +22,26 @@ use serde_json::{Value, json};
 /// Where Debian puts the browser and its driver.
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A web server configuration on a free loopback port for tests and benchmarks that never reach
+/// the chain: its RPC URL is a closed port and the contract address is zero, so a page that
+/// tried would fail visibly. No dev wallet, no request tap.
+pub fn config_without_chain(indexer_url: String, storage_url: String) -> crate::WebConfig {
+    crate::WebConfig {
+        listen: "127.0.0.1:0".parse().expect("a socket address"),
+        indexer_url,
+        storage_url,
+        chain: crate::PublicChain {
+            chain_id: 31337,
+            rpc_url: "http://127.0.0.1:9".into(),
+            data_policy: alloy_primitives::Address::ZERO,
+            default_orchestrator: None,
+            explorer_tx_url: None,
+        },
+        dev_wallet: false,
+        request_tap: None,
+    }
+}
 
 /// Why a browser test could not run or failed.
 pub type BrowserResult<T> = std::result::Result<T, String>;

@@ -38,22 +38,12 @@ async fn stack() -> Stack {
     let storage = licen_storage::node::start(node_config).await.unwrap();
     let seen: Seen = Arc::default();
     let tap = seen.clone();
+    // No indexer in this test: the pages used here do not query it.
     let web = licen_web::start(licen_web::WebConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        // No indexer in this test: the pages used here do not query it.
-        indexer_url: "http://127.0.0.1:9".into(),
-        storage_url: storage.url(),
-        chain: licen_web::PublicChain {
-            chain_id: 31337,
-            rpc_url: "http://127.0.0.1:9".into(),
-            data_policy: alloy_primitives::Address::ZERO,
-            default_orchestrator: None,
-            explorer_tx_url: None,
-        },
-        dev_wallet: false,
         request_tap: Some(Arc::new(move |path: &str, body: &[u8]| {
             tap.lock().unwrap().push((path.to_owned(), body.to_vec()));
         })),
+        ..licen_web::testing::config_without_chain("http://127.0.0.1:9".into(), storage.url())
     })
     .await
     .unwrap();

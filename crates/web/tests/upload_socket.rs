@@ -8,21 +8,11 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn server() -> licen_web::Running {
-    licen_web::start(licen_web::WebConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        indexer_url: "http://127.0.0.1:9".into(),
-        // Never reached: nothing here is committed.
-        storage_url: "http://127.0.0.1:9".into(),
-        chain: licen_web::PublicChain {
-            chain_id: 31337,
-            rpc_url: "http://127.0.0.1:9".into(),
-            data_policy: alloy_primitives::Address::ZERO,
-            default_orchestrator: None,
-            explorer_tx_url: None,
-        },
-        dev_wallet: false,
-        request_tap: None,
-    })
+    // Never reached: nothing here is committed.
+    licen_web::start(licen_web::testing::config_without_chain(
+        "http://127.0.0.1:9".into(),
+        "http://127.0.0.1:9".into(),
+    ))
     .await
     .unwrap()
 }

@@ -102,6 +102,31 @@ async fn submit_request(browser: &Browser) -> String {
         .to_owned()
 }
 
+/// Opens the marketplace at `url` (filters in its query) and returns the roots of the cards
+/// shown once the list has loaded.
+async fn marketplace_shows(browser: &Browser, url: &str) -> Vec<String> {
+    browser.goto(url).await.unwrap();
+    browser
+        .wait_for("window.licenMarks && window.licenMarks.allListed", LONG)
+        .await
+        .unwrap();
+    visible_cards(browser).await
+}
+
+/// The roots of the marketplace cards not hidden by a filter, sorted.
+async fn visible_cards(browser: &Browser) -> Vec<String> {
+    let roots = browser
+        .execute(
+            "return [...document.querySelectorAll('#datasets .card:not([hidden])')].map((c) => c.dataset.root);",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let mut roots: Vec<String> = serde_json::from_value(roots).unwrap();
+    roots.sort();
+    roots
+}
+
 /// An EIP-1193 wallet standing in for a person at a browser wallet: it forwards every call to
 /// the real anvil node, except what its settings (`localStorage['licen.testWallet']`) make the
 /// person do: be on another network (`chainId`), or reject the signature (`rejectSign`) or the
@@ -283,6 +308,48 @@ async fn publish_request_settle_download_through_the_web_app() {
         .screenshot("error-insufficient-funds")
         .await
         .unwrap();
+
+    // Marketplace filters, as a shareable URL and as typing: price and purpose through the
+    // indexer, names through its text search, owners and roots matched in the page.
+    let cheap_and_pricey = [root.clone(), pricey.clone()];
+    for (query, expected, screenshot) in [
+        (
+            "max_price_eth=1",
+            vec![root.clone()],
+            "marketplace-filter-price",
+        ),
+        (
+            "q=expensive",
+            vec![pricey.clone()],
+            "marketplace-filter-text",
+        ),
+        (
+            "purpose=research&q=dialogues",
+            vec![root.clone()],
+            "marketplace-filter-purpose-text",
+        ),
+        ("purpose=education", vec![], "marketplace-filter-none"),
+        (
+            &*format!("q={owner}"),
+            cheap_and_pricey.to_vec(),
+            "marketplace-filter-owner",
+        ),
+    ] {
+        let shown = marketplace_shows(&browser, &format!("{web}/?{query}")).await;
+        let mut expected = expected;
+        expected.sort();
+        assert_eq!(shown, expected, "{query}: the marketplace showed {shown:?}");
+        browser.screenshot(screenshot).await.unwrap();
+    }
+    // Typing narrows the loaded cards at once, with no new query.
+    browser
+        .execute(
+            "const t = document.getElementById('f-text'); t.value = arguments[0]; t.dispatchEvent(new Event('input'));",
+            json!([&pricey[..10]]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(visible_cards(&browser).await, vec![pricey.clone()]);
 
     // Audit pages and my jobs.
     for (name, path) in [

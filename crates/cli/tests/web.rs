@@ -269,6 +269,20 @@ async fn publish_request_settle_download_through_the_web_app() {
         .wait_for("document.querySelector('h1') && document.querySelector('h1').textContent.includes('Completed')", Duration::from_secs(240))
         .await
         .unwrap();
+    // 2 epochs × 0.01 ETH, less the 2.5 % development protocol fee, to the owner.
+    let settled = browser
+        .execute(
+            "return document.querySelector('main').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let settled = settled.as_str().unwrap();
+    assert!(
+        settled.contains("Paid to the owner\t0.0195 ETH")
+            || settled.contains("Paid to the owner\n0.0195 ETH"),
+        "the job page shows the owner's share after the fee: {settled}"
+    );
     browser.screenshot("job-completed").await.unwrap();
 
     // Download and open the result in the page with the wallet-derived key.
@@ -432,6 +446,56 @@ async fn publish_request_settle_download_through_the_web_app() {
         .screenshot("dashboard-policy-updated")
         .await
         .unwrap();
+
+    // Pause from the dashboard: the dataset page takes no requests and says why; resuming
+    // (before the wallet checks below, which request this dataset) reopens it.
+    for (button, state) in [("Pause", "paused"), ("Resume", "open")] {
+        let find = format!(
+            "[...document.querySelectorAll('{row} button')].find((b) => b.textContent === '{button}')"
+        );
+        browser.wait_for(&find, LONG).await.unwrap();
+        browser
+            .execute(&format!("{find}.click();"), json!([]))
+            .await
+            .unwrap();
+        browser
+            .wait_for(
+                &format!(
+                    "document.querySelector('{row} td:nth-child(4)')?.textContent === '{state}'"
+                ),
+                LONG,
+            )
+            .await
+            .unwrap();
+        if state == "paused" {
+            browser
+                .goto(&format!("{web}/datasets/{root}"))
+                .await
+                .unwrap();
+            browser
+                .wait_for("document.body.dataset.ready", LONG)
+                .await
+                .unwrap();
+            let page = browser
+                .execute(
+                    "return [document.querySelector('main').innerText, !!document.getElementById('request')];",
+                    json!([]),
+                )
+                .await
+                .unwrap();
+            assert!(
+                page[0]
+                    .as_str()
+                    .unwrap()
+                    .contains("The owner has paused this dataset"),
+                "{page}"
+            );
+            assert_eq!(page[1], false, "a paused dataset offers no request form");
+            browser.screenshot("dataset-paused").await.unwrap();
+            as_account(&browser, &format!("{web}/dashboard"), &owner).await;
+        }
+    }
+    browser.screenshot("dashboard-resumed").await.unwrap();
     drop(browser);
 
     // A browser wallet (scripted, in front of the same anvil) that the person uses wrongly: each

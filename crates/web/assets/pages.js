@@ -375,7 +375,7 @@ export async function job(main, id, refresh = false) {
   };
   main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }),
     h('div', { class: 'card' }, kv([['Dataset', link(`/datasets/${j.dataset_root}`, j.dataset_root)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
-      ['Escrow', wallet.formatWei(j.escrow)], ['Royalty to owner', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee', j.fee ? wallet.formatWei(j.fee) : '—'], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
+      ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : '—'], ['Paid to the owner', j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—'], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
       ['Result root', mono(j.result_hash)], ['Attestation reference', mono(j.attestation_ref)], j.fail_reason ? ['Failure', j.fail_reason] : null])),
     h('h2', { text: 'Timeline (live)' }), h('ol', { class: 'timeline', id: 'timeline' }, steps),
     j.state === 'Completed' ? h('div', { class: 'card' }, h('h2', { text: 'Result' }), download, out) : '',

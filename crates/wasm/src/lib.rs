@@ -159,7 +159,9 @@ pub extern "C" fn licen_segment_roots() -> u32 {
 }
 
 /// Input: file size (BE64) ‖ n (BE32) ‖ the roots of the file's first n segments (from
-/// [`licen_segment_roots`]) ‖ the file's bytes after those segments → the 32-byte 0G root.
+/// [`licen_segment_roots`]) ‖ the file's bytes after those segments → the 32-byte 0G root ‖
+/// the roots of all its data segments (32 bytes each; what the page commits to the server,
+/// which forwards them to the storage node as proofs).
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub extern "C" fn licen_root_from_segments() -> u32 {
@@ -196,8 +198,11 @@ pub extern "C" fn licen_root_from_segments() -> u32 {
                 layout.segment_tree_chunks((known + i) as u64),
             ));
         }
-        let tree = FileTree::from_segment_roots(layout, roots).map_err(|e| e.to_string())?;
-        Ok(tree.root().to_vec())
+        let tree =
+            FileTree::from_segment_roots(layout, roots.clone()).map_err(|e| e.to_string())?;
+        let mut out = tree.root().to_vec();
+        out.extend(roots.iter().flat_map(|r| r.0));
+        Ok(out)
     })
 }
 
@@ -385,13 +390,20 @@ mod tests {
                 input.extend_from_slice(&(known as u32).to_be_bytes());
                 input.extend_from_slice(&roots);
                 input.extend_from_slice(&data[known * SEGMENT_SIZE..]);
-                let (status, root) = call(&input, || licen_root_from_segments());
-                assert_eq!(status, OK, "{}", String::from_utf8_lossy(&root));
+                let (status, out) = call(&input, || licen_root_from_segments());
+                assert_eq!(status, OK, "{}", String::from_utf8_lossy(&out));
+                let tree = licen_storage::merkle::FileTree::from_bytes(&data);
+                let segments = tree.layout().segments() as usize;
                 assert_eq!(
-                    root,
-                    licen_storage::merkle::root(&data).to_vec(),
+                    out[..32],
+                    tree.root().0,
                     "size {size}, {known} segments known"
                 );
+                let expected: Vec<u8> = tree.segment_roots()[..segments]
+                    .iter()
+                    .flat_map(|r| r.0)
+                    .collect();
+                assert_eq!(out[32..], expected, "segment roots of {size} bytes");
             }
         }
         assert_eq!(call(&[1; 100], || licen_segment_roots()).0, FAILED);

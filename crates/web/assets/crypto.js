@@ -121,6 +121,7 @@ export class ParallelRoot {
     worker.postMessage({ id, bytes: piece.buffer }, [piece.buffer]);
     this.jobs.push(done);
   }
+  // The file's root and the roots of its data segments (32 bytes each, concatenated).
   async finish(tail) {
     const answers = await Promise.all(this.jobs);
     const failed = answers.find((a) => a.error);
@@ -129,7 +130,8 @@ export class ParallelRoot {
     const view = new DataView(head.buffer);
     view.setBigUint64(0, BigInt(this.size));
     view.setUint32(8, this.segments);
-    return call('licen_root_from_segments', concat(head, ...answers.map((a) => a.roots), tail));
+    const out = call('licen_root_from_segments', concat(head, ...answers.map((a) => a.roots), tail));
+    return { root: out.subarray(0, 32), segmentRoots: out.subarray(32) };
   }
 }
 
@@ -292,9 +294,10 @@ async function jsonAnswer(response, what) {
 
 // A staged upload: sealed bytes stream to the server as binary messages over one WebSocket
 // (Chromium sends those at a fraction of the CPU a `fetch` body costs), at most SOCKET_WINDOW
-// bytes ahead of what the server has staged; `commit` sends the page's root, the server
-// compares it with the root of what it received and only then stores the file on the storage
-// node; `commit` resolves once the node holds it.
+// bytes ahead of what the server has staged; `commit` sends the page's root with the segment
+// roots it was joined from (the server checks they hash to it; the storage node checks each
+// segment's bytes against them), or the root alone (the server hashes the bytes and compares);
+// `commit` resolves once the node holds the file.
 export class StagedUpload {
   // With `hashed`, the 0G root of the bytes is computed by worker threads as they are sent
   // (`root()` once every byte was written).
@@ -366,12 +369,13 @@ export class StagedUpload {
       if (this.offset === this.size) this.tail = piece; else await this.hasher.add(piece);
     }
   }
-  async commit(root, onProgress) {
+  async commit(root, onProgress, segmentRoots = null) {
     await this.send();
     await this.until(() => this.staged >= this.size);
     this.socket.close();
     let report = await jsonAnswer(await fetch(`/api/uploads/${this.id}/commit`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ root: hex(root) }),
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(segmentRoots ? { root: hex(root), segment_roots: hex(segmentRoots) } : { root: hex(root) }),
     }), 'committing the upload');
     while (report.state === 'storing') {
       onProgress?.(report.stored, report.size);
@@ -463,8 +467,8 @@ export function manifestBytes(m) {
 }
 
 // One pass: seal (WebCrypto) → 0G root (licen-wasm in worker threads) and stream the ciphertext
-// to the server's staging area → commit with the root → the server stores the file on the storage node once its
-// own root of the bytes agrees. Memory stays at a few 4 MiB pieces whatever the file size.
+// to the server's staging area → commit with the root and its segment roots → the server stores the file on the
+// storage node, which checks every segment against them. Memory stays at a few 4 MiB pieces whatever the file size.
 export async function sealAndUpload(file, orchestratorKey, onProgress, opts = {}) {
   await loadWasm();
   const key = opts.key || randomBytes(32);
@@ -479,9 +483,9 @@ export async function sealAndUpload(file, orchestratorKey, onProgress, opts = {}
     sealed += c.length;
     onProgress?.('sealing, hashing and sending', sealed, total * 2, started);
   });
-  const datasetRoot = await upload.root();
+  const { root: datasetRoot, segmentRoots } = await upload.root();
   marks.sealed = performance.now() - started;
-  await upload.commit(datasetRoot, (stored) => onProgress?.('storing on the storage node', total + stored, total * 2, started));
+  await upload.commit(datasetRoot, (stored) => onProgress?.('storing on the storage node', total + stored, total * 2, started), segmentRoots);
   marks.stored = performance.now() - started;
   const envelope = sealDatasetEnvelope(orchestratorKey, datasetRoot, key);
   key.fill(0);

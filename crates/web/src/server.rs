@@ -408,10 +408,13 @@ async fn upload_piece(
 #[derive(Deserialize)]
 struct Commit {
     root: licen_storage::Hash,
+    /// Every data segment's root, concatenated, as hex (64 digits each).
+    segment_roots: Option<String>,
 }
 
-/// `POST /api/uploads/{id}/commit {"root": "0x…"}`: the page's root; stores the file if the
-/// server's root agrees.
+/// `POST /api/uploads/{id}/commit {"root": "0x…", "segment_roots": "<hex>"}`: the page's root
+/// and, optionally, the segment roots it joined into it; stores the file if they agree (see
+/// [`Staging::commit`]).
 async fn upload_commit(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -420,10 +423,37 @@ async fn upload_commit(
     let Ok(commit) = serde_json::from_slice::<Commit>(&body) else {
         return json_error(
             StatusCode::BAD_REQUEST,
-            "expected {\"root\": \"0x<64 hex digits>\"}: the 0G root the page computed",
+            "expected {\"root\": \"0x<64 hex digits>\", \"segment_roots\": \"<64 hex digits per segment>\" (optional)}: the 0G root the page computed",
         );
     };
-    blocking(move || state.staging.commit(&id, commit.root)).await
+    let segment_roots = match commit.segment_roots.as_deref().map(parse_segment_roots) {
+        None => None,
+        Some(Ok(roots)) => Some(roots),
+        Some(Err(message)) => return json_error(StatusCode::BAD_REQUEST, message),
+    };
+    blocking(move || state.staging.commit(&id, commit.root, segment_roots)).await
+}
+
+/// Concatenated 32-byte roots in hex (an optional `0x`), as the page sends them.
+fn parse_segment_roots(text: &str) -> Result<Vec<licen_storage::Hash>, String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    if digits.is_empty() || !digits.len().is_multiple_of(64) || !digits.is_ascii() {
+        return Err(format!(
+            "segment_roots has {} characters: expected 64 hex digits per segment root, at least one",
+            digits.len()
+        ));
+    }
+    (0..digits.len())
+        .step_by(64)
+        .map(|at| {
+            digits[at..at + 64].parse().map_err(|e| {
+                format!(
+                    "segment_roots is not hex at segment {} ({e}): expected 64 hex digits per segment root",
+                    at / 64
+                )
+            })
+        })
+        .collect()
 }
 
 /// Largest WebSocket message of sealed bytes (the page sends 1 MiB).

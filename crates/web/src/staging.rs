@@ -1,29 +1,34 @@
 //! Staged uploads: how a file sealed in the page reaches the storage node.
 //!
-//! The page seals once and streams the ciphertext here as raw binary pieces, in order
-//! (`PUT /api/uploads/{id}?offset=N`). The server writes each piece to a temporary file and
-//! feeds it to a 0G [`RootBuilder`] as it arrives. When the page commits with the root it
-//! computed itself (`POST /api/uploads/{id}/commit`), the server compares it with the root of
-//! the bytes it received and, only if they are equal, forwards the file to the storage node with
-//! segment proofs ([`StorageClient::upload_file_with_tree`]); the page follows with
+//! The page seals once and streams the ciphertext here as raw binary pieces, in order (over
+//! the upload's WebSocket, or `PUT /api/uploads/{id}?offset=N`). The server writes each piece to
+//! a temporary file. The page commits (`POST /api/uploads/{id}/commit`) with the root it
+//! computed and, for a large file, the segment roots it joined into that root: the server checks
+//! that they do hash to the root and forwards the file to the storage node with the proofs they
+//! give ([`StorageClient::upload_file_with_tree`]). The node verifies every segment's bytes
+//! against its proof, so a segment root that does not describe the bytes received makes the node
+//! refuse that segment and the file is never finalized: the server need not hash the bytes
+//! itself (that was a third keccak pass over every upload, after the page's and before the
+//! node's). A commit without segment roots (small files) has the server hash the staged bytes
+//! and compare the roots before anything is stored. The page follows with
 //! `GET /api/uploads/{id}` until the node holds the file.
 //!
 //! Owns: the upload sessions, their temporary files and their limits ([`MAX_STAGED_BYTES`] per
 //! file, [`MAX_OPEN_SESSIONS`] at once, abandoned sessions dropped after [`IDLE_TIMEOUT`]).
 //!
 //! Must never: receive plaintext or keys (the page seals before it sends; this module only sees
-//! sealed-stream bytes and roots), forward a file whose root differs from the page's, log or
-//! keep a body beyond its session (the temporary file is deleted once the file is stored, has
-//! failed, or is abandoned).
+//! sealed-stream bytes and roots), report a file stored unless the node finalized it under the
+//! page's root, log or keep a body beyond its session (the temporary file is deleted once the
+//! file is stored, has failed, or is abandoned).
 
 use std::collections::HashMap;
-use std::io::Write as _;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use licen_storage::StorageClient;
-use licen_storage::merkle::{FileTree, Hash, RootBuilder};
+use licen_storage::merkle::{FileLayout, FileTree, Hash, SEGMENT_SIZE};
 use serde::Serialize;
 
 /// Largest file one session may stage.
@@ -62,7 +67,7 @@ pub struct Report {
     pub received: u64,
     /// Bytes the storage node has accepted so far.
     pub stored: u64,
-    /// The file's 0G root, once the page's and the server's roots agreed.
+    /// The file's 0G root, once the page committed it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub root: Option<Hash>,
     /// Why storing failed.
@@ -71,10 +76,7 @@ pub struct Report {
 }
 
 enum Phase {
-    Receiving {
-        file: std::fs::File,
-        hasher: RootBuilder,
-    },
+    Receiving { file: std::fs::File },
     Storing,
     Stored,
     Failed(String),
@@ -217,10 +219,7 @@ impl Staging {
             size,
             received: 0,
             staged: Some(path),
-            phase: Phase::Receiving {
-                file,
-                hasher: RootBuilder::new(),
-            },
+            phase: Phase::Receiving { file },
             root: None,
             stored: Arc::default(),
             touched: Instant::now(),
@@ -271,7 +270,7 @@ impl Staging {
                 ),
             ));
         }
-        let Phase::Receiving { file, hasher } = &mut session.phase else {
+        let Phase::Receiving { file } = &mut session.phase else {
             return Err(refuse(
                 409,
                 "this upload is complete: it takes no more bytes",
@@ -279,17 +278,24 @@ impl Staging {
         };
         file.write_all(bytes)
             .map_err(|e| refuse(503, format!("the server could not stage the piece: {e}")))?;
-        hasher.update(bytes);
         session.received = end;
         session.touched = Instant::now();
         arrived.notify_all();
         Ok(session.report())
     }
 
-    /// Checks `page_root` against the root of the received bytes and, if equal, starts storing
-    /// the file on the storage node in the background. Blocking (finishes the hash): call from
-    /// a blocking thread, inside a tokio runtime (the forwarding runs on it).
-    pub fn commit(&self, id: &str, page_root: Hash) -> Result<Report, Refusal> {
+    /// Checks the page's commitment and, if it holds, starts storing the file on the storage
+    /// node in the background. With `segment_roots` (the page's roots of every data segment)
+    /// they must hash to `page_root`, and the node checks each segment's bytes against them as
+    /// it takes them; without, the server hashes the staged bytes and compares the roots first.
+    /// Blocking (reads the staged file): call from a blocking thread, inside a tokio runtime (the
+    /// forwarding runs on it).
+    pub fn commit(
+        &self,
+        id: &str,
+        page_root: Hash,
+        segment_roots: Option<Vec<Hash>>,
+    ) -> Result<Report, Refusal> {
         let shared = self.get(id)?;
         let mut session = lock(&shared.0);
         if session.received != session.size {
@@ -302,21 +308,33 @@ impl Staging {
             ));
         }
         let phase = std::mem::replace(&mut session.phase, Phase::Storing);
-        let Phase::Receiving { file, hasher } = phase else {
+        let Phase::Receiving { file } = phase else {
             session.phase = phase;
             return Err(refuse(409, "this upload was committed already"));
         };
-        drop(file);
-        let tree: FileTree = hasher.finish();
-        if tree.root() != page_root {
-            let message = format!(
-                "the page computed root {page_root} but the bytes the server received have root {}: nothing was stored; upload again",
-                tree.root()
-            );
-            session.phase = Phase::Failed(message.clone());
-            session.staged = None;
-            return Err(refuse(409, message));
-        }
+        let hashed = if segment_roots.is_some() {
+            "the segment roots it sent"
+        } else {
+            "the bytes the server received"
+        };
+        let tree = match committed_tree(file, session.size, segment_roots) {
+            Ok(tree) if tree.root() == page_root => tree,
+            outcome => {
+                let refusal = match outcome {
+                    Ok(tree) => refuse(
+                        409,
+                        format!(
+                            "the page committed root {page_root}, but {hashed} hash to {}: nothing was stored; upload again",
+                            tree.root()
+                        ),
+                    ),
+                    Err(refusal) => refusal,
+                };
+                session.phase = Phase::Failed(refusal.message.clone());
+                session.staged = None;
+                return Err(refusal);
+            }
+        };
         session.root = Some(page_root);
         session.touched = Instant::now();
         let path = session
@@ -344,8 +362,9 @@ impl Staging {
                     session.phase = Phase::Stored;
                 }
                 Err(e) => {
-                    session.phase =
-                        Phase::Failed(format!("the storage node did not take the file: {e}"));
+                    session.phase = Phase::Failed(format!(
+                        "the storage node did not take the file (a segment whose bytes differ from the segment root the page committed is refused): {e}; nothing was stored, upload again"
+                    ));
                 }
             }
         });
@@ -358,6 +377,49 @@ impl Staging {
         let session = lock(&shared.0);
         Ok(session.report())
     }
+}
+
+/// The tree the file is stored with: from the page's segment roots (the last data segment's
+/// bytes are read back for the leaves a short last segment needs), or, without them, from
+/// hashing the staged bytes.
+fn committed_tree(
+    mut file: std::fs::File,
+    size: u64,
+    segment_roots: Option<Vec<Hash>>,
+) -> Result<FileTree, Refusal> {
+    let staged = |e: std::io::Error| {
+        refuse(
+            503,
+            format!("the server could not read back the staged upload: {e}"),
+        )
+    };
+    let layout = FileLayout::new(size);
+    let Some(roots) = segment_roots else {
+        file.seek(SeekFrom::Start(0)).map_err(staged)?;
+        return FileTree::from_reader(file).map_err(staged);
+    };
+    if roots.len() as u64 != layout.segments() {
+        return Err(refuse(
+            400,
+            format!(
+                "a file of {size} bytes has {} segments of {SEGMENT_SIZE} bytes, but the page sent {} segment roots: upload again",
+                layout.segments(),
+                roots.len()
+            ),
+        ));
+    }
+    let tree = FileTree::from_segment_roots(layout, roots).map_err(|e| {
+        refuse(
+            400,
+            format!("the page's segment roots do not make a tree: {e}"),
+        )
+    })?;
+    let last = layout.segments() - 1;
+    let mut tail = vec![0u8; layout.segment_file_bytes(last)];
+    file.seek(SeekFrom::Start(layout.segment_offset(last)))
+        .and_then(|_| file.read_exact(&mut tail))
+        .map_err(staged)?;
+    Ok(tree.with_tail_data(&tail))
 }
 
 #[cfg(test)]
@@ -381,14 +443,40 @@ mod tests {
             413
         );
         assert_eq!(
-            s.commit(&id, Hash::ZERO).unwrap_err().status,
+            s.commit(&id, Hash::ZERO, None).unwrap_err().status,
             409,
             "incomplete"
         );
         s.put(&id, 300_000, &data[300_000..]).unwrap();
-        let wrong = s.commit(&id, Hash::repeat_byte(1)).unwrap_err();
-        assert!(wrong.message.contains("nothing was stored"), "{wrong:?}");
+        let wrong = s.commit(&id, Hash::repeat_byte(1), None).unwrap_err();
+        assert!(
+            wrong
+                .message
+                .contains("the bytes the server received hash to")
+                && wrong.message.contains("nothing was stored"),
+            "{wrong:?}"
+        );
         assert_eq!(s.report(&id).unwrap().state, "failed");
+
+        // With the page's segment roots: they must be one per segment and hash to its root.
+        let tree = FileTree::from_bytes(&data);
+        let roots = tree.segment_roots()[..3].to_vec();
+        for (segment_roots, root, status, says) in [
+            (roots[..2].to_vec(), tree.root(), 400, "has 3 segments"),
+            (
+                roots.clone(),
+                Hash::repeat_byte(1),
+                409,
+                "the segment roots it sent hash to",
+            ),
+        ] {
+            let id = s.begin(data.len() as u64).unwrap();
+            s.put(&id, 0, &data).unwrap();
+            let refused = s.commit(&id, root, Some(segment_roots)).unwrap_err();
+            assert_eq!(refused.status, status, "{refused:?}");
+            assert!(refused.message.contains(says), "{refused:?}");
+            assert_eq!(s.report(&id).unwrap().state, "failed");
+        }
         assert_eq!(s.begin(0).unwrap_err().status, 413);
         assert_eq!(s.report("nope").unwrap_err().status, 404);
     }

@@ -218,17 +218,28 @@ async fn page_crypto_matches_the_formats_and_interoperates_with_rust() {
                 "{IMPORT} const n = args.size; const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i * 31 + 7) & 255;
                  const r = new C.ParallelRoot(n); let at = 0;
                  for (; at + (4 << 20) < n; at += 4 << 20) await r.add(b.slice(at, at + (4 << 20)));
-                 return C.hex(await r.finish(b.subarray(at)));"
+                 const {{ root, segmentRoots }} = await r.finish(b.subarray(at)); return [C.hex(root), C.hex(segmentRoots)];"
             ),
             json!({"size": size}),
         )
         .await
         .unwrap();
     let data: Vec<u8> = (0..size).map(|i| ((i * 31 + 7) & 255) as u8).collect();
+    let tree = merkle::FileTree::from_bytes(&data);
     assert_eq!(
-        parallel,
-        merkle::root(&data).to_string(),
+        parallel[0],
+        tree.root().to_string(),
         "worker-pool root of {size} bytes"
+    );
+    let segments = tree.layout().segments() as usize;
+    let segment_roots: String = tree.segment_roots()[..segments]
+        .iter()
+        .map(|r| hex::encode(r.0))
+        .collect();
+    assert_eq!(
+        parallel[1].as_str().unwrap().trim_start_matches("0x"),
+        segment_roots,
+        "the worker pool's segment roots of {size} bytes"
     );
     let known = got.as_array().unwrap();
     assert_eq!(

@@ -1,0 +1,165 @@
+//! Committing a staged upload against a real storage node (in process): with the page's
+//! segment roots the server stores the file without hashing it, and the node, which checks
+//! every segment's bytes against the proofs those roots give, refuses a page whose segment roots
+//! (consistent with its root) describe other bytes: the upload fails with a sentence and the
+//! node never finalizes a file under that root. (The page's side runs in `tests/browser.rs`.)
+
+use std::time::Duration;
+
+use licen_storage::merkle::FileTree;
+use serde_json::{Value, json};
+
+struct Stack {
+    web: licen_web::Running,
+    storage: licen_storage::node::RunningNode,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack() -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node_config = licen_storage::node::NodeConfig::new(dir.path().join("storage"));
+    node_config.listen = "127.0.0.1:0".parse().unwrap();
+    let storage = licen_storage::node::start(node_config).await.unwrap();
+    let web = licen_web::start(licen_web::testing::config_without_chain(
+        "http://127.0.0.1:9".into(),
+        storage.url(),
+    ))
+    .await
+    .unwrap();
+    Stack {
+        web,
+        storage,
+        _dir: dir,
+    }
+}
+
+/// Stages `data` over HTTP and commits `root` with `segment_roots`; returns the commit's status
+/// and answer, then the upload's final report.
+async fn stage_and_commit(
+    web: &licen_web::Running,
+    data: &[u8],
+    root: &str,
+    segment_roots: &str,
+) -> (u16, Value, Value) {
+    let http = reqwest::Client::new();
+    let begun: Value = http
+        .post(format!("{}/api/uploads", web.url()))
+        .json(&json!({ "size": data.len() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = begun["id"].as_str().unwrap();
+    for (i, piece) in data.chunks(200_000).enumerate() {
+        let put = http
+            .put(format!(
+                "{}/api/uploads/{id}?offset={}",
+                web.url(),
+                i * 200_000
+            ))
+            .body(piece.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "{:?}", put.text().await);
+    }
+    let commit = http
+        .post(format!("{}/api/uploads/{id}/commit", web.url()))
+        .json(&json!({ "root": root, "segment_roots": segment_roots }))
+        .send()
+        .await
+        .unwrap();
+    let status = commit.status().as_u16();
+    let answer: Value = commit.json().await.unwrap();
+    let mut report = answer.clone();
+    for _ in 0..200 {
+        if report["state"] != "storing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        report = http
+            .get(format!("{}/api/uploads/{id}", web.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    }
+    (status, answer, report)
+}
+
+fn segment_roots_hex(tree: &FileTree) -> String {
+    let segments = tree.layout().segments() as usize;
+    tree.segment_roots()[..segments]
+        .iter()
+        .map(|r| hex::encode(r.0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_checks_the_pages_segment_roots_against_the_bytes() {
+    let stack = stack().await;
+    let node = licen_storage::StorageClient::new(&stack.storage.url()).unwrap();
+    // Three segments, the last one short.
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i * 7 + 3) as u8).collect();
+    let tree = FileTree::from_bytes(&data);
+
+    let (status, _, report) = stage_and_commit(
+        &stack.web,
+        &data,
+        &tree.root().to_string(),
+        &segment_roots_hex(&tree),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(report["state"], "stored", "{report}");
+    let stored = node
+        .download_to_vec(tree.root(), Default::default())
+        .await
+        .unwrap();
+    assert!(stored == data, "the node holds the bytes the page sent");
+
+    // A page whose root and segment roots agree with each other but belong to other bytes:
+    // accepted at commit (the server does not hash), refused by the node segment by segment.
+    let mut other = data.clone();
+    other[400_000] ^= 1;
+    let lying = FileTree::from_bytes(&other);
+    let (status, _, report) = stage_and_commit(
+        &stack.web,
+        &data,
+        &lying.root().to_string(),
+        &segment_roots_hex(&lying),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(report["state"], "failed", "{report}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("the storage node did not take the file") && error.contains("upload again"),
+        "{error}"
+    );
+    let info = node.file_info(lying.root()).await.unwrap();
+    assert!(
+        info.as_ref().is_none_or(|i| !i.finalized),
+        "no file is finalized under the lying root: {info:?}"
+    );
+
+    // Malformed segment roots are refused before anything is stored.
+    for (malformed, says) in [
+        ("0xnot-hex".to_owned(), "has 7 characters"),
+        ("zz".repeat(32), "not hex at segment 0"),
+    ] {
+        let (status, answer, _) =
+            stage_and_commit(&stack.web, &data, &tree.root().to_string(), &malformed).await;
+        assert_eq!(status, 400);
+        let error = answer["error"].as_str().unwrap();
+        assert!(
+            error.contains(says) && error.contains("expected 64 hex digits per segment root"),
+            "{error}"
+        );
+    }
+    stack.web.stop().await;
+}

@@ -58,41 +58,72 @@ macro_rules! keccak_f1600_rounds {
                 $xor(c[2], $rol!(c[4], 1)),
                 $xor(c[3], $rol!(c[0], 1)),
             ];
-            // ρ and π: lane (x, y) rotated by its offset and moved to (y, 2x + 3y).
-            let b = [
-                $xor($a[0], d[0]),
-                $rol!($xor($a[6], d[1]), 44),
-                $rol!($xor($a[12], d[2]), 43),
-                $rol!($xor($a[18], d[3]), 21),
-                $rol!($xor($a[24], d[4]), 14),
-                $rol!($xor($a[3], d[3]), 28),
-                $rol!($xor($a[9], d[4]), 20),
-                $rol!($xor($a[10], d[0]), 3),
-                $rol!($xor($a[16], d[1]), 45),
-                $rol!($xor($a[22], d[2]), 61),
-                $rol!($xor($a[1], d[1]), 1),
-                $rol!($xor($a[7], d[2]), 6),
-                $rol!($xor($a[13], d[3]), 25),
-                $rol8($xor($a[19], d[4])),
-                $rol!($xor($a[20], d[0]), 18),
-                $rol!($xor($a[4], d[4]), 27),
-                $rol!($xor($a[5], d[0]), 36),
-                $rol!($xor($a[11], d[1]), 10),
-                $rol!($xor($a[17], d[2]), 15),
-                $rol56($xor($a[23], d[3])),
-                $rol!($xor($a[2], d[2]), 62),
-                $rol!($xor($a[8], d[3]), 55),
-                $rol!($xor($a[14], d[4]), 39),
-                $rol!($xor($a[15], d[0]), 41),
-                $rol!($xor($a[21], d[1]), 2),
-            ];
-            // χ: each lane xored with (not next) and (the one after), along its row.
-            for y in 0..5 {
-                let row = &b[5 * y..5 * y + 5];
+            // ρ and π (lane (x, y) rotated by its offset and moved to (y, 2x + 3y)), then χ
+            // (each lane xored with (not next) and (the one after), along its row), one output
+            // row at a time: five rotated lanes are live at once instead of all 25, so the state
+            // stays in memory and the temporaries in registers instead of spilling.
+            let mut out = *$a;
+            {
+                let row = [
+                    $xor($a[0], d[0]),
+                    $rol!($xor($a[6], d[1]), 44),
+                    $rol!($xor($a[12], d[2]), 43),
+                    $rol!($xor($a[18], d[3]), 21),
+                    $rol!($xor($a[24], d[4]), 14),
+                ];
                 for x in 0..5 {
-                    $a[5 * y + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
+                    out[x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
                 }
             }
+            {
+                let row = [
+                    $rol!($xor($a[3], d[3]), 28),
+                    $rol!($xor($a[9], d[4]), 20),
+                    $rol!($xor($a[10], d[0]), 3),
+                    $rol!($xor($a[16], d[1]), 45),
+                    $rol!($xor($a[22], d[2]), 61),
+                ];
+                for x in 0..5 {
+                    out[5 + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
+                }
+            }
+            {
+                let row = [
+                    $rol!($xor($a[1], d[1]), 1),
+                    $rol!($xor($a[7], d[2]), 6),
+                    $rol!($xor($a[13], d[3]), 25),
+                    $rol8($xor($a[19], d[4])),
+                    $rol!($xor($a[20], d[0]), 18),
+                ];
+                for x in 0..5 {
+                    out[10 + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
+                }
+            }
+            {
+                let row = [
+                    $rol!($xor($a[4], d[4]), 27),
+                    $rol!($xor($a[5], d[0]), 36),
+                    $rol!($xor($a[11], d[1]), 10),
+                    $rol!($xor($a[17], d[2]), 15),
+                    $rol56($xor($a[23], d[3])),
+                ];
+                for x in 0..5 {
+                    out[15 + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
+                }
+            }
+            {
+                let row = [
+                    $rol!($xor($a[2], d[2]), 62),
+                    $rol!($xor($a[8], d[3]), 55),
+                    $rol!($xor($a[14], d[4]), 39),
+                    $rol!($xor($a[15], d[0]), 41),
+                    $rol!($xor($a[21], d[1]), 2),
+                ];
+                for x in 0..5 {
+                    out[20 + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
+                }
+            }
+            *$a = out;
             // ι
             $a[0] = $xor($a[0], $splat(rc));
         }

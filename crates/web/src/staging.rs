@@ -363,7 +363,7 @@ impl Staging {
                 }
                 Err(e) => {
                     session.phase = Phase::Failed(format!(
-                        "the storage node did not take the file (a segment whose bytes differ from the segment root the page committed is refused): {e}; nothing was stored, upload again"
+                        "the storage node did not take the file (a segment whose bytes differ from the segment root the page committed is refused): {e}; the file is not stored, upload again"
                     ));
                 }
             }

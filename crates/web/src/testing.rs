@@ -1,8 +1,9 @@
 //! Headless Chromium for browser tests, driven over WebDriver (`chromedriver`, Debian's
 //! `chromium-driver`) with plain HTTP calls: no browser-automation dependency.
 //!
-//! Also owns the server configuration tests share when they never reach the chain
-//! ([`config_without_chain`]).
+//! Also owns the server setups tests share when they never reach the chain
+//! ([`config_without_chain`], [`web_with_storage_node`]) and opening a staged upload
+//! ([`begin_upload`]).
 //!
 //! Owns: starting chromedriver and one Chromium session with the flags a closed network needs
 //! (`--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
@@ -41,6 +42,44 @@ pub fn config_without_chain(indexer_url: String, storage_url: String) -> crate::
         dev_wallet: false,
         request_tap: None,
     }
+}
+
+/// A storage node in this process (its data under `dir`) and a web server relaying uploads to
+/// it, with no chain and no indexer; `request_tap` sees every request body the server receives.
+pub async fn web_with_storage_node(
+    dir: &std::path::Path,
+    request_tap: Option<crate::RequestTap>,
+) -> (crate::Running, licen_storage::node::RunningNode) {
+    let mut node_config = licen_storage::node::NodeConfig::new(dir.join("storage"));
+    node_config.listen = "127.0.0.1:0".parse().expect("a socket address");
+    let storage = licen_storage::node::start(node_config)
+        .await
+        .expect("starting a storage node");
+    let web = crate::start(crate::WebConfig {
+        request_tap,
+        ..config_without_chain("http://127.0.0.1:9".into(), storage.url())
+    })
+    .await
+    .expect("starting the web server");
+    (web, storage)
+}
+
+/// Opens a staged upload of `size` bytes (`POST /api/uploads`) on the server at `web_url`;
+/// returns its id.
+pub async fn begin_upload(web_url: &str, size: u64) -> String {
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{web_url}/api/uploads"))
+        .json(&json!({ "size": size }))
+        .send()
+        .await
+        .expect("POST /api/uploads")
+        .json()
+        .await
+        .expect("a JSON answer");
+    answer["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no upload id in {answer}"))
+        .to_owned()
 }
 
 /// Why a browser test could not run or failed.

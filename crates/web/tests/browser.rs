@@ -33,20 +33,16 @@ struct Stack {
 
 async fn stack() -> Stack {
     let dir = tempfile::tempdir().unwrap();
-    let mut node_config = licen_storage::node::NodeConfig::new(dir.path().join("storage"));
-    node_config.listen = "127.0.0.1:0".parse().unwrap();
-    let storage = licen_storage::node::start(node_config).await.unwrap();
     let seen: Seen = Arc::default();
     let tap = seen.clone();
     // No indexer in this test: the pages used here do not query it.
-    let web = licen_web::start(licen_web::WebConfig {
-        request_tap: Some(Arc::new(move |path: &str, body: &[u8]| {
+    let (web, storage) = licen_web::testing::web_with_storage_node(
+        dir.path(),
+        Some(Arc::new(move |path: &str, body: &[u8]| {
             tap.lock().unwrap().push((path.to_owned(), body.to_vec()));
         })),
-        ..licen_web::testing::config_without_chain("http://127.0.0.1:9".into(), storage.url())
-    })
-    .await
-    .unwrap();
+    )
+    .await;
     Stack {
         web,
         storage,

@@ -17,15 +17,7 @@ struct Stack {
 
 async fn stack() -> Stack {
     let dir = tempfile::tempdir().unwrap();
-    let mut node_config = licen_storage::node::NodeConfig::new(dir.path().join("storage"));
-    node_config.listen = "127.0.0.1:0".parse().unwrap();
-    let storage = licen_storage::node::start(node_config).await.unwrap();
-    let web = licen_web::start(licen_web::testing::config_without_chain(
-        "http://127.0.0.1:9".into(),
-        storage.url(),
-    ))
-    .await
-    .unwrap();
+    let (web, storage) = licen_web::testing::web_with_storage_node(dir.path(), None).await;
     Stack {
         web,
         storage,
@@ -42,16 +34,7 @@ async fn stage_and_commit(
     segment_roots: &str,
 ) -> (u16, Value, Value) {
     let http = reqwest::Client::new();
-    let begun: Value = http
-        .post(format!("{}/api/uploads", web.url()))
-        .json(&json!({ "size": data.len() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = begun["id"].as_str().unwrap();
+    let id = &licen_web::testing::begin_upload(&web.url(), data.len() as u64).await;
     for (i, piece) in data.chunks(200_000).enumerate() {
         let put = http
             .put(format!(

@@ -17,19 +17,6 @@ async fn server() -> licen_web::Running {
     .unwrap()
 }
 
-async fn begin(web: &licen_web::Running, size: u64) -> String {
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{}/api/uploads", web.url()))
-        .json(&serde_json::json!({ "size": size }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["id"].as_str().unwrap().to_owned()
-}
-
 async fn next_answer<S>(socket: &mut S) -> Value
 where
     S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
@@ -54,7 +41,7 @@ async fn pieces_are_staged_in_order_and_refusals_are_sentences() {
     let web = server().await;
     let ws_url = web.url().replace("http://", "ws://");
 
-    let id = begin(&web, 30).await;
+    let id = licen_web::testing::begin_upload(&web.url(), 30).await;
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("{ws_url}/api/uploads/{id}/socket"))
             .await

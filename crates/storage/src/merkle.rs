@@ -430,6 +430,12 @@ impl FileTree {
         &self.levels[0]
     }
 
+    /// Roots of the data segments only (what a client commits for a file: the padding segments'
+    /// roots follow from the size).
+    pub fn data_segment_roots(&self) -> &[Hash] {
+        &self.levels[0][..self.layout.segments() as usize]
+    }
+
     /// Root of segment `index`, if it exists.
     pub fn segment_root(&self, index: u64) -> Option<Hash> {
         self.levels[0].get(index as usize).copied()

@@ -198,10 +198,9 @@ pub extern "C" fn licen_root_from_segments() -> u32 {
                 layout.segment_tree_chunks((known + i) as u64),
             ));
         }
-        let tree =
-            FileTree::from_segment_roots(layout, roots.clone()).map_err(|e| e.to_string())?;
+        let tree = FileTree::from_segment_roots(layout, roots).map_err(|e| e.to_string())?;
         let mut out = tree.root().to_vec();
-        out.extend(roots.iter().flat_map(|r| r.0));
+        out.extend(tree.data_segment_roots().iter().flat_map(|r| r.0));
         Ok(out)
     })
 }
@@ -393,16 +392,13 @@ mod tests {
                 let (status, out) = call(&input, || licen_root_from_segments());
                 assert_eq!(status, OK, "{}", String::from_utf8_lossy(&out));
                 let tree = licen_storage::merkle::FileTree::from_bytes(&data);
-                let segments = tree.layout().segments() as usize;
                 assert_eq!(
                     out[..32],
                     tree.root().0,
                     "size {size}, {known} segments known"
                 );
-                let expected: Vec<u8> = tree.segment_roots()[..segments]
-                    .iter()
-                    .flat_map(|r| r.0)
-                    .collect();
+                let expected: Vec<u8> =
+                    tree.data_segment_roots().iter().flat_map(|r| r.0).collect();
                 assert_eq!(out[32..], expected, "segment roots of {size} bytes");
             }
         }

@@ -460,7 +460,7 @@ mod tests {
 
         // With the page's segment roots: they must be one per segment and hash to its root.
         let tree = FileTree::from_bytes(&data);
-        let roots = tree.segment_roots()[..3].to_vec();
+        let roots = tree.data_segment_roots().to_vec();
         for (segment_roots, root, status, says) in [
             (roots[..2].to_vec(), tree.root(), 400, "has 3 segments"),
             (

@@ -227,8 +227,8 @@ async fn page_crypto_matches_the_formats_and_interoperates_with_rust() {
         tree.root().to_string(),
         "worker-pool root of {size} bytes"
     );
-    let segments = tree.layout().segments() as usize;
-    let segment_roots: String = tree.segment_roots()[..segments]
+    let segment_roots: String = tree
+        .data_segment_roots()
         .iter()
         .map(|r| hex::encode(r.0))
         .collect();

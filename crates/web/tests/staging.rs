@@ -75,8 +75,7 @@ async fn stage_and_commit(
 }
 
 fn segment_roots_hex(tree: &FileTree) -> String {
-    let segments = tree.layout().segments() as usize;
-    tree.segment_roots()[..segments]
+    tree.data_segment_roots()
         .iter()
         .map(|r| hex::encode(r.0))
         .collect()

@@ -35,6 +35,17 @@ pub(super) const ROUND_CONSTANTS: [u64; 24] = [
     0x8000_0000_8000_8008,
 ];
 
+/// χ on one output row of the ρ π step, `$out[$base + x] = row[x] ^ (!row[x + 1] & row[x + 2])`
+/// (indices mod 5), for the five rotated lanes given as `row`.
+macro_rules! chi_row {
+    ($xor:ident, $andnot:ident => $out:ident[$base:literal..] = [$($lane:expr),+ $(,)?]) => {{
+        let row = [$($lane),+];
+        for x in 0..5 {
+            $out[$base + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
+        }
+    }};
+}
+
 /// Runs the 24 rounds on `$a`, an array of 25 vector registers where lane `x + 5y` of the
 /// state is `$a[x + 5 * y]` and each register holds that lane of several independent states.
 /// The backend passes, as names in scope at the call: `$xor(a, b)`, `$andnot(a, b)` = `!a & b`,
@@ -63,66 +74,41 @@ macro_rules! keccak_f1600_rounds {
             // row at a time: five rotated lanes are live at once instead of all 25, so the state
             // stays in memory and the temporaries in registers instead of spilling.
             let mut out = *$a;
-            {
-                let row = [
-                    $xor($a[0], d[0]),
-                    $rol!($xor($a[6], d[1]), 44),
-                    $rol!($xor($a[12], d[2]), 43),
-                    $rol!($xor($a[18], d[3]), 21),
-                    $rol!($xor($a[24], d[4]), 14),
-                ];
-                for x in 0..5 {
-                    out[x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
-                }
-            }
-            {
-                let row = [
-                    $rol!($xor($a[3], d[3]), 28),
-                    $rol!($xor($a[9], d[4]), 20),
-                    $rol!($xor($a[10], d[0]), 3),
-                    $rol!($xor($a[16], d[1]), 45),
-                    $rol!($xor($a[22], d[2]), 61),
-                ];
-                for x in 0..5 {
-                    out[5 + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
-                }
-            }
-            {
-                let row = [
-                    $rol!($xor($a[1], d[1]), 1),
-                    $rol!($xor($a[7], d[2]), 6),
-                    $rol!($xor($a[13], d[3]), 25),
-                    $rol8($xor($a[19], d[4])),
-                    $rol!($xor($a[20], d[0]), 18),
-                ];
-                for x in 0..5 {
-                    out[10 + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
-                }
-            }
-            {
-                let row = [
-                    $rol!($xor($a[4], d[4]), 27),
-                    $rol!($xor($a[5], d[0]), 36),
-                    $rol!($xor($a[11], d[1]), 10),
-                    $rol!($xor($a[17], d[2]), 15),
-                    $rol56($xor($a[23], d[3])),
-                ];
-                for x in 0..5 {
-                    out[15 + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
-                }
-            }
-            {
-                let row = [
-                    $rol!($xor($a[2], d[2]), 62),
-                    $rol!($xor($a[8], d[3]), 55),
-                    $rol!($xor($a[14], d[4]), 39),
-                    $rol!($xor($a[15], d[0]), 41),
-                    $rol!($xor($a[21], d[1]), 2),
-                ];
-                for x in 0..5 {
-                    out[20 + x] = $xor(row[x], $andnot(row[(x + 1) % 5], row[(x + 2) % 5]));
-                }
-            }
+            chi_row!($xor, $andnot => out[0..] = [
+                $xor($a[0], d[0]),
+                $rol!($xor($a[6], d[1]), 44),
+                $rol!($xor($a[12], d[2]), 43),
+                $rol!($xor($a[18], d[3]), 21),
+                $rol!($xor($a[24], d[4]), 14),
+            ]);
+            chi_row!($xor, $andnot => out[5..] = [
+                $rol!($xor($a[3], d[3]), 28),
+                $rol!($xor($a[9], d[4]), 20),
+                $rol!($xor($a[10], d[0]), 3),
+                $rol!($xor($a[16], d[1]), 45),
+                $rol!($xor($a[22], d[2]), 61),
+            ]);
+            chi_row!($xor, $andnot => out[10..] = [
+                $rol!($xor($a[1], d[1]), 1),
+                $rol!($xor($a[7], d[2]), 6),
+                $rol!($xor($a[13], d[3]), 25),
+                $rol8($xor($a[19], d[4])),
+                $rol!($xor($a[20], d[0]), 18),
+            ]);
+            chi_row!($xor, $andnot => out[15..] = [
+                $rol!($xor($a[4], d[4]), 27),
+                $rol!($xor($a[5], d[0]), 36),
+                $rol!($xor($a[11], d[1]), 10),
+                $rol!($xor($a[17], d[2]), 15),
+                $rol56($xor($a[23], d[3])),
+            ]);
+            chi_row!($xor, $andnot => out[20..] = [
+                $rol!($xor($a[2], d[2]), 62),
+                $rol!($xor($a[8], d[3]), 55),
+                $rol!($xor($a[14], d[4]), 39),
+                $rol!($xor($a[15], d[0]), 41),
+                $rol!($xor($a[21], d[1]), 2),
+            ]);
             *$a = out;
             // ι
             $a[0] = $xor($a[0], $splat(rc));

@@ -458,8 +458,8 @@ fn parse_segment_roots(text: &str) -> Result<Vec<licen_storage::Hash>, String> {
 
 /// Largest WebSocket message of sealed bytes (the page sends 1 MiB).
 const MAX_SOCKET_PIECE: usize = 8 * 1024 * 1024;
-/// Pieces received from the socket but not yet written and hashed: bounds the server's memory
-/// per upload whatever the page sends.
+/// Pieces received from the socket but not yet written: bounds the server's memory per upload
+/// whatever the page sends.
 const SOCKET_QUEUE: usize = 4;
 
 /// `GET /api/uploads/{id}/socket` (WebSocket): the sealed bytes as consecutive binary messages,
@@ -494,8 +494,8 @@ async fn receive_pieces(state: AppState, id: String, mut socket: WebSocket) {
         }
         Err(_) => return,
     };
-    // Writing and hashing run on one blocking thread, in order, while this task goes on
-    // receiving; the bounded queue is the back-pressure on the socket.
+    // Writing runs on one blocking thread, in order, while this task goes on receiving; the
+    // bounded queue is the back-pressure on the socket.
     let (pieces, mut queued) = tokio::sync::mpsc::channel::<Bytes>(SOCKET_QUEUE);
     let (staged, mut acks) = tokio::sync::mpsc::unbounded_channel();
     let writer = {

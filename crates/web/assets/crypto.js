@@ -375,10 +375,10 @@ export class StagedUpload {
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify(segmentRoots ? { root: hex(root), segment_roots: hex(segmentRoots) } : { root: hex(root) }),
     }), 'committing the upload');
+    // Each check answers as soon as the node holds the file, or after 200 ms with the progress.
     while (report.state === 'storing') {
       onProgress?.(report.stored, report.size);
-      await new Promise((r) => setTimeout(r, 100));
-      report = await jsonAnswer(await fetch(`/api/uploads/${this.id}`), 'checking the upload');
+      report = await jsonAnswer(await fetch(`/api/uploads/${this.id}?wait_ms=200`), 'checking the upload');
     }
     if (report.state !== 'stored') throw new Error(report.error || `the upload ended ${report.state}`);
     onProgress?.(report.size, report.size);

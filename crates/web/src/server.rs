@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy_primitives::Address;
 use axum::Router;
@@ -544,7 +545,24 @@ async fn receive_pieces(state: AppState, id: String, mut socket: WebSocket) {
     let _ = writer.await;
 }
 
-/// `GET /api/uploads/{id}`: where the upload stands.
-async fn upload_report(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    blocking(move || state.staging.report(&id)).await
+/// Longest `wait_ms` a report waits for storing to end.
+const MAX_REPORT_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Deserialize)]
+struct ReportQuery {
+    wait_ms: Option<u64>,
+}
+
+/// `GET /api/uploads/{id}[?wait_ms=N]`: where the upload stands; with `wait_ms`, an upload
+/// being stored is answered when storing ends or after N ms (at most 2 s), whichever is first.
+async fn upload_report(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<ReportQuery>,
+) -> Response {
+    let wait = Duration::from_millis(query.wait_ms.unwrap_or(0)).min(MAX_REPORT_WAIT);
+    match state.staging.settled_report(&id, wait).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(refusal) => refused(refusal),
+    }
 }

@@ -11,7 +11,8 @@
 //! itself (that was a third keccak pass over every upload, after the page's and before the
 //! node's). A commit without segment roots (small files) has the server hash the staged bytes
 //! and compare the roots before anything is stored. The page follows with
-//! `GET /api/uploads/{id}` until the node holds the file.
+//! `GET /api/uploads/{id}?wait_ms=N` until the node holds the file: each answers as soon as
+//! storing ends, or after N ms with the progress ([`Staging::settled_report`]).
 //!
 //! Owns: the upload sessions, their temporary files and their limits ([`MAX_STAGED_BYTES`] per
 //! file, [`MAX_OPEN_SESSIONS`] at once, abandoned sessions dropped after [`IDLE_TIMEOUT`]).
@@ -116,7 +117,16 @@ impl Session {
     }
 }
 
-type Shared = Arc<(Mutex<Session>, Condvar)>;
+/// One session and what its waiters wait on.
+struct Slot {
+    session: Mutex<Session>,
+    /// Woken when a piece is written (a piece that arrived early waits for its predecessor).
+    arrived: Condvar,
+    /// Woken when storing ends, stored or failed ([`Staging::settled_report`]).
+    settled: tokio::sync::Notify,
+}
+
+type Shared = Arc<Slot>;
 
 /// The server's upload sessions.
 #[derive(Clone)]
@@ -164,7 +174,7 @@ impl Staging {
 
     fn sweep_locked(sessions: &mut HashMap<String, Shared>) {
         sessions.retain(|_, s| {
-            let s = lock(&s.0);
+            let s = lock(&s.session);
             matches!(s.phase, Phase::Storing) || s.touched.elapsed() < IDLE_TIMEOUT
         });
     }
@@ -202,7 +212,10 @@ impl Staging {
         }
         let mut sessions = lock(&self.sessions);
         Self::sweep_locked(&mut sessions);
-        let open = sessions.values().filter(|s| lock(&s.0).is_open()).count();
+        let open = sessions
+            .values()
+            .filter(|s| lock(&s.session).is_open())
+            .count();
         if open >= MAX_OPEN_SESSIONS {
             return Err(refuse(
                 503,
@@ -224,7 +237,12 @@ impl Staging {
             stored: Arc::default(),
             touched: Instant::now(),
         };
-        sessions.insert(id.clone(), Arc::new((Mutex::new(session), Condvar::new())));
+        let slot = Slot {
+            session: Mutex::new(session),
+            arrived: Condvar::new(),
+            settled: tokio::sync::Notify::new(),
+        };
+        sessions.insert(id.clone(), Arc::new(slot));
         Ok(id)
     }
 
@@ -232,8 +250,7 @@ impl Staging {
     /// ahead of its predecessor waits for it). Blocking: call from a blocking thread.
     pub fn put(&self, id: &str, offset: u64, bytes: &[u8]) -> Result<Report, Refusal> {
         let shared = self.get(id)?;
-        let (mutex, arrived) = &*shared;
-        let mut session = lock(mutex);
+        let mut session = lock(&shared.session);
         let deadline = Instant::now() + OUT_OF_ORDER_WAIT;
         while session.received < offset && matches!(session.phase, Phase::Receiving { .. }) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -246,7 +263,8 @@ impl Staging {
                     ),
                 ));
             }
-            session = arrived
+            session = shared
+                .arrived
                 .wait_timeout(session, left)
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
@@ -280,7 +298,7 @@ impl Staging {
             .map_err(|e| refuse(503, format!("the server could not stage the piece: {e}")))?;
         session.received = end;
         session.touched = Instant::now();
-        arrived.notify_all();
+        shared.arrived.notify_all();
         Ok(session.report())
     }
 
@@ -297,7 +315,7 @@ impl Staging {
         segment_roots: Option<Vec<Hash>>,
     ) -> Result<Report, Refusal> {
         let shared = self.get(id)?;
-        let mut session = lock(&shared.0);
+        let mut session = lock(&shared.session);
         if session.received != session.size {
             return Err(refuse(
                 409,
@@ -353,7 +371,7 @@ impl Staging {
             let outcome = storage
                 .upload_file_with_tree(&path, &tree, Some(progress))
                 .await;
-            let mut session = lock(&task_session.0);
+            let mut session = lock(&task_session.session);
             session.staged = None;
             session.touched = Instant::now();
             match outcome {
@@ -367,6 +385,8 @@ impl Staging {
                     ));
                 }
             }
+            drop(session);
+            task_session.settled.notify_waiters();
         });
         Ok(report)
     }
@@ -374,7 +394,23 @@ impl Staging {
     /// Where session `id` stands.
     pub fn report(&self, id: &str) -> Result<Report, Refusal> {
         let shared = self.get(id)?;
-        let session = lock(&shared.0);
+        let session = lock(&shared.session);
+        Ok(session.report())
+    }
+
+    /// Where session `id` stands once its storing ends, or after `wait` if it is still being
+    /// stored then (the page's progress bar wants news that often): a page following an upload
+    /// learns it is stored as soon as it is, without polling faster.
+    pub async fn settled_report(&self, id: &str, wait: Duration) -> Result<Report, Refusal> {
+        let shared = self.get(id)?;
+        // Registered before the state is read, so an end between the two is not missed.
+        let settled = shared.settled.notified();
+        tokio::pin!(settled);
+        settled.as_mut().enable();
+        if matches!(lock(&shared.session).phase, Phase::Storing) {
+            let _ = tokio::time::timeout(wait, settled).await;
+        }
+        let session = lock(&shared.session);
         Ok(session.report())
     }
 }
@@ -479,6 +515,36 @@ mod tests {
         }
         assert_eq!(s.begin(0).unwrap_err().status, 413);
         assert_eq!(s.report("nope").unwrap_err().status, 404);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_report_answers_when_storing_ends() {
+        // No node listens on port 9: storing fails after the client's retries, and the report
+        // waiting for it must answer then, not at the end of its wait.
+        let s = staging();
+        let data = vec![7u8; 1000];
+        let id = s.begin(data.len() as u64).unwrap();
+        s.put(&id, 0, &data).unwrap();
+        let report = s
+            .settled_report(&id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(report.state, "receiving", "answers at once unless storing");
+        assert_eq!(
+            s.commit(&id, FileTree::from_bytes(&data).root(), None)
+                .unwrap()
+                .state,
+            "storing"
+        );
+        let report = tokio::time::timeout(
+            Duration::from_secs(30),
+            s.settled_report(&id, Duration::from_secs(60)),
+        )
+        .await
+        .expect("the report answered when storing failed, not after its 60 s wait")
+        .unwrap();
+        assert_eq!(report.state, "failed");
+        assert!(report.error.unwrap().contains("did not take the file"));
     }
 
     #[test]

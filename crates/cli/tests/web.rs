@@ -496,6 +496,43 @@ async fn publish_request_settle_download_through_the_web_app() {
         }
     }
     browser.screenshot("dashboard-resumed").await.unwrap();
+
+    // Every page at a phone's width (as the owner, so the dashboard has rows): nothing wider
+    // than the screen, so no page needs sideways scrolling (long roots and hashes wrap).
+    browser.resize(390, 844).await.unwrap();
+    for (name, path) in [
+        ("phone-marketplace", "/".to_owned()),
+        ("phone-dataset", format!("/datasets/{root}")),
+        ("phone-publish", "/publish".to_owned()),
+        ("phone-job", format!("/jobs/{job_id}")),
+        ("phone-my-jobs", "/jobs".to_owned()),
+        ("phone-dashboard", "/dashboard".to_owned()),
+        ("phone-audit-dataset", format!("/audit/datasets/{root}")),
+        ("phone-audit-job", format!("/audit/jobs/{job_id}")),
+    ] {
+        browser.goto(&format!("{web}{path}")).await.unwrap();
+        browser
+            .wait_for("document.body.dataset.ready", LONG)
+            .await
+            .unwrap();
+        browser
+            .wait_for("!document.querySelector('main .msg.error')", LONG)
+            .await
+            .unwrap();
+        let widths = browser
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth,                  [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap')).slice(0, 3).map((e) => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 40))];",
+                json!([]),
+            )
+            .await
+            .unwrap();
+        browser.screenshot(name).await.unwrap();
+        assert!(
+            widths[0].as_u64() <= widths[1].as_u64(),
+            "{path} is wider than a phone's screen (page width, screen width, widest elements): {widths}"
+        );
+    }
+    browser.resize(1280, 900).await.unwrap();
     drop(browser);
 
     // A browser wallet (scripted, in front of the same anvil) that the person uses wrongly: each

@@ -311,8 +311,30 @@ async fn publish_request_settle_download_through_the_web_app() {
     );
     browser.screenshot("error-run-limit").await.unwrap();
 
-    // Insufficient funds: a dataset priced above every dev account's balance.
+    // Insufficient funds: a dataset priced above every dev account's balance. A marketplace
+    // left open in another browser shows it when it is published, without being reloaded.
+    let watcher = Browser::launch(1280, 900).await.unwrap();
+    watcher.goto(&format!("{web}/")).await.unwrap();
+    watcher
+        .wait_for("window.licenMarks && window.licenMarks.allListed", LONG)
+        .await
+        .unwrap();
+    watcher
+        .execute("window.licenNotReloaded = true;", json!([]))
+        .await
+        .unwrap();
     let pricey = publish(&browser, &web, &owner, "Expensive data", "100000", 5).await;
+    watcher
+        .wait_for(
+            &format!(
+                "window.licenNotReloaded && document.querySelector('[data-root=\"{pricey}\"]')"
+            ),
+            LONG,
+        )
+        .await
+        .unwrap();
+    watcher.screenshot("marketplace-live").await.unwrap();
+    drop(watcher);
     let poor = request(&browser, &web, &researcher, &pricey).await;
     assert!(
         poor.contains("Insufficient funds"),

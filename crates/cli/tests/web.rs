@@ -405,6 +405,57 @@ async fn publish_request_settle_download_through_the_web_app() {
         browser.screenshot(name).await.unwrap();
     }
 
+    // The job's audit page: every transaction it lists is a successful one on the chain, from
+    // the grant to the settlement, and the evidence root is named.
+    browser
+        .goto(&format!("{web}/audit/jobs/{job_id}"))
+        .await
+        .unwrap();
+    browser
+        .wait_for("document.querySelector('main table tr td')", LONG)
+        .await
+        .unwrap();
+    let audit = browser
+        .execute(
+            "const rows = [...document.querySelectorAll('main table tr')].slice(1).map((tr) => [tr.cells[0].textContent, tr.cells[3].textContent]);
+             const dt = [...document.querySelectorAll('dt')].find((d) => d.textContent.startsWith('Attestation reference'));
+             return {rows, evidence: dt.nextElementSibling.textContent};",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let rows = audit["rows"].as_array().unwrap();
+    let states: Vec<&str> = rows.iter().map(|r| r[0].as_str().unwrap()).collect();
+    assert!(
+        states.len() >= 3 && states.last() == Some(&"Completed"),
+        "the job's transactions, from grant to settlement: {audit}"
+    );
+    let rpc_url = dev.summary["rpc_url"].as_str().unwrap();
+    for row in rows {
+        let tx = row[1].as_str().unwrap();
+        let receipt: serde_json::Value = reqwest::Client::new()
+            .post(rpc_url)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt", "params": [tx]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            receipt["result"]["status"], "0x1",
+            "the audit page's {} transaction {tx} is a successful one on the chain: {receipt}",
+            row[0]
+        );
+    }
+    let evidence = audit["evidence"].as_str().unwrap();
+    assert!(
+        evidence.len() == 66
+            && evidence.starts_with("0x")
+            && evidence != format!("0x{}", "0".repeat(64)),
+        "the evidence root is named: {audit}"
+    );
+
     // Owner dashboard: earnings, withdraw.
     as_account(&browser, &format!("{web}/dashboard"), &owner).await;
     browser

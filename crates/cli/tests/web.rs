@@ -13,9 +13,18 @@ use licen_web::testing::{Browser, unavailable};
 use serde_json::json;
 
 mod common;
-use common::{Dev, free_port};
+use common::{Dev, free_port, rpc_async};
 
 const LONG: Duration = Duration::from_secs(120);
+
+/// Opens `url` and waits until its page has rendered.
+async fn open(browser: &Browser, url: &str) {
+    browser.goto(url).await.unwrap();
+    browser
+        .wait_for("document.body.dataset.ready", LONG)
+        .await
+        .unwrap();
+}
 
 async fn as_account(browser: &Browser, url: &str, address: &str) {
     browser.goto(url).await.unwrap();
@@ -26,11 +35,7 @@ async fn as_account(browser: &Browser, url: &str, address: &str) {
         )
         .await
         .unwrap();
-    browser.goto(url).await.unwrap();
-    browser
-        .wait_for("document.body.dataset.ready", LONG)
-        .await
-        .unwrap();
+    open(browser, url).await;
 }
 
 async fn publish(
@@ -172,11 +177,7 @@ async fn request_with_wallet(
         )
         .await
         .unwrap();
-    browser.goto(&format!("{web}{path}")).await.unwrap();
-    browser
-        .wait_for("document.body.dataset.ready", LONG)
-        .await
-        .unwrap();
+    open(browser, &format!("{web}{path}")).await;
     let shown = submit_request(browser).await;
     let calls = browser
         .execute("return window.licenWalletCalls;", json!([]))
@@ -217,11 +218,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         .await
         .unwrap();
 
-    browser.goto(&web).await.unwrap();
-    browser
-        .wait_for("document.body.dataset.ready", LONG)
-        .await
-        .unwrap();
+    open(&browser, &web).await;
     let banner = browser
         .execute("return document.getElementById('dev-banner').hidden ? '' : document.getElementById('dev-banner').textContent;", json!([]))
         .await
@@ -393,11 +390,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         ("audit-job", format!("/audit/jobs/{job_id}")),
         ("my-jobs", "/jobs".to_owned()),
     ] {
-        browser.goto(&format!("{web}{path}")).await.unwrap();
-        browser
-            .wait_for("document.body.dataset.ready", LONG)
-            .await
-            .unwrap();
+        open(&browser, &format!("{web}{path}")).await;
         browser
             .wait_for("!document.querySelector('main .msg.error')", LONG)
             .await
@@ -430,20 +423,11 @@ async fn publish_request_settle_download_through_the_web_app() {
         states.len() >= 3 && states.last() == Some(&"Completed"),
         "the job's transactions, from grant to settlement: {audit}"
     );
-    let rpc_url = dev.summary["rpc_url"].as_str().unwrap();
     for row in rows {
         let tx = row[1].as_str().unwrap();
-        let receipt: serde_json::Value = reqwest::Client::new()
-            .post(rpc_url)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionReceipt", "params": [tx]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let receipt = rpc_async(&dev, "eth_getTransactionReceipt", json!([tx])).await;
         assert_eq!(
-            receipt["result"]["status"], "0x1",
+            receipt["status"], "0x1",
             "the audit page's {} transaction {tx} is a successful one on the chain: {receipt}",
             row[0]
         );
@@ -541,14 +525,7 @@ async fn publish_request_settle_download_through_the_web_app() {
             .await
             .unwrap();
         if state == "paused" {
-            browser
-                .goto(&format!("{web}/datasets/{root}"))
-                .await
-                .unwrap();
-            browser
-                .wait_for("document.body.dataset.ready", LONG)
-                .await
-                .unwrap();
+            open(&browser, &format!("{web}/datasets/{root}")).await;
             let page = browser
                 .execute(
                     "return [document.querySelector('main').innerText, !!document.getElementById('request')];",
@@ -583,11 +560,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         ("phone-audit-dataset", format!("/audit/datasets/{root}")),
         ("phone-audit-job", format!("/audit/jobs/{job_id}")),
     ] {
-        browser.goto(&format!("{web}{path}")).await.unwrap();
-        browser
-            .wait_for("document.body.dataset.ready", LONG)
-            .await
-            .unwrap();
+        open(&browser, &format!("{web}{path}")).await;
         browser
             .wait_for("!document.querySelector('main .msg.error')", LONG)
             .await

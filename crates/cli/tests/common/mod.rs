@@ -147,20 +147,26 @@ pub fn licen_command(dir: &Path, dev: &Dev, args: &[&str]) -> Command {
 }
 
 /// One JSON-RPC call to `dev`'s chain (for what the CLI does not expose: nonces, time travel).
+/// Blocking: from an async test, use [`rpc_async`].
 pub fn rpc(dev: &Dev, method: &str, params: serde_json::Value) -> serde_json::Value {
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(rpc_async(dev, method, params))
+}
+
+/// [`rpc`] for async tests.
+pub async fn rpc_async(dev: &Dev, method: &str, params: serde_json::Value) -> serde_json::Value {
     let url = dev.summary["rpc_url"].as_str().unwrap().to_owned();
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let answer: serde_json::Value = tokio::runtime::Runtime::new().unwrap().block_on(async {
-        reqwest::Client::new()
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(answer["error"].is_null(), "{method} failed: {answer}");
     answer["result"].clone()
 }

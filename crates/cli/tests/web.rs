@@ -49,10 +49,26 @@ async fn publish(
     as_account(browser, &format!("{web}/publish"), owner).await;
     browser
         .run(
-            "const set = (id, v) => { document.getElementById(id).value = v; };
-             const lines = []; for (let i = 0; i < 300; i++) lines.push(JSON.stringify({prompt: `q${i}`, completion: `a${i}`}));
+            "const lines = []; for (let i = 0; i < 300; i++) lines.push(JSON.stringify({prompt: `q${i}`, completion: `a${i}`}));
              const dt = new DataTransfer(); dt.items.add(new File([lines.join('\\n') + '\\n'], 'data.jsonl'));
-             document.getElementById('file').files = dt.files;
+             const file = document.getElementById('file');
+             file.files = dt.files;
+             file.dispatchEvent(new Event('change'));",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    // Picking the file seals and uploads it while the rest of the form is filled in.
+    browser
+        .wait_for(
+            "document.querySelector('form').innerText.includes('nothing is published until you confirm')",
+            LONG,
+        )
+        .await
+        .unwrap();
+    browser
+        .run(
+            "const set = (id, v) => { document.getElementById(id).value = v; };
              set('name', args.name); set('description', 'Browser-published test data'); set('license', 'CC-BY-4.0');
              set('price', args.price); set('max-epochs', '3'); set('max-runs', String(args.runs));
              document.getElementById('publish').click();",
@@ -229,6 +245,25 @@ async fn publish_request_settle_download_through_the_web_app() {
             .unwrap()
             .contains("INSECURE DEVELOPMENT WALLET")
     );
+
+    // A file that is not JSONL is refused as soon as it is picked, naming the line.
+    as_account(&browser, &format!("{web}/publish"), &owner).await;
+    browser
+        .execute(
+            "const dt = new DataTransfer(); dt.items.add(new File(['{\"text\": \"ok\"}\\nnot json\\n'], 'broken.jsonl'));
+             const file = document.getElementById('file'); file.files = dt.files; file.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "document.querySelector('#file-status .error')?.textContent.includes('line 2 is not valid JSON')",
+            LONG,
+        )
+        .await
+        .unwrap();
+    browser.screenshot("error-not-jsonl").await.unwrap();
 
     // Owner publishes (one run per researcher, so a second request violates the policy).
     let root = publish(&browser, &web, &owner, "Browser dialogues", "0.01", 1).await;

@@ -468,6 +468,16 @@ export function manifestBytes(m) {
 // to the server's staging area → commit with the root and its segment roots → the server stores the file on the
 // storage node, which checks every segment against them. Memory stays at a few 4 MiB pieces whatever the file size.
 export async function sealAndUpload(file, orchestratorKey, onProgress, opts = {}) {
+  const data = await sealAndUploadData(file, onProgress, opts);
+  const envelopeRoot = await uploadEnvelope(orchestratorKey, data.datasetRoot, data.key);
+  const seconds = (performance.now() - data.started) / 1000;
+  return { datasetRoot: data.datasetRoot, envelopeRoot, sealedBytes: data.sealedBytes, seconds, marks: data.marks };
+}
+
+// The data half of `sealAndUpload`: returns the root and the dataset key, which the caller must
+// hand to `uploadEnvelope` (it wipes it) or wipe itself. `opts.signal` (an AbortSignal) stops
+// the upload between pieces; nothing is stored then.
+export async function sealAndUploadData(file, onProgress, opts = {}) {
   await loadWasm();
   const key = opts.key || randomBytes(32);
   const prefix = opts.prefix || randomBytes(7);
@@ -475,18 +485,31 @@ export async function sealAndUpload(file, orchestratorKey, onProgress, opts = {}
   const started = performance.now();
   const marks = {};
   const upload = await StagedUpload.begin(total, true);
-  let sealed = 0;
-  await sealBlob(file, key, prefix, async (c) => {
-    await upload.write(c);
-    sealed += c.length;
-    onProgress?.('sealing, hashing and sending', sealed, total * 2, started);
-  });
-  const { root: datasetRoot, segmentRoots } = await upload.root();
-  marks.sealed = performance.now() - started;
-  await upload.commit(datasetRoot, (stored) => onProgress?.('storing on the storage node', total + stored, total * 2, started), segmentRoots);
-  marks.stored = performance.now() - started;
-  const envelope = sealDatasetEnvelope(orchestratorKey, datasetRoot, key);
-  key.fill(0);
-  const envelopeRoot = await uploadBytes(envelope);
-  return { datasetRoot, envelopeRoot, sealedBytes: total, seconds: (performance.now() - started) / 1000, marks };
+  try {
+    let sealed = 0;
+    await sealBlob(file, key, prefix, async (c) => {
+      opts.signal?.throwIfAborted();
+      await upload.write(c);
+      sealed += c.length;
+      onProgress?.('sealing, hashing and sending', sealed, total * 2, started);
+    });
+    const { root: datasetRoot, segmentRoots } = await upload.root();
+    marks.sealed = performance.now() - started;
+    opts.signal?.throwIfAborted();
+    await upload.commit(datasetRoot, (stored) => onProgress?.('storing on the storage node', total + stored, total * 2, started), segmentRoots);
+    marks.stored = performance.now() - started;
+    return { datasetRoot, key, sealedBytes: total, started, marks };
+  } catch (e) {
+    upload.socket?.close();
+    if (!opts.key) key.fill(0);
+    throw e;
+  }
+}
+
+// Seals the dataset key to the orchestrator (§2) for `datasetRoot`, wipes the key, uploads the
+// envelope and returns its root.
+export async function uploadEnvelope(orchestratorKey, datasetRoot, key) {
+  let envelope;
+  try { envelope = sealDatasetEnvelope(orchestratorKey, datasetRoot, key); } finally { key.fill(0); }
+  return uploadBytes(envelope);
 }

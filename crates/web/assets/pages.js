@@ -299,9 +299,51 @@ export async function publish(main) {
   const license = h('input', { id: 'license', placeholder: 'e.g. CC-BY-NC-4.0, or your terms' });
   const policy = policyFields(null);
   const orchestrator = h('input', { id: 'orchestrator', value: config.chain.default_orchestrator || '', required: true, class: 'mono' });
+  // The file's own progress and problems show under it; the publication's near the button.
+  const fileProgress = progressBar();
+  fileProgress.el.hidden = true;
+  const fileStatus = h('div', { id: 'file-status' });
   const progress = progressBar();
   const out = h('div', { id: 'publish-result' });
   const button = h('button', { type: 'submit', id: 'publish', text: 'Seal, upload and publish' });
+  // The file is checked, sealed and uploaded as soon as it is picked, while the person fills in
+  // the rest of the form; nothing is published before they confirm. Picking another file stops
+  // the previous upload and wipes its key.
+  let prepared = null;
+  const prepare = (f) => {
+    const abort = new AbortController();
+    const job = { file: f, abort };
+    job.done = (async () => {
+      fileProgress.el.hidden = false;
+      fileProgress.note('Checking the file (it stays in this page)…');
+      const summary = await C.scanJsonl(f, (d, t) => fileProgress.set('checking', d, t));
+      abort.signal.throwIfAborted();
+      const sealed = await C.sealAndUploadData(f, (label, d, t, s) => fileProgress.set(label, d, t, s), { signal: abort.signal });
+      if (abort.signal.aborted) { sealed.key.fill(0); abort.signal.throwIfAborted(); }
+      fileProgress.note(`Sealed and uploaded ${(sealed.sealedBytes / 1e6).toFixed(1)} MB in ${((performance.now() - sealed.started) / 1000).toFixed(1)} s (encrypted: nothing is published until you confirm).`);
+      return { summary, sealed };
+    })();
+    return job;
+  };
+  const preparedFor = (f) => {
+    if (!prepared || prepared.file !== f) {
+      prepared?.abort.abort();
+      prepared = prepare(f);
+    }
+    return prepared;
+  };
+  file.onchange = () => {
+    fileStatus.replaceChildren();
+    const f = file.files[0];
+    if (!f) { prepared?.abort.abort(); prepared = null; return; }
+    const job = preparedFor(f);
+    job.done.catch((err) => {
+      if (prepared !== job) return;
+      prepared = null;
+      fileProgress.el.hidden = true;
+      fileStatus.replaceChildren(message('error', err.message));
+    });
+  };
   const form = h('form', { class: 'stack', onsubmit: async (e) => {
     e.preventDefault();
     button.disabled = true;
@@ -317,19 +359,25 @@ export async function publish(main) {
       const answer = words(await wallet.ethCall(config.chain.data_policy, calls.orchestratorKey(orchestrator.value.trim())));
       if (answer.length < 2 || wordBig(answer[1]) === 0n) throw new Error(`Orchestrator ${orchestrator.value} is not registered or was deactivated on this contract: choose an active orchestrator.`);
       const orchestratorKey = C.unhex(answer[0]);
-      progress.note('Checking the file (it stays in this page)…');
-      const summary = await C.scanJsonl(f, (d, t) => progress.set('checking', d, t));
-      const sealed = await C.sealAndUpload(f, orchestratorKey, (label, d, t, s) => progress.set(label, d, t, s));
+      fileStatus.replaceChildren();
+      const job = preparedFor(f);
+      progress.note('Finishing the upload of the file (its progress is under it)…');
+      let ready;
+      try { ready = await job.done; } catch (err) { if (prepared === job) prepared = null; throw err; }
+      // One dataset key per publication: the prepared upload is used up here.
+      prepared = null;
+      const { summary, sealed } = ready;
+      const envelopeRoot = await C.uploadEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key);
       const manifestRoot = await C.uploadBytes(C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 }));
-      progress.note(`Sealed and uploaded ${(sealed.sealedBytes / 1e6).toFixed(1)} MB in ${sealed.seconds.toFixed(1)} s. Confirm the transaction in your wallet…`);
-      const { hash } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(sealed.envelopeRoot), C.hex(manifestRoot), terms), 0n, (t) => progress.note(t));
+      progress.note('Sealed and uploaded. Confirm the transaction in your wallet…');
+      const { hash } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(envelopeRoot), C.hex(manifestRoot), terms), 0n, (t) => progress.note(t));
       const root = C.hex(sealed.datasetRoot);
       out.replaceChildren(message('ok', 'Published.'), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ['Rows', String(summary.rows)]]));
     } catch (err) {
       out.replaceChildren(message('error', err.message));
     } finally { button.disabled = false; }
   } },
-  h('label', {}, 'JSONL file (encrypted here, in your browser)', file), h('label', {}, 'Name', name), h('label', {}, 'Description', description), h('label', {}, 'License', license),
+  h('label', {}, 'JSONL file (encrypted here, in your browser)', file), fileProgress.el, fileStatus, h('label', {}, 'Name', name), h('label', {}, 'Description', description), h('label', {}, 'License', license),
   policy.el,
   h('label', {}, 'Orchestrator (its key is read from the chain)', orchestrator), button, progress.el, out);
   main.replaceChildren(h('h1', { text: 'Publish a dataset' }), h('div', { class: 'card' }, form));

@@ -367,6 +367,12 @@ export class StagedUpload {
       if (this.offset === this.size) this.tail = piece; else await this.hasher.add(piece);
     }
   }
+  // Gives the upload up: the connection closes and the server deletes what it staged (best
+  // effort: a server that cannot be reached drops the session when it has been idle long enough).
+  cancel() {
+    this.socket?.close();
+    fetch(`/api/uploads/${this.id}`, { method: 'DELETE' }).catch(() => {});
+  }
   async commit(root, onProgress, segmentRoots = null) {
     await this.send();
     await this.until(() => this.staged >= this.size);
@@ -500,7 +506,7 @@ export async function sealAndUploadData(file, onProgress, opts = {}) {
     marks.stored = performance.now() - started;
     return { datasetRoot, key, sealedBytes: total, started, marks };
   } catch (e) {
-    upload.socket?.close();
+    upload.cancel();
     if (!opts.key) key.fill(0);
     throw e;
   }

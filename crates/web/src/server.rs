@@ -209,7 +209,10 @@ fn router(state: AppState) -> Router {
         .route("/api/indexer/{*path}", get(indexer_proxy))
         .route("/api/storage", post(storage_relay))
         .route("/api/uploads", post(upload_begin))
-        .route("/api/uploads/{id}", put(upload_piece).get(upload_report))
+        .route(
+            "/api/uploads/{id}",
+            put(upload_piece).get(upload_report).delete(upload_cancel),
+        )
         .route("/api/uploads/{id}/commit", post(upload_commit))
         .route("/api/uploads/{id}/socket", get(upload_socket))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -394,6 +397,15 @@ async fn upload_begin(State(state): State<AppState>, body: Bytes) -> Response {
 #[derive(Deserialize)]
 struct Piece {
     offset: u64,
+}
+
+/// `DELETE /api/uploads/{id}`: the page gives the upload up; its staged bytes are deleted.
+async fn upload_cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    blocking(move || {
+        state.staging.cancel(&id)?;
+        Ok(serde_json::json!({ "cancelled": id }))
+    })
+    .await
 }
 
 /// `PUT /api/uploads/{id}?offset=N` with the raw ciphertext bytes as the body.

@@ -15,7 +15,8 @@
 //! storing ends, or after N ms with the progress ([`Staging::settled_report`]).
 //!
 //! Owns: the upload sessions, their temporary files and their limits ([`MAX_STAGED_BYTES`] per
-//! file, [`MAX_OPEN_SESSIONS`] at once, abandoned sessions dropped after [`IDLE_TIMEOUT`]).
+//! file, [`MAX_OPEN_SESSIONS`] at once, sessions the page cancels (`DELETE /api/uploads/{id}`)
+//! dropped at once and abandoned ones after [`IDLE_TIMEOUT`]).
 //!
 //! Must never: receive plaintext or keys (the page seals before it sends; this module only sees
 //! sealed-stream bytes and roots), report a file stored unless the node finalized it under the
@@ -391,6 +392,32 @@ impl Staging {
         Ok(report)
     }
 
+    /// Drops session `id` and deletes its staged bytes: the page gave the upload up (another
+    /// file was picked, or sealing failed). An upload being stored cannot be cancelled.
+    pub fn cancel(&self, id: &str) -> Result<(), Refusal> {
+        let mut sessions = lock(&self.sessions);
+        let shared = sessions.get(id).cloned().ok_or_else(|| {
+            refuse(
+                404,
+                format!("no upload {id:?}: it finished, failed or was dropped already"),
+            )
+        })?;
+        let mut session = lock(&shared.session);
+        if matches!(session.phase, Phase::Storing) {
+            return Err(refuse(
+                409,
+                "this upload is being stored on the storage node: it can no longer be cancelled",
+            ));
+        }
+        // Deleted now, even while a writer still holds the session.
+        session.staged = None;
+        session.phase = Phase::Failed("the page cancelled this upload".into());
+        drop(session);
+        sessions.remove(id);
+        shared.arrived.notify_all();
+        Ok(())
+    }
+
     /// Where session `id` stands.
     pub fn report(&self, id: &str) -> Result<Report, Refusal> {
         let shared = self.get(id)?;
@@ -545,6 +572,24 @@ mod tests {
         .unwrap();
         assert_eq!(report.state, "failed");
         assert!(report.error.unwrap().contains("did not take the file"));
+    }
+
+    #[test]
+    fn a_cancelled_upload_is_gone_with_its_bytes() {
+        let s = staging();
+        let id = s.begin(100).unwrap();
+        s.put(&id, 0, &[1; 40]).unwrap();
+        let staged = lock(&s.get(&id).unwrap().session)
+            .staged
+            .as_ref()
+            .unwrap()
+            .to_path_buf();
+        assert!(staged.exists());
+        s.cancel(&id).unwrap();
+        assert!(!staged.exists(), "the staged bytes are deleted");
+        assert_eq!(s.report(&id).unwrap_err().status, 404);
+        assert_eq!(s.put(&id, 40, &[1; 60]).unwrap_err().status, 404);
+        assert_eq!(s.cancel(&id).unwrap_err().status, 404);
     }
 
     #[test]

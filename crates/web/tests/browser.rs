@@ -411,3 +411,55 @@ fn collect_decoded(v: &Value, out: &mut Vec<u8>) {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_the_page_gives_up_is_deleted_on_the_server() {
+    if let Some(reason) = unavailable() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let stack = stack().await;
+    let browser = open_page(&stack).await;
+    // Another file picked while this one uploads: the page stops and cancels the upload.
+    let outcome = browser
+        .run(
+            &format!(
+                "{IMPORT} const piece = new Uint8Array(4 << 20); for (let i = 0; i < piece.length; i += 65536) crypto.getRandomValues(piece.subarray(i, i + 65536));
+                 const file = new Blob(Array(16).fill(piece));
+                 const stop = new AbortController();
+                 try {{
+                   await C.sealAndUploadData(file, (label, done) => {{ if (done > (8 << 20)) stop.abort(); }}, {{ signal: stop.signal }});
+                   return 'finished';
+                 }} catch (e) {{ return e.name; }}"
+            ),
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, "AbortError");
+    let id = stack
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|(path, _)| {
+            path.strip_prefix("/api/uploads/")?
+                .strip_suffix("/socket")
+                .map(str::to_owned)
+        })
+        .expect("the upload's socket carried pieces");
+    // The cancellation is sent without waiting for it: give it a moment.
+    let report = format!("{}/api/uploads/{id}", stack.web.url());
+    let mut status = 0;
+    for _ in 0..50 {
+        status = reqwest::get(&report).await.unwrap().status().as_u16();
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 404, "the server dropped the cancelled upload");
+    drop(browser);
+    stack.web.stop().await;
+    stack.storage.shutdown().await.unwrap();
+}

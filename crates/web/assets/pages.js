@@ -315,10 +315,12 @@ export async function publish(main) {
     const job = { file: f, abort };
     job.done = (async () => {
       fileProgress.el.hidden = false;
+      // Leaving the publish page gives the upload up too.
+      const show = (label, d, t, s) => { if (!form.isConnected) abort.abort(); fileProgress.set(label, d, t, s); };
       fileProgress.note('Checking the file (it stays in this page)…');
-      const summary = await C.scanJsonl(f, (d, t) => fileProgress.set('checking', d, t));
+      const summary = await C.scanJsonl(f, (d, t) => show('checking', d, t));
       abort.signal.throwIfAborted();
-      const sealed = await C.sealAndUploadData(f, (label, d, t, s) => fileProgress.set(label, d, t, s), { signal: abort.signal });
+      const sealed = await C.sealAndUploadData(f, show, { signal: abort.signal });
       if (abort.signal.aborted) { sealed.key.fill(0); abort.signal.throwIfAborted(); }
       fileProgress.note(`Sealed and uploaded ${(sealed.sealedBytes / 1e6).toFixed(1)} MB in ${((performance.now() - sealed.started) / 1000).toFixed(1)} s (encrypted: nothing is published until you confirm).`);
       return { summary, sealed };

@@ -47,18 +47,23 @@ async fn publish(
     runs: u32,
 ) -> String {
     as_account(browser, &format!("{web}/publish"), owner).await;
+    publish_here(browser, name, price, runs).await
+}
+
+/// Picks a JSONL file of `rows` prompt/completion rows on the publish page; it is checked,
+/// sealed and uploaded at once, and this waits until it is.
+async fn pick_file(browser: &Browser, rows: u32) {
     browser
         .run(
-            "const lines = []; for (let i = 0; i < 300; i++) lines.push(JSON.stringify({prompt: `q${i}`, completion: `a${i}`}));
+            "const lines = []; for (let i = 0; i < args.rows; i++) lines.push(JSON.stringify({prompt: `q${i}`, completion: `a${i}`}));
              const dt = new DataTransfer(); dt.items.add(new File([lines.join('\\n') + '\\n'], 'data.jsonl'));
              const file = document.getElementById('file');
              file.files = dt.files;
              file.dispatchEvent(new Event('change'));",
-            json!({}),
+            json!({"rows": rows}),
         )
         .await
         .unwrap();
-    // Picking the file seals and uploads it while the rest of the form is filled in.
     browser
         .wait_for(
             "document.querySelector('form').innerText.includes('nothing is published until you confirm')",
@@ -66,6 +71,12 @@ async fn publish(
         )
         .await
         .unwrap();
+}
+
+/// On the publish page: picks a 300-row file (uploaded while the form is filled in), fills the
+/// form and publishes; returns the dataset root.
+async fn publish_here(browser: &Browser, name: &str, price: &str, runs: u32) -> String {
+    pick_file(browser, 300).await;
     browser
         .run(
             "const set = (id, v) => { document.getElementById(id).value = v; };
@@ -265,14 +276,17 @@ async fn publish_request_settle_download_through_the_web_app() {
         .unwrap();
     browser.screenshot("error-not-jsonl").await.unwrap();
 
-    // Owner publishes (one run per researcher, so a second request violates the policy).
-    let root = publish(&browser, &web, &owner, "Browser dialogues", "0.01", 1).await;
+    // Owner publishes (one run per researcher, so a second request violates the policy), after
+    // first picking another file that finished uploading: the dataset trained below is the
+    // second file, under its own key (the first one's was wiped, never published).
+    pick_file(&browser, 10).await;
+    let root = publish_here(&browser, "Browser dialogues", "0.01", 1).await;
     browser.screenshot("publish-done").await.unwrap();
 
     // Marketplace lists it (live, from the indexer).
     as_account(&browser, &format!("{web}/"), &researcher).await;
     browser
-        .wait_for(&format!("document.querySelector('[data-root=\"{root}\"]') && document.body.innerText.includes('Browser dialogues')"), LONG)
+        .wait_for(&format!("document.querySelector('[data-root=\"{root}\"]') && document.body.innerText.includes('Browser dialogues') && document.body.innerText.includes('300 rows')"), LONG)
         .await
         .unwrap();
     browser.screenshot("marketplace").await.unwrap();

@@ -313,6 +313,9 @@ export async function publish(main) {
   const prepare = (f) => {
     const abort = new AbortController();
     const job = { file: f, abort };
+    // A job given up after it finished wipes the key it holds: it is never published.
+    let result = null;
+    abort.signal.addEventListener('abort', () => result?.sealed.key.fill(0));
     job.done = (async () => {
       fileProgress.el.hidden = false;
       // Leaving the publish page gives the upload up too.
@@ -323,7 +326,8 @@ export async function publish(main) {
       const sealed = await C.sealAndUploadData(f, show, { signal: abort.signal });
       if (abort.signal.aborted) { sealed.key.fill(0); abort.signal.throwIfAborted(); }
       fileProgress.note(`Sealed and uploaded ${(sealed.sealedBytes / 1e6).toFixed(1)} MB in ${((performance.now() - sealed.started) / 1000).toFixed(1)} s (encrypted: nothing is published until you confirm).`);
-      return { summary, sealed };
+      result = { summary, sealed };
+      return result;
     })();
     return job;
   };
@@ -361,11 +365,13 @@ export async function publish(main) {
       const answer = words(await wallet.ethCall(config.chain.data_policy, calls.orchestratorKey(orchestrator.value.trim())));
       if (answer.length < 2 || wordBig(answer[1]) === 0n) throw new Error(`Orchestrator ${orchestrator.value} is not registered or was deactivated on this contract: choose an active orchestrator.`);
       const orchestratorKey = C.unhex(answer[0]);
+      if (file.files[0] !== f) throw new Error('Another file was picked while publishing: check the form and publish again.');
       fileStatus.replaceChildren();
       const job = preparedFor(f);
       progress.note('Finishing the upload of the file (its progress is under it)…');
       let ready;
       try { ready = await job.done; } catch (err) { if (prepared === job) prepared = null; throw err; }
+      if (job.abort.signal.aborted) throw new Error('Another file was picked while publishing: check the form and publish again.');
       // One dataset key per publication: the prepared upload is used up here.
       prepared = null;
       const { summary, sealed } = ready;

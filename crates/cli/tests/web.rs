@@ -50,20 +50,33 @@ async fn publish(
     publish_here(browser, name, price, runs).await
 }
 
-/// Picks a JSONL file of `rows` prompt/completion rows on the publish page; it is checked,
-/// sealed and uploaded at once, and this waits until it is.
-async fn pick_file(browser: &Browser, rows: u32) {
+/// Chooses a file named `name` holding `text` in the publish page's file input, as a person
+/// picking it does (the page starts checking and uploading it at once).
+async fn choose_file(browser: &Browser, name: &str, text: &str) {
     browser
         .run(
-            "const lines = []; for (let i = 0; i < args.rows; i++) lines.push(JSON.stringify({prompt: `q${i}`, completion: `a${i}`}));
-             const dt = new DataTransfer(); dt.items.add(new File([lines.join('\\n') + '\\n'], 'data.jsonl'));
+            "const dt = new DataTransfer(); dt.items.add(new File([args.text], args.name));
              const file = document.getElementById('file');
              file.files = dt.files;
              file.dispatchEvent(new Event('change'));",
-            json!({"rows": rows}),
+            json!({"name": name, "text": text}),
         )
         .await
         .unwrap();
+}
+
+/// Picks a JSONL file of `rows` prompt/completion rows on the publish page; it is checked,
+/// sealed and uploaded at once, and this waits until it is.
+async fn pick_file(browser: &Browser, rows: u32) {
+    let lines: String = (0..rows)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"prompt": format!("q{i}"), "completion": format!("a{i}")})
+            )
+        })
+        .collect();
+    choose_file(browser, "data.jsonl", &lines).await;
     browser
         .wait_for(
             "document.querySelector('form').innerText.includes('nothing is published until you confirm')",
@@ -259,14 +272,7 @@ async fn publish_request_settle_download_through_the_web_app() {
 
     // A file that is not JSONL is refused as soon as it is picked, naming the line.
     as_account(&browser, &format!("{web}/publish"), &owner).await;
-    browser
-        .execute(
-            "const dt = new DataTransfer(); dt.items.add(new File(['{\"text\": \"ok\"}\\nnot json\\n'], 'broken.jsonl'));
-             const file = document.getElementById('file'); file.files = dt.files; file.dispatchEvent(new Event('change'));",
-            json!([]),
-        )
-        .await
-        .unwrap();
+    choose_file(&browser, "broken.jsonl", "{\"text\": \"ok\"}\nnot json\n").await;
     browser
         .wait_for(
             "document.querySelector('#file-status .error')?.textContent.includes('line 2 is not valid JSON')",

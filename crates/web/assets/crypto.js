@@ -176,7 +176,6 @@ export class StreamSealer {
 async function* pieces(blob, size) {
   if (blob.size === 0) { yield new Uint8Array(0); return; }
   const reader = blob.stream().getReader({ mode: 'byob' });
-  const grew = () => new Error(`the file grew past ${blob.size} bytes while it was read: pick it again`);
   let left = blob.size;
   let buffer = new ArrayBuffer(Math.min(size, left));
   try {
@@ -194,7 +193,7 @@ async function* pieces(blob, size) {
       yield new Uint8Array(buffer, 0, want);
     }
     const { done, value } = await reader.read(new Uint8Array(buffer, 0, 1));
-    if (!done || value?.length) throw grew();
+    if (!done || value?.length) throw new Error(`the file grew past ${blob.size} bytes while it was read: pick it again`);
   } finally {
     reader.releaseLock();
   }

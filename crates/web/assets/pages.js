@@ -310,6 +310,7 @@ export async function publish(main) {
   // the rest of the form; nothing is published before they confirm. Picking another file stops
   // the previous upload and wipes its key.
   let prepared = null;
+  const FILE_CHANGED = 'Another file was picked while publishing: check the form and publish again.';
   const prepare = (f) => {
     const abort = new AbortController();
     const job = { file: f, abort };
@@ -365,13 +366,13 @@ export async function publish(main) {
       const answer = words(await wallet.ethCall(config.chain.data_policy, calls.orchestratorKey(orchestrator.value.trim())));
       if (answer.length < 2 || wordBig(answer[1]) === 0n) throw new Error(`Orchestrator ${orchestrator.value} is not registered or was deactivated on this contract: choose an active orchestrator.`);
       const orchestratorKey = C.unhex(answer[0]);
-      if (file.files[0] !== f) throw new Error('Another file was picked while publishing: check the form and publish again.');
+      if (file.files[0] !== f) throw new Error(FILE_CHANGED);
       fileStatus.replaceChildren();
       const job = preparedFor(f);
       progress.note('Finishing the upload of the file (its progress is under it)…');
       let ready;
       try { ready = await job.done; } catch (err) { if (prepared === job) prepared = null; throw err; }
-      if (job.abort.signal.aborted) throw new Error('Another file was picked while publishing: check the form and publish again.');
+      if (job.abort.signal.aborted) throw new Error(FILE_CHANGED);
       // One dataset key per publication: the prepared upload is used up here.
       prepared = null;
       const { summary, sealed } = ready;

@@ -395,13 +395,7 @@ impl Staging {
     /// Drops session `id` and deletes its staged bytes: the page gave the upload up (another
     /// file was picked, or sealing failed). An upload being stored cannot be cancelled.
     pub fn cancel(&self, id: &str) -> Result<(), Refusal> {
-        let mut sessions = lock(&self.sessions);
-        let shared = sessions.get(id).cloned().ok_or_else(|| {
-            refuse(
-                404,
-                format!("no upload {id:?}: it finished, failed or was dropped already"),
-            )
-        })?;
+        let shared = self.get(id)?;
         let mut session = lock(&shared.session);
         if matches!(session.phase, Phase::Storing) {
             return Err(refuse(
@@ -413,7 +407,7 @@ impl Staging {
         session.staged = None;
         session.phase = Phase::Failed("the page cancelled this upload".into());
         drop(session);
-        sessions.remove(id);
+        lock(&self.sessions).remove(id);
         shared.arrived.notify_all();
         Ok(())
     }

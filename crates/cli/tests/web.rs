@@ -13,7 +13,10 @@ use licen_web::testing::{Browser, unavailable};
 use serde_json::json;
 
 mod common;
-use common::{Dev, free_port, rpc_async};
+use common::{
+    Dev, OWNER_KEY, RESEARCHER_KEY, dev_address, free_port, licen, ok_json, rpc_async,
+    wait_for_state,
+};
 
 const LONG: Duration = Duration::from_secs(120);
 
@@ -24,6 +27,24 @@ async fn open(browser: &Browser, url: &str) {
         .wait_for("document.body.dataset.ready", LONG)
         .await
         .unwrap();
+}
+
+/// Asserts that nothing on the page is wider than the window, so it needs no sideways
+/// scrolling (long roots and hashes wrap; only tables may scroll, inside their own box). The
+/// message names the innermost elements that stick out, or whose content spills out of them.
+async fn fits_the_window(browser: &Browser, what: &str) {
+    let widths = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth, \
+             [...document.querySelectorAll('body *')].filter((e) => !e.closest('.table-wrap') && (e.getBoundingClientRect().right > window.innerWidth + 1 || (e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === 'visible'))).reverse().slice(0, 3).map((e) => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 40))];",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "{what} is wider than the window (page width, window width, widest elements): {widths}"
+    );
 }
 
 async fn as_account(browser: &Browser, url: &str, address: &str) {
@@ -352,8 +373,21 @@ async fn publish_request_settle_download_through_the_web_app() {
         .unwrap();
     let report: serde_json::Value = serde_json::from_str(preview.as_str().unwrap())
         .unwrap_or_else(|_| panic!("the opened result is the JSON training report: {preview}"));
-    assert!(report.is_object());
+    assert_eq!(report["simulated"], true);
+    let note = browser
+        .execute(
+            "return document.querySelector('#download-result .msg.info')?.textContent ?? '';",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        note.as_str().unwrap().contains("SIMULATED trainer"),
+        "the page says the result holds no weights: {note}"
+    );
     browser.screenshot("job-result-opened").await.unwrap();
+    // The opened report's long lines wrap inside the page.
+    fits_the_window(&browser, "the job page with its result opened").await;
 
     // A second request violates the policy (one run per researcher): a sentence, no transaction.
     let refused = request(&browser, &web, &researcher, &root).await;
@@ -364,7 +398,8 @@ async fn publish_request_settle_download_through_the_web_app() {
     browser.screenshot("error-run-limit").await.unwrap();
 
     // Insufficient funds: a dataset priced above every dev account's balance. A marketplace
-    // left open in another browser shows it when it is published, without being reloaded.
+    // left open in another browser shows it when it is published, without being reloaded, also
+    // after the person went to another page and came back.
     let watcher = Browser::launch(1280, 900).await.unwrap();
     watcher.goto(&format!("{web}/")).await.unwrap();
     watcher
@@ -373,6 +408,14 @@ async fn publish_request_settle_download_through_the_web_app() {
         .unwrap();
     watcher
         .execute("window.licenNotReloaded = true;", json!([]))
+        .await
+        .unwrap();
+    // Left for another page and come back to with Back: the browser restores it from its
+    // back/forward cache (the same page, not reloaded), and its live updates resume.
+    watcher.goto("about:blank").await.unwrap();
+    watcher.back().await.unwrap();
+    watcher
+        .wait_for("window.licenNotReloaded === true", LONG)
         .await
         .unwrap();
     let pricey = publish(&browser, &web, &owner, "Expensive data", "100000", 5).await;
@@ -620,18 +663,8 @@ async fn publish_request_settle_download_through_the_web_app() {
             .wait_for("!document.querySelector('main .msg.error')", LONG)
             .await
             .unwrap();
-        let widths = browser
-            .execute(
-                "return [document.documentElement.scrollWidth, window.innerWidth,                  [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap')).slice(0, 3).map((e) => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 40))];",
-                json!([]),
-            )
-            .await
-            .unwrap();
         browser.screenshot(name).await.unwrap();
-        assert!(
-            widths[0].as_u64() <= widths[1].as_u64(),
-            "{path} is wider than a phone's screen (page width, screen width, widest elements): {widths}"
-        );
+        fits_the_window(&browser, &format!("{path} at a phone's width")).await;
     }
     browser.resize(1280, 900).await.unwrap();
     drop(browser);
@@ -697,5 +730,177 @@ async fn publish_request_settle_download_through_the_web_app() {
         wallet_browser.screenshot(screenshot).await.unwrap();
     }
     drop(wallet_browser);
+    dev.stop();
+}
+
+/// The production trainer's result in the page: a job requested with the CLI and trained with
+/// real LoRA on the tiny fixture model is opened in the browser by the same researcher (the
+/// result key derived from the same wallet signature as the CLI's), and offered as the PEFT
+/// adapter's own files, each byte for byte what the compute node packed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lora_adapter_opens_in_the_page_as_its_files() {
+    if let Some(reason) = unavailable() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = d.join("tiny-llama");
+    licen_lora::fixture::write_model(&model, &licen_lora::fixture::tiny_config(), 11).unwrap();
+    let lines: String = (0..48)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"prompt": format!("add {i} and 1:"), "completion": format!(" {}", i + 1)})
+            )
+        })
+        .collect();
+    std::fs::write(d.join("data.jsonl"), &lines).unwrap();
+    let dev = Dev::start_with(
+        d,
+        [free_port(), free_port(), free_port(), free_port()],
+        &[
+            "--trainer",
+            "lora",
+            "--model",
+            model.to_str().unwrap(),
+            "--batch-size",
+            "8",
+        ],
+    );
+    let (job_id, researcher) = tokio::task::block_in_place(|| {
+        let publish = [
+            "publish",
+            "data.jsonl",
+            "--name",
+            "adder",
+            "--price",
+            "0.01",
+            "--max-epochs",
+            "3",
+            "--max-runs",
+            "1",
+            "--ttl",
+            "1h",
+            "--purposes",
+            "research",
+        ];
+        let published = ok_json(licen(d, &dev, Some(OWNER_KEY), &publish));
+        let root = published["dataset_root"].as_str().unwrap().to_owned();
+        let request = [
+            "request",
+            &root,
+            "--epochs",
+            "2",
+            "--purpose",
+            "research",
+            "--yes",
+        ];
+        let job = ok_json(licen(d, &dev, Some(RESEARCHER_KEY), &request));
+        let id = job["job_id"].as_u64().unwrap();
+        let terminal = ["completed", "failed", "expired", "reclaimed"];
+        let state = wait_for_state(d, &dev, id, &terminal, 120);
+        assert_eq!(state, "completed", "job {id} ended {state}");
+        (id, dev_address(&dev, 4))
+    });
+
+    let browser = Browser::launch(1280, 900).await.unwrap();
+    browser
+        .script_timeout(LONG.as_millis() as u64)
+        .await
+        .unwrap();
+    let web = dev.summary["web_url"].as_str().unwrap();
+    as_account(&browser, &format!("{web}/jobs/{job_id}"), &researcher).await;
+    browser
+        .execute("document.getElementById('download').click();", json!([]))
+        .await
+        .unwrap();
+    browser
+        .wait_for("document.getElementById('result-files') || document.querySelector('#download-result .error')", LONG)
+        .await
+        .unwrap();
+    // Every file as the page saves it: name → bytes (hex), read back from its link.
+    let saved = browser
+        .run(
+            "const files = {};
+             for (const a of document.querySelectorAll('#result-files a, #result-archive')) {
+               const bytes = new Uint8Array(await (await fetch(a.href)).arrayBuffer());
+               files[a.download] = Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+             }
+             return files;",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    let file = |name: &str| {
+        hex::decode(
+            saved[name]
+                .as_str()
+                .unwrap_or_else(|| panic!("the page offers no {name}: {saved}")),
+        )
+        .unwrap()
+    };
+    // The page's files are exactly the archive's, as the CLI unpacks them.
+    let archive = file(&format!("result-job-{job_id}.tar"));
+    let mut entries = tar::Archive::new(&archive[..]);
+    let mut names = Vec::new();
+    for entry in entries.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        assert_eq!(file(&name), bytes, "{name} as the page saves it");
+        names.push(name);
+    }
+    assert_eq!(
+        names,
+        [
+            "adapter_config.json",
+            "adapter_model.safetensors",
+            "training_report.json"
+        ]
+    );
+    assert_eq!(
+        saved.as_object().unwrap().len(),
+        4,
+        "three files and the archive: {saved:?}"
+    );
+    let config: serde_json::Value = serde_json::from_slice(&file("adapter_config.json")).unwrap();
+    assert_eq!(config["peft_type"], "LORA");
+    assert_eq!(config["base_model_name_or_path"], "tiny-llama");
+    let preview = browser
+        .execute(
+            "return document.getElementById('result-preview').textContent;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_str(preview.as_str().unwrap()).unwrap();
+    assert_eq!(
+        report["report"]["epochs_completed"], 2,
+        "the training report is shown: {report}"
+    );
+    let summary = browser
+        .execute(
+            "return document.getElementById('training-summary').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let summary = summary.as_str().unwrap();
+    for line in [
+        "tiny-llama",
+        "Epochs trained\n2",
+        "Epoch 2",
+        "held-out loss",
+    ] {
+        assert!(
+            summary.contains(line),
+            "the report's summary names {line:?}: {summary}"
+        );
+    }
+    browser.screenshot("job-lora-adapter").await.unwrap();
+    fits_the_window(&browser, "the job page with a LoRA adapter opened").await;
+    drop(browser);
     dev.stop();
 }

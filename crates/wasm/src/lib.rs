@@ -12,7 +12,7 @@
 //!
 //! Must never: keep a key or plaintext longer than the call that uses it (buffers are cleared
 //! before the next operation overwrites them), reimplement a format (it only calls
-//! `licen-crypto` and `licen-storage`), or do I/O.
+//! `licen-crypto`, `licen-storage` and the `tar` crate), or do I/O.
 
 use std::cell::RefCell;
 
@@ -305,6 +305,46 @@ pub extern "C" fn licen_open_result() -> u32 {
         let root = array::<32>(&input[64..96], "dataset root")?;
         licen_crypto::result::open_result(&secret, job, root, &input[96..])
             .map_err(|e| e.to_string())
+    })
+}
+
+/// Input: an opened lora result (a ustar archive) → where each of its files lies in it: per
+/// file, LE32 name length ‖ UTF-8 name ‖ LE64 offset ‖ LE64 size. Accepts what `licen download`
+/// unpacks: regular files with bare names (no folders, links or paths), each wholly inside the
+/// input; anything else is refused with a sentence naming the entry.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn licen_archive_files() -> u32 {
+    run(|input| {
+        let unreadable = |e: std::io::Error| format!("the result archive is damaged: {e}");
+        let mut archive = tar::Archive::new(input);
+        let mut out = Vec::new();
+        for entry in archive.entries().map_err(unreadable)? {
+            let entry = entry.map_err(unreadable)?;
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let bare =
+                !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..";
+            if entry.header().entry_type() != tar::EntryType::Regular || !bare {
+                return Err(format!(
+                    "the result archive holds {name:?}, which is not a plain file name: it is offered only as the whole archive"
+                ));
+            }
+            let (offset, size) = (entry.raw_file_position(), entry.size());
+            if offset
+                .checked_add(size)
+                .is_none_or(|end| end > input.len() as u64)
+            {
+                return Err(format!(
+                    "the result archive is cut short: {name:?} needs {size} bytes at {offset}, the archive is {} bytes",
+                    input.len()
+                ));
+            }
+            out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&offset.to_le_bytes());
+            out.extend_from_slice(&size.to_le_bytes());
+        }
+        Ok(out)
     })
 }
 

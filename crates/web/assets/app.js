@@ -84,6 +84,11 @@ async function boot() {
     }
   });
   window.addEventListener('popstate', route);
+  // A page kept in the back/forward cache must not hold its live stream open: Chrome keeps such
+  // pages' connections, and six of them take every connection it allows to this server, so the
+  // next page waits until one times out.
+  window.addEventListener('pagehide', () => pages.suspend());
+  window.addEventListener('pageshow', (e) => { if (e.persisted) pages.resume(); });
   renderWallet().catch((e) => pages.flash(`The wallet could not be read: ${e.message}`));
   await route();
   window.licenBootMs = performance.now() - started;

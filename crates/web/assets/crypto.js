@@ -263,6 +263,27 @@ export function openResult(secretKey, jobId32, datasetRoot, sealed) {
   try { return call('licen_open_result', concat(secretKey, jobId32, datasetRoot, sealed)); } finally { wipeWasm(); }
 }
 
+// The files of an opened lora result (a ustar archive, read by the `tar` crate in licen-wasm):
+// [{ name, bytes }], each a view into `archive`. Throws a sentence for anything `licen download`
+// would not unpack (folders, links, paths, a damaged or cut archive).
+export const isArchive = (bytes) => bytes.length >= 512 && new TextDecoder().decode(bytes.subarray(257, 262)) === 'ustar';
+export function archiveFiles(archive) {
+  let index;
+  try { index = call('licen_archive_files', archive); } finally { wipeWasm(); }
+  const view = new DataView(index.buffer);
+  const files = [];
+  for (let at = 0; at < index.length;) {
+    const nameLength = view.getUint32(at, true);
+    const name = new TextDecoder().decode(index.subarray(at + 4, at + 4 + nameLength));
+    at += 4 + nameLength;
+    const offset = Number(view.getBigUint64(at, true));
+    const length = Number(view.getBigUint64(at + 8, true));
+    at += 16;
+    files.push({ name, bytes: archive.subarray(offset, offset + length) });
+  }
+  return files;
+}
+
 // ---- storage through the relay --------------------------------------------------------------
 
 let rpcId = 1;

@@ -10,9 +10,17 @@ import { calls, words, wordBig } from './abi.js';
 let config = null;
 let stream = null;
 let streamTimer = null;
+// Reopens the current page's live stream (and catches up) after the page was suspended.
+let resumeLive = null;
 export function setConfig(c) { config = c; }
-// Closes the live stream and drops an update still waiting to redraw the page left behind.
-export function leave() { clearTimeout(streamTimer); if (stream) { stream.close(); stream = null; } }
+// Closes the live stream and drops an update still waiting to redraw; the page keeps what it
+// needs to resume.
+export function suspend() { clearTimeout(streamTimer); if (stream) { stream.close(); stream = null; } }
+// Leaves the page: closes its stream for good.
+export function leave() { suspend(); resumeLive = null; }
+// A page restored from the browser's back/forward cache: the stream closed on `pagehide`
+// reopens, and the page redraws once for what it missed.
+export function resume() { resumeLive?.(); }
 
 // ---- small DOM helpers -----------------------------------------------------------------------
 
@@ -35,6 +43,17 @@ const short = (x) => (x && x.length > 14 ? `${x.slice(0, 8)}…${x.slice(-6)}` :
 const link = (href, text) => h('a', { href, text });
 const kv = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', { text: k }), h('dd', {}, v)]));
 const mono = (t) => h('span', { class: 'mono', text: String(t ?? '—') });
+// A byte count as a person reads it: 812 B, 48.3 kB, 268 MB (decimal units, as the rates).
+export function size(n) {
+  let v = Number(n);
+  if (v < 1000) return `${v} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let u = 0;
+  for (v /= 1000; v >= 1000 && u < units.length - 1; u++) v /= 1000;
+  return `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)} ${units[u]}`;
+}
+// An amount in ETH with its exact wei, for audit pages.
+const weiExact = (w) => (w === null || w === undefined ? '—' : `${wallet.formatWei(w)} (${w} wei)`);
 const when = (t) => (t ? new Date(t * 1000).toLocaleString() : '—');
 const txLink = (tx) => (config.chain.explorer_tx_url ? h('a', { href: config.chain.explorer_tx_url + tx, target: '_blank', class: 'mono', text: tx }) : mono(tx));
 const purposeLabel = (slug) => (config.purposes.find((p) => p.slug === slug) || { label: slug }).label;
@@ -64,6 +83,7 @@ async function apiAll(path, onPage, max = 5000) {
 // landed between the page's fetch and the stream's start is not missed.
 function live(onEvent, fromBlock) {
   leave();
+  resumeLive = () => { live(onEvent, fromBlock); onEvent('resume', {}); };
   stream = new EventSource(`/api/indexer/stream${fromBlock ? `?from_block=${fromBlock}` : ''}`);
   const names = ['DatasetPublished', 'PolicyUpdated', 'DatasetPaused', 'DatasetResumed', 'EnvelopeRotated', 'AccessGranted',
     'JobStarted', 'JobCompleted', 'JobFailed', 'JobExpired', 'JobReclaimed', 'reorg'];
@@ -82,6 +102,21 @@ async function manifest(root) {
   return manifests.get(root);
 }
 
+// A link to a dataset, named by its manifest once storage answers (by its short root until
+// then, and under the name after). Without `manifestRoot` the indexer is asked for it.
+const manifestRoots = new Map();
+function datasetLink(root, manifestRoot, full = false) {
+  const a = link(`/datasets/${root}`, full ? root : short(root));
+  const cell = h('span', { class: 'dataset-link' }, a);
+  if (!manifestRoots.has(root)) manifestRoots.set(root, manifestRoot ? Promise.resolve(manifestRoot) : api(`datasets/${root}`).then((d) => d.manifest_root));
+  manifestRoots.get(root).then(manifest).then((m) => {
+    if (!m?.name) return;
+    a.textContent = m.name;
+    cell.append(h('span', { class: 'muted mono', text: full ? root : short(root) }));
+  }).catch(() => {});
+  return cell;
+}
+
 function progressBar() {
   const bar = h('progress', { max: 1, value: 0 });
   const text = h('div', { class: 'muted', 'aria-live': 'polite' });
@@ -91,7 +126,7 @@ function progressBar() {
       bar.value = total ? done / total : 0;
       const secs = started ? (performance.now() - started) / 1000 : 0;
       const rate = secs > 0 ? ` — ${(done / secs / 1e6).toFixed(1)} MB/s` : '';
-      text.textContent = `${label}: ${(done / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB${rate}`;
+      text.textContent = `${label}: ${size(done)} of ${size(total)}${rate}`;
     },
     note(t) { text.textContent = t; },
   };
@@ -144,7 +179,7 @@ export async function marketplace(main) {
   const card = (d) => {
     const title = h('a', { class: 'title', href: `/datasets/${d.root}`, text: d.name || short(d.root) });
     const desc = h('div', { class: 'muted' });
-    const show = (m) => { if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${(m.byte_size / 1e6).toFixed(2)} MB`; d.name = m.name; d.description = m.description; } };
+    const show = (m) => { if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${size(m.byte_size)}`; d.name = m.name; d.description = m.description; } };
     const el = h('div', { class: 'card', 'data-root': d.root }, title, desc,
       h('div', {}, `${wallet.formatWei(d.policy.price_per_epoch)} / epoch · up to ${d.policy.max_epochs_per_run} epochs`),
       h('div', { class: 'muted' }, d.policy.allowed_purposes.map(purposeLabel).join(', ')),
@@ -282,7 +317,7 @@ export async function dataset(main, root) {
     h('h1', { text: m?.name || `Dataset ${short(root)}` }),
     d.paused ? message('info', 'The owner has paused this dataset: it takes no requests right now.') : '',
     h('div', { class: 'card' }, h('p', { text: m?.description || 'No description.' }),
-      m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${(m.byte_size / 1e6).toFixed(2)} MB (≈${m.token_estimate} tokens)`], ['License', m.license || '—']]) : message('info', 'The manifest could not be loaded from storage.')),
+      m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${size(m.byte_size)} (≈${m.token_estimate} tokens)`], ['License', m.license || '—']]) : message('info', 'The manifest could not be loaded from storage.')),
     h('h2', { text: 'Policy' }), h('div', { class: 'card' }, policyWords(d.policy)),
     h('h2', { text: 'Stats' }), h('div', { class: 'card' }, kv([['Requests', String(d.stats.requests)], ['Completed runs', String(d.stats.completed_runs)], ['Epochs sold', String(d.stats.epochs_sold)], ['Researchers', String(d.stats.distinct_researchers)], ['Escrow held', wallet.formatWei(d.stats.escrow_held)]])),
     h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? message('info', 'Paused: requests are refused.') : form),
@@ -326,7 +361,7 @@ export async function publish(main) {
       abort.signal.throwIfAborted();
       const sealed = await C.sealAndUploadData(f, show, { signal: abort.signal });
       if (abort.signal.aborted) { sealed.key.fill(0); abort.signal.throwIfAborted(); }
-      fileProgress.note(`Sealed and uploaded ${(sealed.sealedBytes / 1e6).toFixed(1)} MB in ${((performance.now() - sealed.started) / 1000).toFixed(1)} s (encrypted: nothing is published until you confirm).`);
+      fileProgress.note(`Sealed and uploaded ${size(sealed.sealedBytes)} in ${((performance.now() - sealed.started) / 1000).toFixed(1)} s (encrypted: nothing is published until you confirm).`);
       result = { summary, sealed };
       return result;
     })();
@@ -399,9 +434,58 @@ export async function myJobs(main) {
   const me = wallet.current();
   if (!me) { main.replaceChildren(h('h1', { text: 'My jobs' }), message('info', 'Connect a wallet to see the jobs you requested.')); return; }
   const jobs = (await apiAll(`jobs?researcher=${me}`));
-  const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, link(`/datasets/${j.dataset_root}`, short(j.dataset_root))), h('td', { text: j.state }), h('td', { text: String(j.epochs) }), h('td', { text: wallet.formatWei(j.escrow) }));
+  const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', { text: j.state }), h('td', { text: String(j.epochs) }), h('td', { text: wallet.formatWei(j.escrow) }));
   main.replaceChildren(h('h1', { text: 'My jobs' }), jobs.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'Dataset', 'State', 'Epochs', 'Escrow'].map((t) => h('th', { text: t }))), jobs.map(row))) : message('info', 'No jobs yet: request training on a dataset in the marketplace.'));
   live(() => myJobs(main));
+}
+
+// The lora trainer's report in a few lines: what was trained, on what, and how the loss went.
+function trainingSummary(bytes) {
+  let t;
+  try { t = JSON.parse(new TextDecoder().decode(bytes)); } catch { return ''; }
+  const r = t.report || {}, p = t.trainer?.params || {};
+  const loss = (x) => (x === null || x === undefined ? '—' : Number(x).toFixed(3));
+  return h('div', { class: 'card', id: 'training-summary' }, kv([
+    p.model ? ['Base model', `${p.model.name} (${p.model.architecture}, ${Number(p.model.parameters).toLocaleString()} parameters)`] : null,
+    p.lora ? ['LoRA', `rank ${p.lora.r}, alpha ${p.lora.alpha}, on ${(p.lora.target_modules || []).join(', ')}`] : null,
+    ['Epochs trained', String(r.epochs_completed ?? '—')],
+    ['Examples', `${r.train_examples ?? '—'} to train on, ${r.eval_examples ?? '—'} held out`],
+    ['Tokens seen', String(r.tokens_seen ?? '—')],
+    ['Held-out loss before training', loss(r.base_eval_loss)],
+    ...(r.epochs || []).map((e) => [`Epoch ${e.epoch}`, `training loss ${loss(e.train_loss)}, held-out loss ${loss(e.eval_loss)}`]),
+    r.wall_time_ms !== undefined ? ['Training time', `${(r.wall_time_ms / 1000).toFixed(1)} s`] : null,
+  ]));
+}
+
+// What an opened result offers: the lora trainer's archive as its files (the PEFT adapter and
+// the training report, each saved on its own, or the whole archive), the simulated trainer's
+// JSON report, or other bytes as they are.
+function resultView(plain, jobId) {
+  const save = (bytes, name, type, id) => h('a', { href: URL.createObjectURL(new Blob([bytes], { type })), download: name, id, text: `Save ${name} (${size(bytes.length)})` });
+  const pretty = (bytes) => { const text = new TextDecoder().decode(bytes); try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } };
+  const preview = (bytes) => h('pre', { id: 'result-preview', class: 'card mono', text: pretty(bytes).slice(0, 100000) });
+  if (C.isArchive(plain)) {
+    const whole = save(plain, `result-job-${jobId}.tar`, 'application/x-tar', 'result-archive');
+    let files;
+    try { files = C.archiveFiles(plain); } catch (e) { return [message('error', e.message), whole]; }
+    const report = files.find((f) => f.name === 'training_report.json');
+    return [
+      h('p', { text: 'The trained LoRA adapter, in the PEFT layout (load it on the base model with peft):' }),
+      h('ul', { id: 'result-files' }, files.map((f) => h('li', {}, save(f.bytes, f.name, f.name.endsWith('.json') ? 'application/json' : 'application/octet-stream')))),
+      h('p', {}, 'Or all of it at once: ', whole),
+      report ? [h('h3', { text: 'Training report' }), trainingSummary(report.bytes), h('details', {}, h('summary', { text: 'The whole report (JSON)' }), preview(report.bytes))] : '',
+    ];
+  }
+  if (plain[0] === 0x7b) {
+    let simulated = false;
+    try { simulated = JSON.parse(new TextDecoder().decode(plain)).simulated === true; } catch { /* shown as text */ }
+    return [
+      simulated ? message('info', 'This node ran the SIMULATED trainer (the development default): the result is a report of a real pass over the data, and holds no model weights.') : '',
+      save(plain, `result-job-${jobId}.json`, 'application/json', 'result-file'),
+      preview(plain),
+    ];
+  }
+  return [save(plain, `result-job-${jobId}.bin`, 'application/octet-stream', 'result-file')];
 }
 
 export async function job(main, id, refresh = false) {
@@ -424,14 +508,11 @@ export async function job(main, id, refresh = false) {
       const jobWord = C.unhex(BigInt(j.id).toString(16).padStart(64, '0'));
       let plain;
       try { plain = C.openResult(secretKey, jobWord, C.unhex(j.dataset_root), sealed); } finally { secretKey.fill(0); }
-      const isJson = plain[0] === 0x7b;
-      const blob = new Blob([plain], { type: isJson ? 'application/json' : 'application/octet-stream' });
-      const a = h('a', { href: URL.createObjectURL(blob), download: isJson ? `result-job-${j.id}.json` : `result-job-${j.id}.bin`, id: 'result-file', text: `Save ${isJson ? 'result.json' : 'result.bin'} (${plain.length} bytes)` });
-      out.replaceChildren(message('ok', 'The result opened with your key and verified.'), a, isJson ? h('pre', { id: 'result-preview', class: 'card mono', text: new TextDecoder().decode(plain).slice(0, 2000) }) : '');
+      out.replaceChildren(message('ok', 'The result opened with your key and verified.'), ...resultView(plain, j.id).flat());
     } catch (e) { out.replaceChildren(message('error', e.message)); } finally { download.disabled = false; }
   };
   main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }),
-    h('div', { class: 'card' }, kv([['Dataset', link(`/datasets/${j.dataset_root}`, j.dataset_root)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
+    h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root, null, true)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
       ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : '—'], ['Paid to the owner', j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—'], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
       ['Result root', mono(j.result_hash)], ['Attestation reference', mono(j.attestation_ref)], j.fail_reason ? ['Failure', j.fail_reason] : null])),
     h('h2', { text: 'Timeline (live)' }), h('ol', { class: 'timeline', id: 'timeline' }, steps),
@@ -509,7 +590,7 @@ export async function dashboard(main) {
     editing = true;
   };
   const rows = mine.items.map((d) => {
-    const tr = h('tr', { 'data-root': d.root }, h('td', {}, link(`/datasets/${d.root}`, short(d.root))), h('td', { class: 'price', text: wallet.formatWei(d.policy.price_per_epoch) }), h('td', { text: String(d.job_count) }), h('td', { text: d.paused ? 'paused' : 'open' }));
+    const tr = h('tr', { 'data-root': d.root }, h('td', {}, datasetLink(d.root, d.manifest_root)), h('td', { class: 'price', text: wallet.formatWei(d.policy.price_per_epoch) }), h('td', { text: String(d.job_count) }), h('td', { text: d.paused ? 'paused' : 'open' }));
     tr.append(h('td', {}, h('div', { class: 'row' },
       d.paused ? h('button', { class: 'secondary', text: 'Resume', onclick: () => act('Resuming', calls.resume(d.root)) }) : h('button', { class: 'secondary', text: 'Pause', onclick: () => act('Pausing', calls.pause(d.root)) }),
       h('button', { class: 'secondary edit-policy', text: 'Edit policy', onclick: () => editor(d, tr) }))));
@@ -540,7 +621,7 @@ export async function auditJob(main, id) {
   main.replaceChildren(h('h1', { text: `Audit: job #${j.id}` }),
     h('div', { class: 'card' }, kv([['Dataset root', link(`/audit/datasets/${j.dataset_root}`, j.dataset_root)], ['Researcher', mono(j.researcher)], ['Result key (X25519 public)', mono(j.result_key)],
       ['Price per epoch (snapshot)', wallet.formatWei(j.price_per_epoch)], ['Escrow', wallet.formatWei(j.escrow)], ['Result root', mono(j.result_hash)], ['Attestation reference (evidence root)', mono(j.attestation_ref)],
-      ['Grant expires', when(j.expires_at)], ['Run deadline', when(j.run_deadline)], ['Royalty / fee / refund', `${j.royalty ?? '—'} / ${j.fee ?? '—'} / ${j.refund ?? '—'} wei`]])),
+      ['Grant expires', when(j.expires_at)], ['Run deadline', when(j.run_deadline)], ['Royalty (price × epochs run)', weiExact(j.royalty)], ['Protocol fee (out of the royalty)', weiExact(j.fee)], ['Refund', weiExact(j.refund)]])),
     h('h2', { text: 'Transactions' }), h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['State', 'Block', 'Time', 'Transaction'].map((t) => h('th', { text: t }))),
       j.timeline.map((t) => h('tr', {}, h('td', { text: t.state }), h('td', { text: String(t.block) }), h('td', { text: when(t.time) }), h('td', {}, txLink(t.tx)))))));
 }

@@ -94,6 +94,9 @@ pub struct Browser {
     profile: PathBuf,
 }
 
+/// How long a navigation may take before [`Browser::goto`] fails.
+const PAGE_LOAD_LIMIT_MS: u64 = 20_000;
+
 /// Why the machine cannot run browser tests (the test prints it and skips), or `None`.
 pub fn unavailable() -> Option<String> {
     for path in [CHROMIUM, CHROMEDRIVER] {
@@ -106,11 +109,22 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding an ephemeral port")
+/// A loopback port that is free now, for a child process told to listen on it.
+///
+/// Drawn at random from 20000–32767, below the kernel's ephemeral range (32768–60999 on
+/// Linux): a port bound and released *inside* that range can be handed to any outgoing
+/// connection of a test running alongside before the child binds it, and the child then fails
+/// to start.
+pub fn free_port() -> u16 {
+    use std::hash::BuildHasher as _;
+    let random = std::collections::hash_map::RandomState::new();
+    for attempt in 0u32..1000 {
+        let port = 20_000 + (random.hash_one(attempt) % 12_768) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000–32767 after 1000 tries")
 }
 
 /// Folder the screenshots go to.
@@ -178,6 +192,11 @@ impl Browser {
             .as_str()
             .ok_or_else(|| format!("chromedriver gave no session: {answer}"))?;
         browser.session_url = format!("{base}/session/{id}");
+        // A local page that takes this long to load is a failure, not something to wait out
+        // (WebDriver's default is 5 minutes).
+        browser
+            .post("/timeouts", &json!({"pageLoad": PAGE_LOAD_LIMIT_MS}))
+            .await?;
         Ok(browser)
     }
 
@@ -209,16 +228,24 @@ impl Browser {
 
     /// Opens `url`.
     pub async fn goto(&self, url: &str) -> BrowserResult<()> {
-        self.post("/url", &json!({"url": url})).await.map(|_| ())
+        self.post("/url", &json!({"url": url}))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("opening {url} (allowed {PAGE_LOAD_LIMIT_MS} ms): {e}"))
+    }
+
+    /// Goes back one page, as the browser's Back button does.
+    pub async fn back(&self) -> BrowserResult<()> {
+        self.post("/back", &json!({})).await.map(|_| ())
     }
 
     /// Runs `source` in every document this session opens from now on, before the page's own
     /// scripts (Chrome DevTools `Page.addScriptToEvaluateOnNewDocument`, through chromedriver).
     /// Tests use it to give the page a scripted EIP-1193 wallet.
     pub async fn add_init_script(&self, source: &str) -> BrowserResult<()> {
-        self.post(
-            "/goog/cdp/execute",
-            &json!({"cmd": "Page.addScriptToEvaluateOnNewDocument", "params": {"source": source}}),
+        self.cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({"source": source}),
         )
         .await
         .map(|_| ())
@@ -288,23 +315,41 @@ impl Browser {
         }
     }
 
-    /// Saves a PNG of the viewport as `<screenshot_dir>/<name>.png`.
+    /// Saves a PNG of the whole page (not only the part in the window, so a person looking at
+    /// it sees results below the fold) as `<screenshot_dir>/<name>.png`.
     pub async fn screenshot(&self, name: &str) -> BrowserResult<PathBuf> {
-        let r = self
-            .http
-            .get(format!("{}/screenshot", self.session_url))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let v: Value = r.json().await.map_err(|e| e.to_string())?;
+        let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await?;
+        let content = &metrics["cssContentSize"];
+        let (width, height) = (content["width"].as_f64(), content["height"].as_f64());
+        let (Some(width), Some(height)) = (width, height) else {
+            return Err(format!(
+                "Page.getLayoutMetrics gave no content size: {metrics}"
+            ));
+        };
+        let shot = self
+            .cdp(
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "captureBeyondViewport": true,
+                    "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+                }),
+            )
+            .await?;
         let png = base64::engine::general_purpose::STANDARD
-            .decode(v["value"].as_str().unwrap_or_default())
+            .decode(shot["data"].as_str().unwrap_or_default())
             .map_err(|e| format!("screenshot is not base64: {e}"))?;
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).map_err(|e| e.to_string())?;
         Ok(path)
+    }
+
+    /// One Chrome DevTools command, through chromedriver.
+    async fn cdp(&self, cmd: &str, params: Value) -> BrowserResult<Value> {
+        self.post("/goog/cdp/execute", &json!({"cmd": cmd, "params": params}))
+            .await
     }
 }
 

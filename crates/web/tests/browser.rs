@@ -290,6 +290,59 @@ async fn page_crypto_matches_the_formats_and_interoperates_with_rust() {
         hex::encode(&plain),
         "a file sealed in Rust opens in the page"
     );
+
+    // A lora result archive (a ustar, as the compute node packs it) is read by the page as its
+    // files, byte for byte; one holding a path, or with a damaged header, is refused by name.
+    let archive = |entries: &[(&str, &[u8])]| {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            builder.append_data(&mut header, name, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    };
+    let weights: Vec<u8> = (0..70_000u32).map(|i| (i % 253) as u8).collect();
+    let good = archive(&[
+        ("adapter_config.json", b"{\"r\":8}"),
+        ("adapter_model.safetensors", &weights),
+    ]);
+    let mut damaged = good.clone();
+    damaged[0] ^= 1;
+    let with_path = archive(&[("adapter/config.json", b"{}")]);
+    let read = browser
+        .run(
+            &format!(
+                "{IMPORT} const read = (h) => {{ const b = C.unhex(h); if (!C.isArchive(b)) return 'not an archive';
+                   try {{ return C.archiveFiles(b).map((f) => [f.name, C.hex(f.bytes).slice(2)]); }} catch (e) {{ return e.message; }} }};
+                 return args.map(read);"
+            ),
+            json!([hex::encode(&good), hex::encode(&damaged), hex::encode(&with_path), hex::encode(b"{\"simulated\":true}")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        read[0],
+        json!([
+            ["adapter_config.json", hex::encode(b"{\"r\":8}")],
+            ["adapter_model.safetensors", hex::encode(&weights)]
+        ]),
+        "the page reads the archive's files"
+    );
+    let refusal = |i: usize| read[i].as_str().unwrap_or_default().to_owned();
+    assert!(
+        refusal(1).contains("the result archive is damaged"),
+        "{}",
+        read[1]
+    );
+    assert!(
+        refusal(2).contains("\"adapter/config.json\", which is not a plain file name"),
+        "{}",
+        read[2]
+    );
+    assert_eq!(read[3], "not an archive");
     browser.screenshot("crypto-selftest").await.unwrap();
     drop(browser);
     stack.web.stop().await;

@@ -31,14 +31,8 @@ pub fn refused(output: Output) -> String {
     String::from_utf8(output.stderr).unwrap()
 }
 
-/// A free loopback port (bound then released; good enough for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// A free loopback port for a `licen` process told to listen on it.
+pub use licen_web::testing::free_port;
 
 /// A child process that is killed and reaped when dropped.
 pub struct Guarded(pub Child);
@@ -54,6 +48,9 @@ impl Drop for Guarded {
 pub const OWNER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 pub const RESEARCHER_KEY: &str =
     "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+
+/// Where [`Dev::start`] keeps `licen dev`'s stderr, in the test's folder.
+pub const DEV_STDERR: &str = "licen-dev.stderr";
 
 /// A running `licen dev` (killed on drop).
 pub struct Dev {
@@ -83,7 +80,8 @@ impl Dev {
             .args(["--web-port", &free_port().to_string()])
             .current_dir(dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Kept in a file, so a stack that fails to start says why in the test's panic.
+            .stderr(std::fs::File::create(dir.join(DEV_STDERR)).unwrap())
             .spawn()
             .unwrap();
         let mut text = String::new();
@@ -95,10 +93,14 @@ impl Dev {
                 break;
             }
         }
-        Self {
-            child,
-            summary: serde_json::from_str(&text).expect("licen dev --json prints its summary"),
-        }
+        let summary = serde_json::from_str(&text).unwrap_or_else(|e| {
+            let _ = child.wait();
+            panic!(
+                "licen dev did not print its --json summary ({e}); stdout: {text:?}; stderr: {}",
+                std::fs::read_to_string(dir.join(DEV_STDERR)).unwrap_or_default()
+            )
+        });
+        Self { child, summary }
     }
 
     /// SIGTERM, as a service manager would: the stack must stop cleanly.

@@ -338,7 +338,9 @@ export async function publish(main) {
   const fileProgress = progressBar();
   fileProgress.el.hidden = true;
   const fileStatus = h('div', { id: 'file-status' });
-  const progress = progressBar();
+  // The publication's steps (the file's upload has its own bar): one line, cleared when done.
+  const steps = h('div', { class: 'muted', 'aria-live': 'polite', id: 'publish-steps' });
+  const step = (t) => { steps.textContent = t; };
   const out = h('div', { id: 'publish-result' });
   const button = h('button', { type: 'submit', id: 'publish', text: 'Seal, upload and publish' });
   // The file is checked, sealed and uploaded as soon as it is picked, while the person fills in
@@ -404,7 +406,7 @@ export async function publish(main) {
       if (file.files[0] !== f) throw new Error(FILE_CHANGED);
       fileStatus.replaceChildren();
       const job = preparedFor(f);
-      progress.note('Finishing the upload of the file (its progress is under it)…');
+      step('Finishing the upload of the file (its progress is under it)…');
       let ready;
       try { ready = await job.done; } catch (err) { if (prepared === job) prepared = null; throw err; }
       if (job.abort.signal.aborted) throw new Error(FILE_CHANGED);
@@ -413,17 +415,19 @@ export async function publish(main) {
       const { summary, sealed } = ready;
       const envelopeRoot = await C.uploadEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key);
       const manifestRoot = await C.uploadBytes(C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 }));
-      progress.note('Sealed and uploaded. Confirm the transaction in your wallet…');
-      const { hash } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(envelopeRoot), C.hex(manifestRoot), terms), 0n, (t) => progress.note(t));
+      step('Sealed and uploaded. Confirm the transaction in your wallet…');
+      const { hash, receipt } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(envelopeRoot), C.hex(manifestRoot), terms), 0n, step);
       const root = C.hex(sealed.datasetRoot);
-      out.replaceChildren(message('ok', 'Published.'), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ['Rows', String(summary.rows)]]));
+      step('');
+      out.replaceChildren(message('ok', `Published in block ${BigInt(receipt.blockNumber)}: researchers can request it now.`), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ['Rows', String(summary.rows)]]));
     } catch (err) {
+      step('');
       out.replaceChildren(message('error', err.message));
     } finally { button.disabled = false; }
   } },
   h('label', {}, 'JSONL file (encrypted here, in your browser)', file), fileProgress.el, fileStatus, h('label', {}, 'Name', name), h('label', {}, 'Description', description), h('label', {}, 'License', license),
   policy.el,
-  h('label', {}, 'Orchestrator (its key is read from the chain)', orchestrator), button, progress.el, out);
+  h('label', {}, 'Orchestrator (its key is read from the chain)', orchestrator), button, steps, out);
   main.replaceChildren(h('h1', { text: 'Publish a dataset' }), h('div', { class: 'card' }, form));
 }
 

@@ -318,13 +318,15 @@ impl Browser {
     /// Saves a PNG of the whole page (not only the part in the window, so a person looking at
     /// it sees results below the fold) as `<screenshot_dir>/<name>.png`.
     pub async fn screenshot(&self, name: &str) -> BrowserResult<PathBuf> {
-        let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await?;
-        let content = &metrics["cssContentSize"];
-        let (width, height) = (content["width"].as_f64(), content["height"].as_f64());
-        let (Some(width), Some(height)) = (width, height) else {
-            return Err(format!(
-                "Page.getLayoutMetrics gave no content size: {metrics}"
-            ));
+        // The page's own size: the DevTools layout metrics leave out the scrollbar's width.
+        let size = self
+            .execute(
+                "const d = document.documentElement; return [Math.max(d.scrollWidth, window.innerWidth), d.scrollHeight];",
+                json!([]),
+            )
+            .await?;
+        let (Some(width), Some(height)) = (size[0].as_f64(), size[1].as_f64()) else {
+            return Err(format!("the page gave no size: {size}"));
         };
         let shot = self
             .cdp(

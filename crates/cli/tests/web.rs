@@ -547,18 +547,51 @@ async fn publish_request_settle_download_through_the_web_app() {
         )
         .await
         .unwrap();
+    // The run on the owner's dataset, with the owner's share after the fee.
+    let run = browser
+        .execute(
+            "return document.querySelector('#owner-runs tr[data-job]')?.innerText ?? '';",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let run = run.as_str().unwrap();
+    for part in [
+        format!("#{job_id}"),
+        "Completed".into(),
+        "2 of 2".into(),
+        "0.0195 ETH".into(),
+    ] {
+        assert!(
+            run.contains(&part),
+            "the dashboard's run row names {part:?}: {run:?}"
+        );
+    }
     browser.screenshot("dashboard").await.unwrap();
     browser
         .execute("document.getElementById('withdraw').click();", json!([]))
         .await
         .unwrap();
+    // Done once the figures are redrawn from the indexer at the withdrawal's block.
     browser
         .wait_for(
-            "document.body.innerText.includes('Withdrawing: done')",
+            "document.getElementById('dashboard-result')?.innerText === 'Withdrawing: done.'",
             LONG,
         )
         .await
         .unwrap();
+    let figures = browser
+        .execute(
+            "return document.querySelector('main .card').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let figures = figures.as_str().unwrap().replace('\t', "\n");
+    assert!(
+        figures.contains("Withdrawn\n0.0195 ETH") && figures.contains("Withdrawable now\n0 ETH"),
+        "the dashboard shows the withdrawal: {figures}"
+    );
     browser.screenshot("dashboard-withdrawn").await.unwrap();
 
     // The owner raises the price from the dashboard's policy editor; the indexer and the
@@ -585,7 +618,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         .unwrap();
     browser
         .wait_for(
-            "document.body.innerText.includes('Updating the policy: done')",
+            "document.getElementById('dashboard-result')?.innerText === 'Updating the policy: done.'",
             LONG,
         )
         .await

@@ -117,6 +117,18 @@ function datasetLink(root, manifestRoot, full = false) {
   return cell;
 }
 
+// Waits (up to 20 s) until the indexer has read the chain up to `block`, so a page redrawn after
+// a transaction shows it. Resolves false if it did not catch up.
+async function indexedUpTo(block) {
+  const until = performance.now() + 20000;
+  while (performance.now() < until) {
+    const health = await api('health').catch(() => null);
+    if (health && health.indexed_block !== null && BigInt(health.indexed_block) >= BigInt(block)) return true;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
+}
+
 function progressBar() {
   const bar = h('progress', { max: 1, value: 0 });
   const text = h('div', { class: 'muted', 'aria-live': 'polite' });
@@ -566,16 +578,21 @@ function policyFields(initial, prefix = '') {
 export async function dashboard(main) {
   const me = wallet.current();
   if (!me) { main.replaceChildren(h('h1', { text: 'Dashboard' }), message('info', 'Connect a wallet to see your datasets and earnings.')); return; }
-  const [mine, earnings] = await Promise.all([apiAll(`datasets?owner=${me}`).then((items) => ({ items })), api(`owners/${me}/earnings`)]);
+  const [mine, earnings, runs] = await Promise.all([apiAll(`datasets?owner=${me}`).then((items) => ({ items })), api(`owners/${me}/earnings`), apiAll(`jobs?owner=${me}`)]);
   const out = h('div', { id: 'dashboard-result' });
   let editing = false;
   const act = async (what, data) => {
     out.replaceChildren(message('info', `${what}…`));
     try {
-      await wallet.send(config.chain.data_policy, data, 0n, (t) => out.replaceChildren(message('info', t)));
+      const { receipt } = await wallet.send(config.chain.data_policy, data, 0n, (t) => out.replaceChildren(message('info', t)));
       editing = false;
-      out.replaceChildren(message('ok', `${what}: done.`));
-      setTimeout(() => dashboard(main), 800);
+      out.replaceChildren(message('info', `${what}: done in block ${BigInt(receipt.blockNumber)}; updating the figures…`));
+      const caughtUp = await indexedUpTo(receipt.blockNumber);
+      if (!main.isConnected || document.getElementById('dashboard-result') !== out) return;
+      await dashboard(main);
+      document.getElementById('dashboard-result')?.replaceChildren(caughtUp
+        ? message('ok', `${what}: done.`)
+        : message('info', `${what}: done on-chain; the indexer has not caught up yet, so the figures may lag.`));
     } catch (e) { out.replaceChildren(message('error', e.message)); }
   };
   // One policy editor at a time, in a row under its dataset.
@@ -603,7 +620,10 @@ export async function dashboard(main) {
   main.replaceChildren(h('h1', { text: 'Owner dashboard' }), out,
     h('div', { class: 'card' }, kv([['Datasets', String(earnings.datasets)], ['Completed runs', String(earnings.completed_runs)], ['Earned', wallet.formatWei(earnings.earned)], ['Withdrawn', wallet.formatWei(earnings.withdrawn)], ['Withdrawable now', h('strong', { id: 'balance', text: wallet.formatWei(earnings.balance) })]]),
       h('p', {}, h('button', { id: 'withdraw', text: 'Withdraw', disabled: BigInt(earnings.balance) === 0n, onclick: () => act('Withdrawing', calls.withdraw()) }))),
-    h('h2', { text: 'My datasets' }), mine.items.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Dataset', 'Price/epoch', 'Jobs', 'State', ''].map((t) => h('th', { text: t }))), rows)) : message('info', 'You have not published a dataset yet.'));
+    h('h2', { text: 'My datasets' }), mine.items.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Dataset', 'Price/epoch', 'Jobs', 'State', ''].map((t) => h('th', { text: t }))), rows)) : message('info', 'You have not published a dataset yet.'),
+    h('h2', { text: 'Runs on my datasets' }), runs.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'owner-runs' }, h('tr', {}, ['Job', 'Dataset', 'Researcher', 'State', 'Epochs', 'To you'].map((t) => h('th', { text: t }))),
+      runs.map((j) => h('tr', { 'data-job': j.id }, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', {}, mono(short(j.researcher))), h('td', { text: j.state }),
+        h('td', { text: j.actual_epochs === null ? `${j.epochs} paid` : `${j.actual_epochs} of ${j.epochs}` }), h('td', { text: j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—' }))))) : message('info', 'No runs yet: researchers\' requests show here as they come.'));
   // Live refresh, except while the owner is editing a policy (it would discard the form).
   live(() => { if (!editing) dashboard(main); });
 }

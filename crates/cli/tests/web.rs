@@ -537,6 +537,74 @@ async fn publish_request_settle_download_through_the_web_app() {
             && evidence != format!("0x{}", "0".repeat(64)),
         "the evidence root is named: {audit}"
     );
+    // Each of those transactions links to the app's transaction page, which reads it from the
+    // chain (not the indexer): it succeeded, called the function and emitted the event of its
+    // step, naming this job.
+    for row in rows {
+        let (state, tx) = (row[0].as_str().unwrap(), row[1].as_str().unwrap());
+        let (function, event) = match state {
+            "Granted" => ("requestAccess", "AccessGranted"),
+            "Running" => ("startJob", "JobStarted"),
+            "Completed" => ("confirmTrainingComplete", "JobCompleted"),
+            other => panic!("unexpected step {other} in the job's audit: {audit}"),
+        };
+        open(&browser, &format!("{web}/audit/jobs/{job_id}")).await;
+        browser
+            .execute(
+                "document.querySelector(`a.tx[href='/tx/${arguments[0]}']`).click();",
+                json!([tx]),
+            )
+            .await
+            .unwrap();
+        browser
+            .wait_for("document.getElementById('tx-status')", LONG)
+            .await
+            .unwrap();
+        let shown = browser
+            .execute(
+                "return [location.pathname, document.getElementById('tx-status').textContent, document.querySelector('main').innerText,
+                         [...document.querySelectorAll('.event')].map((e) => e.dataset.event)];",
+                json!([]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(shown[0], format!("/tx/{tx}"), "{state}: {shown}");
+        assert_eq!(shown[1], "Succeeded", "{state}: {shown}");
+        let text = shown[2].as_str().unwrap();
+        assert!(
+            text.contains(function) && text.contains(&format!("job #{job_id}")),
+            "{state}: the page names {function} and job #{job_id}: {text}"
+        );
+        assert_eq!(shown[3], json!([event]), "{state}: {shown}");
+        if state == "Completed" {
+            // The settlement as the contract emitted it: 2 epochs, 0.02 ETH royalty, the
+            // evidence root the audit page names.
+            for part in ["actualEpochs\n2", "royalty\n0.02 ETH", evidence] {
+                assert!(
+                    text.replace('\t', "\n").contains(part),
+                    "the settlement shows {part:?}: {text}"
+                );
+            }
+            browser.screenshot("transaction-settlement").await.unwrap();
+        }
+    }
+    let settlement = rows.last().unwrap()[1].as_str().unwrap().to_owned();
+    // A hash the chain does not know is said so, not shown as an empty transaction.
+    open(&browser, &format!("{web}/tx/0x{}", "ab".repeat(32))).await;
+    let unknown = browser
+        .execute(
+            "return document.querySelector('main').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        unknown
+            .as_str()
+            .unwrap()
+            .contains("The chain knows no transaction"),
+        "{unknown}"
+    );
 
     // Owner dashboard: earnings, withdraw.
     as_account(&browser, &format!("{web}/dashboard"), &owner).await;
@@ -690,6 +758,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         ("phone-dashboard", "/dashboard".to_owned()),
         ("phone-audit-dataset", format!("/audit/datasets/{root}")),
         ("phone-audit-job", format!("/audit/jobs/{job_id}")),
+        ("phone-transaction", format!("/tx/{settlement}")),
     ] {
         open(&browser, &format!("{web}{path}")).await;
         browser

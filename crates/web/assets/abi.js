@@ -74,4 +74,94 @@ export function explainRevert(data) {
   return f ? f(words(data.slice(10))) : `the contract refused (error ${data.slice(0, 10)})`;
 }
 
+// ---- reading transactions back (the transaction page) ----------------------------------------
+
+// DataPolicy's functions, by what a person would call them.
+const FUNCTIONS = {
+  [`publish(bytes32,address,bytes32,bytes32,${POLICY})`]: 'Publish a dataset',
+  [`updatePolicy(bytes32,${POLICY})`]: 'Update a dataset\'s policy',
+  'pause(bytes32)': 'Pause a dataset',
+  'resume(bytes32)': 'Resume a dataset',
+  'rotateEnvelope(bytes32,bytes32)': 'Rotate a dataset\'s key envelope',
+  'requestAccess(bytes32,uint16,uint8,bytes32)': 'Request training (pays the escrow)',
+  'reclaim(uint256)': 'Reclaim the escrow of a job that never started',
+  'startJob(uint256)': 'Start a job (orchestrator)',
+  'confirmTrainingComplete(uint256,uint16,bytes32,bytes32)': 'Settle a completed job (orchestrator)',
+  'failJob(uint256,string)': 'Fail a job with a full refund (orchestrator)',
+  'expire(uint256)': 'Expire a job past its deadline',
+  'withdraw()': 'Withdraw earnings',
+  'registerOrchestrator(address,bytes32)': 'Register an orchestrator (admin)',
+  'rotateOrchestratorKey(address,bytes32)': 'Rotate an orchestrator\'s key (admin)',
+  'deactivateOrchestrator(address)': 'Deactivate an orchestrator (admin)',
+  'setProtocolFee(uint16,address)': 'Set the protocol fee (admin)',
+  'transferAdmin(address)': 'Transfer the admin role (admin)',
+};
+
+// DataPolicy's events: [name, [param name, Solidity type, shown as, indexed]…]. "Shown as": wei
+// (an amount), time (unix seconds), policy (the Policy tuple), or the type itself.
+const P = (name, type, { as = type, indexed = false } = {}) => [name, type, as, indexed];
+const I = { indexed: true };
+const EVENTS = [
+  ['DatasetPublished', [P('datasetRoot', 'bytes32', I), P('owner', 'address', I), P('orchestrator', 'address', I), P('envelopeRoot', 'bytes32'), P('manifestRoot', 'bytes32'), P('policy', POLICY, { as: 'policy' }), P('policyHash', 'bytes32')]],
+  ['PolicyUpdated', [P('datasetRoot', 'bytes32', I), P('policy', POLICY, { as: 'policy' }), P('policyHash', 'bytes32')]],
+  ['DatasetPaused', [P('datasetRoot', 'bytes32', I)]],
+  ['DatasetResumed', [P('datasetRoot', 'bytes32', I)]],
+  ['EnvelopeRotated', [P('datasetRoot', 'bytes32', I), P('envelopeRoot', 'bytes32')]],
+  ['AccessGranted', [P('jobId', 'uint256', I), P('datasetRoot', 'bytes32', I), P('researcher', 'address', I), P('epochs', 'uint16'), P('purpose', 'uint8'), P('resultKey', 'bytes32'), P('pricePerEpoch', 'uint128', { as: 'wei' }), P('escrow', 'uint256', { as: 'wei' }), P('expiresAt', 'uint64', { as: 'time' })]],
+  ['JobStarted', [P('jobId', 'uint256', I), P('runDeadline', 'uint64', { as: 'time' })]],
+  ['JobCompleted', [P('jobId', 'uint256', I), P('actualEpochs', 'uint16'), P('resultHash', 'bytes32'), P('attestationRef', 'bytes32'), P('royalty', 'uint256', { as: 'wei' }), P('fee', 'uint256', { as: 'wei' }), P('refund', 'uint256', { as: 'wei' })]],
+  ['JobFailed', [P('jobId', 'uint256', I), P('reason', 'string'), P('refund', 'uint256', { as: 'wei' })]],
+  ['JobExpired', [P('jobId', 'uint256', I), P('refund', 'uint256', { as: 'wei' })]],
+  ['JobReclaimed', [P('jobId', 'uint256', I), P('refund', 'uint256', { as: 'wei' })]],
+  ['Withdrawn', [P('account', 'address', I), P('amount', 'uint256', { as: 'wei' })]],
+  ['OrchestratorRegistered', [P('orchestrator', 'address', I), P('publicKey', 'bytes32')]],
+  ['OrchestratorKeyRotated', [P('orchestrator', 'address', I), P('publicKey', 'bytes32')]],
+  ['OrchestratorDeactivated', [P('orchestrator', 'address', I)]],
+  ['ProtocolFeeSet', [P('feeBps', 'uint16'), P('treasury', 'address')]],
+  ['AdminTransferred', [P('previousAdmin', 'address', I), P('newAdmin', 'address', I)]],
+];
+const eventSignature = ([name, params]) => `${name}(${params.map(([, type]) => type).join(',')})`;
+
+let functionTable = null;
+let eventTable = null;
+function tables() {
+  if (functionTable) return;
+  functionTable = {};
+  for (const [sig, label] of Object.entries(FUNCTIONS)) functionTable[selector(sig)] = { name: sig.slice(0, sig.indexOf('(')), label };
+  eventTable = {};
+  for (const e of EVENTS) eventTable[hex(keccak256(ENC.encode(eventSignature(e))))] = e;
+}
+
+// The DataPolicy function a transaction's input calls: { name, label }, or null.
+export function decodeCall(input) {
+  tables();
+  return (input && functionTable[input.slice(0, 10).toLowerCase()]) || null;
+}
+
+// A DataPolicy log as { name, args: [[name, shown as, value]] } (value: a 0x string for bytes32
+// and address, text for string, the fields for policy, else a BigInt), or null.
+export function decodeLog(log) {
+  tables();
+  const event = eventTable[(log.topics[0] || '').toLowerCase()];
+  if (!event) return null;
+  const [name, params] = event;
+  const data = words(log.data || '0x');
+  let topic = 1;
+  let slot = 0;
+  const args = params.map(([arg, , type, indexed]) => {
+    const w = indexed ? strip(log.topics[topic++]) : null;
+    if (type === 'policy') {
+      const f = data.slice(slot, slot + 6).map(wordBig);
+      slot += 6;
+      return [arg, type, { pricePerEpoch: f[0], maxEpochsPerRun: f[1], maxRunsPerRequester: f[2], sessionTtl: f[3], allowedPurposes: f[4], expiry: f[5] }];
+    }
+    const v = w ?? data[slot++];
+    if (type === 'string') return [arg, type, abiString(data.slice(Number(wordBig(v)) / 32 - 1)) ?? ''];
+    if (type === 'address') return [arg, type, `0x${v.slice(24)}`];
+    if (type === 'bytes32') return [arg, type, `0x${v}`];
+    return [arg, type, wordBig(v)];
+  });
+  return { name, args };
+}
+
 export { unhex };

@@ -16,6 +16,7 @@ const routes = [
   [/^\/dashboard$/, pages.dashboard],
   [/^\/audit\/datasets\/(0x[0-9a-fA-F]{64})$/, pages.auditDataset],
   [/^\/audit\/jobs\/(\d+)$/, pages.auditJob],
+  [/^\/tx\/(0x[0-9a-fA-F]{64})$/, pages.transaction, false],
 ];
 
 async function renderWallet() {

@@ -5,7 +5,7 @@
 
 import * as C from './crypto.js';
 import * as wallet from './wallet.js';
-import { calls, words, wordBig } from './abi.js';
+import { calls, words, wordBig, decodeCall, decodeLog } from './abi.js';
 
 let config = null;
 let stream = null;
@@ -55,7 +55,11 @@ export function size(n) {
 // An amount in ETH with its exact wei, for audit pages.
 const weiExact = (w) => (w === null || w === undefined ? '—' : `${wallet.formatWei(w)} (${w} wei)`);
 const when = (t) => (t ? new Date(t * 1000).toLocaleString() : '—');
-const txLink = (tx) => (config.chain.explorer_tx_url ? h('a', { href: config.chain.explorer_tx_url + tx, target: '_blank', class: 'mono', text: tx }) : mono(tx));
+// A transaction links to the configured block explorer, else to this app's transaction page
+// (read from the chain through the wallet, not from the indexer).
+const txLink = (tx) => (config.chain.explorer_tx_url
+  ? h('a', { href: config.chain.explorer_tx_url + tx, target: '_blank', class: 'mono', text: tx })
+  : h('a', { href: `/tx/${tx}`, class: 'mono tx', text: tx }));
 const purposeLabel = (slug) => (config.purposes.find((p) => p.slug === slug) || { label: slug }).label;
 
 async function api(path) {
@@ -648,4 +652,48 @@ export async function auditJob(main, id) {
       ['Grant expires', when(j.expires_at)], ['Run deadline', when(j.run_deadline)], ['Royalty (price × epochs run)', weiExact(j.royalty)], ['Protocol fee (out of the royalty)', weiExact(j.fee)], ['Refund', weiExact(j.refund)]])),
     h('h2', { text: 'Transactions' }), h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['State', 'Block', 'Time', 'Transaction'].map((t) => h('th', { text: t }))),
       j.timeline.map((t) => h('tr', {}, h('td', { text: t.state }), h('td', { text: String(t.block) }), h('td', { text: when(t.time) }), h('td', {}, txLink(t.tx)))))));
+}
+
+// ---- transaction -----------------------------------------------------------------------------
+
+// One transaction as the chain has it (through the wallet, or the chain's public RPC): status,
+// block and time, sender, the DataPolicy function called and every DataPolicy event it emitted,
+// with datasets and jobs linked. What the audit pages list can be checked here without the indexer.
+export async function transaction(main, hash) {
+  const [tx, receipt] = await Promise.all([wallet.read('eth_getTransactionByHash', [hash]), wallet.read('eth_getTransactionReceipt', [hash])]);
+  if (!tx) { main.replaceChildren(h('h1', { text: 'Transaction' }), message('error', `The chain knows no transaction ${hash}: check the hash, or the network this app runs on.`)); return; }
+  const block = receipt ? await wallet.read('eth_getBlockByNumber', [receipt.blockNumber, false]) : null;
+  const contract = config.chain.data_policy.toLowerCase();
+  const call = tx.to && tx.to.toLowerCase() === contract ? decodeCall(tx.input) : null;
+  const status = !receipt ? 'Pending (not in a block yet)' : receipt.status === '0x1' ? 'Succeeded' : 'Failed (reverted: nothing it asked for happened)';
+  const fee = receipt ? BigInt(receipt.gasUsed) * BigInt(receipt.effectiveGasPrice || tx.gasPrice || 0) : null;
+  const value = (kind, v) => {
+    if (kind === 'wei') return wallet.formatWei(v);
+    if (kind === 'time') return v === 0n ? '—' : when(Number(v));
+    if (kind === 'policy') return `${wallet.formatWei(v.pricePerEpoch)} per epoch, up to ${v.maxEpochsPerRun} epochs a run, ${v.maxRunsPerRequester} runs per researcher, grants valid ${Number(v.sessionTtl) / 60} min${v.expiry ? `, no requests after ${when(Number(v.expiry))}` : ''}`;
+    if (kind === 'bytes32' || kind === 'address') return mono(v);
+    return String(v);
+  };
+  const linked = (arg, kind, v) => {
+    if (arg === 'datasetRoot') return datasetLink(v, null, true);
+    if (arg === 'jobId') return link(`/jobs/${v}`, `job #${v}`);
+    if (arg === 'purpose') return purposeLabel((config.purposes.find((p) => BigInt(p.bit) === v) || { slug: `bit-${v}` }).slug);
+    return value(kind, v);
+  };
+  const events = (receipt?.logs || []).filter((l) => l.address.toLowerCase() === contract).map(decodeLog).filter(Boolean);
+  main.replaceChildren(
+    h('h1', { text: call ? call.label : 'Transaction' }),
+    h('div', { class: 'card' }, kv([
+      ['Transaction', mono(hash)],
+      ['Status', h('strong', { id: 'tx-status', class: receipt?.status === '0x1' ? 'good' : 'bad', text: status })],
+      ['Block', receipt ? `${BigInt(receipt.blockNumber)}${block ? ` — ${when(Number(BigInt(block.timestamp)))}` : ''}` : '—'],
+      ['From', mono(tx.from)],
+      ['To', tx.to ? h('span', {}, mono(tx.to), tx.to.toLowerCase() === contract ? ' (the DataPolicy contract)' : '') : 'a contract creation'],
+      ['Function', call ? mono(call.name) : (tx.input && tx.input !== '0x' ? 'not a DataPolicy call' : '—')],
+      ['Value', wallet.formatWei(BigInt(tx.value))],
+      ['Gas fee paid', fee === null ? '—' : wallet.formatWei(fee)],
+    ])),
+    h('h2', { text: 'DataPolicy events' }),
+    events.length ? h('div', { id: 'tx-events' }, events.map((e) => h('div', { class: 'card event', 'data-event': e.name }, h('strong', { text: e.name }), kv(e.args.map(([arg, kind, v]) => [arg, linked(arg, kind, v)]))))) : message('info', receipt?.status === '0x1' ? 'This transaction emitted no DataPolicy event.' : 'A reverted transaction emits no events.'),
+  );
 }

@@ -66,6 +66,8 @@ export async function connect(redraw = true) {
 }
 
 export async function request(method, params) { return provider.request({ method, params }); }
+// A read-only chain call: through the wallet when there is one, else the chain's public RPC.
+export async function read(method, params) { return provider ? request(method, params) : rpc(config.chain.rpc_url, method, params); }
 
 export async function checkNetwork() {
   const id = parseInt(await request('eth_chainId', []), 16);

@@ -168,6 +168,33 @@ async fn submit_request(browser: &Browser) -> String {
         .to_owned()
 }
 
+/// On a stored file's page: presses the check and returns the page's text once it answered.
+async fn verify_stored(browser: &Browser) -> String {
+    browser
+        .wait_for("document.getElementById('verify')", LONG)
+        .await
+        .unwrap();
+    browser
+        .execute("document.getElementById('verify').click();", json!([]))
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "document.querySelector('#verify-result .msg.ok, #verify-result .msg.error')",
+            LONG,
+        )
+        .await
+        .unwrap();
+    let text = browser
+        .execute(
+            "return document.querySelector('main').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    text.as_str().unwrap().to_owned()
+}
+
 /// Opens the marketplace at `url` (filters in its query) and returns the roots of the cards
 /// shown once the list has loaded.
 async fn marketplace_shows(browser: &Browser, url: &str) -> Vec<String> {
@@ -589,6 +616,49 @@ async fn publish_request_settle_download_through_the_web_app() {
         }
     }
     let settlement = rows.last().unwrap()[1].as_str().unwrap().to_owned();
+
+    // The dataset's stored files, linked from its audit page: each is checked in the page
+    // against its root (downloaded and hashed there); the manifest is shown, it is public.
+    for (kind, title) in [
+        ("dataset", "Sealed dataset"),
+        ("envelope", "Key envelope"),
+        ("manifest", "Dataset manifest"),
+    ] {
+        open(&browser, &format!("{web}/audit/datasets/{root}")).await;
+        browser
+            .execute(
+                "document.querySelector(`a.root[href$='kind=${arguments[0]}']`).click();",
+                json!([kind]),
+            )
+            .await
+            .unwrap();
+        let shown = verify_stored(&browser).await;
+        assert!(
+            shown.starts_with(title) && shown.contains("Verified in your browser"),
+            "{kind}: {shown}"
+        );
+        if kind == "manifest" {
+            assert!(shown.contains("\"name\": \"Browser dialogues\""), "{shown}");
+            browser.screenshot("stored-manifest").await.unwrap();
+        }
+    }
+    // A stored file changed on the storage node's disk no longer hashes to its root, and the
+    // page says so (the never-trained expensive dataset, so nothing later depends on it).
+    let stored = dir
+        .path()
+        .join("state/dev/storage/files")
+        .join(pricey.trim_start_matches("0x"))
+        .join("data");
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&stored, bytes).unwrap();
+    open(&browser, &format!("{web}/roots/{pricey}?kind=dataset")).await;
+    let tampered = verify_stored(&browser).await;
+    assert!(
+        tampered.contains("it does not hold what this root names"),
+        "a changed byte is caught: {tampered}"
+    );
+    browser.screenshot("stored-tampered").await.unwrap();
     // A hash the chain does not know is said so, not shown as an empty transaction.
     open(&browser, &format!("{web}/tx/0x{}", "ab".repeat(32))).await;
     let unknown = browser
@@ -759,6 +829,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         ("phone-audit-dataset", format!("/audit/datasets/{root}")),
         ("phone-audit-job", format!("/audit/jobs/{job_id}")),
         ("phone-transaction", format!("/tx/{settlement}")),
+        ("phone-stored-dataset", format!("/roots/{root}?kind=dataset")),
     ] {
         open(&browser, &format!("{web}{path}")).await;
         browser

@@ -17,6 +17,7 @@ const routes = [
   [/^\/audit\/datasets\/(0x[0-9a-fA-F]{64})$/, pages.auditDataset],
   [/^\/audit\/jobs\/(\d+)$/, pages.auditJob],
   [/^\/tx\/(0x[0-9a-fA-F]{64})$/, pages.transaction, false],
+  [/^\/roots\/(0x[0-9a-fA-F]{64})$/, pages.storedFile],
 ];
 
 async function renderWallet() {

@@ -422,23 +422,51 @@ export async function uploadBytes(bytes) {
 }
 
 // Downloads a whole file by root through the relay and checks it hashes to that root.
-export async function downloadFile(root, onProgress) {
+// A stored file's 256 KiB segments in order, from the storage node through the relay, with its
+// 0G root computed as they arrive (segment by segment, without the module's one running root, so
+// other pages' hashing cannot interleave). `onSegment(bytes, offset, size)` sees each segment; the
+// answer is { size, computedRoot }.
+async function readStored(root, onSegment, onProgress) {
   const info = await storageCall('zgs_getFileInfo', [hex(root), true]);
   if (!info) throw new Error(`the storage node has no file ${hex(root)}`);
   if (!info.finalized) throw new Error(`file ${hex(root)} is not completely uploaded yet`);
   const size = info.tx.size;
-  const out = new Uint8Array(size);
   const chunks = Math.ceil(size / 256);
+  const roots = [];
+  let pending = null; // the latest segment: hashed once a later one shows it is not the last
   for (let start = 0; start < chunks; start += 1024) {
     const end = Math.min(chunks, start + 1024);
     const b64 = await storageCall('zgs_downloadSegment', [hex(root), start, end]);
     const bin = atob(b64);
-    const n = Math.min(bin.length, size - start * 256);
-    for (let i = 0; i < n; i++) out[start * 256 + i] = bin.charCodeAt(i);
+    const segment = new Uint8Array(Math.min(bin.length, size - start * 256));
+    for (let i = 0; i < segment.length; i++) segment[i] = bin.charCodeAt(i);
+    onSegment?.(segment, start * 256, size);
+    if (pending) roots.push(call('licen_segment_roots', pending));
+    pending = segment;
     onProgress?.(Math.min(size, end * 256), size);
   }
-  if (hex(rootOf(out)) !== hex(root)) throw new Error(`downloaded bytes do not hash to ${hex(root)}: the storage node sent something else`);
-  return out;
+  const head = new Uint8Array(12);
+  new DataView(head.buffer).setBigUint64(0, BigInt(size));
+  new DataView(head.buffer).setUint32(8, roots.length);
+  const computedRoot = call('licen_root_from_segments', concat(head, ...roots, pending || new Uint8Array(0))).slice(0, 32);
+  return { size, computedRoot };
+}
+
+export async function downloadFile(root, onProgress) {
+  let out = null;
+  const { computedRoot } = await readStored(root, (segment, offset, size) => {
+    out ??= new Uint8Array(size);
+    out.set(segment, offset);
+  }, onProgress);
+  if (hex(computedRoot) !== hex(root)) throw new Error(`downloaded bytes do not hash to ${hex(root)}: the storage node sent something else`);
+  return out ?? new Uint8Array(0);
+}
+
+// Checks in the page that the bytes the storage node holds under `root` hash to it, in constant
+// memory (they are not kept): { size, matches, computedRoot }.
+export async function verifyStored(root, onProgress) {
+  const { size, computedRoot } = await readStored(root, null, onProgress);
+  return { size, matches: hex(computedRoot) === hex(root), computedRoot: hex(computedRoot) };
 }
 
 // ---- the owner's dataset pipeline -----------------------------------------------------------

@@ -60,6 +60,8 @@ const when = (t) => (t ? new Date(t * 1000).toLocaleString() : '—');
 const txLink = (tx) => (config.chain.explorer_tx_url
   ? h('a', { href: config.chain.explorer_tx_url + tx, target: '_blank', class: 'mono', text: tx })
   : h('a', { href: `/tx/${tx}`, class: 'mono tx', text: tx }));
+// A storage root, linked to its stored-file page (`kind` says what the bytes are).
+const rootLink = (root, kind) => (root ? h('a', { href: `/roots/${root}?kind=${kind}`, class: 'mono root', text: root }) : mono(root));
 const purposeLabel = (slug) => (config.purposes.find((p) => p.slug === slug) || { label: slug }).label;
 
 async function api(path) {
@@ -534,7 +536,7 @@ export async function job(main, id, refresh = false) {
   main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }),
     h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root, null, true)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
       ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : '—'], ['Paid to the owner', j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—'], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
-      ['Result root', mono(j.result_hash)], ['Attestation reference', mono(j.attestation_ref)], j.fail_reason ? ['Failure', j.fail_reason] : null])),
+      ['Result root', rootLink(j.result_hash, 'result')], ['Attestation reference', rootLink(j.attestation_ref, 'evidence')], j.fail_reason ? ['Failure', j.fail_reason] : null])),
     h('h2', { text: 'Timeline (live)' }), h('ol', { class: 'timeline', id: 'timeline' }, steps),
     j.state === 'Completed' ? h('div', { class: 'card' }, h('h2', { text: 'Result' }), download, out) : '',
     h('p', {}, link(`/audit/jobs/${j.id}`, 'Audit: every hash and transaction of this job →')));
@@ -638,17 +640,17 @@ export async function auditDataset(main, root) {
   const d = await api(`datasets/${root}`);
   const jobs = await apiAll(`jobs?dataset=${root}`);
   main.replaceChildren(h('h1', { text: `Audit: dataset ${short(root)}` }),
-    h('div', { class: 'card' }, kv([['Dataset root (0G root of the ciphertext)', mono(d.root)], ['Key envelope root', mono(d.envelope_root)], ['Manifest root', mono(d.manifest_root)], ['Policy hash', mono(d.policy_hash)],
+    h('div', { class: 'card' }, kv([['Dataset root (0G root of the ciphertext)', rootLink(d.root, 'dataset')], ['Key envelope root', rootLink(d.envelope_root, 'envelope')], ['Manifest root', rootLink(d.manifest_root, 'manifest')], ['Policy hash', mono(d.policy_hash)],
       ['Owner', mono(d.owner)], ['Orchestrator', mono(d.orchestrator)], ['Published in block', String(d.created.block)], ['Publish transaction', txLink(d.created.tx)], ['Contract', mono(config.chain.data_policy)]])),
     h('h2', { text: 'Jobs' }), h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'State', 'Researcher', 'Result root'].map((t) => h('th', { text: t }))),
-      jobs.map((j) => h('tr', {}, h('td', {}, link(`/audit/jobs/${j.id}`, `#${j.id}`)), h('td', { text: j.state }), h('td', {}, mono(j.researcher)), h('td', {}, mono(j.result_hash)))))));
+      jobs.map((j) => h('tr', {}, h('td', {}, link(`/audit/jobs/${j.id}`, `#${j.id}`)), h('td', { text: j.state }), h('td', {}, mono(j.researcher)), h('td', {}, rootLink(j.result_hash, 'result')))))));
 }
 
 export async function auditJob(main, id) {
   const j = await api(`jobs/${id}`);
   main.replaceChildren(h('h1', { text: `Audit: job #${j.id}` }),
     h('div', { class: 'card' }, kv([['Dataset root', link(`/audit/datasets/${j.dataset_root}`, j.dataset_root)], ['Researcher', mono(j.researcher)], ['Result key (X25519 public)', mono(j.result_key)],
-      ['Price per epoch (snapshot)', wallet.formatWei(j.price_per_epoch)], ['Escrow', wallet.formatWei(j.escrow)], ['Result root', mono(j.result_hash)], ['Attestation reference (evidence root)', mono(j.attestation_ref)],
+      ['Price per epoch (snapshot)', wallet.formatWei(j.price_per_epoch)], ['Escrow', wallet.formatWei(j.escrow)], ['Result root', rootLink(j.result_hash, 'result')], ['Attestation reference (evidence root)', rootLink(j.attestation_ref, 'evidence')],
       ['Grant expires', when(j.expires_at)], ['Run deadline', when(j.run_deadline)], ['Royalty (price × epochs run)', weiExact(j.royalty)], ['Protocol fee (out of the royalty)', weiExact(j.fee)], ['Refund', weiExact(j.refund)]])),
     h('h2', { text: 'Transactions' }), h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['State', 'Block', 'Time', 'Transaction'].map((t) => h('th', { text: t }))),
       j.timeline.map((t) => h('tr', {}, h('td', { text: t.state }), h('td', { text: String(t.block) }), h('td', { text: when(t.time) }), h('td', {}, txLink(t.tx)))))));
@@ -696,4 +698,48 @@ export async function transaction(main, hash) {
     h('h2', { text: 'DataPolicy events' }),
     events.length ? h('div', { id: 'tx-events' }, events.map((e) => h('div', { class: 'card event', 'data-event': e.name }, h('strong', { text: e.name }), kv(e.args.map(([arg, kind, v]) => [arg, linked(arg, kind, v)]))))) : message('info', receipt?.status === '0x1' ? 'This transaction emitted no DataPolicy event.' : 'A reverted transaction emits no events.'),
   );
+}
+
+// ---- stored file -----------------------------------------------------------------------------
+
+// What each kind of stored file is, and who can read it.
+const STORED = {
+  dataset: ['Sealed dataset', 'The dataset as the owner\'s page sealed it (AES-256-GCM stream): ciphertext only. Its key is in the key envelope, which only the orchestrator can open, and only inside an attested compute node is it decrypted.'],
+  envelope: ['Key envelope', 'The dataset key sealed to the orchestrator\'s X25519 key (HPKE): only that orchestrator can open it.'],
+  manifest: ['Dataset manifest', 'The dataset\'s public description, written by the owner\'s page at publication.'],
+  result: ['Sealed result', 'The trained result sealed to the researcher\'s result key: only the wallet that requested the job can open it.'],
+  evidence: ['Attestation evidence', 'What the compute node proved about itself (its measurement and key) before the dataset key was released to it.'],
+};
+
+// One file on the storage node, by its 0G root: what it is, its size, whether the node holds all
+// of it, the public ones shown, and a check, in the page, that the bytes held hash to the root.
+export async function storedFile(main, root) {
+  const kind = new URLSearchParams(location.search).get('kind');
+  const [title, about] = STORED[kind] || ['Stored file', 'A file on the storage node, named by the 0G Merkle root of its bytes.'];
+  const info = await C.storageCall('zgs_getFileInfo', [root, true]);
+  if (!info) { main.replaceChildren(h('h1', { text: title }), message('error', `The storage node holds no file with root ${root}.`)); return; }
+  const out = h('div', { id: 'verify-result' });
+  const check = h('button', { id: 'verify', text: 'Check the stored bytes against the root, here' });
+  check.onclick = async () => {
+    check.disabled = true;
+    const bar = progressBar();
+    out.replaceChildren(bar.el);
+    const started = performance.now();
+    try {
+      const r = await C.verifyStored(C.unhex(root), (d, t) => bar.set('downloading and hashing', d, t, started));
+      out.replaceChildren(r.matches
+        ? message('ok', `Verified in your browser: the ${size(r.size)} the storage node holds hash to ${root}.`)
+        : message('error', `The bytes the storage node sent hash to ${r.computedRoot}, not ${root}: it does not hold what this root names.`));
+    } catch (e) { out.replaceChildren(message('error', e.message)); } finally { check.disabled = false; }
+  };
+  let shown = '';
+  if ((kind === 'manifest' || kind === 'evidence') && info.finalized && info.tx.size <= 1e6) {
+    try {
+      const text = new TextDecoder().decode(await C.downloadFile(C.unhex(root)));
+      shown = h('details', { open: kind === 'manifest' }, h('summary', { text: 'Its contents (public)' }), h('pre', { class: 'card mono', id: 'stored-contents', text: (() => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } })() }));
+    } catch (e) { shown = message('error', e.message); }
+  }
+  main.replaceChildren(h('h1', { text: title }),
+    h('div', { class: 'card' }, h('p', { text: about }), kv([['0G root', mono(root)], ['Size', size(info.tx.size)], ['Stored', info.finalized ? 'completely (finalized by the storage node)' : 'not completely yet']])),
+    shown, h('div', { class: 'card' }, check, out));
 }

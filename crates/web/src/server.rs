@@ -205,6 +205,7 @@ fn router(state: AppState) -> Router {
         .route("/audit/datasets/{root}", get(page_with))
         .route("/audit/jobs/{id}", get(page_with))
         .route("/tx/{hash}", get(page_with))
+        .route("/roots/{root}", get(page_with))
         .route("/assets/{name}", get(asset))
         .route("/api/config", get(config))
         .route("/api/indexer/{*path}", get(indexer_proxy))

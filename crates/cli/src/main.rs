@@ -70,6 +70,9 @@ enum Command {
     Jobs(market::JobsArgs),
     /// A job's on-chain state; `--watch` follows its timeline live until it ends.
     Job(onchain::JobArgs),
+    /// Take back a stalled job's escrow in full: a grant never started (anyone), or a run past
+    /// its run deadline (its researcher).
+    Reclaim(onchain::JobActionArgs),
     /// Researcher: download a completed job's sealed result and open it with the wallet's key.
     Download(onchain::DownloadArgs),
     /// What the wallet can withdraw (royalties, fees, refunds).
@@ -131,6 +134,7 @@ async fn run() -> Result<()> {
         Command::Download(args) => onchain::download(args, cli.json).await,
         Command::Earnings(args) => onchain::earnings(args, cli.json).await,
         Command::Withdraw(args) => onchain::withdraw(args, cli.json).await,
+        Command::Reclaim(args) => onchain::reclaim(args, cli.json).await,
     }
 }
 

@@ -154,6 +154,16 @@ pub(crate) struct DownloadArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct JobActionArgs {
+    /// Job id.
+    id: JobId,
+    #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct AccountArgs {
     #[command(flatten)]
     chain: ChainArgs,
@@ -446,6 +456,58 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
             "job {job}: {} epochs, escrow {} paid",
             args.epochs,
             format_wei(escrow)
+        );
+        println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
+    }
+    Ok(())
+}
+
+/// Takes back the escrow of a job the orchestrator did not see through, in full: a grant not
+/// started by its deadline is expired (anyone may), a run past its run deadline is reclaimed (its
+/// researcher only). Anything else is refused before a transaction, saying when it becomes possible.
+pub(crate) async fn reclaim(args: JobActionArgs, json: bool) -> Result<()> {
+    use licen_types::JobState;
+    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let id = args.id;
+    let job = client.job(id).await?;
+    let now = chain_time(&client).await?;
+    let wait = |what: &str| {
+        anyhow::anyhow!(
+            "job {id} {what} until unix time {} (the chain's clock is at {now}, {} s to go): its escrow can be taken back after that",
+            job.deadline,
+            job.deadline.saturating_sub(now)
+        )
+    };
+    let (action, receipt) = match job.state {
+        JobState::None => bail!("there is no job {id} on this contract"),
+        JobState::Granted if now < job.deadline => return Err(wait("may still be started")),
+        JobState::Granted => ("expired", client.expire(id).await?),
+        JobState::Running if job.researcher != signer.address() => bail!(
+            "only the researcher who requested job {id} ({}) can reclaim its escrow; this wallet is {}",
+            job.researcher,
+            signer.address()
+        ),
+        JobState::Running if now < job.deadline => {
+            return Err(wait("is running: it may still be settled"));
+        }
+        JobState::Running => ("reclaimed", client.reclaim(id).await?),
+        settled => bail!(
+            "job {id} is {settled}: its escrow was already settled, there is nothing to take back"
+        ),
+    };
+    if json {
+        print_json(&serde_json::json!({
+            "job_id": id.0,
+            "state": action,
+            "refund_wei": job.escrow().to_string(),
+            "researcher": job.researcher,
+            "tx": receipt.tx_hash.to_string(),
+        }));
+    } else {
+        println!(
+            "job {id} {action}: {} refunded to {}",
+            format_wei(job.escrow()),
+            job.researcher
         );
         println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
     }

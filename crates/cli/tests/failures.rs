@@ -480,3 +480,98 @@ fn unrecoverable_jobs_end_in_fail_job_with_a_full_refund() {
     assert_eq!(withdrawable(d, &dev, OWNER_KEY), 0);
     dev.stop();
 }
+
+/// `licen reclaim`: with no orchestrator running, a researcher's escrow is not stuck. A grant
+/// never started is expired once its TTL ends (by anyone), a run that was started and never
+/// settled is reclaimed once its run deadline passes (by its researcher only); each refunds the
+/// escrow in full, and everything too early, by the wrong wallet or too late is refused with a
+/// sentence and no transaction.
+#[test]
+fn a_stalled_jobs_escrow_is_taken_back_with_reclaim() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "rows.jsonl", 10);
+    let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
+    let root = publish(
+        d,
+        &dev,
+        "rows.jsonl",
+        &[
+            "--max-epochs",
+            "3",
+            "--max-runs",
+            "5",
+            "--purposes",
+            "research",
+            "--ttl",
+            "1h",
+        ],
+    );
+    let (never_started, never_started_escrow) = request(d, &dev, &root, "1");
+    let (stalled, stalled_escrow) = request(d, &dev, &root, "2");
+    // The dev orchestrator (account 2, unlocked on anvil) starts the second job, then never
+    // settles it.
+    let start_job = format!(
+        "0x{}{stalled:064x}",
+        alloy::hex::encode(&alloy::primitives::keccak256("startJob(uint256)")[..4])
+    );
+    let orchestrator = dev_address(&dev, 2);
+    common::rpc(
+        &dev,
+        "eth_sendTransaction",
+        serde_json::json!([{"from": orchestrator, "to": dev.summary["data_policy"], "data": start_job}]),
+    );
+    assert_eq!(
+        wait_for_state(d, &dev, stalled, &["running"], 30),
+        "running"
+    );
+    let researcher = dev_address(&dev, RESEARCHER);
+    let owner = dev_address(&dev, 3);
+    let reclaim = |key: &str, job: u64| licen(d, &dev, Some(key), &["reclaim", &job.to_string()]);
+    let sent = |who: &str| nonce(&dev, who);
+
+    // Too early for both, and not the owner's to reclaim: sentences, nothing sent.
+    let (researcher_nonce, owner_nonce) = (sent(&researcher), sent(&owner));
+    let early = refused(reclaim(RESEARCHER_KEY, never_started));
+    assert!(
+        early.contains("may still be started until unix time"),
+        "{early}"
+    );
+    let running = refused(reclaim(RESEARCHER_KEY, stalled));
+    assert!(
+        running.contains("is running: it may still be settled"),
+        "{running}"
+    );
+    let not_theirs = refused(reclaim(OWNER_KEY, stalled));
+    assert!(
+        not_theirs.contains("only the researcher who requested job"),
+        "{not_theirs}"
+    );
+    let missing = refused(reclaim(RESEARCHER_KEY, 99));
+    assert!(missing.contains("there is no job 99"), "{missing}");
+    assert_eq!(
+        (sent(&researcher), sent(&owner)),
+        (researcher_nonce, owner_nonce)
+    );
+
+    // Past the grant's TTL, anyone may expire it: the refund is paid to the researcher.
+    advance_chain_time(&dev, 3601);
+    let expired = ok(reclaim(OWNER_KEY, never_started));
+    assert_eq!(expired["state"], "expired");
+    assert_eq!(
+        refund_paid_by_transition(&dev, never_started, "expired", &researcher),
+        never_started_escrow
+    );
+    // Past the run deadline (one day on the dev chain), its researcher reclaims the run.
+    advance_chain_time(&dev, 24 * 3600);
+    let reclaimed = ok(reclaim(RESEARCHER_KEY, stalled));
+    assert_eq!(reclaimed["state"], "reclaimed");
+    assert_eq!(reclaimed["refund_wei"], stalled_escrow.to_string());
+    assert_eq!(
+        refund_paid_by_transition(&dev, stalled, "reclaimed", &researcher),
+        stalled_escrow
+    );
+    let again = refused(reclaim(RESEARCHER_KEY, stalled));
+    assert!(again.contains("there is nothing to take back"), "{again}");
+    dev.stop();
+}

@@ -829,7 +829,10 @@ async fn publish_request_settle_download_through_the_web_app() {
         ("phone-audit-dataset", format!("/audit/datasets/{root}")),
         ("phone-audit-job", format!("/audit/jobs/{job_id}")),
         ("phone-transaction", format!("/tx/{settlement}")),
-        ("phone-stored-dataset", format!("/roots/{root}?kind=dataset")),
+        (
+            "phone-stored-dataset",
+            format!("/roots/{root}?kind=dataset"),
+        ),
     ] {
         open(&browser, &format!("{web}{path}")).await;
         browser
@@ -1074,6 +1077,123 @@ async fn a_lora_adapter_opens_in_the_page_as_its_files() {
     }
     browser.screenshot("job-lora-adapter").await.unwrap();
     fits_the_window(&browser, "the job page with a LoRA adapter opened").await;
+    drop(browser);
+    dev.stop();
+}
+
+/// A stalled job's escrow comes back from its page: with no orchestrator running, a grant is
+/// never started; its page says until when it may be, the refund button waits for the chain's
+/// clock, and once the grant expired, the researcher's click refunds the escrow in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
+    if let Some(reason) = unavailable() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("rows.jsonl"),
+        "{\"text\": \"one\"}\n{\"text\": \"two\"}\n",
+    )
+    .unwrap();
+    let dev = Dev::start_with(
+        d,
+        [free_port(), free_port(), free_port(), free_port()],
+        &["--no-orchestrator"],
+    );
+    let (job_id, escrow) = tokio::task::block_in_place(|| {
+        let publish = [
+            "publish",
+            "rows.jsonl",
+            "--name",
+            "rows",
+            "--price",
+            "0.01",
+            "--max-epochs",
+            "3",
+            "--max-runs",
+            "1",
+            "--ttl",
+            "1h",
+            "--purposes",
+            "research",
+        ];
+        let root = ok_json(licen(d, &dev, Some(OWNER_KEY), &publish))["dataset_root"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let request = [
+            "request",
+            &root,
+            "--epochs",
+            "2",
+            "--purpose",
+            "research",
+            "--yes",
+        ];
+        let job = ok_json(licen(d, &dev, Some(RESEARCHER_KEY), &request));
+        (
+            job["job_id"].as_u64().unwrap(),
+            job["escrow_wei"].as_str().unwrap().to_owned(),
+        )
+    });
+    let researcher = dev_address(&dev, 4);
+    let browser = Browser::launch(1280, 900).await.unwrap();
+    browser
+        .script_timeout(LONG.as_millis() as u64)
+        .await
+        .unwrap();
+    let web = dev.summary["web_url"].as_str().unwrap();
+    let page = format!("{web}/jobs/{job_id}");
+    as_account(&browser, &page, &researcher).await;
+    let before = browser
+        .execute(
+            "return [document.getElementById('take-back').disabled, document.getElementById('take-back-card').innerText];",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(before[0], true, "too early to refund: {before}");
+    assert!(
+        before[1]
+            .as_str()
+            .unwrap()
+            .contains("If the orchestrator does not start this job by"),
+        "{before}"
+    );
+
+    // The grant's hour passes on the chain: the refund is open to anyone, here the researcher.
+    rpc_async(&dev, "evm_increaseTime", json!([3601])).await;
+    rpc_async(&dev, "evm_mine", json!([])).await;
+    open(&browser, &page).await;
+    browser
+        .execute("document.getElementById('take-back').click();", json!([]))
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "document.querySelector('h1').textContent.includes('Expired')",
+            LONG,
+        )
+        .await
+        .unwrap();
+    let refunded = tokio::task::block_in_place(|| {
+        common::refund_paid_by_transition(&dev, job_id, "expired", &researcher)
+    });
+    assert_eq!(refunded.to_string(), escrow, "the whole escrow came back");
+    let shown = browser
+        .execute(
+            "return document.querySelector('main').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        shown.as_str().unwrap().contains("Refund\n0.02 ETH"),
+        "{shown}"
+    );
+    browser.screenshot("job-refunded").await.unwrap();
     drop(browser);
     dev.stop();
 }

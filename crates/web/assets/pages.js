@@ -533,12 +533,41 @@ export async function job(main, id, refresh = false) {
       out.replaceChildren(message('ok', 'The result opened with your key and verified.'), ...resultView(plain, j.id).flat());
     } catch (e) { out.replaceChildren(message('error', e.message)); } finally { download.disabled = false; }
   };
+  // A job the orchestrator did not see through: its escrow comes back in full, by `expire` (a
+  // grant not started in time; anyone) or `reclaim` (a run past its deadline; its researcher).
+  let takeBack = '';
+  if (j.state === 'Granted' || j.state === 'Running') {
+    const granted = j.state === 'Granted';
+    const deadline = granted ? j.expires_at : j.run_deadline;
+    // The contract compares with the chain's clock, not this computer's.
+    const latest = await wallet.read('eth_getBlockByNumber', ['latest', false]).catch(() => null);
+    const now = latest ? Number(BigInt(latest.timestamp)) : Date.now() / 1000;
+    const due = now >= deadline;
+    const result = h('div', { id: 'take-back-result' });
+    const button = h('button', { id: 'take-back', class: due ? '' : 'secondary', disabled: !due, text: granted ? 'Refund the escrow (the grant expired)' : 'Take the escrow back (the run was not settled)' });
+    button.onclick = async () => {
+      button.disabled = true;
+      try {
+        if (!wallet.current()) await wallet.connect(false);
+        if (!granted && wallet.current().toLowerCase() !== j.researcher.toLowerCase()) throw new Error(`Only the researcher who requested this job (${j.researcher}) can take its escrow back: switch accounts.`);
+        await wallet.checkNetwork();
+        const { receipt } = await wallet.send(config.chain.data_policy, granted ? calls.expire(j.id) : calls.reclaim(j.id), 0n, (t) => result.replaceChildren(message('info', t)));
+        result.replaceChildren(message('ok', `${wallet.formatWei(j.escrow)} refunded to ${j.researcher} in block ${BigInt(receipt.blockNumber)}.`));
+      } catch (e) { result.replaceChildren(message('error', e.message)); button.disabled = false; }
+    };
+    takeBack = h('div', { class: 'card', id: 'take-back-card' }, h('h2', { text: 'If it stalls' }),
+      h('p', { text: granted
+        ? `If the orchestrator does not start this job by ${when(deadline)}, anyone can have the ${wallet.formatWei(j.escrow)} escrow refunded to the researcher.`
+        : `If the run is not settled by ${when(deadline)}, the researcher can take the ${wallet.formatWei(j.escrow)} escrow back in full.` }),
+      button, result);
+  }
   main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }),
     h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root, null, true)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
       ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : '—'], ['Paid to the owner', j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—'], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
       ['Result root', rootLink(j.result_hash, 'result')], ['Attestation reference', rootLink(j.attestation_ref, 'evidence')], j.fail_reason ? ['Failure', j.fail_reason] : null])),
     h('h2', { text: 'Timeline (live)' }), h('ol', { class: 'timeline', id: 'timeline' }, steps),
     j.state === 'Completed' ? h('div', { class: 'card' }, h('h2', { text: 'Result' }), download, out) : '',
+    takeBack,
     h('p', {}, link(`/audit/jobs/${j.id}`, 'Audit: every hash and transaction of this job →')));
   const terminal = ['Completed', 'Expired', 'Failed', 'Reclaimed'].includes(j.state);
   if (terminal) leave();

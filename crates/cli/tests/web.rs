@@ -354,6 +354,14 @@ async fn publish_request_settle_download_through_the_web_app() {
         granted.contains("Access granted: job"),
         "request failed: {granted}"
     );
+    // The page keeps the request's message and updates its stats from the live stream.
+    browser
+        .wait_for(
+            "document.getElementById('dataset-stats').innerText.replace(/\\t/g, '\\n').includes('Requests\\n1') && document.querySelector('form .msg.ok')",
+            LONG,
+        )
+        .await
+        .unwrap();
     browser.screenshot("dataset-requested").await.unwrap();
     let job_id: String = granted
         .split("job ")

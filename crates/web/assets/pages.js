@@ -283,8 +283,11 @@ export async function marketplace(main) {
 
 // ---- dataset ---------------------------------------------------------------------------------
 
+const statsList = (st) => kv([['Requests', String(st.requests)], ['Completed runs', String(st.completed_runs)], ['Epochs sold', String(st.epochs_sold)], ['Researchers', String(st.distinct_researchers)], ['Escrow held', wallet.formatWei(st.escrow_held)]]);
+
 export async function dataset(main, root) {
   const d = await api(`datasets/${root}`);
+  const stats = h('div', { class: 'card', id: 'dataset-stats' }, statsList(d.stats));
   const m = await manifest(d.manifest_root);
   const epochs = h('input', { id: 'epochs', type: 'number', min: 1, max: d.policy.max_epochs_per_run, value: 1 });
   const purpose = h('select', { id: 'purpose' }, d.policy.allowed_purposes.map((slug) => {
@@ -337,10 +340,15 @@ export async function dataset(main, root) {
     h('div', { class: 'card' }, h('p', { text: m?.description || 'No description.' }),
       m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${size(m.byte_size)} (≈${m.token_estimate} tokens)`], ['License', m.license || '—']]) : message('info', 'The manifest could not be loaded from storage.')),
     h('h2', { text: 'Policy' }), h('div', { class: 'card' }, policyWords(d.policy)),
-    h('h2', { text: 'Stats' }), h('div', { class: 'card' }, kv([['Requests', String(d.stats.requests)], ['Completed runs', String(d.stats.completed_runs)], ['Epochs sold', String(d.stats.epochs_sold)], ['Researchers', String(d.stats.distinct_researchers)], ['Escrow held', wallet.formatWei(d.stats.escrow_held)]])),
+    h('h2', { text: 'Stats' }), stats,
     h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? message('info', 'Paused: requests are refused.') : form),
     h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
-  live((name, ev) => { if (!started && ev?.event && JSON.stringify(ev.event).toLowerCase().includes(root.toLowerCase().slice(2))) dataset(main, root); });
+  // An event about this dataset redraws the page, or only its stats once a request was started.
+  live((name, ev) => {
+    if (!ev?.event || !JSON.stringify(ev.event).toLowerCase().includes(root.toLowerCase().slice(2))) return;
+    if (!started) { dataset(main, root); return; }
+    api(`datasets/${root}`).then((fresh) => stats.replaceChildren(statsList(fresh.stats))).catch(() => {});
+  });
 }
 
 // ---- publish ---------------------------------------------------------------------------------

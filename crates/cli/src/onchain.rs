@@ -470,24 +470,26 @@ pub(crate) async fn reclaim(args: JobActionArgs, json: bool) -> Result<()> {
     let (client, signer) = args.chain.signer(&args.wallet)?;
     let id = args.id;
     let job = client.job(id).await?;
-    let now = chain_time(&client).await?;
+    // The next block's time: the later of the latest block's and ours (an idle dev chain's last
+    // block can be hours old). If the chain disagrees after all, its refusal is decoded.
+    let clock = chain_time(&client).await?.max(now());
     let wait = |what: &str| {
         anyhow::anyhow!(
-            "job {id} {what} until unix time {} (the chain's clock is at {now}, {} s to go): its escrow can be taken back after that",
+            "job {id} {what} until unix time {} (it is {clock} now, {} s to go): its escrow can be taken back after that",
             job.deadline,
-            job.deadline.saturating_sub(now)
+            job.deadline.saturating_sub(clock)
         )
     };
     let (action, receipt) = match job.state {
         JobState::None => bail!("there is no job {id} on this contract"),
-        JobState::Granted if now < job.deadline => return Err(wait("may still be started")),
+        JobState::Granted if clock < job.deadline => return Err(wait("may still be started")),
         JobState::Granted => ("expired", client.expire(id).await?),
         JobState::Running if job.researcher != signer.address() => bail!(
             "only the researcher who requested job {id} ({}) can reclaim its escrow; this wallet is {}",
             job.researcher,
             signer.address()
         ),
-        JobState::Running if now < job.deadline => {
+        JobState::Running if clock < job.deadline => {
             return Err(wait("is running: it may still be settled"));
         }
         JobState::Running => ("reclaimed", client.reclaim(id).await?),

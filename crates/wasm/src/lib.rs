@@ -310,8 +310,10 @@ pub extern "C" fn licen_open_result() -> u32 {
 
 /// Input: an opened lora result (a ustar archive) → where each of its files lies in it: per
 /// file, LE32 name length ‖ UTF-8 name ‖ LE64 offset ‖ LE64 size. Accepts what `licen download`
-/// unpacks: regular files with bare names (no folders, links or paths), each wholly inside the
-/// input; anything else is refused with a sentence naming the entry.
+/// unpacks: regular files with bare names (no folders, links or paths), each once, each wholly
+/// inside the input; names with control or bidirectional-formatting characters (which would
+/// disguise a file name where the page shows it) are refused too. Anything else is refused with
+/// a sentence naming the entry.
 #[allow(unsafe_code)]
 #[unsafe(no_mangle)]
 pub extern "C" fn licen_archive_files() -> u32 {
@@ -319,14 +321,27 @@ pub extern "C" fn licen_archive_files() -> u32 {
         let unreadable = |e: std::io::Error| format!("the result archive is damaged: {e}");
         let mut archive = tar::Archive::new(input);
         let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
         for entry in archive.entries().map_err(unreadable)? {
             let entry = entry.map_err(unreadable)?;
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let bare =
                 !name.is_empty() && !name.contains(['/', '\\']) && name != "." && name != "..";
-            if entry.header().entry_type() != tar::EntryType::Regular || !bare {
+            // Control characters, and the bidirectional formatting characters (U+202A–U+202E,
+            // U+2066–U+2069) that can make `exe.json` read as `json.exe`.
+            let disguised = name.chars().any(|c| {
+                c.is_control()
+                    || ('\u{202A}'..='\u{202E}').contains(&c)
+                    || ('\u{2066}'..='\u{2069}').contains(&c)
+            });
+            if entry.header().entry_type() != tar::EntryType::Regular || !bare || disguised {
                 return Err(format!(
                     "the result archive holds {name:?}, which is not a plain file name: it is offered only as the whole archive"
+                ));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(format!(
+                    "the result archive holds {name:?} twice: it is offered only as the whole archive"
                 ));
             }
             let (offset, size) = (entry.raw_file_position(), entry.size());

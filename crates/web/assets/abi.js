@@ -90,7 +90,7 @@ const FUNCTIONS = {
   'resume(bytes32)': 'Resume a dataset',
   'rotateEnvelope(bytes32,bytes32)': 'Rotate a dataset\'s key envelope',
   'requestAccess(bytes32,uint16,uint8,bytes32)': 'Request training (pays the escrow)',
-  'reclaim(uint256)': 'Reclaim the escrow of a job that never started',
+  'reclaim(uint256)': 'Take back the escrow of a run not settled by its deadline',
   'startJob(uint256)': 'Start a job (orchestrator)',
   'confirmTrainingComplete(uint256,uint16,bytes32,bytes32)': 'Settle a completed job (orchestrator)',
   'failJob(uint256,string)': 'Fail a job with a full refund (orchestrator)',
@@ -130,12 +130,14 @@ const eventSignature = ([name, params]) => `${name}(${params.map(([, type]) => t
 
 let functionTable = null;
 let eventTable = null;
+// Built on first use (selectors need licen-wasm's keccak), and kept only once complete.
 function tables() {
   if (functionTable) return;
-  functionTable = {};
-  for (const [sig, label] of Object.entries(FUNCTIONS)) functionTable[selector(sig)] = { name: sig.slice(0, sig.indexOf('(')), label };
-  eventTable = {};
-  for (const e of EVENTS) eventTable[hex(keccak256(ENC.encode(eventSignature(e))))] = e;
+  const functions = {};
+  for (const [sig, label] of Object.entries(FUNCTIONS)) functions[selector(sig)] = { name: sig.slice(0, sig.indexOf('(')), label };
+  const events = {};
+  for (const e of EVENTS) events[hex(keccak256(ENC.encode(eventSignature(e))))] = e;
+  [functionTable, eventTable] = [functions, events];
 }
 
 // The DataPolicy function a transaction's input calls: { name, label }, or null.

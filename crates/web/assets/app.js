@@ -16,7 +16,7 @@ const routes = [
   [/^\/dashboard$/, pages.dashboard],
   [/^\/audit\/datasets\/(0x[0-9a-fA-F]{64})$/, pages.auditDataset],
   [/^\/audit\/jobs\/(\d+)$/, pages.auditJob],
-  [/^\/tx\/(0x[0-9a-fA-F]{64})$/, pages.transaction, false],
+  [/^\/tx\/(0x[0-9a-fA-F]{64})$/, pages.transaction],
   [/^\/roots\/(0x[0-9a-fA-F]{64})$/, pages.storedFile],
 ];
 

@@ -345,8 +345,9 @@ export async function dataset(main, root) {
     h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
   // An event about this dataset redraws the page, or only its stats once a request was started.
   live((name, ev) => {
-    if (!ev?.event || !JSON.stringify(ev.event).toLowerCase().includes(root.toLowerCase().slice(2))) return;
-    if (!started) { dataset(main, root); return; }
+    const ours = name === 'resume' || (ev?.event && JSON.stringify(ev.event).toLowerCase().includes(root.toLowerCase().slice(2)));
+    if (!ours) return;
+    if (!started) { dataset(main, root).catch(() => {}); return; }
     api(`datasets/${root}`).then((fresh) => stats.replaceChildren(statsList(fresh.stats))).catch(() => {});
   });
 }
@@ -466,7 +467,7 @@ export async function myJobs(main) {
   const jobs = (await apiAll(`jobs?researcher=${me}`));
   const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', { text: j.state }), h('td', { text: String(j.epochs) }), h('td', { text: wallet.formatWei(j.escrow) }));
   main.replaceChildren(h('h1', { text: 'My jobs' }), jobs.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'Dataset', 'State', 'Epochs', 'Escrow'].map((t) => h('th', { text: t }))), jobs.map(row))) : message('info', 'No jobs yet: request training on a dataset in the marketplace.'));
-  live(() => myJobs(main));
+  live(() => myJobs(main).catch(() => {}));
 }
 
 // The lora trainer's report in a few lines: what was trained, on what, and how the loss went.
@@ -490,8 +491,13 @@ function trainingSummary(bytes) {
 // What an opened result offers: the lora trainer's archive as its files (the PEFT adapter and
 // the training report, each saved on its own, or the whole archive), the simulated trainer's
 // JSON report, or other bytes as they are.
+// The object URLs holding the last opened result (decrypted): released when it is opened again.
+let resultUrls = [];
 function resultView(plain, jobId) {
-  const save = (bytes, name, type, id) => h('a', { href: URL.createObjectURL(new Blob([bytes], { type })), download: name, id, text: `Save ${name} (${size(bytes.length)})` });
+  resultUrls.forEach((u) => URL.revokeObjectURL(u));
+  resultUrls = [];
+  const url = (bytes, type) => { const u = URL.createObjectURL(new Blob([bytes], { type })); resultUrls.push(u); return u; };
+  const save = (bytes, name, type, id) => h('a', { href: url(bytes, type), download: name, id, text: `Save ${name} (${size(bytes.length)})` });
   const pretty = (bytes) => { const text = new TextDecoder().decode(bytes); try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } };
   const preview = (bytes) => h('pre', { id: 'result-preview', class: 'card mono', text: pretty(bytes).slice(0, 100000) });
   if (C.isArchive(plain)) {
@@ -518,7 +524,11 @@ function resultView(plain, jobId) {
   return [save(plain, `result-job-${jobId}.bin`, 'application/octet-stream', 'result-file')];
 }
 
+// Each job-page draw gets a number: a slower, older one (started before a later event) never
+// replaces a newer one.
+let renders = 0;
 export async function job(main, id, refresh = false) {
+  const mine = ++renders;
   const j = await api(`jobs/${id}`);
   const reached = new Set(j.timeline.map((t) => t.state));
   const steps = j.timeline.map((t) => h('li', {}, h('strong', { text: t.state }), ' ', h('span', { class: 'muted', text: when(t.time) }), h('div', {}, txLink(t.tx))));
@@ -547,10 +557,13 @@ export async function job(main, id, refresh = false) {
   if (j.state === 'Granted' || j.state === 'Running') {
     const granted = j.state === 'Granted';
     const deadline = granted ? j.expires_at : j.run_deadline;
-    // The contract compares with the chain's clock, not this computer's.
+    // The contract compares with the next block's time: the later of the latest block's (a
+    // chain clock moved ahead) and this computer's (an idle chain's last block is old). Too early
+    // after all, the preflight call says so in a sentence. The page redraws at the deadline.
     const latest = await wallet.read('eth_getBlockByNumber', ['latest', false]).catch(() => null);
-    const now = latest ? Number(BigInt(latest.timestamp)) : Date.now() / 1000;
+    const now = Math.max(latest ? Number(BigInt(latest.timestamp)) : 0, Date.now() / 1000);
     const due = now >= deadline;
+    if (!due) setTimeout(() => { if (renders === mine && location.pathname === `/jobs/${id}`) job(main, id, true).catch(() => {}); }, Math.min(2 ** 31 - 1, (deadline - now) * 1000 + 1000));
     const result = h('div', { id: 'take-back-result' });
     const button = h('button', { id: 'take-back', class: due ? '' : 'secondary', disabled: !due, text: granted ? 'Refund the escrow (the grant expired)' : 'Take the escrow back (the run was not settled)' });
     button.onclick = async () => {
@@ -569,6 +582,7 @@ export async function job(main, id, refresh = false) {
         : `If the run is not settled by ${when(deadline)}, the researcher can take the ${wallet.formatWei(j.escrow)} escrow back in full.` }),
       button, result);
   }
+  if (mine !== renders) return;
   main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }),
     h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root, null, true)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
       ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : '—'], ['Paid to the owner', j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—'], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
@@ -579,7 +593,7 @@ export async function job(main, id, refresh = false) {
     h('p', {}, link(`/audit/jobs/${j.id}`, 'Audit: every hash and transaction of this job →')));
   const terminal = ['Completed', 'Expired', 'Failed', 'Reclaimed'].includes(j.state);
   if (terminal) leave();
-  else if (!refresh) live(() => job(main, id, true), j.timeline.length ? j.timeline[j.timeline.length - 1].block : null);
+  else if (!refresh) live(() => job(main, id, true).catch(() => {}), j.timeline.length ? j.timeline[j.timeline.length - 1].block : null);
 }
 
 // ---- owner dashboard -------------------------------------------------------------------------
@@ -624,8 +638,12 @@ export async function dashboard(main) {
   const [mine, earnings, runs] = await Promise.all([apiAll(`datasets?owner=${me}`).then((items) => ({ items })), api(`owners/${me}/earnings`), apiAll(`jobs?owner=${me}`)]);
   const out = h('div', { id: 'dashboard-result' });
   let editing = false;
+  // While an action runs (until its figures are redrawn), live updates do not redraw the page
+  // under it: they would drop its message.
+  let acting = false;
   const act = async (what, data) => {
     out.replaceChildren(message('info', `${what}…`));
+    acting = true;
     try {
       const { receipt } = await wallet.send(config.chain.data_policy, data, 0n, (t) => out.replaceChildren(message('info', t)));
       editing = false;
@@ -636,7 +654,7 @@ export async function dashboard(main) {
       document.getElementById('dashboard-result')?.replaceChildren(caughtUp
         ? message('ok', `${what}: done.`)
         : message('info', `${what}: done on-chain; the indexer has not caught up yet, so the figures may lag.`));
-    } catch (e) { out.replaceChildren(message('error', e.message)); }
+    } catch (e) { out.replaceChildren(message('error', e.message)); } finally { acting = false; }
   };
   // One policy editor at a time, in a row under its dataset.
   const editor = (d, tr) => {
@@ -668,7 +686,7 @@ export async function dashboard(main) {
       runs.map((j) => h('tr', { 'data-job': j.id }, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', {}, mono(short(j.researcher))), h('td', { text: j.state }),
         h('td', { text: j.actual_epochs === null ? `${j.epochs} paid` : `${j.actual_epochs} of ${j.epochs}` }), h('td', { text: j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—' }))))) : message('info', 'No runs yet: researchers\' requests show here as they come.'));
   // Live refresh, except while the owner is editing a policy (it would discard the form).
-  live(() => { if (!editing) dashboard(main); });
+  live(() => { if (!editing && !acting) dashboard(main).catch(() => {}); });
 }
 
 // ---- audit -----------------------------------------------------------------------------------
@@ -724,7 +742,7 @@ export async function transaction(main, hash) {
     h('h1', { text: call ? call.label : 'Transaction' }),
     h('div', { class: 'card' }, kv([
       ['Transaction', mono(hash)],
-      ['Status', h('strong', { id: 'tx-status', class: receipt?.status === '0x1' ? 'good' : 'bad', text: status })],
+      ['Status', h('strong', { id: 'tx-status', class: !receipt ? '' : receipt.status === '0x1' ? 'good' : 'bad', text: status })],
       ['Block', receipt ? `${BigInt(receipt.blockNumber)}${block ? ` — ${when(Number(BigInt(block.timestamp)))}` : ''}` : '—'],
       ['From', mono(tx.from)],
       ['To', tx.to ? h('span', {}, mono(tx.to), tx.to.toLowerCase() === contract ? ' (the DataPolicy contract)' : '') : 'a contract creation'],
@@ -752,7 +770,7 @@ const STORED = {
 // of it, the public ones shown, and a check, in the page, that the bytes held hash to the root.
 export async function storedFile(main, root) {
   const kind = new URLSearchParams(location.search).get('kind');
-  const [title, about] = STORED[kind] || ['Stored file', 'A file on the storage node, named by the 0G Merkle root of its bytes.'];
+  const [title, about] = (Object.hasOwn(STORED, kind) && STORED[kind]) || ['Stored file', 'A file on the storage node, named by the 0G Merkle root of its bytes.'];
   const info = await C.storageCall('zgs_getFileInfo', [root, true]);
   if (!info) { main.replaceChildren(h('h1', { text: title }), message('error', `The storage node holds no file with root ${root}.`)); return; }
   const out = h('div', { id: 'verify-result' });

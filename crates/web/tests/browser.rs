@@ -312,6 +312,9 @@ async fn page_crypto_matches_the_formats_and_interoperates_with_rust() {
     let mut damaged = good.clone();
     damaged[0] ^= 1;
     let with_path = archive(&[("adapter/config.json", b"{}")]);
+    let twice = archive(&[("a.json", b"{}"), ("a.json", b"[]")]);
+    let disguised = archive(&[("report\u{202E}nosj.exe", b"{}")]);
+    let cut = good[..512 + 512 + 512 + 1000].to_vec();
     let read = browser
         .run(
             &format!(
@@ -319,7 +322,7 @@ async fn page_crypto_matches_the_formats_and_interoperates_with_rust() {
                    try {{ return C.archiveFiles(b).map((f) => [f.name, C.hex(f.bytes).slice(2)]); }} catch (e) {{ return e.message; }} }};
                  return args.map(read);"
             ),
-            json!([hex::encode(&good), hex::encode(&damaged), hex::encode(&with_path), hex::encode(b"{\"simulated\":true}")]),
+            json!([hex::encode(&good), hex::encode(&damaged), hex::encode(&with_path), hex::encode(b"{\"simulated\":true}"), hex::encode(&twice), hex::encode(&disguised), hex::encode(&cut)]),
         )
         .await
         .unwrap();
@@ -342,6 +345,13 @@ async fn page_crypto_matches_the_formats_and_interoperates_with_rust() {
         "{}",
         read[2]
     );
+    assert!(refusal(4).contains("\"a.json\" twice"), "{}", read[4]);
+    assert!(
+        refusal(5).contains("which is not a plain file name"),
+        "a name with a right-to-left override is refused: {}",
+        read[5]
+    );
+    assert!(refusal(6).contains("cut short"), "{}", read[6]);
     assert_eq!(read[3], "not an archive");
     browser.screenshot("crypto-selftest").await.unwrap();
     drop(browser);
@@ -442,6 +452,29 @@ async fn page_uploads_ciphertext_only_through_the_server() {
                 "the server received the dataset key at {path}"
             );
         }
+    }
+
+    // Read back in the page, segment by segment: the ~5.6 MB file (many segments, a short last
+    // one) and one of exactly two segments verify against their roots and download byte for byte.
+    let two_segments: Vec<u8> = (0..2 * 256 * 1024u32).map(|i| (i % 241) as u8).collect();
+    let even = client.upload_bytes(&two_segments, None).await.unwrap().root;
+    for (root, bytes) in [(root, &sealed), (even, &two_segments)] {
+        let read = browser
+            .run(
+                &format!(
+                    "{IMPORT} const root = C.unhex(args.root); const v = await C.verifyStored(root); const d = await C.downloadFile(root);
+                     return {{matches: v.matches, size: v.size, length: d.length, head: C.hex(d.subarray(0, 64)), tail: C.hex(d.subarray(d.length - 64))}};"
+                ),
+                json!({"root": root.to_string()}),
+            )
+            .await
+            .unwrap();
+        let hexed = |b: &[u8]| format!("0x{}", hex::encode(b));
+        assert_eq!(read["matches"], true, "{root}: {read}");
+        assert_eq!(read["size"], bytes.len(), "{root}: {read}");
+        assert_eq!(read["length"], bytes.len(), "{root}: {read}");
+        assert_eq!(read["head"], hexed(&bytes[..64]), "{root}");
+        assert_eq!(read["tail"], hexed(&bytes[bytes.len() - 64..]), "{root}");
     }
     drop(browser);
     stack.web.stop().await;

@@ -13,7 +13,7 @@ mod common;
 use common::{
     Dev, Guarded, LICEN, OWNER_KEY, RESEARCHER_KEY, advance_chain_time, dev_address, free_port,
     indexed_job, indexed_timeline_until_completed, licen, licen_command, nonce, ok_json as ok,
-    refund_paid_by_transition, refused, wait_for_state,
+    publish, refund_paid_by_transition, refused, request, wait_for_state,
 };
 
 const RESEARCHER: usize = 4;
@@ -27,41 +27,6 @@ fn write_rows(dir: &Path, name: &str, rows: usize) {
         .map(|i| format!("{{\"prompt\":\"question number {i}\",\"completion\":\"answer {i}\"}}\n"))
         .collect();
     std::fs::write(dir.join(name), lines).unwrap();
-}
-
-fn publish(dir: &Path, dev: &Dev, file: &str, policy: &[&str]) -> String {
-    let published = ok(licen(
-        dir,
-        dev,
-        Some(OWNER_KEY),
-        &[
-            &["publish", file, "--name", file, "--price", "0.01"][..],
-            policy,
-        ]
-        .concat(),
-    ));
-    published["dataset_root"].as_str().unwrap().to_owned()
-}
-
-fn request(dir: &Path, dev: &Dev, root: &str, epochs: &str) -> (u64, u128) {
-    let job = ok(licen(
-        dir,
-        dev,
-        Some(RESEARCHER_KEY),
-        &[
-            "request",
-            root,
-            "--epochs",
-            epochs,
-            "--purpose",
-            "research",
-            "--yes",
-        ],
-    ));
-    (
-        job["job_id"].as_u64().unwrap(),
-        job["escrow_wei"].as_str().unwrap().parse().unwrap(),
-    )
 }
 
 fn withdrawable(dir: &Path, dev: &Dev, key: &str) -> u128 {

@@ -5,8 +5,9 @@ use std::process::{Command, Stdio};
 
 mod common;
 use common::{
-    Dev, LICEN, OWNER_KEY, RESEARCHER_KEY, free_port, indexed_timeline_until_completed, licen,
-    ok_json as ok, refused, wait_for_state,
+    Dev, LICEN, ONE_RESEARCH_RUN, OWNER_KEY, RESEARCHER_KEY, free_port,
+    indexed_timeline_until_completed, licen, ok_json as ok, publish, refused, request,
+    wait_for_state,
 };
 
 /// States after which a job never changes.
@@ -349,44 +350,10 @@ fn lora_training_delivers_a_peft_adapter() {
         ],
     );
     assert_eq!(dev.summary["compute_trainer"], "lora");
-    let published = ok(licen(
-        d,
-        &dev,
-        Some(OWNER_KEY),
-        &[
-            "publish",
-            "data.jsonl",
-            "--name",
-            "adder",
-            "--price",
-            "0.01",
-            "--max-epochs",
-            "3",
-            "--max-runs",
-            "1",
-            "--ttl",
-            "1h",
-            "--purposes",
-            "research",
-        ],
-    ));
-    let root = published["dataset_root"].as_str().unwrap().to_owned();
-    let job = ok(licen(
-        d,
-        &dev,
-        Some(RESEARCHER_KEY),
-        &[
-            "request",
-            &root,
-            "--epochs",
-            "2",
-            "--purpose",
-            "research",
-            "--yes",
-        ],
-    ));
-    let id = job["job_id"].to_string();
-    let state = wait_for_state(d, &dev, job["job_id"].as_u64().unwrap(), &TERMINAL, 120);
+    let root = publish(d, &dev, "data.jsonl", ONE_RESEARCH_RUN);
+    let (job, _) = request(d, &dev, &root, "2");
+    let id = job.to_string();
+    let state = wait_for_state(d, &dev, job, &TERMINAL, 120);
     assert_eq!(state, "completed", "job ended {state}");
     let downloaded = ok(licen(
         d,

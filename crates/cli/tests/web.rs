@@ -14,11 +14,21 @@ use serde_json::json;
 
 mod common;
 use common::{
-    Dev, OWNER_KEY, RESEARCHER_KEY, dev_address, free_port, licen, ok_json, rpc_async,
-    wait_for_state,
+    Dev, ONE_RESEARCH_RUN, dev_address, free_port, publish as publish_with_cli,
+    request as request_with_cli, rpc_async, wait_for_state,
 };
 
 const LONG: Duration = Duration::from_secs(120);
+
+/// A headless Chromium with a laptop's window, whose scripts may run for [`LONG`].
+async fn laptop_browser() -> Browser {
+    let browser = Browser::launch(1280, 900).await.unwrap();
+    browser
+        .script_timeout(LONG.as_millis() as u64)
+        .await
+        .unwrap();
+    browser
+}
 
 /// Opens `url` and waits until its page has rendered.
 async fn open(browser: &Browser, url: &str) {
@@ -300,11 +310,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         .as_str()
         .unwrap()
         .to_owned();
-    let browser = Browser::launch(1280, 900).await.unwrap();
-    browser
-        .script_timeout(LONG.as_millis() as u64)
-        .await
-        .unwrap();
+    let browser = laptop_browser().await;
 
     open(&browser, &web).await;
     let banner = browser
@@ -435,7 +441,7 @@ async fn publish_request_settle_download_through_the_web_app() {
     // Insufficient funds: a dataset priced above every dev account's balance. A marketplace
     // left open in another browser shows it when it is published, without being reloaded, also
     // after the person went to another page and came back.
-    let watcher = Browser::launch(1280, 900).await.unwrap();
+    let watcher = laptop_browser().await;
     watcher.goto(&format!("{web}/")).await.unwrap();
     watcher
         .wait_for("window.licenMarks && window.licenMarks.allListed", LONG)
@@ -855,11 +861,7 @@ async fn publish_request_settle_download_through_the_web_app() {
 
     // A browser wallet (scripted, in front of the same anvil) that the person uses wrongly: each
     // mistake is a sentence on the page, and no transaction is sent.
-    let wallet_browser = Browser::launch(1280, 900).await.unwrap();
-    wallet_browser
-        .script_timeout(LONG.as_millis() as u64)
-        .await
-        .unwrap();
+    let wallet_browser = laptop_browser().await;
     wallet_browser
         .add_init_script(SCRIPTED_WALLET)
         .await
@@ -953,46 +955,15 @@ async fn a_lora_adapter_opens_in_the_page_as_its_files() {
         ],
     );
     let (job_id, researcher) = tokio::task::block_in_place(|| {
-        let publish = [
-            "publish",
-            "data.jsonl",
-            "--name",
-            "adder",
-            "--price",
-            "0.01",
-            "--max-epochs",
-            "3",
-            "--max-runs",
-            "1",
-            "--ttl",
-            "1h",
-            "--purposes",
-            "research",
-        ];
-        let published = ok_json(licen(d, &dev, Some(OWNER_KEY), &publish));
-        let root = published["dataset_root"].as_str().unwrap().to_owned();
-        let request = [
-            "request",
-            &root,
-            "--epochs",
-            "2",
-            "--purpose",
-            "research",
-            "--yes",
-        ];
-        let job = ok_json(licen(d, &dev, Some(RESEARCHER_KEY), &request));
-        let id = job["job_id"].as_u64().unwrap();
+        let root = publish_with_cli(d, &dev, "data.jsonl", ONE_RESEARCH_RUN);
+        let (id, _) = request_with_cli(d, &dev, &root, "2");
         let terminal = ["completed", "failed", "expired", "reclaimed"];
         let state = wait_for_state(d, &dev, id, &terminal, 120);
         assert_eq!(state, "completed", "job {id} ended {state}");
         (id, dev_address(&dev, 4))
     });
 
-    let browser = Browser::launch(1280, 900).await.unwrap();
-    browser
-        .script_timeout(LONG.as_millis() as u64)
-        .await
-        .unwrap();
+    let browser = laptop_browser().await;
     let web = dev.summary["web_url"].as_str().unwrap();
     as_account(&browser, &format!("{web}/jobs/{job_id}"), &researcher).await;
     browser
@@ -1111,47 +1082,11 @@ async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
         &["--no-orchestrator"],
     );
     let (job_id, escrow) = tokio::task::block_in_place(|| {
-        let publish = [
-            "publish",
-            "rows.jsonl",
-            "--name",
-            "rows",
-            "--price",
-            "0.01",
-            "--max-epochs",
-            "3",
-            "--max-runs",
-            "1",
-            "--ttl",
-            "1h",
-            "--purposes",
-            "research",
-        ];
-        let root = ok_json(licen(d, &dev, Some(OWNER_KEY), &publish))["dataset_root"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let request = [
-            "request",
-            &root,
-            "--epochs",
-            "2",
-            "--purpose",
-            "research",
-            "--yes",
-        ];
-        let job = ok_json(licen(d, &dev, Some(RESEARCHER_KEY), &request));
-        (
-            job["job_id"].as_u64().unwrap(),
-            job["escrow_wei"].as_str().unwrap().to_owned(),
-        )
+        let root = publish_with_cli(d, &dev, "rows.jsonl", ONE_RESEARCH_RUN);
+        request_with_cli(d, &dev, &root, "2")
     });
     let researcher = dev_address(&dev, 4);
-    let browser = Browser::launch(1280, 900).await.unwrap();
-    browser
-        .script_timeout(LONG.as_millis() as u64)
-        .await
-        .unwrap();
+    let browser = laptop_browser().await;
     let web = dev.summary["web_url"].as_str().unwrap();
     let page = format!("{web}/jobs/{job_id}");
     as_account(&browser, &page, &researcher).await;
@@ -1189,7 +1124,7 @@ async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
     let refunded = tokio::task::block_in_place(|| {
         common::refund_paid_by_transition(&dev, job_id, "expired", &researcher)
     });
-    assert_eq!(refunded.to_string(), escrow, "the whole escrow came back");
+    assert_eq!(refunded, escrow, "the whole escrow came back");
     let shown = browser
         .execute(
             "return document.querySelector('main').innerText;",

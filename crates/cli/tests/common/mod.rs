@@ -148,6 +148,58 @@ pub fn licen_command(dir: &Path, dev: &Dev, args: &[&str]) -> Command {
     command
 }
 
+/// Policy flags for [`publish`]: up to 3 epochs, one run per researcher, grants valid an hour,
+/// research only.
+pub const ONE_RESEARCH_RUN: &[&str] = &[
+    "--max-epochs",
+    "3",
+    "--max-runs",
+    "1",
+    "--ttl",
+    "1h",
+    "--purposes",
+    "research",
+];
+
+/// `licen publish FILE` as the dev owner (named after the file, 0.01 ETH per epoch) with the
+/// other `policy` flags; returns the dataset root.
+pub fn publish(dir: &Path, dev: &Dev, file: &str, policy: &[&str]) -> String {
+    let published = ok_json(licen(
+        dir,
+        dev,
+        Some(OWNER_KEY),
+        &[
+            &["publish", file, "--name", file, "--price", "0.01"][..],
+            policy,
+        ]
+        .concat(),
+    ));
+    published["dataset_root"].as_str().unwrap().to_owned()
+}
+
+/// `licen request ROOT --epochs EPOCHS` for research as the dev researcher: (job id, escrow
+/// in wei).
+pub fn request(dir: &Path, dev: &Dev, root: &str, epochs: &str) -> (u64, u128) {
+    let job = ok_json(licen(
+        dir,
+        dev,
+        Some(RESEARCHER_KEY),
+        &[
+            "request",
+            root,
+            "--epochs",
+            epochs,
+            "--purpose",
+            "research",
+            "--yes",
+        ],
+    ));
+    (
+        job["job_id"].as_u64().unwrap(),
+        job["escrow_wei"].as_str().unwrap().parse().unwrap(),
+    )
+}
+
 /// One JSON-RPC call to `dev`'s chain (for what the CLI does not expose: nonces, time travel).
 /// Blocking: from an async test, use [`rpc_async`].
 pub fn rpc(dev: &Dev, method: &str, params: serde_json::Value) -> serde_json::Value {

@@ -1081,9 +1081,18 @@ async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
         [free_port(), free_port(), free_port(), free_port()],
         &["--no-orchestrator"],
     );
-    let (job_id, escrow) = tokio::task::block_in_place(|| {
+    let (job_id, escrow, ending) = tokio::task::block_in_place(|| {
         let root = publish_with_cli(d, &dev, "rows.jsonl", ONE_RESEARCH_RUN);
-        request_with_cli(d, &dev, &root, "2")
+        let (job, escrow) = request_with_cli(d, &dev, &root, "2");
+        // A second dataset whose policy ends in an hour.
+        std::fs::write(d.join("ending.jsonl"), "{\"text\": \"three\"}\n").unwrap();
+        let ending = publish_with_cli(
+            d,
+            &dev,
+            "ending.jsonl",
+            &[ONE_RESEARCH_RUN, &["--expiry", "1h"]].concat(),
+        );
+        (job, escrow, ending)
     });
     let researcher = dev_address(&dev, 4);
     let browser = laptop_browser().await;
@@ -1137,6 +1146,25 @@ async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
         "{shown}"
     );
     browser.screenshot("job-refunded").await.unwrap();
+
+    // The hour also ended the second dataset's policy: its page says so and offers no request.
+    open(&browser, &format!("{web}/datasets/{ending}")).await;
+    let closed = browser
+        .execute(
+            "return [document.querySelector('main').innerText, !!document.getElementById('request')];",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        closed[0]
+            .as_str()
+            .unwrap()
+            .contains("it takes no new requests"),
+        "{closed}"
+    );
+    assert_eq!(closed[1], false, "a closed dataset offers no request form");
+    browser.screenshot("dataset-closed").await.unwrap();
     drop(browser);
     dev.stop();
 }

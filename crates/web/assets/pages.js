@@ -201,7 +201,7 @@ export async function marketplace(main) {
     const el = h('div', { class: 'card', 'data-root': d.root }, title, desc,
       h('div', {}, `${wallet.formatWei(d.policy.price_per_epoch)} / epoch · up to ${d.policy.max_epochs_per_run} epochs`),
       h('div', { class: 'muted' }, d.policy.allowed_purposes.map(purposeLabel).join(', ')),
-      h('div', {}, d.paused ? h('span', { class: 'badge paused', text: 'paused' }) : h('span', { class: 'badge', text: `${d.job_count} jobs` })));
+      h('div', {}, d.paused ? h('span', { class: 'badge paused', text: 'paused' }) : !d.active ? h('span', { class: 'badge paused', text: 'closed: its policy ended' }) : h('span', { class: 'badge', text: `${d.job_count} jobs` })));
     // Manifests come from storage: fetched only for cards scrolled into view.
     el.loadManifest = () => manifest(d.manifest_root).then(show);
     visible.observe(el);
@@ -337,11 +337,12 @@ export async function dataset(main, root) {
   main.replaceChildren(
     h('h1', { text: m?.name || `Dataset ${short(root)}` }),
     d.paused ? message('info', 'The owner has paused this dataset: it takes no requests right now.') : '',
+    !d.paused && !d.active ? message('info', `This dataset's policy ended on ${when(d.policy.expiry)}: it takes no new requests.`) : '',
     h('div', { class: 'card' }, h('p', { text: m?.description || 'No description.' }),
       m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${size(m.byte_size)} (≈${m.token_estimate} tokens)`], ['License', m.license || '—']]) : message('info', 'The manifest could not be loaded from storage.')),
     h('h2', { text: 'Policy' }), h('div', { class: 'card' }, policyWords(d.policy)),
     h('h2', { text: 'Stats' }), stats,
-    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? message('info', 'Paused: requests are refused.') : form),
+    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? message('info', 'Paused: requests are refused.') : !d.active ? message('info', 'Closed: the policy ended, requests are refused.') : form),
     h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
   // An event about this dataset redraws the page, or only its stats once a request was started.
   live((name, ev) => {
@@ -672,7 +673,7 @@ export async function dashboard(main) {
     editing = true;
   };
   const rows = mine.items.map((d) => {
-    const tr = h('tr', { 'data-root': d.root }, h('td', {}, datasetLink(d.root, d.manifest_root)), h('td', { class: 'price', text: wallet.formatWei(d.policy.price_per_epoch) }), h('td', { text: String(d.job_count) }), h('td', { text: d.paused ? 'paused' : 'open' }));
+    const tr = h('tr', { 'data-root': d.root }, h('td', {}, datasetLink(d.root, d.manifest_root)), h('td', { class: 'price', text: wallet.formatWei(d.policy.price_per_epoch) }), h('td', { text: String(d.job_count) }), h('td', { text: d.paused ? 'paused' : d.active ? 'open' : 'closed (policy ended)' }));
     tr.append(h('td', {}, h('div', { class: 'row' },
       d.paused ? h('button', { class: 'secondary', text: 'Resume', onclick: () => act('Resuming', calls.resume(d.root)) }) : h('button', { class: 'secondary', text: 'Pause', onclick: () => act('Pausing', calls.pause(d.root)) }),
       h('button', { class: 'secondary edit-policy', text: 'Edit policy', onclick: () => editor(d, tr) }))));

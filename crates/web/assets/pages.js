@@ -201,7 +201,7 @@ export async function marketplace(main) {
     const el = h('div', { class: 'card', 'data-root': d.root }, title, desc,
       h('div', {}, `${wallet.formatWei(d.policy.price_per_epoch)} / epoch · up to ${d.policy.max_epochs_per_run} epochs`),
       h('div', { class: 'muted' }, d.policy.allowed_purposes.map(purposeLabel).join(', ')),
-      h('div', {}, d.paused ? h('span', { class: 'badge paused', text: 'paused' }) : !d.active ? h('span', { class: 'badge paused', text: 'closed: its policy ended' }) : h('span', { class: 'badge', text: `${d.job_count} jobs` })));
+      h('div', {}, d.paused ? h('span', { class: 'badge paused', text: 'paused' }) : !d.active ? h('span', { class: 'badge paused', text: 'closed: its policy ended' }) : h('span', { class: 'badge', text: `${d.job_count} job${d.job_count === 1 ? '' : 's'}` })));
     // Manifests come from storage: fetched only for cards scrolled into view.
     el.loadManifest = () => manifest(d.manifest_root).then(show);
     visible.observe(el);
@@ -466,8 +466,8 @@ export async function myJobs(main) {
   const me = wallet.current();
   if (!me) { main.replaceChildren(h('h1', { text: 'My jobs' }), message('info', 'Connect a wallet to see the jobs you requested.')); return; }
   const jobs = (await apiAll(`jobs?researcher=${me}`));
-  const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', { text: j.state }), h('td', { text: String(j.epochs) }), h('td', { text: wallet.formatWei(j.escrow) }));
-  main.replaceChildren(h('h1', { text: 'My jobs' }), jobs.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'Dataset', 'State', 'Epochs', 'Escrow'].map((t) => h('th', { text: t }))), jobs.map(row))) : message('info', 'No jobs yet: request training on a dataset in the marketplace.'));
+  const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', { text: j.state }), h('td', { text: j.actual_epochs === null ? `${j.epochs} paid` : `${j.actual_epochs} of ${j.epochs}` }), h('td', { text: wallet.formatWei(j.escrow) }), h('td', { text: j.refund ? wallet.formatWei(j.refund) : '—' }));
+  main.replaceChildren(h('h1', { text: 'My jobs' }), jobs.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'Dataset', 'State', 'Epochs', 'Escrow', 'Refunded'].map((t) => h('th', { text: t }))), jobs.map(row))) : message('info', 'No jobs yet: request training on a dataset in the marketplace.'));
   live(() => myJobs(main).catch(() => {}));
 }
 

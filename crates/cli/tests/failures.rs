@@ -18,6 +18,17 @@ use common::{
 
 const RESEARCHER: usize = 4;
 
+/// Policy flags for [`publish`]: up to 3 epochs, 5 runs per researcher, research only (the
+/// grant's TTL is each test's).
+const FIVE_RESEARCH_RUNS: [&str; 6] = [
+    "--max-epochs",
+    "3",
+    "--max-runs",
+    "5",
+    "--purposes",
+    "research",
+];
+
 fn ports() -> [u16; 4] {
     [free_port(), free_port(), free_port(), free_port()]
 }
@@ -145,14 +156,7 @@ fn expired_grant_is_refunded_and_a_sigkilled_orchestrator_finishes_the_job_exact
         .as_str()
         .unwrap()
         .to_owned();
-    let policy = [
-        "--max-epochs",
-        "3",
-        "--max-runs",
-        "5",
-        "--purposes",
-        "research",
-    ];
+    let policy = FIVE_RESEARCH_RUNS;
     let short = publish(
         d,
         &dev,
@@ -346,16 +350,7 @@ fn unrecoverable_jobs_end_in_fail_job_with_a_full_refund() {
     let attestation = attestation.split_whitespace().nth(4).unwrap().to_owned();
     let mut node = Guarded(node);
     let _orchestrator = orchestrator(d, &dev, &node_url, &attestation);
-    let policy = [
-        "--max-epochs",
-        "3",
-        "--max-runs",
-        "5",
-        "--ttl",
-        "1h",
-        "--purposes",
-        "research",
-    ];
+    let policy = [&FIVE_RESEARCH_RUNS[..], &["--ttl", "1h"]].concat();
 
     let corrupted = publish(d, &dev, "small.jsonl", &policy);
     corrupt_stored(d, &corrupted);
@@ -461,16 +456,7 @@ fn a_stalled_jobs_escrow_is_taken_back_with_reclaim() {
         d,
         &dev,
         "rows.jsonl",
-        &[
-            "--max-epochs",
-            "3",
-            "--max-runs",
-            "5",
-            "--purposes",
-            "research",
-            "--ttl",
-            "1h",
-        ],
+        &[&FIVE_RESEARCH_RUNS[..], &["--ttl", "1h"]].concat(),
     );
     let (never_started, never_started_escrow) = request(d, &dev, &root, "1");
     let (stalled, stalled_escrow) = request(d, &dev, &root, "2");

@@ -68,13 +68,8 @@ function abiString(w) {
     return new TextDecoder().decode(unhex(hexText));
   } catch { return null; }
 }
-let errorTable = null;
-
 export function explainRevert(data) {
-  if (!errorTable) {
-    errorTable = {};
-    for (const [sig, f] of Object.entries(ERRORS)) errorTable[selector(sig)] = f;
-  }
+  tables();
   if (!data || data.length < 10) return null;
   const f = errorTable[data.slice(0, 10).toLowerCase()];
   return f ? f(words(data.slice(10))) : `the contract refused (error ${data.slice(0, 10)})`;
@@ -128,16 +123,20 @@ const EVENTS = [
 ];
 const eventSignature = ([name, params]) => `${name}(${params.map(([, type]) => type).join(',')})`;
 
+// Selector → error sentence, function or event: built on first use (selectors need licen-wasm's
+// keccak), and kept only once complete.
+let errorTable = null;
 let functionTable = null;
 let eventTable = null;
-// Built on first use (selectors need licen-wasm's keccak), and kept only once complete.
 function tables() {
   if (functionTable) return;
+  const errors = {};
+  for (const [sig, f] of Object.entries(ERRORS)) errors[selector(sig)] = f;
   const functions = {};
   for (const [sig, label] of Object.entries(FUNCTIONS)) functions[selector(sig)] = { name: sig.slice(0, sig.indexOf('(')), label };
   const events = {};
   for (const e of EVENTS) events[hex(keccak256(ENC.encode(eventSignature(e))))] = e;
-  [functionTable, eventTable] = [functions, events];
+  [errorTable, functionTable, eventTable] = [errors, functions, events];
 }
 
 // The DataPolicy function a transaction's input calls: { name, label }, or null.

@@ -126,13 +126,20 @@ export class ParallelRoot {
     const answers = await Promise.all(this.jobs);
     const failed = answers.find((a) => a.error);
     if (failed) throw new Error(`hashing in a worker failed: ${failed.error}`);
-    const head = new Uint8Array(12);
-    const view = new DataView(head.buffer);
-    view.setBigUint64(0, BigInt(this.size));
-    view.setUint32(8, this.segments);
-    const out = call('licen_root_from_segments', concat(head, ...answers.map((a) => a.roots), tail));
-    return { root: out.subarray(0, 32), segmentRoots: out.subarray(32) };
+    return joinSegmentRoots(this.size, answers.map((a) => a.roots), this.segments, tail);
   }
+}
+
+// The root of a file of `size` bytes from the roots of its first `count` segments (`roots`,
+// 32-byte chunks in order) and its remaining bytes `tail` (the last data segment among them):
+// { root, segmentRoots } (the roots of all its data segments).
+function joinSegmentRoots(size, roots, count, tail) {
+  const head = new Uint8Array(12);
+  const view = new DataView(head.buffer);
+  view.setBigUint64(0, BigInt(size));
+  view.setUint32(8, count);
+  const out = call('licen_root_from_segments', concat(head, ...roots, tail));
+  return { root: out.subarray(0, 32), segmentRoots: out.subarray(32) };
 }
 
 // ---- sealed stream (§1), segments sealed by WebCrypto ------------------------------------
@@ -421,7 +428,6 @@ export async function uploadBytes(bytes) {
   return root;
 }
 
-// Downloads a whole file by root through the relay and checks it hashes to that root.
 // A stored file's 256 KiB segments in order, from the storage node through the relay, with its
 // 0G root computed as they arrive (segment by segment, without the module's one running root, so
 // other pages' hashing cannot interleave). `onSegment(bytes, offset, size)` sees each segment; the
@@ -445,13 +451,11 @@ async function readStored(root, onSegment, onProgress) {
     pending = segment;
     onProgress?.(Math.min(size, end * 256), size);
   }
-  const head = new Uint8Array(12);
-  new DataView(head.buffer).setBigUint64(0, BigInt(size));
-  new DataView(head.buffer).setUint32(8, roots.length);
-  const computedRoot = call('licen_root_from_segments', concat(head, ...roots, pending || new Uint8Array(0))).slice(0, 32);
+  const { root: computedRoot } = joinSegmentRoots(size, roots, roots.length, pending || new Uint8Array(0));
   return { size, computedRoot };
 }
 
+// Downloads a whole file by root through the relay and checks it hashes to that root.
 export async function downloadFile(root, onProgress) {
   let out = null;
   const { computedRoot } = await readStored(root, (segment, offset, size) => {

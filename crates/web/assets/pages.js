@@ -52,6 +52,12 @@ export function size(n) {
   for (v /= 1000; v >= 1000 && u < units.length - 1; u++) v /= 1000;
   return `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)} ${units[u]}`;
 }
+// JSON text indented for reading; other text as it is.
+const prettyJson = (text) => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } };
+// A job's epochs trained out of those paid for (just the paid ones until it settles).
+const epochsText = (j) => (j.actual_epochs === null ? `${j.epochs} paid` : `${j.actual_epochs} of ${j.epochs}`);
+// What a settled job paid its dataset's owner: the royalty less the protocol fee.
+const ownerShare = (j) => (j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—');
 // An amount in ETH with its exact wei, for audit pages.
 const weiExact = (w) => (w === null || w === undefined ? '—' : `${wallet.formatWei(w)} (${w} wei)`);
 const when = (t) => (t ? new Date(t * 1000).toLocaleString() : '—');
@@ -462,11 +468,13 @@ export async function publish(main) {
 // ---- jobs ------------------------------------------------------------------------------------
 
 const STATES = ['Granted', 'Running', 'Completed'];
+// States a job never leaves.
+const TERMINAL = ['Completed', 'Expired', 'Failed', 'Reclaimed'];
 export async function myJobs(main) {
   const me = wallet.current();
   if (!me) { main.replaceChildren(h('h1', { text: 'My jobs' }), message('info', 'Connect a wallet to see the jobs you requested.')); return; }
   const jobs = (await apiAll(`jobs?researcher=${me}`));
-  const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', { text: j.state }), h('td', { text: j.actual_epochs === null ? `${j.epochs} paid` : `${j.actual_epochs} of ${j.epochs}` }), h('td', { text: wallet.formatWei(j.escrow) }), h('td', { text: j.refund ? wallet.formatWei(j.refund) : '—' }));
+  const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', { text: j.state }), h('td', { text: epochsText(j) }), h('td', { text: wallet.formatWei(j.escrow) }), h('td', { text: j.refund ? wallet.formatWei(j.refund) : '—' }));
   main.replaceChildren(h('h1', { text: 'My jobs' }), jobs.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'Dataset', 'State', 'Epochs', 'Escrow', 'Refunded'].map((t) => h('th', { text: t }))), jobs.map(row))) : message('info', 'No jobs yet: request training on a dataset in the marketplace.'));
   live(() => myJobs(main).catch(() => {}));
 }
@@ -499,8 +507,7 @@ function resultView(plain, jobId) {
   resultUrls = [];
   const url = (bytes, type) => { const u = URL.createObjectURL(new Blob([bytes], { type })); resultUrls.push(u); return u; };
   const save = (bytes, name, type, id) => h('a', { href: url(bytes, type), download: name, id, text: `Save ${name} (${size(bytes.length)})` });
-  const pretty = (bytes) => { const text = new TextDecoder().decode(bytes); try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } };
-  const preview = (bytes) => h('pre', { id: 'result-preview', class: 'card mono', text: pretty(bytes).slice(0, 100000) });
+  const preview = (bytes) => h('pre', { id: 'result-preview', class: 'card mono', text: prettyJson(new TextDecoder().decode(bytes)).slice(0, 100000) });
   if (C.isArchive(plain)) {
     const whole = save(plain, `result-job-${jobId}.tar`, 'application/x-tar', 'result-archive');
     let files;
@@ -533,7 +540,8 @@ export async function job(main, id, refresh = false) {
   const j = await api(`jobs/${id}`);
   const reached = new Set(j.timeline.map((t) => t.state));
   const steps = j.timeline.map((t) => h('li', {}, h('strong', { text: t.state }), ' ', h('span', { class: 'muted', text: when(t.time) }), h('div', {}, txLink(t.tx))));
-  if (!['Completed', 'Expired', 'Failed', 'Reclaimed'].includes(j.state)) STATES.filter((s) => !reached.has(s)).forEach((s) => steps.push(h('li', { class: 'pending' }, h('span', { class: 'muted', text: `${s} (waiting)` }))));
+  const terminal = TERMINAL.includes(j.state);
+  if (!terminal) STATES.filter((s) => !reached.has(s)).forEach((s) => steps.push(h('li', { class: 'pending' }, h('span', { class: 'muted', text: `${s} (waiting)` }))));
   const out = h('div', { id: 'download-result' });
   const download = h('button', { id: 'download', text: 'Download and open the result' });
   download.onclick = async () => {
@@ -586,13 +594,12 @@ export async function job(main, id, refresh = false) {
   if (mine !== renders) return;
   main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }),
     h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root, null, true)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
-      ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : '—'], ['Paid to the owner', j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—'], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
+      ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : '—'], ['Paid to the owner', ownerShare(j)], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
       ['Result root', rootLink(j.result_hash, 'result')], ['Attestation reference', rootLink(j.attestation_ref, 'evidence')], j.fail_reason ? ['Failure', j.fail_reason] : null])),
     h('h2', { text: 'Timeline (live)' }), h('ol', { class: 'timeline', id: 'timeline' }, steps),
     j.state === 'Completed' ? h('div', { class: 'card' }, h('h2', { text: 'Result' }), download, out) : '',
     takeBack,
     h('p', {}, link(`/audit/jobs/${j.id}`, 'Audit: every hash and transaction of this job →')));
-  const terminal = ['Completed', 'Expired', 'Failed', 'Reclaimed'].includes(j.state);
   if (terminal) leave();
   else if (!refresh) live(() => job(main, id, true).catch(() => {}), j.timeline.length ? j.timeline[j.timeline.length - 1].block : null);
 }
@@ -685,7 +692,7 @@ export async function dashboard(main) {
     h('h2', { text: 'My datasets' }), mine.items.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Dataset', 'Price/epoch', 'Jobs', 'State', ''].map((t) => h('th', { text: t }))), rows)) : message('info', 'You have not published a dataset yet.'),
     h('h2', { text: 'Runs on my datasets' }), runs.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'owner-runs' }, h('tr', {}, ['Job', 'Dataset', 'Researcher', 'State', 'Epochs', 'To you'].map((t) => h('th', { text: t }))),
       runs.map((j) => h('tr', { 'data-job': j.id }, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', {}, mono(short(j.researcher))), h('td', { text: j.state }),
-        h('td', { text: j.actual_epochs === null ? `${j.epochs} paid` : `${j.actual_epochs} of ${j.epochs}` }), h('td', { text: j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—' }))))) : message('info', 'No runs yet: researchers\' requests show here as they come.'));
+        h('td', { text: epochsText(j) }), h('td', { text: ownerShare(j) }))))) : message('info', 'No runs yet: researchers\' requests show here as they come.'));
   // Live refresh, except while the owner is editing a policy (it would discard the form).
   live(() => { if (!editing && !acting) dashboard(main).catch(() => {}); });
 }
@@ -792,7 +799,7 @@ export async function storedFile(main, root) {
   if ((kind === 'manifest' || kind === 'evidence') && info.finalized && info.tx.size <= 1e6) {
     try {
       const text = new TextDecoder().decode(await C.downloadFile(C.unhex(root)));
-      shown = h('details', { open: kind === 'manifest' }, h('summary', { text: 'Its contents (public)' }), h('pre', { class: 'card mono', id: 'stored-contents', text: (() => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } })() }));
+      shown = h('details', { open: kind === 'manifest' }, h('summary', { text: 'Its contents (public)' }), h('pre', { class: 'card mono', id: 'stored-contents', text: prettyJson(text) }));
     } catch (e) { shown = message('error', e.message); }
   }
   main.replaceChildren(h('h1', { text: title }),

@@ -2,7 +2,10 @@
 //!
 //! Anvil's development accounts come from a public mnemonic: they are **insecure** and exist
 //! only on local chains. With a state file, anvil loads it at start and writes it back when
-//! stopped gracefully ([`DevChain::stop`]), so `licen dev` resumes the same chain.
+//! stopped gracefully ([`DevChain::stop`]), so `licen dev` resumes the same chain. On Linux
+//! anvil is also sent SIGTERM when the process that started it dies in any way (SIGKILL, the
+//! OOM killer), so it still writes its state and frees its port for the next start instead of
+//! lingering as an orphan.
 
 use crate::error::{Error, Result};
 use alloy::signers::local::PrivateKeySigner;
@@ -42,6 +45,7 @@ impl DevChain {
         if let Some(state) = state_file {
             command.arg("--state").arg(state);
         }
+        end_with_this_process(&mut command);
         let mut child = command.spawn().map_err(|e| {
             Error::Anvil(format!("could not start {}: {e}", tools.anvil().display()))
         })?;
@@ -155,3 +159,35 @@ impl Drop for DevChain {
         let _ = self.terminate();
     }
 }
+
+/// Asks the kernel to send `command`'s process SIGTERM when this process ends (Linux
+/// `PR_SET_PDEATHSIG`): anvil then writes its state and exits as on a graceful stop.
+///
+/// The signal follows the *thread* that spawns: call this from one that lives as long as the
+/// chain is wanted (`licen dev`'s main thread, a test's thread, a runtime worker), not from a
+/// short-lived blocking-pool thread.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn end_with_this_process(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before `exec`; it only calls `prctl(2)` and
+    // `getppid(2)`, which are async-signal-safe, and builds an `io::Error` from errno without
+    // allocating (`last_os_error`), so it cannot deadlock on a lock the parent held at fork.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl took effect: then nobody will signal.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Elsewhere an orphaned anvil must be stopped by hand.
+#[cfg(not(target_os = "linux"))]
+fn end_with_this_process(_command: &mut Command) {}

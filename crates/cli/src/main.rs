@@ -5,6 +5,7 @@
 
 mod dev;
 mod files;
+mod index;
 mod keyfile;
 mod manifest;
 mod market;
@@ -50,6 +51,8 @@ enum Command {
     StorageNode(storage::StorageNodeArgs),
     /// Run a compute node (insecure development attestation; simulated or LoRA trainer).
     ComputeNode(storage::ComputeNodeArgs),
+    /// Run the chain indexer and its query API as its own process (SQLite or Postgres).
+    Indexer(index::IndexerArgs),
     /// Run the orchestrator as its own process (grants via the indexer; crash-safe ledger).
     Orchestrator(orchestrate::OrchestratorArgs),
     /// Owner: check, seal, upload and publish a JSONL dataset with its policy.
@@ -121,6 +124,7 @@ async fn run() -> Result<()> {
         Command::Get(args) => storage::get(args, cli.json).await,
         Command::StorageNode(args) => storage::storage_node(args).await,
         Command::ComputeNode(args) => storage::compute_node(args).await,
+        Command::Indexer(args) => index::run(args, cli.json).await,
         Command::Orchestrator(args) => orchestrate::run(args, cli.json).await,
         Command::Publish(args) => onchain::publish(args, cli.json).await,
         Command::Pause(args) => onchain::pause(args, cli.json).await,

@@ -238,4 +238,43 @@ fn dev_starts_the_stack_and_resumes_it() {
         second["compute_attestation_key"], first["compute_attestation_key"],
         "the compute node keeps its dev attestation key across restarts"
     );
+
+    // Killed outright (SIGKILL, the OOM killer), `licen dev` cannot stop anvil itself: the
+    // kernel does (parent-death signal), so anvil writes its state and frees the port, and the
+    // next start resumes the same chain instead of failing on a taken port.
+    let mut running = Command::new(LICEN)
+        .args(args.iter().filter(|a| **a != "--exit-after-start"))
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut summary = String::new();
+    let mut lines = BufReader::new(running.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        summary.push_str(&line);
+        if line == "}" {
+            break;
+        }
+    }
+    let third: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(third["freshly_deployed"], false);
+    running.kill().unwrap(); // SIGKILL
+    running.wait().unwrap();
+    let killed = std::time::Instant::now();
+    let chain = format!("127.0.0.1:{}", ports[0]);
+    while std::net::TcpListener::bind(&chain).is_err() {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(15),
+            "anvil still holds {chain} 15 s after licen dev was killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let fourth = json(licen(d, &args));
+    assert_eq!(
+        fourth["freshly_deployed"], false,
+        "the chain survived the kill"
+    );
+    assert_eq!(fourth["data_policy"], first["data_policy"]);
 }

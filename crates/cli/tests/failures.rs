@@ -2,7 +2,9 @@
 //! compute-node`): policy violations refused before any transaction; a grant that expires is
 //! refunded to the wei; an orchestrator process killed with SIGKILL mid-job finishes the job
 //! exactly once after a restart; corrupted ciphertext, a non-JSONL dataset and a compute node
-//! killed mid-training each end in `failJob` with a full refund.
+//! killed mid-training each end in `failJob` with a full refund; `licen indexer` and `licen
+//! orchestrator` run a job apart from `licen dev`, and an indexer of another deployment is
+//! refused by the orchestrator, the web app and its own database.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -12,8 +14,8 @@ use std::time::{Duration, Instant};
 mod common;
 use common::{
     Dev, Guarded, LICEN, OWNER_KEY, RESEARCHER_KEY, advance_chain_time, dev_address, free_port,
-    indexed_job, indexed_timeline_until_completed, licen, licen_command, nonce, ok_json as ok,
-    publish, refund_paid_by_transition, refused, request, wait_for_state,
+    get_json, indexed_job, indexed_timeline_until_completed, licen, licen_command, nonce,
+    ok_json as ok, publish, refund_paid_by_transition, refused, request, wait_for_state,
 };
 
 const RESEARCHER: usize = 4;
@@ -48,35 +50,89 @@ fn withdrawable(dir: &Path, dev: &Dev, key: &str) -> u128 {
         .unwrap()
 }
 
-/// `licen orchestrator` as its own process, using the dev stack's key, account and indexer.
-fn orchestrator(dir: &Path, dev: &Dev, compute_url: &str, attestation_key: &str) -> Guarded {
-    let mut child = licen_command(
+/// Starts a `licen` service and returns it with the JSON line it prints once it serves.
+fn service(mut command: Command) -> (Guarded, serde_json::Value) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("no start summary ({e}): {line:?}"));
+    (Guarded(child), started)
+}
+
+/// `licen orchestrator` as its own process, with the dev stack's key and account, following
+/// grants through the indexer at `indexer_url`.
+fn orchestrator(
+    dir: &Path,
+    dev: &Dev,
+    indexer_url: &str,
+    compute_url: &str,
+    attestation_key: &str,
+) -> Guarded {
+    let (child, started) = service(orchestrator_command(
+        dir,
+        dev,
+        indexer_url,
+        compute_url,
+        attestation_key,
+    ));
+    assert_eq!(started["grants_from"], indexer_url);
+    child
+}
+
+fn orchestrator_command(
+    dir: &Path,
+    dev: &Dev,
+    indexer_url: &str,
+    compute_url: &str,
+    attestation_key: &str,
+) -> Command {
+    let mut command = licen_command(
         dir,
         dev,
         &[
             "orchestrator",
+            "--indexer",
+            indexer_url,
             "--compute-url",
             compute_url,
             "--compute-attestation-key",
             attestation_key,
         ],
-    )
-    .env(
+    );
+    command.env(
         "LICEN_PRIVATE_KEY",
         dev.summary["accounts"][2]["private_key"].as_str().unwrap(),
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit())
-    .spawn()
-    .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
+    );
+    command
+}
+
+/// Runs a service command that must refuse to start; returns its error output.
+fn refuses_to_start(mut command: Command) -> String {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let started: serde_json::Value = serde_json::from_str(&line).expect("orchestrator summary");
-    assert_eq!(started["grants_from"], dev.summary["indexer_url"]);
-    Guarded(child)
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("{command:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let said = refused(child.wait_with_output().unwrap());
+    eprintln!("refused to start:\n{said}");
+    said
 }
 
 #[test]
@@ -175,7 +231,8 @@ fn expired_grant_is_refunded_and_a_sigkilled_orchestrator_finishes_the_job_exact
     std::thread::sleep(Duration::from_secs(3));
     let (job, escrow) = request(d, &dev, &long, "3");
 
-    let first = orchestrator(d, &dev, &compute_url, &attestation);
+    let indexer = dev.summary["indexer_url"].as_str().unwrap().to_owned();
+    let first = orchestrator(d, &dev, &indexer, &compute_url, &attestation);
     assert_eq!(
         wait_for_state(d, &dev, expiring, &["expired"], 60),
         "expired"
@@ -192,7 +249,7 @@ fn expired_grant_is_refunded_and_a_sigkilled_orchestrator_finishes_the_job_exact
         "the kill must land mid-job (enlarge the dataset)"
     );
 
-    let second = orchestrator(d, &dev, &compute_url, &attestation);
+    let second = orchestrator(d, &dev, &indexer, &compute_url, &attestation);
     wait_for_state(d, &dev, job, &["completed"], 90);
     // Exactly once: one start and one settlement in the indexed event history, and the owner
     // credited once (3 epochs × 0.01 less the 2.5 % dev fee).
@@ -349,7 +406,8 @@ fn unrecoverable_jobs_end_in_fail_job_with_a_full_refund() {
     let attestation = lines.next().unwrap().unwrap();
     let attestation = attestation.split_whitespace().nth(4).unwrap().to_owned();
     let mut node = Guarded(node);
-    let _orchestrator = orchestrator(d, &dev, &node_url, &attestation);
+    let indexer = dev.summary["indexer_url"].as_str().unwrap().to_owned();
+    let _orchestrator = orchestrator(d, &dev, &indexer, &node_url, &attestation);
     let policy = [&FIVE_RESEARCH_RUNS[..], &["--ttl", "1h"]].concat();
 
     let corrupted = publish(d, &dev, "small.jsonl", &policy);
@@ -524,5 +582,109 @@ fn a_stalled_jobs_escrow_is_taken_back_with_reclaim() {
     );
     let again = refused(reclaim(RESEARCHER_KEY, stalled));
     assert!(again.contains("there is nothing to take back"), "{again}");
+    dev.stop();
+}
+
+#[test]
+fn services_run_apart_and_refuse_an_indexer_of_another_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "rows.jsonl", 10);
+    let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
+    let compute_url = dev.summary["compute_url"].as_str().unwrap().to_owned();
+    let attestation = dev.summary["compute_attestation_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let contract = dev.summary["data_policy"].as_str().unwrap().to_owned();
+    let listen = || format!("127.0.0.1:{}", free_port());
+
+    // `licen indexer` on its own (SQLite under state/indexer), feeding `licen orchestrator`:
+    // a job runs to settlement with neither inside `licen dev`.
+    let indexer_command = |extra: &[&str]| {
+        let mut args = vec!["indexer", "--poll-ms", "100"];
+        args.extend_from_slice(extra);
+        licen_command(d, &dev, &args)
+    };
+    let (indexer, started) = service(indexer_command(&["--listen", &listen()]));
+    let indexer_url = started["indexer_url"].as_str().unwrap().to_owned();
+    assert_eq!(started["contract"].as_str().unwrap(), contract);
+    let orchestrating = orchestrator(d, &dev, &indexer_url, &compute_url, &attestation);
+    let root = publish(d, &dev, "rows.jsonl", common::ONE_RESEARCH_RUN);
+    let (job, _) = request(d, &dev, &root, "2");
+    wait_for_state(d, &dev, job, &["completed"], 90);
+    let settled = Instant::now();
+    loop {
+        let indexed = get_json(&format!("{indexer_url}/jobs/{job}"));
+        if indexed["state"] == "Completed" {
+            break;
+        }
+        assert!(
+            settled.elapsed() < Duration::from_secs(10),
+            "the standalone indexer never showed the settlement: {indexed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(orchestrating);
+
+    // An indexer of another contract on the same chain: the orchestrator and the web app
+    // refuse it, naming both deployments, before doing anything.
+    let elsewhere = "0x7777777777777777777777777777777777777777";
+    let (_other, started) = service(indexer_command(&[
+        "--contract",
+        elsewhere,
+        "--data-dir",
+        "other",
+        "--listen",
+        &listen(),
+    ]));
+    let other_url = started["indexer_url"].as_str().unwrap().to_owned();
+    let mismatch =
+        format!("indexes DataPolicy {elsewhere} on chain 31337, not {contract} on chain 31337");
+    let said = refuses_to_start(orchestrator_command(
+        d,
+        &dev,
+        &other_url,
+        &compute_url,
+        &attestation,
+    ));
+    assert!(
+        said.to_lowercase().contains(&mismatch.to_lowercase()),
+        "{said}"
+    );
+    assert!(said.contains("licen indexer --contract"), "{said}");
+    let said = refuses_to_start(licen_command(
+        d,
+        &dev,
+        &[
+            "web",
+            "--contract",
+            &contract,
+            "--indexer",
+            &other_url,
+            "--listen",
+            &listen(),
+        ],
+    ));
+    assert!(
+        said.to_lowercase().contains(&mismatch.to_lowercase()),
+        "{said}"
+    );
+
+    // The first indexer's database holds this deployment: it will not index another into it.
+    drop(indexer);
+    let said = refuses_to_start(indexer_command(&[
+        "--contract",
+        elsewhere,
+        "--listen",
+        &listen(),
+    ]));
+    assert!(
+        said.to_lowercase().contains(
+            &format!("holds the events of DataPolicy {contract} on chain 31337, not {elsewhere}")
+                .to_lowercase()
+        ),
+        "{said}"
+    );
     dev.stop();
 }

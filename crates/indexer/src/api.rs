@@ -6,7 +6,8 @@
 //! - `GET /jobs?researcher=&owner=&dataset=&limit=&cursor=`
 //! - `GET /jobs/{id}`: detail with its full timeline
 //! - `GET /owners/{address}/earnings`
-//! - `GET /health`: latest chain block vs latest indexed block
+//! - `GET /health`: latest chain block vs latest indexed block, and the deployment indexed
+//!   (chain id and contract) that readers check before trusting the rest
 //! - `GET /openapi.json`: the OpenAPI 3.1 document of all of this (`crates/indexer/openapi.json`)
 //! - `GET /stream?from_block=`: Server-Sent Events of dataset changes and job transitions
 //!   (see [`crate::stream`])
@@ -246,6 +247,12 @@ pub struct Health {
     pub events: u64,
     /// Why the chain could not be asked, if it could not.
     pub chain_error: Option<String>,
+    /// The chain id of the deployment this index holds (absent before the first start recorded
+    /// it). A reader checks it and [`contract`](Self::contract) against its own before trusting
+    /// anything else here.
+    pub chain_id: Option<u64>,
+    /// The DataPolicy contract this index follows.
+    pub contract: Option<Address>,
 }
 
 async fn list_datasets(
@@ -296,6 +303,7 @@ async fn owner_earnings(
 
 async fn health(State(state): State<ApiState>) -> ApiResult<Health> {
     let status = query::status(&state.db).await?;
+    let deployment = state.db.deployment().await?;
     let (chain_block, chain_error) = match &state.chain {
         Some(chain) => match chain.head().await {
             Ok(head) => (Some(head), None),
@@ -311,6 +319,8 @@ async fn health(State(state): State<ApiState>) -> ApiResult<Health> {
             .map(|(c, i)| c.saturating_sub(i)),
         events: status.events,
         chain_error,
+        chain_id: deployment.map(|d| d.chain_id),
+        contract: deployment.map(|d| d.contract),
     }))
 }
 

@@ -20,7 +20,7 @@
 use crate::derive::{Position, UndoRecord, Working};
 use crate::error::{Error, Result};
 use crate::event::{Event, Located, hex_b256};
-use alloy::primitives::B256;
+use alloy::primitives::{Address, B256};
 use sqlx::any::{AnyArguments, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Execute, Executor, QueryBuilder, Row};
 use std::collections::HashSet;
@@ -78,6 +78,16 @@ pub struct Cursor {
     pub number: u64,
     /// Its hash when it was indexed.
     pub hash: B256,
+}
+
+/// The deployment a database indexes: a DataPolicy contract on one chain (anvil deploys to the
+/// same address on every fresh chain, so the address alone does not name it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment {
+    /// The chain's id (`eth_chainId`).
+    pub chain_id: u64,
+    /// The DataPolicy contract.
+    pub contract: Address,
 }
 
 /// Which database engine a [`Db`] runs on.
@@ -258,6 +268,49 @@ impl Db {
             Ok(Cursor {
                 number: to_u64(r.try_get("block_number")?),
                 hash: parse_b256(&r.try_get::<String, _>("block_hash")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records that this database indexes `contract` on chain `chain_id`, or checks that it
+    /// already does: a database holding another deployment's events is refused, never mixed.
+    pub async fn claim_deployment(&self, deployment: Deployment) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deployment (id, chain_id, contract) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(to_i64(deployment.chain_id))
+        .bind(deployment.contract.to_string())
+        .execute(&self.pool)
+        .await?;
+        let held = self.deployment().await?.ok_or_else(|| {
+            Error::Corrupt("the deployment row vanished right after it was written".into())
+        })?;
+        if held != deployment {
+            return Err(Error::Config(format!(
+                "this indexer database holds the events of DataPolicy {} on chain {}, not {} on \
+                 chain {}: give this deployment its own data dir or database, or delete this one \
+                 to index from scratch",
+                held.contract, held.chain_id, deployment.contract, deployment.chain_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// The deployment this database indexes, once [`claim_deployment`](Self::claim_deployment)
+    /// recorded it.
+    pub async fn deployment(&self) -> Result<Option<Deployment>> {
+        let row = sqlx::query("SELECT chain_id, contract FROM deployment WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let contract: String = r.try_get("contract")?;
+            Ok(Deployment {
+                chain_id: to_u64(r.try_get("chain_id")?),
+                contract: contract.parse().map_err(|e| {
+                    Error::Corrupt(format!("`{contract}` is not a contract address: {e}"))
+                })?,
             })
         })
         .transpose()

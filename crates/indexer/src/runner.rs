@@ -1,14 +1,15 @@
 //! The indexer as a service: the follower and the query API in one process, over one SQLite
-//! file under the data dir or a Postgres database. This is what a `licen index` command calls ([`run`]); [`start`]
+//! file under the data dir or a Postgres database. This is what `licen indexer` calls ([`run`]); [`start`]
 //! gives tests and the dev profile a handle to stop it.
 
 use crate::api::{self, ApiState};
-use crate::db::Db;
+use crate::db::{Db, Deployment};
 use crate::error::{Error, Result};
 use crate::follower::{Follower, FollowerConfig};
 use crate::manifests::{FetcherConfig, ManifestFetcher};
 use crate::source::{ChainSource, RpcSource};
 use alloy::primitives::Address;
+use alloy::providers::Provider;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -120,10 +121,28 @@ pub async fn start(config: IndexerConfig) -> Result<Running> {
     let source = RpcSource::connect(&config.rpc_url)?;
     let head = source.head().await?;
     tracing::info!(rpc = %config.rpc_url, head, contract = %config.contract, "indexer starting");
+    let chain_id = source
+        .provider()
+        .get_chain_id()
+        .await
+        .map_err(|e| Error::Rpc {
+            action: "asking the chain for its id".into(),
+            message: e.to_string(),
+        })?;
     let db = match &config.database_url {
         Some(url) => Db::connect(url).await?,
         None => Db::open(&config.database_path()).await?,
     };
+    if let Err(e) = db
+        .claim_deployment(Deployment {
+            chain_id,
+            contract: config.contract,
+        })
+        .await
+    {
+        db.close().await;
+        return Err(e);
+    }
     let mut follower_config = FollowerConfig::new(config.contract, config.start_block);
     follower_config.confirmations = config.confirmations;
     follower_config.poll_interval = config.poll_interval;

@@ -1,6 +1,14 @@
 -- LICEN indexer schema. Portable SQL: $N parameters, BIGINT 0/1 flags, TEXT for hex and for
 -- wei amounts (uint256 does not fit any SQL integer), so Postgres can run the same statements.
 
+-- Which deployment this database indexes (one row, written on the first start): a database is
+-- never reused for another contract or chain, whose events would mix with these.
+CREATE TABLE IF NOT EXISTS deployment (
+    id BIGINT PRIMARY KEY CHECK (id = 1),
+    chain_id BIGINT NOT NULL,
+    contract TEXT NOT NULL
+);
+
 -- Where the follower stopped: the last fully indexed block and its hash (one row).
 CREATE TABLE IF NOT EXISTS cursor (
     id BIGINT PRIMARY KEY CHECK (id = 1),

@@ -726,7 +726,7 @@ async fn runner_follows_live_and_resumes_after_stop(backend: Backend) {
 
     // while stopped, more history; a restart picks it up
     publish(&env.owner, &env, 2, &policy(PRICE, &[Purpose::Research])).await;
-    let running = licen_indexer::start(config).await.unwrap();
+    let running = licen_indexer::start(config.clone()).await.unwrap();
     let base = format!("http://{}", running.api_addr());
     let started = std::time::Instant::now();
     loop {
@@ -745,7 +745,69 @@ async fn runner_follows_live_and_resumes_after_stop(backend: Backend) {
         health.events, 5,
         "3 from deployment + 2 publishes, none twice"
     );
+
+    // it names its deployment, and its readers check it
+    let deployment = licen_indexer::Deployment {
+        chain_id: 31337,
+        contract: env.deployment.address,
+    };
+    assert_eq!(
+        (health.chain_id, health.contract),
+        (Some(31337), Some(env.deployment.address))
+    );
+    let http = reqwest::Client::new();
+    licen_indexer::check_follows(&http, &base, deployment)
+        .await
+        .unwrap();
+    let elsewhere = licen_indexer::Deployment {
+        contract: Address::repeat_byte(0x77),
+        ..deployment
+    };
+    let refused = licen_indexer::check_follows(&http, &base, elsewhere)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains(&format!(
+            "indexes DataPolicy {} on chain 31337, not {} on chain 31337",
+            env.deployment.address, elsewhere.contract
+        )) && refused.contains("licen indexer --contract"),
+        "{refused}"
+    );
+    let on_another_chain = licen_indexer::Deployment {
+        chain_id: 16602,
+        ..deployment
+    };
+    assert!(
+        licen_indexer::check_follows(&http, &base, on_another_chain)
+            .await
+            .is_err()
+    );
     running.stop().await.unwrap();
+    let unreachable = licen_indexer::check_follows(&http, &base, deployment)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(unreachable, licen_indexer::FollowsError::Unreachable { .. }),
+        "{unreachable}"
+    );
+
+    // the database holds this deployment's events: it refuses to index another one into them
+    let mut other = config.clone();
+    other.contract = elsewhere.contract;
+    let refused = licen_indexer::start(other).await.unwrap_err().to_string();
+    assert!(
+        refused.contains(&format!(
+            "holds the events of DataPolicy {} on chain 31337, not {}",
+            env.deployment.address, elsewhere.contract
+        )),
+        "{refused}"
+    );
+    let reopened = licen_indexer::start(config).await.unwrap();
+    let health: licen_indexer::api::Health =
+        get_json(&format!("http://{}", reopened.api_addr()), "/health").await;
+    assert_eq!(health.events, 5, "the refused start wrote nothing");
+    reopened.stop().await.unwrap();
 }
 
 /// Reads an SSE response until `buffer` contains `needle` (10 s at most).

@@ -8,6 +8,10 @@
 //! branch. [`GrantSource::Chain`] reads `AccessGranted` logs straight from the chain (for a
 //! deployment without an indexer).
 //!
+//! Before every connection it checks that the indexer holds this orchestrator's deployment
+//! (contract and chain id, `GET /health`); [`crate::Orchestrator::start`] refuses to start
+//! with an indexer of another one.
+//!
 //! Must never: act on a grant. Grants only enter the ledger; the job driver re-reads every job
 //! on-chain before it does anything, so a wrong or stale indexer can delay or hide a job, never
 //! make the orchestrator start, settle or release a key for one the chain does not hold.
@@ -16,6 +20,7 @@ use crate::ledger::Ledger;
 use crate::{Error, Result};
 use alloy::primitives::Address;
 use licen_chain::Grant;
+use licen_indexer::{Deployment, check_follows};
 use licen_types::{DatasetRoot, JobId};
 use serde::Deserialize;
 use std::time::Duration;
@@ -82,6 +87,7 @@ impl AccessGranted {
 pub(crate) async fn follow_indexer(
     ledger: Ledger,
     url: String,
+    deployment: Deployment,
     start_block: u64,
     wake: std::sync::Arc<Notify>,
     mut stop: watch::Receiver<bool>,
@@ -90,7 +96,7 @@ pub(crate) async fn follow_indexer(
     let http = reqwest::Client::new();
     loop {
         let outcome = tokio::select! {
-            outcome = stream_once(&http, &ledger, &url, start_block, &wake) => outcome,
+            outcome = stream_once(&http, &ledger, &url, deployment, start_block, &wake) => outcome,
             _ = stop.changed() => return,
         };
         if let Err(e) = outcome {
@@ -108,9 +114,14 @@ async fn stream_once(
     http: &reqwest::Client,
     ledger: &Ledger,
     url: &str,
+    deployment: Deployment,
     start_block: u64,
     wake: &Notify,
 ) -> Result<()> {
+    // Checked on every connection: the URL may now reach another indexer than at start.
+    check_follows(http, url, deployment)
+        .await
+        .map_err(|e| Error::Indexer(e.to_string()))?;
     let from = ledger.cursor().await?.unwrap_or(start_block);
     let unreachable = |e: reqwest::Error| Error::Indexer(format!("{url}/stream: {e}"));
     let mut response = http

@@ -7,9 +7,11 @@ use crate::job::{Ctx, drive};
 use crate::ledger::Ledger;
 use crate::provider::ComputeProvider;
 use crate::{Error, Result};
+use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use licen_chain::{DataPolicyClient, connect};
 use licen_crypto::envelope::SecretKey;
+use licen_indexer::{Deployment, FollowsError, check_follows};
 use licen_storage::client::StorageClient;
 use licen_types::JobId;
 use std::collections::HashSet;
@@ -70,6 +72,24 @@ impl Orchestrator {
                 config.contract
             )));
         }
+        let chain_id = chain.provider().get_chain_id().await.map_err(|e| {
+            Error::Config(format!("asking {} for its chain id: {e}", config.rpc_url))
+        })?;
+        let deployment = Deployment {
+            chain_id,
+            contract: config.contract,
+        };
+        if let GrantSource::Indexer { url } = &config.grants {
+            // An indexer of another deployment is a configuration error: refuse to start. One
+            // that does not answer yet is waited for (it is re-checked on every connection).
+            match check_follows(&reqwest::Client::new(), url, deployment).await {
+                Err(e @ FollowsError::Other { .. }) => return Err(Error::Config(e.to_string())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check the indexer yet; waiting for it")
+                }
+                Ok(()) => {}
+            }
+        }
         let ctx = Arc::new(Ctx {
             chain,
             me,
@@ -90,6 +110,7 @@ impl Orchestrator {
             GrantSource::Indexer { url } => Some(tokio::spawn(follow_indexer(
                 ledger.clone(),
                 url,
+                deployment,
                 start_block,
                 Arc::clone(&wake),
                 shutdown.subscribe(),

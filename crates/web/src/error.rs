@@ -21,6 +21,9 @@ pub enum Error {
         /// The value given.
         url: String,
     },
+    /// The indexer holds another deployment's data than the chain configured here.
+    #[error(transparent)]
+    OtherIndexer(licen_indexer::FollowsError),
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),

@@ -131,7 +131,8 @@ fn checked_url(what: &'static str, url: &str) -> Result<String> {
 /// Binds and serves in the background.
 ///
 /// # Errors
-/// [`Error::BadUrl`] for an unusable upstream URL, [`Error::Bind`] if the address is taken.
+/// [`Error::BadUrl`] for an unusable upstream URL, [`Error::OtherIndexer`] for an indexer of
+/// another deployment, [`Error::Bind`] if the address is taken.
 pub async fn start(config: WebConfig) -> Result<Running> {
     let storage = checked_url("storage", &config.storage_url)?;
     let storage_client =
@@ -147,6 +148,17 @@ pub async fn start(config: WebConfig) -> Result<Running> {
         config: Arc::new(public_config(&config)),
         tap: config.request_tap.clone(),
     };
+    // The pages show what the indexer holds and send transactions to the configured contract:
+    // an indexer of another deployment would offer datasets that do not exist there.
+    let deployment = licen_indexer::Deployment {
+        chain_id: config.chain.chain_id,
+        contract: config.chain.data_policy,
+    };
+    match licen_indexer::check_follows(&state.http, &state.indexer, deployment).await {
+        Ok(()) => {}
+        Err(e @ licen_indexer::FollowsError::Other { .. }) => return Err(Error::OtherIndexer(e)),
+        Err(e) => tracing::warn!(error = %e, "cannot check the indexer's deployment yet"),
+    }
     state.staging.spawn_sweeper();
     let mut app = router(state);
     if let Some(tap) = config.request_tap.clone() {

@@ -270,13 +270,17 @@ pub fn wait_for_state(dir: &Path, dev: &Dev, job: u64, wanted: &[&str], limit_s:
 
 /// The indexer's view of `job` (`GET /jobs/{id}`); `Null` while it cannot answer.
 pub fn indexed_job(dev: &Dev, job: u64) -> serde_json::Value {
-    let url = format!(
+    get_json(&format!(
         "{}/jobs/{job}",
         dev.summary["indexer_url"].as_str().unwrap()
-    );
+    ))
+}
+
+/// `GET url` as JSON; `Null` while it cannot answer.
+pub fn get_json(url: &str) -> serde_json::Value {
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(async { reqwest::get(&url).await?.json().await })
+        .block_on(async { reqwest::get(url).await?.json().await })
         .unwrap_or_default()
 }
 

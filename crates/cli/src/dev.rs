@@ -190,6 +190,38 @@ impl Services {
     }
 }
 
+/// The dev index and orchestrator ledger of the deployment before a fresh one: they describe
+/// a chain (or contract) that no longer exists, and the ledger would take the new deployment's
+/// job 1, 2, … for the old jobs it already finished. Both are rebuilt from the new chain.
+fn discard_previous_chain_state(dir: &Path) -> Result<()> {
+    let index = dir.join(INDEX_DIR);
+    let ledger = [
+        LEDGER_FILE,
+        &format!("{LEDGER_FILE}-wal"),
+        &format!("{LEDGER_FILE}-shm"),
+    ]
+    .map(|name| dir.join(name));
+    if !index.exists() && !ledger.iter().any(|f| f.exists()) {
+        return Ok(());
+    }
+    tracing::warn!(
+        "a new DataPolicy deployment: discarding the previous chain's index and orchestrator ledger"
+    );
+    if index.exists() {
+        std::fs::remove_dir_all(&index)
+            .with_context(|| format!("removing the previous chain's index {}", index.display()))?;
+    }
+    for file in ledger.iter().filter(|f| f.exists()) {
+        std::fs::remove_file(file)
+            .with_context(|| format!("removing the previous chain's ledger {}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// The dev indexer's folder and the dev orchestrator's ledger, under `<data-dir>/dev`.
+const INDEX_DIR: &str = "indexer";
+const LEDGER_FILE: &str = "orchestrator.sqlite";
+
 async fn start_services(args: &DevArgs, dir: &Path) -> Result<Services> {
     let loopback = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let storage = licen_storage::node::start(licen_storage::node::NodeConfig {
@@ -246,6 +278,7 @@ async fn start(
     let (deployment, fresh) = match existing_deployment(&provider, &remembered, chain_id).await? {
         Some(d) => (d, false),
         None => {
+            discard_previous_chain_state(dir)?;
             let params = DeployParams {
                 admin: admin.address(),
                 treasury: chain.dev_signer(1).address(),
@@ -279,7 +312,7 @@ async fn start(
             chain.rpc_url(),
             deployment.address,
             deployment.block,
-            dir.join("indexer"),
+            dir.join(INDEX_DIR),
         )
     })
     .await
@@ -304,7 +337,7 @@ async fn start(
                     services.compute.url(),
                     services.compute.attestation_key(),
                 )),
-                ledger_path: dir.join("orchestrator.sqlite"),
+                ledger_path: dir.join(LEDGER_FILE),
                 poll: std::time::Duration::from_millis(200),
                 node_retry_delay: std::time::Duration::from_secs(2),
             })

@@ -4,7 +4,8 @@
 //! exactly once after a restart; corrupted ciphertext, a non-JSONL dataset and a compute node
 //! killed mid-training each end in `failJob` with a full refund; `licen indexer` and `licen
 //! orchestrator` run a job apart from `licen dev`, and an indexer of another deployment is
-//! refused by the orchestrator, the web app and its own database.
+//! refused by the orchestrator, the web app and its own database; a dev chain that was lost
+//! starts over with a fresh index and ledger, and its job 1 runs.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -685,6 +686,49 @@ fn services_run_apart_and_refuse_an_indexer_of_another_deployment() {
                 .to_lowercase()
         ),
         "{said}"
+    );
+    dev.stop();
+}
+
+#[test]
+fn a_lost_dev_chain_starts_over_with_a_fresh_index_and_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "rows.jsonl", 10);
+    let ports = ports();
+    let dev = Dev::start(d, ports);
+    let root = publish(d, &dev, "rows.jsonl", common::ONE_RESEARCH_RUN);
+    let (job, _) = request(d, &dev, &root, "1");
+    wait_for_state(d, &dev, job, &["completed"], 60);
+    dev.stop();
+
+    // The chain is gone (its state file deleted or never written); the index and the ledger
+    // of the old chain are still on disk. The new chain's first job is job 1 again.
+    std::fs::remove_file(d.join("state/dev/anvil-state.json")).unwrap();
+    let dev = Dev::start(d, ports);
+    assert_eq!(dev.summary["freshly_deployed"], true);
+    let again = publish(d, &dev, "rows.jsonl", common::ONE_RESEARCH_RUN);
+    let (new_job, _) = request(d, &dev, &again, "1");
+    assert_eq!(new_job, job);
+    assert_eq!(
+        wait_for_state(d, &dev, new_job, &["completed", "failed"], 60),
+        "completed",
+        "the orchestrator ran the new chain's job 1"
+    );
+    let listed = get_json(&format!(
+        "{}/datasets",
+        dev.summary["indexer_url"].as_str().unwrap()
+    ));
+    let roots: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["root"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roots,
+        [again.as_str()],
+        "only the new chain's dataset is listed"
     );
     dev.stop();
 }

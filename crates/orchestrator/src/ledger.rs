@@ -1,7 +1,8 @@
 //! The crash-safe job ledger (SQLite, WAL): one row per job this orchestrator has seen, the
 //! last step it completed, and the grant-log cursor. Each step is recorded after it happened on
 //! chain; on restart every unfinished job is driven again and every step re-checks the chain
-//! first, so nothing is started or settled twice.
+//! first, so nothing is started or settled twice. A ledger serves one deployment
+//! ([`Ledger::claim_deployment`]): contract, chain id and the hash of its deployment block.
 
 use crate::Result;
 use licen_chain::Grant;
@@ -73,6 +74,20 @@ pub struct LedgerJob {
     pub stage: Stage,
 }
 
+/// The deployment a ledger serves: the contract, its chain, and one block hash of that chain
+/// (the deployment block's), which tells a replaced chain from the one the jobs were run on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerDeployment {
+    /// `eth_chainId`.
+    pub chain_id: u64,
+    /// The DataPolicy contract.
+    pub contract: alloy::primitives::Address,
+    /// The block whose hash anchors the chain (the contract's deployment block).
+    pub anchor_block: u64,
+    /// Its hash.
+    pub anchor_hash: alloy::primitives::B256,
+}
+
 /// The ledger database.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -108,7 +123,62 @@ impl Ledger {
         sqlx::query("CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 0), block INTEGER NOT NULL)")
             .execute(&pool)
             .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS deployment (
+                id INTEGER PRIMARY KEY CHECK (id = 0),
+                chain_id INTEGER NOT NULL,
+                contract TEXT NOT NULL,
+                anchor_block INTEGER NOT NULL,
+                anchor_hash TEXT NOT NULL
+            )",
+        )
+        .execute(&pool)
+        .await?;
         Ok(Self { pool })
+    }
+
+    /// Records the deployment whose jobs this ledger holds, or checks that it already holds
+    /// this one's. Job ids restart at 1 on every deployment, so a ledger of another contract, or
+    /// of a chain that was replaced (a fresh anvil deploys to the same address), would take the
+    /// new jobs for old ones it already finished and never run them.
+    pub async fn claim_deployment(&self, deployment: &LedgerDeployment) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO deployment (id, chain_id, contract, anchor_block, anchor_hash)
+             VALUES (0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(i64::try_from(deployment.chain_id).unwrap_or(i64::MAX))
+        .bind(deployment.contract.to_string())
+        .bind(i64::try_from(deployment.anchor_block).unwrap_or(i64::MAX))
+        .bind(deployment.anchor_hash.to_string())
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query(
+            "SELECT chain_id, contract, anchor_block, anchor_hash FROM deployment WHERE id = 0",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let held = (
+            row.try_get::<i64, _>("chain_id")?,
+            row.try_get::<String, _>("contract")?,
+            row.try_get::<i64, _>("anchor_block")?,
+            row.try_get::<String, _>("anchor_hash")?,
+        );
+        let wanted = (
+            i64::try_from(deployment.chain_id).unwrap_or(i64::MAX),
+            deployment.contract.to_string(),
+            i64::try_from(deployment.anchor_block).unwrap_or(i64::MAX),
+            deployment.anchor_hash.to_string(),
+        );
+        if held == wanted {
+            return Ok(());
+        }
+        Err(crate::Error::Config(format!(
+            "this ledger records the jobs of DataPolicy {} on chain {} whose block {} is {}, but \
+             the chain now has {} there for DataPolicy {}: it belongs to another deployment or a \
+             chain that was replaced, and its job ids would be taken for this one's. Give this \
+             deployment its own ledger (`--ledger`), or delete this one if its chain is gone",
+            held.1, held.0, held.2, held.3, wanted.3, wanted.1
+        )))
     }
 
     /// The last block whose grants were recorded, if any.

@@ -23,6 +23,6 @@ mod runner;
 
 pub use error::{Error, Result};
 pub use grants::GrantSource;
-pub use ledger::{Ledger, Stage};
+pub use ledger::{Ledger, LedgerDeployment, Stage};
 pub use provider::{ComputeProvider, LocalProvider};
 pub use runner::{NODE_ATTEMPTS, Orchestrator, OrchestratorConfig};

@@ -4,7 +4,7 @@
 
 use crate::grants::{GrantSource, follow_indexer};
 use crate::job::{Ctx, drive};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerDeployment};
 use crate::provider::ComputeProvider;
 use crate::{Error, Result};
 use alloy::providers::Provider;
@@ -79,6 +79,25 @@ impl Orchestrator {
             chain_id,
             contract: config.contract,
         };
+        let anchor = chain
+            .provider()
+            .get_block_by_number(config.start_block.into())
+            .await
+            .map_err(|e| Error::Config(format!("reading block {}: {e}", config.start_block)))?
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the chain at {} has no block {} (the start block): is it the right chain?",
+                    config.rpc_url, config.start_block
+                ))
+            })?;
+        ledger
+            .claim_deployment(&LedgerDeployment {
+                chain_id,
+                contract: config.contract,
+                anchor_block: config.start_block,
+                anchor_hash: anchor.header.hash,
+            })
+            .await?;
         if let GrantSource::Indexer { url } = &config.grants {
             // An indexer of another deployment is a configuration error: refuse to start. One
             // that does not answer yet is waited for (it is re-checked on every connection).

@@ -1,6 +1,7 @@
 //! The orchestrator against a real anvil, a real storage node and a real compute node:
 //! concurrent jobs settle exactly once, a crash mid-job is recovered from the ledger, and a job
-//! whose key envelope does not open ends in `failJob` with a full refund.
+//! whose key envelope does not open ends in `failJob` with a full refund; a ledger of a
+//! replaced chain is refused.
 
 use alloy::primitives::B256;
 use licen_chain::testing::TestEnv;
@@ -56,7 +57,11 @@ impl Stack {
     }
 
     async fn orchestrator(&self) -> Orchestrator {
-        Orchestrator::start(OrchestratorConfig {
+        Orchestrator::start(self.config()).await.unwrap()
+    }
+
+    fn config(&self) -> OrchestratorConfig {
+        OrchestratorConfig {
             rpc_url: self.env.chain.rpc_url().to_owned(),
             contract: self.env.deployment.address,
             start_block: self.env.deployment.block,
@@ -71,9 +76,7 @@ impl Stack {
             ledger_path: self.dir.path().join("ledger.sqlite"),
             poll: Duration::from_millis(100),
             node_retry_delay: Duration::from_millis(200),
-        })
-        .await
-        .unwrap()
+        }
     }
 
     /// Owner side: seal, upload ciphertext, envelope and manifest, publish.
@@ -317,5 +320,41 @@ async fn an_envelope_that_does_not_open_ends_in_fail_job_with_a_full_refund() {
     );
     let reason = ledger_reaches(&orchestrator, job, Stage::Failed).await;
     assert!(reason.unwrap().contains("envelope does not open"));
+    orchestrator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_of_a_replaced_chain_is_refused_not_trusted() {
+    let first = Stack::start().await;
+    let dataset = first.publish(5, 4).await;
+    let (job, _) = first.request(dataset, 1).await;
+    let orchestrator = first.orchestrator().await;
+    first.wait_for(job, JobState::Completed).await;
+    ledger_reaches(&orchestrator, job, Stage::Settled).await;
+    orchestrator.stop().await;
+
+    // A fresh chain deploys DataPolicy to the same address, and its first job is job 1 again:
+    // the old ledger would take it for the job it already settled.
+    let second = Stack::start().await;
+    assert_eq!(second.env.deployment.address, first.env.deployment.address);
+    let refused = Orchestrator::start(OrchestratorConfig {
+        ledger_path: first.dir.path().join("ledger.sqlite"),
+        ..second.config()
+    })
+    .await
+    .err()
+    .expect("a ledger of another chain must be refused")
+    .to_string();
+    assert!(
+        refused.contains("belongs to another deployment or a chain that was replaced")
+            && refused.contains("--ledger"),
+        "{refused}"
+    );
+    // Its own ledger runs the new job 1.
+    let dataset = second.publish(5, 5).await;
+    let (again, _) = second.request(dataset, 1).await;
+    assert_eq!(again, job);
+    let orchestrator = second.orchestrator().await;
+    second.wait_for(again, JobState::Completed).await;
     orchestrator.stop().await;
 }

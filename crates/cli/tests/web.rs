@@ -110,7 +110,7 @@ async fn pick_file(browser: &Browser, rows: u32) {
     choose_file(browser, "data.jsonl", &lines).await;
     browser
         .wait_for(
-            "document.querySelector('form').innerText.includes('nothing is published until you confirm')",
+            "document.querySelector('form').innerText.includes('Nothing is published until you press')",
             LONG,
         )
         .await
@@ -329,7 +329,7 @@ async fn publish_request_settle_download_through_the_web_app() {
     choose_file(&browser, "broken.jsonl", "{\"text\": \"ok\"}\nnot json\n").await;
     browser
         .wait_for(
-            "document.querySelector('#file-status .error')?.textContent.includes('line 2 is not valid JSON')",
+            "document.querySelector('#file-status .error')?.textContent.includes('Line 2 is not valid JSON')",
             LONG,
         )
         .await
@@ -370,7 +370,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         .unwrap();
     browser.screenshot("dataset-requested").await.unwrap();
     let job_id: String = granted
-        .split("job ")
+        .split("job #")
         .nth(1)
         .unwrap()
         .chars()
@@ -473,8 +473,10 @@ async fn publish_request_settle_download_through_the_web_app() {
     drop(watcher);
     let poor = request(&browser, &web, &researcher, &pricey).await;
     assert!(
-        poor.contains("Insufficient funds"),
-        "expected the funds message: {poor}"
+        poor.starts_with("Insufficient funds: this needs 200000 ETH (escrow 200000 ETH + gas)")
+            && poor.contains(", and the account 0x") && poor.contains(" holds 99")
+            && poor.contains("Choose fewer epochs, or add funds"),
+        "expected the funds message, with the amounts: {poor}"
     );
     browser
         .screenshot("error-insufficient-funds")
@@ -727,7 +729,7 @@ async fn publish_request_settle_download_through_the_web_app() {
     // Done once the figures are redrawn from the indexer at the withdrawal's block.
     browser
         .wait_for(
-            "document.getElementById('dashboard-result')?.innerText === 'Withdrawing: done.'",
+            "document.getElementById('dashboard-result')?.innerText.startsWith('Withdrew 0.0195 ETH to 0x')",
             LONG,
         )
         .await
@@ -770,7 +772,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         .unwrap();
     browser
         .wait_for(
-            "document.getElementById('dashboard-result')?.innerText === 'Updating the policy: done.'",
+            "document.getElementById('dashboard-result')?.innerText.startsWith('Policy updated:')",
             LONG,
         )
         .await

@@ -494,10 +494,10 @@ export async function scanJsonl(blob, onProgress) {
     bytes += ENCODER.encode(text).length + 1;
     if (!text.trim()) return;
     let value;
-    try { value = JSON.parse(text); } catch { throw new Error(`line ${lineNo} is not valid JSON: each line must be one JSON object`); }
+    try { value = JSON.parse(text); } catch { throw new Error(`Line ${lineNo} is not valid JSON: each line must be one JSON object`); }
     const found = classify(value);
-    if (!found) throw new Error(`line ${lineNo} is not a training example: expected {"text": string}, {"prompt": string, "completion": string} or {"messages": [{"role", "content"}, …]}`);
-    if (schema && schema !== found) throw new Error(`line ${lineNo} is a ${found} example but earlier lines are ${schema}: a dataset uses one schema`);
+    if (!found) throw new Error(`Line ${lineNo} is not a training example: expected {"text": string}, {"prompt": string, "completion": string} or {"messages": [{"role", "content"}, …]}`);
+    if (schema && schema !== found) throw new Error(`Line ${lineNo} is a ${found} example but earlier lines are ${schema}: a dataset uses one schema`);
     schema = found; rows++;
   };
   let done = 0;

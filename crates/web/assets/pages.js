@@ -43,6 +43,13 @@ const short = (x) => (x && x.length > 14 ? `${x.slice(0, 8)}…${x.slice(-6)}` :
 const link = (href, text) => h('a', { href, text });
 const kv = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', { text: k }), h('dd', {}, v)]));
 const mono = (t) => h('span', { class: 'mono', text: String(t ?? '—') });
+// A table whose cells carry their column's name: at phone width each row shows as a card.
+const table = (headers, rows, attrs = {}) => {
+  for (const tr of rows) {
+    [...tr.children].forEach((td, i) => { if (!td.hasAttribute('colspan')) td.dataset.label = headers[i] ?? ''; });
+  }
+  return h('div', { class: 'table-wrap' }, h('table', attrs, h('tr', {}, headers.map((t) => h('th', { text: t }))), rows));
+};
 // A byte count as a person reads it: 812 B, 48.3 kB, 268 MB (decimal units, as the rates).
 export function size(n) {
   let v = Number(n);
@@ -60,7 +67,9 @@ const epochsText = (j) => (j.actual_epochs === null ? `${j.epochs} paid` : `${j.
 const ownerShare = (j) => (j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—');
 // An amount in ETH with its exact wei, for audit pages.
 const weiExact = (w) => (w === null || w === undefined ? '—' : `${wallet.formatWei(w)} (${w} wei)`);
-const when = (t) => (t ? new Date(t * 1000).toLocaleString() : '—');
+// Day, month name, time and zone: no d/m vs m/d ambiguity, no seconds.
+const WHEN = { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' };
+const when = (t) => (t ? new Date(t * 1000).toLocaleString(undefined, WHEN) : '—');
 // A transaction links to the configured block explorer, else to this app's transaction page
 // (read from the chain through the wallet, not from the indexer).
 const txLink = (tx) => (config.chain.explorer_tx_url
@@ -333,7 +342,11 @@ export async function dataset(main, root) {
       const { receipt } = await wallet.send(config.chain.data_policy, calls.requestAccess(root, n, Number(purpose.value), C.hex(publicKey)), price * BigInt(n), status);
       const granted = receipt.logs.find((l) => l.address.toLowerCase() === config.chain.data_policy.toLowerCase() && l.topics.length === 4 && l.topics[2].toLowerCase() === root.toLowerCase());
       const jobId = granted ? BigInt(granted.topics[1]).toString() : null;
-      out.replaceChildren(message('ok', `Access granted${jobId ? `: job ${jobId}` : ''}. The orchestrator starts training shortly.`), jobId ? link(`/jobs/${jobId}`, 'Follow the job →') : '');
+      // Done: the form's button gives way to the job, so a second click does not pay again.
+      button.hidden = true;
+      const again = h('button', { type: 'button', class: 'secondary', text: 'Request another run', onclick: () => { out.replaceChildren(); button.hidden = false; } });
+      out.replaceChildren(message('ok', `Access granted${jobId ? `: job #${jobId}` : ''}. The orchestrator starts training shortly.`),
+        h('div', { class: 'row' }, jobId ? h('a', { class: 'button', href: `/jobs/${jobId}`, text: `Follow job #${jobId} →` }) : '', again));
     } catch (err) {
       out.replaceChildren(message('error', err.message));
     } finally { button.disabled = false; }
@@ -342,13 +355,13 @@ export async function dataset(main, root) {
   h('div', { class: 'muted', text: 'Unspent escrow is refunded automatically; a job that never starts can be refunded.' }), button, out);
   main.replaceChildren(
     h('h1', { text: m?.name || `Dataset ${short(root)}` }),
-    d.paused ? message('info', 'The owner has paused this dataset: it takes no requests right now.') : '',
-    !d.paused && !d.active ? message('info', `This dataset's policy ended on ${when(d.policy.expiry)}: it takes no new requests.`) : '',
+    d.paused ? message('warn', 'The owner has paused this dataset: it takes no requests right now.') : '',
+    !d.paused && !d.active ? message('warn', `This dataset's policy ended on ${when(d.policy.expiry)}: it takes no new requests.`) : '',
     h('div', { class: 'card' }, h('p', { text: m?.description || 'No description.' }),
       m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${size(m.byte_size)} (≈${m.token_estimate} tokens)`], ['License', m.license || '—']]) : message('info', 'The manifest could not be loaded from storage.')),
     h('h2', { text: 'Policy' }), h('div', { class: 'card' }, policyWords(d.policy)),
     h('h2', { text: 'Stats' }), stats,
-    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? message('info', 'Paused: requests are refused.') : !d.active ? message('info', 'Closed: the policy ended, requests are refused.') : form),
+    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? h('p', { class: 'muted', text: 'Requests open again when the owner resumes the dataset.' }) : !d.active ? h('p', { class: 'muted', text: 'This dataset takes no new requests.' }) : form),
     h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
   // An event about this dataset redraws the page, or only its stats once a request was started.
   live((name, ev) => {
@@ -397,7 +410,7 @@ export async function publish(main) {
       abort.signal.throwIfAborted();
       const sealed = await C.sealAndUploadData(f, show, { signal: abort.signal });
       if (abort.signal.aborted) { sealed.key.fill(0); abort.signal.throwIfAborted(); }
-      fileProgress.note(`Sealed and uploaded ${size(sealed.sealedBytes)} in ${((performance.now() - sealed.started) / 1000).toFixed(1)} s (encrypted: nothing is published until you confirm).`);
+      fileProgress.note(`Sealed and uploaded ${size(sealed.sealedBytes)} in ${((performance.now() - sealed.started) / 1000).toFixed(1)} s, encrypted. Nothing is published until you press “Seal, upload and publish”.`);
       result = { summary, sealed };
       return result;
     })();
@@ -453,7 +466,12 @@ export async function publish(main) {
       const { hash, receipt } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(envelopeRoot), C.hex(manifestRoot), terms), 0n, step);
       const root = C.hex(sealed.datasetRoot);
       step('');
-      out.replaceChildren(message('ok', `Published in block ${BigInt(receipt.blockNumber)}: researchers can request it now.`), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ['Rows', String(summary.rows)]]));
+      // The sealed file is used up: publishing again needs the file picked again (a new key).
+      file.value = '';
+      fileProgress.el.hidden = true;
+      button.hidden = true;
+      out.replaceChildren(message('ok', `Published in block ${BigInt(receipt.blockNumber)}: researchers can request it now.`), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ['Rows', String(summary.rows)]]),
+        h('div', { class: 'row' }, h('a', { class: 'button', href: `/datasets/${root}`, text: 'Open the dataset page →' }), h('a', { class: 'button secondary', href: '/publish', text: 'Publish another dataset' })));
     } catch (err) {
       step('');
       out.replaceChildren(message('error', err.message));
@@ -475,7 +493,7 @@ export async function myJobs(main) {
   if (!me) { main.replaceChildren(h('h1', { text: 'My jobs' }), message('info', 'Connect a wallet to see the jobs you requested.')); return; }
   const jobs = (await apiAll(`jobs?researcher=${me}`));
   const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', { text: j.state }), h('td', { text: epochsText(j) }), h('td', { text: wallet.formatWei(j.escrow) }), h('td', { text: j.refund ? wallet.formatWei(j.refund) : '—' }));
-  main.replaceChildren(h('h1', { text: 'My jobs' }), jobs.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'Dataset', 'State', 'Epochs', 'Escrow', 'Refunded'].map((t) => h('th', { text: t }))), jobs.map(row))) : message('info', 'No jobs yet: request training on a dataset in the marketplace.'));
+  main.replaceChildren(h('h1', { text: 'My jobs' }), jobs.length ? table(['Job', 'Dataset', 'State', 'Epochs', 'Escrow', 'Refunded'], jobs.map(row)) : message('info', 'No jobs yet: request training on a dataset in the marketplace.'));
   live(() => myJobs(main).catch(() => {}));
 }
 
@@ -593,7 +611,7 @@ export async function job(main, id, refresh = false) {
   }
   if (mine !== renders) return;
   main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }),
-    h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root, null, true)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
+    h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
       ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : '—'], ['Paid to the owner', ownerShare(j)], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
       ['Result root', rootLink(j.result_hash, 'result')], ['Attestation reference', rootLink(j.attestation_ref, 'evidence')], j.fail_reason ? ['Failure', j.fail_reason] : null])),
     h('h2', { text: 'Timeline (live)' }), h('ol', { class: 'timeline', id: 'timeline' }, steps),
@@ -649,7 +667,7 @@ export async function dashboard(main) {
   // While an action runs (until its figures are redrawn), live updates do not redraw the page
   // under it: they would drop its message.
   let acting = false;
-  const act = async (what, data) => {
+  const act = async (what, data, done = what) => {
     out.replaceChildren(message('info', `${what}…`));
     acting = true;
     try {
@@ -660,8 +678,8 @@ export async function dashboard(main) {
       if (!main.isConnected || document.getElementById('dashboard-result') !== out) return;
       await dashboard(main);
       document.getElementById('dashboard-result')?.replaceChildren(caughtUp
-        ? message('ok', `${what}: done.`)
-        : message('info', `${what}: done on-chain; the indexer has not caught up yet, so the figures may lag.`));
+        ? message('ok', `${done} (block ${BigInt(receipt.blockNumber)}).`)
+        : message('info', `${done} (block ${BigInt(receipt.blockNumber)}); the indexer has not caught up yet, so the figures may lag.`));
     } catch (e) { out.replaceChildren(message('error', e.message)); } finally { acting = false; }
   };
   // One policy editor at a time, in a row under its dataset.
@@ -673,8 +691,8 @@ export async function dashboard(main) {
     const form = h('form', { class: 'stack', onsubmit: async (e) => {
       e.preventDefault();
       save.disabled = true;
-      try { await act('Updating the policy', calls.updatePolicy(d.root, fields.read())); } catch (err) { out.replaceChildren(message('error', err.message)); } finally { save.disabled = false; }
-    } }, h('strong', { text: `New policy for ${short(d.root)} (applies to new requests; running jobs keep theirs)` }), fields.el, h('div', { class: 'row' }, save, cancel));
+      try { await act('Updating the policy', calls.updatePolicy(d.root, fields.read()), 'Policy updated: new requests get the new terms, running jobs keep theirs'); } catch (err) { out.replaceChildren(message('error', err.message)); } finally { save.disabled = false; }
+    } }, h('strong', {}, 'New policy for ', datasetLink(d.root, d.manifest_root), ' (applies to new requests; running jobs keep theirs)'), fields.el, h('div', { class: 'row' }, save, cancel));
     const row = h('tr', { id: 'policy-editor' }, h('td', { colspan: 5 }, form));
     tr.after(row);
     editing = true;
@@ -682,17 +700,17 @@ export async function dashboard(main) {
   const rows = mine.items.map((d) => {
     const tr = h('tr', { 'data-root': d.root }, h('td', {}, datasetLink(d.root, d.manifest_root)), h('td', { class: 'price', text: wallet.formatWei(d.policy.price_per_epoch) }), h('td', { text: String(d.job_count) }), h('td', { text: d.paused ? 'paused' : d.active ? 'open' : 'closed (policy ended)' }));
     tr.append(h('td', {}, h('div', { class: 'row' },
-      d.paused ? h('button', { class: 'secondary', text: 'Resume', onclick: () => act('Resuming', calls.resume(d.root)) }) : h('button', { class: 'secondary', text: 'Pause', onclick: () => act('Pausing', calls.pause(d.root)) }),
+      d.paused ? h('button', { class: 'secondary', text: 'Resume', onclick: () => act('Resuming', calls.resume(d.root), 'Resumed: the dataset takes requests again') }) : h('button', { class: 'secondary', text: 'Pause', onclick: () => act('Pausing', calls.pause(d.root), 'Paused: the dataset takes no new requests until you resume it') }),
       h('button', { class: 'secondary edit-policy', text: 'Edit policy', onclick: () => editor(d, tr) }))));
     return tr;
   });
   main.replaceChildren(h('h1', { text: 'Owner dashboard' }), out,
     h('div', { class: 'card' }, kv([['Datasets', String(earnings.datasets)], ['Completed runs', String(earnings.completed_runs)], ['Earned', wallet.formatWei(earnings.earned)], ['Withdrawn', wallet.formatWei(earnings.withdrawn)], ['Withdrawable now', h('strong', { id: 'balance', text: wallet.formatWei(earnings.balance) })]]),
-      h('p', {}, h('button', { id: 'withdraw', text: 'Withdraw', disabled: BigInt(earnings.balance) === 0n, onclick: () => act('Withdrawing', calls.withdraw()) }))),
-    h('h2', { text: 'My datasets' }), mine.items.length ? h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Dataset', 'Price/epoch', 'Jobs', 'State', ''].map((t) => h('th', { text: t }))), rows)) : message('info', 'You have not published a dataset yet.'),
-    h('h2', { text: 'Runs on my datasets' }), runs.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'owner-runs' }, h('tr', {}, ['Job', 'Dataset', 'Researcher', 'State', 'Epochs', 'To you'].map((t) => h('th', { text: t }))),
+      h('p', {}, h('button', { id: 'withdraw', text: BigInt(earnings.balance) === 0n ? 'Nothing to withdraw' : `Withdraw ${wallet.formatWei(earnings.balance)}`, disabled: BigInt(earnings.balance) === 0n, onclick: () => act('Withdrawing', calls.withdraw(), `Withdrew ${wallet.formatWei(earnings.balance)} to ${short(me)}`) }))),
+    h('h2', { text: 'My datasets' }), mine.items.length ? table(['Dataset', 'Price per epoch', 'Jobs', 'State', ''], rows) : message('info', 'You have not published a dataset yet.'),
+    h('h2', { text: 'Runs on my datasets' }), runs.length ? table(['Job', 'Dataset', 'Researcher', 'State', 'Epochs', 'To you'],
       runs.map((j) => h('tr', { 'data-job': j.id }, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', {}, mono(short(j.researcher))), h('td', { text: j.state }),
-        h('td', { text: epochsText(j) }), h('td', { text: ownerShare(j) }))))) : message('info', 'No runs yet: researchers\' requests show here as they come.'));
+        h('td', { text: epochsText(j) }), h('td', { text: ownerShare(j) }))), { id: 'owner-runs' }) : message('info', 'No runs yet: researchers\' requests show here as they come.'));
   // Live refresh, except while the owner is editing a policy (it would discard the form).
   live(() => { if (!editing && !acting) dashboard(main).catch(() => {}); });
 }
@@ -702,21 +720,22 @@ export async function dashboard(main) {
 export async function auditDataset(main, root) {
   const d = await api(`datasets/${root}`);
   const jobs = await apiAll(`jobs?dataset=${root}`);
-  main.replaceChildren(h('h1', { text: `Audit: dataset ${short(root)}` }),
+  const m = await manifest(d.manifest_root);
+  main.replaceChildren(h('h1', { text: `Audit: ${m?.name ? `“${m.name}”` : `dataset ${short(root)}`}` }),
     h('div', { class: 'card' }, kv([['Dataset root (0G root of the ciphertext)', rootLink(d.root, 'dataset')], ['Key envelope root', rootLink(d.envelope_root, 'envelope')], ['Manifest root', rootLink(d.manifest_root, 'manifest')], ['Policy hash', mono(d.policy_hash)],
       ['Owner', mono(d.owner)], ['Orchestrator', mono(d.orchestrator)], ['Published in block', String(d.created.block)], ['Publish transaction', txLink(d.created.tx)], ['Contract', mono(config.chain.data_policy)]])),
-    h('h2', { text: 'Jobs' }), h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['Job', 'State', 'Researcher', 'Result root'].map((t) => h('th', { text: t }))),
-      jobs.map((j) => h('tr', {}, h('td', {}, link(`/audit/jobs/${j.id}`, `#${j.id}`)), h('td', { text: j.state }), h('td', {}, mono(j.researcher)), h('td', {}, rootLink(j.result_hash, 'result')))))));
+    h('h2', { text: 'Jobs' }), table(['Job', 'State', 'Researcher', 'Result root'],
+      jobs.map((j) => h('tr', {}, h('td', {}, link(`/audit/jobs/${j.id}`, `#${j.id}`)), h('td', { text: j.state }), h('td', {}, mono(j.researcher)), h('td', {}, rootLink(j.result_hash, 'result'))))));
 }
 
 export async function auditJob(main, id) {
   const j = await api(`jobs/${id}`);
   main.replaceChildren(h('h1', { text: `Audit: job #${j.id}` }),
-    h('div', { class: 'card' }, kv([['Dataset root', link(`/audit/datasets/${j.dataset_root}`, j.dataset_root)], ['Researcher', mono(j.researcher)], ['Result key (X25519 public)', mono(j.result_key)],
+    h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root)], ['Dataset root', h('a', { href: `/audit/datasets/${j.dataset_root}`, class: 'mono', text: j.dataset_root })], ['Researcher', mono(j.researcher)], ['Result key (X25519 public)', mono(j.result_key)],
       ['Price per epoch (snapshot)', wallet.formatWei(j.price_per_epoch)], ['Escrow', wallet.formatWei(j.escrow)], ['Result root', rootLink(j.result_hash, 'result')], ['Attestation reference (evidence root)', rootLink(j.attestation_ref, 'evidence')],
       ['Grant expires', when(j.expires_at)], ['Run deadline', when(j.run_deadline)], ['Royalty (price × epochs run)', weiExact(j.royalty)], ['Protocol fee (out of the royalty)', weiExact(j.fee)], ['Refund', weiExact(j.refund)]])),
-    h('h2', { text: 'Transactions' }), h('div', { class: 'table-wrap' }, h('table', {}, h('tr', {}, ['State', 'Block', 'Time', 'Transaction'].map((t) => h('th', { text: t }))),
-      j.timeline.map((t) => h('tr', {}, h('td', { text: t.state }), h('td', { text: String(t.block) }), h('td', { text: when(t.time) }), h('td', {}, txLink(t.tx)))))));
+    h('h2', { text: 'Transactions' }), table(['State', 'Block', 'Time', 'Transaction'],
+      j.timeline.map((t) => h('tr', {}, h('td', { text: t.state }), h('td', { text: String(t.block) }), h('td', { text: when(t.time) }), h('td', {}, txLink(t.tx))))));
 }
 
 // ---- transaction -----------------------------------------------------------------------------

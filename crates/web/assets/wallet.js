@@ -94,6 +94,12 @@ export async function send(to, data, value = 0n, onStatus = () => {}) {
   if (!account) await connect(false);
   await checkNetwork();
   const tx = { from: account, to, data, value: '0x' + value.toString(16) };
+  // Funds first: a node simulating a call worth more than the account holds answers with its
+  // own wording ("insufficient funds for gas * price + value"), not the contract's reason.
+  const have = await balance(account);
+  const short = `${account.slice(0, 6)}…${account.slice(-4)}`;
+  const tooPoor = (need) => new Error(`Insufficient funds: this needs ${formatWei(need)}${value ? ` (escrow ${formatWei(value)} + gas)` : ' for gas'}, and the account ${short} holds ${formatWei(have)}. ${value ? 'Choose fewer epochs, or add funds to the account' : 'Add funds to the account'}, then try again.`);
+  if (have < value) throw tooPoor(value);
   onStatus('checking with the contract…');
   let gas;
   try {
@@ -101,14 +107,12 @@ export async function send(to, data, value = 0n, onStatus = () => {}) {
     gas = BigInt(await request('eth_estimateGas', [tx]));
   } catch (e) {
     const reason = explainRevert(revertData(e));
+    if (!reason && /insufficient funds/i.test(e.message || '')) throw tooPoor(value);
     throw new Error(reason ? `The contract would refuse this: ${reason}.` : `The transaction would fail: ${e.message}`);
   }
   const gasPrice = BigInt(await request('eth_gasPrice', []));
-  const have = await balance(account);
   const need = value + gas * gasPrice;
-  if (have < need) {
-    throw new Error(`Insufficient funds: this needs ${formatWei(need)} (escrow ${formatWei(value)} + gas), the wallet holds ${formatWei(have)}.`);
-  }
+  if (have < need) throw tooPoor(need);
   onStatus('waiting for your signature in the wallet…');
   let hash;
   try {

@@ -474,7 +474,8 @@ async fn publish_request_settle_download_through_the_web_app() {
     let poor = request(&browser, &web, &researcher, &pricey).await;
     assert!(
         poor.starts_with("Insufficient funds: this needs 200000 ETH (escrow 200000 ETH + gas)")
-            && poor.contains(", and the account 0x") && poor.contains(" holds 99")
+            && poor.contains(", and the account 0x")
+            && poor.contains(" holds 99")
             && poor.contains("Choose fewer epochs, or add funds"),
         "expected the funds message, with the amounts: {poor}"
     );

@@ -256,11 +256,16 @@ impl DataPolicyClient {
     where
         std::marker::PhantomData<C>: CallDecoder,
     {
-        let pending = call.send().await.map_err(|e| {
-            // The nonce filler may already have handed out a nonce for this failed send.
-            self.connection.forget_nonce();
-            contract_error(action, self.rpc(), e)
-        })?;
+        let value = call.clone().into_transaction_request().value;
+        let pending = match call.send().await {
+            Ok(pending) => pending,
+            Err(e) => {
+                // The nonce filler may already have handed out a nonce for this failed send.
+                self.connection.forget_nonce();
+                let error = contract_error(action, self.rpc(), e);
+                return Err(self.explain_funds(error, value).await);
+            }
+        };
         let receipt =
             wait_for_receipt(self.provider(), self.rpc(), action, *pending.tx_hash()).await?;
         if !receipt.status() {
@@ -271,6 +276,59 @@ impl DataPolicyClient {
             });
         }
         Ok(receipt)
+    }
+
+    /// A node refusing a send for lack of funds answers in its own words ("insufficient funds
+    /// for gas * price + value"): say it with the wallet, its balance and the value instead.
+    async fn explain_funds(&self, error: Error, value: Option<U256>) -> Error {
+        let Error::Rpc {
+            action, message, ..
+        } = &error
+        else {
+            return error;
+        };
+        let action = *action;
+        let Some(account) = self.sender() else {
+            return error;
+        };
+        if !message.to_ascii_lowercase().contains("insufficient funds") {
+            return error;
+        }
+        let Ok(holds) = self.provider().get_balance(account).await else {
+            return error;
+        };
+        Error::InsufficientFunds {
+            action,
+            account,
+            value: value.map_or(0, |v| u128::try_from(v).unwrap_or(u128::MAX)),
+            holds: u128::try_from(holds).unwrap_or(u128::MAX),
+        }
+    }
+
+    /// The balance of `account` (wei).
+    pub async fn balance(&self, account: Address) -> Result<u128> {
+        let wei = self
+            .provider()
+            .get_balance(account)
+            .await
+            .map_err(|e| Error::Rpc {
+                action: "eth_getBalance",
+                rpc: self.rpc().to_owned(),
+                message: e.to_string(),
+            })?;
+        Ok(u128::try_from(wei).unwrap_or(u128::MAX))
+    }
+
+    /// The chain's gas price now (wei per gas).
+    pub async fn gas_price(&self) -> Result<u128> {
+        self.provider()
+            .get_gas_price()
+            .await
+            .map_err(|e| Error::Rpc {
+                action: "eth_gasPrice",
+                rpc: self.rpc().to_owned(),
+                message: e.to_string(),
+            })
     }
 
     /// Sends and waits, keeping only what callers need from the receipt.

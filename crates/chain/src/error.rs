@@ -23,6 +23,24 @@ pub enum Error {
         /// The transport's message.
         message: String,
     },
+    /// The wallet cannot pay for the transaction: its value plus gas exceed the balance.
+    #[error(
+        "{action} needs {} plus gas, but the wallet {account} holds {}: add funds to it{}, then \
+         try again (nothing was sent)",
+        licen_types::format_wei(*value),
+        licen_types::format_wei(*holds),
+        if *value > 0 { " or lower the amount" } else { "" }
+    )]
+    InsufficientFunds {
+        /// What was attempted.
+        action: &'static str,
+        /// The paying wallet.
+        account: alloy::primitives::Address,
+        /// Value the transaction carries (wei).
+        value: u128,
+        /// The wallet's balance (wei).
+        holds: u128,
+    },
     /// The transaction was mined but did not succeed.
     #[error("{action}: transaction {tx} was mined in block {block} but failed (status 0)")]
     TxFailed {

@@ -44,6 +44,109 @@ pub(crate) struct PolicyArgs {
     expiry: Option<String>,
 }
 
+/// What `update-policy` changes: each flag given replaces that term, every other term keeps
+/// its current on-chain value.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct PolicyChangeArgs {
+    /// New price per epoch in native tokens (`0.02`) or wei (`5000wei`).
+    #[arg(long)]
+    price: Option<String>,
+    /// New most epochs one run may request.
+    #[arg(long)]
+    max_epochs: Option<u32>,
+    /// New lifetime runs per researcher wallet.
+    #[arg(long)]
+    max_runs: Option<u32>,
+    /// New grant lifetime: seconds, or `90m`, `2h`, `1d`.
+    #[arg(long)]
+    ttl: Option<String>,
+    /// New allowed purposes, comma-separated (replaces the whole list).
+    #[arg(long, value_delimiter = ',')]
+    purposes: Option<Vec<Purpose>>,
+    /// New end for new requests: unix seconds, a duration from now such as `30d`, or `none` to
+    /// remove it.
+    #[arg(long)]
+    expiry: Option<String>,
+}
+
+impl PolicyChangeArgs {
+    /// `current` with the given terms replaced, checked as the contract checks a policy.
+    fn apply(&self, current: &Policy, now: u64) -> Result<Policy> {
+        let mut policy = current.clone();
+        let mut changed = false;
+        if let Some(price) = &self.price {
+            policy.price_per_epoch = parse_wei(price)?;
+            changed = true;
+        }
+        if let Some(max_epochs) = self.max_epochs {
+            policy.max_epochs_per_run = max_epochs;
+            changed = true;
+        }
+        if let Some(max_runs) = self.max_runs {
+            policy.max_runs_per_requester = max_runs;
+            changed = true;
+        }
+        if let Some(ttl) = &self.ttl {
+            policy.session_ttl = u32::try_from(parse_duration(ttl)?)
+                .map_err(|_| anyhow::anyhow!("--ttl {ttl} is too long: at most ~136 years"))?;
+            changed = true;
+        }
+        if let Some(purposes) = &self.purposes {
+            policy.allowed_purposes = purposes.iter().copied().collect::<PurposeSet>();
+            changed = true;
+        }
+        if let Some(expiry) = &self.expiry {
+            policy.expiry = match expiry.trim() {
+                "none" => None,
+                text => Some(parse_expiry(text, now)?),
+            };
+            changed = true;
+        }
+        if !changed {
+            bail!(
+                "nothing to change: give at least one of --price, --max-epochs, --max-runs, --ttl, \
+                 --purposes or --expiry (the terms not given keep their current values)"
+            );
+        }
+        policy.validate(now)?;
+        Ok(policy)
+    }
+}
+
+/// A policy's terms as (name, value) for people, in a fixed order.
+fn policy_terms(policy: &Policy) -> [(&'static str, String); 6] {
+    let purposes: Vec<&str> = policy.allowed_purposes.iter().map(Purpose::slug).collect();
+    [
+        ("price per epoch", format_wei(policy.price_per_epoch)),
+        ("max epochs per run", policy.max_epochs_per_run.to_string()),
+        (
+            "runs per researcher",
+            policy.max_runs_per_requester.to_string(),
+        ),
+        ("grant lifetime", format!("{} s", policy.session_ttl)),
+        ("purposes", purposes.join(",")),
+        (
+            "no new requests after",
+            policy
+                .expiry
+                .map_or_else(|| "no end".to_owned(), |e| format!("unix time {e}")),
+        ),
+    ]
+}
+
+/// A policy's terms for scripts.
+fn policy_json(policy: &Policy) -> serde_json::Value {
+    let purposes: Vec<&str> = policy.allowed_purposes.iter().map(Purpose::slug).collect();
+    serde_json::json!({
+        "price_per_epoch_wei": policy.price_per_epoch.to_string(),
+        "max_epochs_per_run": policy.max_epochs_per_run,
+        "max_runs_per_requester": policy.max_runs_per_requester,
+        "session_ttl_s": policy.session_ttl,
+        "allowed_purposes": purposes,
+        "expiry": policy.expiry,
+    })
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct PublishArgs {
     /// The JSONL dataset (stays on this machine; only ciphertext is uploaded).
@@ -92,7 +195,7 @@ pub(crate) struct UpdatePolicyArgs {
     /// Dataset root.
     root: DatasetRoot,
     #[command(flatten)]
-    policy: PolicyArgs,
+    change: PolicyChangeArgs,
     #[command(flatten)]
     chain: ChainArgs,
     #[command(flatten)]
@@ -232,6 +335,10 @@ fn print_json(value: &serde_json::Value) {
     );
 }
 
+/// Gas a `publish` is checked against before anything is uploaded: above what it takes (about
+/// 146k in `contracts/.gas-snapshot`), with room for a long policy and storage slot prices.
+const PUBLISH_GAS: u128 = 250_000;
+
 pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
     // Everything that can be refused is checked before any upload.
     let policy = args.policy.to_policy(now())?;
@@ -246,6 +353,18 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
     if !active {
         bail!(
             "orchestrator {orchestrator} is not registered or was deactivated on this contract: choose an active orchestrator"
+        );
+    }
+    // Publishing costs gas: a wallet that cannot pay would only find out after the upload.
+    let holds = client.balance(signer.address()).await?;
+    let needs = PUBLISH_GAS.saturating_mul(client.gas_price().await?);
+    if holds < needs {
+        bail!(
+            "publishing costs about {} in gas, but the wallet {} holds {}: add funds to it, then \
+             try again (nothing was uploaded)",
+            format_wei(needs),
+            signer.address(),
+            format_wei(holds)
         );
     }
     let recipient = PublicKey::from_bytes(&key);
@@ -366,18 +485,43 @@ pub(crate) async fn resume(args: DatasetArgs, json: bool) -> Result<()> {
 }
 
 pub(crate) async fn update_policy(args: UpdatePolicyArgs, json: bool) -> Result<()> {
-    let policy = args.policy.to_policy(now())?;
     let (client, _) = args.chain.signer(&args.wallet)?;
+    // The terms not given keep their current values: read them first.
+    let (_, _, _, current) = client.dataset_info(args.root).await?;
+    let policy = args.change.apply(&current, now())?;
+    if policy == current {
+        bail!(
+            "the policy of {} already has these terms: nothing was sent",
+            args.root
+        );
+    }
     let receipt = client.update_policy(args.root, &policy).await?;
-    report_tx(
-        json,
-        &format!(
-            "updated the policy of {} (hash {})",
-            args.root,
-            policy.hash()
-        ),
-        &receipt,
+    if json {
+        print_json(&serde_json::json!({
+            "dataset": args.root.to_string(),
+            "policy": policy_json(&policy),
+            "previous_policy": policy_json(&current),
+            "policy_hash": policy.hash().to_string(),
+            "tx": receipt.tx_hash.to_string(),
+            "block": receipt.block,
+        }));
+        return Ok(());
+    }
+    println!(
+        "updated the policy of {} (new requests get it; running jobs keep theirs)",
+        args.root
     );
+    for ((name, before), (_, after)) in policy_terms(&current)
+        .into_iter()
+        .zip(policy_terms(&policy))
+    {
+        if before == after {
+            println!("  {name}: {after}");
+        } else {
+            println!("  {name}: {before} → {after}");
+        }
+    }
+    println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
     Ok(())
 }
 
@@ -409,6 +553,16 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
             signer.address(),
             policy.max_runs_per_requester,
             args.root
+        );
+    }
+    let holds = client.balance(signer.address()).await?;
+    if holds < escrow {
+        bail!(
+            "this request escrows {} plus gas, but the wallet {} holds {}: choose fewer epochs or \
+             add funds to the wallet (nothing was paid)",
+            format_wei(escrow),
+            signer.address(),
+            format_wei(holds)
         );
     }
     if !args.yes {

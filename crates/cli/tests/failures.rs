@@ -21,6 +21,9 @@ use common::{
 
 const RESEARCHER: usize = 4;
 
+/// A wallet nobody funded.
+const POOR_KEY: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
+
 /// Policy flags for [`publish`]: up to 3 epochs, 5 runs per researcher, research only (the
 /// grant's TTL is each test's).
 const FIVE_RESEARCH_RUNS: [&str; 6] = [
@@ -192,6 +195,62 @@ fn policy_violations_are_refused_before_any_transaction() {
     ok(licen(d, &dev, Some(OWNER_KEY), &["pause", &root]));
     refuse(&ask("1", "research"), "is paused by its owner");
     ok(licen(d, &dev, Some(OWNER_KEY), &["resume", &root]));
+
+    // A wallet that cannot pay is told so with its balance, before anything is uploaded or
+    // sent: the node's own "insufficient funds for gas * price + value" never reaches the user.
+    let poor: alloy::signers::local::PrivateKeySigner = POOR_KEY.parse().unwrap();
+    let poor_address = poor.address().to_string();
+    let stored = || {
+        std::fs::read_dir(d.join("state/dev/storage/files"))
+            .unwrap()
+            .count()
+    };
+    let files_before = stored();
+    let err = refused(licen(
+        d,
+        &dev,
+        Some(POOR_KEY),
+        &[
+            &[
+                "publish",
+                "data.jsonl",
+                "--name",
+                "unpaid",
+                "--price",
+                "0.01",
+            ][..],
+            &FIVE_RESEARCH_RUNS,
+        ]
+        .concat(),
+    ));
+    assert!(
+        err.contains("publishing costs about")
+            && err.contains(&format!("the wallet {poor_address} holds 0:"))
+            && err.contains("nothing was uploaded"),
+        "{err}"
+    );
+    assert_eq!(stored(), files_before, "nothing was uploaded");
+    let err = refused(licen(d, &dev, Some(POOR_KEY), &ask("1", "research")));
+    assert!(
+        err.contains("this request escrows 0.01 plus gas, but the wallet")
+            && err.contains("holds 0:"),
+        "{err}"
+    );
+    // Exactly the escrow, nothing for gas: the chain refuses the send, said the same way.
+    common::rpc(
+        &dev,
+        "anvil_setBalance",
+        serde_json::json!([poor_address, "0x2386f26fc10000"]),
+    );
+    let err = refused(licen(d, &dev, Some(POOR_KEY), &ask("1", "research")));
+    assert!(
+        err.contains(&format!(
+            "requestAccess needs 0.01 plus gas, but the wallet {poor_address} holds 0.01:"
+        )) && !err.to_lowercase().contains("gas * price"),
+        "{err}"
+    );
+    assert_eq!(nonce(&dev, &poor_address), 0, "nothing was sent");
+
     let (job, _) = request(d, &dev, &root, "1");
     refuse(&ask("1", "research"), "has used all 1 runs");
     wait_for_state(d, &dev, job, &["completed"], 60);

@@ -165,25 +165,46 @@ fn owner_and_researcher_flow_survives_a_restart() {
     ));
     assert!(err.contains("paused"), "{err}");
     ok(licen(d, &dev, Some(OWNER_KEY), &["resume", &root]));
-    ok(licen(
+    // A policy update changes the terms given and keeps every other one.
+    let err = refused(licen(d, &dev, Some(OWNER_KEY), &["update-policy", &root]));
+    assert!(err.contains("nothing to change"), "{err}");
+    let updated = ok(licen(
         d,
         &dev,
         Some(OWNER_KEY),
         &[
-            &["update-policy", &root][..],
-            &[
-                "--price",
-                "0.02",
-                "--max-epochs",
-                "5",
-                "--max-runs",
-                "3",
-                "--purposes",
-                "research",
-            ],
-        ]
-        .concat(),
+            "update-policy",
+            &root,
+            "--price",
+            "0.02",
+            "--max-runs",
+            "3",
+            "--expiry",
+            "30d",
+        ],
     ));
+    let terms = &updated["policy"];
+    assert_eq!(terms["price_per_epoch_wei"], "20000000000000000");
+    assert_eq!(terms["max_runs_per_requester"], 3);
+    assert_eq!(terms["max_epochs_per_run"], 5, "kept: {updated}");
+    assert_eq!(terms["session_ttl_s"], 3600, "kept: {updated}");
+    assert_eq!(
+        terms["allowed_purposes"],
+        serde_json::json!(["research", "evaluation"]),
+        "kept: {updated}"
+    );
+    assert!(terms["expiry"].as_u64().is_some(), "{updated}");
+    let updated = ok(licen(
+        d,
+        &dev,
+        Some(OWNER_KEY),
+        &["update-policy", &root, "--expiry", "none"],
+    ));
+    assert_eq!(updated["policy"]["expiry"], serde_json::Value::Null);
+    assert_eq!(
+        updated["policy"]["price_per_epoch_wei"],
+        "20000000000000000"
+    );
 
     // The stack's orchestrator picks both grants up, attests the compute node, releases the key,
     // starts, trains (simulated) and settles them.

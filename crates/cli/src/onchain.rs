@@ -72,7 +72,7 @@ pub(crate) struct PolicyChangeArgs {
 impl PolicyChangeArgs {
     /// `current` with the given terms replaced, checked as the contract checks a policy.
     fn apply(&self, current: &Policy, now: u64) -> Result<Policy> {
-        let mut policy = current.clone();
+        let mut policy = *current;
         let mut changed = false;
         if let Some(price) = &self.price {
             policy.price_per_epoch = parse_wei(price)?;

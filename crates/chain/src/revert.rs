@@ -158,7 +158,7 @@ fn sentence(error: &E) -> String {
             }
         }
         E::RunLimitReached(e) => format!(
-            "{} has used all {} runs this dataset allows per requester",
+            "{} has used all the runs this dataset allows per requester ({})",
             short(&e.researcher),
             e.maxRunsPerRequester
         ),

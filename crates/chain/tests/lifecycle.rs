@@ -339,7 +339,7 @@ async fn policy_violations_are_refused_with_sentences() {
         r.request_access(dataset, 1, Purpose::Research, [1; 32], PRICE)
             .await,
         "RunLimitReached",
-        "has used all 2 runs",
+        "has used all the runs this dataset allows per requester (2)",
     );
 
     // Policy updates apply to new requests; another researcher is unaffected by the cap.

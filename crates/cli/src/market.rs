@@ -135,8 +135,8 @@ pub(crate) async fn market(args: MarketArgs, json: bool) -> Result<()> {
         return Ok(());
     };
     println!(
-        "{:<68} {:>12} {:>6} {:>5}  purposes",
-        "dataset", "price/epoch", "max ep", "runs"
+        "{:<28} {:<18} {:>14} {:>10} {:>5}  {:<8} purposes",
+        "name", "dataset", "price/epoch", "epochs≤", "jobs", "state"
     );
     for d in items {
         let price = d["policy"]["price_per_epoch"]
@@ -149,21 +149,44 @@ pub(crate) async fn market(args: MarketArgs, json: bool) -> Result<()> {
             .flatten()
             .filter_map(serde_json::Value::as_str)
             .collect();
+        let state = if d["paused"] == true {
+            "paused"
+        } else if d["active"] == false {
+            "closed"
+        } else {
+            "open"
+        };
         println!(
-            "{:<68} {:>12} {:>6} {:>5}  {}{}",
-            d["root"].as_str().unwrap_or("?"),
+            "{:<28} {:<18} {:>14} {:>10} {:>5}  {:<8} {}",
+            clip(d["name"].as_str().unwrap_or("(no manifest yet)"), 28),
+            short_root(d["root"].as_str().unwrap_or("?")),
             format_wei(price),
-            d["policy"]["max_epochs_per_run"],
-            d["job_count"],
+            d["policy"]["max_epochs_per_run"].to_string(),
+            d["job_count"].to_string(),
+            state,
             purposes.join(","),
-            if d["paused"] == true {
-                "  (paused)"
-            } else {
-                ""
-            }
         );
     }
+    println!("(roots shortened; `--json` prints them whole, with every policy term)");
     Ok(())
+}
+
+/// `text` cut to `width` characters, with an ellipsis when cut.
+fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let mut kept: String = text.chars().take(width - 1).collect();
+    kept.push('…');
+    kept
+}
+
+/// `0x1234abcd…9876ef` for a 32-byte hex root.
+fn short_root(root: &str) -> String {
+    if root.len() <= 18 {
+        return root.to_owned();
+    }
+    format!("{}…{}", &root[..10], &root[root.len() - 6..])
 }
 
 pub(crate) async fn jobs(args: JobsArgs, json: bool) -> Result<()> {
@@ -184,7 +207,7 @@ pub(crate) async fn jobs(args: JobsArgs, json: bool) -> Result<()> {
         return Ok(());
     };
     println!(
-        "{:>6}  {:<10} {:>6} {:>12}  dataset",
+        "{:>6}  {:<10} {:>7} {:>14}  dataset",
         "job", "state", "epochs", "escrow"
     );
     for j in items {
@@ -193,10 +216,10 @@ pub(crate) async fn jobs(args: JobsArgs, json: bool) -> Result<()> {
             .and_then(|p| p.parse::<u128>().ok())
             .unwrap_or(0);
         println!(
-            "{:>6}  {:<10} {:>6} {:>12}  {}",
-            j["id"],
+            "{:>6}  {:<10} {:>7} {:>14}  {}",
+            j["id"].to_string(),
             j["state"].as_str().unwrap_or("?").to_ascii_lowercase(),
-            j["epochs"],
+            j["epochs"].to_string(),
             format_wei(escrow),
             j["dataset_root"].as_str().unwrap_or("?")
         );
@@ -267,8 +290,8 @@ pub(crate) async fn watch_job(id: u64, indexer: &str, json: bool) -> Result<()> 
             if TERMINAL.contains(&state.as_str()) && last.as_deref() == Some(state.as_str()) {
                 if !json && state == "completed" {
                     println!(
-                        "job {id} completed: {} epochs trained; fetch the result with `licen download {id} -o DIR`",
-                        detail["actual_epochs"]
+                        "job {id} completed: {} trained; fetch the result with `licen download {id} -o DIR`",
+                        crate::onchain::epochs_text(detail["actual_epochs"].as_u64().unwrap_or(0))
                     );
                 }
                 return Ok(());

@@ -127,9 +127,7 @@ fn policy_terms(policy: &Policy) -> [(&'static str, String); 6] {
         ("purposes", purposes.join(",")),
         (
             "no new requests after",
-            policy
-                .expiry
-                .map_or_else(|| "no end".to_owned(), |e| format!("unix time {e}")),
+            policy.expiry.map_or_else(|| "no end".to_owned(), date),
         ),
     ]
 }
@@ -320,6 +318,21 @@ fn parse_expiry(text: &str, now: u64) -> Result<u64> {
         return text.parse().context("expiry is not a unix time");
     }
     Ok(now + parse_duration(text)?)
+}
+
+/// A unix time for people: `Tue, 01 Dec 2026 16:02:52 GMT (unix 1796140972)`.
+pub(crate) fn date(unix: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    format!("{} (unix {unix})", httpdate::fmt_http_date(at))
+}
+
+/// "1 epoch", "2 epochs".
+pub(crate) fn epochs_text(n: u64) -> String {
+    if n == 1 {
+        "1 epoch".to_owned()
+    } else {
+        format!("{n} epochs")
+    }
 }
 
 fn now() -> u64 {
@@ -541,18 +554,19 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
         let chain_now = chain_time(&client).await?.max(now());
         if chain_now >= expiry {
             bail!(
-                "dataset {} expired at unix time {expiry} and takes no new requests",
-                args.root
+                "dataset {} expired on {} and takes no new requests",
+                args.root,
+                date(expiry)
             );
         }
     }
     let used = client.runs_used(args.root, signer.address()).await?;
     if used >= policy.max_runs_per_requester {
         bail!(
-            "{} has used all {} runs dataset {} allows per requester",
+            "{} has used all the runs dataset {} allows per requester ({})",
             signer.address(),
-            policy.max_runs_per_requester,
-            args.root
+            args.root,
+            policy.max_runs_per_requester
         );
     }
     let holds = client.balance(signer.address()).await?;
@@ -573,8 +587,8 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
             );
         }
         eprint!(
-            "Request {} epochs of {} for `{}`: pay {} (native token) into escrow? [y/N] ",
-            args.epochs,
+            "Request {} of {} for `{}`: pay {} (native token) into escrow? [y/N] ",
+            epochs_text(u64::from(args.epochs)),
             args.root,
             args.purpose,
             format_wei(escrow)
@@ -607,8 +621,8 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
         }));
     } else {
         println!(
-            "job {job}: {} epochs, escrow {} paid",
-            args.epochs,
+            "job {job}: {}, escrow {} paid",
+            epochs_text(u64::from(args.epochs)),
             format_wei(escrow)
         );
         println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
@@ -629,8 +643,8 @@ pub(crate) async fn reclaim(args: JobActionArgs, json: bool) -> Result<()> {
     let clock = chain_time(&client).await?.max(now());
     let wait = |what: &str| {
         anyhow::anyhow!(
-            "job {id} {what} until unix time {} (it is {clock} now, {} s to go): its escrow can be taken back after that",
-            job.deadline,
+            "job {id} {what} until {} ({} s from now): its escrow can be taken back after that",
+            date(job.deadline),
             job.deadline.saturating_sub(clock)
         )
     };
@@ -713,7 +727,7 @@ pub(crate) async fn job(args: JobArgs, json: bool) -> Result<()> {
             format_wei(job.price_per_epoch),
             format_wei(job.escrow())
         );
-        println!("  deadline   {} (unix)", job.deadline);
+        println!("  deadline   {}", date(job.deadline));
     }
     Ok(())
 }
@@ -856,9 +870,9 @@ pub(crate) async fn download(args: DownloadArgs, json: bool) -> Result<()> {
         }));
     } else {
         println!(
-            "job {}: {} epochs trained; result opened into {} ({bytes} bytes)",
+            "job {}: {} trained; result opened into {} ({bytes} bytes)",
             args.id,
-            completion.actual_epochs,
+            epochs_text(u64::from(completion.actual_epochs)),
             path.display()
         );
         for file in &unpacked {

@@ -433,7 +433,7 @@ async fn publish_request_settle_download_through_the_web_app() {
     // A second request violates the policy (one run per researcher): a sentence, no transaction.
     let refused = request(&browser, &web, &researcher, &root).await;
     assert!(
-        refused.contains("used all 1 runs"),
+        refused.contains("used all the runs the owner allows per researcher (1)"),
         "expected the run limit message: {refused}"
     );
     browser.screenshot("error-run-limit").await.unwrap();

@@ -33,8 +33,9 @@ pub(crate) struct WalletArgs {
     /// Private key (hex). Prefer the env var or a keystore: command lines are visible to others.
     #[arg(long, env = "LICEN_PRIVATE_KEY", hide_env_values = true)]
     private_key: Option<String>,
-    /// Foundry-style encrypted JSON keystore.
-    #[arg(long, env = "LICEN_KEYSTORE", conflicts_with = "private_key")]
+    /// Foundry-style encrypted JSON keystore (used instead of a private key set in the
+    /// environment).
+    #[arg(long, env = "LICEN_KEYSTORE")]
     keystore: Option<PathBuf>,
 }
 
@@ -83,14 +84,15 @@ impl ChainArgs {
 
 impl WalletArgs {
     pub(crate) fn signer(&self) -> Result<PrivateKeySigner> {
-        if let Some(key) = &self.private_key {
-            return key.trim().parse::<PrivateKeySigner>().map_err(|_| {
-                anyhow::anyhow!(
-                    "the private key is not valid: expected 64 hex digits (optionally 0x-prefixed)"
-                )
-            });
-        }
+        // A keystore named for this command is more specific than a key exported in the shell.
         if let Some(path) = &self.keystore {
+            if !path.is_file() {
+                bail!(
+                    "keystore {} does not exist (or is not a file): pass the path of a Foundry \
+                     keystore, e.g. ~/.foundry/keystores/NAME",
+                    path.display()
+                );
+            }
             let password = match std::env::var("LICEN_KEYSTORE_PASSWORD") {
                 Ok(p) => p,
                 Err(_) => {
@@ -104,6 +106,13 @@ impl WalletArgs {
                 anyhow::anyhow!(
                     "could not open keystore {}: {e} (wrong password or not a keystore)",
                     path.display()
+                )
+            });
+        }
+        if let Some(key) = self.private_key.as_deref().filter(|k| !k.trim().is_empty()) {
+            return key.trim().parse::<PrivateKeySigner>().map_err(|_| {
+                anyhow::anyhow!(
+                    "the private key is not valid: expected 64 hex digits (optionally 0x-prefixed)"
                 )
             });
         }

@@ -1,6 +1,7 @@
 //! Owner and researcher commands against a running `licen dev` stack (real anvil, real storage
 //! node, real processes), including a graceful stop and a restart that keeps every state.
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 mod common;
@@ -292,25 +293,31 @@ fn owner_and_researcher_flow_survives_a_restart() {
         String::from_utf8_lossy(&made.stderr)
     );
     let keystore = d.join("keys/researcher");
-    let with_keystore = |password: &str| {
+    let with_keystore = |keystore: &Path, password: &str| {
         let mut command = Command::new(LICEN);
         command
             .args(["--json", "earnings", "--keystore"])
-            .arg(&keystore)
+            .arg(keystore)
             .current_dir(d)
             .env("LICEN_DATA_DIR", "state")
             .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
             .env("LICEN_KEYSTORE_PASSWORD", password)
-            .env_remove("LICEN_PRIVATE_KEY")
+            // A key exported in the shell does not stand in the way of the keystore named here.
+            .env("LICEN_PRIVATE_KEY", OWNER_KEY)
             .stdin(Stdio::null());
         command.output().unwrap()
     };
-    let account = ok(with_keystore("pw"));
+    let account = ok(with_keystore(&keystore, "pw"));
     assert_eq!(
         account["account"],
         "0x15d34aaf54267db7d7c367839aaf71a00a2c6a65"
     );
-    assert!(refused(with_keystore("wrong")).contains("could not open keystore"));
+    assert!(refused(with_keystore(&keystore, "wrong")).contains("could not open keystore"));
+    let missing = refused(with_keystore(&d.join("keys/nobody"), "pw"));
+    assert!(
+        missing.contains("does not exist") && !missing.contains("password"),
+        "{missing}"
+    );
 
     // Stop gracefully and restart: the chain, the deployment and the jobs are all still there.
     dev.stop();

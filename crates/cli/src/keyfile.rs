@@ -8,17 +8,21 @@ use std::path::Path;
 
 /// Writes a new secret key to `path` (mode 0600, refusing to overwrite an existing file).
 pub(crate) fn write_secret_key(path: &Path, key: &SecretKey) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
+    let mut file = match std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| {
-            format!(
-                "creating key file {} (an existing key is never overwritten; choose another path)",
-                path.display()
-            )
-        })?;
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+            "key file {} already exists: an existing key is never overwritten; choose another path",
+            path.display()
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("creating key file {}", path.display()));
+        }
+    };
     let hex = zeroizing_hex(&*key.to_bytes());
     file.write_all(hex.as_bytes())
         .and_then(|()| file.write_all(b"\n"))

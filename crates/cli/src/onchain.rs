@@ -485,6 +485,14 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
 
 pub(crate) async fn pause(args: DatasetArgs, json: bool) -> Result<()> {
     let (client, _) = args.chain.signer(&args.wallet)?;
+    let (_, _, paused, _) = client.dataset_info(args.root).await?;
+    if paused {
+        bail!(
+            "dataset {} is already paused: nothing was sent (`licen resume {}` reopens it)",
+            args.root,
+            args.root
+        );
+    }
     let receipt = client.pause(args.root).await?;
     report_tx(json, &format!("paused {}", args.root), &receipt);
     Ok(())
@@ -492,6 +500,13 @@ pub(crate) async fn pause(args: DatasetArgs, json: bool) -> Result<()> {
 
 pub(crate) async fn resume(args: DatasetArgs, json: bool) -> Result<()> {
     let (client, _) = args.chain.signer(&args.wallet)?;
+    let (_, _, paused, _) = client.dataset_info(args.root).await?;
+    if !paused {
+        bail!(
+            "dataset {} is not paused: it takes requests already; nothing was sent",
+            args.root
+        );
+    }
     let receipt = client.resume(args.root).await?;
     report_tx(json, &format!("resumed {}", args.root), &receipt);
     Ok(())

@@ -94,10 +94,28 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
         );
     } else {
         println!("{}", uploaded.root);
-        eprintln!(
-            "uploaded {} bytes in {} segments ({} already stored)",
-            uploaded.size, uploaded.segments, uploaded.skipped_segments
-        );
+        let segments = |n: u64| {
+            if n == 1 {
+                "1 segment".to_owned()
+            } else {
+                format!("{n} segments")
+            }
+        };
+        if uploaded.sent_segments == 0 {
+            eprintln!(
+                "already stored: {} bytes in {}; nothing was sent",
+                uploaded.size,
+                segments(uploaded.segments)
+            );
+        } else {
+            eprintln!(
+                "uploaded {} bytes in {} ({} sent, {} already stored)",
+                uploaded.size,
+                segments(uploaded.segments),
+                uploaded.sent_segments,
+                uploaded.skipped_segments
+            );
+        }
     }
     Ok(())
 }

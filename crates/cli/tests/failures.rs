@@ -194,7 +194,21 @@ fn policy_violations_are_refused_before_any_transaction() {
     );
     ok(licen(d, &dev, Some(OWNER_KEY), &["pause", &root]));
     refuse(&ask("1", "research"), "is paused by its owner");
+    let owner = dev_address(&dev, 3);
+    let owner_nonce = nonce(&dev, &owner);
+    let again = refused(licen(d, &dev, Some(OWNER_KEY), &["pause", &root]));
+    assert!(
+        again.contains("is already paused: nothing was sent"),
+        "{again}"
+    );
     ok(licen(d, &dev, Some(OWNER_KEY), &["resume", &root]));
+    let again = refused(licen(d, &dev, Some(OWNER_KEY), &["resume", &root]));
+    assert!(again.contains("is not paused"), "{again}");
+    assert_eq!(
+        nonce(&dev, &owner),
+        owner_nonce + 1,
+        "only the resume was sent"
+    );
 
     // A wallet that cannot pay is told so with its balance, before anything is uploaded or
     // sent: the node's own "insufficient funds for gas * price + value" never reaches the user.

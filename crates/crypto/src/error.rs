@@ -57,7 +57,7 @@ pub enum Error {
     /// The segment size is outside the allowed bounds (in a header, or passed by a caller).
     #[error(
         "invalid sealed stream segment size {found} bytes: expected {min}..={max}; \
-         use stream::DEFAULT_SEGMENT_SIZE unless you have a reason not to"
+         the default (65536) suits almost every file"
     )]
     InvalidSegmentSize {
         /// The rejected segment size.

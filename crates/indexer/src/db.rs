@@ -224,6 +224,30 @@ impl Db {
                 })
             });
         }
+        if backend == Backend::Postgres {
+            // One direct connection first: the pool would retry for its whole acquire timeout
+            // (30 s) and then report only that it timed out, hiding "connection refused" or a
+            // bad password.
+            let probe = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                AnyConnection::connect(url),
+            )
+            .await
+            .map_err(|_| {
+                Error::Config(format!(
+                    "cannot reach the indexer database {}: no answer within 10 s; check the \
+                     host and port",
+                    redact(url)
+                ))
+            })?
+            .map_err(|e| {
+                Error::Config(format!(
+                    "cannot open the indexer database {}: {e}",
+                    redact(url)
+                ))
+            })?;
+            let _ = probe.close().await;
+        }
         let pool = options.connect(url).await.map_err(|e| {
             Error::Config(format!(
                 "cannot open the indexer database {}: {e}",
@@ -633,5 +657,30 @@ fn position_of(located: &Located) -> Position {
         log_index: to_i64(located.log_index),
         time: to_i64(located.block_time),
         tx: hex_b256(&located.tx_hash),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_postgres_is_named_with_its_cause_and_no_password() {
+        // Port 1 on loopback: nothing listens there.
+        let url = "postgres://bob:s3cret@127.0.0.1:1/licen";
+        let said = Db::connect(url)
+            .await
+            .err()
+            .expect("nothing listens")
+            .to_string();
+        assert!(
+            said.contains("cannot open the indexer database postgres://bob:***@127.0.0.1:1/licen"),
+            "{said}"
+        );
+        assert!(!said.contains("s3cret"), "{said}");
+        assert!(
+            !said.contains("timed out"),
+            "the cause, not the pool's timeout: {said}"
+        );
     }
 }

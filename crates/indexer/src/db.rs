@@ -670,8 +670,7 @@ mod tests {
         let url = "postgres://bob:s3cret@127.0.0.1:1/licen";
         let said = Db::connect(url)
             .await
-            .err()
-            .expect("nothing listens")
+            .expect_err("nothing listens")
             .to_string();
         assert!(
             said.contains("cannot open the indexer database postgres://bob:***@127.0.0.1:1/licen"),

@@ -105,15 +105,29 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// What services log by default: warnings, and what each LICEN service did (jobs started,
+/// keys released, settlements, files stored). Never keys or data: those are not logged at all.
+const SERVICE_LOG: &str = "warn,licen_orchestrator=info,licen_compute=info,licen_storage=info,licen_indexer=info,licen_web=info";
+
 async fn run() -> Result<()> {
+    let cli = Cli::parse();
+    // One-shot commands say what they did on stdout; long-running services log their activity.
+    let service = matches!(
+        cli.command,
+        Command::Dev(_)
+            | Command::Indexer(_)
+            | Command::Orchestrator(_)
+            | Command::StorageNode(_)
+            | Command::ComputeNode(_)
+            | Command::Web(_)
+    );
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LICEN_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| (if service { SERVICE_LOG } else { "warn" }).into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Dev(args) => dev::run(args, cli.json).await,
         Command::Keygen(args) => files::keygen(args, cli.json),

@@ -213,6 +213,30 @@ fn owner_and_researcher_flow_survives_a_restart() {
         let state = wait_for_state(d, &dev, job, &TERMINAL, 60);
         assert_eq!(state, "completed", "job {job} ended {state}");
     }
+    // The stack's log says what the services did, and nothing secret: no record of the data,
+    // no orchestrator key, no wallet key.
+    let log = std::fs::read_to_string(d.join(common::DEV_STDERR)).unwrap();
+    for activity in [
+        "grant announced by the indexer",
+        "job started on-chain",
+        "dataset key released to the attested compute node",
+        "job settled",
+        "file finalized",
+    ] {
+        assert!(
+            log.contains(activity),
+            "`{activity}` is not in the log:\n{log}"
+        );
+    }
+    let orchestrator_key = std::fs::read_to_string(d.join("state/dev/orchestrator.key")).unwrap();
+    for secret in [
+        "\"prompt\":\"q1",
+        orchestrator_key.trim(),
+        RESEARCHER_KEY.trim_start_matches("0x"),
+        OWNER_KEY.trim_start_matches("0x"),
+    ] {
+        assert!(!log.contains(secret), "the log holds a secret");
+    }
     // The stack's indexer saw the whole timeline.
     let timeline = indexed_timeline_until_completed(&dev, 1);
     assert_eq!(timeline, ["granted", "running", "completed"]);

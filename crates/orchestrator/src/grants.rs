@@ -184,6 +184,7 @@ async fn handle_message(ledger: &Ledger, message: &str, wake: &Notify) -> Result
                 .and_then(|g| g.into_grant(block))
             {
                 Some(grant) => {
+                    tracing::info!(job = %grant.job, dataset = %grant.dataset, block, "grant announced by the indexer");
                     ledger.record_grants(&[grant], block).await?;
                     wake.notify_one();
                 }

@@ -110,6 +110,7 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
                 if now().max(chain_time(ctx).await?) >= on_chain.deadline {
                     // Nobody can start it any more: refund the researcher right away.
                     ctx.chain.expire(id).await?;
+                    tracing::info!(job = %id, "grant expired before it could start; escrow refunded");
                     ctx.ledger
                         .set_stage(id, Stage::Closed, Some("grant expired before start"))
                         .await?;
@@ -163,6 +164,7 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
                 // Start only now: a job whose key cannot be released is failed, never started.
                 if on_chain.state == JobState::Granted {
                     ctx.chain.start_job(id).await?;
+                    tracing::info!(job = %id, dataset = %job.dataset, epochs = job.epochs, "job started on-chain");
                     ctx.ledger.set_stage(id, Stage::Started, None).await?;
                 }
                 let status = node
@@ -170,6 +172,7 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
                     .await
                     .map_err(|e| Error::Compute(e.to_string()))?;
                 ctx.ledger.set_stage(id, Stage::KeyReleased, None).await?;
+                tracing::info!(job = %id, measurement = %hex::encode(verified.measurement), "dataset key released to the attested compute node");
                 (verified, status)
             }
         };
@@ -308,6 +311,13 @@ async fn settle(
                 B256::from(manifest.evidence_root.0),
             )
             .await?;
+        tracing::info!(
+            job = %id,
+            epochs = actual,
+            paid_for = on_chain.epochs,
+            result = %format!("0x{}", hex::encode(manifest.result_root.0)),
+            "job settled: royalty to the owner, unspent escrow refunded"
+        );
     }
     ctx.ledger
         .set_stage(

@@ -80,7 +80,7 @@ enum Command {
     Download(onchain::DownloadArgs),
     /// What the wallet can withdraw (royalties, fees, refunds).
     Earnings(onchain::AccountArgs),
-    /// Withdraw the wallet's whole balance.
+    /// Withdraw everything the contract holds for the wallet (royalties, fees, refunds).
     Withdraw(onchain::AccountArgs),
 }
 

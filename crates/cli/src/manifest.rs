@@ -23,6 +23,17 @@ pub(crate) enum Schema {
     Messages,
 }
 
+impl Schema {
+    /// The name the manifest and the marketplace use (`prompt_completion`).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::PromptCompletion => "prompt_completion",
+            Self::Messages => "messages",
+        }
+    }
+}
+
 /// Counts from one pass over the plaintext (it never leaves the owner's machine).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct JsonlSummary {

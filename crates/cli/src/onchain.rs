@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Args)]
 pub(crate) struct PolicyArgs {
     /// Price per epoch in native tokens (`0.01`) or wei (`5000wei`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     price: String,
     /// Most epochs one run may request.
     #[arg(long, default_value_t = 3)]
@@ -49,7 +49,7 @@ pub(crate) struct PolicyArgs {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct PolicyChangeArgs {
     /// New price per epoch in native tokens (`0.02`) or wei (`5000wei`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     price: Option<String>,
     /// New most epochs one run may request.
     #[arg(long)]
@@ -354,6 +354,9 @@ const PUBLISH_GAS: u128 = 250_000;
 
 pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
     // Everything that can be refused is checked before any upload.
+    if args.name.trim().is_empty() {
+        bail!("--name is empty: give the dataset a name researchers will see in the marketplace");
+    }
     let policy = args.policy.to_policy(now())?;
     let (client, signer) = args.chain.signer(&args.wallet)?;
     let orchestrator = args
@@ -460,6 +463,7 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
             "owner": signer.address(),
             "orchestrator": orchestrator,
             "policy_hash": policy.hash().to_string(),
+            "policy": policy_json(&policy),
             "rows": summary.rows,
             "sealed_bytes": sealed_bytes,
             "tx": receipt.tx_hash.to_string(),
@@ -468,16 +472,14 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
     } else {
         println!("published {}", dataset);
         println!(
-            "  rows {} ({:?}), sealed {} bytes",
-            summary.rows, summary.schema, sealed_bytes
+            "  rows {} ({}), sealed {} bytes",
+            summary.rows,
+            summary.schema.name(),
+            sealed_bytes
         );
-        println!(
-            "  price {} per epoch, max {} epochs/run, {} runs/researcher, purposes: {}",
-            format_wei(policy.price_per_epoch),
-            policy.max_epochs_per_run,
-            policy.max_runs_per_requester,
-            policy.allowed_purposes
-        );
+        for (name, value) in policy_terms(&policy) {
+            println!("  {name}: {value}");
+        }
         println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
     }
     Ok(())

@@ -84,7 +84,8 @@ pub enum PolicyError {
     EscrowOverflow,
     /// An amount string that is not a decimal number of tokens.
     #[error(
-        "`{0}` is not an amount: expected a decimal number of tokens like 0.05, or wei like 5000wei"
+        "`{0}` is not an amount: expected a decimal number of tokens like 0.05 (no sign or \
+         exponent, at most 18 decimals), or wei like 5000wei"
     )]
     BadAmount(String),
 }

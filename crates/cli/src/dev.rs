@@ -365,6 +365,16 @@ async fn start(
             explorer_tx_url: None,
         },
         dev_wallet: true,
+        notices: if services.trainer == "simulated" {
+            vec![
+                "Training here is SIMULATED: a job's result is a training report without model \
+                 weights. Start `licen dev --trainer lora --model DIR` to train real LoRA \
+                 adapters."
+                    .to_owned(),
+            ]
+        } else {
+            Vec::new()
+        },
         request_tap: None,
     })
     .await

@@ -426,6 +426,21 @@ async fn publish_request_settle_download_through_the_web_app() {
         note.as_str().unwrap().contains("SIMULATED trainer"),
         "the page says the result holds no weights: {note}"
     );
+    // Every page of the simulated-trainer stack says so before anyone pays.
+    let notice = browser
+        .execute(
+            "return document.querySelector('.notice')?.textContent ?? '';",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        notice
+            .as_str()
+            .unwrap()
+            .contains("Training here is SIMULATED"),
+        "the simulated trainer is announced: {notice}"
+    );
     browser.screenshot("job-result-opened").await.unwrap();
     // The opened report's long lines wrap inside the page.
     fits_the_window(&browser, "the job page with its result opened").await;
@@ -969,6 +984,14 @@ async fn a_lora_adapter_opens_in_the_page_as_its_files() {
     let browser = laptop_browser().await;
     let web = dev.summary["web_url"].as_str().unwrap();
     as_account(&browser, &format!("{web}/jobs/{job_id}"), &researcher).await;
+    let notices = browser
+        .execute(
+            "return document.querySelectorAll('.notice').length;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(notices, 0, "a LoRA stack announces no simulated training");
     browser
         .execute("document.getElementById('download').click();", json!([]))
         .await

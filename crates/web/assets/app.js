@@ -76,6 +76,9 @@ async function boot() {
   const config = await fetch('/api/config').then((r) => r.json());
   pages.setConfig(config);
   wallet.init(config);
+  for (const text of config.notices || []) {
+    document.getElementById('dev-banner').after(Object.assign(document.createElement('div'), { className: 'notice', role: 'note', textContent: text }));
+  }
   wallet.onChange((redraw) => { renderWallet(); if (redraw) route(); });
   document.addEventListener('click', (e) => {
     const a = e.target.closest('a');

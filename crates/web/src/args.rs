@@ -55,6 +55,7 @@ impl WebArgs {
                 explorer_tx_url: self.explorer_tx_url.clone(),
             },
             dev_wallet: false,
+            notices: Vec::new(),
             request_tap: None,
         }
     }

@@ -63,6 +63,9 @@ pub struct WebConfig {
     /// Offer the INSECURE development wallet (anvil's unlocked accounts) when the browser has
     /// no wallet: `licen dev` only.
     pub dev_wallet: bool,
+    /// Public notices every page shows under the header (e.g. `licen dev`'s simulated
+    /// trainer); never anything secret.
+    pub notices: Vec<String>,
     /// Test hook: called with the path and body of every request.
     pub request_tap: Option<RequestTap>,
 }
@@ -202,6 +205,7 @@ fn public_config(config: &WebConfig) -> serde_json::Value {
     serde_json::json!({
         "chain": config.chain,
         "dev_wallet": config.dev_wallet,
+        "notices": config.notices,
         "purposes": purposes,
     })
 }

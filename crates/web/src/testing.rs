@@ -40,6 +40,7 @@ pub fn config_without_chain(indexer_url: String, storage_url: String) -> crate::
             explorer_tx_url: None,
         },
         dev_wallet: false,
+        notices: Vec::new(),
         request_tap: None,
     }
 }

@@ -218,6 +218,46 @@ fn discard_previous_chain_state(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The dev orchestrator's ledger when it acted on jobs the chain no longer has: anvil killed
+/// outright comes back with the state it last saved, and the ledger would take the new job ids
+/// for jobs it finished. Outside `licen dev` the orchestrator refuses such a ledger instead.
+async fn discard_ledger_ahead_of_chain(dir: &Path, client: &DataPolicyClient) -> Result<()> {
+    let path = dir.join(LEDGER_FILE);
+    if !path.exists() {
+        return Ok(());
+    }
+    let ledger = licen_orchestrator::Ledger::open(&path)
+        .await
+        .context("opening the dev orchestrator ledger")?;
+    let highest = ledger.highest_acted_job().await;
+    ledger.close().await;
+    let next = client
+        .next_job_id()
+        .await
+        .context("asking the contract for its next job id")?;
+    if highest
+        .context("reading the dev orchestrator ledger")?
+        .is_some_and(|j| j.0 >= next.0)
+    {
+        tracing::warn!(
+            next_job = %next,
+            "the chain lost jobs the dev orchestrator ledger saw (anvil stopped before saving its state): discarding the ledger"
+        );
+        for name in [
+            LEDGER_FILE,
+            &format!("{LEDGER_FILE}-wal"),
+            &format!("{LEDGER_FILE}-shm"),
+        ] {
+            let file = dir.join(name);
+            if file.exists() {
+                std::fs::remove_file(&file)
+                    .with_context(|| format!("removing {}", file.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The dev indexer's folder and the dev orchestrator's ledger, under `<data-dir>/dev`.
 const INDEX_DIR: &str = "indexer";
 const LEDGER_FILE: &str = "orchestrator.sqlite";
@@ -301,6 +341,7 @@ async fn start(
         }
     };
     let client = DataPolicyClient::new(connection, deployment.address);
+    discard_ledger_ahead_of_chain(dir, &client).await?;
     let (orchestrator_secret, orchestrator_key) =
         ensure_orchestrator_key(&client, chain, dir).await?;
     let indexer = licen_indexer::runner::start(licen_indexer::runner::IndexerConfig {

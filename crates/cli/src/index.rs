@@ -7,6 +7,7 @@
 
 use crate::storage::DEFAULT_STORAGE_URL;
 use crate::wallet::ChainArgs;
+use alloy::providers::Provider;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::net::SocketAddr;
@@ -41,6 +42,21 @@ pub(crate) struct IndexerArgs {
 
 pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
     let contract = args.chain.contract()?;
+    // The database is bound to the first contract it indexes: a mistyped address would claim it.
+    let code = args
+        .chain
+        .reader()?
+        .provider()
+        .get_code_at(contract)
+        .await
+        .with_context(|| format!("asking {} for the code at {contract}", args.chain.rpc_url))?;
+    if code.is_empty() {
+        anyhow::bail!(
+            "there is no contract at {contract} on the chain at {}: check --contract (or \
+             LICEN_CONTRACT) and --rpc-url",
+            args.chain.rpc_url
+        );
+    }
     let dev = crate::dev::remembered_deployment(&args.chain.data_dir);
     let start_block = args
         .start_block

@@ -171,15 +171,33 @@ pub(crate) async fn market(args: MarketArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// `text` cut to `width` characters, with an ellipsis when cut.
+/// `text` (an owner's manifest field: untrusted) made safe for a terminal and cut to `width`
+/// characters, with an ellipsis when cut: control characters, escape sequences included,
+/// become `?`, so a name cannot move the cursor, recolour or rewrite the table.
 fn clip(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_owned();
+    let safe: Vec<char> = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || is_bidi_control(c) {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if safe.len() <= width {
+        return safe.into_iter().collect();
     }
-    let mut kept: String = text.chars().take(width - 1).collect();
+    let mut kept: String = safe[..width - 1].iter().collect();
     kept.push('…');
     kept
 }
+
+/// Unicode bidirectional overrides and isolates: they reorder what a terminal shows.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+}
+
 
 /// `0x1234abcd…9876ef` for a 32-byte hex root.
 fn short_root(root: &str) -> String {
@@ -298,5 +316,18 @@ pub(crate) async fn watch_job(id: u64, indexer: &str, json: bool) -> Result<()> 
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_drive_the_terminal() {
+        assert_eq!(clip("plain name", 28), "plain name");
+        assert_eq!(clip("red\u{1b}[31mname", 28), "red?[31mname");
+        assert_eq!(clip("a\u{202E}b\nc", 28), "a?b?c");
+        assert_eq!(clip("abcdefghij", 5), "abcd…");
     }
 }

@@ -322,6 +322,11 @@ fn parse_expiry(text: &str, now: u64) -> Result<u64> {
 
 /// A unix time for people: `Tue, 01 Dec 2026 16:02:52 GMT (unix 1796140972)`.
 pub(crate) fn date(unix: u64) -> String {
+    // httpdate formats years up to 9999 (and panics beyond); an expiry may be further out.
+    const LAST_FORMATTABLE: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    if unix > LAST_FORMATTABLE {
+        return format!("unix {unix}");
+    }
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
     format!("{} (unix {unix})", httpdate::fmt_http_date(at))
 }
@@ -953,6 +958,13 @@ fn report_tx(json: bool, what: &str, receipt: &licen_chain::TxReceipt) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_are_readable_and_never_panic() {
+        assert_eq!(date(0), "Thu, 01 Jan 1970 00:00:00 GMT (unix 0)");
+        assert_eq!(date(300_000_000_000), "unix 300000000000");
+        assert_eq!(date(u64::MAX), format!("unix {}", u64::MAX));
+    }
 
     #[test]
     fn durations() {

@@ -27,17 +27,24 @@ pub(crate) struct OrchestratorArgs {
     /// Read grants from the chain's logs instead of the indexer (no indexer deployed).
     #[arg(long)]
     grants_from_chain: bool,
-    /// The compute node to run jobs on.
+    /// The compute nodes to run jobs on (repeat the flag, or separate with commas): jobs are
+    /// spread over them, and a job whose node stops answering moves to the next one.
     #[arg(
         long,
         env = "LICEN_COMPUTE_URL",
+        value_delimiter = ',',
         default_value = "http://127.0.0.1:7878"
     )]
-    compute_url: String,
-    /// The compute node's attestation key (hex) whose evidence is trusted. The development
-    /// attestation is INSECURE: use it only with a local node.
-    #[arg(long, env = "LICEN_COMPUTE_ATTESTATION_KEY")]
-    compute_attestation_key: String,
+    compute_url: Vec<String>,
+    /// Each compute node's attestation key (hex), in the order of `--compute-url`, whose
+    /// evidence is trusted. The development attestation is INSECURE: use it only with local nodes.
+    #[arg(
+        long,
+        env = "LICEN_COMPUTE_ATTESTATION_KEY",
+        value_delimiter = ',',
+        required = true
+    )]
+    compute_attestation_key: Vec<String>,
     /// zgs storage endpoint (envelopes, manifests).
     #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
@@ -61,12 +68,26 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
         .key_file
         .unwrap_or_else(|| args.chain.data_dir.join("dev").join("orchestrator.key"));
     let key = read_secret_key(&key_file)?;
-    let mut attestation_key = [0u8; 32];
-    hex::decode_to_slice(
-        args.compute_attestation_key.trim().trim_start_matches("0x"),
-        &mut attestation_key,
-    )
-    .context("--compute-attestation-key must be 32 bytes of hex (the node prints it at start)")?;
+    if args.compute_url.len() != args.compute_attestation_key.len() {
+        anyhow::bail!(
+            "{} compute node URLs but {} attestation keys: give one --compute-attestation-key per \
+             --compute-url, in the same order",
+            args.compute_url.len(),
+            args.compute_attestation_key.len()
+        );
+    }
+    let mut nodes = Vec::with_capacity(args.compute_url.len());
+    for (url, key) in args.compute_url.iter().zip(&args.compute_attestation_key) {
+        let mut attestation_key = [0u8; 32];
+        hex::decode_to_slice(key.trim().trim_start_matches("0x"), &mut attestation_key)
+            .with_context(|| {
+                format!(
+                    "--compute-attestation-key for {url} must be 32 bytes of hex (the node prints \
+                     it at start)"
+                )
+            })?;
+        nodes.push((url.trim().to_owned(), attestation_key));
+    }
     let ledger = args.ledger.unwrap_or_else(|| {
         args.chain
             .data_dir
@@ -97,10 +118,7 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
             signer,
             key,
             storage_url: args.storage,
-            provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::new(
-                args.compute_url.clone(),
-                attestation_key,
-            )),
+            provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::with_nodes(nodes)),
             ledger_path: ledger.clone(),
             poll: std::time::Duration::from_millis(200),
             node_retry_delay: std::time::Duration::from_secs(2),
@@ -119,14 +137,14 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
                 "orchestrator": address,
                 "contract": contract,
                 "grants_from": source,
-                "compute_url": args.compute_url,
+                "compute_urls": args.compute_url,
                 "ledger": ledger,
             })
         );
     } else {
         println!(
-            "orchestrator {address} on {contract}: grants from {source}, compute node {} (ledger {})",
-            args.compute_url,
+            "orchestrator {address} on {contract}: grants from {source}, compute nodes {} (ledger {})",
+            args.compute_url.join(", "),
             ledger.display()
         );
     }

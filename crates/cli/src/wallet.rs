@@ -13,7 +13,7 @@ use licen_chain::{DataPolicyClient, connect};
 use licen_crypto::envelope::{
     PublicKey, RESULT_KEY_MESSAGE, SecretKey, result_keypair_from_signature,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ChainArgs {
@@ -30,12 +30,13 @@ pub(crate) struct ChainArgs {
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct WalletArgs {
-    /// Private key (hex). Prefer the env var or a keystore: command lines are visible to others.
-    #[arg(long, env = "LICEN_PRIVATE_KEY", hide_env_values = true)]
+    /// Private key (hex); else `LICEN_PRIVATE_KEY`. Prefer the variable or a keystore: command
+    /// lines are visible to others.
+    #[arg(long, conflicts_with = "keystore")]
     private_key: Option<String>,
-    /// Foundry-style encrypted JSON keystore (used instead of a private key set in the
-    /// environment).
-    #[arg(long, env = "LICEN_KEYSTORE")]
+    /// Foundry-style encrypted JSON keystore; else `LICEN_KEYSTORE` (password from
+    /// `LICEN_KEYSTORE_PASSWORD` or standard input).
+    #[arg(long)]
     keystore: Option<PathBuf>,
 }
 
@@ -83,41 +84,63 @@ impl ChainArgs {
 }
 
 impl WalletArgs {
+    /// The wallet: a flag on the command line wins over the environment (so a key exported
+    /// in the shell never overrides the wallet named for this command); both flags, or both
+    /// variables, are refused as ambiguous.
     pub(crate) fn signer(&self) -> Result<PrivateKeySigner> {
-        // A keystore named for this command is more specific than a key exported in the shell.
         if let Some(path) = &self.keystore {
-            if !path.is_file() {
-                bail!(
-                    "keystore {} does not exist (or is not a file): pass the path of a Foundry \
-                     keystore, e.g. ~/.foundry/keystores/NAME",
-                    path.display()
-                );
-            }
-            let password = match std::env::var("LICEN_KEYSTORE_PASSWORD") {
-                Ok(p) => p,
-                Err(_) => {
-                    eprint!("password for {}: ", path.display());
-                    let mut line = String::new();
-                    std::io::stdin().read_line(&mut line)?;
-                    line.trim_end_matches(['\r', '\n']).to_owned()
-                }
-            };
-            return PrivateKeySigner::decrypt_keystore(path, password).map_err(|e| {
-                anyhow::anyhow!(
-                    "could not open keystore {}: {e} (wrong password or not a keystore)",
-                    path.display()
-                )
-            });
+            return open_keystore(path);
         }
-        if let Some(key) = self.private_key.as_deref().filter(|k| !k.trim().is_empty()) {
-            return key.trim().parse::<PrivateKeySigner>().map_err(|_| {
-                anyhow::anyhow!(
-                    "the private key is not valid: expected 64 hex digits (optionally 0x-prefixed)"
-                )
-            });
+        if let Some(key) = &self.private_key {
+            return parse_private_key(key);
         }
-        bail!("no wallet: pass --private-key, set LICEN_PRIVATE_KEY, or pass --keystore FILE")
+        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        match (from_env("LICEN_KEYSTORE"), from_env("LICEN_PRIVATE_KEY")) {
+            (Some(_), Some(_)) => bail!(
+                "both LICEN_KEYSTORE and LICEN_PRIVATE_KEY are set: unset one, or name the wallet \
+                 with --keystore or --private-key"
+            ),
+            (Some(path), None) => open_keystore(Path::new(&path)),
+            (None, Some(key)) => parse_private_key(&key),
+            (None, None) => bail!(
+                "no wallet: pass --private-key or --keystore FILE, or set LICEN_PRIVATE_KEY or \
+                 LICEN_KEYSTORE"
+            ),
+        }
     }
+}
+
+fn parse_private_key(key: &str) -> Result<PrivateKeySigner> {
+    key.trim().parse::<PrivateKeySigner>().map_err(|_| {
+        anyhow::anyhow!(
+            "the private key is not valid: expected 64 hex digits (optionally 0x-prefixed)"
+        )
+    })
+}
+
+fn open_keystore(path: &Path) -> Result<PrivateKeySigner> {
+    if !path.is_file() {
+        bail!(
+            "keystore {} does not exist (or is not a file): pass the path of a Foundry keystore, \
+             e.g. ~/.foundry/keystores/NAME",
+            path.display()
+        );
+    }
+    let password = match std::env::var("LICEN_KEYSTORE_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            eprint!("password for {}: ", path.display());
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    PrivateKeySigner::decrypt_keystore(path, password).map_err(|e| {
+        anyhow::anyhow!(
+            "could not open keystore {}: {e} (wrong password or not a keystore)",
+            path.display()
+        )
+    })
 }
 
 /// The researcher's result key pair, derived from the wallet's signature of a fixed message.

@@ -1,6 +1,5 @@
 //! The `licen` binary as a user runs it: real processes, real files, real storage node.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -25,26 +24,18 @@ struct StorageNode {
 
 impl StorageNode {
     fn start(dir: &Path) -> Self {
-        let mut child = Command::new(LICEN)
-            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.join("storage"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = common::spawn_service(
+            Command::new(LICEN)
+                .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir.join("storage"))
+                .stderr(Stdio::null()),
+        );
         let url = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap()
             .to_owned();
-        Self {
-            _child: Guarded(child),
-            url,
-        }
+        Self { _child: child, url }
     }
 }
 
@@ -249,15 +240,7 @@ fn dev_starts_the_stack_and_resumes_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut summary = String::new();
-    let mut lines = BufReader::new(running.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        summary.push_str(&line);
-        if line == "}" {
-            break;
-        }
-    }
+    let summary = common::read_summary(&mut running);
     let third: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert_eq!(third["freshly_deployed"], false);
     running.kill().unwrap(); // SIGKILL

@@ -56,19 +56,11 @@ fn withdrawable(dir: &Path, dev: &Dev, key: &str) -> u128 {
 
 /// Starts a `licen` service and returns it with the JSON line it prints once it serves.
 fn service(mut command: Command) -> (Guarded, serde_json::Value) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, line) =
+        common::spawn_service(command.stdin(Stdio::null()).stderr(Stdio::inherit()));
     let started =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("no start summary ({e}): {line:?}"));
-    (Guarded(child), started)
+    (child, started)
 }
 
 /// `licen orchestrator` as its own process, with the dev stack's key and account, following
@@ -701,9 +693,40 @@ fn services_run_apart_and_refuse_an_indexer_of_another_deployment() {
     }
     drop(orchestrating);
 
-    // An indexer of another contract on the same chain: the orchestrator and the web app
+    // An indexer of another DataPolicy on the same chain: the orchestrator and the web app
     // refuse it, naming both deployments, before doing anything.
-    let elsewhere = "0x7777777777777777777777777777777777777777";
+    let another = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let admin: alloy::signers::local::PrivateKeySigner =
+            dev.summary["accounts"][0]["private_key"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+        let connection = licen_chain::connect(
+            dev.summary["rpc_url"].as_str().unwrap(),
+            Some(admin.clone()),
+        )
+        .unwrap();
+        let params = licen_chain::DeployParams {
+            admin: admin.address(),
+            treasury: admin.address(),
+            fee_bps: 0,
+            run_timeout: 3600,
+        };
+        licen_chain::DataPolicyClient::deploy(connection, params)
+            .await
+            .unwrap()
+            .1
+            .address
+            .to_string()
+    });
+    let elsewhere = another.as_str();
+    let typo = "0x7777777777777777777777777777777777777777";
+    let said = refuses_to_start(indexer_command(&["--contract", typo, "--data-dir", "typo"]));
+    assert!(
+        said.contains(&format!("there is no contract at {typo}")),
+        "{said}"
+    );
     let (_other, started) = service(indexer_command(&[
         "--contract",
         elsewhere,

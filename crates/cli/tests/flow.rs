@@ -1,7 +1,6 @@
 //! Owner and researcher commands against a running `licen dev` stack (real anvil, real storage
 //! node, real processes), including a graceful stop and a restart that keeps every state.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 mod common;
@@ -316,30 +315,70 @@ fn owner_and_researcher_flow_survives_a_restart() {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let keystore = d.join("keys/researcher");
-    let with_keystore = |keystore: &Path, password: &str| {
+    let earnings = |args: &[&str], env: &[(&str, &str)]| {
         let mut command = Command::new(LICEN);
         command
-            .args(["--json", "earnings", "--keystore"])
-            .arg(keystore)
+            .args(["--json", "earnings"])
+            .args(args)
             .current_dir(d)
             .env("LICEN_DATA_DIR", "state")
             .env("LICEN_RPC_URL", dev.summary["rpc_url"].as_str().unwrap())
-            .env("LICEN_KEYSTORE_PASSWORD", password)
-            // A key exported in the shell does not stand in the way of the keystore named here.
-            .env("LICEN_PRIVATE_KEY", OWNER_KEY)
+            .env_remove("LICEN_PRIVATE_KEY")
+            .env_remove("LICEN_KEYSTORE")
+            .env_remove("LICEN_KEYSTORE_PASSWORD")
+            .envs(env.iter().copied())
             .stdin(Stdio::null());
         command.output().unwrap()
     };
-    let account = ok(with_keystore(&keystore, "pw"));
+    let keystore = d.join("keys/researcher");
+    let keystore = keystore.to_str().unwrap();
+    let researcher = "0x15d34aaf54267db7d7c367839aaf71a00a2c6a65";
+    let owner = "0x90f79bf6eb2c4f870365e785982e1f101e93b906";
+    let account = |output| ok(output)["account"].as_str().unwrap().to_lowercase();
+    // A flag names the wallet for this command: it wins over one exported in the shell.
+    let with_password = ("LICEN_KEYSTORE_PASSWORD", "pw");
     assert_eq!(
-        account["account"],
-        "0x15d34aaf54267db7d7c367839aaf71a00a2c6a65"
+        account(earnings(
+            &["--keystore", keystore],
+            &[with_password, ("LICEN_PRIVATE_KEY", OWNER_KEY)]
+        )),
+        researcher
     );
-    assert!(refused(with_keystore(&keystore, "wrong")).contains("could not open keystore"));
-    let missing = refused(with_keystore(&d.join("keys/nobody"), "pw"));
+    assert_eq!(
+        account(earnings(
+            &["--private-key", OWNER_KEY],
+            &[with_password, ("LICEN_KEYSTORE", keystore)]
+        )),
+        owner
+    );
+    assert_eq!(
+        account(earnings(
+            &[],
+            &[with_password, ("LICEN_KEYSTORE", keystore)]
+        )),
+        researcher
+    );
+    let both = refused(earnings(
+        &[],
+        &[
+            ("LICEN_KEYSTORE", keystore),
+            ("LICEN_PRIVATE_KEY", OWNER_KEY),
+        ],
+    ));
     assert!(
-        missing.contains("does not exist") && !missing.contains("password"),
+        both.contains("both LICEN_KEYSTORE and LICEN_PRIVATE_KEY are set"),
+        "{both}"
+    );
+    let wrong = refused(earnings(
+        &["--keystore", keystore],
+        &[("LICEN_KEYSTORE_PASSWORD", "wrong")],
+    ));
+    assert!(wrong.contains("could not open keystore"), "{wrong}");
+    // A missing keystore is said before any password is asked for (none is set here).
+    let nobody = d.join("keys/nobody");
+    let missing = refused(earnings(&["--keystore", nobody.to_str().unwrap()], &[]));
+    assert!(
+        missing.contains("does not exist") && !missing.contains("password for"),
         "{missing}"
     );
 

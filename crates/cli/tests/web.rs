@@ -369,6 +369,37 @@ async fn publish_request_settle_download_through_the_web_app() {
         .await
         .unwrap();
     browser.screenshot("dataset-requested").await.unwrap();
+    // Enter in a field submits the form even with its button hidden: it must not pay again.
+    let requests_before = browser
+        .execute(
+            "return document.getElementById('dataset-stats').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    browser
+        .execute(
+            "document.querySelector('form').requestSubmit(); return new Promise((r) => setTimeout(() => r(true), 1500));",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let requests_after = browser
+        .execute(
+            "return [document.getElementById('dataset-stats').innerText, [...document.querySelectorAll('form .msg')].map((m) => m.textContent)];",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        requests_after[0], requests_before,
+        "a second request was sent"
+    );
+    assert_eq!(
+        requests_after[1],
+        json!([granted]),
+        "the form still shows only its granted message (no second attempt)"
+    );
     let job_id: String = granted
         .split("job #")
         .nth(1)
@@ -488,7 +519,7 @@ async fn publish_request_settle_download_through_the_web_app() {
     drop(watcher);
     let poor = request(&browser, &web, &researcher, &pricey).await;
     assert!(
-        poor.starts_with("Insufficient funds: this needs 200000 ETH (escrow 200000 ETH + gas)")
+        poor.starts_with("Insufficient funds: this needs 200000 ETH plus gas")
             && poor.contains(", and the account 0x")
             && poor.contains(" holds 99")
             && poor.contains("Choose fewer epochs, or add funds"),

@@ -57,6 +57,8 @@ pub async fn check_follows(
     };
     let response = http
         .get(format!("{}/health", url.trim_end_matches('/')))
+        // An indexer that takes the connection but never answers must not hold its reader up.
+        .timeout(std::time::Duration::from_secs(5))
         .send()
         .await
         .map_err(|e| unreachable(e.to_string()))?;

@@ -116,11 +116,21 @@ impl Running {
     }
 }
 
+/// `scheme://host:port` of a URL: hosted RPC URLs carry API keys in their path or query, and
+/// logs must not.
+fn origin(url: &str) -> String {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[after_scheme..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    format!("{}{host}", &url[..after_scheme])
+}
+
 /// Opens the database, checks the chain answers, and starts the follower and the API.
 pub async fn start(config: IndexerConfig) -> Result<Running> {
     let source = RpcSource::connect(&config.rpc_url)?;
     let head = source.head().await?;
-    tracing::info!(rpc = %config.rpc_url, head, contract = %config.contract, "indexer starting");
+    tracing::info!(rpc = %origin(&config.rpc_url), head, contract = %config.contract, "indexer starting");
     let chain_id = source
         .provider()
         .get_chain_id()
@@ -190,4 +200,21 @@ pub async fn run(config: IndexerConfig) -> Result<()> {
         source,
     })?;
     running.stop().await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logged_rpc_urls_keep_only_their_origin() {
+        for (url, shown) in [
+            ("http://127.0.0.1:8545", "http://127.0.0.1:8545"),
+            ("https://rpc.example/v2/SECRETKEY", "https://rpc.example"),
+            (
+                "https://user:pw@rpc.example:443/x?key=SECRET",
+                "https://rpc.example:443",
+            ),
+        ] {
+            assert_eq!(super::origin(url), shown);
+        }
+    }
 }

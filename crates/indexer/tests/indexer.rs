@@ -779,9 +779,11 @@ async fn runner_follows_live_and_resumes_after_stop(backend: Backend) {
         ..deployment
     };
     assert!(
-        licen_indexer::check_follows(&http, &base, on_another_chain)
-            .await
-            .is_err()
+        matches!(
+            licen_indexer::check_follows(&http, &base, on_another_chain).await,
+            Err(licen_indexer::FollowsError::Other { .. })
+        ),
+        "the same address on another chain is another deployment"
     );
     running.stop().await.unwrap();
     let unreachable = licen_indexer::check_follows(&http, &base, deployment)

@@ -31,6 +31,50 @@ pub(crate) struct Ctx {
     pub(crate) node_retry_delay: Duration,
     /// Compute-node errors (unreachable, refused) per job since this process started.
     pub(crate) unreachable: std::sync::Mutex<std::collections::HashMap<JobId, u32>>,
+    /// Nodes (URLs) each job gave up on since this process started.
+    pub(crate) gave_up: std::sync::Mutex<std::collections::HashMap<JobId, Vec<String>>>,
+}
+
+/// The job's compute node: the one the ledger assigned it to (its task lives there), else a
+/// new assignment from the provider, recorded before anything is sent to the node.
+async fn node_of(ctx: &Ctx, id: JobId) -> Result<ComputeNodeClient, Step> {
+    if let Some(url) = ctx.ledger.node(id).await? {
+        return Ok(ComputeNodeClient::new(url));
+    }
+    let excluded = ctx
+        .gave_up
+        .lock()
+        .expect("node lists poisoned")
+        .get(&id)
+        .cloned()
+        .unwrap_or_default();
+    let node = ctx
+        .provider
+        .node_for(id, &excluded)
+        .ok_or_else(|| unrecoverable("no compute node is available to run it"))?;
+    ctx.ledger.set_node(id, node.url()).await?;
+    Ok(node)
+}
+
+/// Gives up on the job's current node and assigns the next one the provider offers; `None`
+/// when every node was given up on.
+async fn move_to_next_node(ctx: &Ctx, id: JobId) -> Result<Option<(String, String)>> {
+    let Some(current) = ctx.ledger.node(id).await? else {
+        return Ok(None);
+    };
+    let excluded = {
+        let mut gave_up = ctx.gave_up.lock().expect("node lists poisoned");
+        let list = gave_up.entry(id).or_default();
+        if !list.contains(&current) {
+            list.push(current.clone());
+        }
+        list.clone()
+    };
+    let Some(next) = ctx.provider.node_for(id, &excluded) else {
+        return Ok(None);
+    };
+    ctx.ledger.set_node(id, next.url()).await?;
+    Ok(Some((current, next.url().to_owned())))
 }
 
 /// Why a job cannot finish: becomes the `failJob` reason (never key or data bytes).
@@ -60,12 +104,24 @@ pub(crate) async fn drive(ctx: &Ctx, job: LedgerJob) -> Result<()> {
                 .lock()
                 .expect("error counts poisoned")
                 .remove(&job.job);
-            fail(
-                ctx,
-                job.job,
-                &format!("the compute node failed {errors} times (last: {e})"),
-            )
-            .await
+            // Another node can take the job over: it is attested afresh and gets the key
+            // re-sealed to it; the one given up on never settles it.
+            if let Some((from, to)) = move_to_next_node(ctx, job.job).await? {
+                tracing::warn!(job = %job.job, %from, %to, errors, error = %e, "the compute node keeps failing; moving the job to another node");
+                return Ok(());
+            }
+            let nodes = ctx
+                .gave_up
+                .lock()
+                .expect("node lists poisoned")
+                .get(&job.job)
+                .map_or(1, Vec::len);
+            let reason = if nodes > 1 {
+                format!("all {nodes} compute nodes failed, each {errors} times (last: {e})")
+            } else {
+                format!("the compute node failed {errors} times (last: {e})")
+            };
+            fail(ctx, job.job, &reason).await
         }
         Err(Step::Error(e @ Error::Compute(_))) => {
             tokio::time::sleep(ctx.node_retry_delay).await;
@@ -133,7 +189,7 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
 
         // A node for this job, with verified evidence. Node tasks do not survive a node restart,
         // and after our own crash the task may already hold the key: ask before acting.
-        let node = ctx.provider.node_for(id);
+        let node = node_of(ctx, id).await?;
         let existing = node
             .status(id)
             .await

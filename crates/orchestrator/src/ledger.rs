@@ -2,7 +2,7 @@
 //! last step it completed, and the grant-log cursor. Each step is recorded after it happened on
 //! chain; on restart every unfinished job is driven again and every step re-checks the chain
 //! first, so nothing is started or settled twice. A ledger serves one deployment
-//! ([`Ledger::claim_deployment`]): contract, chain id and the hash of its deployment block.
+//! ([`Ledger::record_deployment`]): contract, chain id and the hash of its deployment block.
 
 use crate::Result;
 use licen_chain::Grant;
@@ -120,6 +120,17 @@ impl Ledger {
         )
         .execute(&pool)
         .await?;
+        // The compute node a job runs on (added after the first ledgers were written).
+        let has_node: bool = sqlx::query_scalar(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'node'",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if !has_node {
+            sqlx::query("ALTER TABLE jobs ADD COLUMN node TEXT")
+                .execute(&pool)
+                .await?;
+        }
         sqlx::query("CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 0), block INTEGER NOT NULL)")
             .execute(&pool)
             .await?;
@@ -137,11 +148,42 @@ impl Ledger {
         Ok(Self { pool })
     }
 
-    /// Records the deployment whose jobs this ledger holds, or checks that it already holds
-    /// this one's. Job ids restart at 1 on every deployment, so a ledger of another contract, or
-    /// of a chain that was replaced (a fresh anvil deploys to the same address), would take the
-    /// new jobs for old ones it already finished and never run them.
-    pub async fn claim_deployment(&self, deployment: &LedgerDeployment) -> Result<()> {
+    /// The deployment whose jobs this ledger holds, once [`record_deployment`](Self::record_deployment)
+    /// wrote it.
+    pub async fn deployment(&self) -> Result<Option<LedgerDeployment>> {
+        let row = sqlx::query(
+            "SELECT chain_id, contract, anchor_block, anchor_hash FROM deployment WHERE id = 0",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let corrupt = |what: &str| {
+            crate::Error::Config(format!(
+                "the ledger's deployment row has an unreadable {what}: the ledger is damaged"
+            ))
+        };
+        Ok(Some(LedgerDeployment {
+            chain_id: u64::try_from(row.try_get::<i64, _>("chain_id")?)
+                .map_err(|_| corrupt("chain id"))?,
+            contract: row
+                .try_get::<String, _>("contract")?
+                .parse()
+                .map_err(|_| corrupt("contract"))?,
+            anchor_block: u64::try_from(row.try_get::<i64, _>("anchor_block")?)
+                .map_err(|_| corrupt("anchor block"))?,
+            anchor_hash: row
+                .try_get::<String, _>("anchor_hash")?
+                .parse()
+                .map_err(|_| corrupt("anchor hash"))?,
+        }))
+    }
+
+    /// Records the deployment this ledger serves (its first start). Job ids restart at 1 on
+    /// every deployment, so the runner checks this record on every start: a ledger of another
+    /// contract, or of a chain that was replaced, would take new jobs for ones it finished.
+    pub async fn record_deployment(&self, deployment: &LedgerDeployment) -> Result<()> {
         sqlx::query(
             "INSERT INTO deployment (id, chain_id, contract, anchor_block, anchor_hash)
              VALUES (0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
@@ -152,33 +194,23 @@ impl Ledger {
         .bind(deployment.anchor_hash.to_string())
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query(
-            "SELECT chain_id, contract, anchor_block, anchor_hash FROM deployment WHERE id = 0",
+        Ok(())
+    }
+
+    /// The highest job this orchestrator acted on on-chain (started, settled, failed): a chain
+    /// whose next job id is not above it lost blocks this ledger saw.
+    pub async fn highest_acted_job(&self) -> Result<Option<JobId>> {
+        let highest: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(job_id) FROM jobs WHERE stage IN ('started', 'key_released', 'settled', 'failed')",
         )
         .fetch_one(&self.pool)
         .await?;
-        let held = (
-            row.try_get::<i64, _>("chain_id")?,
-            row.try_get::<String, _>("contract")?,
-            row.try_get::<i64, _>("anchor_block")?,
-            row.try_get::<String, _>("anchor_hash")?,
-        );
-        let wanted = (
-            i64::try_from(deployment.chain_id).unwrap_or(i64::MAX),
-            deployment.contract.to_string(),
-            i64::try_from(deployment.anchor_block).unwrap_or(i64::MAX),
-            deployment.anchor_hash.to_string(),
-        );
-        if held == wanted {
-            return Ok(());
-        }
-        Err(crate::Error::Config(format!(
-            "this ledger records the jobs of DataPolicy {} on chain {} whose block {} is {}, but \
-             the chain now has {} there for DataPolicy {}: it belongs to another deployment or a \
-             chain that was replaced, and its job ids would be taken for this one's. Give this \
-             deployment its own ledger (`--ledger`), or delete this one if its chain is gone",
-            held.1, held.0, held.2, held.3, wanted.3, wanted.1
-        )))
+        Ok(highest.map(|j| JobId(u64::try_from(j).unwrap_or(0))))
+    }
+
+    /// Closes the database (checkpoints the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// The last block whose grants were recorded, if any.
@@ -238,6 +270,27 @@ impl Ledger {
         sqlx::query("UPDATE jobs SET stage = $1, detail = COALESCE($2, detail), updated_at = $3 WHERE job_id = $4")
             .bind(stage.as_str())
             .bind(detail)
+            .bind(now())
+            .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The compute node (URL) `job` was assigned to, if any: its task lives there.
+    pub async fn node(&self, job: JobId) -> Result<Option<String>> {
+        let node: Option<Option<String>> =
+            sqlx::query_scalar("SELECT node FROM jobs WHERE job_id = $1")
+                .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(node.flatten())
+    }
+
+    /// Assigns `job` to the compute node at `url`, before anything is sent to it.
+    pub async fn set_node(&self, job: JobId, url: &str) -> Result<()> {
+        sqlx::query("UPDATE jobs SET node = $1, updated_at = $2 WHERE job_id = $3")
+            .bind(url)
             .bind(now())
             .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
             .execute(&self.pool)

@@ -79,30 +79,23 @@ impl Orchestrator {
             chain_id,
             contract: config.contract,
         };
-        let anchor = chain
-            .provider()
-            .get_block_by_number(config.start_block.into())
-            .await
-            .map_err(|e| Error::Config(format!("reading block {}: {e}", config.start_block)))?
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "the chain at {} has no block {} (the start block): is it the right chain?",
-                    config.rpc_url, config.start_block
-                ))
-            })?;
-        ledger
-            .claim_deployment(&LedgerDeployment {
-                chain_id,
-                contract: config.contract,
-                anchor_block: config.start_block,
-                anchor_hash: anchor.header.hash,
-            })
-            .await?;
+        check_ledger(
+            &ledger,
+            &chain,
+            config.contract,
+            chain_id,
+            config.start_block,
+        )
+        .await?;
         if let GrantSource::Indexer { url } = &config.grants {
             // An indexer of another deployment is a configuration error: refuse to start. One
             // that does not answer yet is waited for (it is re-checked on every connection).
             match check_follows(&reqwest::Client::new(), url, deployment).await {
-                Err(e @ FollowsError::Other { .. }) => return Err(Error::Config(e.to_string())),
+                // A current indexer names its deployment before it serves: one that names none
+                // is of another kind or version, and will not start naming one.
+                Err(e @ (FollowsError::Other { .. } | FollowsError::Unnamed { .. })) => {
+                    return Err(Error::Config(e.to_string()));
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot check the indexer yet; waiting for it")
                 }
@@ -120,6 +113,7 @@ impl Orchestrator {
             node_attempts: NODE_ATTEMPTS,
             node_retry_delay: config.node_retry_delay,
             unreachable: Mutex::default(),
+            gave_up: Mutex::default(),
         });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let start_block = config.start_block;
@@ -231,4 +225,75 @@ fn spawn_job(
         }
         active.lock().expect("job set poisoned").remove(&id);
     });
+}
+
+/// The ledger must hold this deployment's jobs: the same contract and chain, a chain that still
+/// has the block the ledger anchored on, and one that did not lose the jobs the ledger acted on.
+async fn check_ledger(
+    ledger: &Ledger,
+    chain: &DataPolicyClient,
+    contract: alloy::primitives::Address,
+    chain_id: u64,
+    start_block: u64,
+) -> Result<()> {
+    let block_hash = |number: u64| async move {
+        chain
+            .provider()
+            .get_block_by_number(number.into())
+            .await
+            .map(|block| block.map(|b| b.header.hash))
+            .map_err(|e| Error::Config(format!("reading block {number}: {e}")))
+    };
+    let other = |why: String| {
+        Err(Error::Config(format!(
+            "{why}: its job ids would be taken for this deployment's. Give this deployment its own \
+             ledger (`--ledger`), or delete this one if its chain is gone"
+        )))
+    };
+    match ledger.deployment().await? {
+        None => {
+            let anchor_hash = block_hash(start_block).await?.ok_or_else(|| {
+                Error::Config(format!(
+                    "the chain has no block {start_block} (the start block): is it the right chain?"
+                ))
+            })?;
+            ledger
+                .record_deployment(&LedgerDeployment {
+                    chain_id,
+                    contract,
+                    anchor_block: start_block,
+                    anchor_hash,
+                })
+                .await?;
+        }
+        Some(held) if held.chain_id != chain_id || held.contract != contract => {
+            return other(format!(
+                "this ledger records the jobs of DataPolicy {} on chain {}, not {contract} on chain \
+                 {chain_id}",
+                held.contract, held.chain_id
+            ));
+        }
+        Some(held) => {
+            let now = block_hash(held.anchor_block).await?;
+            if now != Some(held.anchor_hash) {
+                return other(format!(
+                    "this ledger records jobs of a chain whose block {} was {}, but this chain has {} \
+                     there: it belongs to a chain that was replaced",
+                    held.anchor_block,
+                    held.anchor_hash,
+                    now.map_or_else(|| "no such block".to_owned(), |h| h.to_string())
+                ));
+            }
+        }
+    }
+    let next = chain.next_job_id().await?;
+    if let Some(highest) = ledger.highest_acted_job().await?
+        && highest.0 >= next.0
+    {
+        return other(format!(
+            "this ledger acted on job {highest}, but the chain's next job id is {next}: the chain \
+             lost blocks the ledger saw (rolled back, e.g. a node killed before it saved its state)"
+        ));
+    }
+    Ok(())
 }

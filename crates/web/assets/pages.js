@@ -324,8 +324,12 @@ export async function dataset(main, root) {
   // Once the person has started a request, live updates no longer redraw the page: that would
   // discard the request's progress or its message.
   let started = false;
+  // Set once a request went through: Enter in a field submits the form even with its button
+  // hidden, and must not pay again.
+  let paid = false;
   const form = h('form', { class: 'stack', onsubmit: async (e) => {
     e.preventDefault();
+    if (paid) return;
     started = true;
     button.disabled = true;
     out.replaceChildren(message('info', 'Preparing…'));
@@ -343,8 +347,9 @@ export async function dataset(main, root) {
       const granted = receipt.logs.find((l) => l.address.toLowerCase() === config.chain.data_policy.toLowerCase() && l.topics.length === 4 && l.topics[2].toLowerCase() === root.toLowerCase());
       const jobId = granted ? BigInt(granted.topics[1]).toString() : null;
       // Done: the form's button gives way to the job, so a second click does not pay again.
+      paid = true;
       button.hidden = true;
-      const again = h('button', { type: 'button', class: 'secondary', text: 'Request another run', onclick: () => { out.replaceChildren(); button.hidden = false; } });
+      const again = h('button', { type: 'button', class: 'secondary', text: 'Request another run', onclick: () => { paid = false; out.replaceChildren(); button.hidden = false; } });
       out.replaceChildren(message('ok', `Access granted${jobId ? `: job #${jobId}` : ''}. The orchestrator starts training shortly.`),
         h('div', { class: 'row' }, jobId ? h('a', { class: 'button', href: `/jobs/${jobId}`, text: `Follow job #${jobId} →` }) : '', again));
     } catch (err) {
@@ -425,6 +430,8 @@ export async function publish(main) {
   };
   file.onchange = () => {
     fileStatus.replaceChildren();
+    // After a publication the button gave way to its result: a new file starts a new one.
+    if (button.hidden) { button.hidden = false; out.replaceChildren(); }
     const f = file.files[0];
     if (!f) { prepared?.abort.abort(); prepared = null; return; }
     const job = preparedFor(f);
@@ -667,11 +674,13 @@ export async function dashboard(main) {
   // While an action runs (until its figures are redrawn), live updates do not redraw the page
   // under it: they would drop its message.
   let acting = false;
+  // `done`: the sentence once mined, or a function of the receipt for one that says what it did.
   const act = async (what, data, done = what) => {
     out.replaceChildren(message('info', `${what}…`));
     acting = true;
     try {
       const { receipt } = await wallet.send(config.chain.data_policy, data, 0n, (t) => out.replaceChildren(message('info', t)));
+      if (typeof done === 'function') done = done(receipt);
       editing = false;
       out.replaceChildren(message('info', `${what}: done in block ${BigInt(receipt.blockNumber)}; updating the figures…`));
       const caughtUp = await indexedUpTo(receipt.blockNumber);
@@ -681,6 +690,12 @@ export async function dashboard(main) {
         ? message('ok', `${done} (block ${BigInt(receipt.blockNumber)}).`)
         : message('info', `${done} (block ${BigInt(receipt.blockNumber)}); the indexer has not caught up yet, so the figures may lag.`));
     } catch (e) { out.replaceChildren(message('error', e.message)); } finally { acting = false; }
+  };
+  // What the contract paid out, from its Withdrawn event (the indexer's balance may lag).
+  const withdrew = (receipt) => {
+    const event = receipt.logs.map((l) => decodeLog(l)).find((e) => e?.name === 'Withdrawn');
+    const amount = event?.args.find(([name]) => name === 'amount')?.[2];
+    return amount === undefined ? 'Withdrawn' : `Withdrew ${wallet.formatWei(amount)} to ${short(me)}`;
   };
   // One policy editor at a time, in a row under its dataset.
   const editor = (d, tr) => {
@@ -706,7 +721,7 @@ export async function dashboard(main) {
   });
   main.replaceChildren(h('h1', { text: 'Owner dashboard' }), out,
     h('div', { class: 'card' }, kv([['Datasets', String(earnings.datasets)], ['Completed runs', String(earnings.completed_runs)], ['Earned', wallet.formatWei(earnings.earned)], ['Withdrawn', wallet.formatWei(earnings.withdrawn)], ['Withdrawable now', h('strong', { id: 'balance', text: wallet.formatWei(earnings.balance) })]]),
-      h('p', {}, h('button', { id: 'withdraw', text: BigInt(earnings.balance) === 0n ? 'Nothing to withdraw' : `Withdraw ${wallet.formatWei(earnings.balance)}`, disabled: BigInt(earnings.balance) === 0n, onclick: () => act('Withdrawing', calls.withdraw(), `Withdrew ${wallet.formatWei(earnings.balance)} to ${short(me)}`) }))),
+      h('p', {}, h('button', { id: 'withdraw', text: BigInt(earnings.balance) === 0n ? 'Nothing to withdraw' : `Withdraw ${wallet.formatWei(earnings.balance)}`, disabled: BigInt(earnings.balance) === 0n, onclick: () => act('Withdrawing', calls.withdraw(), withdrew) }))),
     h('h2', { text: 'My datasets' }), mine.items.length ? table(['Dataset', 'Price per epoch', 'Jobs', 'State', ''], rows) : message('info', 'You have not published a dataset yet.'),
     h('h2', { text: 'Runs on my datasets' }), runs.length ? table(['Job', 'Dataset', 'Researcher', 'State', 'Epochs', 'To you'],
       runs.map((j) => h('tr', { 'data-job': j.id }, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', {}, mono(short(j.researcher))), h('td', { text: j.state }),

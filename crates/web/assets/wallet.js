@@ -98,8 +98,9 @@ export async function send(to, data, value = 0n, onStatus = () => {}) {
   // own wording ("insufficient funds for gas * price + value"), not the contract's reason.
   const have = await balance(account);
   const short = `${account.slice(0, 6)}…${account.slice(-4)}`;
-  const tooPoor = (need) => new Error(`Insufficient funds: this needs ${formatWei(need)}${value ? ` (escrow ${formatWei(value)} + gas)` : ' for gas'}, and the account ${short} holds ${formatWei(have)}. ${value ? 'Choose fewer epochs, or add funds to the account' : 'Add funds to the account'}, then try again.`);
-  if (have < value) throw tooPoor(value);
+  // `gasKnown`: `need` includes the gas; otherwise it is the value alone and gas comes on top.
+  const tooPoor = (need, gasKnown) => new Error(`Insufficient funds: this needs ${formatWei(need)}${gasKnown ? (value ? ` (escrow ${formatWei(value)} + gas)` : ' for gas') : ' plus gas'}, and the account ${short} holds ${formatWei(have)}. ${value ? 'Choose fewer epochs, or add funds to the account' : 'Add funds to the account'}, then try again.`);
+  if (have < value) throw tooPoor(value, false);
   onStatus('checking with the contract…');
   let gas;
   try {
@@ -107,12 +108,12 @@ export async function send(to, data, value = 0n, onStatus = () => {}) {
     gas = BigInt(await request('eth_estimateGas', [tx]));
   } catch (e) {
     const reason = explainRevert(revertData(e));
-    if (!reason && /insufficient funds/i.test(e.message || '')) throw tooPoor(value);
+    if (!reason && /insufficient funds/i.test(e.message || '')) throw tooPoor(value, false);
     throw new Error(reason ? `The contract would refuse this: ${reason}.` : `The transaction would fail: ${e.message}`);
   }
   const gasPrice = BigInt(await request('eth_gasPrice', []));
   const need = value + gas * gasPrice;
-  if (have < need) throw tooPoor(need);
+  if (have < need) throw tooPoor(need, true);
   onStatus('waiting for your signature in the wallet…');
   let hash;
   try {

@@ -21,6 +21,19 @@ pub enum Error {
         /// The value given.
         url: String,
     },
+    /// The chain RPC offered to wallets is another chain than `--chain-id` says.
+    #[error(
+        "the chain RPC {rpc} is chain {actual}, but this web app is configured for chain {configured}: \
+         pass --chain-id {actual} (or the RPC URL of chain {configured})"
+    )]
+    WrongChain {
+        /// The RPC URL.
+        rpc: String,
+        /// What it answered to `eth_chainId`.
+        actual: u64,
+        /// `--chain-id`.
+        configured: u64,
+    },
     /// The indexer holds another deployment's data than the chain configured here.
     #[error(transparent)]
     OtherIndexer(licen_indexer::FollowsError),

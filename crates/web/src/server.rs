@@ -151,6 +151,20 @@ pub async fn start(config: WebConfig) -> Result<Running> {
         config: Arc::new(public_config(&config)),
         tap: config.request_tap.clone(),
     };
+    // Wallets are told to use this chain id with this RPC: the two must agree.
+    match chain_id_of(&state.http, &config.chain.rpc_url).await {
+        Ok(actual) if actual != config.chain.chain_id => {
+            return Err(Error::WrongChain {
+                rpc: config.chain.rpc_url.clone(),
+                actual,
+                configured: config.chain.chain_id,
+            });
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(rpc = %config.chain.rpc_url, error = %e, "cannot ask the chain for its id yet")
+        }
+    }
     // The pages show what the indexer holds and send transactions to the configured contract:
     // an indexer of another deployment would offer datasets that do not exist there.
     let deployment = licen_indexer::Deployment {
@@ -195,6 +209,26 @@ pub async fn start(config: WebConfig) -> Result<Running> {
         shutdown,
         task,
     })
+}
+
+/// `eth_chainId` of the RPC at `url`.
+async fn chain_id_of(http: &reqwest::Client, url: &str) -> std::result::Result<u64, String> {
+    let answer: serde_json::Value = http
+        .post(url)
+        .timeout(std::time::Duration::from_secs(5))
+        .json(
+            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}),
+        )
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let hex = answer["result"]
+        .as_str()
+        .ok_or_else(|| format!("no chain id in {answer}"))?;
+    u64::from_str_radix(hex.trim_start_matches("0x"), 16).map_err(|e| e.to_string())
 }
 
 fn public_config(config: &WebConfig) -> serde_json::Value {

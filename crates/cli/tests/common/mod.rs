@@ -34,6 +34,31 @@ pub fn refused(output: Output) -> String {
 /// A free loopback port for a `licen` process told to listen on it.
 pub use licen_web::testing::free_port;
 
+/// Spawns a `licen` service with its stdout piped and returns it with the first line it
+/// prints (services print one line once they serve).
+pub fn spawn_service(command: &mut Command) -> (Guarded, String) {
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (Guarded(child), line)
+}
+
+/// Reads `licen dev --json`'s multi-line start summary (up to its closing `}`) from `child`'s
+/// piped stdout.
+pub fn read_summary(child: &mut Child) -> String {
+    let mut text = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        text.push_str(&line);
+        if line == "}" {
+            break;
+        }
+    }
+    text
+}
+
 /// A child process that is killed and reaped when dropped.
 pub struct Guarded(pub Child);
 
@@ -84,15 +109,7 @@ impl Dev {
             .stderr(std::fs::File::create(dir.join(DEV_STDERR)).unwrap())
             .spawn()
             .unwrap();
-        let mut text = String::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            text.push_str(&line);
-            if line == "}" {
-                break;
-            }
-        }
+        let text = read_summary(&mut child);
         let summary = serde_json::from_str(&text).unwrap_or_else(|e| {
             let _ = child.wait();
             panic!(

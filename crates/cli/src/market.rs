@@ -198,7 +198,6 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
 }
 
-
 /// `0x1234abcd…9876ef` for a 32-byte hex root.
 fn short_root(root: &str) -> String {
     if root.len() <= 18 {

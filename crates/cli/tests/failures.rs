@@ -801,8 +801,11 @@ fn a_lost_dev_chain_starts_over_with_a_fresh_index_and_ledger() {
     // The chain is gone (its state file deleted or never written); the index and the ledger
     // of the old chain are still on disk. The new chain's first job is job 1 again.
     std::fs::remove_file(d.join("state/dev/anvil-state.json")).unwrap();
+    let marker = d.join("state/dev/indexer/old-chain");
+    std::fs::write(&marker, b"").unwrap();
     let dev = Dev::start(d, ports);
     assert_eq!(dev.summary["freshly_deployed"], true);
+    assert!(!marker.exists(), "the old chain's index was discarded, not reused");
     let again = publish(d, &dev, "rows.jsonl", common::ONE_RESEARCH_RUN);
     let (new_job, _) = request(d, &dev, &again, "1");
     assert_eq!(new_job, job);

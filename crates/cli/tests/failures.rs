@@ -675,6 +675,31 @@ fn services_run_apart_and_refuse_an_indexer_of_another_deployment() {
     let (indexer, started) = service(indexer_command(&["--listen", &listen()]));
     let indexer_url = started["indexer_url"].as_str().unwrap().to_owned();
     assert_eq!(started["contract"].as_str().unwrap(), contract);
+    // Compute nodes and their attestation keys come in pairs.
+    let mut unpaired = licen_command(
+        d,
+        &dev,
+        &[
+            "orchestrator",
+            "--indexer",
+            &indexer_url,
+            "--compute-url",
+            &compute_url,
+            "--compute-url",
+            "http://127.0.0.1:9",
+            "--compute-attestation-key",
+            &attestation,
+        ],
+    );
+    unpaired.env(
+        "LICEN_PRIVATE_KEY",
+        dev.summary["accounts"][2]["private_key"].as_str().unwrap(),
+    );
+    let said = refuses_to_start(unpaired);
+    assert!(
+        said.contains("2 compute node URLs but 1 attestation keys"),
+        "{said}"
+    );
     let orchestrating = orchestrator(d, &dev, &indexer_url, &compute_url, &attestation);
     let root = publish(d, &dev, "rows.jsonl", common::ONE_RESEARCH_RUN);
     let (job, _) = request(d, &dev, &root, "2");
@@ -805,7 +830,10 @@ fn a_lost_dev_chain_starts_over_with_a_fresh_index_and_ledger() {
     std::fs::write(&marker, b"").unwrap();
     let dev = Dev::start(d, ports);
     assert_eq!(dev.summary["freshly_deployed"], true);
-    assert!(!marker.exists(), "the old chain's index was discarded, not reused");
+    assert!(
+        !marker.exists(),
+        "the old chain's index was discarded, not reused"
+    );
     let again = publish(d, &dev, "rows.jsonl", common::ONE_RESEARCH_RUN);
     let (new_job, _) = request(d, &dev, &again, "1");
     assert_eq!(new_job, job);

@@ -519,9 +519,9 @@ async fn publish_request_settle_download_through_the_web_app() {
     drop(watcher);
     let poor = request(&browser, &web, &researcher, &pricey).await;
     assert!(
-        poor.starts_with("Insufficient funds: this needs 200000 ETH plus gas")
+        poor.starts_with("Insufficient funds: this needs 200,000 ETH plus gas")
             && poor.contains(", and the account 0x")
-            && poor.contains(" holds 99")
+            && poor.contains(" holds 9,99")
             && poor.contains("Choose fewer epochs, or add funds"),
         "expected the funds message, with the amounts: {poor}"
     );
@@ -819,7 +819,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         .unwrap();
     browser
         .wait_for(
-            "document.getElementById('dashboard-result')?.innerText.startsWith('Policy updated:')",
+            "document.getElementById('dashboard-result')?.innerText.startsWith('Policy updated for ')",
             LONG,
         )
         .await

@@ -38,7 +38,7 @@ async function renderWallet() {
     const cur = wallet.current();
     if (cur) select.value = accounts.find((a) => a.toLowerCase() === cur.toLowerCase()) || '';
     select.onchange = () => wallet.chooseDevAccount(select.value);
-    box.append('INSECURE dev wallet:', select);
+    box.append(Object.assign(document.createElement('span'), { className: 'wallet-label', textContent: 'INSECURE dev wallet:' }), select);
     return;
   }
   const account = wallet.current();

@@ -68,7 +68,7 @@ const ownerShare = (j) => (j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigI
 // An amount in ETH with its exact wei, for audit pages.
 const weiExact = (w) => (w === null || w === undefined ? '—' : `${wallet.formatWei(w)} (${w} wei)`);
 // Day, month name, time and zone: no d/m vs m/d ambiguity, no seconds.
-const WHEN = { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' };
+const WHEN = { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' };
 const when = (t) => (t ? new Date(t * 1000).toLocaleString(undefined, WHEN) : '—');
 // A transaction links to the configured block explorer, else to this app's transaction page
 // (read from the chain through the wallet, not from the indexer).
@@ -231,7 +231,11 @@ export async function marketplace(main) {
   };
   const describe = () => {
     const shown = list.querySelectorAll('.card:not([hidden])').length;
-    status.textContent = `${shown} dataset${shown === 1 ? '' : 's'}${text.value.trim() ? ' matching' : ''}${cursor ? ' shown, more below' : ''} · updates live`;
+    const filtered = text.value.trim() || purpose.value || maxPrice.value.trim();
+    status.replaceChildren(`${shown} dataset${shown === 1 ? '' : 's'}${filtered ? ' matching' : ''}${cursor ? ' shown, more below' : ''} · updates live`);
+    if (!shown && !cursor) {
+      status.append(h('p', {}, filtered ? 'No dataset matches these filters. ' : 'No dataset is published yet. ', filtered ? link('/', 'Clear the filters') : link('/publish', 'Publish one')));
+    }
     more.hidden = !cursor;
   };
   const append = (items) => {
@@ -706,7 +710,7 @@ export async function dashboard(main) {
     const form = h('form', { class: 'stack', onsubmit: async (e) => {
       e.preventDefault();
       save.disabled = true;
-      try { await act('Updating the policy', calls.updatePolicy(d.root, fields.read()), 'Policy updated: new requests get the new terms, running jobs keep theirs'); } catch (err) { out.replaceChildren(message('error', err.message)); } finally { save.disabled = false; }
+      try { await act('Updating the policy', calls.updatePolicy(d.root, fields.read()), `Policy updated for “${d.name || short(d.root)}”: new requests get the new terms, running jobs keep theirs`); } catch (err) { out.replaceChildren(message('error', err.message)); } finally { save.disabled = false; }
     } }, h('strong', {}, 'New policy for ', datasetLink(d.root, d.manifest_root), ' (applies to new requests; running jobs keep theirs)'), fields.el, h('div', { class: 'row' }, save, cancel));
     const row = h('tr', { id: 'policy-editor' }, h('td', { colspan: 5 }, form));
     tr.after(row);
@@ -715,7 +719,7 @@ export async function dashboard(main) {
   const rows = mine.items.map((d) => {
     const tr = h('tr', { 'data-root': d.root }, h('td', {}, datasetLink(d.root, d.manifest_root)), h('td', { class: 'price', text: wallet.formatWei(d.policy.price_per_epoch) }), h('td', { text: String(d.job_count) }), h('td', { text: d.paused ? 'paused' : d.active ? 'open' : 'closed (policy ended)' }));
     tr.append(h('td', {}, h('div', { class: 'row' },
-      d.paused ? h('button', { class: 'secondary', text: 'Resume', onclick: () => act('Resuming', calls.resume(d.root), 'Resumed: the dataset takes requests again') }) : h('button', { class: 'secondary', text: 'Pause', onclick: () => act('Pausing', calls.pause(d.root), 'Paused: the dataset takes no new requests until you resume it') }),
+      d.paused ? h('button', { class: 'secondary', text: 'Resume', onclick: () => act('Resuming', calls.resume(d.root), `Resumed “${d.name || short(d.root)}”: it takes requests again`) }) : h('button', { class: 'secondary', text: 'Pause', onclick: () => act('Pausing', calls.pause(d.root), `Paused “${d.name || short(d.root)}”: it takes no new requests until you resume it`) }),
       h('button', { class: 'secondary edit-policy', text: 'Edit policy', onclick: () => editor(d, tr) }))));
     return tr;
   });

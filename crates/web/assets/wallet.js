@@ -145,11 +145,16 @@ export async function personalSign(message) {
   }
 }
 
+// An amount as a person reads it: thousands grouped, and a long fraction shortened (to 6
+// decimals, or 4 significant digits below 1) with an ellipsis saying so; `exactWei` for the rest.
 export function formatWei(wei) {
   const w = BigInt(wei);
   const whole = w / 10n ** 18n, frac = w % 10n ** 18n;
-  if (frac === 0n) return `${whole} ETH`;
-  return `${whole}.${frac.toString().padStart(18, '0').replace(/0+$/, '')} ETH`;
+  const grouped = whole.toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  if (frac === 0n) return `${grouped} ETH`;
+  const digits = frac.toString().padStart(18, '0').replace(/0+$/, '');
+  const keep = whole > 0n ? 6 : Math.min(18, digits.search(/[1-9]/) + 4);
+  return digits.length <= keep ? `${grouped}.${digits} ETH` : `${grouped}.${digits.slice(0, keep)}… ETH`;
 }
 
 export function parseEth(text) {

@@ -89,6 +89,8 @@ struct DevSummary {
     compute_trainer: String,
     indexer_url: String,
     orchestrator_public_key: String,
+    /// Whether the stack runs the orchestrator (`--no-orchestrator` leaves it out).
+    orchestrator_running: bool,
     chain_id: u64,
     data_policy: Address,
     deployed_at_block: u64,
@@ -442,6 +444,7 @@ async fn start(
             alloy::hex::encode(services.compute.attestation_key())
         ),
         orchestrator_public_key: format!("0x{}", alloy::hex::encode(orchestrator_key)),
+        orchestrator_running: !options.no_orchestrator,
         chain_id,
         data_policy: deployment.address,
         deployed_at_block: deployment.block,
@@ -566,6 +569,13 @@ fn print_summary(s: &DevSummary) {
         "  orchestrator key {}  (secret in orchestrator.key, mode 0600)",
         s.orchestrator_public_key
     );
+    if !s.orchestrator_running {
+        let _ = writeln!(
+            out,
+            "  orchestrator     NOT RUNNING (--no-orchestrator): granted jobs wait until a \
+             `licen orchestrator` runs, and expire (refunded) if none starts them in time"
+        );
+    }
     let _ = writeln!(
         out,
         "  DataPolicy       {}  (block {}{})",

@@ -121,12 +121,17 @@ async fn run() -> Result<()> {
             | Command::ComputeNode(_)
             | Command::Web(_)
     );
+    if !service {
+        end_quietly_when_stdout_closes();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LICEN_LOG")
                 .unwrap_or_else(|_| (if service { SERVICE_LOG } else { "warn" }).into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
         Command::Dev(args) => dev::run(args, cli.json).await,
@@ -155,6 +160,24 @@ async fn run() -> Result<()> {
         Command::Reclaim(args) => onchain::reclaim(args, cli.json).await,
     }
 }
+
+/// One-shot commands end quietly when their reader goes away (`licen market | head`), as Unix
+/// tools do, by taking back the default SIGPIPE action: Rust ignores the signal, so the next
+/// `println!` would panic with "Broken pipe". Services keep ignoring it: for them a closed
+/// connection must stay an error, not end the process. (Sockets are unaffected either way: the
+/// standard library sends with `MSG_NOSIGNAL`.)
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn end_quietly_when_stdout_closes() {
+    // SAFETY: `signal(2)` with `SIG_DFL` only resets this process's disposition of SIGPIPE; no
+    // handler of ours runs, and no memory is shared with the call.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn end_quietly_when_stdout_closes() {}
 
 /// The default folder for local state: `.licen/` in the current directory.
 fn default_data_dir() -> PathBuf {

@@ -90,7 +90,9 @@ pub(crate) fn scan_jsonl(reader: impl BufRead) -> Result<JsonlSummary> {
         match schema {
             None => schema = Some(found),
             Some(first) if first != found => bail!(
-                "line {number} is a {found:?} example but earlier lines are {first:?}: a dataset uses one schema"
+                "line {number} is a {} example but earlier lines are {}: a dataset uses one schema",
+                found.name(),
+                first.name()
             ),
             Some(_) => {}
         }

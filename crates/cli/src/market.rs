@@ -24,8 +24,8 @@ pub(crate) struct MarketArgs {
     /// newest, price or popularity.
     #[arg(long, default_value = "newest")]
     sort: String,
-    /// At most this many rows.
-    #[arg(long, default_value_t = 20)]
+    /// At most this many rows (1 to 100, the indexer's page size cap).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100))]
     limit: u32,
     /// The indexer's query API.
     #[arg(
@@ -52,8 +52,8 @@ pub(crate) struct JobsArgs {
     mine: bool,
     #[command(flatten)]
     wallet: WalletArgs,
-    /// At most this many rows.
-    #[arg(long, default_value_t = 50)]
+    /// At most this many rows (1 to 100, the indexer's page size cap).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100))]
     limit: u32,
     /// The indexer's query API.
     #[arg(
@@ -290,10 +290,12 @@ pub(crate) async fn watch_job(id: u64, indexer: &str, json: bool) -> Result<()> 
                     );
                 } else {
                     println!(
-                        "job {id}  {:<10} block {:<8} time {}  tx {}",
+                        "job {id}  {:<10} block {:<8} {}  tx {}",
                         state,
-                        step["block"],
-                        step["time"],
+                        step["block"].to_string(),
+                        step["time"]
+                            .as_u64()
+                            .map_or_else(|| "?".to_owned(), crate::onchain::date),
                         step["tx"].as_str().unwrap_or("")
                     );
                 }

@@ -697,7 +697,8 @@ pub(crate) async fn reclaim(args: JobActionArgs, json: bool) -> Result<()> {
         }));
     } else {
         println!(
-            "job {id} {action}: {} refunded to {}",
+            "job {id} {action}: {} sent back to the researcher's wallet {} (directly: it is not \
+             added to `licen earnings`)",
             format_wei(job.escrow()),
             job.researcher
         );

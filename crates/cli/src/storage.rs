@@ -50,11 +50,39 @@ pub(crate) struct StorageNodeArgs {
     max_body_bytes: usize,
 }
 
+/// Whether `path` starts like text (valid UTF-8 in its first 64 KiB) rather than a sealed stream
+/// (its magic) or other binary data such as a key envelope.
+fn looks_like_plaintext(path: &std::path::Path) -> Result<bool> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(64 * 1024);
+    std::fs::File::open(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if head.is_empty() || head.starts_with(&licen_crypto::stream::MAGIC) {
+        return Ok(false);
+    }
+    // A cut at 64 KiB may split a UTF-8 sequence: judge what comes before it.
+    Ok(match std::str::from_utf8(&head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none() && e.valid_up_to() > 0,
+    })
+}
+
 pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
     let client = StorageClient::new(&args.storage)?;
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     let size = file.metadata()?.len();
+    if looks_like_plaintext(&args.file)? && !json {
+        eprintln!(
+            "warning: {} looks like plain text, not a LICEN sealed stream: it is stored as is and \
+             anyone who has its root can read it. Seal private data first (`licen seal`); public \
+             files such as a dataset manifest are fine.",
+            args.file.display()
+        );
+    }
 
     // Pass 1: the Merkle tree (every segment proof needs the root before the first upload).
     let started = Instant::now();

@@ -75,9 +75,44 @@ fn seal_put_get_open_round_trips_and_tampering_is_refused() {
         "sealed file leaks plaintext"
     );
 
+    // A reader that goes away (`licen … | head`) ends the command quietly, not with a panic.
+    let mut piped = Command::new(LICEN)
+        .args(["root", "data.jsonl"])
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(piped.stdout.take());
+    let ended = piped.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&ended.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            ended.status.success() || ended.status.signal() == Some(13),
+            "ended with {}: {stderr}",
+            ended.status
+        );
+    }
+
     let node = StorageNode::start(d);
-    let put = ok(licen(d, &["put", "data.sealed", "--storage", &node.url]));
-    assert_eq!(put.trim(), root);
+    let put = licen(d, &["put", "data.sealed", "--storage", &node.url]);
+    assert!(
+        !String::from_utf8_lossy(&put.stderr).contains("warning"),
+        "a sealed stream is put without a warning"
+    );
+    assert_eq!(ok(put).trim(), root);
+    // Text that is not sealed is stored as is, with a warning that anyone can read it.
+    std::fs::write(d.join("notes.jsonl"), "{\"text\": \"private notes\"}\n").unwrap();
+    let plain = licen(d, &["put", "notes.jsonl", "--storage", &node.url]);
+    assert!(
+        String::from_utf8_lossy(&plain.stderr)
+            .contains("looks like plain text, not a LICEN sealed stream"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    ok(plain);
     ok(licen(
         d,
         &["get", &root, "-o", "fetched.sealed", "--storage", &node.url],

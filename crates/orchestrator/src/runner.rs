@@ -68,7 +68,8 @@ impl Orchestrator {
         let (_, active) = chain.orchestrator_key(me).await?;
         if !active {
             return Err(Error::Config(format!(
-                "{me} is not an active orchestrator on {}: register it first",
+                "{me} is not an active orchestrator on {}: the contract's admin must register it \
+                 with its X25519 public key (`registerOrchestrator(address,bytes32)`) first",
                 config.contract
             )));
         }

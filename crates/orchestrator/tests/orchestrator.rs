@@ -145,6 +145,17 @@ impl Stack {
         (job, result_key)
     }
 
+    /// The epochs `job` was settled for.
+    async fn actual_epochs(&self, job: JobId) -> u16 {
+        self.env
+            .researcher
+            .job_completion(job, 0)
+            .await
+            .unwrap()
+            .expect("the job was settled")
+            .actual_epochs
+    }
+
     async fn wait_for(&self, job: JobId, wanted: JobState) {
         let started = Instant::now();
         loop {
@@ -253,14 +264,7 @@ async fn a_crash_mid_job_is_recovered_from_the_ledger() {
 
     let second = stack.orchestrator().await;
     stack.wait_for(job, JobState::Completed).await;
-    let completion = stack
-        .env
-        .researcher
-        .job_completion(job, 0)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(completion.actual_epochs, 1);
+    assert_eq!(stack.actual_epochs(job).await, 1);
     ledger_reaches(&second, job, Stage::Settled).await;
     second.stop().await;
 }
@@ -399,14 +403,7 @@ async fn a_job_whose_compute_node_stops_answering_moves_to_another_node() {
     first.shutdown().await.unwrap();
     stack.wait_for(job, JobState::Completed).await;
     assert_eq!(ledger.node(job).await.unwrap(), Some(second_url));
-    let completion = stack
-        .env
-        .researcher
-        .job_completion(job, 0)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(completion.actual_epochs, 3);
+    assert_eq!(stack.actual_epochs(job).await, 3);
     orchestrator.stop().await;
     second.shutdown().await.unwrap();
 }

@@ -53,7 +53,11 @@ pub enum PolicyError {
     )]
     UnknownPurposeBits(u32),
     /// Expiry not in the future.
-    #[error("expiry {expiry} is not in the future (now is {now}); use no expiry or a later time")]
+    #[error(
+        "expiry {expiry} (unix seconds) is not in the future (it is {now} now): give a later \
+         time, such as a duration like 30d, or no end (leave --expiry out; `--expiry none` when \
+         updating a policy)"
+    )]
     ExpiryInPast {
         /// Requested expiry (unix seconds).
         expiry: u64,

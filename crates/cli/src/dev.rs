@@ -140,6 +140,7 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
         wait_for_stop_signal().await?;
         eprintln!("stopping…");
     }
+    let interactive = !args.exit_after_start;
     let outcome = match outcome {
         Ok(Some(chainside)) => {
             chainside.web.stop().await;
@@ -160,7 +161,11 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
         Err(e) => Err(e),
     };
     chain.stop().context("stopping anvil")?;
-    stopped.and(outcome)
+    let result = stopped.and(outcome);
+    if interactive && result.is_ok() {
+        eprintln!("stopped; the chain's state is saved in {}", dir.display());
+    }
+    result
 }
 
 /// The parts that need the deployed contract: the orchestrator, the indexer and the web app.

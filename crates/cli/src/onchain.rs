@@ -729,6 +729,17 @@ pub(crate) async fn job(args: JobArgs, json: bool) -> Result<()> {
         return crate::market::watch_job(args.id.0, &args.indexer, json).await;
     }
     let dataset = client.job_dataset_root(args.id).await?;
+    let completion = if job.state == licen_types::JobState::Completed {
+        client.job_completion(args.id, 0).await?
+    } else {
+        None
+    };
+    // The contract keeps one deadline per job; what it bounds depends on the state.
+    let deadline = match job.state {
+        licen_types::JobState::Granted => "must start by",
+        licen_types::JobState::Running => "must settle by (then its researcher may reclaim it)",
+        _ => "deadline was",
+    };
     if json {
         print_json(&serde_json::json!({
             "job_id": args.id.0,
@@ -739,18 +750,41 @@ pub(crate) async fn job(args: JobArgs, json: bool) -> Result<()> {
             "price_per_epoch_wei": job.price_per_epoch.to_string(),
             "escrow_wei": job.escrow().to_string(),
             "deadline": job.deadline,
+            "completion": completion.as_ref().map(|c| serde_json::json!({
+                "actual_epochs": c.actual_epochs,
+                "royalty_wei": c.royalty.to_string(),
+                "protocol_fee_wei": c.fee.to_string(),
+                "to_owner_wei": c.royalty.saturating_sub(c.fee).to_string(),
+                "refund_wei": c.refund.to_string(),
+                "result_root": c.result_hash.to_string(),
+                "attestation_ref": c.attestation_ref.to_string(),
+            })),
         }));
     } else {
         println!("job {}  {}", args.id, job.state);
         println!("  dataset    {dataset}");
         println!("  researcher {}", job.researcher);
         println!(
-            "  epochs     {} at {} = escrow {}",
-            job.epochs,
+            "  paid for   {} at {} = escrow {}",
+            epochs_text(u64::from(job.epochs)),
             format_wei(job.price_per_epoch),
             format_wei(job.escrow())
         );
-        println!("  deadline   {}", date(job.deadline));
+        if let Some(c) = &completion {
+            println!(
+                "  trained    {}: royalty {} = {} to the owner + {} protocol fee; {} refunded",
+                epochs_text(u64::from(c.actual_epochs)),
+                format_wei(c.royalty),
+                format_wei(c.royalty.saturating_sub(c.fee)),
+                format_wei(c.fee),
+                format_wei(c.refund)
+            );
+            println!(
+                "  result     {} (`licen download {}`)",
+                c.result_hash, args.id
+            );
+        }
+        println!("  {deadline} {}", date(job.deadline));
     }
     Ok(())
 }

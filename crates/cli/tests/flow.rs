@@ -212,6 +212,14 @@ fn owner_and_researcher_flow_survives_a_restart() {
         let state = wait_for_state(d, &dev, job, &TERMINAL, 60);
         assert_eq!(state, "completed", "job {job} ended {state}");
     }
+    // `licen job` shows the settlement: 2 epochs × 0.01, the owner's share after the 2.5 % fee.
+    let settled = ok(licen(d, &dev, None, &["job", "1"]));
+    let completion = &settled["completion"];
+    assert_eq!(completion["actual_epochs"], 2, "{settled}");
+    assert_eq!(completion["royalty_wei"], "20000000000000000");
+    assert_eq!(completion["protocol_fee_wei"], "500000000000000");
+    assert_eq!(completion["to_owner_wei"], "19500000000000000");
+    assert_eq!(completion["refund_wei"], "0");
     // The stack's log says what the services did, and nothing secret: no record of the data,
     // no orchestrator key, no wallet key.
     let log = std::fs::read_to_string(d.join(common::DEV_STDERR)).unwrap();

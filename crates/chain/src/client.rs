@@ -294,14 +294,23 @@ impl DataPolicyClient {
         if !message.to_ascii_lowercase().contains("insufficient funds") {
             return error;
         }
-        let Ok(holds) = self.provider().get_balance(account).await else {
+        let Ok(holds) = self.balance(account).await else {
             return error;
         };
         Error::InsufficientFunds {
             action,
             account,
             value: value.map_or(0, |v| u128::try_from(v).unwrap_or(u128::MAX)),
-            holds: u128::try_from(holds).unwrap_or(u128::MAX),
+            holds,
+        }
+    }
+
+    /// A transport error of the read `action` (an RPC method name).
+    fn rpc_error(&self, action: &'static str, e: impl std::fmt::Display) -> Error {
+        Error::Rpc {
+            action,
+            rpc: self.rpc().to_owned(),
+            message: e.to_string(),
         }
     }
 
@@ -311,11 +320,7 @@ impl DataPolicyClient {
             .provider()
             .get_balance(account)
             .await
-            .map_err(|e| Error::Rpc {
-                action: "eth_getBalance",
-                rpc: self.rpc().to_owned(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| self.rpc_error("eth_getBalance", e))?;
         Ok(u128::try_from(wei).unwrap_or(u128::MAX))
     }
 
@@ -324,11 +329,7 @@ impl DataPolicyClient {
         self.provider()
             .get_gas_price()
             .await
-            .map_err(|e| Error::Rpc {
-                action: "eth_gasPrice",
-                rpc: self.rpc().to_owned(),
-                message: e.to_string(),
-            })
+            .map_err(|e| self.rpc_error("eth_gasPrice", e))
     }
 
     /// Sends and waits, keeping only what callers need from the receipt.
@@ -738,11 +739,7 @@ impl DataPolicyClient {
         self.provider()
             .get_block_number()
             .await
-            .map_err(|e| Error::Rpc {
-                action: "eth_blockNumber",
-                rpc: self.rpc().to_owned(),
-                message: e.to_string(),
-            })
+            .map_err(|e| self.rpc_error("eth_blockNumber", e))
     }
 
     async fn logs(
@@ -765,11 +762,7 @@ impl DataPolicyClient {
         self.provider()
             .get_logs(&filter)
             .await
-            .map_err(|e| Error::Rpc {
-                action: "eth_getLogs",
-                rpc: self.rpc().to_owned(),
-                message: e.to_string(),
-            })
+            .map_err(|e| self.rpc_error("eth_getLogs", e))
     }
 
     /// The contract admin.

@@ -202,13 +202,7 @@ impl Services {
 /// job 1, 2, … for the old jobs it already finished. Both are rebuilt from the new chain.
 fn discard_previous_chain_state(dir: &Path) -> Result<()> {
     let index = dir.join(INDEX_DIR);
-    let ledger = [
-        LEDGER_FILE,
-        &format!("{LEDGER_FILE}-wal"),
-        &format!("{LEDGER_FILE}-shm"),
-    ]
-    .map(|name| dir.join(name));
-    if !index.exists() && !ledger.iter().any(|f| f.exists()) {
+    if !index.exists() && !ledger_files(dir).iter().any(|f| f.exists()) {
         return Ok(());
     }
     tracing::warn!(
@@ -218,9 +212,23 @@ fn discard_previous_chain_state(dir: &Path) -> Result<()> {
         std::fs::remove_dir_all(&index)
             .with_context(|| format!("removing the previous chain's index {}", index.display()))?;
     }
-    for file in ledger.iter().filter(|f| f.exists()) {
+    remove_ledger(dir)
+}
+
+/// The dev ledger's SQLite files: the database and its WAL companions.
+fn ledger_files(dir: &Path) -> [PathBuf; 3] {
+    [
+        LEDGER_FILE,
+        &format!("{LEDGER_FILE}-wal"),
+        &format!("{LEDGER_FILE}-shm"),
+    ]
+    .map(|name| dir.join(name))
+}
+
+fn remove_ledger(dir: &Path) -> Result<()> {
+    for file in ledger_files(dir).iter().filter(|f| f.exists()) {
         std::fs::remove_file(file)
-            .with_context(|| format!("removing the previous chain's ledger {}", file.display()))?;
+            .with_context(|| format!("removing the dev ledger {}", file.display()))?;
     }
     Ok(())
 }
@@ -233,34 +241,24 @@ async fn discard_ledger_ahead_of_chain(dir: &Path, client: &DataPolicyClient) ->
     if !path.exists() {
         return Ok(());
     }
-    let ledger = licen_orchestrator::Ledger::open(&path)
-        .await
-        .context("opening the dev orchestrator ledger")?;
-    let highest = ledger.highest_acted_job().await;
-    ledger.close().await;
     let next = client
         .next_job_id()
         .await
         .context("asking the contract for its next job id")?;
-    if highest
+    let ledger = licen_orchestrator::Ledger::open(&path)
+        .await
+        .context("opening the dev orchestrator ledger")?;
+    let beyond = ledger.acted_beyond(next).await;
+    ledger.close().await;
+    if beyond
         .context("reading the dev orchestrator ledger")?
-        .is_some_and(|j| j.0 >= next.0)
+        .is_some()
     {
         tracing::warn!(
             next_job = %next,
             "the chain lost jobs the dev orchestrator ledger saw (anvil stopped before saving its state): discarding the ledger"
         );
-        for name in [
-            LEDGER_FILE,
-            &format!("{LEDGER_FILE}-wal"),
-            &format!("{LEDGER_FILE}-shm"),
-        ] {
-            let file = dir.join(name);
-            if file.exists() {
-                std::fs::remove_file(&file)
-                    .with_context(|| format!("removing {}", file.display()))?;
-            }
-        }
+        remove_ledger(dir)?;
     }
     Ok(())
 }

@@ -57,11 +57,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
             args.chain.rpc_url
         );
     }
-    let dev = crate::dev::remembered_deployment(&args.chain.data_dir);
-    let start_block = args
-        .start_block
-        .or(dev.filter(|d| d.address == contract).map(|d| d.block))
-        .unwrap_or(0);
+    let start_block = args.chain.start_block(contract, args.start_block);
     let config = licen_indexer::IndexerConfig {
         listen: args.listen,
         database_url: args.database_url,

@@ -87,8 +87,7 @@ impl PolicyChangeArgs {
             changed = true;
         }
         if let Some(ttl) = &self.ttl {
-            policy.session_ttl = u32::try_from(parse_duration(ttl)?)
-                .map_err(|_| anyhow::anyhow!("--ttl {ttl} is too long: at most ~136 years"))?;
+            policy.session_ttl = parse_ttl(ttl)?;
             changed = true;
         }
         if let Some(purposes) = &self.purposes {
@@ -278,9 +277,7 @@ impl PolicyArgs {
             price_per_epoch: parse_wei(&self.price)?,
             max_epochs_per_run: self.max_epochs,
             max_runs_per_requester: self.max_runs,
-            session_ttl: u32::try_from(parse_duration(&self.ttl)?).map_err(|_| {
-                anyhow::anyhow!("--ttl {} is too long: at most ~136 years", self.ttl)
-            })?,
+            session_ttl: parse_ttl(&self.ttl)?,
             allowed_purposes: self.purposes.iter().copied().collect::<PurposeSet>(),
             expiry: self
                 .expiry
@@ -310,6 +307,12 @@ fn parse_duration(text: &str) -> Result<u64> {
     value
         .checked_mul(scale)
         .ok_or_else(|| anyhow::anyhow!("`{text}` is too long"))
+}
+
+/// `--ttl`: a duration that fits the contract's 32-bit seconds.
+fn parse_ttl(text: &str) -> Result<u32> {
+    u32::try_from(parse_duration(text)?)
+        .map_err(|_| anyhow::anyhow!("--ttl {text} is too long: at most ~136 years"))
 }
 
 /// Unix seconds, or a duration from `now` (anything with a unit).

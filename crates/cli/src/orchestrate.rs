@@ -63,7 +63,6 @@ pub(crate) struct OrchestratorArgs {
 pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
     let signer = args.wallet.signer()?;
     let contract = args.chain.contract()?;
-    let dev = crate::dev::remembered_deployment(&args.chain.data_dir);
     let key_file = args
         .key_file
         .unwrap_or_else(|| args.chain.data_dir.join("dev").join("orchestrator.key"));
@@ -110,10 +109,7 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
         licen_orchestrator::Orchestrator::start(licen_orchestrator::OrchestratorConfig {
             rpc_url: args.chain.rpc_url.clone(),
             contract,
-            start_block: args
-                .start_block
-                .or(dev.filter(|d| d.address == contract).map(|d| d.block))
-                .unwrap_or(0),
+            start_block: args.chain.start_block(contract, args.start_block),
             grants,
             signer,
             key,

@@ -56,6 +56,18 @@ impl ChainArgs {
             })
     }
 
+    /// The block to follow `contract` from: `given`, else its `licen dev` deployment block when
+    /// it is the dev contract, else 0.
+    pub(crate) fn start_block(&self, contract: Address, given: Option<u64>) -> u64 {
+        given
+            .or_else(|| {
+                crate::dev::remembered_deployment(&self.data_dir)
+                    .filter(|d| d.address == contract)
+                    .map(|d| d.block)
+            })
+            .unwrap_or(0)
+    }
+
     /// The default orchestrator: the dev stack's, if there is one.
     pub(crate) fn dev_orchestrator(&self) -> Option<Address> {
         crate::dev::remembered_deployment(&self.data_dir).and_then(|d| d.orchestrator)

@@ -76,32 +76,31 @@ fn orchestrator(
         dir,
         dev,
         indexer_url,
-        compute_url,
-        attestation_key,
-    ));
-    assert_eq!(started["grants_from"], indexer_url);
-    child
-}
-
-fn orchestrator_command(
-    dir: &Path,
-    dev: &Dev,
-    indexer_url: &str,
-    compute_url: &str,
-    attestation_key: &str,
-) -> Command {
-    let mut command = licen_command(
-        dir,
-        dev,
         &[
-            "orchestrator",
-            "--indexer",
-            indexer_url,
             "--compute-url",
             compute_url,
             "--compute-attestation-key",
             attestation_key,
         ],
+    ));
+    assert_eq!(started["grants_from"], indexer_url);
+    child
+}
+
+/// The dev stack's compute node, for an orchestrator of one's own: its URL and its (insecure)
+/// attestation key.
+fn compute_node(dev: &Dev) -> (String, String) {
+    let field = |name: &str| dev.summary[name].as_str().unwrap().to_owned();
+    (field("compute_url"), field("compute_attestation_key"))
+}
+
+/// `licen orchestrator` with the dev orchestrator's wallet, the indexer at `indexer_url` and
+/// the `compute` flags (nodes and their attestation keys).
+fn orchestrator_command(dir: &Path, dev: &Dev, indexer_url: &str, compute: &[&str]) -> Command {
+    let mut command = licen_command(
+        dir,
+        dev,
+        &[&["orchestrator", "--indexer", indexer_url][..], compute].concat(),
     );
     command.env(
         "LICEN_PRIVATE_KEY",
@@ -273,11 +272,7 @@ fn expired_grant_is_refunded_and_a_sigkilled_orchestrator_finishes_the_job_exact
     write_rows(d, "short.jsonl", 10);
     write_rows(d, "long.jsonl", 20_000);
     let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
-    let compute_url = dev.summary["compute_url"].as_str().unwrap().to_owned();
-    let attestation = dev.summary["compute_attestation_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (compute_url, attestation) = compute_node(&dev);
     let policy = FIVE_RESEARCH_RUNS;
     let short = publish(
         d,
@@ -657,11 +652,7 @@ fn services_run_apart_and_refuse_an_indexer_of_another_deployment() {
     let d = dir.path();
     write_rows(d, "rows.jsonl", 10);
     let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
-    let compute_url = dev.summary["compute_url"].as_str().unwrap().to_owned();
-    let attestation = dev.summary["compute_attestation_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (compute_url, attestation) = compute_node(&dev);
     let contract = dev.summary["data_policy"].as_str().unwrap().to_owned();
     let listen = || format!("127.0.0.1:{}", free_port());
 
@@ -676,13 +667,11 @@ fn services_run_apart_and_refuse_an_indexer_of_another_deployment() {
     let indexer_url = started["indexer_url"].as_str().unwrap().to_owned();
     assert_eq!(started["contract"].as_str().unwrap(), contract);
     // Compute nodes and their attestation keys come in pairs.
-    let mut unpaired = licen_command(
+    let said = refuses_to_start(orchestrator_command(
         d,
         &dev,
+        &indexer_url,
         &[
-            "orchestrator",
-            "--indexer",
-            &indexer_url,
             "--compute-url",
             &compute_url,
             "--compute-url",
@@ -690,12 +679,7 @@ fn services_run_apart_and_refuse_an_indexer_of_another_deployment() {
             "--compute-attestation-key",
             &attestation,
         ],
-    );
-    unpaired.env(
-        "LICEN_PRIVATE_KEY",
-        dev.summary["accounts"][2]["private_key"].as_str().unwrap(),
-    );
-    let said = refuses_to_start(unpaired);
+    ));
     assert!(
         said.contains("2 compute node URLs but 1 attestation keys"),
         "{said}"
@@ -767,8 +751,12 @@ fn services_run_apart_and_refuse_an_indexer_of_another_deployment() {
         d,
         &dev,
         &other_url,
-        &compute_url,
-        &attestation,
+        &[
+            "--compute-url",
+            &compute_url,
+            "--compute-attestation-key",
+            &attestation,
+        ],
     ));
     assert!(
         said.to_lowercase().contains(&mismatch.to_lowercase()),

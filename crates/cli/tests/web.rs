@@ -178,6 +178,20 @@ async fn submit_request(browser: &Browser) -> String {
         .to_owned()
 }
 
+/// Opens a dataset page that must say `why` it takes no requests, and offer no request form.
+async fn takes_no_requests(browser: &Browser, url: &str, why: &str) {
+    open(browser, url).await;
+    let page = browser
+        .execute(
+            "return [document.querySelector('main').innerText, !!document.getElementById('request')];",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(page[0].as_str().unwrap().contains(why), "{page}");
+    assert_eq!(page[1], false, "{url} offers no request form");
+}
+
 /// On a stored file's page: presses the check and returns the page's text once it answered.
 async fn verify_stored(browser: &Browser) -> String {
     browser
@@ -857,22 +871,12 @@ async fn publish_request_settle_download_through_the_web_app() {
             .await
             .unwrap();
         if state == "paused" {
-            open(&browser, &format!("{web}/datasets/{root}")).await;
-            let page = browser
-                .execute(
-                    "return [document.querySelector('main').innerText, !!document.getElementById('request')];",
-                    json!([]),
-                )
-                .await
-                .unwrap();
-            assert!(
-                page[0]
-                    .as_str()
-                    .unwrap()
-                    .contains("The owner has paused this dataset"),
-                "{page}"
-            );
-            assert_eq!(page[1], false, "a paused dataset offers no request form");
+            takes_no_requests(
+                &browser,
+                &format!("{web}/datasets/{root}"),
+                "The owner has paused this dataset",
+            )
+            .await;
             browser.screenshot("dataset-paused").await.unwrap();
             as_account(&browser, &format!("{web}/dashboard"), &owner).await;
         }
@@ -1205,22 +1209,12 @@ async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
     browser.screenshot("job-refunded").await.unwrap();
 
     // The hour also ended the second dataset's policy: its page says so and offers no request.
-    open(&browser, &format!("{web}/datasets/{ending}")).await;
-    let closed = browser
-        .execute(
-            "return [document.querySelector('main').innerText, !!document.getElementById('request')];",
-            json!([]),
-        )
-        .await
-        .unwrap();
-    assert!(
-        closed[0]
-            .as_str()
-            .unwrap()
-            .contains("it takes no new requests"),
-        "{closed}"
-    );
-    assert_eq!(closed[1], false, "a closed dataset offers no request form");
+    takes_no_requests(
+        &browser,
+        &format!("{web}/datasets/{ending}"),
+        "it takes no new requests",
+    )
+    .await;
     browser.screenshot("dataset-closed").await.unwrap();
     drop(browser);
     dev.stop();

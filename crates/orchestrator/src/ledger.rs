@@ -197,15 +197,18 @@ impl Ledger {
         Ok(())
     }
 
-    /// The highest job this orchestrator acted on on-chain (started, settled, failed): a chain
-    /// whose next job id is not above it lost blocks this ledger saw.
-    pub async fn highest_acted_job(&self) -> Result<Option<JobId>> {
+    /// The highest job this orchestrator acted on on-chain (started, settled, failed), when it is
+    /// not below `next_job`, the chain's next job id: that chain lost blocks this ledger saw
+    /// (rolled back), and new jobs would reuse ids the ledger holds as done.
+    pub async fn acted_beyond(&self, next_job: JobId) -> Result<Option<JobId>> {
         let highest: Option<i64> = sqlx::query_scalar(
             "SELECT MAX(job_id) FROM jobs WHERE stage IN ('started', 'key_released', 'settled', 'failed')",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(highest.map(|j| JobId(u64::try_from(j).unwrap_or(0))))
+        Ok(highest
+            .map(|j| JobId(u64::try_from(j).unwrap_or(0)))
+            .filter(|highest| highest.0 >= next_job.0))
     }
 
     /// Closes the database (checkpoints the WAL).

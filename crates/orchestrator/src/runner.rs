@@ -288,9 +288,7 @@ async fn check_ledger(
         }
     }
     let next = chain.next_job_id().await?;
-    if let Some(highest) = ledger.highest_acted_job().await?
-        && highest.0 >= next.0
-    {
+    if let Some(highest) = ledger.acted_beyond(next).await? {
         return other(format!(
             "this ledger acted on job {highest}, but the chain's next job id is {next}: the chain \
              lost blocks the ledger saw (rolled back, e.g. a node killed before it saved its state)"

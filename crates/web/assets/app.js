@@ -43,7 +43,7 @@ async function renderWallet() {
   }
   const account = wallet.current();
   if (account) {
-    box.append('Wallet:', Object.assign(document.createElement('span'), { className: 'mono', title: account, textContent: `${account.slice(0, 6)}…${account.slice(-4)}` }));
+    box.append('Wallet:', Object.assign(document.createElement('span'), { className: 'mono', title: account, textContent: wallet.shortAddress(account) }));
   } else {
     const b = Object.assign(document.createElement('button'), { textContent: 'Connect wallet' });
     b.onclick = async () => { try { await wallet.connect(); } catch (e) { pages.flash(e.message); } };

@@ -97,9 +97,8 @@ export async function send(to, data, value = 0n, onStatus = () => {}) {
   // Funds first: a node simulating a call worth more than the account holds answers with its
   // own wording ("insufficient funds for gas * price + value"), not the contract's reason.
   const have = await balance(account);
-  const short = `${account.slice(0, 6)}…${account.slice(-4)}`;
   // `gasKnown`: `need` includes the gas; otherwise it is the value alone and gas comes on top.
-  const tooPoor = (need, gasKnown) => new Error(`Insufficient funds: this needs ${formatWei(need)}${gasKnown ? (value ? ` (escrow ${formatWei(value)} + gas)` : ' for gas') : ' plus gas'}, and the account ${short} holds ${formatWei(have)}. ${value ? 'Choose fewer epochs, or add funds to the account' : 'Add funds to the account'}, then try again.`);
+  const tooPoor = (need, gasKnown) => new Error(`Insufficient funds: this needs ${formatWei(need)}${gasKnown ? (value ? ` (escrow ${formatWei(value)} + gas)` : ' for gas') : ' plus gas'}, and the account ${shortAddress(account)} holds ${formatWei(have)}. ${value ? 'Choose fewer epochs, or add funds to the account' : 'Add funds to the account'}, then try again.`);
   if (have < value) throw tooPoor(value, false);
   onStatus('checking with the contract…');
   let gas;
@@ -146,7 +145,10 @@ export async function personalSign(message) {
 }
 
 // An amount as a person reads it: thousands grouped, and a long fraction shortened (to 6
-// decimals, or 4 significant digits below 1) with an ellipsis saying so; `exactWei` for the rest.
+// decimals, or 4 significant digits below 1) with an ellipsis saying so (pages show the exact wei beside it where it matters).
+// An account as the wallet area and messages name it: `0x1234…abcd`.
+export const shortAddress = (a) => `${a.slice(0, 6)}…${a.slice(-4)}`;
+
 export function formatWei(wei) {
   const w = BigInt(wei);
   const whole = w / 10n ** 18n, frac = w % 10n ** 18n;

@@ -243,6 +243,12 @@ impl DataPolicyClient {
         &self.connection.rpc
     }
 
+    /// Forgets the cached next nonce of the signing account: the next transaction asks the node.
+    /// For a wallet another process may have sent from since (orchestrator replicas).
+    pub fn resync_nonce(&self) {
+        self.connection.forget_nonce();
+    }
+
     /// The signing account, if this client can send transactions.
     pub fn sender(&self) -> Option<Address> {
         self.connection.sender

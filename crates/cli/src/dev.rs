@@ -383,7 +383,8 @@ async fn start(
                     services.compute.url(),
                     services.compute.attestation_key(),
                 )),
-                ledger_path: dir.join(LEDGER_FILE),
+                ledger: licen_orchestrator::LedgerLocation::File(dir.join(LEDGER_FILE)),
+                lease: licen_orchestrator::DEFAULT_LEASE,
                 poll: std::time::Duration::from_millis(200),
                 node_retry_delay: std::time::Duration::from_secs(2),
             })

@@ -291,7 +291,7 @@ impl PolicyArgs {
 }
 
 /// `3600`, `90s`, `90m`, `2h`, `1d` → seconds.
-fn parse_duration(text: &str) -> Result<u64> {
+pub(crate) fn parse_duration(text: &str) -> Result<u64> {
     let t = text.trim();
     let (digits, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let scale = match unit {

@@ -48,9 +48,18 @@ pub(crate) struct OrchestratorArgs {
     /// zgs storage endpoint (envelopes, manifests).
     #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
-    /// The job ledger (default: `<data-dir>/orchestrator/ledger.sqlite`).
-    #[arg(long)]
+    /// The job ledger, a SQLite file (default: `<data-dir>/orchestrator/ledger.sqlite`).
+    #[arg(long, conflicts_with = "ledger_url")]
     ledger: Option<PathBuf>,
+    /// The job ledger as a database URL instead: `postgres://user:password@host/db` (the
+    /// database must exist), or `sqlite:<path>`. Replicas given the same ledger coordinate
+    /// through it: one drives the jobs, the others stand by and take over.
+    #[arg(long, env = "LICEN_LEDGER_URL")]
+    ledger_url: Option<String>,
+    /// How long this replica's lead lasts without renewal (e.g. `10s`); another replica takes
+    /// over one that stopped renewing after at most this long.
+    #[arg(long, default_value = "10s", value_parser = parse_lease)]
+    lease: std::time::Duration,
     /// Block to follow grants from (default: the `licen dev` deployment block, else 0).
     #[arg(long)]
     start_block: Option<u64>,
@@ -87,16 +96,19 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
             })?;
         nodes.push((url.trim().to_owned(), attestation_key));
     }
-    let ledger = args.ledger.unwrap_or_else(|| {
-        args.chain
-            .data_dir
-            .join("orchestrator")
-            .join("ledger.sqlite")
-    });
-    if let Some(parent) = ledger.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
+    let ledger = match args.ledger_url {
+        Some(url) => licen_orchestrator::LedgerLocation::Url(url),
+        None => licen_orchestrator::LedgerLocation::File(args.ledger.unwrap_or_else(|| {
+            args.chain
+                .data_dir
+                .join("orchestrator")
+                .join("ledger.sqlite")
+        })),
+    };
+    let ledger_name = match &ledger {
+        licen_orchestrator::LedgerLocation::File(path) => path.display().to_string(),
+        licen_orchestrator::LedgerLocation::Url(url) => licen_indexer::db::redact(url),
+    };
     let grants = if args.grants_from_chain {
         licen_orchestrator::GrantSource::Chain
     } else {
@@ -115,7 +127,8 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
             key,
             storage_url: args.storage,
             provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::with_nodes(nodes)),
-            ledger_path: ledger.clone(),
+            ledger,
+            lease: args.lease,
             poll: std::time::Duration::from_millis(200),
             node_retry_delay: std::time::Duration::from_secs(2),
         })
@@ -134,17 +147,45 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
                 "contract": contract,
                 "grants_from": source,
                 "compute_urls": args.compute_url,
-                "ledger": ledger,
+                "ledger": ledger_name,
+                "replica": orchestrator.replica(),
+                "leading": orchestrator.leader_at_start().is_none(),
+                "leader": orchestrator.leader_at_start().unwrap_or(orchestrator.replica()),
             })
         );
     } else {
         println!(
             "orchestrator {address} on {contract}: grants from {source}, compute nodes {} (ledger {})",
             args.compute_url.join(", "),
-            ledger.display()
+            ledger_name
         );
+        match orchestrator.leader_at_start() {
+            None => println!(
+                "replica {} leads: it drives the jobs",
+                orchestrator.replica()
+            ),
+            Some(leader) => println!(
+                "replica {} stands by: {leader} leads; this one takes over when it stops or stops \
+                 renewing its lease ({} s)",
+                orchestrator.replica(),
+                args.lease.as_secs()
+            ),
+        }
     }
     crate::dev::wait_for_stop_signal().await?;
     orchestrator.stop().await;
     Ok(())
+}
+
+/// `--lease`: a duration of at least 2 s (renewals run every quarter of it).
+fn parse_lease(text: &str) -> Result<std::time::Duration, String> {
+    let lease = std::time::Duration::from_secs(
+        crate::onchain::parse_duration(text).map_err(|e| e.to_string())?,
+    );
+    if lease < std::time::Duration::from_secs(2) {
+        return Err(format!(
+            "{text} is too short: renewals run every quarter of the lease, so give at least 2s"
+        ));
+    }
+    Ok(lease)
 }

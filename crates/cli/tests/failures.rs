@@ -5,7 +5,8 @@
 //! killed mid-training each end in `failJob` with a full refund; `licen indexer` and `licen
 //! orchestrator` run a job apart from `licen dev`, and an indexer of another deployment is
 //! refused by the orchestrator, the web app and its own database; a dev chain that was lost
-//! starts over with a fresh index and ledger, and its job 1 runs.
+//! starts over with a fresh index and ledger, and its job 1 runs; orchestrator replicas sharing
+//! a ledger (SQLite file or Postgres) hand the jobs over when the leader is paused or killed.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -846,4 +847,139 @@ fn a_lost_dev_chain_starts_over_with_a_fresh_index_and_ledger() {
         "only the new chain's dataset is listed"
     );
     dev.stop();
+}
+
+#[test]
+fn orchestrator_replicas_on_one_sqlite_ledger_hand_over_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("shared-ledger.sqlite");
+    replicas_hand_over_jobs(dir.path(), &["--ledger", ledger.to_str().unwrap()]);
+}
+
+#[test]
+fn orchestrator_replicas_on_one_postgres_ledger_hand_over_jobs() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(db) = runtime
+        .block_on(licen_indexer::testing::TestDb::create(
+            licen_indexer::Backend::Postgres,
+        ))
+        .unwrap()
+    else {
+        return; // the reason was printed
+    };
+    let dir = tempfile::tempdir().unwrap();
+    replicas_hand_over_jobs(dir.path(), &["--ledger-url", db.url()]);
+}
+
+/// Two `licen orchestrator` replicas on one ledger: the first leads, the second stands by. The
+/// leader is frozen (SIGSTOP) right after a grant: the standby takes over when its lease runs
+/// out and settles the job; the old leader, thawed, finds it lost the lead and stands by. The
+/// new leader is then killed outright: the standby, seeing its process gone, takes over at once
+/// and settles the next job. Last, a leader stopped cleanly resigns and a standby leads at once.
+fn replicas_hand_over_jobs(d: &Path, ledger: &[&str]) {
+    write_rows(d, "rows.jsonl", 10);
+    let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
+    let (compute_url, attestation) = compute_node(&dev);
+    let indexer_url = dev.summary["indexer_url"].as_str().unwrap().to_owned();
+    let replica = |log: &str| {
+        let mut command = orchestrator_command(
+            d,
+            &dev,
+            &indexer_url,
+            &[
+                &[
+                    "--compute-url",
+                    &compute_url,
+                    "--compute-attestation-key",
+                    &attestation,
+                    "--lease",
+                    "2s",
+                ][..],
+                ledger,
+            ]
+            .concat(),
+        );
+        command.stderr(std::fs::File::create(d.join(log)).unwrap());
+        let (child, line) = common::spawn_service(command.stdin(Stdio::null()));
+        let started: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("no start summary ({e}): {line:?}"));
+        (child, started)
+    };
+    let log_says = |log: &str, what: &str| {
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(d.join(log)).unwrap();
+            if text.contains(what) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{log} never said {what:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let signal = |child: &Guarded, signal: &str| {
+        let status = Command::new("kill")
+            .args([signal, &child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    };
+
+    let (first, started) = replica("first.log");
+    assert_eq!(started["leading"], true, "{started}");
+    let first_name = started["replica"].as_str().unwrap().to_owned();
+    let (second, started) = replica("second.log");
+    assert_eq!(started["leading"], false, "{started}");
+    assert_eq!(started["leader"], first_name.as_str());
+    let second_name = started["replica"].as_str().unwrap().to_owned();
+    assert_ne!(first_name, second_name);
+
+    let root = publish(
+        d,
+        &dev,
+        "rows.jsonl",
+        &[&FIVE_RESEARCH_RUNS[..], &["--ttl", "1h"]].concat(),
+    );
+    let (job, _) = request(d, &dev, &root, "2");
+    signal(&first, "-STOP");
+    wait_for_state(d, &dev, job, &["completed"], 60);
+    log_says("second.log", "this replica leads");
+    // Frozen right after the grant was mined, the first replica cannot have settled it.
+    log_says("second.log", "job settled");
+    let settled = ok(licen(d, &dev, None, &["job", &job.to_string()]));
+    assert_eq!(settled["completion"]["actual_epochs"], 2, "{settled}");
+
+    // Thawed, the old leader finds its lease taken and acts on nothing.
+    signal(&first, "-CONT");
+    log_says("first.log", "another replica took the lead");
+
+    // The leader killed outright: its process is gone, so the standby takes over at once.
+    let mut second = second;
+    second.0.kill().unwrap();
+    second.0.wait().unwrap();
+    let (next, _) = request(d, &dev, &root, "1");
+    wait_for_state(d, &dev, next, &["completed"], 60);
+    log_says(
+        "first.log",
+        "the leading replica's process is gone; taking over",
+    );
+    let first_log = std::fs::read_to_string(d.join("first.log")).unwrap();
+    assert!(
+        !first_log.contains("lease had run out"),
+        "the thawed replica must not have taken its old term back:\n{first_log}"
+    );
+
+    // A replica stopped cleanly resigns: a standby leads at once, not because it found the
+    // process gone.
+    let (third, started) = replica("third.log");
+    assert_eq!(started["leading"], false, "{started}");
+    signal(&first, "-TERM");
+    let mut first = first;
+    assert!(first.0.wait().unwrap().success());
+    log_says("third.log", "this replica leads");
+    let third_log = std::fs::read_to_string(d.join("third.log")).unwrap();
+    assert!(!third_log.contains("process is gone"), "{third_log}");
+    drop(third);
 }

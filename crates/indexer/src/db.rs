@@ -108,7 +108,7 @@ impl Backend {
             Ok(Self::Postgres)
         } else {
             Err(Error::Config(format!(
-                "unsupported indexer database URL `{}`: expected sqlite:<path> or postgres://user@host/db",
+                "unsupported database URL `{}`: expected sqlite:<path> or postgres://user@host/db",
                 redact(url)
             )))
         }
@@ -127,7 +127,7 @@ impl Backend {
 }
 
 /// `url` without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -152,6 +152,80 @@ pub(crate) fn redact(url: &str) -> String {
 /// to the WAL and reads them back before the commit).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
      PRAGMA busy_timeout = 10000; PRAGMA cache_size = -65536;";
+
+/// The `sqlite://` URL of the SQLite file at `path` (created with its folder when missing),
+/// for [`open_pool`]; `what` names the database in messages ("indexer database").
+pub fn sqlite_url(path: &Path, what: &str) -> Result<String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+            context: format!("creating the folder of the {what} {}", parent.display()),
+            source,
+        })?;
+    }
+    let absolute = std::path::absolute(path).map_err(|source| Error::Io {
+        context: format!("resolving the {what} path {}", path.display()),
+        source,
+    })?;
+    let path = absolute.to_str().ok_or_else(|| {
+        Error::Config(format!(
+            "the {what} path {} is not UTF-8: choose a data dir with a UTF-8 path",
+            absolute.display()
+        ))
+    })?;
+    // Percent-encode what a URL would read as a query or fragment.
+    let path = path
+        .replace('%', "%25")
+        .replace('?', "%3F")
+        .replace('#', "%23");
+    Ok(format!("sqlite://{path}?mode=rwc"))
+}
+
+/// A connection pool on `url` (`sqlite:` or `postgres://`), through sqlx's `Any` driver, with
+/// `sqlite_pragmas` run on every SQLite connection. A Postgres server that does not answer or
+/// refuses is reported with its cause at once. `what` names the database in messages; the URL's
+/// password never appears in them.
+pub async fn open_pool(
+    url: &str,
+    what: &str,
+    sqlite_pragmas: &'static str,
+) -> Result<(AnyPool, Backend)> {
+    let backend = Backend::of_url(url)?;
+    sqlx::any::install_default_drivers();
+    let mut options = AnyPoolOptions::new().max_connections(match backend {
+        Backend::Sqlite => 4,
+        Backend::Postgres => 8,
+    });
+    if backend == Backend::Sqlite {
+        options = options.after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(sqlite_pragmas).await?;
+                Ok(())
+            })
+        });
+    }
+    let cannot_open =
+        |e: sqlx::Error| Error::Config(format!("cannot open the {what} {}: {e}", redact(url)));
+    if backend == Backend::Postgres {
+        // One direct connection first: the pool would retry for its whole acquire timeout
+        // (30 s) and then report only that it timed out, hiding "connection refused" or a
+        // bad password.
+        let probe = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            AnyConnection::connect(url),
+        )
+        .await
+        .map_err(|_| {
+            Error::Config(format!(
+                "cannot reach the {what} {}: no answer within 10 s; check the host and port",
+                redact(url)
+            ))
+        })?
+        .map_err(cannot_open)?;
+        let _ = probe.close().await;
+    }
+    let pool = options.connect(url).await.map_err(cannot_open)?;
+    Ok((pool, backend))
+}
 
 /// The indexer database (a pool; cheap to clone).
 #[derive(Debug, Clone)]
@@ -182,78 +256,14 @@ impl Db {
     /// Opens (creating if needed) the SQLite database at `path` in WAL mode and applies the
     /// schema.
     pub async fn open(path: &Path) -> Result<Self> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-                context: format!("creating the indexer data dir {}", parent.display()),
-                source,
-            })?;
-        }
-        let absolute = std::path::absolute(path).map_err(|source| Error::Io {
-            context: format!("resolving the indexer database path {}", path.display()),
-            source,
-        })?;
-        let path = absolute.to_str().ok_or_else(|| {
-            Error::Config(format!(
-                "the indexer database path {} is not UTF-8: choose a data dir with a UTF-8 path",
-                absolute.display()
-            ))
-        })?;
-        // Percent-encode what a URL would read as a query or fragment.
-        let path = path
-            .replace('%', "%25")
-            .replace('?', "%3F")
-            .replace('#', "%23");
-        Self::connect(&format!("sqlite://{path}?mode=rwc")).await
+        Self::connect(&sqlite_url(path, "indexer database")?).await
     }
 
     /// Connects to the database at `url` (`sqlite:<path>?mode=rwc` or
     /// `postgres://user:password@host:port/database`) and applies the schema. A Postgres
     /// database must exist already; the schema's tables are created in it if missing.
     pub async fn connect(url: &str) -> Result<Self> {
-        let backend = Backend::of_url(url)?;
-        sqlx::any::install_default_drivers();
-        let mut options = AnyPoolOptions::new().max_connections(match backend {
-            Backend::Sqlite => 4,
-            Backend::Postgres => 8,
-        });
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute(SQLITE_PRAGMAS).await?;
-                    Ok(())
-                })
-            });
-        }
-        if backend == Backend::Postgres {
-            // One direct connection first: the pool would retry for its whole acquire timeout
-            // (30 s) and then report only that it timed out, hiding "connection refused" or a
-            // bad password.
-            let probe = tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                AnyConnection::connect(url),
-            )
-            .await
-            .map_err(|_| {
-                Error::Config(format!(
-                    "cannot reach the indexer database {}: no answer within 10 s; check the \
-                     host and port",
-                    redact(url)
-                ))
-            })?
-            .map_err(|e| {
-                Error::Config(format!(
-                    "cannot open the indexer database {}: {e}",
-                    redact(url)
-                ))
-            })?;
-            let _ = probe.close().await;
-        }
-        let pool = options.connect(url).await.map_err(|e| {
-            Error::Config(format!(
-                "cannot open the indexer database {}: {e}",
-                redact(url)
-            ))
-        })?;
+        let (pool, backend) = open_pool(url, "indexer database", SQLITE_PRAGMAS).await?;
         let mut conn = pool.acquire().await?;
         let mut tx = conn.begin().await?;
         if backend == Backend::Postgres {

@@ -18,6 +18,10 @@ pub enum Error {
     /// The indexer's stream could not be read.
     #[error("indexer: {0}")]
     Indexer(String),
+    /// This replica no longer leads (its lease ran out or another replica took over): it must
+    /// not act on any job.
+    #[error("this orchestrator replica no longer leads; another replica drives the jobs")]
+    NotLeading,
     /// Configuration problem.
     #[error("{0}")]
     Config(String),

@@ -33,6 +33,8 @@ pub(crate) struct Ctx {
     pub(crate) unreachable: std::sync::Mutex<std::collections::HashMap<JobId, u32>>,
     /// Nodes (URLs) each job gave up on since this process started.
     pub(crate) gave_up: std::sync::Mutex<std::collections::HashMap<JobId, Vec<String>>>,
+    /// Whether this replica still leads: checked before every transaction and key release.
+    pub(crate) lease: crate::runner::LeaseClock,
 }
 
 /// The job's compute node: the one the ledger assigned it to (its task lives there), else a
@@ -165,6 +167,7 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
                 // contract would refuse.
                 if now().max(chain_time(ctx).await?) >= on_chain.deadline {
                     // Nobody can start it any more: refund the researcher right away.
+                    ctx.lease.check()?;
                     ctx.chain.expire(id).await?;
                     tracing::info!(job = %id, "grant expired before it could start; escrow refunded");
                     ctx.ledger
@@ -218,11 +221,13 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
                     unrecoverable("the dataset key envelope does not open with this orchestrator's key for this dataset")
                 })?;
                 // Start only now: a job whose key cannot be released is failed, never started.
+                ctx.lease.check()?;
                 if on_chain.state == JobState::Granted {
                     ctx.chain.start_job(id).await?;
                     tracing::info!(job = %id, dataset = %job.dataset, epochs = job.epochs, "job started on-chain");
                     ctx.ledger.set_stage(id, Stage::Started, None).await?;
                 }
+                ctx.lease.check()?;
                 let status = node
                     .submit_key(id, to_node.as_bytes())
                     .await
@@ -357,6 +362,7 @@ async fn settle(
     verify_result_manifest(&manifest, &signature, verified)
         .map_err(|e| unrecoverable(format!("the result manifest does not verify: {e}")))?;
     let on_chain = ctx.chain.job(id).await?;
+    ctx.lease.check()?;
     if on_chain.state == JobState::Running {
         let actual = manifest.actual_epochs.min(on_chain.epochs);
         ctx.chain
@@ -389,6 +395,7 @@ async fn settle(
 
 async fn fail(ctx: &Ctx, id: JobId, reason: &str) -> Result<()> {
     let on_chain = ctx.chain.job(id).await?;
+    ctx.lease.check()?;
     if matches!(on_chain.state, JobState::Granted | JobState::Running) {
         ctx.chain.fail_job(id, reason).await?;
     }

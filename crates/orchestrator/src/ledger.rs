@@ -6,11 +6,10 @@
 
 use crate::Result;
 use licen_chain::Grant;
+use licen_indexer::db::{Backend, open_pool, sqlite_url};
 use licen_types::{DatasetRoot, JobId};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyPool, Row};
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// The last step a job completed. Ordered: later stages compare greater.
@@ -88,64 +87,169 @@ pub struct LedgerDeployment {
     pub anchor_hash: alloy::primitives::B256,
 }
 
-/// The ledger database.
+/// How the ledger's SQLite connections run: WAL, and every commit durable before the step it
+/// records is taken as done (`synchronous = FULL`); writers wait for each other.
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;";
+
+/// The schema, in the SQL both backends read. `node` is also added to ledgers written before
+/// it existed ([`Ledger::connect`]).
+const SCHEMA: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS jobs (
+        job_id BIGINT PRIMARY KEY,
+        dataset_root TEXT NOT NULL,
+        epochs BIGINT NOT NULL,
+        result_key TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        detail TEXT,
+        updated_at BIGINT NOT NULL,
+        node TEXT
+    )",
+    "CREATE TABLE IF NOT EXISTS cursor (id BIGINT PRIMARY KEY CHECK (id = 0), block BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS deployment (
+        id BIGINT PRIMARY KEY CHECK (id = 0),
+        chain_id BIGINT NOT NULL,
+        contract TEXT NOT NULL,
+        anchor_block BIGINT NOT NULL,
+        anchor_hash TEXT NOT NULL
+    )",
+    // The replica that drives the jobs, until `expires_at` (milliseconds on the database's
+    // clock, so replicas on hosts whose clocks differ agree on when a lease ran out).
+    "CREATE TABLE IF NOT EXISTS leader (
+        id BIGINT PRIMARY KEY CHECK (id = 0),
+        holder TEXT NOT NULL,
+        term BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
+];
+
+/// Who leads the replicas of one ledger, as [`Ledger::lead`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lead {
+    /// The caller holds the lease for the `ttl` it asked for, in this term (a counter that
+    /// grows with every change of holder).
+    Held {
+        /// The term.
+        term: u64,
+    },
+    /// Another replica holds it.
+    Elsewhere {
+        /// The holder's name ([`replica_name`](crate::replica_name)).
+        holder: String,
+        /// How long its lease still runs.
+        expires_in: Duration,
+    },
+}
+
+/// The ledger database: SQLite (a file, the default) or Postgres (shared by replicas on
+/// several hosts), one code path through sqlx's `Any` driver.
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl Ledger {
-    /// Opens (creating if needed) the ledger at `path`.
+    /// Opens (creating if needed) the SQLite ledger at `path`.
     pub async fn open(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite:")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS jobs (
-                job_id INTEGER PRIMARY KEY,
-                dataset_root TEXT NOT NULL,
-                epochs INTEGER NOT NULL,
-                result_key TEXT NOT NULL,
-                stage TEXT NOT NULL,
-                detail TEXT,
-                updated_at INTEGER NOT NULL
-            )",
-        )
-        .execute(&pool)
-        .await?;
-        // The compute node a job runs on (added after the first ledgers were written).
-        let has_node: bool = sqlx::query_scalar(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = 'node'",
-        )
-        .fetch_one(&pool)
-        .await?;
-        if !has_node {
-            sqlx::query("ALTER TABLE jobs ADD COLUMN node TEXT")
-                .execute(&pool)
+        Self::connect(&sqlite_url(path, "orchestrator ledger").map_err(config)?).await
+    }
+
+    /// Connects to the ledger at `url` (`sqlite:<path>` or `postgres://user@host/db`; a Postgres
+    /// database must exist, its tables are created when missing).
+    pub async fn connect(url: &str) -> Result<Self> {
+        let (pool, backend) = open_pool(url, "orchestrator ledger", SQLITE_PRAGMAS)
+            .await
+            .map_err(config)?;
+        let mut tx = pool.begin().await?;
+        if backend == Backend::Postgres {
+            // Replicas starting together would race on the catalog.
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(41002)) AS locked")
+                .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("CREATE TABLE IF NOT EXISTS cursor (id INTEGER PRIMARY KEY CHECK (id = 0), block INTEGER NOT NULL)")
-            .execute(&pool)
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        if backend == Backend::Sqlite {
+            // Ledgers written before jobs had a compute node.
+            let has_node: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'node'",
+            )
+            .fetch_one(&mut *tx)
             .await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS deployment (
-                id INTEGER PRIMARY KEY CHECK (id = 0),
-                chain_id INTEGER NOT NULL,
-                contract TEXT NOT NULL,
-                anchor_block INTEGER NOT NULL,
-                anchor_hash TEXT NOT NULL
-            )",
-        )
-        .execute(&pool)
+            if has_node == 0 {
+                sqlx::query("ALTER TABLE jobs ADD COLUMN node TEXT")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The database's clock in milliseconds, as SQL.
+    fn now_ms(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS BIGINT)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// Takes or renews the lead for `holder` for `ttl`: granted when nobody holds it, when
+    /// `holder` already does, or when the holder's lease ran out (or `dead_holder`, a holder the
+    /// caller knows is gone, holds it). Otherwise says who leads. One transaction.
+    pub async fn lead(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        dead_holder: Option<&str>,
+    ) -> Result<Lead> {
+        let now = self.now_ms();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO leader (id, holder, term, expires_at) VALUES (0, $1, 1, {now} + $2)
+             ON CONFLICT (id) DO UPDATE SET
+                term = CASE WHEN leader.holder = excluded.holder THEN leader.term
+                            ELSE leader.term + 1 END,
+                holder = excluded.holder,
+                expires_at = excluded.expires_at
+             WHERE leader.holder = excluded.holder OR leader.expires_at < {now}
+                OR leader.holder = $3"
+        ))
+        .bind(holder)
+        .bind(ttl_ms)
+        .bind(dead_holder.unwrap_or(""))
+        .execute(&mut *tx)
         .await?;
-        Ok(Self { pool })
+        let row = sqlx::query(&format!(
+            "SELECT holder, term, expires_at - {now} FROM leader WHERE id = 0"
+        ))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let (current, term, left): (String, i64, i64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        Ok(if current == holder {
+            Lead::Held {
+                term: u64::try_from(term).unwrap_or(0),
+            }
+        } else {
+            Lead::Elsewhere {
+                holder: current,
+                expires_in: Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+            }
+        })
+    }
+
+    /// Gives the lead up (a replica stopping), so another takes over at once (in the next term).
+    pub async fn resign(&self, holder: &str) -> Result<()> {
+        sqlx::query("UPDATE leader SET expires_at = 0 WHERE id = 0 AND holder = $1")
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The deployment whose jobs this ledger holds, once [`record_deployment`](Self::record_deployment)
@@ -186,7 +290,7 @@ impl Ledger {
     pub async fn record_deployment(&self, deployment: &LedgerDeployment) -> Result<()> {
         sqlx::query(
             "INSERT INTO deployment (id, chain_id, contract, anchor_block, anchor_hash)
-             VALUES (0, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+             VALUES (0, $1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
         )
         .bind(i64::try_from(deployment.chain_id).unwrap_or(i64::MAX))
         .bind(deployment.contract.to_string())
@@ -238,7 +342,7 @@ impl Ledger {
                  ON CONFLICT (job_id) DO UPDATE SET dataset_root = excluded.dataset_root,
                     epochs = excluded.epochs, result_key = excluded.result_key
                  WHERE jobs.stage = 'seen' AND (jobs.dataset_root, jobs.epochs, jobs.result_key)
-                    IS NOT (excluded.dataset_root, excluded.epochs, excluded.result_key)",
+                    <> (excluded.dataset_root, excluded.epochs, excluded.result_key)",
             )
             .bind(i64::try_from(g.job.0).unwrap_or(i64::MAX))
             .bind(g.dataset.to_string())
@@ -331,30 +435,195 @@ impl Ledger {
             .await?;
         Ok(row.map(|r| {
             (
-                Stage::parse(r.get::<&str, _>(0)),
+                Stage::parse(&r.get::<String, _>(0)),
                 r.get::<Option<String>, _>(1),
             )
         }))
     }
 }
 
-fn from_row(r: &sqlx::sqlite::SqliteRow) -> LedgerJob {
+fn from_row(r: &sqlx::any::AnyRow) -> LedgerJob {
     let mut result_key = [0u8; 32];
-    let _ = hex::decode_to_slice(r.get::<&str, _>(3), &mut result_key);
+    let _ = hex::decode_to_slice(r.get::<String, _>(3), &mut result_key);
     LedgerJob {
         job: JobId(u64::try_from(r.get::<i64, _>(0)).unwrap_or(0)),
         dataset: r
-            .get::<&str, _>(1)
+            .get::<String, _>(1)
             .parse()
             .unwrap_or(DatasetRoot(Default::default())),
         epochs: u16::try_from(r.get::<i64, _>(2)).unwrap_or(0),
         result_key,
-        stage: Stage::parse(r.get::<&str, _>(4)),
+        stage: Stage::parse(&r.get::<String, _>(4)),
     }
+}
+
+fn config(e: licen_indexer::Error) -> crate::Error {
+    crate::Error::Config(e.to_string())
 }
 
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use licen_indexer::testing::TestDb;
+
+    licen_indexer::backend_tests!(one_replica_leads_at_a_time, jobs_resume_from_the_same_rows);
+
+    /// Two pools on one database, as two replica processes would hold.
+    async fn two_ledgers(backend: Backend) -> Option<(TestDb, Ledger, Ledger)> {
+        let db = TestDb::create(backend).await.unwrap()?;
+        let first = Ledger::connect(db.url()).await.unwrap();
+        let second = Ledger::connect(db.url()).await.unwrap();
+        Some((db, first, second))
+    }
+
+    async fn one_replica_leads_at_a_time(backend: Backend) {
+        let Some((_db, a, b)) = two_ledgers(backend).await else {
+            return;
+        };
+        let ttl = Duration::from_millis(800);
+        assert_eq!(
+            a.lead("a", ttl, None).await.unwrap(),
+            Lead::Held { term: 1 }
+        );
+        assert_eq!(
+            a.lead("a", ttl, None).await.unwrap(),
+            Lead::Held { term: 1 },
+            "a renewal keeps the term"
+        );
+        match b.lead("b", ttl, None).await.unwrap() {
+            Lead::Elsewhere { holder, expires_in } => {
+                assert_eq!(holder, "a");
+                assert!(
+                    expires_in > Duration::ZERO && expires_in <= ttl,
+                    "{expires_in:?}"
+                );
+            }
+            held => panic!("b took a live lease: {held:?}"),
+        }
+        // A hint naming another holder than the current one takes nothing.
+        assert!(matches!(
+            b.lead("b", ttl, Some("c")).await.unwrap(),
+            Lead::Elsewhere { .. }
+        ));
+        // A holder known to be gone is taken over at once, in a new term.
+        assert_eq!(
+            b.lead("b", ttl, Some("a")).await.unwrap(),
+            Lead::Held { term: 2 }
+        );
+        assert!(
+            matches!(a.lead("a", ttl, None).await.unwrap(), Lead::Elsewhere { holder, .. } if holder == "b")
+        );
+        // A lease that runs out goes to the next who asks.
+        tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+        assert_eq!(
+            a.lead("a", ttl, None).await.unwrap(),
+            Lead::Held { term: 3 }
+        );
+        assert!(
+            matches!(b.lead("b", ttl, None).await.unwrap(), Lead::Elsewhere { holder, .. } if holder == "a")
+        );
+        // Only the holder can resign; then the lead passes at once.
+        b.resign("b").await.unwrap();
+        assert!(matches!(
+            b.lead("b", ttl, None).await.unwrap(),
+            Lead::Elsewhere { .. }
+        ));
+        a.resign("a").await.unwrap();
+        assert_eq!(
+            b.lead("b", ttl, None).await.unwrap(),
+            Lead::Held { term: 4 }
+        );
+    }
+
+    async fn jobs_resume_from_the_same_rows(backend: Backend) {
+        let Some((_db, ledger, reopened)) = two_ledgers(backend).await else {
+            return;
+        };
+        let grant = |job: u64, epochs: u16| Grant {
+            job: JobId(job),
+            dataset: DatasetRoot([7; 32].into()),
+            researcher: alloy::primitives::Address::repeat_byte(1),
+            epochs,
+            purpose: 1,
+            result_key: [9; 32],
+            escrow: 10,
+            expires_at: 99,
+            block: 5,
+        };
+        assert_eq!(
+            ledger
+                .record_grants(&[grant(1, 2), grant(2, 3)], 5)
+                .await
+                .unwrap(),
+            vec![JobId(1), JobId(2)]
+        );
+        // A replay records nothing; a reorg's other grant under the same id replaces it.
+        assert!(
+            ledger
+                .record_grants(&[grant(1, 2)], 6)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            ledger.record_grants(&[grant(2, 1)], 6).await.unwrap(),
+            vec![JobId(2)]
+        );
+        ledger
+            .set_stage(JobId(1), Stage::Started, None)
+            .await
+            .unwrap();
+        ledger.set_node(JobId(1), "http://node-a").await.unwrap();
+        // Once acted on, a grant is never replaced.
+        assert!(
+            ledger
+                .record_grants(&[grant(1, 3)], 7)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        ledger
+            .set_stage(JobId(2), Stage::Failed, Some("no node"))
+            .await
+            .unwrap();
+        let deployment = LedgerDeployment {
+            chain_id: 31337,
+            contract: alloy::primitives::Address::repeat_byte(2),
+            anchor_block: 3,
+            anchor_hash: alloy::primitives::B256::repeat_byte(4),
+        };
+        ledger.record_deployment(&deployment).await.unwrap();
+
+        // What another replica (or a restart) reads back.
+        assert_eq!(reopened.cursor().await.unwrap(), Some(7));
+        let unfinished = reopened.unfinished().await.unwrap();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(
+            (unfinished[0].job, unfinished[0].epochs, unfinished[0].stage),
+            (JobId(1), 2, Stage::Started)
+        );
+        assert_eq!(unfinished[0].result_key, [9; 32]);
+        assert_eq!(
+            reopened.node(JobId(1)).await.unwrap().as_deref(),
+            Some("http://node-a")
+        );
+        assert_eq!(
+            reopened.stage(JobId(2)).await.unwrap(),
+            Some((Stage::Failed, Some("no node".into())))
+        );
+        assert_eq!(reopened.deployment().await.unwrap(), Some(deployment));
+        assert_eq!(
+            reopened.acted_beyond(JobId(2)).await.unwrap(),
+            Some(JobId(2))
+        );
+        assert_eq!(reopened.acted_beyond(JobId(3)).await.unwrap(), None);
+        reopened.rewind_cursor(6).await.unwrap();
+        assert_eq!(ledger.cursor().await.unwrap(), Some(6));
+    }
 }

@@ -1,11 +1,22 @@
 //! The orchestrator process: follows grants (through the indexer by default, see
 //! [`crate::grants`]), drives each job on its own task, resumes unfinished jobs from the ledger
 //! on start.
+//!
+//! Replicas: every orchestrator process sharing a ledger is a replica, and only the one holding
+//! the ledger's lease ([`Ledger::lead`]) follows grants and drives jobs; the others stand by.
+//! The leader renews its lease every quarter of it and treats itself as leading only until
+//! three quarters of the lease after the last renewal began (a local monotonic deadline the job
+//! drivers check before every transaction and key release), so a leader that was paused or cut
+//! off from the database stops acting before another can take over. A standby takes over when
+//! the leader resigns (a clean stop), when its lease runs out, or at once when it is a process
+//! of this machine that no longer exists ([`crate::replica`]). Every step re-reads the chain
+//! first, so a job handed over mid-way is resumed, never repeated.
 
 use crate::grants::{GrantSource, follow_indexer};
 use crate::job::{Ctx, drive};
-use crate::ledger::{Ledger, LedgerDeployment};
+use crate::ledger::{Lead, Ledger, LedgerDeployment};
 use crate::provider::ComputeProvider;
+use crate::replica::{is_gone, replica_name};
 use crate::{Error, Result};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
@@ -17,7 +28,47 @@ use licen_types::JobId;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Where the ledger is.
+#[derive(Debug, Clone)]
+pub enum LedgerLocation {
+    /// A SQLite file (created when missing).
+    File(PathBuf),
+    /// A database URL: `sqlite:<path>` or `postgres://user@host/db` (shared by replicas on
+    /// several hosts).
+    Url(String),
+}
+
+impl LedgerLocation {
+    async fn open(&self) -> Result<Ledger> {
+        match self {
+            Self::File(path) => Ledger::open(path).await,
+            Self::Url(url) => Ledger::connect(url).await,
+        }
+    }
+}
+
+/// How long a replica's lead lasts without renewal, unless configured.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// Until when this replica may act (a monotonic deadline; `None` while it stands by).
+#[derive(Debug, Default)]
+pub(crate) struct LeaseClock(Mutex<Option<Instant>>);
+
+impl LeaseClock {
+    /// Ok while this replica leads; checked before every transaction and key release.
+    pub(crate) fn check(&self) -> Result<()> {
+        match *self.0.lock().expect("lease clock poisoned") {
+            Some(until) if Instant::now() < until => Ok(()),
+            _ => Err(Error::NotLeading),
+        }
+    }
+
+    fn set(&self, until: Option<Instant>) {
+        *self.0.lock().expect("lease clock poisoned") = until;
+    }
+}
 
 /// How to run an orchestrator.
 pub struct OrchestratorConfig {
@@ -37,8 +88,11 @@ pub struct OrchestratorConfig {
     pub storage_url: String,
     /// Where compute nodes come from.
     pub provider: Arc<dyn ComputeProvider>,
-    /// The ledger database file.
-    pub ledger_path: PathBuf,
+    /// The ledger database.
+    pub ledger: LedgerLocation,
+    /// How long this replica's lead lasts without renewal ([`DEFAULT_LEASE`]); a standby
+    /// takes over a replica that stopped renewing after at most this long.
+    pub lease: Duration,
     /// How often to poll the chain and nodes.
     pub poll: Duration,
     /// Wait between attempts on an unreachable compute node; after
@@ -52,6 +106,8 @@ pub const NODE_ATTEMPTS: u32 = 3;
 /// A running orchestrator.
 pub struct Orchestrator {
     ledger: Ledger,
+    replica: String,
+    leader_at_start: Option<String>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -59,7 +115,7 @@ pub struct Orchestrator {
 impl Orchestrator {
     /// Starts following grants and resumes every unfinished job in the ledger.
     pub async fn start(config: OrchestratorConfig) -> Result<Self> {
-        let ledger = Ledger::open(&config.ledger_path).await?;
+        let ledger = config.ledger.open().await?;
         let me = config.signer.address();
         let chain = DataPolicyClient::new(
             connect(&config.rpc_url, Some(config.signer))?,
@@ -115,62 +171,58 @@ impl Orchestrator {
             node_retry_delay: config.node_retry_delay,
             unreachable: Mutex::default(),
             gave_up: Mutex::default(),
+            lease: LeaseClock::default(),
         });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
-        let start_block = config.start_block;
-        let poll = config.poll;
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let follower = match config.grants {
-            GrantSource::Indexer { url } => Some(tokio::spawn(follow_indexer(
-                ledger.clone(),
-                url,
-                deployment,
-                start_block,
-                Arc::clone(&wake),
-                shutdown.subscribe(),
-                poll.max(Duration::from_millis(500)),
-            ))),
-            GrantSource::Chain => None,
+        let term = Term {
+            ctx,
+            grants: config.grants,
+            deployment,
+            start_block: config.start_block,
+            poll: config.poll,
+            lease: config.lease,
         };
-        let from_chain = follower.is_none();
+        let holder = replica_name();
+        // The first attempt before returning, so the caller can say which role it started in.
+        let (mut held, leader_at_start) = match term.try_lead(&holder).await? {
+            Attempt::Held(held) => (Some(held), None),
+            Attempt::Elsewhere { leader, .. } => (None, Some(leader)),
+        };
+        let replica = holder.clone();
         let task = tokio::spawn(async move {
-            let active: Arc<Mutex<HashSet<JobId>>> = Arc::default();
-            let mut jobs = tokio::task::JoinSet::new();
-            // Resume what a previous run left unfinished.
-            match ctx.ledger.unfinished().await {
-                Ok(rows) => {
-                    for row in rows {
-                        spawn_job(&ctx, &active, &mut jobs, row);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "cannot read the ledger"),
-            }
-            loop {
-                if let Err(e) = follow_once(&ctx, &active, &mut jobs, start_block, from_chain).await
-                {
-                    tracing::warn!(error = %e, "following grants failed; retrying");
-                }
-                while let Some(done) = jobs.try_join_next() {
-                    if let Err(e) = done {
-                        tracing::error!(error = %e, "a job task panicked");
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(poll) => {}
-                    () = wake.notified() => {}
-                    _ = stop.changed() => break,
+            while let Some(term_held) = match held.take() {
+                Some(held) => Some(held),
+                None => stand_by(&term, &holder, &mut stop).await,
+            } {
+                // Another replica may have sent from this wallet since this one last did.
+                term.ctx.chain.resync_nonce();
+                let stopped = term.lead(&holder, term_held, &mut stop).await;
+                term.ctx.lease.set(None);
+                if stopped {
+                    break;
                 }
             }
-            jobs.shutdown().await;
-            if let Some(follower) = follower {
-                let _ = follower.await;
+            if let Err(e) = term.ctx.ledger.resign(&holder).await {
+                tracing::warn!(error = %e, "could not resign the lead; another replica takes over when the lease runs out");
             }
         });
         Ok(Self {
             ledger,
+            replica,
+            leader_at_start,
             shutdown,
             task,
         })
+    }
+
+    /// This replica's name in the ledger's lease.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// The replica that led when this one started, if not this one (it then stands by).
+    pub fn leader_at_start(&self) -> Option<&str> {
+        self.leader_at_start.as_deref()
     }
 
     /// The ledger (for status and tests).
@@ -182,6 +234,167 @@ impl Orchestrator {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// What a replica needs to lead a term.
+struct Term {
+    ctx: Arc<Ctx>,
+    grants: GrantSource,
+    deployment: Deployment,
+    start_block: u64,
+    poll: Duration,
+    lease: Duration,
+}
+
+/// One attempt at the lead.
+enum Attempt {
+    /// This replica leads, in this term.
+    Held(u64),
+    /// Another leads.
+    Elsewhere {
+        leader: String,
+        expires_in: Duration,
+    },
+}
+
+/// Waits until this replica holds the lead (its term), or `None` when told to stop first.
+async fn stand_by(
+    term: &Term,
+    holder: &str,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<u64> {
+    let mut announced = None;
+    loop {
+        match term.try_lead(holder).await {
+            Ok(Attempt::Held(held)) => return Some(held),
+            Ok(Attempt::Elsewhere { leader, expires_in }) => {
+                if announced.as_deref() != Some(leader.as_str()) {
+                    tracing::info!(
+                        %leader,
+                        lease_left_ms = u64::try_from(expires_in.as_millis()).unwrap_or(u64::MAX),
+                        "another replica leads; standing by until it stops or its lease runs out"
+                    );
+                    announced = Some(leader);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the ledger's lease; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(term.lease / 4) => {}
+            _ = stop.changed() => return None,
+        }
+    }
+}
+
+impl Term {
+    /// Takes the lead if it is free, ran out, or its holder's process is gone; sets the lease
+    /// clock when it is this replica's.
+    async fn try_lead(&self, holder: &str) -> Result<Attempt> {
+        let asked = Instant::now();
+        let mut lead = self.ctx.ledger.lead(holder, self.lease, None).await?;
+        if let Lead::Elsewhere { holder: other, .. } = &lead
+            && is_gone(other)
+        {
+            tracing::info!(gone = %other, "the leading replica's process is gone; taking over");
+            lead = self
+                .ctx
+                .ledger
+                .lead(holder, self.lease, Some(other))
+                .await?;
+        }
+        Ok(match lead {
+            Lead::Held { term } => {
+                self.ctx.lease.set(Some(asked + self.lease * 3 / 4));
+                tracing::info!(
+                    replica = holder,
+                    term,
+                    "this replica leads: following grants and driving jobs"
+                );
+                Attempt::Held(term)
+            }
+            Lead::Elsewhere { holder, expires_in } => Attempt::Elsewhere {
+                leader: holder,
+                expires_in,
+            },
+        })
+    }
+
+    /// Follows grants and drives jobs while this replica holds the lead; returns `true` when
+    /// told to stop, `false` when the lead was lost (the caller stands by again).
+    async fn lead(
+        &self,
+        holder: &str,
+        held: u64,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> bool {
+        let ctx = &self.ctx;
+        let (term_over, term_stop) = tokio::sync::watch::channel(false);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let follower = match &self.grants {
+            GrantSource::Indexer { url } => Some(tokio::spawn(follow_indexer(
+                ctx.ledger.clone(),
+                url.clone(),
+                self.deployment,
+                self.start_block,
+                Arc::clone(&wake),
+                term_stop,
+                self.poll.max(Duration::from_millis(500)),
+            ))),
+            GrantSource::Chain => None,
+        };
+        let from_chain = follower.is_none();
+        // Per term: drivers aborted when the term ends never clear their entries.
+        let active: Arc<Mutex<HashSet<JobId>>> = Arc::default();
+        let mut jobs = tokio::task::JoinSet::new();
+        let mut renew = tokio::time::interval(self.lease / 4);
+        renew.tick().await;
+        let stopped = loop {
+            if let Err(e) = follow_once(ctx, &active, &mut jobs, self.start_block, from_chain).await
+            {
+                tracing::warn!(error = %e, "following grants failed; retrying");
+            }
+            while let Some(done) = jobs.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a job task panicked");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll) => {}
+                () = wake.notified() => {}
+                _ = renew.tick() => {
+                    let asked = Instant::now();
+                    match ctx.ledger.lead(holder, self.lease, None).await {
+                        Ok(Lead::Held { term }) => {
+                            if term != held {
+                                // The lease ran out and this replica took it again: another
+                                // may have acted in between.
+                                tracing::warn!(term, "this replica's lease had run out; it leads again");
+                                break false;
+                            }
+                            ctx.lease.set(Some(asked + self.lease * 3 / 4));
+                        }
+                        Ok(Lead::Elsewhere { holder: other, .. }) => {
+                            tracing::warn!(leader = %other, "another replica took the lead (this one stopped renewing in time); standing by");
+                            break false;
+                        }
+                        Err(e) if ctx.lease.check().is_err() => {
+                            tracing::warn!(error = %e, "cannot renew the lead and it ran out; standing by");
+                            break false;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot renew the lead yet; retrying"),
+                    }
+                }
+                _ = stop.changed() => break true,
+            }
+        };
+        ctx.lease.set(None);
+        jobs.shutdown().await;
+        let _ = term_over.send(true);
+        if let Some(follower) = follower {
+            let _ = follower.await;
+        }
+        stopped
     }
 }
 

@@ -8,7 +8,10 @@ use licen_chain::testing::TestEnv;
 use licen_compute::node::RunningComputeNode;
 use licen_crypto::envelope::{EnvelopeContext, SecretKey, seal_key};
 use licen_crypto::{NoncePrefix, StreamKey};
-use licen_orchestrator::{GrantSource, LocalProvider, Orchestrator, OrchestratorConfig, Stage};
+use licen_orchestrator::{
+    DEFAULT_LEASE, GrantSource, LedgerLocation, LocalProvider, Orchestrator, OrchestratorConfig,
+    Stage,
+};
 use licen_storage::client::StorageClient;
 use licen_storage::node::RunningNode;
 use licen_types::{DatasetRoot, JobId, JobState, Policy, Purpose};
@@ -73,7 +76,8 @@ impl Stack {
                 self.compute.url(),
                 self.compute.attestation_key(),
             )),
-            ledger_path: self.dir.path().join("ledger.sqlite"),
+            ledger: LedgerLocation::File(self.dir.path().join("ledger.sqlite")),
+            lease: DEFAULT_LEASE,
             poll: Duration::from_millis(100),
             node_retry_delay: Duration::from_millis(200),
         }
@@ -342,7 +346,8 @@ async fn a_ledger_of_a_replaced_chain_is_refused_not_trusted() {
     let second = Stack::start().await;
     assert_eq!(second.env.deployment.address, first.env.deployment.address);
     let refused = Orchestrator::start(OrchestratorConfig {
-        ledger_path: first.dir.path().join("ledger.sqlite"),
+        ledger: LedgerLocation::File(first.dir.path().join("ledger.sqlite")),
+        lease: DEFAULT_LEASE,
         ..second.config()
     })
     .await

@@ -187,7 +187,8 @@ fn test(root: &Path) -> Result<()> {
     })?;
     step("chromium for the browser tests", browser_tools)?;
     step("python test packages", || python_deps(root))?;
-    // The indexer's tests also run on Postgres: a throwaway cluster unless one is given.
+    // The indexer's and the orchestrator ledger's tests also run on Postgres: a throwaway
+    // cluster unless one is given.
     let cluster = match std::env::var(postgres::URL_ENV) {
         Ok(_) => None,
         Err(_) => Some(step(

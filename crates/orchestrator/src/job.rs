@@ -31,8 +31,6 @@ pub(crate) struct Ctx {
     pub(crate) node_retry_delay: Duration,
     /// Compute-node errors (unreachable, refused) per job since this process started.
     pub(crate) unreachable: std::sync::Mutex<std::collections::HashMap<JobId, u32>>,
-    /// Nodes (URLs) each job gave up on since this process started.
-    pub(crate) gave_up: std::sync::Mutex<std::collections::HashMap<JobId, Vec<String>>>,
     /// Whether this replica still leads: checked before every transaction and key release.
     pub(crate) lease: crate::runner::LeaseClock,
 }
@@ -43,13 +41,7 @@ async fn node_of(ctx: &Ctx, id: JobId) -> Result<ComputeNodeClient, Step> {
     if let Some(url) = ctx.ledger.node(id).await? {
         return Ok(ComputeNodeClient::new(url));
     }
-    let excluded = ctx
-        .gave_up
-        .lock()
-        .expect("node lists poisoned")
-        .get(&id)
-        .cloned()
-        .unwrap_or_default();
+    let excluded = ctx.ledger.given_up_nodes(id).await?;
     let node = ctx
         .provider
         .node_for(id, &excluded)
@@ -64,14 +56,7 @@ async fn move_to_next_node(ctx: &Ctx, id: JobId) -> Result<Option<(String, Strin
     let Some(current) = ctx.ledger.node(id).await? else {
         return Ok(None);
     };
-    let excluded = {
-        let mut gave_up = ctx.gave_up.lock().expect("node lists poisoned");
-        let list = gave_up.entry(id).or_default();
-        if !list.contains(&current) {
-            list.push(current.clone());
-        }
-        list.clone()
-    };
+    let excluded = ctx.ledger.give_up_node(id, &current).await?;
     let Some(next) = ctx.provider.node_for(id, &excluded) else {
         return Ok(None);
     };
@@ -112,12 +97,7 @@ pub(crate) async fn drive(ctx: &Ctx, job: LedgerJob) -> Result<()> {
                 tracing::warn!(job = %job.job, %from, %to, errors, error = %e, "the compute node keeps failing; moving the job to another node");
                 return Ok(());
             }
-            let nodes = ctx
-                .gave_up
-                .lock()
-                .expect("node lists poisoned")
-                .get(&job.job)
-                .map_or(1, Vec::len);
+            let nodes = ctx.ledger.given_up_nodes(job.job).await?.len().max(1);
             let reason = if nodes > 1 {
                 format!("all {nodes} compute nodes failed, each {errors} times (last: {e})")
             } else {

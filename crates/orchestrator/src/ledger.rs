@@ -94,7 +94,7 @@ const SQLITE_PRAGMAS: &str =
 
 /// The schema, in the SQL both backends read. `node` is also added to ledgers written before
 /// it existed ([`Ledger::connect`]).
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS jobs (
         job_id BIGINT PRIMARY KEY,
         dataset_root TEXT NOT NULL,
@@ -112,6 +112,13 @@ const SCHEMA: [&str; 4] = [
         contract TEXT NOT NULL,
         anchor_block BIGINT NOT NULL,
         anchor_hash TEXT NOT NULL
+    )",
+    // Compute nodes a job gave up on (unreachable or failing): never assigned to it again, also
+    // by another replica or after a restart.
+    "CREATE TABLE IF NOT EXISTS given_up (
+        job_id BIGINT NOT NULL,
+        node TEXT NOT NULL,
+        PRIMARY KEY (job_id, node)
     )",
     // The replica that drives the jobs, until `expires_at` (milliseconds on the database's
     // clock, so replicas on hosts whose clocks differ agree on when a lease ran out).
@@ -405,6 +412,27 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records that `job` gave up on the compute node at `url`; returns every node it gave up
+    /// on so far.
+    pub async fn give_up_node(&self, job: JobId, url: &str) -> Result<Vec<String>> {
+        sqlx::query("INSERT INTO given_up (job_id, node) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
+            .bind(url)
+            .execute(&self.pool)
+            .await?;
+        self.given_up_nodes(job).await
+    }
+
+    /// The compute nodes `job` gave up on.
+    pub async fn given_up_nodes(&self, job: JobId) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT node FROM given_up WHERE job_id = $1 ORDER BY node")
+                .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// A job's row.
     pub async fn job(&self, job: JobId) -> Result<Option<LedgerJob>> {
         let row = sqlx::query(
@@ -580,6 +608,28 @@ mod tests {
             .await
             .unwrap();
         ledger.set_node(JobId(1), "http://node-a").await.unwrap();
+        assert_eq!(
+            ledger
+                .give_up_node(JobId(1), "http://node-b")
+                .await
+                .unwrap(),
+            ["http://node-b"]
+        );
+        assert_eq!(
+            ledger
+                .give_up_node(JobId(1), "http://node-a")
+                .await
+                .unwrap(),
+            ["http://node-a", "http://node-b"]
+        );
+        assert_eq!(
+            ledger
+                .give_up_node(JobId(1), "http://node-a")
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
         // Once acted on, a grant is never replaced.
         assert!(
             ledger

@@ -170,7 +170,6 @@ impl Orchestrator {
             node_attempts: NODE_ATTEMPTS,
             node_retry_delay: config.node_retry_delay,
             unreachable: Mutex::default(),
-            gave_up: Mutex::default(),
             lease: LeaseClock::default(),
         });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);

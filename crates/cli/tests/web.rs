@@ -682,8 +682,17 @@ async fn publish_request_settle_download_through_the_web_app() {
         assert_eq!(shown[3], json!([event]), "{state}: {shown}");
         if state == "Completed" {
             // The settlement as the contract emitted it: 2 epochs, 0.02 ETH royalty, the
-            // evidence root the audit page names.
-            for part in ["actualEpochs\n2", "royalty\n0.02 ETH", evidence] {
+            // evidence root the audit page names; each field under its plain label with its
+            // name in the contract's ABI under it.
+            for part in [
+                "Training settled JobCompleted",
+                "Epochs trained\nactualEpochs\n2",
+                "Royalty (price × epochs trained)\nroyalty\n0.02 ETH",
+                "Protocol fee (out of the royalty)\nfee\n0.0005 ETH",
+                "Refunded to the researcher\nrefund\n0 ETH",
+                "Attestation reference (evidence root)\nattestationRef\n",
+                evidence,
+            ] {
                 assert!(
                     text.replace('\t', "\n").contains(part),
                     "the settlement shows {part:?}: {text}"

@@ -773,6 +773,7 @@ export async function transaction(main, hash) {
   const value = (kind, v) => {
     if (kind === 'wei') return wallet.formatWei(v);
     if (kind === 'time') return v === 0n ? '—' : when(Number(v));
+    if (kind === 'bps') return `${Number(v) / 100} % (${v} basis points)`;
     if (kind === 'policy') return `${wallet.formatWei(v.pricePerEpoch)} per epoch, up to ${v.maxEpochsPerRun} epochs a run, ${v.maxRunsPerRequester} runs per researcher, grants valid ${Number(v.sessionTtl) / 60} min${v.expiry ? `, no requests after ${when(Number(v.expiry))}` : ''}`;
     if (kind === 'bytes32' || kind === 'address') return mono(v);
     return String(v);
@@ -797,7 +798,10 @@ export async function transaction(main, hash) {
       ['Gas fee paid', fee === null ? '—' : wallet.formatWei(fee)],
     ])),
     h('h2', { text: 'DataPolicy events' }),
-    events.length ? h('div', { id: 'tx-events' }, events.map((e) => h('div', { class: 'card event', 'data-event': e.name }, h('strong', { text: e.name }), kv(e.args.map(([arg, kind, v]) => [arg, linked(arg, kind, v)]))))) : message('info', receipt?.status === '0x1' ? 'This transaction emitted no DataPolicy event.' : 'A reverted transaction emits no events.'),
+    events.length ? h('div', { id: 'tx-events' }, events.map((e) => h('div', { class: 'card event', 'data-event': e.name },
+      h('h3', { class: 'event-title' }, e.title, ' ', h('code', { class: 'raw', title: 'the event\'s name in the contract', text: e.name })),
+      // Each field under its label, its name in the contract's ABI beside it for auditors.
+      h('dl', { class: 'kv' }, e.args.map(([arg, kind, v, label]) => [h('dt', { title: `${arg} in the contract's ABI` }, label, h('code', { class: 'raw', text: arg })), h('dd', {}, linked(arg, kind, v))]))))) : message('info', receipt?.status === '0x1' ? 'This transaction emitted no DataPolicy event.' : 'A reverted transaction emits no events.'),
   );
 }
 

@@ -1,6 +1,7 @@
-//! The pages' frame in headless Chromium, with no chain and no indexer: the navigation marks
-//! the page shown (also after client-side navigation and Back). Screenshots go to
-//! target/screenshots/.
+//! The pages' frame and vocabulary in headless Chromium, with no chain and no indexer: the
+//! navigation marks the page shown (also after client-side navigation and Back), and the
+//! transaction page's DataPolicy events carry a plain label for every field, their ABI names
+//! kept beside them. Screenshots go to target/screenshots/.
 
 use std::time::Duration;
 
@@ -134,4 +135,70 @@ async fn the_navigation_marks_the_current_page() {
     click_to(&browser, "/dashboard").await;
     marks(&navigation(&browser).await, Some("Dashboard"), None);
     browser.screenshot("nav-current-phone").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_field_has_a_plain_label() {
+    if let Some(reason) = unavailable() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (web, _storage) = web_with_storage_node(dir.path(), None).await;
+    let browser = open(&format!("{}/jobs", web.url())).await;
+    let events = browser
+        .run(
+            "const A = await import('/assets/abi.js'); return A.eventLabels();",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 17, "every DataPolicy event: {events:?}");
+    for event in events {
+        let (name, title) = (event["name"].as_str().unwrap(), event["title"].as_str());
+        assert!(
+            title.is_some_and(|t| !t.is_empty() && t != name),
+            "{name} is said in words: {event}"
+        );
+        for field in event["fields"].as_array().unwrap() {
+            let (raw, label) = (field["name"].as_str().unwrap(), field["label"].as_str());
+            assert!(
+                label.is_some_and(|l| l != raw && l.starts_with(char::is_uppercase)),
+                "{name}.{raw} has a plain label: {event}"
+            );
+        }
+    }
+
+    // A settlement's log decoded with its labels: each field as [ABI name, shown as, value, label].
+    let decoded = browser
+        .run(
+            "const C = await import('/assets/crypto.js'); await C.loadWasm();
+             const A = await import('/assets/abi.js');
+             const word = (n) => BigInt(n).toString(16).padStart(64, '0');
+             const topic = C.hex(C.keccak256(new TextEncoder().encode('JobCompleted(uint256,uint16,bytes32,bytes32,uint256,uint256,uint256)')));
+             const e = A.decodeLog({ topics: [topic, '0x' + word(7)], data: '0x' + [2, 0x11, 0x22, 20n * 10n ** 15n, 5n * 10n ** 14n, 0].map(word).join('') });
+             return { name: e.name, title: e.title, args: e.args.map(([n, kind, v, label]) => [n, kind, String(v), label]) };",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(decoded["name"], "JobCompleted");
+    assert_eq!(decoded["title"], "Training settled");
+    let args = decoded["args"].as_array().unwrap();
+    assert_eq!(args[0], json!(["jobId", "uint256", "7", "Job"]));
+    assert_eq!(
+        args[1],
+        json!(["actualEpochs", "uint16", "2", "Epochs trained"])
+    );
+    assert_eq!(
+        args[4],
+        json!([
+            "royalty",
+            "wei",
+            "20000000000000000",
+            "Royalty (price × epochs trained)"
+        ])
+    );
+    assert_eq!(args[6][3], "Refunded to the researcher");
 }

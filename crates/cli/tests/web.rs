@@ -486,6 +486,25 @@ async fn publish_request_settle_download_through_the_web_app() {
             .contains("Training here is SIMULATED"),
         "the simulated trainer is announced: {notice}"
     );
+    // A summary of the report above it: what was read, the epochs, and no loss (no model).
+    let summary = browser
+        .execute(
+            "return document.querySelector('#download-result #training-summary')?.innerText ?? '';",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let summary = summary.as_str().unwrap().replace('\t', "\n");
+    for line in [
+        "Records seen\n300 per epoch",
+        "Epochs\n2 of 2 requested",
+        "Loss\nnone: no model was trained",
+    ] {
+        assert!(
+            summary.contains(line),
+            "the simulated report's summary names {line:?}: {summary}"
+        );
+    }
     browser.screenshot("job-result-opened").await.unwrap();
     // The opened report's long lines wrap inside the page.
     fits_the_window(&browser, "the job page with its result opened").await;

@@ -526,6 +526,21 @@ function trainingSummary(bytes) {
   ]));
 }
 
+// The simulated trainer's report in a few lines, above the raw report: what it read, how many
+// epochs, and the loss where a report has one (the simulated trainer trains nothing, so none).
+function simulatedSummary(t) {
+  const d = t.dataset || {};
+  const losses = (t.epochs || []).filter((e) => e.loss !== undefined || e.train_loss !== undefined);
+  return h('div', { class: 'card', id: 'training-summary' }, kv([
+    ['Records seen', d.records === undefined ? '—' : `${Number(d.records).toLocaleString()} per epoch${d.schema ? ` (${d.schema})` : ''}`],
+    ['Epochs', `${t.epochs_run ?? '—'} of ${t.epochs_requested ?? '—'} requested`],
+    d.tokens_per_epoch !== undefined ? ['Tokens read per epoch', `${Number(d.tokens_per_epoch).toLocaleString()} (split on spaces)`] : null,
+    d.bytes !== undefined ? ['Data read per epoch', size(d.bytes)] : null,
+    ['Loss', losses.length ? losses.map((e) => `epoch ${e.epoch}: ${Number(e.loss ?? e.train_loss).toFixed(3)}`).join(', ') : 'none: no model was trained, so there is no loss'],
+    t.duration_ms !== undefined ? ['Time', `${(t.duration_ms / 1000).toFixed(1)} s`] : null,
+  ]));
+}
+
 // What an opened result offers: the lora trainer's archive as its files (the PEFT adapter and
 // the training report, each saved on its own, or the whole archive), the simulated trainer's
 // JSON report, or other bytes as they are.
@@ -550,12 +565,14 @@ function resultView(plain, jobId) {
     ];
   }
   if (plain[0] === 0x7b) {
-    let simulated = false;
-    try { simulated = JSON.parse(new TextDecoder().decode(plain)).simulated === true; } catch { /* shown as text */ }
+    let report = null;
+    try { report = JSON.parse(new TextDecoder().decode(plain)); } catch { /* shown as text */ }
+    const simulated = report?.simulated === true;
     return [
       simulated ? message('info', 'This node ran the SIMULATED trainer (the development default): the result is a report of a real pass over the data, and holds no model weights.') : '',
+      simulated ? [h('h3', { text: 'Training report' }), simulatedSummary(report)] : '',
       save(plain, `result-job-${jobId}.json`, 'application/json', 'result-file'),
-      preview(plain),
+      simulated ? h('details', { open: true }, h('summary', { text: 'The whole report (JSON)' }), preview(plain)) : preview(plain),
     ];
   }
   return [save(plain, `result-job-${jobId}.bin`, 'application/octet-stream', 'result-file')];

@@ -509,13 +509,20 @@ async fn publish_request_settle_download_through_the_web_app() {
     // The opened report's long lines wrap inside the page.
     fits_the_window(&browser, "the job page with its result opened").await;
 
-    // A second request violates the policy (one run per researcher): a sentence, no transaction.
-    let refused = request(&browser, &web, &researcher, &root).await;
-    assert!(
-        refused.contains("used all the runs the owner allows per researcher (1)"),
-        "expected the run limit message: {refused}"
-    );
-    browser.screenshot("error-run-limit").await.unwrap();
+    // The researcher has used the one run the policy allows: the dataset page says so in place
+    // of the request form, before anything is signed or simulated.
+    as_account(&browser, &format!("{web}/"), &researcher).await;
+    takes_no_requests(
+        &browser,
+        &format!("{web}/datasets/{root}"),
+        "You have used 1 of 1 runs this dataset allows per researcher, so it takes no more requests from this wallet",
+    )
+    .await;
+    browser.screenshot("dataset-run-limit").await.unwrap();
+    browser.resize(390, 844).await.unwrap();
+    browser.screenshot("dataset-run-limit-phone").await.unwrap();
+    fits_the_window(&browser, "the run limit at a phone's width").await;
+    browser.resize(1280, 900).await.unwrap();
 
     // Insufficient funds: a dataset priced above every dev account's balance. A marketplace
     // left open in another browser shows it when it is published, without being reloaded, also

@@ -304,8 +304,28 @@ export async function marketplace(main) {
 
 const statsList = (st) => kv([['Requests', String(st.requests)], ['Completed runs', String(st.completed_runs)], ['Epochs sold', String(st.epochs_sold)], ['Researchers', String(st.distinct_researchers)], ['Escrow held', wallet.formatWei(st.escrow_held)]]);
 
+// The runs `account` has used on a dataset under its run limit, from the contract (`runsUsed`,
+// read through the wallet): null without an account, or when the chain cannot tell (a wallet on
+// another network).
+async function runsUsed(root, account) {
+  if (!account) return null;
+  try {
+    const w = words(await wallet.read('eth_call', [{ to: config.chain.data_policy, data: calls.runsUsed(root, account) }, 'latest']));
+    return w.length ? Number(wordBig(w[0])) : null;
+  } catch { return null; }
+}
+const runsText = (used, max) => `You have used ${used} of ${max} runs this dataset allows per researcher`;
+// Shown instead of the request form once the wallet has used all its runs.
+const runLimitReached = (used, max, account) => h('div', { id: 'run-limit' },
+  message('warn', `${runsText(used, max)}, so it takes no more requests from this wallet (${wallet.shortAddress(account)}).`),
+  h('p', { class: 'muted', text: 'A run that failed, expired or was refunded to you does not count. If the owner raises the limit, you can request again here.' }));
+
 export async function dataset(main, root) {
   const d = await api(`datasets/${root}`);
+  const me = wallet.current();
+  const max = d.policy.max_runs_per_requester;
+  // Before anything is signed or simulated: has this wallet any run left?
+  const used = d.paused || !d.active ? null : await runsUsed(root, me);
   const stats = h('div', { class: 'card', id: 'dataset-stats' }, statsList(d.stats));
   const m = await manifest(d.manifest_root);
   const epochs = h('input', { id: 'epochs', type: 'number', min: 1, max: d.policy.max_epochs_per_run, value: 1 });
@@ -343,6 +363,8 @@ export async function dataset(main, root) {
       if (!wallet.available()) throw new Error('No wallet found: install a browser wallet to request training.');
       if (!wallet.current()) await wallet.connect(false);
       await wallet.checkNetwork();
+      const usedNow = await runsUsed(root, wallet.current());
+      if (usedNow !== null && usedNow >= max) throw new Error(`${runsText(usedNow, max)}, so it takes no more requests from this wallet.`);
       status('Sign the result-key message in your wallet: it derives the key only you can open the trained model with…');
       const sig = await wallet.personalSign(C.resultKeyMessage());
       const { publicKey, secretKey } = C.resultKeypair(C.unhex(sig));
@@ -353,13 +375,18 @@ export async function dataset(main, root) {
       // Done: the form's button gives way to the job, so a second click does not pay again.
       paid = true;
       button.hidden = true;
-      const again = h('button', { type: 'button', class: 'secondary', text: 'Request another run', onclick: () => { paid = false; out.replaceChildren(); button.hidden = false; } });
+      // Another run only while the wallet has one left.
+      const usedAfter = await runsUsed(root, wallet.current());
+      const again = usedAfter !== null && usedAfter >= max
+        ? h('span', { class: 'muted', text: `That was this wallet's last run: ${runsText(usedAfter, max).replace(/^You have/, 'you have')}.` })
+        : h('button', { type: 'button', class: 'secondary', text: 'Request another run', onclick: () => { paid = false; out.replaceChildren(); button.hidden = false; } });
       out.replaceChildren(message('ok', `Access granted${jobId ? `: job #${jobId}` : ''}. The orchestrator starts training shortly.`),
         h('div', { class: 'row' }, jobId ? h('a', { class: 'button', href: `/jobs/${jobId}`, text: `Follow job #${jobId} →` }) : '', again));
     } catch (err) {
       out.replaceChildren(message('error', err.message));
     } finally { button.disabled = false; }
   } },
+  used ? h('div', { class: 'muted', id: 'runs-used', text: `${runsText(used, max)}.` }) : '',
   h('label', {}, 'Epochs', epochs), h('label', {}, 'Purpose', purpose), h('div', {}, 'Escrow: ', escrow),
   h('div', { class: 'muted', text: 'Unspent escrow is refunded automatically; a job that never starts can be refunded.' }), button, out);
   main.replaceChildren(
@@ -370,7 +397,7 @@ export async function dataset(main, root) {
       m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${size(m.byte_size)} (≈${m.token_estimate} tokens)`], ['License', m.license || '—']]) : message('info', 'The manifest could not be loaded from storage.')),
     h('h2', { text: 'Policy' }), h('div', { class: 'card' }, policyWords(d.policy)),
     h('h2', { text: 'Stats' }), stats,
-    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? h('p', { class: 'muted', text: 'Requests open again when the owner resumes the dataset.' }) : !d.active ? h('p', { class: 'muted', text: 'This dataset takes no new requests.' }) : form),
+    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? h('p', { class: 'muted', text: 'Requests open again when the owner resumes the dataset.' }) : !d.active ? h('p', { class: 'muted', text: 'This dataset takes no new requests.' }) : used !== null && used >= max ? runLimitReached(used, max, me) : form),
     h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
   // An event about this dataset redraws the page, or only its stats once a request was started.
   live((name, ev) => {

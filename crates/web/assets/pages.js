@@ -34,6 +34,24 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 export const message = (kind, text) => h('div', { class: `msg ${kind}`, role: kind === 'error' ? 'alert' : 'status', text });
+// An error as a page shows it. A wallet on the wrong network comes with a button that asks the
+// wallet to switch to this app's chain (adding it first if the wallet does not know it), then
+// checks again: the person presses the page's own button again to go on.
+export function errorMessage(e) {
+  const m = message('error', e.message);
+  if (e.wrongNetwork) {
+    const button = h('button', { type: 'button', id: 'switch-network', text: 'Switch network' });
+    button.onclick = async () => {
+      button.disabled = true;
+      try {
+        await wallet.switchNetwork();
+        m.replaceWith(message('ok', `Your wallet is now on this marketplace's network (${config.chain.name}, chain ${config.chain.chain_id}): press the button again to go on.`));
+      } catch (err) { m.replaceWith(errorMessage(err)); }
+    };
+    m.append(' ', button);
+  }
+  return m;
+}
 export function flash(text, kind = 'error') {
   const m = message(kind, text);
   document.getElementById('main').prepend(m);
@@ -383,7 +401,7 @@ export async function dataset(main, root) {
       out.replaceChildren(message('ok', `Access granted${jobId ? `: job #${jobId}` : ''}. The orchestrator starts training shortly.`),
         h('div', { class: 'row' }, jobId ? h('a', { class: 'button', href: `/jobs/${jobId}`, text: `Follow job #${jobId} →` }) : '', again));
     } catch (err) {
-      out.replaceChildren(message('error', err.message));
+      out.replaceChildren(errorMessage(err));
     } finally { button.disabled = false; }
   } },
   used ? h('div', { class: 'muted', id: 'runs-used', text: `${runsText(used, max)}.` }) : '',
@@ -512,7 +530,7 @@ export async function publish(main) {
         h('div', { class: 'row' }, h('a', { class: 'button', href: `/datasets/${root}`, text: 'Open the dataset page →' }), h('a', { class: 'button secondary', href: '/publish', text: 'Publish another dataset' })));
     } catch (err) {
       step('');
-      out.replaceChildren(message('error', err.message));
+      out.replaceChildren(errorMessage(err));
     } finally { button.disabled = false; }
   } },
   h('label', {}, 'JSONL file (encrypted here, in your browser)', file), fileProgress.el, fileStatus, h('label', {}, 'Name', name), h('label', {}, 'Description', description), h('label', {}, 'License', license),
@@ -656,7 +674,7 @@ export async function job(main, id, refresh = false) {
         await wallet.checkNetwork();
         const { receipt } = await wallet.send(config.chain.data_policy, granted ? calls.expire(j.id) : calls.reclaim(j.id), 0n, (t) => result.replaceChildren(message('info', t)));
         result.replaceChildren(message('ok', `${wallet.formatWei(j.escrow)} refunded to ${j.researcher} in block ${BigInt(receipt.blockNumber)}.`));
-      } catch (e) { result.replaceChildren(message('error', e.message)); button.disabled = false; }
+      } catch (e) { result.replaceChildren(errorMessage(e)); button.disabled = false; }
     };
     takeBack = h('div', { class: 'card', id: 'take-back-card' }, h('h2', { text: 'If it stalls' }),
       h('p', { text: granted
@@ -737,7 +755,7 @@ export async function dashboard(main) {
       document.getElementById('dashboard-result')?.replaceChildren(caughtUp
         ? message('ok', `${done} (block ${BigInt(receipt.blockNumber)}).`)
         : message('info', `${done} (block ${BigInt(receipt.blockNumber)}); the indexer has not caught up yet, so the figures may lag.`));
-    } catch (e) { out.replaceChildren(message('error', e.message)); } finally { acting = false; }
+    } catch (e) { out.replaceChildren(errorMessage(e)); } finally { acting = false; }
   };
   // What the contract paid out, from its Withdrawn event (the indexer's balance may lag).
   const withdrew = (receipt) => {
@@ -754,7 +772,7 @@ export async function dashboard(main) {
     const form = h('form', { class: 'stack', onsubmit: async (e) => {
       e.preventDefault();
       save.disabled = true;
-      try { await act('Updating the policy', calls.updatePolicy(d.root, fields.read()), `Policy updated for “${d.name || short(d.root)}”: new requests get the new terms, running jobs keep theirs`); } catch (err) { out.replaceChildren(message('error', err.message)); } finally { save.disabled = false; }
+      try { await act('Updating the policy', calls.updatePolicy(d.root, fields.read()), `Policy updated for “${d.name || short(d.root)}”: new requests get the new terms, running jobs keep theirs`); } catch (err) { out.replaceChildren(errorMessage(err)); } finally { save.disabled = false; }
     } }, h('strong', {}, 'New policy for ', datasetLink(d.root, d.manifest_root), ' (applies to new requests; running jobs keep theirs)'), fields.el, h('div', { class: 'row' }, save, cancel));
     const row = h('tr', { id: 'policy-editor' }, h('td', { colspan: 5 }, form));
     tr.after(row);

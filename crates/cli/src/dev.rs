@@ -407,6 +407,7 @@ async fn start(
         chain: licen_web::PublicChain {
             chain_id,
             rpc_url: chain.rpc_url().to_owned(),
+            name: "LICEN dev chain (anvil)".to_owned(),
             data_policy: deployment.address,
             default_orchestrator: Some(chain.dev_signer(ORCHESTRATOR_ACCOUNT).address()),
             explorer_tx_url: None,

@@ -3,9 +3,11 @@
 //! the INSECURE development wallet: publish (sealed in the page) → request → the orchestrator
 //! trains and settles → the researcher downloads and opens the result in the page → the owner
 //! withdraws and updates the policy from the dashboard. Plus the plain messages shown instead of a
-//! failed transaction: insufficient funds, a policy violation, and, with a scripted EIP-1193
-//! wallet in front of the same anvil, a wrong network, a rejected signature and a rejected
-//! transaction. Screenshots of every page go to target/screenshots/.
+//! failed transaction: insufficient funds, a wallet that used all its runs (before anything is
+//! signed) and, with a scripted EIP-1193 wallet in front of the same anvil, a wrong network (with
+//! its "Switch network" button: switched, added then switched, or declined), a rejected
+//! signature, a rejected transaction and a policy violation only the contract's simulation
+//! catches. Screenshots of every page go to target/screenshots/.
 
 use std::time::Duration;
 
@@ -246,10 +248,15 @@ async fn visible_cards(browser: &Browser) -> Vec<String> {
 
 /// An EIP-1193 wallet standing in for a person at a browser wallet: it forwards every call to
 /// the real anvil node, except what its settings (`localStorage['licen.testWallet']`) make the
-/// person do: be on another network (`chainId`), or reject the signature (`rejectSign`) or the
-/// transaction (`rejectSend`) with EIP-1193 error 4001. Records the methods the page called.
+/// person do: be on another network (`chainId`, until the page's `wallet_switchEthereumChain`,
+/// which it declines with `rejectSwitch` and answers with 4902, unknown chain, under
+/// `unknownChain` until the page's `wallet_addEthereumChain`), reject the signature
+/// (`rejectSign`) or the transaction (`rejectSend`) with EIP-1193 error 4001, or answer a
+/// contract call starting with the selector `staleCall` with zero (a stale node). Records the
+/// methods the page called, and the parameters of each method's last call.
 const SCRIPTED_WALLET: &str = r#"(() => {
   const settings = () => JSON.parse(localStorage.getItem('licen.testWallet') || 'null');
+  const save = (s) => localStorage.setItem('licen.testWallet', JSON.stringify(s));
   if (!settings()) return;
   const rpc = async (method, params) => {
     const r = await fetch(settings().rpc, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
@@ -258,18 +265,32 @@ const SCRIPTED_WALLET: &str = r#"(() => {
     return b.result;
   };
   const rejected = () => Object.assign(new Error('User rejected the request.'), { code: 4001 });
+  const listeners = {};
   window.licenWalletCalls = [];
+  window.licenWalletParams = {};
   window.ethereum = {
     async request({ method, params }) {
       const s = settings();
       window.licenWalletCalls.push(method);
+      window.licenWalletParams[method] = params;
       if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [s.account];
       if (method === 'eth_chainId' && s.chainId) return s.chainId;
+      if (method === 'wallet_switchEthereumChain') {
+        if (s.rejectSwitch) throw rejected();
+        if (s.unknownChain && !s.added) throw Object.assign(new Error('Unrecognized chain ID'), { code: 4902 });
+        const moved = !!s.chainId;
+        delete s.chainId;
+        save(s);
+        if (moved) (listeners.chainChanged || []).forEach((f) => f(params[0].chainId));
+        return null;
+      }
+      if (method === 'wallet_addEthereumChain') { s.added = true; save(s); return null; }
       if (method === 'personal_sign' && s.rejectSign) throw rejected();
       if (method === 'eth_sendTransaction' && s.rejectSend) throw rejected();
+      if (method === 'eth_call' && s.staleCall && params[0].data.startsWith(s.staleCall)) return '0x' + '0'.repeat(64);
       return rpc(method, params);
     },
-    on() {},
+    on(event, f) { (listeners[event] ||= []).push(f); },
   };
 })();"#;
 
@@ -486,17 +507,43 @@ async fn publish_request_settle_download_through_the_web_app() {
             .contains("Training here is SIMULATED"),
         "the simulated trainer is announced: {notice}"
     );
+    // A summary of the report above it: what was read, the epochs, and no loss (no model).
+    let summary = browser
+        .execute(
+            "return document.querySelector('#download-result #training-summary')?.innerText ?? '';",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let summary = summary.as_str().unwrap().replace('\t', "\n");
+    for line in [
+        "Records seen\n300 per epoch",
+        "Epochs\n2 of 2 requested",
+        "Loss\nnone: no model was trained",
+    ] {
+        assert!(
+            summary.contains(line),
+            "the simulated report's summary names {line:?}: {summary}"
+        );
+    }
     browser.screenshot("job-result-opened").await.unwrap();
     // The opened report's long lines wrap inside the page.
     fits_the_window(&browser, "the job page with its result opened").await;
 
-    // A second request violates the policy (one run per researcher): a sentence, no transaction.
-    let refused = request(&browser, &web, &researcher, &root).await;
-    assert!(
-        refused.contains("used all the runs the owner allows per researcher (1)"),
-        "expected the run limit message: {refused}"
-    );
-    browser.screenshot("error-run-limit").await.unwrap();
+    // The researcher has used the one run the policy allows: the dataset page says so in place
+    // of the request form, before anything is signed or simulated.
+    as_account(&browser, &format!("{web}/"), &researcher).await;
+    takes_no_requests(
+        &browser,
+        &format!("{web}/datasets/{root}"),
+        "You have used 1 of 1 runs this dataset allows per researcher, so it takes no more requests from this wallet",
+    )
+    .await;
+    browser.screenshot("dataset-run-limit").await.unwrap();
+    browser.resize(390, 844).await.unwrap();
+    browser.screenshot("dataset-run-limit-phone").await.unwrap();
+    fits_the_window(&browser, "the run limit at a phone's width").await;
+    browser.resize(1280, 900).await.unwrap();
 
     // Insufficient funds: a dataset priced above every dev account's balance. A marketplace
     // left open in another browser shows it when it is published, without being reloaded, also
@@ -682,8 +729,17 @@ async fn publish_request_settle_download_through_the_web_app() {
         assert_eq!(shown[3], json!([event]), "{state}: {shown}");
         if state == "Completed" {
             // The settlement as the contract emitted it: 2 epochs, 0.02 ETH royalty, the
-            // evidence root the audit page names.
-            for part in ["actualEpochs\n2", "royalty\n0.02 ETH", evidence] {
+            // evidence root the audit page names; each field under its plain label with its
+            // name in the contract's ABI under it.
+            for part in [
+                "Training settled JobCompleted",
+                "Epochs trained\nactualEpochs\n2",
+                "Royalty (price × epochs trained)\nroyalty\n0.02 ETH",
+                "Protocol fee (out of the royalty)\nfee\n0.0005 ETH",
+                "Refunded to the researcher\nrefund\n0 ETH",
+                "Attestation reference (evidence root)\nattestationRef\n",
+                evidence,
+            ] {
                 assert!(
                     text.replace('\t', "\n").contains(part),
                     "the settlement shows {part:?}: {text}"
@@ -927,7 +983,13 @@ async fn publish_request_settle_download_through_the_web_app() {
     let dataset_page = format!("/datasets/{root}");
     // (wallet behaviour, the sentence shown, the wallet calls that must (not) happen, screenshot)
     type CallsCheck = fn(&[String]) -> bool;
-    let mistakes: [(serde_json::Value, &str, CallsCheck, &str); 3] = [
+    // The run limit as only the contract's simulation sees it: a wallet whose node answers the
+    // page's `runsUsed` with a stale zero, for the researcher who used the one run allowed.
+    let runs_used = &format!(
+        "{:#x}",
+        alloy::primitives::keccak256("runsUsed(bytes32,address)")
+    )[..10];
+    let mistakes: [(serde_json::Value, &str, CallsCheck, &str); 4] = [
         (
             json!({"chainId": "0x1"}),
             "Your wallet is on chain 1, but this marketplace runs on chain 31337",
@@ -953,6 +1015,12 @@ async fn publish_request_settle_download_through_the_web_app() {
             |calls| calls.iter().any(|c| c == "eth_sendTransaction"),
             "error-rejected-transaction",
         ),
+        (
+            json!({"account": researcher, "staleCall": runs_used}),
+            "used all the runs the owner allows per researcher (1)",
+            |calls| !calls.iter().any(|c| c == "eth_sendTransaction"),
+            "error-run-limit",
+        ),
     ];
     for (behaviour, expected, calls_ok, screenshot) in mistakes {
         let mut wallet = json!({"rpc": rpc, "account": fresh});
@@ -967,6 +1035,81 @@ async fn publish_request_settle_download_through_the_web_app() {
         );
         assert!(calls_ok(&calls), "{screenshot}: wallet calls {calls:?}");
         wallet_browser.screenshot(screenshot).await.unwrap();
+    }
+
+    // The wrong network's "Switch network" button: declined, it is a sentence (the button stays);
+    // a wallet that knows the chain switches to it; one that does not (4902) is asked to add it,
+    // with this app's RPC URL and name, and then to switch. The page checks the network again,
+    // says it is right, and the request then goes through.
+    for (behaviour, expected, wallet_calls, screenshot) in [
+        (
+            json!({"rejectSwitch": true}),
+            "You declined to switch networks in your wallet",
+            &["wallet_switchEthereumChain"][..],
+            "error-switch-declined",
+        ),
+        (
+            json!({}),
+            "Your wallet is now on this marketplace's network (LICEN dev chain (anvil), chain 31337)",
+            &["wallet_switchEthereumChain", "eth_chainId"][..],
+            "wrong-network-switched",
+        ),
+        (
+            json!({"unknownChain": true}),
+            "Your wallet is now on this marketplace's network",
+            &[
+                "wallet_switchEthereumChain",
+                "wallet_addEthereumChain",
+                "wallet_switchEthereumChain",
+                "eth_chainId",
+            ][..],
+            "wrong-network-added",
+        ),
+    ] {
+        let mut wallet = json!({"rpc": rpc, "account": fresh, "chainId": "0x1"});
+        for (key, value) in behaviour.as_object().unwrap() {
+            wallet[key] = value.clone();
+        }
+        let (shown, _) = request_with_wallet(&wallet_browser, &web, &dataset_page, wallet).await;
+        assert!(
+            shown.contains("Your wallet is on chain 1") && shown.ends_with("Switch network"),
+            "{screenshot}: the wrong network, with its button: {shown}"
+        );
+        let after = wallet_browser
+            .run(
+                "window.licenWalletCalls = [];
+                 document.querySelector('form .msg').dataset.before = '1';
+                 document.getElementById('switch-network').click();
+                 while (!document.querySelector('form .msg:not([data-before])')) await new Promise((r) => setTimeout(r, 50));
+                 const m = document.querySelector('form .msg');
+                 return [m.className, m.textContent, window.licenWalletCalls.filter((c) => c.startsWith('wallet_') || c === 'eth_chainId'), window.licenWalletParams.wallet_addEthereumChain ?? null];",
+                json!({}),
+            )
+            .await
+            .unwrap();
+        let text = after[1].as_str().unwrap();
+        assert!(text.contains(expected), "{screenshot}: {after}");
+        assert_eq!(after[2], json!(wallet_calls), "{screenshot}: {after}");
+        wallet_browser.screenshot(screenshot).await.unwrap();
+        if screenshot == "error-switch-declined" {
+            assert!(
+                after[0] == "msg error" && text.ends_with("Switch network"),
+                "still on the wrong network, the button stays: {after}"
+            );
+            continue;
+        }
+        assert_eq!(after[0], "msg ok", "{screenshot}: {after}");
+        if screenshot == "wrong-network-added" {
+            let added = &after[3][0];
+            assert_eq!(added["chainId"], "0x7a69", "{after}");
+            assert_eq!(added["chainName"], "LICEN dev chain (anvil)", "{after}");
+            assert_eq!(added["rpcUrls"], json!([rpc]), "{after}");
+            let granted = submit_request(&wallet_browser).await;
+            assert!(
+                granted.contains("Access granted: job"),
+                "on the right network now, the request goes through: {granted}"
+            );
+        }
     }
     drop(wallet_browser);
     dev.stop();

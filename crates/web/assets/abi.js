@@ -98,30 +98,37 @@ const FUNCTIONS = {
   'transferAdmin(address)': 'Transfer the admin role (admin)',
 };
 
-// DataPolicy's events: [name, [param name, Solidity type, shown as, indexed]…]. "Shown as": wei
-// (an amount), time (unix seconds), policy (the Policy tuple), or the type itself.
-const P = (name, type, { as = type, indexed = false } = {}) => [name, type, as, indexed];
+// DataPolicy's events: [name, what happened in words, [param name, Solidity type, shown as,
+// indexed, label]…]. "Shown as": wei (an amount), time (unix seconds), bps (basis points),
+// policy (the Policy tuple), or the type itself. The label is what a person reads; the raw name
+// stays beside it for auditors.
+const P = (name, type, label, { as = type, indexed = false } = {}) => [name, type, as, indexed, label];
 const I = { indexed: true };
+const DATASET = P('datasetRoot', 'bytes32', 'Dataset', I);
+const JOB = P('jobId', 'uint256', 'Job', I);
+const REFUND = P('refund', 'uint256', 'Refunded to the researcher', { as: 'wei' });
 const EVENTS = [
-  ['DatasetPublished', [P('datasetRoot', 'bytes32', I), P('owner', 'address', I), P('orchestrator', 'address', I), P('envelopeRoot', 'bytes32'), P('manifestRoot', 'bytes32'), P('policy', POLICY, { as: 'policy' }), P('policyHash', 'bytes32')]],
-  ['PolicyUpdated', [P('datasetRoot', 'bytes32', I), P('policy', POLICY, { as: 'policy' }), P('policyHash', 'bytes32')]],
-  ['DatasetPaused', [P('datasetRoot', 'bytes32', I)]],
-  ['DatasetResumed', [P('datasetRoot', 'bytes32', I)]],
-  ['EnvelopeRotated', [P('datasetRoot', 'bytes32', I), P('envelopeRoot', 'bytes32')]],
-  ['AccessGranted', [P('jobId', 'uint256', I), P('datasetRoot', 'bytes32', I), P('researcher', 'address', I), P('epochs', 'uint16'), P('purpose', 'uint8'), P('resultKey', 'bytes32'), P('pricePerEpoch', 'uint128', { as: 'wei' }), P('escrow', 'uint256', { as: 'wei' }), P('expiresAt', 'uint64', { as: 'time' })]],
-  ['JobStarted', [P('jobId', 'uint256', I), P('runDeadline', 'uint64', { as: 'time' })]],
-  ['JobCompleted', [P('jobId', 'uint256', I), P('actualEpochs', 'uint16'), P('resultHash', 'bytes32'), P('attestationRef', 'bytes32'), P('royalty', 'uint256', { as: 'wei' }), P('fee', 'uint256', { as: 'wei' }), P('refund', 'uint256', { as: 'wei' })]],
-  ['JobFailed', [P('jobId', 'uint256', I), P('reason', 'string'), P('refund', 'uint256', { as: 'wei' })]],
-  ['JobExpired', [P('jobId', 'uint256', I), P('refund', 'uint256', { as: 'wei' })]],
-  ['JobReclaimed', [P('jobId', 'uint256', I), P('refund', 'uint256', { as: 'wei' })]],
-  ['Withdrawn', [P('account', 'address', I), P('amount', 'uint256', { as: 'wei' })]],
-  ['OrchestratorRegistered', [P('orchestrator', 'address', I), P('publicKey', 'bytes32')]],
-  ['OrchestratorKeyRotated', [P('orchestrator', 'address', I), P('publicKey', 'bytes32')]],
-  ['OrchestratorDeactivated', [P('orchestrator', 'address', I)]],
-  ['ProtocolFeeSet', [P('feeBps', 'uint16'), P('treasury', 'address')]],
-  ['AdminTransferred', [P('previousAdmin', 'address', I), P('newAdmin', 'address', I)]],
+  ['DatasetPublished', 'Dataset published', [DATASET, P('owner', 'address', 'Owner', I), P('orchestrator', 'address', 'Orchestrator (holds the key envelope)', I), P('envelopeRoot', 'bytes32', 'Key envelope root'), P('manifestRoot', 'bytes32', 'Manifest root'), P('policy', POLICY, 'Policy', { as: 'policy' }), P('policyHash', 'bytes32', 'Policy hash')]],
+  ['PolicyUpdated', 'Policy updated', [DATASET, P('policy', POLICY, 'New policy', { as: 'policy' }), P('policyHash', 'bytes32', 'Policy hash')]],
+  ['DatasetPaused', 'Dataset paused', [DATASET]],
+  ['DatasetResumed', 'Dataset resumed', [DATASET]],
+  ['EnvelopeRotated', 'Key envelope replaced', [DATASET, P('envelopeRoot', 'bytes32', 'New key envelope root')]],
+  ['AccessGranted', 'Training granted (escrow paid)', [JOB, DATASET, P('researcher', 'address', 'Researcher', I), P('epochs', 'uint16', 'Epochs paid for'), P('purpose', 'uint8', 'Purpose'), P('resultKey', 'bytes32', 'Result key (X25519 public key)'), P('pricePerEpoch', 'uint128', 'Price per epoch', { as: 'wei' }), P('escrow', 'uint256', 'Escrow paid', { as: 'wei' }), P('expiresAt', 'uint64', 'Must start by', { as: 'time' })]],
+  ['JobStarted', 'Training started', [JOB, P('runDeadline', 'uint64', 'Must be settled by', { as: 'time' })]],
+  ['JobCompleted', 'Training settled', [JOB, P('actualEpochs', 'uint16', 'Epochs trained'), P('resultHash', 'bytes32', 'Result root (sealed result)'), P('attestationRef', 'bytes32', 'Attestation reference (evidence root)'), P('royalty', 'uint256', 'Royalty (price × epochs trained)', { as: 'wei' }), P('fee', 'uint256', 'Protocol fee (out of the royalty)', { as: 'wei' }), REFUND]],
+  ['JobFailed', 'Job failed (escrow refunded)', [JOB, P('reason', 'string', 'Reason'), REFUND]],
+  ['JobExpired', 'Grant expired (escrow refunded)', [JOB, REFUND]],
+  ['JobReclaimed', 'Escrow taken back by the researcher', [JOB, REFUND]],
+  ['Withdrawn', 'Earnings withdrawn', [P('account', 'address', 'Paid to', I), P('amount', 'uint256', 'Amount', { as: 'wei' })]],
+  ['OrchestratorRegistered', 'Orchestrator registered', [P('orchestrator', 'address', 'Orchestrator', I), P('publicKey', 'bytes32', 'Public key (X25519)')]],
+  ['OrchestratorKeyRotated', 'Orchestrator key replaced', [P('orchestrator', 'address', 'Orchestrator', I), P('publicKey', 'bytes32', 'New public key (X25519)')]],
+  ['OrchestratorDeactivated', 'Orchestrator deactivated', [P('orchestrator', 'address', 'Orchestrator', I)]],
+  ['ProtocolFeeSet', 'Protocol fee set', [P('feeBps', 'uint16', 'Protocol fee (share of each royalty)', { as: 'bps' }), P('treasury', 'address', 'Treasury (receives the fee)')]],
+  ['AdminTransferred', 'Admin role transferred', [P('previousAdmin', 'address', 'Previous admin', I), P('newAdmin', 'address', 'New admin', I)]],
 ];
-const eventSignature = ([name, params]) => `${name}(${params.map(([, type]) => type).join(',')})`;
+// Every event with its words and its fields' labels (the transaction page's vocabulary).
+export const eventLabels = () => EVENTS.map(([name, title, params]) => ({ name, title, fields: params.map(([arg, , , , label]) => ({ name: arg, label })) }));
+const eventSignature = ([name, , params]) => `${name}(${params.map(([, type]) => type).join(',')})`;
 
 // Selector → error sentence, function or event: built on first use (selectors need licen-wasm's
 // keccak), and kept only once complete.
@@ -145,30 +152,30 @@ export function decodeCall(input) {
   return (input && functionTable[input.slice(0, 10).toLowerCase()]) || null;
 }
 
-// A DataPolicy log as { name, args: [[name, shown as, value]] } (value: a 0x string for bytes32
-// and address, text for string, the fields for policy, else a BigInt), or null.
+// A DataPolicy log as { name, title, args: [[name, shown as, value, label]] } (value: a 0x
+// string for bytes32 and address, text for string, the fields for policy, else a BigInt), or null.
 export function decodeLog(log) {
   tables();
   const event = eventTable[(log.topics[0] || '').toLowerCase()];
   if (!event) return null;
-  const [name, params] = event;
+  const [name, title, params] = event;
   const data = words(log.data || '0x');
   let topic = 1;
   let slot = 0;
-  const args = params.map(([arg, , type, indexed]) => {
+  const args = params.map(([arg, , type, indexed, label]) => {
     const w = indexed ? strip(log.topics[topic++]) : null;
     if (type === 'policy') {
       const f = data.slice(slot, slot + 6).map(wordBig);
       slot += 6;
-      return [arg, type, { pricePerEpoch: f[0], maxEpochsPerRun: f[1], maxRunsPerRequester: f[2], sessionTtl: f[3], allowedPurposes: f[4], expiry: f[5] }];
+      return [arg, type, { pricePerEpoch: f[0], maxEpochsPerRun: f[1], maxRunsPerRequester: f[2], sessionTtl: f[3], allowedPurposes: f[4], expiry: f[5] }, label];
     }
     const v = w ?? data[slot++];
-    if (type === 'string') return [arg, type, abiString(data.slice(Number(wordBig(v)) / 32 - 1)) ?? ''];
-    if (type === 'address') return [arg, type, `0x${v.slice(24)}`];
-    if (type === 'bytes32') return [arg, type, `0x${v}`];
-    return [arg, type, wordBig(v)];
+    if (type === 'string') return [arg, type, abiString(data.slice(Number(wordBig(v)) / 32 - 1)) ?? '', label];
+    if (type === 'address') return [arg, type, `0x${v.slice(24)}`, label];
+    if (type === 'bytes32') return [arg, type, `0x${v}`, label];
+    return [arg, type, wordBig(v), label];
   });
-  return { name, args };
+  return { name, title, args };
 }
 
 export { unhex };

@@ -1,6 +1,7 @@
-// Boot and routing: loads the public config, sets up the wallet widget, and renders the page for
-// the current path. licen-wasm loads in the background: the marketplace paints without it, every
-// other page waits for it. Owns navigation only; pages live in pages.js.
+// Boot and routing: loads the public config, sets up the wallet widget, marks the current page
+// in the navigation and renders the page for the current path. licen-wasm loads in the
+// background: the marketplace paints without it, every other page waits for it. Owns
+// navigation only; pages live in pages.js.
 
 import { loadWasm } from './crypto.js';
 import * as wallet from './wallet.js';
@@ -51,9 +52,24 @@ async function renderWallet() {
   }
 }
 
+// The navigation marks where the person is: aria-current="page" (and a visible style) on the
+// link of the page shown, "true" on the link of the section a page belongs to (a dataset under
+// the marketplace, a job under my jobs); redone on every client-side navigation.
+const SECTIONS = [[/^\/datasets\//, '/'], [/^\/jobs\//, '/jobs']];
+function markNavigation(path) {
+  const section = SECTIONS.find(([re]) => re.test(path))?.[1];
+  for (const a of document.querySelectorAll('header nav a')) {
+    const href = a.getAttribute('href');
+    if (href === path) a.setAttribute('aria-current', 'page');
+    else if (href === section) a.setAttribute('aria-current', 'true');
+    else a.removeAttribute('aria-current');
+  }
+}
+
 export async function route() {
   const main = document.getElementById('main');
   const path = location.pathname;
+  markNavigation(path);
   for (const [re, page, needsWasm = true] of routes) {
     const m = re.exec(path);
     if (m) {

@@ -34,6 +34,24 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 export const message = (kind, text) => h('div', { class: `msg ${kind}`, role: kind === 'error' ? 'alert' : 'status', text });
+// An error as a page shows it. A wallet on the wrong network comes with a button that asks the
+// wallet to switch to this app's chain (adding it first if the wallet does not know it), then
+// checks again: the person presses the page's own button again to go on.
+export function errorMessage(e) {
+  const m = message('error', e.message);
+  if (e.wrongNetwork) {
+    const button = h('button', { type: 'button', id: 'switch-network', text: 'Switch network' });
+    button.onclick = async () => {
+      button.disabled = true;
+      try {
+        await wallet.switchNetwork();
+        m.replaceWith(message('ok', `Your wallet is now on this marketplace's network (${config.chain.name}, chain ${config.chain.chain_id}): press the button again to go on.`));
+      } catch (err) { m.replaceWith(errorMessage(err)); }
+    };
+    m.append(' ', button);
+  }
+  return m;
+}
 export function flash(text, kind = 'error') {
   const m = message(kind, text);
   document.getElementById('main').prepend(m);
@@ -304,8 +322,28 @@ export async function marketplace(main) {
 
 const statsList = (st) => kv([['Requests', String(st.requests)], ['Completed runs', String(st.completed_runs)], ['Epochs sold', String(st.epochs_sold)], ['Researchers', String(st.distinct_researchers)], ['Escrow held', wallet.formatWei(st.escrow_held)]]);
 
+// The runs `account` has used on a dataset under its run limit, from the contract (`runsUsed`,
+// read through the wallet): null without an account, or when the chain cannot tell (a wallet on
+// another network).
+async function runsUsed(root, account) {
+  if (!account) return null;
+  try {
+    const w = words(await wallet.read('eth_call', [{ to: config.chain.data_policy, data: calls.runsUsed(root, account) }, 'latest']));
+    return w.length ? Number(wordBig(w[0])) : null;
+  } catch { return null; }
+}
+const runsText = (used, max) => `You have used ${used} of ${max} runs this dataset allows per researcher`;
+// Shown instead of the request form once the wallet has used all its runs.
+const runLimitReached = (used, max, account) => h('div', { id: 'run-limit' },
+  message('warn', `${runsText(used, max)}, so it takes no more requests from this wallet (${wallet.shortAddress(account)}).`),
+  h('p', { class: 'muted', text: 'A run that failed, expired or was refunded to you does not count. If the owner raises the limit, you can request again here.' }));
+
 export async function dataset(main, root) {
   const d = await api(`datasets/${root}`);
+  const me = wallet.current();
+  const max = d.policy.max_runs_per_requester;
+  // Before anything is signed or simulated: has this wallet any run left?
+  const used = d.paused || !d.active ? null : await runsUsed(root, me);
   const stats = h('div', { class: 'card', id: 'dataset-stats' }, statsList(d.stats));
   const m = await manifest(d.manifest_root);
   const epochs = h('input', { id: 'epochs', type: 'number', min: 1, max: d.policy.max_epochs_per_run, value: 1 });
@@ -343,6 +381,8 @@ export async function dataset(main, root) {
       if (!wallet.available()) throw new Error('No wallet found: install a browser wallet to request training.');
       if (!wallet.current()) await wallet.connect(false);
       await wallet.checkNetwork();
+      const usedNow = await runsUsed(root, wallet.current());
+      if (usedNow !== null && usedNow >= max) throw new Error(`${runsText(usedNow, max)}, so it takes no more requests from this wallet.`);
       status('Sign the result-key message in your wallet: it derives the key only you can open the trained model with…');
       const sig = await wallet.personalSign(C.resultKeyMessage());
       const { publicKey, secretKey } = C.resultKeypair(C.unhex(sig));
@@ -353,13 +393,18 @@ export async function dataset(main, root) {
       // Done: the form's button gives way to the job, so a second click does not pay again.
       paid = true;
       button.hidden = true;
-      const again = h('button', { type: 'button', class: 'secondary', text: 'Request another run', onclick: () => { paid = false; out.replaceChildren(); button.hidden = false; } });
+      // Another run only while the wallet has one left.
+      const usedAfter = await runsUsed(root, wallet.current());
+      const again = usedAfter !== null && usedAfter >= max
+        ? h('span', { class: 'muted', text: `That was this wallet's last run: ${runsText(usedAfter, max).replace(/^You have/, 'you have')}.` })
+        : h('button', { type: 'button', class: 'secondary', text: 'Request another run', onclick: () => { paid = false; out.replaceChildren(); button.hidden = false; } });
       out.replaceChildren(message('ok', `Access granted${jobId ? `: job #${jobId}` : ''}. The orchestrator starts training shortly.`),
         h('div', { class: 'row' }, jobId ? h('a', { class: 'button', href: `/jobs/${jobId}`, text: `Follow job #${jobId} →` }) : '', again));
     } catch (err) {
-      out.replaceChildren(message('error', err.message));
+      out.replaceChildren(errorMessage(err));
     } finally { button.disabled = false; }
   } },
+  used ? h('div', { class: 'muted', id: 'runs-used', text: `${runsText(used, max)}.` }) : '',
   h('label', {}, 'Epochs', epochs), h('label', {}, 'Purpose', purpose), h('div', {}, 'Escrow: ', escrow),
   h('div', { class: 'muted', text: 'Unspent escrow is refunded automatically; a job that never starts can be refunded.' }), button, out);
   main.replaceChildren(
@@ -370,7 +415,7 @@ export async function dataset(main, root) {
       m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${size(m.byte_size)} (≈${m.token_estimate} tokens)`], ['License', m.license || '—']]) : message('info', 'The manifest could not be loaded from storage.')),
     h('h2', { text: 'Policy' }), h('div', { class: 'card' }, policyWords(d.policy)),
     h('h2', { text: 'Stats' }), stats,
-    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? h('p', { class: 'muted', text: 'Requests open again when the owner resumes the dataset.' }) : !d.active ? h('p', { class: 'muted', text: 'This dataset takes no new requests.' }) : form),
+    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? h('p', { class: 'muted', text: 'Requests open again when the owner resumes the dataset.' }) : !d.active ? h('p', { class: 'muted', text: 'This dataset takes no new requests.' }) : used !== null && used >= max ? runLimitReached(used, max, me) : form),
     h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
   // An event about this dataset redraws the page, or only its stats once a request was started.
   live((name, ev) => {
@@ -485,7 +530,7 @@ export async function publish(main) {
         h('div', { class: 'row' }, h('a', { class: 'button', href: `/datasets/${root}`, text: 'Open the dataset page →' }), h('a', { class: 'button secondary', href: '/publish', text: 'Publish another dataset' })));
     } catch (err) {
       step('');
-      out.replaceChildren(message('error', err.message));
+      out.replaceChildren(errorMessage(err));
     } finally { button.disabled = false; }
   } },
   h('label', {}, 'JSONL file (encrypted here, in your browser)', file), fileProgress.el, fileStatus, h('label', {}, 'Name', name), h('label', {}, 'Description', description), h('label', {}, 'License', license),
@@ -526,6 +571,21 @@ function trainingSummary(bytes) {
   ]));
 }
 
+// The simulated trainer's report in a few lines, above the raw report: what it read, how many
+// epochs, and the loss where a report has one (the simulated trainer trains nothing, so none).
+function simulatedSummary(t) {
+  const d = t.dataset || {};
+  const losses = (t.epochs || []).filter((e) => e.loss !== undefined || e.train_loss !== undefined);
+  return h('div', { class: 'card', id: 'training-summary' }, kv([
+    ['Records seen', d.records === undefined ? '—' : `${Number(d.records).toLocaleString()} per epoch${d.schema ? ` (${d.schema})` : ''}`],
+    ['Epochs', `${t.epochs_run ?? '—'} of ${t.epochs_requested ?? '—'} requested`],
+    d.tokens_per_epoch !== undefined ? ['Tokens read per epoch', `${Number(d.tokens_per_epoch).toLocaleString()} (split on spaces)`] : null,
+    d.bytes !== undefined ? ['Data read per epoch', size(d.bytes)] : null,
+    ['Loss', losses.length ? losses.map((e) => `epoch ${e.epoch}: ${Number(e.loss ?? e.train_loss).toFixed(3)}`).join(', ') : 'none: no model was trained, so there is no loss'],
+    t.duration_ms !== undefined ? ['Time', `${(t.duration_ms / 1000).toFixed(1)} s`] : null,
+  ]));
+}
+
 // What an opened result offers: the lora trainer's archive as its files (the PEFT adapter and
 // the training report, each saved on its own, or the whole archive), the simulated trainer's
 // JSON report, or other bytes as they are.
@@ -550,12 +610,14 @@ function resultView(plain, jobId) {
     ];
   }
   if (plain[0] === 0x7b) {
-    let simulated = false;
-    try { simulated = JSON.parse(new TextDecoder().decode(plain)).simulated === true; } catch { /* shown as text */ }
+    let report = null;
+    try { report = JSON.parse(new TextDecoder().decode(plain)); } catch { /* shown as text */ }
+    const simulated = report?.simulated === true;
     return [
       simulated ? message('info', 'This node ran the SIMULATED trainer (the development default): the result is a report of a real pass over the data, and holds no model weights.') : '',
+      simulated ? [h('h3', { text: 'Training report' }), simulatedSummary(report)] : '',
       save(plain, `result-job-${jobId}.json`, 'application/json', 'result-file'),
-      preview(plain),
+      simulated ? h('details', { open: true }, h('summary', { text: 'The whole report (JSON)' }), preview(plain)) : preview(plain),
     ];
   }
   return [save(plain, `result-job-${jobId}.bin`, 'application/octet-stream', 'result-file')];
@@ -612,7 +674,7 @@ export async function job(main, id, refresh = false) {
         await wallet.checkNetwork();
         const { receipt } = await wallet.send(config.chain.data_policy, granted ? calls.expire(j.id) : calls.reclaim(j.id), 0n, (t) => result.replaceChildren(message('info', t)));
         result.replaceChildren(message('ok', `${wallet.formatWei(j.escrow)} refunded to ${j.researcher} in block ${BigInt(receipt.blockNumber)}.`));
-      } catch (e) { result.replaceChildren(message('error', e.message)); button.disabled = false; }
+      } catch (e) { result.replaceChildren(errorMessage(e)); button.disabled = false; }
     };
     takeBack = h('div', { class: 'card', id: 'take-back-card' }, h('h2', { text: 'If it stalls' }),
       h('p', { text: granted
@@ -693,7 +755,7 @@ export async function dashboard(main) {
       document.getElementById('dashboard-result')?.replaceChildren(caughtUp
         ? message('ok', `${done} (block ${BigInt(receipt.blockNumber)}).`)
         : message('info', `${done} (block ${BigInt(receipt.blockNumber)}); the indexer has not caught up yet, so the figures may lag.`));
-    } catch (e) { out.replaceChildren(message('error', e.message)); } finally { acting = false; }
+    } catch (e) { out.replaceChildren(errorMessage(e)); } finally { acting = false; }
   };
   // What the contract paid out, from its Withdrawn event (the indexer's balance may lag).
   const withdrew = (receipt) => {
@@ -710,7 +772,7 @@ export async function dashboard(main) {
     const form = h('form', { class: 'stack', onsubmit: async (e) => {
       e.preventDefault();
       save.disabled = true;
-      try { await act('Updating the policy', calls.updatePolicy(d.root, fields.read()), `Policy updated for “${d.name || short(d.root)}”: new requests get the new terms, running jobs keep theirs`); } catch (err) { out.replaceChildren(message('error', err.message)); } finally { save.disabled = false; }
+      try { await act('Updating the policy', calls.updatePolicy(d.root, fields.read()), `Policy updated for “${d.name || short(d.root)}”: new requests get the new terms, running jobs keep theirs`); } catch (err) { out.replaceChildren(errorMessage(err)); } finally { save.disabled = false; }
     } }, h('strong', {}, 'New policy for ', datasetLink(d.root, d.manifest_root), ' (applies to new requests; running jobs keep theirs)'), fields.el, h('div', { class: 'row' }, save, cancel));
     const row = h('tr', { id: 'policy-editor' }, h('td', { colspan: 5 }, form));
     tr.after(row);
@@ -773,6 +835,7 @@ export async function transaction(main, hash) {
   const value = (kind, v) => {
     if (kind === 'wei') return wallet.formatWei(v);
     if (kind === 'time') return v === 0n ? '—' : when(Number(v));
+    if (kind === 'bps') return `${Number(v) / 100} % (${v} basis points)`;
     if (kind === 'policy') return `${wallet.formatWei(v.pricePerEpoch)} per epoch, up to ${v.maxEpochsPerRun} epochs a run, ${v.maxRunsPerRequester} runs per researcher, grants valid ${Number(v.sessionTtl) / 60} min${v.expiry ? `, no requests after ${when(Number(v.expiry))}` : ''}`;
     if (kind === 'bytes32' || kind === 'address') return mono(v);
     return String(v);
@@ -797,7 +860,10 @@ export async function transaction(main, hash) {
       ['Gas fee paid', fee === null ? '—' : wallet.formatWei(fee)],
     ])),
     h('h2', { text: 'DataPolicy events' }),
-    events.length ? h('div', { id: 'tx-events' }, events.map((e) => h('div', { class: 'card event', 'data-event': e.name }, h('strong', { text: e.name }), kv(e.args.map(([arg, kind, v]) => [arg, linked(arg, kind, v)]))))) : message('info', receipt?.status === '0x1' ? 'This transaction emitted no DataPolicy event.' : 'A reverted transaction emits no events.'),
+    events.length ? h('div', { id: 'tx-events' }, events.map((e) => h('div', { class: 'card event', 'data-event': e.name },
+      h('h3', { class: 'event-title' }, e.title, ' ', h('code', { class: 'raw', title: 'the event\'s name in the contract', text: e.name })),
+      // Each field under its label, its name in the contract's ABI beside it for auditors.
+      h('dl', { class: 'kv' }, e.args.map(([arg, kind, v, label]) => [h('dt', { title: `${arg} in the contract's ABI` }, label, h('code', { class: 'raw', text: arg })), h('dd', {}, linked(arg, kind, v))]))))) : message('info', receipt?.status === '0x1' ? 'This transaction emitted no DataPolicy event.' : 'A reverted transaction emits no events.'),
   );
 }
 

@@ -1,7 +1,8 @@
 // The wallet: any EIP-1193 provider (window.ethereum), or, in `licen dev` only, the INSECURE
-// development wallet over anvil's unlocked dev accounts. Owns account/network checks and the
-// transaction path (preflight eth_call → plain sentence instead of a failed transaction → send
-// → receipt). Never holds a private key: the dev wallet asks anvil to sign.
+// development wallet over anvil's unlocked dev accounts. Owns account/network checks (and the
+// switch to this app's network, EIP-3326/EIP-3085) and the transaction path (preflight eth_call
+// → plain sentence instead of a failed transaction → send → receipt). Never holds a private
+// key: the dev wallet asks anvil to sign.
 
 import { explainRevert } from './abi.js';
 
@@ -9,6 +10,9 @@ let config = null;
 let provider = null;
 let isDev = false;
 let account = null;
+// Set while the page itself asks the wallet to switch networks: the chain change that follows
+// must not redraw the page under the form that asked (it would drop what the person entered).
+let switching = false;
 const listeners = new Set();
 
 // Listeners get `redraw`: false when the change came from inside a form's action (connecting
@@ -37,7 +41,7 @@ export function init(cfg) {
   if (window.ethereum) {
     provider = window.ethereum;
     provider.on?.('accountsChanged', (a) => { account = a[0] || null; changed(); });
-    provider.on?.('chainChanged', () => changed());
+    provider.on?.('chainChanged', () => changed(!switching));
   } else if (cfg.dev_wallet) {
     provider = new DevWallet(cfg.chain.rpc_url);
     isDev = true;
@@ -69,11 +73,36 @@ export async function request(method, params) { return provider.request({ method
 // A read-only chain call: through the wallet when there is one, else the chain's public RPC.
 export async function read(method, params) { return provider ? request(method, params) : rpc(config.chain.rpc_url, method, params); }
 
+// An error about the wallet's network: pages show it with a "Switch network" button.
+const wrongNetwork = (text) => Object.assign(new Error(text), { wrongNetwork: true });
+
 export async function checkNetwork() {
   const id = parseInt(await request('eth_chainId', []), 16);
   if (id !== config.chain.chain_id) {
-    throw new Error(`Your wallet is on chain ${id}, but this marketplace runs on chain ${config.chain.chain_id}. Switch network in your wallet, then try again.`);
+    throw wrongNetwork(`Your wallet is on chain ${id}, but this marketplace runs on chain ${config.chain.chain_id}. Press “Switch network” (or switch in your wallet), then try again.`);
   }
+}
+
+// Asks the wallet to switch to this app's chain (EIP-3326); a wallet that does not know the
+// chain (error 4902) is asked to add it with this app's RPC URL and name (EIP-3085), then to
+// switch. Checks the network again afterwards: throws the same sentences as checkNetwork.
+export async function switchNetwork() {
+  const chainId = '0x' + config.chain.chain_id.toString(16);
+  const unknownChain = (e) => e.code === 4902 || e.data?.originalError?.code === 4902;
+  switching = true;
+  try {
+    try {
+      await request('wallet_switchEthereumChain', [{ chainId }]);
+    } catch (e) {
+      if (!unknownChain(e)) throw e;
+      await request('wallet_addEthereumChain', [{ chainId, chainName: config.chain.name, rpcUrls: [config.chain.rpc_url], nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 } }]);
+      await request('wallet_switchEthereumChain', [{ chainId }]);
+    }
+  } catch (e) {
+    if (e.code === 4001) throw wrongNetwork(`You declined to switch networks in your wallet, so it is still on another chain: nothing can be sent from this page until it is on chain ${config.chain.chain_id}.`);
+    throw wrongNetwork(`Your wallet could not switch networks (${e.message}): switch it to chain ${config.chain.chain_id} (${config.chain.name}, ${config.chain.rpc_url}) yourself, then try again.`);
+  } finally { switching = false; }
+  await checkNetwork();
 }
 
 export async function ethCall(to, data, from) {

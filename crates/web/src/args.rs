@@ -29,6 +29,9 @@ pub struct WebArgs {
     /// The chain id wallets must be on.
     #[arg(long, env = "LICEN_CHAIN_ID", default_value_t = 31337)]
     pub chain_id: u64,
+    /// The network's name offered to a wallet that does not know the chain yet.
+    #[arg(long, env = "LICEN_CHAIN_NAME", default_value = "LICEN")]
+    pub chain_name: String,
     /// The DataPolicy contract address.
     #[arg(long, env = "LICEN_CONTRACT")]
     pub contract: alloy_primitives::Address,
@@ -50,6 +53,7 @@ impl WebArgs {
             chain: PublicChain {
                 chain_id: self.chain_id,
                 rpc_url: self.rpc.clone(),
+                name: self.chain_name.clone(),
                 data_policy: self.contract,
                 default_orchestrator: self.orchestrator,
                 explorer_tx_url: self.explorer_tx_url.clone(),

@@ -38,6 +38,9 @@ pub struct PublicChain {
     pub chain_id: u64,
     /// JSON-RPC URL offered to wallets (and used by the development wallet).
     pub rpc_url: String,
+    /// The network's name, as the page offers it to a wallet that does not know the chain
+    /// (`wallet_addEthereumChain`).
+    pub name: String,
     /// The DataPolicy contract.
     pub data_policy: Address,
     /// Orchestrator suggested for new datasets (its key is still read from the chain).

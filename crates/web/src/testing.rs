@@ -35,6 +35,7 @@ pub fn config_without_chain(indexer_url: String, storage_url: String) -> crate::
         chain: crate::PublicChain {
             chain_id: 31337,
             rpc_url: "http://127.0.0.1:9".into(),
+            name: "LICEN test chain".into(),
             data_policy: alloy_primitives::Address::ZERO,
             default_orchestrator: None,
             explorer_tx_url: None,

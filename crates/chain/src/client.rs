@@ -27,7 +27,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn forget_nonce(&self) {
+    pub(crate) fn forget_nonce(&self) {
         if let Some(sender) = self.sender {
             self.nonces.forget(sender);
         }
@@ -287,28 +287,7 @@ impl DataPolicyClient {
     /// A node refusing a send for lack of funds answers in its own words ("insufficient funds
     /// for gas * price + value"): say it with the wallet, its balance and the value instead.
     async fn explain_funds(&self, error: Error, value: Option<U256>) -> Error {
-        let Error::Rpc {
-            action, message, ..
-        } = &error
-        else {
-            return error;
-        };
-        let action = *action;
-        let Some(account) = self.sender() else {
-            return error;
-        };
-        if !message.to_ascii_lowercase().contains("insufficient funds") {
-            return error;
-        }
-        let Ok(holds) = self.balance(account).await else {
-            return error;
-        };
-        Error::InsufficientFunds {
-            action,
-            account,
-            value: value.map_or(0, |v| u128::try_from(v).unwrap_or(u128::MAX)),
-            holds,
-        }
+        fund_error(&self.connection, error, value).await
     }
 
     /// A transport error of the read `action` (an RPC method name).
@@ -793,6 +772,37 @@ impl DataPolicyClient {
     }
 }
 
+/// `error` of a send that the node refused for funds, as [`Error::InsufficientFunds`] naming
+/// the wallet, its balance and the value; any other error unchanged.
+pub(crate) async fn fund_error(
+    connection: &Connection,
+    error: Error,
+    value: Option<U256>,
+) -> Error {
+    let Error::Rpc {
+        action, message, ..
+    } = &error
+    else {
+        return error;
+    };
+    let action = *action;
+    let Some(account) = connection.sender else {
+        return error;
+    };
+    if !message.to_ascii_lowercase().contains("insufficient funds") {
+        return error;
+    }
+    let Ok(holds) = connection.provider.get_balance(account).await else {
+        return error;
+    };
+    Error::InsufficientFunds {
+        action,
+        account,
+        value: value.map_or(0, |v| u128::try_from(v).unwrap_or(u128::MAX)),
+        holds: u128::try_from(holds).unwrap_or(u128::MAX),
+    }
+}
+
 /// How long a sent transaction may take to be mined before we give up waiting (it may still be
 /// mined later; the error says so and names the hash).
 const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -800,7 +810,7 @@ const RECEIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120)
 /// Polls for a receipt with a short, growing interval (20 ms up to 1 s): fast on a dev chain
 /// with automine, gentle on a remote one, and bounded so a stuck transaction is reported with
 /// its hash instead of hanging the caller.
-async fn wait_for_receipt(
+pub(crate) async fn wait_for_receipt(
     provider: &DynProvider,
     rpc: &str,
     action: &'static str,

@@ -13,6 +13,14 @@ pub enum Error {
         /// The decoded revert.
         revert: Revert,
     },
+    /// The 0G Flow contract refused a submission; the reason is a sentence.
+    #[error("submitting the file to the 0G Flow contract at {flow} was refused: {reason}")]
+    FlowRefused {
+        /// The Flow contract.
+        flow: alloy::primitives::Address,
+        /// Why, and what to do.
+        reason: String,
+    },
     /// The node could not be reached or answered with an error that is not a revert.
     #[error("{action} failed talking to the chain at {rpc}: {message}")]
     Rpc {

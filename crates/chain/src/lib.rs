@@ -3,7 +3,8 @@
 //! Owns: the alloy bindings generated from the committed forge artifact
 //! (`artifacts/DataPolicy.json`, refreshed by `cargo xtask contracts`: one ABI source of truth),
 //! a typed client for every contract function, deployment, decoding of reverts into sentences a
-//! person can act on, and spawning a local anvil from the pinned toolchain.
+//! person can act on, and spawning a local anvil from the pinned toolchain. Also the 0G Flow
+//! contract's `submit` (paying for a file's storage before 0G nodes accept it).
 //!
 //! Must never: hold plaintext data or dataset keys (the chain sees only roots, hashes and
 //! public keys), or retry a state-changing transaction blindly.
@@ -13,6 +14,7 @@ pub mod bindings;
 mod client;
 mod convert;
 mod error;
+mod flow;
 mod nonce;
 pub mod revert;
 pub mod testing;
@@ -23,4 +25,5 @@ pub use client::{
 };
 pub use convert::{policy_from_sol, policy_to_sol};
 pub use error::{Error, Result};
+pub use flow::{FlowClient, FlowReceipt};
 pub use nonce::ResyncingNonceManager;

@@ -11,6 +11,8 @@ use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
 use alloy::signers::local::PrivateKeySigner;
 
+pub mod zerog;
+
 /// Protocol fee used by test deployments (2.5%).
 pub const TEST_FEE_BPS: u16 = 250;
 /// Run timeout used by test deployments (one hour).

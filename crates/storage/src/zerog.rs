@@ -49,6 +49,12 @@ pub mod abi {
             function submit(Submission submission) external payable returns (uint256 index, bytes32 digest, uint256 startIndex, uint256 length);
             /// The market contract that prices sectors.
             function market() external view returns (address);
+            /// Emitted for every submission (the same in both ABI generations): `identity` is
+            /// the digest of the node roots, `submissionIndex` the transaction sequence number
+            /// storage nodes know the file by, `length` the sectors paid for.
+            event Submit(address indexed sender, bytes32 indexed identity, uint256 submissionIndex, uint256 startPos, uint256 length, SubmissionData submission);
+            /// The fee held does not cover `sectors × price`.
+            error NotEnoughFee(uint256 price, uint256 sectors, uint256 paid);
         }
     }
 

@@ -1,0 +1,275 @@
+//! The 0G Flow contract: paying for and registering a file before 0G storage nodes accept its
+//! segments (DESIGN §6).
+//!
+//! Owns: reading the market's `pricePerSector` through `Flow.market()`, sending `submit` with
+//! exactly `pricePerSector × Σ 2^height` (the fee 0G's own clients pay; the contract keeps any
+//! excess), and reading the `Submit` event back: the transaction sequence number storage nodes
+//! know the file by, checked against the submission's digest. The node list, fee arithmetic and
+//! calldata of both ABI generations come from `licen_storage::zerog`.
+//!
+//! Must never: send a submission whose receipt it does not check, or report a sequence number
+//! from a `Submit` event of another file.
+
+use crate::client::{Connection, fund_error, wait_for_receipt};
+use crate::{Error, Result};
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy::sol_types::{SolCall, SolError, SolEvent};
+use licen_storage::zerog::abi::{current, market};
+use licen_storage::zerog::{FlowAbi, FlowSubmission};
+
+/// A Flow deployment and the wallet that pays for submissions.
+#[derive(Debug, Clone)]
+pub struct FlowClient {
+    connection: Connection,
+    flow: Address,
+    abi: FlowAbi,
+}
+
+/// A mined submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowReceipt {
+    /// The transaction.
+    pub tx: B256,
+    /// Its block.
+    pub block: u64,
+    /// The submission's sequence number (`submissionIndex`; 0G's `txSeq`).
+    pub tx_seq: u64,
+    /// Where the file starts in the flow (entry index).
+    pub start_entry: u64,
+    /// Sectors (256-byte chunks) paid for.
+    pub sectors: u64,
+    /// The fee paid (wei).
+    pub fee: U256,
+}
+
+impl FlowClient {
+    /// The Flow contract at `flow`, whose `submit` has the `abi` generation; `connection` must
+    /// carry a wallet to submit.
+    pub fn new(connection: Connection, flow: Address, abi: FlowAbi) -> Self {
+        Self {
+            connection,
+            flow,
+            abi,
+        }
+    }
+
+    /// The Flow contract's address.
+    pub fn address(&self) -> Address {
+        self.flow
+    }
+
+    /// The market pricing sectors for this Flow, and its price per sector (wei).
+    pub async fn price_per_sector(&self) -> Result<(Address, U256)> {
+        let market_address = current::marketCall::abi_decode_returns(
+            &self
+                .call(
+                    self.flow,
+                    current::marketCall {}.abi_encode(),
+                    "Flow.market()",
+                )
+                .await?,
+        )
+        .map_err(|e| {
+            self.not_flow(format!(
+                "market() answered something else than an address ({e})"
+            ))
+        })?;
+        let price = market::pricePerSectorCall::abi_decode_returns(
+            &self
+                .call(
+                    market_address,
+                    market::pricePerSectorCall {}.abi_encode(),
+                    "pricePerSector()",
+                )
+                .await?,
+        )
+        .map_err(|e| {
+            self.not_flow(format!(
+                "its market {market_address} answered pricePerSector() with something else than a number ({e})"
+            ))
+        })?;
+        Ok((market_address, price))
+    }
+
+    /// The fee `submission` costs at the market's current price (wei).
+    pub async fn fee(&self, submission: &FlowSubmission) -> Result<U256> {
+        Ok(submission.fee(self.price_per_sector().await?.1))
+    }
+
+    /// Pays for and registers `submission`, waits for it to be mined, and returns its sequence
+    /// number from the `Submit` event.
+    pub async fn submit(&self, submission: &FlowSubmission) -> Result<FlowReceipt> {
+        const ACTION: &str = "Flow.submit";
+        let sender = self.connection.sender.ok_or_else(|| {
+            Error::Config(
+                "submitting to the 0G Flow contract needs a wallet: give a private key or keystore"
+                    .into(),
+            )
+        })?;
+        let (_, price) = self.price_per_sector().await?;
+        let call = submission.call(self.abi, sender, price);
+        let request = TransactionRequest::default()
+            .with_to(self.flow)
+            .with_input(call.data)
+            .with_value(call.value);
+        let provider = &self.connection.provider;
+        let pending = match provider.send_transaction(request).await {
+            Ok(pending) => pending,
+            Err(e) => {
+                self.connection.forget_nonce();
+                let for_funds = e
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .contains("insufficient funds");
+                let error = match e.as_error_resp().and_then(|r| r.as_revert_data()) {
+                    Some(data) if !for_funds => Error::FlowRefused {
+                        flow: self.flow,
+                        reason: refusal(&data, submission, price),
+                    },
+                    _ => Error::Rpc {
+                        action: ACTION,
+                        rpc: self.connection.rpc.clone(),
+                        message: e.to_string(),
+                    },
+                };
+                return Err(fund_error(&self.connection, error, Some(call.value)).await);
+            }
+        };
+        let receipt =
+            wait_for_receipt(provider, &self.connection.rpc, ACTION, *pending.tx_hash()).await?;
+        let tx = receipt.transaction_hash;
+        let block = receipt.block_number.unwrap_or_default();
+        if !receipt.status() {
+            return Err(Error::TxFailed {
+                action: ACTION,
+                tx: tx.to_string(),
+                block,
+            });
+        }
+        let digest = submission.digest();
+        let event = receipt
+            .inner
+            .logs()
+            .iter()
+            .filter(|log| log.address() == self.flow)
+            .filter_map(|log| current::Submit::decode_log_data(log.data()).ok())
+            .find(|event| event.identity == digest)
+            .ok_or_else(|| Error::MissingEvent {
+                action: ACTION,
+                event: "Submit (for this file's node list)",
+                tx: tx.to_string(),
+                address: self.flow.to_string(),
+            })?;
+        let number = |value: U256, what: &str| {
+            u64::try_from(value).map_err(|_| {
+                self.not_flow(format!(
+                    "its Submit event has a {what} beyond 64 bits ({value})"
+                ))
+            })
+        };
+        Ok(FlowReceipt {
+            tx,
+            block,
+            tx_seq: number(event.submissionIndex, "submission index")?,
+            start_entry: number(event.startPos, "start position")?,
+            sectors: number(event.length, "length")?,
+            fee: call.value,
+        })
+    }
+
+    async fn call(&self, to: Address, data: Vec<u8>, what: &'static str) -> Result<Vec<u8>> {
+        let request = TransactionRequest::default().with_to(to).with_input(data);
+        let answer = self
+            .connection
+            .provider
+            .call(request)
+            .await
+            .map_err(|e| Error::Rpc {
+                action: what,
+                rpc: self.connection.rpc.clone(),
+                message: e.to_string(),
+            })?;
+        if answer.is_empty() {
+            return Err(self.not_flow(format!("{what} returned nothing (no contract there?)")));
+        }
+        Ok(answer.to_vec())
+    }
+
+    fn not_flow(&self, why: String) -> Error {
+        Error::Config(format!(
+            "{} does not look like a 0G Flow contract: {why}; check the Flow address for this network",
+            self.flow
+        ))
+    }
+}
+
+/// A sentence for a refused submission.
+fn refusal(data: &[u8], submission: &FlowSubmission, price: U256) -> String {
+    if let Ok(e) = current::NotEnoughFee::abi_decode(data) {
+        return format!(
+            "the fee sent does not cover {} sectors at {} wei each ({} wei held, {} wei needed): \
+             the market's price changed since it was read; submit again",
+            e.sectors,
+            e.price,
+            e.paid,
+            submission.fee(e.price)
+        );
+    }
+    if data.starts_with(&alloy::primitives::keccak256("EnforcedPause()")[..4]) {
+        return "submissions are paused by the Flow contract's admin; try again later".into();
+    }
+    match alloy::sol_types::decode_revert_reason(data).filter(|reason| !reason.is_empty()) {
+        Some(reason) if reason.contains("Invalid submission") => format!(
+            "it calls the submission invalid ({reason}): its {} nodes for {} bytes do not fit \
+             0G's rules, which is a LICEN bug; please report it",
+            submission.nodes.len(),
+            submission.length
+        ),
+        Some(reason) => format!("{reason} (price {price} wei per sector)"),
+        None if data.is_empty() || data.iter().all(|b| *b == 0) => {
+            "it reverted without a reason: a Flow contract of the other \
+             ABI generation has no such `submit` (choose the other generation), or the Flow is \
+             not launched yet"
+                .into()
+        }
+        None => format!(
+            "it reverted with data {} that is not a known Flow error",
+            alloy::primitives::Bytes::copy_from_slice(data)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use licen_storage::merkle::FileTree;
+
+    #[test]
+    fn refusals_read_as_sentences() {
+        let submission =
+            FlowSubmission::from_tree(&FileTree::from_bytes(&[1; 5000]), vec![]).unwrap();
+        let not_enough = current::NotEnoughFee {
+            price: U256::from(7),
+            sectors: submission.sectors(),
+            paid: U256::from(3),
+        }
+        .abi_encode();
+        let said = refusal(&not_enough, &submission, U256::from(5));
+        assert!(
+            said.contains("does not cover 20 sectors at 7 wei each (3 wei held, 140 wei needed)"),
+            "{said}"
+        );
+        let invalid = alloy::sol_types::Revert::from("Invalid submission").abi_encode();
+        let said = refusal(&invalid, &submission, U256::from(5));
+        assert!(
+            said.contains("LICEN bug") && said.contains("5000 bytes"),
+            "{said}"
+        );
+        let paused = alloy::primitives::keccak256("EnforcedPause()")[..4].to_vec();
+        assert!(refusal(&paused, &submission, U256::ZERO).contains("paused"));
+        assert!(refusal(&[], &submission, U256::ZERO).contains("other ABI generation"));
+    }
+}

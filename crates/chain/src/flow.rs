@@ -28,6 +28,21 @@ pub struct FlowClient {
     abi: FlowAbi,
 }
 
+/// A file submitted to the Flow, as its `Submit` event says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubmittedFile {
+    /// The block of the submission.
+    pub block: u64,
+    /// The file root (folded from the submission's node list).
+    pub root: B256,
+    /// File size in bytes.
+    pub size: u64,
+    /// The submission's sequence number (`txSeq`).
+    pub tx_seq: u64,
+    /// Its first flow entry.
+    pub start_entry: u64,
+}
+
 /// A mined submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowReceipt {
@@ -178,6 +193,70 @@ impl FlowClient {
             sectors: number(event.length, "length")?,
             fee: call.value,
         })
+    }
+
+    /// The files submitted in blocks `from..=to`, in chain order (what a storage node following
+    /// this Flow learns). Events that do not decode, or whose node list is empty, are skipped
+    /// with a warning.
+    pub async fn submissions(&self, from: u64, to: u64) -> Result<Vec<SubmittedFile>> {
+        let filter = alloy::rpc::types::Filter::new()
+            .address(self.flow)
+            .event_signature(current::Submit::SIGNATURE_HASH)
+            .from_block(from)
+            .to_block(to);
+        let logs = self
+            .connection
+            .provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| Error::Rpc {
+                action: "eth_getLogs (Flow Submit)",
+                rpc: self.connection.rpc.clone(),
+                message: e.to_string(),
+            })?;
+        let mut files = Vec::with_capacity(logs.len());
+        for log in logs {
+            let block = log.block_number.unwrap_or_default();
+            let Ok(event) = current::Submit::decode_log_data(log.data()) else {
+                tracing::warn!(block, "skipping a Submit log that does not decode");
+                continue;
+            };
+            let nodes = event
+                .submission
+                .nodes
+                .iter()
+                .map(|n| {
+                    Some(licen_storage::merkle::SubmissionNode {
+                        root: n.root,
+                        height: u32::try_from(n.height).ok()?,
+                    })
+                })
+                .collect::<Option<Vec<_>>>();
+            let submission = FlowSubmission {
+                length: u64::try_from(event.submission.length).unwrap_or(u64::MAX),
+                tags: Vec::new(),
+                nodes: nodes.unwrap_or_default(),
+            };
+            let (Some(root), Ok(tx_seq), Ok(start_entry)) = (
+                submission.root(),
+                u64::try_from(event.submissionIndex),
+                u64::try_from(event.startPos),
+            ) else {
+                tracing::warn!(
+                    block,
+                    "skipping a Submit log with an unusable node list or position"
+                );
+                continue;
+            };
+            files.push(SubmittedFile {
+                block,
+                root,
+                size: submission.length,
+                tx_seq,
+                start_entry,
+            });
+        }
+        Ok(files)
     }
 
     async fn call(&self, to: Address, data: Vec<u8>, what: &'static str) -> Result<Vec<u8>> {

@@ -25,5 +25,5 @@ pub use client::{
 };
 pub use convert::{policy_from_sol, policy_to_sol};
 pub use error::{Error, Result};
-pub use flow::{FlowClient, FlowReceipt};
+pub use flow::{FlowClient, FlowReceipt, SubmittedFile};
 pub use nonce::ResyncingNonceManager;

@@ -71,6 +71,23 @@ async fn files_are_paid_for_and_sequenced_by_0g_flow_contract() {
     );
     assert_eq!(balance(zerog.reward).await, mined.fee + next.fee);
 
+    // What a storage node following this Flow learns: each file's root, size, sequence number
+    // and position, in order.
+    let head = provider.get_block_number().await.unwrap();
+    let seen = client.submissions(0, head).await.unwrap();
+    let roots: Vec<_> = seen
+        .iter()
+        .map(|f| (f.root, f.size, f.tx_seq, f.start_entry))
+        .collect();
+    assert_eq!(
+        roots,
+        [
+            (first.root().unwrap(), (1 << 20) + 100, 0, mined.start_entry),
+            (second.root().unwrap(), 300, 1, next.start_entry),
+        ]
+    );
+    assert_eq!(seen[1].block, next.block);
+
     // The legacy ABI's `submit` does not exist on this Flow: refused with a sentence, no fee.
     let legacy = FlowClient::new(
         connect(chain.rpc_url(), Some(payer.clone())).unwrap(),

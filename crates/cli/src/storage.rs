@@ -3,12 +3,14 @@
 
 use crate::files::ensure_absent;
 use crate::progress::{bytes_bar, storage_progress};
+use crate::wallet::WalletArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use licen_storage::client::DownloadOptions;
 use licen_storage::client::StorageClient;
 use licen_storage::merkle::FileTree;
 use licen_storage::node::{self, DEFAULT_MAX_BODY_BYTES, NodeConfig};
+use licen_storage::zerog::{FlowAbi, FlowSubmission};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -23,7 +25,49 @@ pub(crate) struct PutArgs {
     /// zgs JSON-RPC endpoint.
     #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
+    #[command(flatten)]
+    flow: FlowArgs,
+    #[command(flatten)]
+    wallet: WalletArgs,
 }
+
+/// Paying for storage on a 0G network: the Flow contract a file is submitted to before its
+/// segments are uploaded (0G nodes accept only submitted files).
+#[derive(Debug, Args)]
+pub(crate) struct FlowArgs {
+    /// The 0G Flow contract: submit the file to it (paying its storage fee from the wallet)
+    /// before uploading, as 0G storage nodes require. Not needed for the local node of
+    /// `licen dev`.
+    #[arg(long, env = "LICEN_FLOW")]
+    flow: Option<alloy::primitives::Address>,
+    /// The Flow's `submit` generation: `current` (since 2026) or `legacy`.
+    #[arg(long, value_enum, default_value = "current", requires = "flow")]
+    flow_abi: FlowAbiArg,
+    /// Chain JSON-RPC endpoint of the Flow contract.
+    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    rpc_url: String,
+}
+
+/// `--flow-abi`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum FlowAbiArg {
+    /// `submit(((uint256,bytes,(bytes32,uint256)[]),address))`.
+    Current,
+    /// `submit((uint256,bytes,(bytes32,uint256)[]))`.
+    Legacy,
+}
+
+impl From<FlowAbiArg> for FlowAbi {
+    fn from(abi: FlowAbiArg) -> Self {
+        match abi {
+            FlowAbiArg::Current => FlowAbi::Current,
+            FlowAbiArg::Legacy => FlowAbi::Legacy,
+        }
+    }
+}
+
+/// How long `put --flow` waits for the storage node to see a mined submission.
+const NODE_SEES_SUBMISSION: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Args)]
 pub(crate) struct GetArgs {
@@ -48,6 +92,16 @@ pub(crate) struct StorageNodeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Follow this 0G Flow contract, as a 0G node does: accept only files whose submission it
+    /// has seen in the Flow's `Submit` events, with their sequence numbers and positions.
+    #[arg(long, env = "LICEN_FLOW")]
+    flow: Option<alloy::primitives::Address>,
+    /// Chain JSON-RPC endpoint of the Flow contract.
+    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    rpc_url: String,
+    /// First block to read Flow submissions from (its deployment block).
+    #[arg(long, default_value_t = 0, requires = "flow")]
+    flow_start_block: u64,
 }
 
 /// Whether `path` starts like text (valid UTF-8 in its first 64 KiB) rather than a sealed stream
@@ -97,6 +151,41 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
     .with_context(|| format!("reading {}", args.file.display()))?;
     let hash_seconds = started.elapsed().as_secs_f64();
 
+    // On a 0G network: pay for the file with a Flow submission first, unless a node already
+    // knows it (submitted earlier, or stored and finalized: nothing to pay, as 0G's clients do).
+    let mut paid = None;
+    if let Some(flow) = args.flow.flow {
+        let root = tree.root();
+        let known = client
+            .file_info(root)
+            .await
+            .with_context(|| format!("asking {} about {root}", args.storage))?;
+        if known.is_none() {
+            let signer = args.wallet.signer()?;
+            let flow_client = licen_chain::FlowClient::new(
+                licen_chain::connect(&args.flow.rpc_url, Some(signer))?,
+                flow,
+                args.flow.flow_abi.into(),
+            );
+            let submission = FlowSubmission::from_tree(&tree, Vec::new())?;
+            let receipt = flow_client
+                .submit(&submission)
+                .await
+                .context("paying for the file's storage (nothing was uploaded)")?;
+            if !json {
+                eprintln!(
+                    "paid {} for {} sectors: Flow submission #{} in transaction {}",
+                    licen_types::format_wei(u128::try_from(receipt.fee).unwrap_or(u128::MAX)),
+                    receipt.sectors,
+                    receipt.tx_seq,
+                    receipt.tx
+                );
+            }
+            wait_until_node_knows(&client, &args.storage, root, &receipt).await?;
+            paid = Some(receipt);
+        }
+    }
+
     // Pass 2: the segments, with proofs, skipping what the node already holds.
     let started = Instant::now();
     let uploaded = client
@@ -116,6 +205,13 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
                 "skipped_segments": uploaded.skipped_segments,
                 "finalized": uploaded.finalized,
                 "hash_seconds": hash_seconds,
+                "flow_submission": paid.as_ref().map(|r| serde_json::json!({
+                    "tx": r.tx,
+                    "block": r.block,
+                    "tx_seq": r.tx_seq,
+                    "sectors": r.sectors,
+                    "fee_wei": r.fee.to_string(),
+                })),
                 "upload_seconds": upload_seconds,
                 "peak_rss_bytes": crate::files::peak_rss_bytes(),
             })
@@ -146,6 +242,34 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Polls the storage node until it reports the file `receipt` paid for (it learns of
+/// submissions from the chain).
+async fn wait_until_node_knows(
+    client: &StorageClient,
+    url: &str,
+    root: licen_storage::merkle::Hash,
+    receipt: &licen_chain::FlowReceipt,
+) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        if client.file_info(root).await?.is_some() {
+            return Ok(());
+        }
+        if started.elapsed() > NODE_SEES_SUBMISSION {
+            anyhow::bail!(
+                "the storage node {url} has not seen Flow submission #{} (transaction {}) after \
+                 {} s: is it following this Flow contract (`licen storage-node --flow`)? The file \
+                 is paid for: run the same `licen put --flow` again once the node knows it, and it \
+                 uploads without paying again",
+                receipt.tx_seq,
+                receipt.tx,
+                NODE_SEES_SUBMISSION.as_secs()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
@@ -192,18 +316,114 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
 }
 
 pub(crate) async fn storage_node(args: StorageNodeArgs) -> Result<()> {
-    let running = node::start(NodeConfig {
-        data_dir: args.data_dir,
-        listen: args.listen,
-        max_body_bytes: args.max_body_bytes,
-        full_rehash: false,
-    })
-    .await
-    .context("starting the storage node")?;
+    let flow = match args.flow {
+        Some(address) => {
+            let connection = licen_chain::connect(&args.rpc_url, None)?;
+            let provider = connection.provider.clone();
+            Some((
+                licen_chain::FlowClient::new(connection, address, FlowAbi::Current),
+                provider,
+            ))
+        }
+        None => None,
+    };
+    if let Some((flow, _)) = &flow {
+        // Refuse a wrong address before serving anything.
+        flow.price_per_sector().await.with_context(|| {
+            format!(
+                "checking the Flow contract {} on {}",
+                flow.address(),
+                args.rpc_url
+            )
+        })?;
+    }
+    let running = std::sync::Arc::new(
+        node::start(NodeConfig {
+            data_dir: args.data_dir,
+            listen: args.listen,
+            max_body_bytes: args.max_body_bytes,
+            full_rehash: false,
+            flow_mode: flow.is_some(),
+        })
+        .await
+        .context("starting the storage node")?,
+    );
     println!("listening on {}", running.url());
+    let follower = flow.map(|(flow, provider)| {
+        tracing::info!(flow = %flow.address(), from_block = args.flow_start_block, "following the Flow contract's submissions");
+        tokio::spawn(follow_flow(
+            flow,
+            provider,
+            std::sync::Arc::clone(&running),
+            args.flow_start_block,
+        ))
+    });
     tokio::signal::ctrl_c().await?;
-    running.shutdown().await?;
+    if let Some(follower) = follower {
+        follower.abort();
+        let _ = follower.await;
+    }
+    match std::sync::Arc::try_unwrap(running) {
+        Ok(running) => running.shutdown().await?,
+        Err(_) => anyhow::bail!("the storage node is still in use at shutdown"),
+    }
     Ok(())
+}
+
+/// Blocks per `eth_getLogs` while catching up (public RPCs cap the range).
+const FLOW_LOG_RANGE: u64 = 5_000;
+
+/// Registers every Flow submission with the node, from `from` on, as blocks arrive. Restarting
+/// reads them again from `from` (registering is idempotent).
+async fn follow_flow(
+    flow: licen_chain::FlowClient,
+    provider: alloy::providers::DynProvider,
+    node: std::sync::Arc<node::RunningNode>,
+    from: u64,
+) {
+    use alloy::providers::Provider as _;
+    let mut next = from;
+    loop {
+        match provider.get_block_number().await {
+            Ok(head) if head >= next => {
+                let to = head.min(next + FLOW_LOG_RANGE - 1);
+                match flow.submissions(next, to).await {
+                    Ok(files) => {
+                        let mut recorded = true;
+                        for file in files {
+                            let submitted = node::Submitted {
+                                root: file.root,
+                                size: file.size,
+                                seq: file.tx_seq,
+                                start_entry: file.start_entry,
+                            };
+                            match node.register_submission(submitted) {
+                                Ok(true) => {
+                                    tracing::info!(seq = file.tx_seq, root = %file.root, size = file.size, block = file.block, "Flow submission seen; the file may be uploaded")
+                                }
+                                Ok(false) => {}
+                                Err(e) => {
+                                    tracing::error!(error = %e, "cannot record a Flow submission; retrying");
+                                    recorded = false;
+                                    break;
+                                }
+                            }
+                        }
+                        if recorded {
+                            next = to + 1;
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading Flow submissions failed; retrying")
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the chain head failed; retrying"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 #[derive(Debug, Args)]

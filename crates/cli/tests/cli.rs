@@ -24,10 +24,15 @@ struct StorageNode {
 
 impl StorageNode {
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let (child, line) = common::spawn_service(
             Command::new(LICEN)
                 .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
                 .arg(dir.join("storage"))
+                .args(extra)
                 .stderr(Stdio::null()),
         );
         let url = line
@@ -295,4 +300,129 @@ fn dev_starts_the_stack_and_resumes_it() {
         "the chain survived the kill"
     );
     assert_eq!(fourth["data_policy"], first["data_policy"]);
+}
+
+/// Storing on a 0G network: `licen put --flow` pays 0G's own Flow contract (its shipped
+/// bytecode, deployed on anvil) before uploading, to a `licen storage-node --flow` that, like
+/// a 0G node, accepts only files it has seen submitted on chain. A file already stored is not
+/// paid for twice, and the node keeps what it learnt across a restart.
+#[test]
+fn put_with_flow_pays_0g_flow_contract_then_uploads() {
+    use alloy::providers::Provider as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let chain = licen_chain::anvil::DevChain::spawn().unwrap();
+    let rpc = chain.rpc_url().to_owned();
+    let admin = licen_chain::connect(&rpc, Some(chain.dev_signer(0))).unwrap();
+    const PRICE: u64 = 1_000_000_000; // wei per 256-byte sector
+    let zerog = runtime
+        .block_on(licen_chain::testing::zerog::deploy_0g_flow(
+            &admin,
+            alloy::primitives::U256::from(PRICE),
+        ))
+        .unwrap();
+    let flow = zerog.flow.to_string();
+    let payer = chain.dev_signer(3);
+    let balance = || {
+        let wei = runtime
+            .block_on(async { admin.provider.get_balance(payer.address()).await })
+            .unwrap();
+        u128::try_from(wei).unwrap()
+    };
+    let follow = ["--flow", flow.as_str(), "--rpc-url", rpc.as_str()];
+    let mut node = StorageNode::start_with(d, &follow);
+    // Binary (sealed-looking) files of two and one segments.
+    let bytes = |n: usize, seed: u8| -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(131) ^ seed ^ 0x80)
+            .collect()
+    };
+    std::fs::write(d.join("a.bin"), bytes(300_000, 1)).unwrap();
+    std::fs::write(d.join("b.bin"), bytes(5_000, 2)).unwrap();
+    let put = |file: &str, url: &str, with_flow: bool| {
+        let mut command = Command::new(LICEN);
+        command
+            .current_dir(d)
+            .env_remove("LICEN_STORAGE_URL")
+            .env(
+                "LICEN_PRIVATE_KEY",
+                format!("0x{}", hex::encode(payer.to_bytes())),
+            )
+            .args(["--json", "put", file, "--storage", url]);
+        if with_flow {
+            command.args(["--flow", &flow, "--rpc-url", &rpc]);
+        }
+        command.output().unwrap()
+    };
+
+    // A node following the Flow refuses a file nobody paid for.
+    let said = failed(put("b.bin", &node.url, false));
+    assert!(said.contains("no Flow submission of file"), "{said}");
+
+    let before = balance();
+    let stored = json(put("a.bin", &node.url, true));
+    let paid = &stored["flow_submission"];
+    // 300,000 bytes = 1,172 chunks, padded to 1,280 sectors (1,024 + 256).
+    assert_eq!(paid["sectors"], 1280, "{stored}");
+    assert_eq!(paid["tx_seq"], 0);
+    let fee = u128::from(PRICE) * 1280;
+    assert_eq!(paid["fee_wei"], fee.to_string());
+    assert_eq!(stored["finalized"], true);
+    let spent = before - balance();
+    assert!(
+        spent > fee && spent < fee + 10u128.pow(16),
+        "spent {spent}, fee {fee} plus gas"
+    );
+    let root = stored["root"].as_str().unwrap().to_owned();
+    ok(licen(
+        d,
+        &["get", &root, "-o", "a.back", "--storage", &node.url],
+    ));
+    assert_eq!(std::fs::read(d.join("a.back")).unwrap(), bytes(300_000, 1));
+
+    // Stored already: nothing is paid or sent again.
+    let before = balance();
+    let again = json(put("a.bin", &node.url, true));
+    assert!(again["flow_submission"].is_null(), "{again}");
+    assert_eq!(again["sent_segments"], 0);
+    assert_eq!(balance(), before);
+
+    // The node keeps the submissions it saw across a restart: the next file is submission #1.
+    drop(node);
+    node = StorageNode::start_with(d, &follow);
+    let next = json(put("b.bin", &node.url, true));
+    assert_eq!(next["flow_submission"]["tx_seq"], 1, "{next}");
+    let info = json(licen(
+        d,
+        &[
+            "--json",
+            "get",
+            &root,
+            "-o",
+            "a.again",
+            "--storage",
+            &node.url,
+        ],
+    ));
+    assert_eq!(info["root"], root.as_str());
+
+    // A wrong Flow address is refused before the node serves anything.
+    let said = failed(
+        Command::new(LICEN)
+            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(d.join("other"))
+            .args([
+                "--flow",
+                "0x7777777777777777777777777777777777777777",
+                "--rpc-url",
+                &rpc,
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        said.contains("does not look like a 0G Flow contract"),
+        "{said}"
+    );
 }

@@ -24,6 +24,11 @@
 //! the fsync at finalization. A process crash (kill -9) loses nothing the kernel has; a power
 //! cut can lose recent segments, which the re-hash then catches.
 //!
+//! In Flow mode (a node following a 0G Flow contract) `submissions.json` holds the Flow
+//! submissions the node was told of (root, size, sequence number, flow position), rewritten
+//! atomically on every new one: a file is accepted only once its submission is known, and it
+//! takes the submission's sequence number and position.
+//!
 //! Never interprets file bytes; everything here is ciphertext addressed by its root.
 
 use std::collections::{BTreeMap, HashMap};
@@ -55,6 +60,9 @@ struct Meta {
     root: Hash,
     size: u64,
     seq: u64,
+    /// First flow entry (Flow mode; 0 otherwise).
+    #[serde(default)]
+    start_entry: u64,
     /// `(depth, root)` submission nodes, written at finalization.
     #[serde(default)]
     merkle_nodes: Vec<(u64, Hash)>,
@@ -70,6 +78,7 @@ struct PartialFile {
     root: Hash,
     layout: FileLayout,
     seq: u64,
+    start_entry: u64,
     dir: PathBuf,
     data: File,
     state: Mutex<PartialState>,
@@ -101,11 +110,27 @@ struct Index {
     next_seq: u64,
 }
 
+/// A file's Flow submission, as the chain recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Submitted {
+    /// The file root (folded from the submission's node list).
+    pub root: Hash,
+    /// File size in bytes.
+    pub size: u64,
+    /// The submission's sequence number (`txSeq`).
+    pub seq: u64,
+    /// Its first flow entry.
+    pub start_entry: u64,
+}
+
 /// The node's storage.
 pub(crate) struct Disk {
     dir: PathBuf,
     full_rehash: bool,
     index: Mutex<Index>,
+    /// Flow mode: the submissions known so far (only these files are accepted).
+    submissions: Option<Mutex<HashMap<Hash, Submitted>>>,
 }
 
 fn io_err(what: impl std::fmt::Display, e: std::io::Error) -> RpcError {
@@ -208,7 +233,7 @@ fn read_meta(dir: &Path) -> std::io::Result<Meta> {
 impl Disk {
     /// Opens (creating) the data directory, loads finalized files, resumes partial uploads
     /// and finalizes those that are complete.
-    pub(crate) fn open(dir: &Path, full_rehash: bool) -> std::io::Result<Disk> {
+    pub(crate) fn open(dir: &Path, full_rehash: bool, flow_mode: bool) -> std::io::Result<Disk> {
         fs::create_dir_all(dir.join("files"))?;
         fs::create_dir_all(dir.join("partial"))?;
         let mut index = Index {
@@ -254,10 +279,26 @@ impl Disk {
             }
             index.files.insert(p.root, Entry::Partial(p));
         }
+        let submissions = if flow_mode {
+            let known: Vec<Submitted> = match fs::read(dir.join(SUBMISSIONS)) {
+                Ok(raw) => serde_json::from_slice(&raw).map_err(|e| {
+                    std::io::Error::other(format!("{SUBMISSIONS} is damaged ({e})"))
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            for s in &known {
+                index.next_seq = index.next_seq.max(s.seq + 1);
+            }
+            Some(Mutex::new(known.into_iter().map(|s| (s.root, s)).collect()))
+        } else {
+            None
+        };
         let disk = Disk {
             dir: dir.to_path_buf(),
             full_rehash,
             index: Mutex::new(index),
+            submissions,
         };
         for p in complete {
             p.state.lock().expect("poisoned").finalizing = true;
@@ -336,6 +377,7 @@ impl Disk {
             root: meta.root,
             layout,
             seq: meta.seq,
+            start_entry: meta.start_entry,
             dir: dir.to_path_buf(),
             data,
             state: Mutex::new(PartialState {
@@ -372,7 +414,14 @@ impl Disk {
             Some(Entry::Partial(p)) => return Err(size_conflict(&root, p.layout.size(), size)),
             None => {}
         }
-        let seq = index.next_seq;
+        let (seq, start_entry) = match &self.submissions {
+            None => (index.next_seq, 0),
+            Some(known) => match known.lock().expect("poisoned").get(&root) {
+                None => return Err(not_submitted(&root)),
+                Some(s) if s.size != size => return Err(size_conflict(&root, s.size, size)),
+                Some(s) => (s.seq, s.start_entry),
+            },
+        };
         let dir = self.dir.join("partial").join(hex_name(&root));
         let create = || -> std::io::Result<PartialFile> {
             fs::create_dir_all(&dir)?;
@@ -380,6 +429,7 @@ impl Disk {
                 root,
                 size,
                 seq,
+                start_entry,
                 merkle_nodes: vec![],
             };
             write_atomically(
@@ -391,7 +441,7 @@ impl Disk {
             Self::load_partial(&dir, meta)
         };
         let p = Arc::new(create().map_err(|e| io_err(format!("creating {}", dir.display()), e))?);
-        index.next_seq += 1;
+        index.next_seq = index.next_seq.max(seq + 1);
         index.by_seq.insert(seq, root);
         index.files.insert(root, Entry::Partial(p.clone()));
         Ok(p)
@@ -406,7 +456,14 @@ impl Disk {
                 Some(Entry::Partial(p)) if p.layout.size() != s.file_size => {
                     return Err(size_conflict(&s.root, p.layout.size(), s.file_size));
                 }
-                _ => {}
+                Some(Entry::Partial(_)) => {}
+                None => {
+                    if let Some(known) = &self.submissions
+                        && !known.lock().expect("poisoned").contains_key(&s.root)
+                    {
+                        return Err(not_submitted(&s.root));
+                    }
+                }
             }
         }
         let verified: Vec<(SegmentWithProof, Hash)> = segs
@@ -556,6 +613,7 @@ impl Disk {
             root,
             size,
             seq: p.seq,
+            start_entry: p.start_entry,
             merkle_nodes: nodes
                 .iter()
                 .map(|n| (u64::from(n.height) + 1, n.root))
@@ -630,26 +688,74 @@ impl Disk {
         )
     }
 
-    fn tx(root: Hash, size: u64, seq: u64, merkle_nodes: Vec<(u64, Hash)>) -> Transaction {
+    fn tx(
+        root: Hash,
+        size: u64,
+        seq: u64,
+        start_entry: u64,
+        merkle_nodes: Vec<(u64, Hash)>,
+    ) -> Transaction {
         Transaction {
             stream_ids: vec![],
             data: vec![],
             data_merkle_root: root,
             merkle_nodes,
-            start_entry_index: 0,
+            start_entry_index: start_entry,
             size,
             seq,
         }
     }
 
+    /// Records a Flow submission (Flow mode): its file may now be uploaded. Returns whether it
+    /// was new. A second submission of the same root keeps the first.
+    pub(crate) fn register_submission(&self, submitted: Submitted) -> std::io::Result<bool> {
+        let Some(known) = &self.submissions else {
+            return Err(std::io::Error::other(
+                "this node does not follow a Flow contract: it takes no submissions",
+            ));
+        };
+        let mut known = known.lock().expect("poisoned");
+        if known.contains_key(&submitted.root) {
+            return Ok(false);
+        }
+        known.insert(submitted.root, submitted);
+        let mut all: Vec<&Submitted> = known.values().collect();
+        all.sort_by_key(|s| s.seq);
+        write_atomically(
+            &self.dir.join(SUBMISSIONS),
+            &serde_json::to_vec(&all).map_err(std::io::Error::other)?,
+        )?;
+        drop(known);
+        let mut index = self.index.lock().expect("poisoned");
+        index.next_seq = index.next_seq.max(submitted.seq + 1);
+        Ok(true)
+    }
+
+    /// A known submission whose file has no segment here yet.
+    fn submitted_only(&self, pick: impl Fn(&Submitted) -> bool) -> Option<FileInfo> {
+        let known = self.submissions.as_ref()?.lock().expect("poisoned");
+        let s = known.values().find(|s| pick(s))?;
+        Some(FileInfo {
+            tx: Self::tx(s.root, s.size, s.seq, s.start_entry, vec![]),
+            finalized: false,
+            is_cached: false,
+            uploaded_seg_num: 0,
+            pruned: false,
+        })
+    }
+
     /// `zgs_getFileInfo`.
     pub(crate) fn file_info(&self, root: &Hash) -> Option<FileInfo> {
-        Some(match self.entry(root)? {
+        let Some(entry) = self.entry(root) else {
+            return self.submitted_only(|s| s.root == *root);
+        };
+        Some(match entry {
             Entry::Final(f) => FileInfo {
                 tx: Self::tx(
                     f.meta.root,
                     f.meta.size,
                     f.meta.seq,
+                    f.meta.start_entry,
                     f.meta.merkle_nodes.clone(),
                 ),
                 finalized: true,
@@ -658,7 +764,7 @@ impl Disk {
                 pruned: false,
             },
             Entry::Partial(p) => FileInfo {
-                tx: Self::tx(p.root, p.layout.size(), p.seq, vec![]),
+                tx: Self::tx(p.root, p.layout.size(), p.seq, p.start_entry, vec![]),
                 finalized: false,
                 is_cached: false,
                 uploaded_seg_num: p.state.lock().expect("poisoned").count,
@@ -669,8 +775,17 @@ impl Disk {
 
     /// `zgs_getFileInfoByTxSeq`.
     pub(crate) fn file_info_by_seq(&self, seq: u64) -> Option<FileInfo> {
-        let root = *self.index.lock().expect("poisoned").by_seq.get(&seq)?;
-        self.file_info(&root)
+        let root = self
+            .index
+            .lock()
+            .expect("poisoned")
+            .by_seq
+            .get(&seq)
+            .copied();
+        match root {
+            Some(root) => self.file_info(&root),
+            None => self.submitted_only(|s| s.seq == seq),
+        }
     }
 
     /// `licen_uploadedSegments`.
@@ -801,6 +916,19 @@ impl Disk {
         )?;
         Ok(Some(data))
     }
+}
+
+/// Flow mode's record of known submissions, under the data directory.
+const SUBMISSIONS: &str = "submissions.json";
+
+fn not_submitted(root: &Hash) -> RpcError {
+    RpcError::invalid_params(
+        "root",
+        format!(
+            "no Flow submission of file {root} is known to this node: submit it to the Flow \
+             contract first (`licen put --flow`), wait until the node has seen it, then upload"
+        ),
+    )
 }
 
 fn already_finalized() -> RpcError {

@@ -8,9 +8,13 @@
 //! `licen_uploadedSegments` (which segments of a partial upload are stored).
 //!
 //! Differences from a 0G node, on purpose:
-//! - 0G accepts segments only for a file whose Flow submission is on chain. Here a file comes
-//!   into existence when its first segment arrives carrying `fileSize`; its root is the one
-//!   the segments are proven against. Nothing is submitted to a chain; `startEntryIndex` is 0.
+//! - 0G accepts segments only for a file whose Flow submission is on chain. So does this node in
+//!   Flow mode ([`NodeConfig::flow_mode`]: whoever follows the Flow contract's `Submit` events
+//!   tells it through [`RunningNode::register_submission`]; `licen storage-node --flow` does);
+//!   the file then has the submission's sequence number and flow position. Without Flow mode
+//!   (the dev default) a file comes into existence when its first segment arrives carrying
+//!   `fileSize`; its root is the one the segments are proven against, and `startEntryIndex`
+//!   is 0.
 //! - Empty files are accepted (one empty segment, root = keccak of one zero chunk); 0G refuses
 //!   them.
 //! - Re-sending a segment of an unfinished file is accepted (idempotent) instead of 0G's
@@ -24,6 +28,8 @@
 
 mod disk;
 mod server;
+
+pub use disk::Submitted;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +57,9 @@ pub struct NodeConfig {
     /// hashed, and a re-read would come from the same page cache; segments that survived a
     /// restart are always re-hashed.
     pub full_rehash: bool,
+    /// Accept only files whose Flow submission was registered (a node following a 0G Flow
+    /// contract), as 0G nodes do.
+    pub flow_mode: bool,
 }
 
 impl NodeConfig {
@@ -62,6 +71,7 @@ impl NodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5678)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             full_rehash: false,
+            flow_mode: false,
         }
     }
 }
@@ -75,15 +85,16 @@ pub struct NodeState {
 impl NodeState {
     /// Opens the data directory (resuming partial uploads and finalizing complete ones).
     pub fn open(config: &NodeConfig) -> Result<Arc<NodeState>> {
-        let disk = disk::Disk::open(&config.data_dir, config.full_rehash).map_err(|e| {
-            Error::io(
-                format!(
-                    "opening the node data directory {}",
-                    config.data_dir.display()
-                ),
-                e,
-            )
-        })?;
+        let disk = disk::Disk::open(&config.data_dir, config.full_rehash, config.flow_mode)
+            .map_err(|e| {
+                Error::io(
+                    format!(
+                        "opening the node data directory {}",
+                        config.data_dir.display()
+                    ),
+                    e,
+                )
+            })?;
         Ok(Arc::new(NodeState {
             disk,
             max_body_bytes: config.max_body_bytes,
@@ -92,11 +103,19 @@ impl NodeState {
 }
 
 /// A node serving in the background of the current tokio runtime.
-#[derive(Debug)]
 pub struct RunningNode {
     addr: SocketAddr,
+    state: Arc<NodeState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningNode {
@@ -108,6 +127,15 @@ impl RunningNode {
     /// `http://<addr>`: the URL clients use.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Records a Flow submission (Flow mode): its file may now be uploaded. Returns whether it
+    /// was new. Errors when the node is not in Flow mode or cannot write its record.
+    pub fn register_submission(&self, submitted: Submitted) -> Result<bool> {
+        self.state
+            .disk
+            .register_submission(submitted)
+            .map_err(|e| Error::io("recording a Flow submission", e))
     }
 
     /// Stops accepting requests, lets in-flight ones finish, and waits.
@@ -140,7 +168,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
         .local_addr()
         .map_err(|e| Error::io("reading the bound address", e))?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let app = router(state);
+    let app = router(state.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -151,6 +179,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "storage node listening");
     Ok(RunningNode {
         addr,
+        state,
         shutdown: Some(tx),
         task,
     })

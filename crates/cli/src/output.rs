@@ -542,3 +542,127 @@ pub(crate) struct Downloaded {
 pub(crate) struct WebStarted {
     pub web_url: String,
 }
+
+/// `licen keygen`.
+#[derive(Debug, Serialize)]
+pub(crate) struct KeyGenerated {
+    /// The secret key file (mode 0600).
+    pub secret_key_file: PathBuf,
+    /// The X25519 public key (0x + 64 hex digits): what `licen seal --to` takes.
+    pub public_key: B256,
+}
+
+/// `licen root`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Rooted {
+    pub file: PathBuf,
+    pub size_bytes: u64,
+    /// The file's 0G Merkle root (its storage id).
+    pub root: B256,
+}
+
+/// `licen seal`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Sealed {
+    /// The sealed file's 0G root: the id `publish` would give it.
+    pub dataset_root: B256,
+    pub sealed_file: PathBuf,
+    pub envelope_file: PathBuf,
+    pub plaintext_bytes: u64,
+    pub sealed_bytes: u64,
+    /// This process's peak resident memory (Linux), for the streaming bound.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// `licen open`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Opened {
+    pub output: PathBuf,
+    pub plaintext_bytes: u64,
+    pub dataset_root: B256,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// `licen put`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Put {
+    pub root: B256,
+    pub size_bytes: u64,
+    pub segments: u64,
+    pub sent_segments: u64,
+    /// Segments the node already held (not sent again).
+    pub skipped_segments: u64,
+    pub finalized: bool,
+    /// Wall time of the hashing pass and of the upload.
+    pub hash_s: f64,
+    pub upload_s: f64,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// `licen get`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Got {
+    pub root: B256,
+    pub size_bytes: u64,
+    pub output: PathBuf,
+    /// The storage node the file came from.
+    pub node: String,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// `licen indexer`'s start line.
+#[derive(Debug, Serialize)]
+pub(crate) struct IndexerStarted {
+    pub indexer_url: String,
+    pub contract: Address,
+    pub start_block: u64,
+}
+
+/// `licen orchestrator`'s start line.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrchestratorStarted {
+    /// The orchestrator's account.
+    pub orchestrator: Address,
+    pub contract: Address,
+    /// The indexer's URL, or `chain logs`.
+    pub grants_from: String,
+    pub compute_urls: Vec<String>,
+    /// The ledger (a file path, or a database URL without its password).
+    pub ledger: String,
+    /// This replica's name, whether it leads now, and the leader's name.
+    pub replica: String,
+    pub leading: bool,
+    pub leader: String,
+}
+
+/// `licen dev`'s start summary.
+#[derive(Debug, Serialize)]
+pub(crate) struct DevStarted {
+    pub web_url: String,
+    pub rpc_url: String,
+    pub storage_url: String,
+    pub compute_url: String,
+    /// The compute node's INSECURE development attestation key.
+    pub compute_attestation_key: B256,
+    /// `simulated` or `lora`.
+    pub compute_trainer: String,
+    pub indexer_url: String,
+    pub orchestrator_public_key: B256,
+    /// Whether the stack runs the orchestrator (`--no-orchestrator` leaves it out).
+    pub orchestrator_running: bool,
+    pub chain_id: u64,
+    /// The DataPolicy contract and the block it was deployed in.
+    pub contract: Address,
+    pub deployed_block: u64,
+    pub freshly_deployed: bool,
+    pub accounts: Vec<DevAccount>,
+    pub warning: &'static str,
+}
+
+/// An anvil dev account with its role in the local stack (INSECURE, publicly known key).
+#[derive(Debug, Serialize)]
+pub(crate) struct DevAccount {
+    pub role: &'static str,
+    pub address: Address,
+    pub private_key: String,
+}

@@ -106,20 +106,17 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
     let upload_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "root": uploaded.root.to_string(),
-                "size": uploaded.size,
-                "segments": uploaded.segments,
-                "sent_segments": uploaded.sent_segments,
-                "skipped_segments": uploaded.skipped_segments,
-                "finalized": uploaded.finalized,
-                "hash_seconds": hash_seconds,
-                "upload_seconds": upload_seconds,
-                "peak_rss_bytes": crate::files::peak_rss_bytes(),
-            })
-        );
+        crate::output::print_line(&crate::output::Put {
+            root: uploaded.root,
+            size_bytes: uploaded.size,
+            segments: uploaded.segments,
+            sent_segments: uploaded.sent_segments,
+            skipped_segments: uploaded.skipped_segments,
+            finalized: uploaded.finalized,
+            hash_s: hash_seconds,
+            upload_s: upload_seconds,
+            peak_rss_bytes: crate::files::peak_rss_bytes(),
+        });
     } else {
         println!("{}", uploaded.root);
         let segments = |n: u64| {
@@ -174,16 +171,13 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
         .with_context(|| format!("downloading {root} from {}", args.storage))?;
     bar.finish_and_clear();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "root": done.root.to_string(),
-                "size": done.size,
-                "output": args.output,
-                "node": done.node,
-                "peak_rss_bytes": crate::files::peak_rss_bytes(),
-            })
-        );
+        crate::output::print_line(&crate::output::Got {
+            root: done.root,
+            size_bytes: done.size,
+            output: args.output,
+            node: done.node,
+            peak_rss_bytes: crate::files::peak_rss_bytes(),
+        });
     } else {
         eprintln!("verified {} bytes against {root}", done.size);
         println!("{}", args.output.display());

@@ -610,6 +610,22 @@ pub(crate) struct Got {
     pub peak_rss_bytes: Option<u64>,
 }
 
+/// `licen storage-node`'s start line.
+#[derive(Debug, Serialize)]
+pub(crate) struct StorageNodeStarted {
+    pub storage_url: String,
+}
+
+/// `licen compute-node`'s start line.
+#[derive(Debug, Serialize)]
+pub(crate) struct ComputeNodeStarted {
+    pub compute_url: String,
+    /// The INSECURE development attestation key and the node's measurement (trainer config).
+    pub compute_attestation_key: B256,
+    pub measurement: B256,
+    pub warning: &'static str,
+}
+
 /// `licen indexer`'s start line.
 #[derive(Debug, Serialize)]
 pub(crate) struct IndexerStarted {

@@ -185,7 +185,7 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn storage_node(args: StorageNodeArgs) -> Result<()> {
+pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()> {
     let running = node::start(NodeConfig {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -194,7 +194,13 @@ pub(crate) async fn storage_node(args: StorageNodeArgs) -> Result<()> {
     })
     .await
     .context("starting the storage node")?;
-    println!("listening on {}", running.url());
+    if json {
+        crate::output::print_line(&crate::output::StorageNodeStarted {
+            storage_url: running.url(),
+        });
+    } else {
+        println!("listening on {}", running.url());
+    }
     tokio::signal::ctrl_c().await?;
     running.shutdown().await?;
     Ok(())
@@ -216,7 +222,7 @@ pub(crate) struct ComputeNodeArgs {
     trainer: licen_compute::lora::TrainerArgs,
 }
 
-pub(crate) async fn compute_node(args: ComputeNodeArgs) -> Result<()> {
+pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()> {
     // The model folder is opened and checked now, before the node accepts any job.
     let trainer = args
         .trainer
@@ -229,12 +235,21 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs) -> Result<()> {
     })
     .await
     .context("starting the compute node")?;
-    println!("listening on {}", running.url());
-    println!(
-        "INSECURE development attestation key 0x{} measurement 0x{}",
-        hex::encode(running.attestation_key()),
-        hex::encode(running.measurement())
-    );
+    if json {
+        crate::output::print_line(&crate::output::ComputeNodeStarted {
+            compute_url: running.url(),
+            compute_attestation_key: running.attestation_key().into(),
+            measurement: running.measurement().into(),
+            warning: "INSECURE development attestation: for local nodes only",
+        });
+    } else {
+        println!("listening on {}", running.url());
+        println!(
+            "INSECURE development attestation key 0x{} measurement 0x{}",
+            hex::encode(running.attestation_key()),
+            hex::encode(running.measurement())
+        );
+    }
     tokio::signal::ctrl_c().await?;
     running.shutdown().await?;
     Ok(())

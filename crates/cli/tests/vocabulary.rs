@@ -75,6 +75,18 @@ const NAMES: &[(&str, Format)] = &[
     ("policy", Format::Object),
     ("previous_policy", Format::Object),
     ("error", Format::Object),
+    ("warning", Format::Text),
+    ("measurement", Format::Hash),
+    ("public_key", Format::Hash),
+    ("segments", Format::Uint),
+    ("sent_segments", Format::Uint),
+    ("skipped_segments", Format::Uint),
+    ("finalized", Format::Bool),
+    ("node", Format::Text),
+    ("file", Format::Text),
+    ("output", Format::Text),
+    ("root", Format::Hash),
+    ("compute_attestation_key", Format::Hash),
     ("completion", Format::ObjectOrNull),
     ("items", Format::Array),
 ];
@@ -89,6 +101,8 @@ const SUFFIXES: &[(&str, Format)] = &[
     ("_block", Format::Uint),
     ("_bytes", Format::BytesOrNull),
     ("_s", Format::Seconds),
+    ("_url", Format::Text),
+    ("_file", Format::Text),
 ];
 
 const JOB_STATES: [&str; 6] = [
@@ -428,6 +442,85 @@ fn every_json_output_speaks_one_vocabulary() {
     assert!(text.contains("does not own dataset"), "{text}");
     assert!(!text.contains(RESEARCHER_KEY.trim_start_matches("0x")));
     dev.stop();
+}
+
+/// The file commands, and services' start lines (one JSON line when they serve, not a
+/// sentence), need no chain.
+#[test]
+fn file_commands_and_services_speak_it_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_storage, line) = common::spawn_service(
+        Command::new(LICEN)
+            .args([
+                "--json",
+                "storage-node",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(d.join("storage"))
+            .stderr(Stdio::null()),
+    );
+    let storage: Value = serde_json::from_str(&line).unwrap();
+    check(&storage, "storage-node");
+    let url = storage["storage_url"].as_str().unwrap().to_owned();
+    let (_compute, line) = common::spawn_service(
+        Command::new(LICEN)
+            .args([
+                "--json",
+                "compute-node",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(d.join("compute"))
+            .args(["--storage", &url])
+            .stderr(Stdio::null()),
+    );
+    let compute: Value = serde_json::from_str(&line).unwrap();
+    check(&compute, "compute-node");
+    assert!(
+        compute["compute_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://")
+    );
+
+    std::fs::write(d.join("data.jsonl"), "{\"text\":\"a row\"}\n").unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(LICEN)
+            .arg("--json")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let value = ok_json(output);
+        check(&value, args[0]);
+        value
+    };
+    let key = run(&["keygen", "-o", "k"]);
+    let public = key["public_key"].as_str().unwrap().to_owned();
+    let sealed = run(&["seal", "data.jsonl", "--to", &public, "-o", "s"]);
+    let root = sealed["dataset_root"].as_str().unwrap().to_owned();
+    assert_eq!(run(&["root", "s"])["root"], root.as_str());
+    let put = run(&["put", "s", "--storage", &url]);
+    assert_eq!(put["root"], root.as_str());
+    assert_eq!(put["size_bytes"], sealed["sealed_bytes"]);
+    let got = run(&["get", &root, "-o", "g", "--storage", &url]);
+    assert_eq!(got["size_bytes"], sealed["sealed_bytes"]);
+    let opened = run(&[
+        "open",
+        "g",
+        "--envelope",
+        "s.envelope",
+        "--key",
+        "k",
+        "-o",
+        "o",
+    ]);
+    assert_eq!(opened["dataset_root"], root.as_str());
+    assert_eq!(opened["plaintext_bytes"], sealed["plaintext_bytes"]);
 }
 
 /// Failures with a cause chain, and arguments clap refuses, need no stack.

@@ -137,10 +137,7 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             ),
             Row::min(
                 "upload to local node, segments + proofs (MB/s)",
-                mb(
-                    sealed_bytes,
-                    put["upload_seconds"].as_f64().unwrap_or(f64::NAN),
-                ),
+                mb(sealed_bytes, put["upload_s"].as_f64().unwrap_or(f64::NAN)),
                 Some(TRANSFER_LIMIT_MB_S),
             ),
             Row::max("upload, client peak RSS (MiB)", rss(&put), f64::NAN),

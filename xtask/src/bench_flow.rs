@@ -251,7 +251,7 @@ fn watch_blocks(rpc_url: String, stop: Arc<Mutex<bool>>) -> Arc<Mutex<Vec<(u64, 
 pub(crate) fn start_latency(root: &Path) -> Result<()> {
     let stack = Stack::start(root, "start-latency")?;
     let rpc_url = stack.str("/rpc_url");
-    let contract = stack.str("/data_policy").to_ascii_lowercase();
+    let contract = stack.str("/contract").to_ascii_lowercase();
     let orchestrator = stack.str("/accounts/2/address").to_ascii_lowercase();
     let dataset = stack.publish()?;
     let mut latencies = Vec::with_capacity(SAMPLES);

@@ -9,7 +9,8 @@
 //! so the next run resumes with all state.
 
 use crate::keyfile::{read_secret_key, write_secret_key};
-use alloy::primitives::Address;
+use crate::output::{DevAccount, DevStarted};
+use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, bail};
@@ -70,33 +71,6 @@ pub(crate) struct DevDeployment {
 pub(crate) fn remembered_deployment(data_dir: &Path) -> Option<DevDeployment> {
     let bytes = std::fs::read(data_dir.join("dev").join("deployment.json")).ok()?;
     serde_json::from_slice(&bytes).ok()
-}
-
-#[derive(Debug, Serialize)]
-struct DevAccount {
-    role: &'static str,
-    address: Address,
-    private_key: String,
-}
-
-#[derive(Debug, Serialize)]
-struct DevSummary {
-    web_url: String,
-    rpc_url: String,
-    storage_url: String,
-    compute_url: String,
-    compute_attestation_key: String,
-    compute_trainer: String,
-    indexer_url: String,
-    orchestrator_public_key: String,
-    /// Whether the stack runs the orchestrator (`--no-orchestrator` leaves it out).
-    orchestrator_running: bool,
-    chain_id: u64,
-    data_policy: Address,
-    deployed_at_block: u64,
-    freshly_deployed: bool,
-    accounts: Vec<DevAccount>,
-    warning: &'static str,
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM: either stops the stack gracefully.
@@ -437,22 +411,19 @@ async fn start(
             return Err(e);
         }
     };
-    let summary = DevSummary {
+    let summary = DevStarted {
         web_url: web.url(),
         rpc_url: chain.rpc_url().to_owned(),
         storage_url: services.storage.url(),
         compute_url: services.compute.url(),
         compute_trainer: services.trainer.clone(),
         indexer_url,
-        compute_attestation_key: format!(
-            "0x{}",
-            alloy::hex::encode(services.compute.attestation_key())
-        ),
-        orchestrator_public_key: format!("0x{}", alloy::hex::encode(orchestrator_key)),
+        compute_attestation_key: B256::from(services.compute.attestation_key()),
+        orchestrator_public_key: B256::from(orchestrator_key),
         orchestrator_running: !options.no_orchestrator,
         chain_id,
-        data_policy: deployment.address,
-        deployed_at_block: deployment.block,
+        contract: deployment.address,
+        deployed_block: deployment.block,
         freshly_deployed: fresh,
         accounts: chain
             .dev_signers()
@@ -544,7 +515,7 @@ fn hex_key(signer: &PrivateKeySigner) -> String {
     format!("0x{}", alloy::hex::encode(signer.credential().to_bytes()))
 }
 
-fn print_summary(s: &DevSummary) {
+fn print_summary(s: &DevStarted) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "LICEN local stack");
@@ -584,8 +555,8 @@ fn print_summary(s: &DevSummary) {
     let _ = writeln!(
         out,
         "  DataPolicy       {}  (block {}{})",
-        s.data_policy,
-        s.deployed_at_block,
+        s.contract,
+        s.deployed_block,
         if s.freshly_deployed {
             ", deployed now"
         } else {

@@ -6,7 +6,9 @@
 //! file under the requested name.
 
 use crate::keyfile::{parse_public_key, read_secret_key, write_secret_key};
+use crate::output;
 use crate::progress::bytes_bar;
+use alloy::primitives::B256;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use licen_crypto::envelope::{Envelope, EnvelopeContext, PublicKey, SecretKey, open_key, seal_key};
@@ -14,7 +16,6 @@ use licen_crypto::rng::OsRng;
 use licen_crypto::stream::DEFAULT_SEGMENT_SIZE;
 use licen_crypto::{NoncePrefix, OpenReader, SealWriter, StreamKey};
 use licen_storage::merkle::{FileTree, RootBuilder};
-use serde::Serialize;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -65,25 +66,15 @@ pub(crate) struct OpenArgs {
     output: PathBuf,
 }
 
-#[derive(Debug, Serialize)]
-struct SealReport {
-    dataset_root: String,
-    sealed_file: PathBuf,
-    envelope_file: PathBuf,
-    plaintext_bytes: u64,
-    sealed_bytes: u64,
-    peak_rss_bytes: Option<u64>,
-}
-
 pub(crate) fn keygen(args: KeygenArgs, json: bool) -> Result<()> {
     let secret = SecretKey::random();
     write_secret_key(&args.output, &secret)?;
     let public = hex::encode(secret.public_key().to_bytes());
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "secret_key_file": args.output, "public_key": format!("0x{public}") })
-        );
+        output::print_line(&output::KeyGenerated {
+            secret_key_file: args.output,
+            public_key: B256::from(secret.public_key().to_bytes()),
+        });
     } else {
         println!("secret key  {} (mode 0600)", args.output.display());
         println!("public key  0x{public}");
@@ -105,10 +96,11 @@ pub(crate) fn root(args: RootArgs, json: bool) -> Result<()> {
     bar.finish_and_clear();
     let root = builder.finish().root();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "file": args.file, "size": size, "root": root.to_string() })
-        );
+        output::print_line(&output::Rooted {
+            file: args.file,
+            size_bytes: size,
+            root,
+        });
     } else {
         println!("{root}");
     }
@@ -217,7 +209,7 @@ pub(crate) fn seal(args: SealArgs, json: bool) -> Result<()> {
     ensure_absent(&args.output)?;
     ensure_absent(&envelope_path)?;
     let partial = sibling(&args.output, "partial");
-    let result = (|| -> Result<(String, u64)> {
+    let result = (|| -> Result<(B256, u64)> {
         let (tree, envelope) = seal_to_file(
             input,
             &partial,
@@ -230,12 +222,12 @@ pub(crate) fn seal(args: SealArgs, json: bool) -> Result<()> {
         write_new(&envelope_path, envelope.as_bytes())?;
         std::fs::rename(&partial, &args.output)
             .with_context(|| format!("moving the sealed file into {}", args.output.display()))?;
-        Ok((tree.root().to_string(), tree.layout().size()))
+        Ok((tree.root(), tree.layout().size()))
     })();
     let (dataset_root, sealed_bytes) = result.inspect_err(|_| {
         let _ = std::fs::remove_file(&partial);
     })?;
-    let report = SealReport {
+    let report = output::Sealed {
         dataset_root,
         sealed_file: args.output,
         envelope_file: envelope_path,
@@ -244,7 +236,7 @@ pub(crate) fn seal(args: SealArgs, json: bool) -> Result<()> {
         peak_rss_bytes: peak_rss_bytes(),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        output::print(&report);
     } else {
         println!("dataset root  {}", report.dataset_root);
         println!(
@@ -345,15 +337,12 @@ pub(crate) fn open(args: OpenArgs, json: bool) -> Result<()> {
         let _ = std::fs::remove_file(&partial);
     })?;
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "output": args.output,
-                "plaintext_bytes": written,
-                "dataset_root": root.to_string(),
-                "peak_rss_bytes": peak_rss_bytes(),
-            })
-        );
+        output::print_line(&output::Opened {
+            output: args.output,
+            plaintext_bytes: written,
+            dataset_root: root,
+            peak_rss_bytes: peak_rss_bytes(),
+        });
     } else {
         println!(
             "opened {} → {} ({written} bytes)",

@@ -76,10 +76,11 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
         .context("starting the indexer")?;
     let api = format!("http://{}", running.api_addr());
     if json {
-        println!(
-            "{}",
-            serde_json::json!({ "indexer_url": api, "contract": contract, "start_block": start_block })
-        );
+        crate::output::print_line(&crate::output::IndexerStarted {
+            indexer_url: api,
+            contract,
+            start_block,
+        });
     } else {
         println!(
             "indexer of DataPolicy {contract} from block {start_block}: API at {api} (OpenAPI at /openapi.json)"

@@ -11,6 +11,7 @@ mod manifest;
 mod market;
 mod onchain;
 mod orchestrate;
+mod output;
 mod progress;
 mod storage;
 mod wallet;
@@ -63,6 +64,8 @@ enum Command {
     Resume(onchain::DatasetArgs),
     /// Owner: replace a dataset's policy (running jobs keep their snapshot).
     UpdatePolicy(onchain::UpdatePolicyArgs),
+    /// A dataset's on-chain state: owner, orchestrator, open/paused/closed and its policy.
+    Dataset(onchain::ShowDatasetArgs),
     /// Researcher: pay the exact escrow and request a training run.
     Request(onchain::RequestArgs),
     /// Serve the marketplace web app (no secrets; wallets sign in the browser).
@@ -85,11 +88,16 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return output::usage_error(&error, json_requested()),
+    };
+    let json = cli.json;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build();
     let outcome = match runtime {
-        Ok(runtime) => runtime.block_on(run()),
+        Ok(runtime) => runtime.block_on(run(cli)),
         Err(e) => Err(anyhow::Error::new(e).context("starting the async runtime")),
     };
     match outcome {
@@ -100,17 +108,28 @@ fn main() -> std::process::ExitCode {
             for cause in error.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
+            if json {
+                output::print_line(&output::ErrorReport::new(&error));
+            }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `--json` is on the command line (before a `--`), for an error clap found before
+/// the arguments could be parsed.
+fn json_requested() -> bool {
+    std::env::args()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
 }
 
 /// What services log by default: warnings, and what each LICEN service did (jobs started,
 /// keys released, settlements, files stored). Never keys or data: those are not logged at all.
 const SERVICE_LOG: &str = "warn,licen_orchestrator=info,licen_compute=info,licen_storage=info,licen_indexer=info,licen_web=info";
 
-async fn run() -> Result<()> {
-    let cli = Cli::parse();
+async fn run(cli: Cli) -> Result<()> {
     // One-shot commands say what they did on stdout; long-running services log their activity.
     let service = matches!(
         cli.command,
@@ -141,14 +160,15 @@ async fn run() -> Result<()> {
         Command::Open(args) => files::open(args, cli.json),
         Command::Put(args) => storage::put(args, cli.json).await,
         Command::Get(args) => storage::get(args, cli.json).await,
-        Command::StorageNode(args) => storage::storage_node(args).await,
-        Command::ComputeNode(args) => storage::compute_node(args).await,
+        Command::StorageNode(args) => storage::storage_node(args, cli.json).await,
+        Command::ComputeNode(args) => storage::compute_node(args, cli.json).await,
         Command::Indexer(args) => index::run(args, cli.json).await,
         Command::Orchestrator(args) => orchestrate::run(args, cli.json).await,
         Command::Publish(args) => onchain::publish(args, cli.json).await,
         Command::Pause(args) => onchain::pause(args, cli.json).await,
         Command::Resume(args) => onchain::resume(args, cli.json).await,
         Command::UpdatePolicy(args) => onchain::update_policy(args, cli.json).await,
+        Command::Dataset(args) => onchain::dataset(args, cli.json).await,
         Command::Request(args) => onchain::request(args, cli.json).await,
         Command::Web(args) => serve_web(args, cli.json).await,
         Command::Market(args) => market::market(args, cli.json).await,
@@ -191,7 +211,9 @@ async fn serve_web(args: licen_web::args::WebArgs, json: bool) -> Result<()> {
         .map_err(anyhow::Error::new)
         .map_err(|e| e.context("starting the web app"))?;
     if json {
-        println!("{}", serde_json::json!({ "web_url": running.url() }));
+        output::print_line(&output::WebStarted {
+            web_url: running.url(),
+        });
     } else {
         println!("LICEN web app at {}", running.url());
     }

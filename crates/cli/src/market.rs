@@ -2,9 +2,11 @@
 //! and sorted) and `jobs` (by researcher, owner or dataset). The indexer only holds public chain
 //! data; nothing here needs a key unless `--mine` asks "my jobs".
 
+use crate::output::{self, Dataset, Job, JobTransition, Listing};
 use crate::wallet::WalletArgs;
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use licen_indexer::query::{DatasetView, JobDetail, JobView, Page};
 use licen_types::{Purpose, format_wei, parse_wei};
 
 #[derive(Debug, Args)]
@@ -93,25 +95,38 @@ async fn answer(response: reqwest::Response) -> Result<serde_json::Value> {
     Ok(body)
 }
 
-/// Fetches one page of `/{what}`: with `--json` prints it whole and returns `None`; otherwise
-/// returns its items, or says nothing matched and returns `None`.
-async fn page(
+/// Fetches one page of `/{what}` as `T` (an indexer view).
+async fn page<T: serde::de::DeserializeOwned>(
     indexer: &str,
     what: &str,
     query: &[(&str, String)],
-    json: bool,
-) -> Result<Option<Vec<serde_json::Value>>> {
+) -> Result<Page<T>> {
     let page = get(&format!("{}/{what}", indexer.trim_end_matches('/')), query).await?;
+    serde_json::from_value(page)
+        .with_context(|| format!("the indexer answered a malformed /{what} page"))
+}
+
+/// Prints a page: with `--json` as a [`Listing`] of `map`ped items and returns `None`;
+/// otherwise returns its items, or says nothing matched and returns `None`.
+fn listing<T, O: serde::Serialize>(
+    page: Page<T>,
+    what: &str,
+    json: bool,
+    map: impl Fn(&T) -> Result<O>,
+) -> Result<Option<Vec<T>>> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&page)?);
+        let items = page.items.iter().map(map).collect::<Result<Vec<_>>>()?;
+        output::print(&Listing {
+            items,
+            more: page.next_cursor.is_some(),
+        });
         return Ok(None);
     }
-    let items = page["items"].as_array().cloned().unwrap_or_default();
-    if items.is_empty() {
+    if page.items.is_empty() {
         println!("no {what} match");
         return Ok(None);
     }
-    Ok(Some(items))
+    Ok(Some(page.items))
 }
 
 pub(crate) async fn market(args: MarketArgs, json: bool) -> Result<()> {
@@ -131,7 +146,8 @@ pub(crate) async fn market(args: MarketArgs, json: bool) -> Result<()> {
     if !args.all {
         query.push(("active", "true".into()));
     }
-    let Some(items) = page(&args.indexer, "datasets", &query, json).await? else {
+    let datasets = page::<DatasetView>(&args.indexer, "datasets", &query).await?;
+    let Some(items) = listing(datasets, "datasets", json, Dataset::from_indexer)? else {
         return Ok(());
     };
     println!(
@@ -139,32 +155,16 @@ pub(crate) async fn market(args: MarketArgs, json: bool) -> Result<()> {
         "name", "dataset", "price/epoch", "epochs≤", "jobs", "state"
     );
     for d in items {
-        let price = d["policy"]["price_per_epoch"]
-            .as_str()
-            .and_then(|p| p.parse::<u128>().ok())
-            .unwrap_or(0);
-        let purposes: Vec<&str> = d["policy"]["allowed_purposes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(serde_json::Value::as_str)
-            .collect();
-        let state = if d["paused"] == true {
-            "paused"
-        } else if d["active"] == false {
-            "closed"
-        } else {
-            "open"
-        };
+        let price = d.policy.price_per_epoch.parse::<u128>().unwrap_or(0);
         println!(
             "{:<28} {:<18} {:>14} {:>10} {:>5}  {:<8} {}",
-            clip(d["name"].as_str().unwrap_or("(no manifest yet)"), 28),
-            short_root(d["root"].as_str().unwrap_or("?")),
+            clip(d.name.as_deref().unwrap_or("(no manifest yet)"), 28),
+            short_root(&d.root),
             format_wei(price),
-            d["policy"]["max_epochs_per_run"].to_string(),
-            d["job_count"].to_string(),
-            state,
-            purposes.join(","),
+            d.policy.max_epochs_per_run,
+            d.job_count,
+            output::dataset_state(d.paused, d.active),
+            d.policy.allowed_purposes.join(","),
         );
     }
     println!("(roots shortened; `--json` prints them whole, with every policy term)");
@@ -220,7 +220,8 @@ pub(crate) async fn jobs(args: JobsArgs, json: bool) -> Result<()> {
             query.push((key, v.clone()));
         }
     }
-    let Some(items) = page(&args.indexer, "jobs", &query, json).await? else {
+    let jobs = page::<JobView>(&args.indexer, "jobs", &query).await?;
+    let Some(items) = listing(jobs, "jobs", json, Job::from_indexer)? else {
         return Ok(());
     };
     println!(
@@ -228,17 +229,14 @@ pub(crate) async fn jobs(args: JobsArgs, json: bool) -> Result<()> {
         "job", "state", "epochs", "escrow"
     );
     for j in items {
-        let escrow = j["escrow"]
-            .as_str()
-            .and_then(|p| p.parse::<u128>().ok())
-            .unwrap_or(0);
+        let escrow = j.escrow.parse::<u128>().unwrap_or(0);
         println!(
             "{:>6}  {:<10} {:>7} {:>14}  {}",
-            j["id"].to_string(),
-            j["state"].as_str().unwrap_or("?").to_ascii_lowercase(),
-            j["epochs"].to_string(),
+            j.id,
+            j.state.to_ascii_lowercase(),
+            j.epochs,
             format_wei(escrow),
-            j["dataset_root"].as_str().unwrap_or("?")
+            j.dataset_root
         );
     }
     Ok(())
@@ -268,49 +266,36 @@ pub(crate) async fn watch_job(id: u64, indexer: &str, json: bool) -> Result<()> 
                 );
             }
         } else {
-            let detail = answer(response).await?;
+            let detail: JobDetail = serde_json::from_value(answer(response).await?)
+                .context("the indexer answered a malformed job")?;
             waiting_since = std::time::Instant::now();
-            let timeline = detail["timeline"].as_array().cloned().unwrap_or_default();
+            let timeline = &detail.timeline;
             if timeline.len() < printed {
                 eprintln!("(a chain reorganisation was rewound; following the new branch)");
                 printed = timeline.len();
             }
             for step in &timeline[printed..] {
-                let state = step["state"].as_str().unwrap_or("?").to_ascii_lowercase();
+                let step = JobTransition::from_indexer(id, step)?;
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "job_id": id,
-                            "state": state,
-                            "block": step["block"],
-                            "time": step["time"],
-                            "tx": step["tx"],
-                        })
-                    );
+                    output::print_line(&step);
                 } else {
                     println!(
                         "job {id}  {:<10} block {:<8} {}  tx {}",
-                        state,
-                        step["block"].to_string(),
-                        step["time"]
-                            .as_u64()
-                            .map_or_else(|| "?".to_owned(), crate::onchain::date),
-                        step["tx"].as_str().unwrap_or("")
+                        step.state,
+                        step.block,
+                        crate::onchain::date(step.at),
+                        step.tx
                     );
                 }
             }
             printed = timeline.len();
-            let state = detail["state"].as_str().unwrap_or("").to_ascii_lowercase();
-            let last = timeline
-                .last()
-                .and_then(|t| t["state"].as_str())
-                .map(str::to_ascii_lowercase);
+            let state = detail.job.state.to_ascii_lowercase();
+            let last = timeline.last().map(|t| t.state.to_ascii_lowercase());
             if TERMINAL.contains(&state.as_str()) && last.as_deref() == Some(state.as_str()) {
                 if !json && state == "completed" {
                     println!(
                         "job {id} completed: {} trained; fetch the result with `licen download {id} -o DIR`",
-                        crate::onchain::epochs_text(detail["actual_epochs"].as_u64().unwrap_or(0))
+                        crate::onchain::epochs_text(detail.job.actual_epochs.unwrap_or(0))
                     );
                 }
                 return Ok(());

@@ -8,10 +8,11 @@
 
 use crate::files::{ensure_absent, seal_to_file};
 use crate::manifest::{DatasetManifest, MANIFEST_VERSION, scan_jsonl};
+use crate::output::{self, PolicyTerms, Tx};
 use crate::progress::{bytes_bar, storage_progress};
 use crate::storage::DEFAULT_STORAGE_URL;
 use crate::wallet::{ChainArgs, WalletArgs, result_keypair};
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use licen_crypto::envelope::PublicKey;
@@ -131,19 +132,6 @@ fn policy_terms(policy: &Policy) -> [(&'static str, String); 6] {
     ]
 }
 
-/// A policy's terms for scripts.
-fn policy_json(policy: &Policy) -> serde_json::Value {
-    let purposes: Vec<&str> = policy.allowed_purposes.iter().map(Purpose::slug).collect();
-    serde_json::json!({
-        "price_per_epoch_wei": policy.price_per_epoch.to_string(),
-        "max_epochs_per_run": policy.max_epochs_per_run,
-        "max_runs_per_requester": policy.max_runs_per_requester,
-        "session_ttl_s": policy.session_ttl,
-        "allowed_purposes": purposes,
-        "expiry": policy.expiry,
-    })
-}
-
 #[derive(Debug, Args)]
 pub(crate) struct PublishArgs {
     /// The JSONL dataset (stays on this machine; only ciphertext is uploaded).
@@ -185,6 +173,14 @@ pub(crate) struct DatasetArgs {
     chain: ChainArgs,
     #[command(flatten)]
     wallet: WalletArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowDatasetArgs {
+    /// Dataset root.
+    root: DatasetRoot,
+    #[command(flatten)]
+    chain: ChainArgs,
 }
 
 #[derive(Debug, Args)]
@@ -349,13 +345,6 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialize")
-    );
-}
-
 /// Gas a `publish` is checked against before anything is uploaded: above what it takes (about
 /// 146k in `contracts/.gas-snapshot`), with room for a long policy and storage slot prices.
 const PUBLISH_GAS: u128 = 250_000;
@@ -464,19 +453,18 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
     let _ = std::fs::remove_file(&scratch);
     let (dataset, envelope_root, manifest_root, receipt, sealed_bytes) = outcome?;
     if json {
-        print_json(&serde_json::json!({
-            "dataset_root": dataset.to_string(),
-            "envelope_root": envelope_root.to_string(),
-            "manifest_root": manifest_root.to_string(),
-            "owner": signer.address(),
-            "orchestrator": orchestrator,
-            "policy_hash": policy.hash().to_string(),
-            "policy": policy_json(&policy),
-            "rows": summary.rows,
-            "sealed_bytes": sealed_bytes,
-            "tx": receipt.tx_hash.to_string(),
-            "block": receipt.block,
-        }));
+        output::print(&output::Published {
+            dataset_root: dataset.0,
+            envelope_root,
+            manifest_root,
+            owner: signer.address(),
+            orchestrator,
+            policy_hash: policy.hash(),
+            policy: PolicyTerms::from(&policy),
+            rows: summary.rows,
+            sealed_bytes,
+            tx: Tx::from(&receipt),
+        });
     } else {
         println!("published {}", dataset);
         println!(
@@ -504,7 +492,7 @@ pub(crate) async fn pause(args: DatasetArgs, json: bool) -> Result<()> {
         );
     }
     let receipt = client.pause(args.root).await?;
-    report_tx(json, &format!("paused {}", args.root), &receipt);
+    report_pause(json, args.root, true, &receipt);
     Ok(())
 }
 
@@ -518,7 +506,7 @@ pub(crate) async fn resume(args: DatasetArgs, json: bool) -> Result<()> {
         );
     }
     let receipt = client.resume(args.root).await?;
-    report_tx(json, &format!("resumed {}", args.root), &receipt);
+    report_pause(json, args.root, false, &receipt);
     Ok(())
 }
 
@@ -535,14 +523,13 @@ pub(crate) async fn update_policy(args: UpdatePolicyArgs, json: bool) -> Result<
     }
     let receipt = client.update_policy(args.root, &policy).await?;
     if json {
-        print_json(&serde_json::json!({
-            "dataset": args.root.to_string(),
-            "policy": policy_json(&policy),
-            "previous_policy": policy_json(&current),
-            "policy_hash": policy.hash().to_string(),
-            "tx": receipt.tx_hash.to_string(),
-            "block": receipt.block,
-        }));
+        output::print(&output::PolicyUpdated {
+            dataset_root: args.root.0,
+            policy: PolicyTerms::from(&policy),
+            previous_policy: PolicyTerms::from(&current),
+            policy_hash: policy.hash(),
+            tx: Tx::from(&receipt),
+        });
         return Ok(());
     }
     println!(
@@ -635,15 +622,15 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
         )
         .await?;
     if json {
-        print_json(&serde_json::json!({
-            "job_id": job.0,
-            "dataset_root": args.root.to_string(),
-            "epochs": args.epochs,
-            "purpose": args.purpose.slug(),
-            "escrow_wei": escrow.to_string(),
-            "result_key": format!("0x{}", hex::encode(result_key.to_bytes())),
-            "tx": receipt.tx_hash.to_string(),
-        }));
+        output::print(&output::Requested {
+            job_id: job.0,
+            dataset_root: args.root.0,
+            epochs: u64::from(args.epochs),
+            purpose: args.purpose.slug(),
+            escrow_wei: output::wei(escrow),
+            result_key: B256::from(result_key.to_bytes()),
+            tx: Tx::from(&receipt),
+        });
     } else {
         println!(
             "job {job}: {}, escrow {} paid",
@@ -691,13 +678,13 @@ pub(crate) async fn reclaim(args: JobActionArgs, json: bool) -> Result<()> {
         ),
     };
     if json {
-        print_json(&serde_json::json!({
-            "job_id": id.0,
-            "state": action,
-            "refund_wei": job.escrow().to_string(),
-            "researcher": job.researcher,
-            "tx": receipt.tx_hash.to_string(),
-        }));
+        output::print(&output::Reclaimed {
+            job_id: id.0,
+            state: action,
+            refund_wei: output::wei(job.escrow()),
+            researcher: job.researcher,
+            tx: Tx::from(&receipt),
+        });
     } else {
         println!(
             "job {id} {action}: {} sent back to the researcher's wallet {} (directly: it is not \
@@ -744,25 +731,12 @@ pub(crate) async fn job(args: JobArgs, json: bool) -> Result<()> {
         _ => "deadline was",
     };
     if json {
-        print_json(&serde_json::json!({
-            "job_id": args.id.0,
-            "dataset_root": dataset.to_string(),
-            "researcher": job.researcher,
-            "state": job.state.name(),
-            "epochs": job.epochs,
-            "price_per_epoch_wei": job.price_per_epoch.to_string(),
-            "escrow_wei": job.escrow().to_string(),
-            "deadline": job.deadline,
-            "completion": completion.as_ref().map(|c| serde_json::json!({
-                "actual_epochs": c.actual_epochs,
-                "royalty_wei": c.royalty.to_string(),
-                "protocol_fee_wei": c.fee.to_string(),
-                "to_owner_wei": c.royalty.saturating_sub(c.fee).to_string(),
-                "refund_wei": c.refund.to_string(),
-                "result_root": c.result_hash.to_string(),
-                "attestation_ref": c.attestation_ref.to_string(),
-            })),
-        }));
+        output::print(&output::Job::from_chain(
+            args.id,
+            &job,
+            dataset,
+            completion.as_ref(),
+        ));
     } else {
         println!("job {}  {}", args.id, job.state);
         println!("  dataset    {dataset}");
@@ -792,13 +766,43 @@ pub(crate) async fn job(args: JobArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// A dataset's on-chain state: owner, orchestrator, open/paused/closed and its policy.
+pub(crate) async fn dataset(args: ShowDatasetArgs, json: bool) -> Result<()> {
+    let client = args.chain.reader()?;
+    // An unknown root is refused by the contract (`DatasetNotFound`, decoded to a sentence).
+    let (owner, orchestrator, paused, policy) = client.dataset_info(args.root).await?;
+    // Expiry is judged as `request` judges it: by the later of the chain's and our clock.
+    let now = chain_time(&client).await?.max(now());
+    let shown = output::Dataset::from_chain(
+        args.root,
+        owner,
+        orchestrator,
+        paused,
+        &policy,
+        policy.hash(),
+        now,
+    );
+    if json {
+        output::print(&shown);
+    } else {
+        println!("dataset {}  {}", args.root, shown.state);
+        println!("  owner        {owner}");
+        println!("  orchestrator {orchestrator}");
+        for (name, value) in policy_terms(&policy) {
+            println!("  {name}: {value}");
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn earnings(args: AccountArgs, json: bool) -> Result<()> {
     let (client, signer) = args.chain.signer(&args.wallet)?;
     let amount = client.withdrawable(signer.address()).await?;
     if json {
-        print_json(
-            &serde_json::json!({ "account": signer.address(), "withdrawable_wei": amount.to_string() }),
-        );
+        output::print(&output::Earnings {
+            account: signer.address(),
+            withdrawable_wei: output::wei(amount),
+        });
     } else {
         println!("{} can withdraw {}", signer.address(), format_wei(amount));
     }
@@ -809,9 +813,11 @@ pub(crate) async fn withdraw(args: AccountArgs, json: bool) -> Result<()> {
     let (client, signer) = args.chain.signer(&args.wallet)?;
     let (amount, receipt) = client.withdraw().await?;
     if json {
-        print_json(
-            &serde_json::json!({ "account": signer.address(), "withdrawn_wei": amount.to_string(), "tx": receipt.tx_hash.to_string() }),
-        );
+        output::print(&output::Withdrawn {
+            account: signer.address(),
+            withdrawn_wei: output::wei(amount),
+            tx: Tx::from(&receipt),
+        });
     } else {
         println!("withdrew {} to {}", format_wei(amount), signer.address());
         println!("  tx {} (block {})", receipt.tx_hash, receipt.block);
@@ -920,14 +926,14 @@ pub(crate) async fn download(args: DownloadArgs, json: bool) -> Result<()> {
     let _ = std::fs::remove_file(&sealed);
     let (path, bytes, unpacked) = outcome?;
     if json {
-        print_json(&serde_json::json!({
-            "job_id": args.id.0,
-            "result_root": result_root.to_string(),
-            "actual_epochs": completion.actual_epochs,
-            "file": path,
-            "bytes": bytes,
-            "unpacked": unpacked,
-        }));
+        output::print(&output::Downloaded {
+            job_id: args.id.0,
+            result_root,
+            actual_epochs: u64::from(completion.actual_epochs),
+            file: path,
+            size_bytes: bytes,
+            unpacked,
+        });
     } else {
         println!(
             "job {}: {} trained; result opened into {} ({bytes} bytes)",
@@ -983,13 +989,20 @@ fn unpack_adapter(archive: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(written)
 }
 
-fn report_tx(json: bool, what: &str, receipt: &licen_chain::TxReceipt) {
+/// What `pause` and `resume` did.
+fn report_pause(json: bool, root: DatasetRoot, paused: bool, receipt: &licen_chain::TxReceipt) {
     if json {
-        print_json(
-            &serde_json::json!({ "done": what, "tx": receipt.tx_hash.to_string(), "block": receipt.block }),
-        );
+        output::print(&output::PauseChanged {
+            dataset_root: root.0,
+            paused,
+            tx: Tx::from(receipt),
+        });
     } else {
-        println!("{what}\n  tx {} (block {})", receipt.tx_hash, receipt.block);
+        let what = if paused { "paused" } else { "resumed" };
+        println!(
+            "{what} {root}\n  tx {} (block {})",
+            receipt.tx_hash, receipt.block
+        );
     }
 }
 

@@ -140,19 +140,19 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
         args.indexer
     };
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "orchestrator": address,
-                "contract": contract,
-                "grants_from": source,
-                "compute_urls": args.compute_url,
-                "ledger": ledger_name,
-                "replica": orchestrator.replica(),
-                "leading": orchestrator.leader_at_start().is_none(),
-                "leader": orchestrator.leader_at_start().unwrap_or(orchestrator.replica()),
-            })
-        );
+        crate::output::print_line(&crate::output::OrchestratorStarted {
+            orchestrator: address,
+            contract,
+            grants_from: source,
+            compute_urls: args.compute_url,
+            ledger: ledger_name,
+            replica: orchestrator.replica().to_owned(),
+            leading: orchestrator.leader_at_start().is_none(),
+            leader: orchestrator
+                .leader_at_start()
+                .unwrap_or(orchestrator.replica())
+                .to_owned(),
+        });
     } else {
         println!(
             "orchestrator {address} on {contract}: grants from {source}, compute nodes {} (ledger {})",

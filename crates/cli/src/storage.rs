@@ -195,27 +195,24 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
     let upload_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "root": uploaded.root.to_string(),
-                "size": uploaded.size,
-                "segments": uploaded.segments,
-                "sent_segments": uploaded.sent_segments,
-                "skipped_segments": uploaded.skipped_segments,
-                "finalized": uploaded.finalized,
-                "hash_seconds": hash_seconds,
-                "flow_submission": paid.as_ref().map(|r| serde_json::json!({
-                    "tx": r.tx,
-                    "block": r.block,
-                    "tx_seq": r.tx_seq,
-                    "sectors": r.sectors,
-                    "fee_wei": r.fee.to_string(),
-                })),
-                "upload_seconds": upload_seconds,
-                "peak_rss_bytes": crate::files::peak_rss_bytes(),
-            })
-        );
+        crate::output::print_line(&crate::output::Put {
+            root: uploaded.root,
+            size_bytes: uploaded.size,
+            segments: uploaded.segments,
+            sent_segments: uploaded.sent_segments,
+            skipped_segments: uploaded.skipped_segments,
+            finalized: uploaded.finalized,
+            hash_s: hash_seconds,
+            upload_s: upload_seconds,
+            peak_rss_bytes: crate::files::peak_rss_bytes(),
+            flow_submission: paid.as_ref().map(|r| crate::output::FlowSubmission {
+                tx: r.tx,
+                block: r.block,
+                tx_seq: r.tx_seq,
+                sectors: r.sectors,
+                fee_wei: r.fee.to_string(),
+            }),
+        });
     } else {
         println!("{}", uploaded.root);
         let segments = |n: u64| {
@@ -298,16 +295,13 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
         .with_context(|| format!("downloading {root} from {}", args.storage))?;
     bar.finish_and_clear();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "root": done.root.to_string(),
-                "size": done.size,
-                "output": args.output,
-                "node": done.node,
-                "peak_rss_bytes": crate::files::peak_rss_bytes(),
-            })
-        );
+        crate::output::print_line(&crate::output::Got {
+            root: done.root,
+            size_bytes: done.size,
+            output: args.output,
+            node: done.node,
+            peak_rss_bytes: crate::files::peak_rss_bytes(),
+        });
     } else {
         eprintln!("verified {} bytes against {root}", done.size);
         println!("{}", args.output.display());
@@ -315,7 +309,7 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub(crate) async fn storage_node(args: StorageNodeArgs) -> Result<()> {
+pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()> {
     let flow = match args.flow {
         Some(address) => {
             let connection = licen_chain::connect(&args.rpc_url, None)?;
@@ -348,7 +342,13 @@ pub(crate) async fn storage_node(args: StorageNodeArgs) -> Result<()> {
         .await
         .context("starting the storage node")?,
     );
-    println!("listening on {}", running.url());
+    if json {
+        crate::output::print_line(&crate::output::StorageNodeStarted {
+            storage_url: running.url(),
+        });
+    } else {
+        println!("listening on {}", running.url());
+    }
     let follower = flow.map(|(flow, provider)| {
         tracing::info!(flow = %flow.address(), from_block = args.flow_start_block, "following the Flow contract's submissions");
         tokio::spawn(follow_flow(
@@ -442,7 +442,7 @@ pub(crate) struct ComputeNodeArgs {
     trainer: licen_compute::lora::TrainerArgs,
 }
 
-pub(crate) async fn compute_node(args: ComputeNodeArgs) -> Result<()> {
+pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()> {
     // The model folder is opened and checked now, before the node accepts any job.
     let trainer = args
         .trainer
@@ -455,12 +455,21 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs) -> Result<()> {
     })
     .await
     .context("starting the compute node")?;
-    println!("listening on {}", running.url());
-    println!(
-        "INSECURE development attestation key 0x{} measurement 0x{}",
-        hex::encode(running.attestation_key()),
-        hex::encode(running.measurement())
-    );
+    if json {
+        crate::output::print_line(&crate::output::ComputeNodeStarted {
+            compute_url: running.url(),
+            compute_attestation_key: running.attestation_key().into(),
+            measurement: running.measurement().into(),
+            warning: "INSECURE development attestation: for local nodes only",
+        });
+    } else {
+        println!("listening on {}", running.url());
+        println!(
+            "INSECURE development attestation key 0x{} measurement 0x{}",
+            hex::encode(running.attestation_key()),
+            hex::encode(running.measurement())
+        );
+    }
     tokio::signal::ctrl_c().await?;
     running.shutdown().await?;
     Ok(())

@@ -260,7 +260,7 @@ fn dev_starts_the_stack_and_resumes_it() {
         second["freshly_deployed"], false,
         "state survives a restart"
     );
-    assert_eq!(second["data_policy"], first["data_policy"]);
+    assert_eq!(second["contract"], first["contract"]);
     assert_eq!(
         second["orchestrator_public_key"],
         first["orchestrator_public_key"]
@@ -299,7 +299,7 @@ fn dev_starts_the_stack_and_resumes_it() {
         fourth["freshly_deployed"], false,
         "the chain survived the kill"
     );
-    assert_eq!(fourth["data_policy"], first["data_policy"]);
+    assert_eq!(fourth["contract"], first["contract"]);
 }
 
 /// Storing on a 0G network: `licen put --flow` pays 0G's own Flow contract (its shipped

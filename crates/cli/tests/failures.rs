@@ -377,11 +377,7 @@ fn publish_unchecked(dev: &Dev, plaintext: &[u8]) -> String {
                 Some(OWNER_KEY.parse().unwrap()),
             )
             .unwrap(),
-            dev.summary["data_policy"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap(),
+            dev.summary["contract"].as_str().unwrap().parse().unwrap(),
         );
         let policy = licen_types::Policy {
             price_per_epoch: 10_000_000_000_000_000,
@@ -590,7 +586,7 @@ fn a_stalled_jobs_escrow_is_taken_back_with_reclaim() {
     common::rpc(
         &dev,
         "eth_sendTransaction",
-        serde_json::json!([{"from": orchestrator, "to": dev.summary["data_policy"], "data": start_job}]),
+        serde_json::json!([{"from": orchestrator, "to": dev.summary["contract"], "data": start_job}]),
     );
     assert_eq!(
         wait_for_state(d, &dev, stalled, &["running"], 30),
@@ -654,7 +650,7 @@ fn services_run_apart_and_refuse_an_indexer_of_another_deployment() {
     write_rows(d, "rows.jsonl", 10);
     let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
     let (compute_url, attestation) = compute_node(&dev);
-    let contract = dev.summary["data_policy"].as_str().unwrap().to_owned();
+    let contract = dev.summary["contract"].as_str().unwrap().to_owned();
     let listen = || format!("127.0.0.1:{}", free_port());
 
     // `licen indexer` on its own (SQLite under state/indexer), feeding `licen orchestrator`:

@@ -193,14 +193,14 @@ fn owner_and_researcher_flow_survives_a_restart() {
         serde_json::json!(["research", "evaluation"]),
         "kept: {updated}"
     );
-    assert!(terms["expiry"].as_u64().is_some(), "{updated}");
+    assert!(terms["expires_at"].as_u64().is_some(), "{updated}");
     let updated = ok(licen(
         d,
         &dev,
         Some(OWNER_KEY),
         &["update-policy", &root, "--expiry", "none"],
     ));
-    assert_eq!(updated["policy"]["expiry"], serde_json::Value::Null);
+    assert_eq!(updated["policy"]["expires_at"], serde_json::Value::Null);
     assert_eq!(
         updated["policy"]["price_per_epoch_wei"],
         "20000000000000000"
@@ -253,7 +253,7 @@ fn owner_and_researcher_flow_survives_a_restart() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|i| i["root"].as_str())
+        .filter_map(|i| i["dataset_root"].as_str())
         .collect();
     assert_eq!(listed, [root.as_str()]);
     let none = ok(licen(

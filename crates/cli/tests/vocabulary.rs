@@ -88,6 +88,9 @@ const NAMES: &[(&str, Format)] = &[
     ("root", Format::Hash),
     ("compute_attestation_key", Format::Hash),
     ("completion", Format::ObjectOrNull),
+    ("flow_submission", Format::ObjectOrNull),
+    ("tx_seq", Format::Uint),
+    ("sectors", Format::Uint),
     ("items", Format::Array),
 ];
 

@@ -159,6 +159,10 @@ pub(crate) struct PublishArgs {
     /// zgs storage endpoint.
     #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
+    /// On 0G storage: pay the Flow contract for each file (the sealed dataset, its key envelope
+    /// and its manifest) before uploading it (the Flow is on the chain of `--rpc-url`).
+    #[command(flatten)]
+    flow: crate::storage::FlowArgs,
     #[command(flatten)]
     chain: ChainArgs,
     #[command(flatten)]
@@ -410,17 +414,6 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
             json,
         )?;
         let storage = StorageClient::new(&args.storage)?;
-        let bar = bytes_bar("uploading", tree.layout().size(), json);
-        let uploaded = storage
-            .upload_file_with_tree(&scratch, &tree, Some(storage_progress(&bar)))
-            .await
-            .with_context(|| format!("uploading the sealed dataset to {}", args.storage))?;
-        bar.finish_and_clear();
-        let envelope_root = storage
-            .upload_bytes(envelope.as_bytes(), None)
-            .await
-            .context("uploading the key envelope")?
-            .root;
         let manifest = DatasetManifest {
             allowed_trainer_measurements: args.allow_measurement.clone(),
             byte_size: summary.bytes,
@@ -432,8 +425,56 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
             token_estimate: summary.bytes / 4,
             version: MANIFEST_VERSION,
         };
+        let manifest_bytes = manifest.to_canonical_json();
+        // On 0G: every file is paid for before any is uploaded, all at once checked against
+        // the wallet (fees plus the publish gas).
+        let mut paid = Vec::new();
+        if let Some(flow) = args.flow.client(&args.chain.rpc_url, signer.clone())? {
+            let trees = [
+                tree.clone(),
+                licen_storage::merkle::FileTree::from_bytes(envelope.as_bytes()),
+                licen_storage::merkle::FileTree::from_bytes(&manifest_bytes),
+            ];
+            let mut fees = 0u128;
+            for t in &trees {
+                let submission = licen_storage::zerog::FlowSubmission::from_tree(t, Vec::new())?;
+                fees = fees.saturating_add(
+                    u128::try_from(flow.fee(&submission).await?).unwrap_or(u128::MAX),
+                );
+            }
+            let holds = client.balance(signer.address()).await?;
+            if holds < fees.saturating_add(needs) {
+                bail!(
+                    "storing the dataset on 0G costs {} in Flow fees plus about {} in gas, but the \
+                     wallet {} holds {}: add funds to it, then try again (nothing was paid or \
+                     uploaded)",
+                    format_wei(fees),
+                    format_wei(needs),
+                    signer.address(),
+                    format_wei(holds)
+                );
+            }
+            for t in &trees {
+                if let Some(receipt) =
+                    crate::storage::pay_for_storage(&storage, &flow, t, json).await?
+                {
+                    paid.push(receipt);
+                }
+            }
+        }
+        let bar = bytes_bar("uploading", tree.layout().size(), json);
+        let uploaded = storage
+            .upload_file_with_tree(&scratch, &tree, Some(storage_progress(&bar)))
+            .await
+            .with_context(|| format!("uploading the sealed dataset to {}", args.storage))?;
+        bar.finish_and_clear();
+        let envelope_root = storage
+            .upload_bytes(envelope.as_bytes(), None)
+            .await
+            .context("uploading the key envelope")?
+            .root;
         let manifest_root = storage
-            .upload_bytes(&manifest.to_canonical_json(), None)
+            .upload_bytes(&manifest_bytes, None)
             .await
             .context("uploading the manifest")?
             .root;
@@ -447,11 +488,12 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
             manifest_root,
             receipt,
             uploaded.size,
+            paid,
         ))
     }
     .await;
     let _ = std::fs::remove_file(&scratch);
-    let (dataset, envelope_root, manifest_root, receipt, sealed_bytes) = outcome?;
+    let (dataset, envelope_root, manifest_root, receipt, sealed_bytes, paid) = outcome?;
     if json {
         output::print(&output::Published {
             dataset_root: dataset.0,
@@ -463,6 +505,7 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
             policy: PolicyTerms::from(&policy),
             rows: summary.rows,
             sealed_bytes,
+            flow_submissions: paid.iter().map(output::FlowSubmission::from).collect(),
             tx: Tx::from(&receipt),
         });
     } else {

@@ -457,8 +457,22 @@ pub(crate) struct Published {
     /// JSONL records checked.
     pub rows: u64,
     pub sealed_bytes: u64,
+    /// The 0G Flow submissions paid for the files (`--flow`; empty otherwise).
+    pub flow_submissions: Vec<FlowSubmission>,
     #[serde(flatten)]
     pub tx: Tx,
+}
+
+impl From<&licen_chain::FlowReceipt> for FlowSubmission {
+    fn from(r: &licen_chain::FlowReceipt) -> Self {
+        Self {
+            tx: r.tx,
+            block: r.block,
+            tx_seq: r.tx_seq,
+            sectors: r.sectors,
+            fee_wei: r.fee.to_string(),
+        }
+    }
 }
 
 /// `licen pause` / `licen resume`.

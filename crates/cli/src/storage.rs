@@ -27,6 +27,9 @@ pub(crate) struct PutArgs {
     storage: String,
     #[command(flatten)]
     flow: FlowArgs,
+    /// Chain JSON-RPC endpoint of the Flow contract.
+    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    rpc_url: String,
     #[command(flatten)]
     wallet: WalletArgs,
 }
@@ -43,9 +46,59 @@ pub(crate) struct FlowArgs {
     /// The Flow's `submit` generation: `current` (since 2026) or `legacy`.
     #[arg(long, value_enum, default_value = "current", requires = "flow")]
     flow_abi: FlowAbiArg,
-    /// Chain JSON-RPC endpoint of the Flow contract.
-    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    rpc_url: String,
+}
+
+impl FlowArgs {
+    /// The Flow client paying from `signer` over `rpc_url`, when `--flow` was given.
+    pub(crate) fn client(
+        &self,
+        rpc_url: &str,
+        signer: alloy::signers::local::PrivateKeySigner,
+    ) -> Result<Option<licen_chain::FlowClient>> {
+        let Some(flow) = self.flow else {
+            return Ok(None);
+        };
+        Ok(Some(licen_chain::FlowClient::new(
+            licen_chain::connect(rpc_url, Some(signer))?,
+            flow,
+            self.flow_abi.into(),
+        )))
+    }
+}
+
+/// Pays `flow` for the file `tree` describes unless the node at `client` already knows it (paid
+/// earlier, or stored), then waits until the node has seen the submission. Returns the
+/// submission when one was sent.
+pub(crate) async fn pay_for_storage(
+    client: &StorageClient,
+    flow: &licen_chain::FlowClient,
+    tree: &FileTree,
+    json: bool,
+) -> Result<Option<licen_chain::FlowReceipt>> {
+    let root = tree.root();
+    let known = client
+        .file_info(root)
+        .await
+        .with_context(|| format!("asking {} about {root}", client.url()))?;
+    if known.is_some() {
+        return Ok(None);
+    }
+    let submission = FlowSubmission::from_tree(tree, Vec::new())?;
+    let receipt = flow
+        .submit(&submission)
+        .await
+        .context("paying for the file's storage (nothing was uploaded)")?;
+    if !json {
+        eprintln!(
+            "paid {} for {} sectors of {root}: Flow submission #{} in transaction {}",
+            licen_types::format_wei(u128::try_from(receipt.fee).unwrap_or(u128::MAX)),
+            receipt.sectors,
+            receipt.tx_seq,
+            receipt.tx
+        );
+    }
+    wait_until_node_knows(client, client.url(), root, &receipt).await?;
+    Ok(Some(receipt))
 }
 
 /// `--flow-abi`.
@@ -153,38 +206,16 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
 
     // On a 0G network: pay for the file with a Flow submission first, unless a node already
     // knows it (submitted earlier, or stored and finalized: nothing to pay, as 0G's clients do).
-    let mut paid = None;
-    if let Some(flow) = args.flow.flow {
-        let root = tree.root();
-        let known = client
-            .file_info(root)
-            .await
-            .with_context(|| format!("asking {} about {root}", args.storage))?;
-        if known.is_none() {
-            let signer = args.wallet.signer()?;
-            let flow_client = licen_chain::FlowClient::new(
-                licen_chain::connect(&args.flow.rpc_url, Some(signer))?,
-                flow,
-                args.flow.flow_abi.into(),
-            );
-            let submission = FlowSubmission::from_tree(&tree, Vec::new())?;
-            let receipt = flow_client
-                .submit(&submission)
-                .await
-                .context("paying for the file's storage (nothing was uploaded)")?;
-            if !json {
-                eprintln!(
-                    "paid {} for {} sectors: Flow submission #{} in transaction {}",
-                    licen_types::format_wei(u128::try_from(receipt.fee).unwrap_or(u128::MAX)),
-                    receipt.sectors,
-                    receipt.tx_seq,
-                    receipt.tx
-                );
-            }
-            wait_until_node_knows(&client, &args.storage, root, &receipt).await?;
-            paid = Some(receipt);
+    let paid = match args.flow.flow {
+        Some(_) => {
+            let flow = args
+                .flow
+                .client(&args.rpc_url, args.wallet.signer()?)?
+                .expect("--flow was given");
+            pay_for_storage(&client, &flow, &tree, json).await?
         }
-    }
+        None => None,
+    };
 
     // Pass 2: the segments, with proofs, skipping what the node already holds.
     let started = Instant::now();
@@ -205,13 +236,7 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
             hash_s: hash_seconds,
             upload_s: upload_seconds,
             peak_rss_bytes: crate::files::peak_rss_bytes(),
-            flow_submission: paid.as_ref().map(|r| crate::output::FlowSubmission {
-                tx: r.tx,
-                block: r.block,
-                tx_seq: r.tx_seq,
-                sectors: r.sectors,
-                fee_wei: r.fee.to_string(),
-            }),
+            flow_submission: paid.as_ref().map(crate::output::FlowSubmission::from),
         });
     } else {
         println!("{}", uploaded.root);

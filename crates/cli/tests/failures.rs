@@ -979,3 +979,121 @@ fn replicas_hand_over_jobs(d: &Path, ledger: &[&str]) {
     assert!(!third_log.contains("process is gone"), "{third_log}");
     drop(third);
 }
+
+/// `licen publish --flow`: on 0G storage every file of a dataset (the sealed data, its key
+/// envelope, its manifest) is paid for with a Flow submission to 0G's own Flow contract before
+/// it is uploaded to a node that, like a 0G node, accepts only submitted files. A wallet that
+/// can pay the publish gas but not the storage fees is refused before anything is paid.
+#[test]
+fn publish_with_flow_pays_for_every_file_before_uploading() {
+    use alloy::providers::Provider as _;
+    use alloy::providers::ext::AnvilApi as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "rows.jsonl", 40);
+    let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
+    let rpc = dev.summary["rpc_url"].as_str().unwrap().to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let admin: alloy::signers::local::PrivateKeySigner = dev.summary["accounts"][0]["private_key"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let admin = licen_chain::connect(&rpc, Some(admin)).unwrap();
+    // 0.001 per sector: the dataset's storage costs far more than its publish gas.
+    let price = alloy::primitives::U256::from(10u128.pow(15));
+    let zerog = runtime
+        .block_on(licen_chain::testing::zerog::deploy_0g_flow(&admin, price))
+        .unwrap();
+    let flow = zerog.flow.to_string();
+    let (node, line) = common::spawn_service(
+        Command::new(LICEN)
+            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(d.join("zerog-storage"))
+            .args(["--flow", &flow, "--rpc-url", &rpc])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let storage = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let publish = |key: &str| {
+        licen(
+            d,
+            &dev,
+            Some(key),
+            &[
+                &[
+                    "publish",
+                    "rows.jsonl",
+                    "--name",
+                    "on 0G",
+                    "--price",
+                    "0.01",
+                    "--storage",
+                    &storage,
+                    "--flow",
+                    &flow,
+                ][..],
+                &FIVE_RESEARCH_RUNS[..],
+            ]
+            .concat(),
+        )
+    };
+    let submissions = || {
+        let client = licen_chain::FlowClient::new(
+            licen_chain::connect(&rpc, None).unwrap(),
+            zerog.flow,
+            licen_storage::zerog::FlowAbi::Current,
+        );
+        runtime.block_on(async {
+            let head = admin.provider.get_block_number().await.unwrap();
+            client.submissions(0, head).await.unwrap().len()
+        })
+    };
+
+    // Enough for the publish gas, not for the storage fees: refused before paying anything.
+    let modest: alloy::signers::local::PrivateKeySigner =
+        "0x2222222222222222222222222222222222222222222222222222222222222222"
+            .parse()
+            .unwrap();
+    runtime
+        .block_on(admin.provider.anvil_set_balance(
+            modest.address(),
+            alloy::primitives::U256::from(10u128.pow(16)),
+        ))
+        .unwrap();
+    let said = refused(publish(&format!("0x{}", hex::encode(modest.to_bytes()))));
+    assert!(said.contains("in Flow fees plus about"), "{said}");
+    assert!(said.contains("nothing was paid or uploaded"), "{said}");
+    assert_eq!(submissions(), 0);
+
+    let published = ok(publish(OWNER_KEY));
+    let paid = published["flow_submissions"].as_array().unwrap();
+    assert_eq!(paid.len(), 3, "{published}");
+    let seqs: Vec<_> = paid.iter().map(|p| p["tx_seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    assert_eq!(submissions(), 3);
+    // Each file is on the Flow-following node under its root.
+    for root in ["dataset_root", "envelope_root", "manifest_root"] {
+        let root = published[root].as_str().unwrap();
+        let out = d.join(format!("{root}.back"));
+        let got = Command::new(LICEN)
+            .args(["get", root, "-o"])
+            .arg(&out)
+            .args(["--storage", &storage])
+            .output()
+            .unwrap();
+        assert!(
+            got.status.success(),
+            "{root}: {}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+    }
+    let chain_root = published["dataset_root"].as_str().unwrap();
+    let on_chain = ok(licen(d, &dev, None, &["dataset", chain_root]));
+    assert_eq!(on_chain["state"], "open", "{on_chain}");
+    drop(node);
+}

@@ -89,6 +89,7 @@ const NAMES: &[(&str, Format)] = &[
     ("compute_attestation_key", Format::Hash),
     ("completion", Format::ObjectOrNull),
     ("flow_submission", Format::ObjectOrNull),
+    ("flow_submissions", Format::Array),
     ("tx_seq", Format::Uint),
     ("sectors", Format::Uint),
     ("items", Format::Array),

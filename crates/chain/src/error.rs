@@ -22,7 +22,7 @@ pub enum Error {
         reason: String,
     },
     /// The node could not be reached or answered with an error that is not a revert.
-    #[error("{action} failed talking to the chain at {rpc}: {message}")]
+    #[error("{}", rpc_sentence(action, rpc, message))]
     Rpc {
         /// What was attempted.
         action: &'static str,
@@ -82,6 +82,27 @@ pub enum Error {
     /// The pinned tools are missing.
     #[error(transparent)]
     Tools(#[from] licen_toolchain::Error),
+}
+
+/// "The chain at URL could not serve `action` (why)", with a hint when it was not reached.
+fn rpc_sentence(action: &str, rpc: &str, message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    let unreached = [
+        "error sending request",
+        "connection refused",
+        "timed out",
+        "dns error",
+    ]
+    .iter()
+    .any(|sign| lower.contains(sign));
+    if unreached {
+        format!(
+            "the chain at {rpc} could not be reached for `{action}` ({message}): is the node \
+             running, and is this the right RPC URL?"
+        )
+    } else {
+        format!("the chain at {rpc} could not serve `{action}`: {message}")
+    }
 }
 
 /// Result alias for this crate.

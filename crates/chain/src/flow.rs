@@ -71,6 +71,39 @@ impl FlowClient {
         }
     }
 
+    /// The Flow contract at `flow`, with the `submit` generation its code has: the dispatcher
+    /// of a Solidity contract pushes each external function's selector (`PUSH4 selector`), so
+    /// the runtime code shows which `submit` it takes. Refuses an address whose code has
+    /// neither.
+    pub async fn detect(connection: Connection, flow: Address) -> Result<Self> {
+        let code = connection
+            .provider
+            .get_code_at(flow)
+            .await
+            .map_err(|e| Error::Rpc {
+                action: "eth_getCode (Flow)",
+                rpc: connection.rpc.clone(),
+                message: e.to_string(),
+            })?;
+        let abi = abi_of(&code).ok_or_else(|| {
+            Error::Config(format!(
+                "{flow} does not look like a 0G Flow contract: {}; check the Flow address for \
+                 this network",
+                if code.is_empty() {
+                    "there is no contract code there".to_owned()
+                } else {
+                    "its code has no `submit` of either ABI generation".to_owned()
+                }
+            ))
+        })?;
+        Ok(Self::new(connection, flow, abi))
+    }
+
+    /// The `submit` generation this client encodes.
+    pub fn abi(&self) -> FlowAbi {
+        self.abi
+    }
+
     /// The Flow contract's address.
     pub fn address(&self) -> Address {
         self.flow
@@ -285,6 +318,19 @@ impl FlowClient {
     }
 }
 
+/// The `submit` generation whose selector the runtime `code` pushes (current first).
+fn abi_of(code: &[u8]) -> Option<FlowAbi> {
+    const PUSH4: u8 = 0x63;
+    let pushes = |selector: [u8; 4]| code.windows(5).any(|w| w[0] == PUSH4 && w[1..] == selector);
+    if pushes(current::submitCall::SELECTOR) {
+        Some(FlowAbi::Current)
+    } else if pushes(licen_storage::zerog::abi::legacy::submitCall::SELECTOR) {
+        Some(FlowAbi::Legacy)
+    } else {
+        None
+    }
+}
+
 /// A sentence for a refused submission.
 fn refusal(data: &[u8], submission: &FlowSubmission, price: U256) -> String {
     if let Ok(e) = current::NotEnoughFee::abi_decode(data) {
@@ -325,6 +371,28 @@ fn refusal(data: &[u8], submission: &FlowSubmission, price: U256) -> String {
 mod tests {
     use super::*;
     use licen_storage::merkle::FileTree;
+
+    #[test]
+    fn the_submit_generation_is_read_from_the_code() {
+        let with = |selector: [u8; 4]| {
+            let mut code = vec![0x60, 0x80, 0x60, 0x40, 0x52];
+            code.push(0x63);
+            code.extend_from_slice(&selector);
+            code.extend_from_slice(&[0x14, 0x61, 0x01, 0x23, 0x57]);
+            code
+        };
+        assert_eq!(
+            abi_of(&with([0xbc, 0x8c, 0x11, 0xf8])),
+            Some(FlowAbi::Current)
+        );
+        assert_eq!(
+            abi_of(&with([0xef, 0x3e, 0x12, 0xdc])),
+            Some(FlowAbi::Legacy)
+        );
+        assert_eq!(abi_of(&with([0x61, 0xec, 0x50, 0x82])), None);
+        // The selector's bytes not pushed (inside other data) do not count.
+        assert_eq!(abi_of(&[0x00, 0xbc, 0x8c, 0x11, 0xf8]), None);
+    }
 
     #[test]
     fn refusals_read_as_sentences() {

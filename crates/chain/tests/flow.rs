@@ -33,6 +33,22 @@ async fn files_are_paid_for_and_sequenced_by_0g_flow_contract() {
         zerog.flow,
         FlowAbi::Current,
     );
+    // The ABI generation is read from the deployed code: 0G's current Flow.
+    let detected = FlowClient::detect(
+        connect(chain.rpc_url(), Some(payer.clone())).unwrap(),
+        zerog.flow,
+    )
+    .await
+    .unwrap();
+    assert_eq!(detected.abi(), FlowAbi::Current);
+    let said = FlowClient::detect(connect(chain.rpc_url(), None).unwrap(), zerog.market)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        said.contains("no `submit` of either ABI generation"),
+        "{said}"
+    );
     let (market, price) = client.price_per_sector().await.unwrap();
     assert_eq!(
         (market, price),

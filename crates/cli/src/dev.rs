@@ -440,7 +440,7 @@ async fn start(
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        print_summary(&summary);
+        print_summary(&summary, &options.data_dir);
     }
     Ok(Chainside {
         orchestrator,
@@ -515,7 +515,7 @@ fn hex_key(signer: &PrivateKeySigner) -> String {
     format!("0x{}", alloy::hex::encode(signer.credential().to_bytes()))
 }
 
-fn print_summary(s: &DevStarted) {
+fn print_summary(s: &DevStarted, data_dir: &Path) {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(out, "LICEN local stack");
@@ -549,7 +549,24 @@ fn print_summary(s: &DevStarted) {
         let _ = writeln!(
             out,
             "  orchestrator     NOT RUNNING (--no-orchestrator): granted jobs wait until a \
-             `licen orchestrator` runs, and expire (refunded) if none starts them in time"
+             `licen orchestrator` runs, and expire (refunded) if none starts them in time; this \
+             one runs the dev orchestrator (INSECURE dev key):"
+        );
+        let _ = writeln!(
+            out,
+            "                   LICEN_PRIVATE_KEY={} licen orchestrator --data-dir {} \
+             --rpc-url {} --contract {} --indexer {} --storage {} --compute-url {} \
+             --compute-attestation-key {}",
+            s.accounts
+                .get(ORCHESTRATOR_ACCOUNT)
+                .map_or("<dev account 2's key>", |a| a.private_key.as_str()),
+            data_dir.display(),
+            s.rpc_url,
+            s.contract,
+            s.indexer_url,
+            s.storage_url,
+            s.compute_url,
+            s.compute_attestation_key
         );
     }
     let _ = writeln!(

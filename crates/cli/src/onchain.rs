@@ -159,8 +159,9 @@ pub(crate) struct PublishArgs {
     /// zgs storage endpoint.
     #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
-    /// On 0G storage: pay the Flow contract for each file (the sealed dataset, its key envelope
-    /// and its manifest) before uploading it (the Flow is on the chain of `--rpc-url`).
+    /// On 0G storage: pay the Flow contract for each of the three files (the sealed dataset, its
+    /// key envelope and its manifest) before uploading it. The Flow must be on the same chain
+    /// as the DataPolicy contract (`--rpc-url`).
     #[command(flatten)]
     flow: crate::storage::FlowArgs,
     #[command(flatten)]
@@ -429,7 +430,11 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
         // On 0G: every file is paid for before any is uploaded, all at once checked against
         // the wallet (fees plus the publish gas).
         let mut paid = Vec::new();
-        if let Some(flow) = args.flow.client(&args.chain.rpc_url, signer.clone())? {
+        if let Some(flow) = args
+            .flow
+            .client(&args.chain.rpc_url, signer.clone())
+            .await?
+        {
             let trees = [
                 tree.clone(),
                 licen_storage::merkle::FileTree::from_bytes(envelope.as_bytes()),

@@ -49,6 +49,8 @@ pub(crate) struct OrchestratorArgs {
     #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
     /// The job ledger, a SQLite file (default: `<data-dir>/orchestrator/ledger.sqlite`).
+    /// Replicas on one host may share it (one drives the jobs, the others stand by); replicas on
+    /// several hosts share a Postgres ledger (`--ledger-url`).
     #[arg(long, conflicts_with = "ledger_url")]
     ledger: Option<PathBuf>,
     /// The job ledger as a database URL instead: `postgres://user:password@host/db` (the
@@ -56,8 +58,10 @@ pub(crate) struct OrchestratorArgs {
     /// through it: one drives the jobs, the others stand by and take over.
     #[arg(long, env = "LICEN_LEDGER_URL")]
     ledger_url: Option<String>,
-    /// How long this replica's lead lasts without renewal (e.g. `10s`); another replica takes
-    /// over one that stopped renewing after at most this long.
+    /// How long this replica's lead lasts without renewal while it leads (seconds, or with a
+    /// unit: `10s`, `1m`; at least 2 s). It renews every quarter of it; a standby takes over a
+    /// leader that stopped renewing once the leader's lease runs out, and checks every quarter
+    /// of its own lease.
     #[arg(long, default_value = "10s", value_parser = parse_lease)]
     lease: std::time::Duration,
     /// Block to follow grants from (default: the `licen dev` deployment block, else 0).
@@ -150,7 +154,7 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
             leading: orchestrator.leader_at_start().is_none(),
             leader: orchestrator
                 .leader_at_start()
-                .unwrap_or(orchestrator.replica())
+                .map_or(orchestrator.replica(), |(leader, _)| leader)
                 .to_owned(),
         });
     } else {
@@ -159,16 +163,14 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
             args.compute_url.join(", "),
             ledger_name
         );
+        let me = licen_orchestrator::describe_replica(orchestrator.replica());
         match orchestrator.leader_at_start() {
-            None => println!(
-                "replica {} leads: it drives the jobs",
-                orchestrator.replica()
-            ),
-            Some(leader) => println!(
-                "replica {} stands by: {leader} leads; this one takes over when it stops or stops \
-                 renewing its lease ({} s)",
-                orchestrator.replica(),
-                args.lease.as_secs()
+            None => println!("replica {me} leads: it drives the jobs"),
+            Some((leader, left)) => println!(
+                "replica {me} stands by: {} leads; this one takes over when that one stops, or \
+                 once its lease runs out ({:.1} s from now, then at each renewal it misses)",
+                licen_orchestrator::describe_replica(leader),
+                left.as_secs_f64()
             ),
         }
     }

@@ -77,13 +77,25 @@ pub(crate) fn usage_error(error: &clap::Error, json: bool) -> std::process::Exit
     let _ = error.print();
     let code = u8::try_from(error.exit_code()).unwrap_or(2);
     if json && error.use_stderr() {
+        // clap's text: the sentence, often continued on indented lines (the missing or
+        // conflicting arguments), then a usage line and a hint. The sentence and its
+        // continuation are the message; the usage and hint go to `causes`.
         let text = error.render().to_string();
-        let first = text.lines().next().unwrap_or_default();
+        let mut message = String::new();
+        let mut causes = Vec::new();
+        for line in text.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+            let line = line.strip_prefix("error: ").unwrap_or(line);
+            if causes.is_empty() && (message.is_empty() || line.starts_with(' ')) {
+                if !message.is_empty() {
+                    message.push(' ');
+                }
+                message.push_str(line.trim());
+            } else {
+                causes.push(line.trim().to_owned());
+            }
+        }
         print_line(&ErrorReport {
-            error: ErrorBody {
-                message: first.strip_prefix("error: ").unwrap_or(first).to_owned(),
-                causes: Vec::new(),
-            },
+            error: ErrorBody { message, causes },
         });
     }
     std::process::ExitCode::from(code)

@@ -38,19 +38,20 @@ pub(crate) struct PutArgs {
 /// segments are uploaded (0G nodes accept only submitted files).
 #[derive(Debug, Args)]
 pub(crate) struct FlowArgs {
-    /// The 0G Flow contract: submit the file to it (paying its storage fee from the wallet)
-    /// before uploading, as 0G storage nodes require. Not needed for the local node of
-    /// `licen dev`.
+    /// The 0G Flow contract: pay it for each file's storage from the wallet (a Flow submission)
+    /// before uploading the file, as 0G storage nodes require; a file the node already knows is
+    /// not paid for again. Not needed for the local node of `licen dev`.
     #[arg(long, env = "LICEN_FLOW")]
     flow: Option<alloy::primitives::Address>,
-    /// The Flow's `submit` generation: `current` (since 2026) or `legacy`.
-    #[arg(long, value_enum, default_value = "current", requires = "flow")]
+    /// The Flow's `submit` generation: read from its code (`auto`), or `current` (0G's Flow
+    /// since 2026) or `legacy` (deployments before).
+    #[arg(long, value_enum, default_value = "auto", requires = "flow")]
     flow_abi: FlowAbiArg,
 }
 
 impl FlowArgs {
     /// The Flow client paying from `signer` over `rpc_url`, when `--flow` was given.
-    pub(crate) fn client(
+    pub(crate) async fn client(
         &self,
         rpc_url: &str,
         signer: alloy::signers::local::PrivateKeySigner,
@@ -58,11 +59,12 @@ impl FlowArgs {
         let Some(flow) = self.flow else {
             return Ok(None);
         };
-        Ok(Some(licen_chain::FlowClient::new(
-            licen_chain::connect(rpc_url, Some(signer))?,
-            flow,
-            self.flow_abi.into(),
-        )))
+        let connection = licen_chain::connect(rpc_url, Some(signer))?;
+        Ok(Some(match self.flow_abi {
+            FlowAbiArg::Auto => licen_chain::FlowClient::detect(connection, flow).await?,
+            FlowAbiArg::Current => licen_chain::FlowClient::new(connection, flow, FlowAbi::Current),
+            FlowAbiArg::Legacy => licen_chain::FlowClient::new(connection, flow, FlowAbi::Legacy),
+        }))
     }
 }
 
@@ -104,19 +106,12 @@ pub(crate) async fn pay_for_storage(
 /// `--flow-abi`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(crate) enum FlowAbiArg {
+    /// Read from the Flow's deployed code.
+    Auto,
     /// `submit(((uint256,bytes,(bytes32,uint256)[]),address))`.
     Current,
     /// `submit((uint256,bytes,(bytes32,uint256)[]))`.
     Legacy,
-}
-
-impl From<FlowAbiArg> for FlowAbi {
-    fn from(abi: FlowAbiArg) -> Self {
-        match abi {
-            FlowAbiArg::Current => FlowAbi::Current,
-            FlowAbiArg::Legacy => FlowAbi::Legacy,
-        }
-    }
 }
 
 /// How long `put --flow` waits for the storage node to see a mined submission.
@@ -152,7 +147,8 @@ pub(crate) struct StorageNodeArgs {
     /// Chain JSON-RPC endpoint of the Flow contract.
     #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
     rpc_url: String,
-    /// First block to read Flow submissions from (its deployment block).
+    /// First block to read Flow submissions from: the Flow's deployment block (from 0 the
+    /// node reads the whole chain's history first, 5,000 blocks per request).
     #[arg(long, default_value_t = 0, requires = "flow")]
     flow_start_block: u64,
 }
@@ -182,7 +178,8 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     let size = file.metadata()?.len();
-    if looks_like_plaintext(&args.file)? && !json {
+    // On stderr also under --json: a script is where unsealed data gets uploaded by mistake.
+    if looks_like_plaintext(&args.file)? {
         eprintln!(
             "warning: {} looks like plain text, not a LICEN sealed stream: it is stored as is and \
              anyone who has its root can read it. Seal private data first (`licen seal`); public \
@@ -210,7 +207,8 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
         Some(_) => {
             let flow = args
                 .flow
-                .client(&args.rpc_url, args.wallet.signer()?)?
+                .client(&args.rpc_url, args.wallet.signer()?)
+                .await?
                 .expect("--flow was given");
             pay_for_storage(&client, &flow, &tree, json).await?
         }

@@ -553,15 +553,31 @@ fn failures_under_json_print_one_error_object() {
         !report["error"]["causes"].as_array().unwrap().is_empty(),
         "{report}"
     );
-    let usage = run(&["job", "not-a-number", "--json"]);
-    assert_eq!(usage.status.code(), Some(2), "clap's exit code is kept");
-    let report = json_error(usage);
-    assert!(
-        report["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not-a-number"),
-        "{report}"
+    // Arguments clap refuses: clap's exit code and text on stderr; the object carries the
+    // whole sentence (with the arguments it names on clap's continuation lines) and the usage.
+    let usage_error = |args: &[&str], names: &str| {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(2), "clap's exit code is kept");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        check(&report, "error");
+        assert!(
+            report["error"]["message"].as_str().unwrap().contains(names),
+            "{report}"
+        );
+        let causes = report["error"]["causes"].as_array().unwrap();
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.as_str().unwrap().contains("--help")),
+            "{report}"
+        );
+        assert!(!String::from_utf8(output.stderr).unwrap().is_empty());
+    };
+    usage_error(&["job", "not-a-number", "--json"], "not-a-number");
+    usage_error(
+        &["--json", "put", "some.bin", "--flow-abi", "legacy"],
+        "were not provided: --flow <FLOW>",
     );
     // Without --json: the sentence on stderr only, nothing on stdout.
     let plain = run(&["jobs", "--indexer", "http://127.0.0.1:1"]);

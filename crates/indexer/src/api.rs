@@ -253,6 +253,14 @@ pub struct Health {
     pub chain_id: Option<u64>,
     /// The DataPolicy contract this index follows.
     pub contract: Option<Address>,
+    /// The block the index is anchored on (its first start block) and that block's hash on the
+    /// chain it indexes: a reader compares it with its own chain's, since a dev chain started
+    /// afresh has the same id and contract address. Absent before the first start recorded it.
+    #[serde(default)]
+    pub anchor_block: Option<u64>,
+    /// The anchor block's hash.
+    #[serde(default)]
+    pub anchor_hash: Option<B256>,
 }
 
 async fn list_datasets(
@@ -304,6 +312,7 @@ async fn owner_earnings(
 async fn health(State(state): State<ApiState>) -> ApiResult<Health> {
     let status = query::status(&state.db).await?;
     let deployment = state.db.deployment().await?;
+    let anchor = state.db.anchor().await?;
     let (chain_block, chain_error) = match &state.chain {
         Some(chain) => match chain.head().await {
             Ok(head) => (Some(head), None),
@@ -321,6 +330,8 @@ async fn health(State(state): State<ApiState>) -> ApiResult<Health> {
         chain_error,
         chain_id: deployment.map(|d| d.chain_id),
         contract: deployment.map(|d| d.contract),
+        anchor_block: anchor.map(|(block, _)| block),
+        anchor_hash: anchor.map(|(_, hash)| hash),
     }))
 }
 

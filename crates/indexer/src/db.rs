@@ -273,6 +273,26 @@ impl Db {
                 .await?;
         }
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
+        // Databases from before the deployment anchor.
+        let anchored: i64 = sqlx::query_scalar(match backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM pragma_table_info('deployment') WHERE name = 'anchor_block'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = \
+                 current_schema() AND table_name = 'deployment' AND column_name = 'anchor_block'"
+            }
+        })
+        .fetch_one(&mut *tx)
+        .await?;
+        if anchored == 0 {
+            sqlx::query("ALTER TABLE deployment ADD COLUMN anchor_block BIGINT")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("ALTER TABLE deployment ADD COLUMN anchor_hash TEXT")
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         drop(conn);
         Ok(Self { pool, backend })
@@ -348,6 +368,37 @@ impl Db {
             })
         })
         .transpose()
+    }
+
+    /// The block this index is anchored on and its hash (the follower's start block when the
+    /// database was first used), once [`record_anchor`](Self::record_anchor) wrote it.
+    pub async fn anchor(&self) -> Result<Option<(u64, B256)>> {
+        let row = sqlx::query("SELECT anchor_block, anchor_hash FROM deployment WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let block: Option<i64> = row.try_get("anchor_block")?;
+        let hash: Option<String> = row.try_get("anchor_hash")?;
+        match (block, hash) {
+            (Some(block), Some(hash)) => Ok(Some((to_u64(block), parse_b256(&hash)?))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Records the anchor (after [`claim_deployment`](Self::claim_deployment)), unless one is
+    /// recorded already.
+    pub async fn record_anchor(&self, block: u64, hash: B256) -> Result<()> {
+        sqlx::query(
+            "UPDATE deployment SET anchor_block = $1, anchor_hash = $2 \
+             WHERE id = 1 AND anchor_block IS NULL",
+        )
+        .bind(to_i64(block))
+        .bind(hash.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// The kept recent block hashes, newest first.

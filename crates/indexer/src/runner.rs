@@ -126,6 +126,39 @@ fn origin(url: &str) -> String {
     format!("{}{host}", &url[..after_scheme])
 }
 
+/// The chain must still be the one this database indexed: the hash of its anchor block (the
+/// start block of its first run) must not have changed. A dev chain started afresh has the same
+/// id and deploys to the same address, so only a block hash tells it apart; its events would
+/// otherwise mix with the old chain's. The first start records the anchor.
+async fn check_anchor(db: &Db, source: &RpcSource, start_block: u64, rpc: &str) -> Result<()> {
+    match db.anchor().await? {
+        Some((block, hash)) => {
+            let now = source.block(block).await?.map(|b| b.hash);
+            if now != Some(hash) {
+                return Err(Error::Config(format!(
+                    "this indexer database holds the events of a chain whose block {block} was \
+                     {hash}, but the chain at {} has {} there: that chain was replaced (a dev \
+                     chain started afresh?). Delete this database to index the new chain from \
+                     scratch, or give it its own data dir or database",
+                    origin(rpc),
+                    now.map_or_else(|| "no such block".to_owned(), |h| h.to_string())
+                )));
+            }
+        }
+        None => {
+            let Some(start) = source.block(start_block).await? else {
+                return Err(Error::Config(format!(
+                    "the chain at {} has no block {start_block} (the start block) yet: check \
+                     --start-block",
+                    origin(rpc)
+                )));
+            };
+            db.record_anchor(start_block, start.hash).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Opens the database, checks the chain answers, and starts the follower and the API.
 pub async fn start(config: IndexerConfig) -> Result<Running> {
     let source = RpcSource::connect(&config.rpc_url)?;
@@ -143,13 +176,16 @@ pub async fn start(config: IndexerConfig) -> Result<Running> {
         Some(url) => Db::connect(url).await?,
         None => Db::open(&config.database_path()).await?,
     };
-    if let Err(e) = db
-        .claim_deployment(Deployment {
+    let claimed = async {
+        db.claim_deployment(Deployment {
             chain_id,
             contract: config.contract,
         })
-        .await
-    {
+        .await?;
+        check_anchor(&db, &source, config.start_block, &config.rpc_url).await
+    }
+    .await;
+    if let Err(e) = claimed {
         db.close().await;
         return Err(e);
     }

@@ -2,11 +2,16 @@
 -- wei amounts (uint256 does not fit any SQL integer), so Postgres can run the same statements.
 
 -- Which deployment this database indexes (one row, written on the first start): a database is
--- never reused for another contract or chain, whose events would mix with these.
+-- never reused for another contract or chain, whose events would mix with these. The anchor
+-- (the start block of the first run and its hash) tells a replaced chain from this one: a dev
+-- chain started afresh has the same id and deploys to the same address. Databases written
+-- before the anchor existed get its columns added, and it recorded, on their next start.
 CREATE TABLE IF NOT EXISTS deployment (
     id BIGINT PRIMARY KEY CHECK (id = 1),
     chain_id BIGINT NOT NULL,
-    contract TEXT NOT NULL
+    contract TEXT NOT NULL,
+    anchor_block BIGINT,
+    anchor_hash TEXT
 );
 
 -- Where the follower stopped: the last fully indexed block and its hash (one row).

@@ -756,14 +756,14 @@ async fn runner_follows_live_and_resumes_after_stop(backend: Backend) {
         (Some(31337), Some(env.deployment.address))
     );
     let http = reqwest::Client::new();
-    licen_indexer::check_follows(&http, &base, deployment)
+    licen_indexer::check_follows(&http, &base, deployment, None)
         .await
         .unwrap();
     let elsewhere = licen_indexer::Deployment {
         contract: Address::repeat_byte(0x77),
         ..deployment
     };
-    let refused = licen_indexer::check_follows(&http, &base, elsewhere)
+    let refused = licen_indexer::check_follows(&http, &base, elsewhere, None)
         .await
         .unwrap_err()
         .to_string();
@@ -780,13 +780,64 @@ async fn runner_follows_live_and_resumes_after_stop(backend: Backend) {
     };
     assert!(
         matches!(
-            licen_indexer::check_follows(&http, &base, on_another_chain).await,
+            licen_indexer::check_follows(&http, &base, on_another_chain, None).await,
             Err(licen_indexer::FollowsError::Other { .. })
         ),
         "the same address on another chain is another deployment"
     );
+    // The same chain id and contract address on a chain started afresh (as a dev chain that
+    // lost its state is): told apart by the anchor block's hash, by readers and by the
+    // indexer's own database.
+    assert_eq!(
+        (health.anchor_block, health.anchor_hash.is_some()),
+        (Some(env.deployment.block), true)
+    );
+    licen_indexer::check_follows(&http, &base, deployment, Some(env.chain.rpc_url()))
+        .await
+        .unwrap();
+    // Anvil chains started in the same second with the same transactions are bit-identical
+    // (and so indistinguishable, and equivalent): the fresh one starts a second later.
+    let anchor_time = {
+        use alloy::providers::Provider as _;
+        env.admin
+            .provider()
+            .get_block_by_number(env.deployment.block.into())
+            .await
+            .unwrap()
+            .unwrap()
+            .header
+            .timestamp
+    };
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        <= anchor_time
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let fresh = TestEnv::start().await.unwrap();
+    assert_eq!(fresh.deployment.address, env.deployment.address);
+    let replaced =
+        licen_indexer::check_follows(&http, &base, deployment, Some(fresh.chain.rpc_url()))
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(replaced, licen_indexer::FollowsError::Replaced { .. })
+            && replaced
+                .to_string()
+                .contains("holds a chain that was replaced"),
+        "{replaced}"
+    );
     running.stop().await.unwrap();
-    let unreachable = licen_indexer::check_follows(&http, &base, deployment)
+    let mut on_fresh_chain = config.clone();
+    on_fresh_chain.rpc_url = fresh.chain.rpc_url().to_owned();
+    let refused = licen_indexer::start(on_fresh_chain)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("that chain was replaced"), "{refused}");
+    let unreachable = licen_indexer::check_follows(&http, &base, deployment, None)
         .await
         .unwrap_err();
     assert!(

@@ -82,13 +82,24 @@ impl AccessGranted {
     }
 }
 
+/// Which indexer to follow, for which deployment.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexerFeed {
+    /// The indexer's API base URL.
+    pub(crate) url: String,
+    /// The deployment it must index.
+    pub(crate) deployment: Deployment,
+    /// The orchestrator's chain RPC (the indexer's anchor block is checked against it).
+    pub(crate) chain_rpc: String,
+    /// Where to start when the ledger has no cursor yet.
+    pub(crate) start_block: u64,
+}
+
 /// Follows the indexer's stream until `stop`, recording grants and waking `wake` after each.
 /// Reconnects (after `retry`) whenever the stream breaks.
 pub(crate) async fn follow_indexer(
     ledger: Ledger,
-    url: String,
-    deployment: Deployment,
-    start_block: u64,
+    feed: IndexerFeed,
     wake: std::sync::Arc<Notify>,
     mut stop: watch::Receiver<bool>,
     retry: Duration,
@@ -96,11 +107,11 @@ pub(crate) async fn follow_indexer(
     let http = reqwest::Client::new();
     loop {
         let outcome = tokio::select! {
-            outcome = stream_once(&http, &ledger, &url, deployment, start_block, &wake) => outcome,
+            outcome = stream_once(&http, &ledger, &feed, &wake) => outcome,
             _ = stop.changed() => return,
         };
         if let Err(e) = outcome {
-            tracing::warn!(indexer = %url, error = %e, "following grants through the indexer failed; reconnecting");
+            tracing::warn!(indexer = %feed.url, error = %e, "following grants through the indexer failed; reconnecting");
         }
         tokio::select! {
             () = tokio::time::sleep(retry) => {}
@@ -113,16 +124,15 @@ pub(crate) async fn follow_indexer(
 async fn stream_once(
     http: &reqwest::Client,
     ledger: &Ledger,
-    url: &str,
-    deployment: Deployment,
-    start_block: u64,
+    feed: &IndexerFeed,
     wake: &Notify,
 ) -> Result<()> {
+    let url = feed.url.as_str();
     // Checked on every connection: the URL may now reach another indexer than at start.
-    check_follows(http, url, deployment)
+    check_follows(http, url, feed.deployment, Some(&feed.chain_rpc))
         .await
         .map_err(|e| Error::Indexer(e.to_string()))?;
-    let from = ledger.cursor().await?.unwrap_or(start_block);
+    let from = ledger.cursor().await?.unwrap_or(feed.start_block);
     let unreachable = |e: reqwest::Error| Error::Indexer(format!("{url}/stream: {e}"));
     let mut response = http
         .get(format!(

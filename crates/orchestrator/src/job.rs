@@ -213,7 +213,7 @@ async fn run(ctx: &Ctx, job: &LedgerJob) -> Result<(), Step> {
                     .await
                     .map_err(|e| Error::Compute(e.to_string()))?;
                 ctx.ledger.set_stage(id, Stage::KeyReleased, None).await?;
-                tracing::info!(job = %id, measurement = %hex::encode(verified.measurement), "dataset key released to the attested compute node");
+                tracing::info!(job = %id, measurement = %format!("0x{}", hex::encode(verified.measurement)), "dataset key released to the attested compute node");
                 (verified, status)
             }
         };
@@ -358,7 +358,12 @@ async fn settle(
             epochs = actual,
             paid_for = on_chain.epochs,
             result = %format!("0x{}", hex::encode(manifest.result_root.0)),
-            "job settled: royalty to the owner, unspent escrow refunded"
+            "job settled: royalty to the owner{}",
+            if actual < on_chain.epochs {
+                ", unspent escrow refunded to the researcher"
+            } else {
+                " (all epochs trained: nothing to refund)"
+            }
         );
     }
     ctx.ledger

@@ -138,6 +138,9 @@ pub enum Lead {
     Held {
         /// The term.
         term: u64,
+        /// The replica this call took the lead from, and why it could (`None`: the caller
+        /// already led, or nobody ever had).
+        took_over: Option<(String, Handover)>,
     },
     /// Another replica holds it.
     Elsewhere {
@@ -146,6 +149,27 @@ pub enum Lead {
         /// How long its lease still runs.
         expires_in: Duration,
     },
+}
+
+/// Why a replica could take the lead from another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// The holder resigned (it stopped cleanly).
+    Resigned,
+    /// The holder's lease ran out (it stopped renewing: paused, cut off, or killed elsewhere).
+    Expired,
+    /// The holder's process is gone (the caller knew).
+    Gone,
+}
+
+impl std::fmt::Display for Handover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Resigned => "it stopped and released the lead",
+            Self::Expired => "its lease ran out",
+            Self::Gone => "its process is gone",
+        })
+    }
 }
 
 /// The ledger database: SQLite (a file, the default) or Postgres (shared by replicas on
@@ -215,6 +239,17 @@ impl Ledger {
         let now = self.now_ms();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
+        // Take the write lock first: a SQLite transaction that reads and then writes fails
+        // ("database is locked") when another replica wrote in between; on Postgres this locks
+        // the row, so the holder read below is the one the upsert replaces.
+        sqlx::query("UPDATE leader SET holder = holder WHERE id = 0")
+            .execute(&mut *tx)
+            .await?;
+        let before = sqlx::query("SELECT holder, expires_at FROM leader WHERE id = 0")
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|row| -> Result<(String, i64)> { Ok((row.try_get(0)?, row.try_get(1)?)) })
+            .transpose()?;
         sqlx::query(&format!(
             "INSERT INTO leader (id, holder, term, expires_at) VALUES (0, $1, 1, {now} + $2)
              ON CONFLICT (id) DO UPDATE SET
@@ -239,8 +274,22 @@ impl Ledger {
         let (current, term, left): (String, i64, i64) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
         Ok(if current == holder {
+            let took_over =
+                before
+                    .filter(|(previous, _)| previous != holder)
+                    .map(|(previous, expires_at)| {
+                        let why = if Some(previous.as_str()) == dead_holder {
+                            Handover::Gone
+                        } else if expires_at == 0 {
+                            Handover::Resigned
+                        } else {
+                            Handover::Expired
+                        };
+                        (previous, why)
+                    });
             Lead::Held {
                 term: u64::try_from(term).unwrap_or(0),
+                took_over,
             }
         } else {
             Lead::Elsewhere {
@@ -515,13 +564,14 @@ mod tests {
             return;
         };
         let ttl = Duration::from_millis(800);
+        let held = |term, took_over: Option<(&str, Handover)>| Lead::Held {
+            term,
+            took_over: took_over.map(|(from, why)| (from.to_owned(), why)),
+        };
+        assert_eq!(a.lead("a", ttl, None).await.unwrap(), held(1, None));
         assert_eq!(
             a.lead("a", ttl, None).await.unwrap(),
-            Lead::Held { term: 1 }
-        );
-        assert_eq!(
-            a.lead("a", ttl, None).await.unwrap(),
-            Lead::Held { term: 1 },
+            held(1, None),
             "a renewal keeps the term"
         );
         match b.lead("b", ttl, None).await.unwrap() {
@@ -542,7 +592,7 @@ mod tests {
         // A holder known to be gone is taken over at once, in a new term.
         assert_eq!(
             b.lead("b", ttl, Some("a")).await.unwrap(),
-            Lead::Held { term: 2 }
+            held(2, Some(("a", Handover::Gone)))
         );
         assert!(
             matches!(a.lead("a", ttl, None).await.unwrap(), Lead::Elsewhere { holder, .. } if holder == "b")
@@ -551,7 +601,7 @@ mod tests {
         tokio::time::sleep(ttl + Duration::from_millis(200)).await;
         assert_eq!(
             a.lead("a", ttl, None).await.unwrap(),
-            Lead::Held { term: 3 }
+            held(3, Some(("b", Handover::Expired)))
         );
         assert!(
             matches!(b.lead("b", ttl, None).await.unwrap(), Lead::Elsewhere { holder, .. } if holder == "a")
@@ -565,7 +615,7 @@ mod tests {
         a.resign("a").await.unwrap();
         assert_eq!(
             b.lead("b", ttl, None).await.unwrap(),
-            Lead::Held { term: 4 }
+            held(4, Some(("a", Handover::Resigned)))
         );
     }
 

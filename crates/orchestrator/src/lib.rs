@@ -26,7 +26,7 @@ mod runner;
 
 pub use error::{Error, Result};
 pub use grants::GrantSource;
-pub use ledger::{Lead, Ledger, LedgerDeployment, Stage};
+pub use ledger::{Handover, Lead, Ledger, LedgerDeployment, Stage};
 pub use provider::{ComputeProvider, LocalProvider};
-pub use replica::replica_name;
+pub use replica::{describe_replica, replica_name};
 pub use runner::{DEFAULT_LEASE, LedgerLocation, NODE_ATTEMPTS, Orchestrator, OrchestratorConfig};

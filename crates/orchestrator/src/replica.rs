@@ -42,7 +42,37 @@ pub(crate) fn is_gone(holder: &str) -> bool {
     boot_id().is_some_and(|ours| ours == boot)
         && pid_namespace().is_some_and(|ours| ours == namespace)
         && pid != std::process::id()
-        && !Path::new(&format!("/proc/{pid}")).exists()
+        && !running(pid)
+}
+
+/// Whether process `pid` of this PID namespace runs: it exists and is not a zombie (killed but
+/// not yet reaped by its parent, which may take a while or never happen).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses and may hold spaces.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => Path::new(&format!("/proc/{pid}")).exists(),
+    }
+}
+
+/// A short description of a replica name for people: `pid 2525 on vm` (`(instance 2)` when a
+/// process runs several).
+pub fn describe_replica(name: &str) -> String {
+    let mut parts = name.rsplitn(4, '/');
+    let (Some(_), Some(_), Some(pid), Some(host)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return name.to_owned();
+    };
+    let (pid, instance) = pid.split_once('.').unwrap_or((pid, "1"));
+    if instance == "1" || instance.is_empty() {
+        format!("pid {pid} on {host}")
+    } else {
+        format!("pid {pid} (instance {instance}) on {host}")
+    }
 }
 
 fn boot_id() -> Option<String> {
@@ -85,5 +115,23 @@ mod tests {
         let elsewhere = format!("other-host/{pid}.1/another-boot/pid:[1]");
         assert!(!is_gone(&elsewhere));
         assert!(!is_gone("not a replica name"));
+        // A killed process its parent has not reaped yet (a zombie) is gone too.
+        let mut zombie = std::process::Command::new("true").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let unreaped = me.replacen(
+            &format!("/{}.", std::process::id()),
+            &format!("/{}.", zombie.id()),
+            1,
+        );
+        assert!(
+            is_gone(&unreaped),
+            "{unreaped} exited and waits to be reaped"
+        );
+        zombie.wait().unwrap();
+        assert_eq!(describe_replica("vm/2525.1/boot/pid:[1]"), "pid 2525 on vm");
+        assert_eq!(
+            describe_replica("vm/2525.3/boot/pid:[1]"),
+            "pid 2525 (instance 3) on vm"
+        );
     }
 }

@@ -12,7 +12,7 @@
 //! of this machine that no longer exists ([`crate::replica`]). Every step re-reads the chain
 //! first, so a job handed over mid-way is resumed, never repeated.
 
-use crate::grants::{GrantSource, follow_indexer};
+use crate::grants::{GrantSource, IndexerFeed, follow_indexer};
 use crate::job::{Ctx, drive};
 use crate::ledger::{Lead, Ledger, LedgerDeployment};
 use crate::provider::ComputeProvider;
@@ -107,7 +107,7 @@ pub const NODE_ATTEMPTS: u32 = 3;
 pub struct Orchestrator {
     ledger: Ledger,
     replica: String,
-    leader_at_start: Option<String>,
+    leader_at_start: Option<(String, Duration)>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -147,10 +147,21 @@ impl Orchestrator {
         if let GrantSource::Indexer { url } = &config.grants {
             // An indexer of another deployment is a configuration error: refuse to start. One
             // that does not answer yet is waited for (it is re-checked on every connection).
-            match check_follows(&reqwest::Client::new(), url, deployment).await {
+            match check_follows(
+                &reqwest::Client::new(),
+                url,
+                deployment,
+                Some(&config.rpc_url),
+            )
+            .await
+            {
                 // A current indexer names its deployment before it serves: one that names none
                 // is of another kind or version, and will not start naming one.
-                Err(e @ (FollowsError::Other { .. } | FollowsError::Unnamed { .. })) => {
+                Err(
+                    e @ (FollowsError::Other { .. }
+                    | FollowsError::Unnamed { .. }
+                    | FollowsError::Replaced { .. }),
+                ) => {
                     return Err(Error::Config(e.to_string()));
                 }
                 Err(e) => {
@@ -185,7 +196,7 @@ impl Orchestrator {
         // The first attempt before returning, so the caller can say which role it started in.
         let (mut held, leader_at_start) = match term.try_lead(&holder).await? {
             Attempt::Held(held) => (Some(held), None),
-            Attempt::Elsewhere { leader, .. } => (None, Some(leader)),
+            Attempt::Elsewhere { leader, expires_in } => (None, Some((leader, expires_in))),
         };
         let replica = holder.clone();
         let task = tokio::spawn(async move {
@@ -201,8 +212,14 @@ impl Orchestrator {
                     break;
                 }
             }
-            if let Err(e) = term.ctx.ledger.resign(&holder).await {
-                tracing::warn!(error = %e, "could not resign the lead; another replica takes over when the lease runs out");
+            match term.ctx.ledger.resign(&holder).await {
+                Ok(()) => tracing::info!(
+                    "stopping: the lead, if this replica held it, is released to a standby"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "could not release the lead; a standby takes over when the lease runs out"
+                ),
             }
         });
         Ok(Self {
@@ -219,9 +236,12 @@ impl Orchestrator {
         &self.replica
     }
 
-    /// The replica that led when this one started, if not this one (it then stands by).
-    pub fn leader_at_start(&self) -> Option<&str> {
-        self.leader_at_start.as_deref()
+    /// The replica that led when this one started, if not this one (it then stands by), and
+    /// how long its lease still ran: the longest this one waits should the leader stop renewing.
+    pub fn leader_at_start(&self) -> Option<(&str, Duration)> {
+        self.leader_at_start
+            .as_ref()
+            .map(|(leader, left)| (leader.as_str(), *left))
     }
 
     /// The ledger (for status and tests).
@@ -295,7 +315,6 @@ impl Term {
         if let Lead::Elsewhere { holder: other, .. } = &lead
             && is_gone(other)
         {
-            tracing::info!(gone = %other, "the leading replica's process is gone; taking over");
             lead = self
                 .ctx
                 .ledger
@@ -303,13 +322,22 @@ impl Term {
                 .await?;
         }
         Ok(match lead {
-            Lead::Held { term } => {
+            Lead::Held { term, took_over } => {
                 self.ctx.lease.set(Some(asked + self.lease * 3 / 4));
-                tracing::info!(
-                    replica = holder,
-                    term,
-                    "this replica leads: following grants and driving jobs"
-                );
+                match took_over {
+                    Some((from, why)) => tracing::info!(
+                        replica = holder,
+                        term,
+                        %from,
+                        "this replica leads, taking over from the previous leader ({why}): \
+                         following grants and driving jobs"
+                    ),
+                    None => tracing::info!(
+                        replica = holder,
+                        term,
+                        "this replica leads: following grants and driving jobs"
+                    ),
+                }
                 Attempt::Held(term)
             }
             Lead::Elsewhere { holder, expires_in } => Attempt::Elsewhere {
@@ -333,9 +361,12 @@ impl Term {
         let follower = match &self.grants {
             GrantSource::Indexer { url } => Some(tokio::spawn(follow_indexer(
                 ctx.ledger.clone(),
-                url.clone(),
-                self.deployment,
-                self.start_block,
+                IndexerFeed {
+                    url: url.clone(),
+                    deployment: self.deployment,
+                    chain_rpc: ctx.chain.rpc().to_owned(),
+                    start_block: self.start_block,
+                },
                 Arc::clone(&wake),
                 term_stop,
                 self.poll.max(Duration::from_millis(500)),
@@ -364,7 +395,7 @@ impl Term {
                 _ = renew.tick() => {
                     let asked = Instant::now();
                     match ctx.ledger.lead(holder, self.lease, None).await {
-                        Ok(Lead::Held { term }) => {
+                        Ok(Lead::Held { term, .. }) => {
                             if term != held {
                                 // The lease ran out and this replica took it again: another
                                 // may have acted in between.

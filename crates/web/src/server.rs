@@ -174,9 +174,19 @@ pub async fn start(config: WebConfig) -> Result<Running> {
         chain_id: config.chain.chain_id,
         contract: config.chain.data_policy,
     };
-    match licen_indexer::check_follows(&state.http, &state.indexer, deployment).await {
+    match licen_indexer::check_follows(
+        &state.http,
+        &state.indexer,
+        deployment,
+        Some(&config.chain.rpc_url),
+    )
+    .await
+    {
         Ok(()) => {}
-        Err(e @ licen_indexer::FollowsError::Other { .. }) => return Err(Error::OtherIndexer(e)),
+        Err(
+            e @ (licen_indexer::FollowsError::Other { .. }
+            | licen_indexer::FollowsError::Replaced { .. }),
+        ) => return Err(Error::OtherIndexer(e)),
         Err(e) => tracing::warn!(error = %e, "cannot check the indexer's deployment yet"),
     }
     state.staging.spawn_sweeper();

@@ -90,11 +90,28 @@ impl Dev {
     }
 
     /// Starts with extra `licen dev` flags (`--no-orchestrator`).
-    pub fn start_with(
+    pub fn start_with(dir: &Path, ports: [u16; 4], extra: &[&str]) -> Self {
+        // A port picked free may be taken by a parallel test before this stack binds it: such
+        // a start is retried on other ports (twice); any other failure fails the test.
+        let mut ports = ports;
+        for attempt in 1..=3 {
+            match Self::try_start(dir, ports, extra) {
+                Ok(dev) => return dev,
+                Err(why) if attempt < 3 && (why.contains("taken") || why.contains("in use")) => {
+                    eprintln!("licen dev could not bind its ports ({why}); retrying on others");
+                    ports = [free_port(), free_port(), free_port(), free_port()];
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn try_start(
         dir: &Path,
         [chain_port, storage_port, compute_port, indexer_port]: [u16; 4],
         extra: &[&str],
-    ) -> Self {
+    ) -> Result<Self, String> {
         let mut child = Command::new(LICEN)
             .args(["--json", "dev", "--data-dir", "state"])
             .args(["--chain-port", &chain_port.to_string()])
@@ -110,14 +127,19 @@ impl Dev {
             .spawn()
             .unwrap();
         let text = read_summary(&mut child);
-        let summary = serde_json::from_str(&text).unwrap_or_else(|e| {
-            let _ = child.wait();
-            panic!(
-                "licen dev did not print its --json summary ({e}); stdout: {text:?}; stderr: {}",
-                std::fs::read_to_string(dir.join(DEV_STDERR)).unwrap_or_default()
-            )
-        });
-        Self { child, summary }
+        let summary: serde_json::Value = match serde_json::from_str::<serde_json::Value>(&text) {
+            // Under --json a failed start prints its error object instead of the summary.
+            Ok(summary) if summary.get("error").is_none() => summary,
+            parsed => {
+                let _ = child.wait();
+                return Err(format!(
+                    "licen dev did not print its --json summary ({}); stdout: {text:?}; stderr: {}",
+                    parsed.map_or_else(|e| e.to_string(), |_| "it failed".into()),
+                    std::fs::read_to_string(dir.join(DEV_STDERR)).unwrap_or_default()
+                ));
+            }
+        };
+        Ok(Self { child, summary })
     }
 
     /// SIGTERM, as a service manager would: the stack must stop cleanly.

@@ -21,6 +21,13 @@ pub mod methods {
     pub const UPLOAD_SEGMENT: &str = "zgs_uploadSegment";
     /// `zgs_uploadSegments([seg])` → `null`.
     pub const UPLOAD_SEGMENTS: &str = "zgs_uploadSegments";
+    /// `zgs_uploadSegmentByTxSeq(seg, txSeq)` → `null`: the segment of the file with that
+    /// submission sequence number (what 0G's own clients send).
+    pub const UPLOAD_SEGMENT_BY_TX_SEQ: &str = "zgs_uploadSegmentByTxSeq";
+    /// `zgs_uploadSegmentsByTxSeq([seg], txSeq)` → `null`.
+    pub const UPLOAD_SEGMENTS_BY_TX_SEQ: &str = "zgs_uploadSegmentsByTxSeq";
+    /// `zgs_downloadSegmentByTxSeq(txSeq, startChunk, endChunk)` → base64 or `null`.
+    pub const DOWNLOAD_SEGMENT_BY_TX_SEQ: &str = "zgs_downloadSegmentByTxSeq";
     /// `zgs_downloadSegment(root, startChunk, endChunk)` → base64 or `null`.
     pub const DOWNLOAD_SEGMENT: &str = "zgs_downloadSegment";
     /// `zgs_downloadSegmentWithProof(root, segIndex)` → [`super::SegmentWithProof`] or `null`.

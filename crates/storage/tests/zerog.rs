@@ -88,3 +88,89 @@ async fn finalized_file_reports_the_flow_submission_nodes() {
         assert_eq!(info.tx.merkle_nodes, reported, "size {size}");
     }
 }
+
+/// 0G's own clients upload and download by submission sequence number once they know it
+/// (`zgs_uploadSegmentsByTxSeq`, `zgs_downloadSegmentByTxSeq`); the node answers them as it
+/// answers by root, and refuses segments of another file or an unknown sequence number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_go_up_and_down_by_tx_seq() {
+    use licen_storage::rpc::SegmentWithProof;
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::spawn(dir.path());
+    let client = StorageClient::new(&node.url).unwrap();
+    let data = pseudo(3 * SEGMENT_SIZE + 1000, 9);
+    let tree = FileTree::from_bytes(&data);
+    let layout = tree.layout();
+    let seg = |i: u64| {
+        let off = layout.segment_offset(i) as usize;
+        let mut d = data[off..off + layout.segment_file_bytes(i)].to_vec();
+        d.resize(layout.segment_data_len(i), 0);
+        SegmentWithProof {
+            root: tree.root(),
+            data: d,
+            index: i,
+            proof: tree.proof(i).unwrap(),
+            file_size: layout.size(),
+        }
+    };
+    // Another file first, so this one's sequence number is not 0.
+    client.upload_bytes(&pseudo(700, 1), None).await.unwrap();
+    // The first segment by root makes the file known; its sequence number comes back.
+    client.upload_segments(&[seg(0)]).await.unwrap();
+    let seq = client.file_info(tree.root()).await.unwrap().unwrap().tx.seq;
+    assert_eq!(seq, 1);
+    let by_seq = |method: &'static str, params: serde_json::Value| {
+        let client = client.clone();
+        async move { client.call::<_, serde_json::Value>(method, params).await }
+    };
+    by_seq("zgs_uploadSegmentByTxSeq", serde_json::json!([seg(1), seq]))
+        .await
+        .unwrap();
+    by_seq(
+        "zgs_uploadSegmentsByTxSeq",
+        serde_json::json!([[seg(2), seg(3)], seq]),
+    )
+    .await
+    .unwrap();
+    let info = client.file_info(tree.root()).await.unwrap().unwrap();
+    assert!(info.finalized, "{info:?}");
+    // Chunks 1024..1028 (segment 1's first kilobyte) by sequence number.
+    let chunk = by_seq(
+        "zgs_downloadSegmentByTxSeq",
+        serde_json::json!([seq, 1024, 1028]),
+    )
+    .await
+    .unwrap();
+    let expected = base64_simd::STANDARD.encode_to_string(&data[SEGMENT_SIZE..SEGMENT_SIZE + 1024]);
+    assert_eq!(chunk, Some(serde_json::json!(expected)));
+    assert_eq!(
+        by_seq("zgs_downloadSegmentByTxSeq", serde_json::json!([99, 0, 1]))
+            .await
+            .unwrap(),
+        None
+    );
+    // Another file's segment under this sequence number, or an unknown number: refused.
+    let other = FileTree::from_bytes(&pseudo(700, 1));
+    let said = by_seq(
+        "zgs_uploadSegmentsByTxSeq",
+        serde_json::json!([[seg(0)], 0]),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        said.contains(&format!("txSeq 0 is file {}", other.root())),
+        "{said}"
+    );
+    let said = by_seq(
+        "zgs_uploadSegmentsByTxSeq",
+        serde_json::json!([[seg(0)], 7]),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        said.contains("no file with submission sequence number 7"),
+        "{said}"
+    );
+}

@@ -773,6 +773,22 @@ impl Disk {
         })
     }
 
+    /// The root of the file with submission sequence number `seq` (stored, being stored, or in
+    /// Flow mode only submitted).
+    pub(crate) fn root_of_seq(&self, seq: u64) -> Option<Hash> {
+        let stored = self
+            .index
+            .lock()
+            .expect("poisoned")
+            .by_seq
+            .get(&seq)
+            .copied();
+        stored.or_else(|| {
+            let known = self.submissions.as_ref()?.lock().expect("poisoned");
+            known.values().find(|s| s.seq == seq).map(|s| s.root)
+        })
+    }
+
     /// `zgs_getFileInfoByTxSeq`.
     pub(crate) fn file_info_by_seq(&self, seq: u64) -> Option<FileInfo> {
         let root = self

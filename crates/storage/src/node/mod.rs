@@ -2,8 +2,10 @@
 //! zgs API that a 0G client uses, so the same [`crate::client::StorageClient`] talks to it and
 //! to 0G storage nodes.
 //!
-//! Methods: `zgs_getStatus`, `zgs_uploadSegment`, `zgs_uploadSegments`, `zgs_downloadSegment`,
-//! `zgs_downloadSegmentWithProof`, `zgs_getFileInfo`, `zgs_getFileInfoByTxSeq`,
+//! Methods: `zgs_getStatus`, `zgs_uploadSegment`, `zgs_uploadSegments`, their `…ByTxSeq` forms
+//! (what 0G's own clients send once they know the submission's sequence number),
+//! `zgs_downloadSegment`, `zgs_downloadSegmentByTxSeq`, `zgs_downloadSegmentWithProof`,
+//! `zgs_getFileInfo`, `zgs_getFileInfoByTxSeq`,
 //! `zgs_checkFileFinalized`, `zgs_getShardConfig`, plus the extension
 //! `licen_uploadedSegments` (which segments of a partial upload are stored).
 //!

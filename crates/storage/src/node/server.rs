@@ -438,6 +438,79 @@ async fn dispatch(
             blocking(move || st.disk.put_segments(segs)).await?;
             to_raw(out, &())
         }
+        methods::UPLOAD_SEGMENT_BY_TX_SEQ | methods::UPLOAD_SEGMENTS_BY_TX_SEQ => {
+            let expected = "a segment {root, data (base64), index, proof: {lemma, path}, fileSize}";
+            let (segs, seq): (Vec<SegmentWithProof>, u64) =
+                if method == methods::UPLOAD_SEGMENT_BY_TX_SEQ {
+                    let (seg, seq): (SegmentWithProof, u64) = typed(
+                        params,
+                        "segment",
+                        "zgs_uploadSegmentByTxSeq(segment, txSeq)",
+                        &format!("{expected} and a sequence number"),
+                    )?;
+                    (vec![seg], seq)
+                } else {
+                    typed(
+                        params,
+                        "segments",
+                        "zgs_uploadSegmentsByTxSeq([segment, …], txSeq)",
+                        &format!("an array of {expected} and a sequence number"),
+                    )?
+                };
+            let root = state.disk.root_of_seq(seq).ok_or_else(|| {
+                RpcError::invalid_params(
+                    "tx_seq",
+                    format!(
+                        "no file with submission sequence number {seq} is known to this node: \
+                         upload by root, or wait until the node has seen the submission"
+                    ),
+                )
+            })?;
+            if let Some(other) = segs.iter().find(|s| s.root != root) {
+                return Err(RpcError::invalid_params(
+                    "root",
+                    format!(
+                        "segment {} is of file {}, but txSeq {seq} is file {root}: send each \
+                         file's segments with its own sequence number",
+                        other.index, other.root
+                    ),
+                ));
+            }
+            if segs.is_empty() {
+                return to_raw(out, &());
+            }
+            let st = state.clone();
+            blocking(move || st.disk.put_segments(segs)).await?;
+            to_raw(out, &())
+        }
+        methods::DOWNLOAD_SEGMENT_BY_TX_SEQ => {
+            let p = positional(
+                params,
+                3,
+                3,
+                "zgs_downloadSegmentByTxSeq(txSeq, startChunk, endChunk)",
+            )?;
+            let seq: u64 = arg(p[0], "tx_seq", "a sequence number")?;
+            let start: u64 = arg(p[1], "start_index", "a chunk index")?;
+            let end: u64 = arg(p[2], "end_index", "a chunk index (exclusive)")?;
+            let Some(root) = state.disk.root_of_seq(seq) else {
+                let mut out = out;
+                out.extend_from_slice(b"null");
+                return Ok(out);
+            };
+            let st = state.clone();
+            let data = blocking(move || st.disk.chunks(&root, start, end)).await?;
+            let mut out = out;
+            match data {
+                None => out.extend_from_slice(b"null"),
+                Some(d) => {
+                    out.push(b'"');
+                    crate::rpc::base64_bytes::encode_append(&d, &mut out);
+                    out.push(b'"');
+                }
+            }
+            Ok(out)
+        }
         methods::DOWNLOAD_SEGMENT => {
             let p = positional(
                 params,
@@ -505,9 +578,10 @@ async fn dispatch(
             "Method not found",
             format!(
                 "this node does not implement {other:?}; it answers zgs_getStatus, \
-                 zgs_uploadSegment(s), zgs_downloadSegment, zgs_downloadSegmentWithProof, \
-                 zgs_getFileInfo, zgs_getFileInfoByTxSeq, zgs_checkFileFinalized, \
-                 zgs_getShardConfig and licen_uploadedSegments"
+                 zgs_uploadSegment(s), zgs_uploadSegment(s)ByTxSeq, zgs_downloadSegment, \
+                 zgs_downloadSegmentByTxSeq, zgs_downloadSegmentWithProof, zgs_getFileInfo, \
+                 zgs_getFileInfoByTxSeq, zgs_checkFileFinalized, zgs_getShardConfig and \
+                 licen_uploadedSegments"
             ),
         )),
     }

@@ -73,26 +73,71 @@ impl FlowClient {
 
     /// The Flow contract at `flow`, with the `submit` generation its code has: the dispatcher
     /// of a Solidity contract pushes each external function's selector (`PUSH4 selector`), so
-    /// the runtime code shows which `submit` it takes. Refuses an address whose code has
-    /// neither.
+    /// the runtime code shows which `submit` it takes. 0G deploys the Flow behind a beacon
+    /// proxy, so an address whose own code has no `submit` is followed to its implementation
+    /// (the EIP-1967 implementation slot, else the beacon slot's `implementation()`). Refuses an
+    /// address where neither has one.
     pub async fn detect(connection: Connection, flow: Address) -> Result<Self> {
-        let code = connection
-            .provider
+        let rpc_error = |action: &'static str, e: &dyn std::fmt::Display| Error::Rpc {
+            action,
+            rpc: connection.rpc.clone(),
+            message: e.to_string(),
+        };
+        let provider = &connection.provider;
+        let code = provider
             .get_code_at(flow)
             .await
-            .map_err(|e| Error::Rpc {
-                action: "eth_getCode (Flow)",
-                rpc: connection.rpc.clone(),
-                message: e.to_string(),
-            })?;
-        let abi = abi_of(&code).ok_or_else(|| {
+            .map_err(|e| rpc_error("eth_getCode (Flow)", &e))?;
+        let mut abi = abi_of(&code);
+        if abi.is_none() && !code.is_empty() {
+            let slot = |value: B256| Address::from_word(value);
+            let word = |slot_hex: B256| async move {
+                provider
+                    .get_storage_at(flow, slot_hex.into())
+                    .await
+                    .map(|v| B256::from(v))
+            };
+            let mut implementation = slot(
+                word(EIP1967_IMPLEMENTATION_SLOT)
+                    .await
+                    .map_err(|e| rpc_error("eth_getStorageAt (proxy)", &e))?,
+            );
+            if implementation.is_zero() {
+                let beacon = slot(
+                    word(EIP1967_BEACON_SLOT)
+                        .await
+                        .map_err(|e| rpc_error("eth_getStorageAt (proxy)", &e))?,
+                );
+                if !beacon.is_zero() {
+                    let answer = provider
+                        .call(TransactionRequest::default().with_to(beacon).with_input(
+                            alloy::primitives::keccak256("implementation()")[..4].to_vec(),
+                        ))
+                        .await
+                        .map_err(|e| rpc_error("implementation() (beacon)", &e))?;
+                    if answer.len() == 32 {
+                        implementation = Address::from_word(B256::from_slice(&answer));
+                    }
+                }
+            }
+            if !implementation.is_zero() {
+                let code = provider
+                    .get_code_at(implementation)
+                    .await
+                    .map_err(|e| rpc_error("eth_getCode (Flow implementation)", &e))?;
+                abi = abi_of(&code);
+            }
+        }
+        let abi = abi.ok_or_else(|| {
             Error::Config(format!(
                 "{flow} does not look like a 0G Flow contract: {}; check the Flow address for \
                  this network",
                 if code.is_empty() {
                     "there is no contract code there".to_owned()
                 } else {
-                    "its code has no `submit` of either ABI generation".to_owned()
+                    "neither its code nor that of the implementation it proxies to has a `submit` \
+                     of either ABI generation"
+                        .to_owned()
                 }
             ))
         })?;
@@ -317,6 +362,13 @@ impl FlowClient {
         ))
     }
 }
+
+/// EIP-1967: `keccak256("eip1967.proxy.implementation") - 1`.
+const EIP1967_IMPLEMENTATION_SLOT: B256 =
+    alloy::primitives::b256!("360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc");
+/// EIP-1967: `keccak256("eip1967.proxy.beacon") - 1`.
+const EIP1967_BEACON_SLOT: B256 =
+    alloy::primitives::b256!("a3f0ad74e5423aebfd80d3ef4346578335a9a72aeaee59ff6cb3582b35133d50");
 
 /// The `submit` generation whose selector the runtime `code` pushes (current first).
 fn abi_of(code: &[u8]) -> Option<FlowAbi> {

@@ -46,9 +46,21 @@ async fn files_are_paid_for_and_sequenced_by_0g_flow_contract() {
         .unwrap_err()
         .to_string();
     assert!(
-        said.contains("no `submit` of either ABI generation"),
+        said.contains("a `submit` of either ABI generation"),
         "{said}"
     );
+    // 0G deploys its Flow behind a beacon proxy: detection follows EIP-1967 proxies (the
+    // implementation slot, and the beacon slot's `implementation()`) to the Flow's code.
+    for via_beacon in [false, true] {
+        let proxy =
+            licen_chain::testing::zerog::deploy_eip1967_pointer(&admin, zerog.flow, via_beacon)
+                .await
+                .unwrap();
+        let detected = FlowClient::detect(connect(chain.rpc_url(), None).unwrap(), proxy)
+            .await
+            .unwrap();
+        assert_eq!(detected.abi(), FlowAbi::Current, "via beacon: {via_beacon}");
+    }
     let (market, price) = client.price_per_sector().await.unwrap();
     assert_eq!(
         (market, price),

@@ -91,6 +91,51 @@ pub async fn deploy_0g_flow(connection: &Connection, price_per_sector: U256) -> 
     })
 }
 
+/// An EIP-1967 proxy's storage pointing at `implementation` (directly through the
+/// implementation slot, or `via_beacon`: through the beacon slot and a beacon whose
+/// `implementation()` answers it), for tests of code that follows proxies. Only the pointers
+/// are real: the contract holding them does not forward calls (its code is a STOP; deployed on
+/// anvil, whose `anvil_setStorageAt` writes the slot).
+pub async fn deploy_eip1967_pointer(
+    connection: &Connection,
+    implementation: Address,
+    via_beacon: bool,
+) -> Result<Address> {
+    use alloy::providers::ext::AnvilApi as _;
+    let holder = deploy(connection, STOP_CONTRACT.to_vec(), "deploy proxy stand-in").await?;
+    let (slot, target) = if via_beacon {
+        // Runtime: PUSH20 implementation, PUSH1 0, MSTORE, PUSH1 32, PUSH1 0, RETURN (29 bytes),
+        // behind a constructor that copies it out (12 bytes).
+        let mut runtime = vec![0x73];
+        runtime.extend_from_slice(implementation.as_slice());
+        runtime.extend_from_slice(&[0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xf3]);
+        let mut code = vec![
+            0x60, 0x1d, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, 0x1d, 0x60, 0x00, 0xf3,
+        ];
+        code.extend_from_slice(&runtime);
+        let beacon = deploy(connection, code, "deploy beacon stand-in").await?;
+        (
+            alloy::primitives::b256!(
+                "a3f0ad74e5423aebfd80d3ef4346578335a9a72aeaee59ff6cb3582b35133d50"
+            ),
+            beacon,
+        )
+    } else {
+        (
+            alloy::primitives::b256!(
+                "360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc"
+            ),
+            implementation,
+        )
+    };
+    connection
+        .provider
+        .anvil_set_storage_at(holder, slot.into(), target.into_word())
+        .await
+        .map_err(|e| Error::Anvil(format!("anvil_setStorageAt: {e}")))?;
+    Ok(holder)
+}
+
 /// The `_bytecode` of one of the SDK's typechain factories.
 fn creation_code(factory: &str) -> Result<Vec<u8>> {
     let path = licen_toolchain::Tools::locate()

@@ -95,7 +95,7 @@ impl FlowClient {
                 provider
                     .get_storage_at(flow, slot_hex.into())
                     .await
-                    .map(|v| B256::from(v))
+                    .map(B256::from)
             };
             let mut implementation = slot(
                 word(EIP1967_IMPLEMENTATION_SLOT)

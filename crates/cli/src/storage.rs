@@ -151,6 +151,11 @@ pub(crate) struct StorageNodeArgs {
     /// node reads the whole chain's history first, 5,000 blocks per request).
     #[arg(long, default_value_t = 0, requires = "flow")]
     flow_start_block: u64,
+    /// Blocks a submission must be buried under before the node accepts its file. 0 (the
+    /// default, right for anvil, which mines only on demand) accepts a submission a reorg may
+    /// still remove; on a public network give a depth.
+    #[arg(long, default_value_t = 0, requires = "flow")]
+    flow_confirmations: u64,
 }
 
 /// Whether `path` starts like text (valid UTF-8 in its first 64 KiB) rather than a sealed stream
@@ -379,6 +384,7 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
             provider,
             std::sync::Arc::clone(&running),
             args.flow_start_block,
+            args.flow_confirmations,
         ))
     });
     tokio::signal::ctrl_c().await?;
@@ -403,11 +409,16 @@ async fn follow_flow(
     provider: alloy::providers::DynProvider,
     node: std::sync::Arc<node::RunningNode>,
     from: u64,
+    confirmations: u64,
 ) {
     use alloy::providers::Provider as _;
     let mut next = from;
     loop {
-        match provider.get_block_number().await {
+        match provider
+            .get_block_number()
+            .await
+            .map(|head| head.saturating_sub(confirmations))
+        {
             Ok(head) if head >= next => {
                 let to = head.min(next + FLOW_LOG_RANGE - 1);
                 match flow.submissions(next, to).await {

@@ -111,18 +111,23 @@ pub async fn check_follows(
     else {
         return Ok(());
     };
+    // Hosted RPC URLs carry API keys in their path: messages name the origin only.
+    let shown = crate::runner::origin(rpc);
     let here = block_hash(http, rpc, block)
         .await
         .map_err(|reason| FollowsError::Unreachable {
-            url: rpc.to_owned(),
-            reason: format!("asking the chain for block {block}: {reason}"),
+            url: shown.clone(),
+            reason: format!(
+                "asking the chain for block {block}: {}",
+                reason.replace(rpc, &shown)
+            ),
         })?;
     if here == Some(indexed) {
         Ok(())
     } else {
         Err(FollowsError::Replaced {
             url: url.to_owned(),
-            rpc: rpc.to_owned(),
+            rpc: shown,
             block,
             indexed,
             here,

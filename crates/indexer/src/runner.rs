@@ -118,7 +118,7 @@ impl Running {
 
 /// `scheme://host:port` of a URL: hosted RPC URLs carry API keys in their path or query, and
 /// logs must not.
-fn origin(url: &str) -> String {
+pub(crate) fn origin(url: &str) -> String {
     let after_scheme = url.find("://").map_or(0, |i| i + 3);
     let rest = &url[after_scheme..];
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];

@@ -189,6 +189,13 @@ impl Ledger {
     /// Connects to the ledger at `url` (`sqlite:<path>` or `postgres://user@host/db`; a Postgres
     /// database must exist, its tables are created when missing).
     pub async fn connect(url: &str) -> Result<Self> {
+        // A SQLite file named by URL is created when missing, as `open` creates it.
+        let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_owned()
+        };
+        let url = url.as_str();
         let (pool, backend) = open_pool(url, "orchestrator ledger", SQLITE_PRAGMAS)
             .await
             .map_err(config)?;
@@ -239,6 +246,14 @@ impl Ledger {
         let now = self.now_ms();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // A replica paused while holding the row's lock must not stall the others past
+            // their own renewals.
+            let wait = (ttl / 4).as_millis().max(1);
+            sqlx::query(&format!("SET LOCAL lock_timeout = '{wait}ms'"))
+                .execute(&mut *tx)
+                .await?;
+        }
         // Take the write lock first: a SQLite transaction that reads and then writes fails
         // ("database is locked") when another replica wrote in between; on Postgres this locks
         // the row, so the holder read below is the one the upsert replaces.
@@ -550,6 +565,22 @@ mod tests {
     use licen_indexer::testing::TestDb;
 
     licen_indexer::backend_tests!(one_replica_leads_at_a_time, jobs_resume_from_the_same_rows);
+
+    #[tokio::test]
+    async fn a_sqlite_url_names_a_file_created_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("by-url.sqlite");
+        let ledger = Ledger::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        ledger.record_grants(&[], 3).await.unwrap();
+        ledger.close().await;
+        assert!(path.is_file());
+        let again = Ledger::connect(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap();
+        assert_eq!(again.cursor().await.unwrap(), Some(3));
+    }
 
     /// Two pools on one database, as two replica processes would hold.
     async fn two_ledgers(backend: Backend) -> Option<(TestDb, Ledger, Ledger)> {

@@ -4,13 +4,22 @@
 //!
 //! Replicas: every orchestrator process sharing a ledger is a replica, and only the one holding
 //! the ledger's lease ([`Ledger::lead`]) follows grants and drives jobs; the others stand by.
-//! The leader renews its lease every quarter of it and treats itself as leading only until
-//! three quarters of the lease after the last renewal began (a local monotonic deadline the job
-//! drivers check before every transaction and key release), so a leader that was paused or cut
-//! off from the database stops acting before another can take over. A standby takes over when
-//! the leader resigns (a clean stop), when its lease runs out, or at once when it is a process
-//! of this machine that no longer exists ([`crate::replica`]). Every step re-reads the chain
-//! first, so a job handed over mid-way is resumed, never repeated.
+//! The leader renews its lease every quarter of it, on a task of its own, and treats itself as
+//! leading only until three quarters of the lease after the last renewal began (a local
+//! monotonic deadline the job drivers check before every transaction and key release), so a
+//! leader cut off from the database, or paused between steps, stops acting before another can
+//! take over. A standby takes over when the leader resigns (a clean stop), when its lease runs
+//! out, or at once when it is a process of this machine that no longer exists
+//! ([`crate::replica`]). Every step re-reads the chain first, so a job handed over mid-way is
+//! resumed, never repeated.
+//!
+//! The lease is not a fence: a leader paused after its last check and before its transaction
+//! (SIGSTOP, a VM pause) still sends that one transaction when it resumes, possibly after a
+//! standby took over. The contract's state machine is what decides then: a second `startJob`
+//! or settlement reverts, but a `failJob` of a job the new leader is running would succeed and
+//! refund the researcher. The lease relies on the database's wall clock (expiry) and this
+//! process's monotonic clock (its own deadline); a clock that steps forward by more than a
+//! quarter lease can let two replicas act at once. Keep clocks slewed, not stepped.
 
 use crate::grants::{GrantSource, IndexerFeed, follow_indexer};
 use crate::job::{Ctx, drive};
@@ -194,7 +203,12 @@ impl Orchestrator {
         };
         let holder = replica_name();
         // The first attempt before returning, so the caller can say which role it started in.
-        let (mut held, leader_at_start) = match term.try_lead(&holder).await? {
+        let first = tokio::time::timeout(config.lease / 2, term.try_lead(&holder)).await;
+        let (mut held, leader_at_start) = match first.unwrap_or(Ok(Attempt::Elsewhere {
+            // A leader paused inside a ledger transaction holds its lock: stand by.
+            leader: "unknown (the ledger is busy)".to_owned(),
+            expires_in: config.lease,
+        }))? {
             Attempt::Held(held) => (Some(held), None),
             Attempt::Elsewhere { leader, expires_in } => (None, Some((leader, expires_in))),
         };
@@ -285,7 +299,18 @@ async fn stand_by(
 ) -> Option<u64> {
     let mut announced = None;
     loop {
-        match term.try_lead(holder).await {
+        // Bounded, and given up when told to stop: a leader paused inside a ledger
+        // transaction holds its lock until it runs again.
+        let attempt = tokio::select! {
+            attempt = tokio::time::timeout(term.lease / 2, term.try_lead(holder)) => attempt,
+            _ = stop.changed() => return None,
+        };
+        let attempt = attempt.unwrap_or_else(|_| {
+            Err(Error::Config(
+                "the ledger did not answer in time (a paused replica may hold its lock)".into(),
+            ))
+        });
+        match attempt {
             Ok(Attempt::Held(held)) => return Some(held),
             Ok(Attempt::Elsewhere { leader, expires_in }) => {
                 if announced.as_deref() != Some(leader.as_str()) {
@@ -377,8 +402,16 @@ impl Term {
         // Per term: drivers aborted when the term ends never clear their entries.
         let active: Arc<Mutex<HashSet<JobId>>> = Arc::default();
         let mut jobs = tokio::task::JoinSet::new();
-        let mut renew = tokio::time::interval(self.lease / 4);
-        renew.tick().await;
+        // Renewal runs on its own task: a slow round of grant-following or a ledger write
+        // waiting for a lock must not starve it into losing the lead.
+        let (lost, mut lead_lost) = tokio::sync::watch::channel(false);
+        let renewer = tokio::spawn(renew(
+            Arc::clone(ctx),
+            holder.to_owned(),
+            held,
+            self.lease,
+            lost,
+        ));
         let stopped = loop {
             if let Err(e) = follow_once(ctx, &active, &mut jobs, self.start_block, from_chain).await
             {
@@ -392,32 +425,11 @@ impl Term {
             tokio::select! {
                 _ = tokio::time::sleep(self.poll) => {}
                 () = wake.notified() => {}
-                _ = renew.tick() => {
-                    let asked = Instant::now();
-                    match ctx.ledger.lead(holder, self.lease, None).await {
-                        Ok(Lead::Held { term, .. }) => {
-                            if term != held {
-                                // The lease ran out and this replica took it again: another
-                                // may have acted in between.
-                                tracing::warn!(term, "this replica's lease had run out; it leads again");
-                                break false;
-                            }
-                            ctx.lease.set(Some(asked + self.lease * 3 / 4));
-                        }
-                        Ok(Lead::Elsewhere { holder: other, .. }) => {
-                            tracing::warn!(leader = %other, "another replica took the lead (this one stopped renewing in time); standing by");
-                            break false;
-                        }
-                        Err(e) if ctx.lease.check().is_err() => {
-                            tracing::warn!(error = %e, "cannot renew the lead and it ran out; standing by");
-                            break false;
-                        }
-                        Err(e) => tracing::warn!(error = %e, "cannot renew the lead yet; retrying"),
-                    }
-                }
+                _ = lead_lost.changed() => break false,
                 _ = stop.changed() => break true,
             }
         };
+        renewer.abort();
         ctx.lease.set(None);
         jobs.shutdown().await;
         let _ = term_over.send(true);
@@ -425,6 +437,59 @@ impl Term {
             let _ = follower.await;
         }
         stopped
+    }
+}
+
+/// Renews `holder`'s lead (term `held`) every quarter lease, each attempt bounded by a quarter
+/// lease; signals `lost` (and clears the lease clock) once another replica leads, the term
+/// changed, or the lease ran out without a renewal.
+async fn renew(
+    ctx: Arc<Ctx>,
+    holder: String,
+    held: u64,
+    lease: Duration,
+    lost: tokio::sync::watch::Sender<bool>,
+) {
+    let mut tick = tokio::time::interval(lease / 4);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let asked = Instant::now();
+        let outcome = tokio::time::timeout(lease / 4, ctx.ledger.lead(&holder, lease, None)).await;
+        let why = match outcome {
+            Ok(Ok(Lead::Held { term, .. })) if term == held => {
+                ctx.lease.set(Some(asked + lease * 3 / 4));
+                continue;
+            }
+            // The lease ran out and this replica took it again: another may have acted
+            // in between, so the term starts over.
+            Ok(Ok(Lead::Held { term, .. })) => {
+                format!("this replica's lease had run out (now term {term}); it starts over")
+            }
+            Ok(Ok(Lead::Elsewhere { holder: other, .. })) => format!(
+                "another replica took the lead ({}): this one stopped renewing in time; standing by",
+                crate::replica::describe_replica(&other)
+            ),
+            Ok(Err(e)) if ctx.lease.check().is_err() => {
+                format!("cannot renew the lead ({e}) and it ran out; standing by")
+            }
+            Err(_) if ctx.lease.check().is_err() => {
+                "the ledger did not answer a renewal in time and the lead ran out; standing by"
+                    .to_owned()
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot renew the lead yet; retrying");
+                continue;
+            }
+            Err(_) => {
+                tracing::warn!("the ledger did not answer a renewal in time; retrying");
+                continue;
+            }
+        };
+        ctx.lease.set(None);
+        tracing::warn!("{why}");
+        let _ = lost.send(true);
+        return;
     }
 }
 

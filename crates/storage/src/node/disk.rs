@@ -718,13 +718,14 @@ impl Disk {
         if known.contains_key(&submitted.root) {
             return Ok(false);
         }
-        known.insert(submitted.root, submitted);
-        let mut all: Vec<&Submitted> = known.values().collect();
+        // On disk first: a failed write leaves the submission unknown, so it is retried.
+        let mut all: Vec<&Submitted> = known.values().chain([&submitted]).collect();
         all.sort_by_key(|s| s.seq);
         write_atomically(
             &self.dir.join(SUBMISSIONS),
             &serde_json::to_vec(&all).map_err(std::io::Error::other)?,
         )?;
+        known.insert(submitted.root, submitted);
         drop(known);
         let mut index = self.index.lock().expect("poisoned");
         index.next_seq = index.next_seq.max(submitted.seq + 1);

@@ -425,4 +425,13 @@ fn put_with_flow_pays_0g_flow_contract_then_uploads() {
         said.contains("does not look like a 0G Flow contract"),
         "{said}"
     );
+    // A data dir keeps its mode: sequence numbers of the Flow and of a local node would mix.
+    let said = failed(
+        Command::new(LICEN)
+            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(d.join("storage"))
+            .output()
+            .unwrap(),
+    );
+    assert!(said.contains("was used in Flow mode"), "{said}");
 }

@@ -236,6 +236,40 @@ impl Disk {
     pub(crate) fn open(dir: &Path, full_rehash: bool, flow_mode: bool) -> std::io::Result<Disk> {
         fs::create_dir_all(dir.join("files"))?;
         fs::create_dir_all(dir.join("partial"))?;
+        // Sequence numbers mean different things in the two modes (files counted here, Flow
+        // submissions there): a data dir keeps the mode it was first used in.
+        let mode = if flow_mode { "flow" } else { "local" };
+        match fs::read_to_string(dir.join(MODE)) {
+            Ok(held) if held.trim() == mode => {}
+            Ok(held) => {
+                return Err(std::io::Error::other(format!(
+                    "this data dir was used {} Flow mode: its sequence numbers would mix with \
+                     {}; use another data dir",
+                    if held.trim() == "flow" {
+                        "in"
+                    } else {
+                        "without"
+                    },
+                    if flow_mode {
+                        "the Flow's"
+                    } else {
+                        "the ones this node would count"
+                    }
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let used = fs::read_dir(dir.join("files"))?.next().is_some()
+                    || fs::read_dir(dir.join("partial"))?.next().is_some();
+                if used && flow_mode {
+                    return Err(std::io::Error::other(
+                        "this data dir holds files stored without Flow mode: their sequence \
+                         numbers would mix with the Flow's; use another data dir",
+                    ));
+                }
+                write_atomically(&dir.join(MODE), mode.as_bytes())?;
+            }
+            Err(e) => return Err(e),
+        }
         let mut index = Index {
             files: HashMap::new(),
             by_seq: BTreeMap::new(),
@@ -937,6 +971,9 @@ impl Disk {
 
 /// Flow mode's record of known submissions, under the data directory.
 const SUBMISSIONS: &str = "submissions.json";
+
+/// The mode a data directory was first used in (`local` or `flow`).
+const MODE: &str = "mode";
 
 fn not_submitted(root: &Hash) -> RpcError {
     RpcError::invalid_params(

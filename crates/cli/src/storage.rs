@@ -474,6 +474,40 @@ pub(crate) struct ComputeNodeArgs {
     /// Which trainer runs the jobs (`--trainer lora --model DIR` for real LoRA training).
     #[command(flatten)]
     trainer: licen_compute::lora::TrainerArgs,
+    /// On 0G storage: the node pays the Flow contract for each result and evidence file it
+    /// uploads, from its operator's wallet (`--private-key` / `LICEN_PRIVATE_KEY` / keystore).
+    #[command(flatten)]
+    flow: FlowArgs,
+    /// Chain JSON-RPC endpoint of the Flow contract.
+    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    rpc_url: String,
+    #[command(flatten)]
+    wallet: WalletArgs,
+}
+
+/// Pays a Flow contract for the compute node's uploads (result, evidence) from the operator's
+/// wallet.
+struct FlowPayer {
+    storage: StorageClient,
+    flow: licen_chain::FlowClient,
+}
+
+impl licen_compute::StoragePayer for FlowPayer {
+    fn pay<'a>(
+        &'a self,
+        tree: &'a FileTree,
+    ) -> licen_storage::store::BoxFuture<'a, std::result::Result<(), String>> {
+        Box::pin(async move {
+            match pay_for_storage(&self.storage, &self.flow, tree, true).await {
+                Ok(Some(receipt)) => {
+                    tracing::info!(root = %tree.root(), tx_seq = receipt.tx_seq, fee_wei = %receipt.fee, tx = %receipt.tx, "paid the Flow for an upload");
+                    Ok(())
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        })
+    }
 }
 
 pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()> {
@@ -483,8 +517,23 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()
         .factory()
         .map_err(anyhow::Error::msg)
         .context("configuring the compute node's trainer")?;
+    let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> = match args.flow.flow {
+        Some(_) => {
+            let flow = args
+                .flow
+                .client(&args.rpc_url, args.wallet.signer()?)
+                .await?
+                .expect("--flow was given");
+            Some(std::sync::Arc::new(FlowPayer {
+                storage: StorageClient::new(&args.storage)?,
+                flow,
+            }))
+        }
+        None => None,
+    };
     let running = licen_compute::node::start(licen_compute::node::NodeConfig {
         trainer,
+        payer,
         ..licen_compute::node::NodeConfig::new(args.data_dir, args.listen, args.storage)
     })
     .await

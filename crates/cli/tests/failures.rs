@@ -1101,3 +1101,134 @@ fn publish_with_flow_pays_for_every_file_before_uploading() {
     assert_eq!(on_chain["state"], "open", "{on_chain}");
     drop(node);
 }
+
+/// A whole job on storage that, like 0G's, takes only files paid for through the Flow contract
+/// (0G's own Flow bytecode on the dev chain, a `licen storage-node --flow`): the owner pays for
+/// the dataset's three files, the compute node operator for the result and its evidence, and
+/// the orchestrator and compute node read and write through that node.
+#[test]
+fn a_whole_job_runs_on_storage_paid_through_the_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "rows.jsonl", 30);
+    let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
+    let rpc = dev.summary["rpc_url"].as_str().unwrap().to_owned();
+    let indexer_url = dev.summary["indexer_url"].as_str().unwrap().to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let key = |i: usize| {
+        dev.summary["accounts"][i]["private_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let admin: alloy::signers::local::PrivateKeySigner = key(0).parse().unwrap();
+    let admin = licen_chain::connect(&rpc, Some(admin)).unwrap();
+    let zerog = runtime
+        .block_on(licen_chain::testing::zerog::deploy_0g_flow(
+            &admin,
+            alloy::primitives::U256::from(1_000_000_000u64),
+        ))
+        .unwrap();
+    let flow = zerog.flow.to_string();
+    let (_storage_node, line) = common::spawn_service(
+        Command::new(LICEN)
+            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(d.join("zerog-storage"))
+            .args(["--flow", &flow, "--rpc-url", &rpc])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let storage = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    // The compute node pays from its operator's wallet (dev account 5).
+    let mut compute = Command::new(LICEN);
+    compute
+        .args([
+            "--json",
+            "compute-node",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(d.join("compute"))
+        .args(["--storage", &storage, "--flow", &flow, "--rpc-url", &rpc])
+        .env("LICEN_PRIVATE_KEY", key(5))
+        .env_remove("LICEN_KEYSTORE");
+    let (_compute, started) = service(compute);
+    let compute_url = started["compute_url"].as_str().unwrap().to_owned();
+    let attestation = started["compute_attestation_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _orchestrating = service(orchestrator_command(
+        d,
+        &dev,
+        &indexer_url,
+        &[
+            "--compute-url",
+            &compute_url,
+            "--compute-attestation-key",
+            &attestation,
+            "--storage",
+            &storage,
+        ],
+    ));
+    let published = ok(licen(
+        d,
+        &dev,
+        Some(OWNER_KEY),
+        &[
+            &[
+                "publish",
+                "rows.jsonl",
+                "--name",
+                "on 0G",
+                "--price",
+                "0.01",
+                "--storage",
+                &storage,
+                "--flow",
+                &flow,
+            ][..],
+            &FIVE_RESEARCH_RUNS[..],
+        ]
+        .concat(),
+    ));
+    assert_eq!(published["flow_submissions"].as_array().unwrap().len(), 3);
+    let root = published["dataset_root"].as_str().unwrap().to_owned();
+    let (job, _) = request(d, &dev, &root, "2");
+    wait_for_state(d, &dev, job, &["completed"], 90);
+    let settled = ok(licen(d, &dev, None, &["job", &job.to_string()]));
+    assert_eq!(settled["completion"]["actual_epochs"], 2, "{settled}");
+    // Five paid files: the dataset's three, the result and its evidence.
+    let client = licen_chain::FlowClient::new(
+        licen_chain::connect(&rpc, None).unwrap(),
+        zerog.flow,
+        licen_storage::zerog::FlowAbi::Current,
+    );
+    let paid = runtime.block_on(async {
+        use alloy::providers::Provider as _;
+        let head = admin.provider.get_block_number().await.unwrap();
+        client.submissions(0, head).await.unwrap()
+    });
+    assert_eq!(paid.len(), 5, "{paid:?}");
+    let result_root = settled["completion"]["result_root"].as_str().unwrap();
+    assert!(
+        paid.iter().any(|f| f.root.to_string() == result_root),
+        "the result was paid for: {paid:?}"
+    );
+    let got = Command::new(LICEN)
+        .args(["get", result_root, "-o"])
+        .arg(d.join("result.sealed"))
+        .args(["--storage", &storage])
+        .output()
+        .unwrap();
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+}

@@ -31,5 +31,5 @@ pub use attestation::{
 };
 pub use client::{ClientError, ComputeNodeClient};
 pub use manifest::{ResultManifest, verify_result_manifest};
-pub use node::{NodeConfig, RunningComputeNode, TaskState, start};
+pub use node::{NodeConfig, RunningComputeNode, StoragePayer, TaskState, start};
 pub use trainer::{SimulatedTrainer, Trainer, TrainerConfig};

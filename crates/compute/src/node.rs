@@ -89,6 +89,21 @@ pub struct NodeConfig {
     pub retry_delay: Duration,
     /// The binary to measure; `None`: the running executable.
     pub measured_binary: Option<PathBuf>,
+    /// Pays for each file before it is uploaded (0G storage: a Flow submission); `None` for
+    /// storage that takes files unpaid (the local node of `licen dev`).
+    pub payer: Option<Arc<dyn StoragePayer>>,
+}
+
+/// Pays for a file's storage before it is uploaded (on 0G: a Flow submission from the node
+/// operator's wallet, then waiting until the storage node has seen it). Implemented where the
+/// wallet is (the CLI), so this crate holds no chain key.
+pub trait StoragePayer: Send + Sync {
+    /// Pays for the file `tree` describes unless the storage node already knows it. The error
+    /// is a sentence.
+    fn pay<'a>(
+        &'a self,
+        tree: &'a licen_storage::merkle::FileTree,
+    ) -> licen_storage::store::BoxFuture<'a, Result<(), String>>;
 }
 
 impl std::fmt::Debug for NodeConfig {
@@ -117,6 +132,7 @@ impl NodeConfig {
             storage_attempts: 3,
             retry_delay: Duration::from_millis(500),
             measured_binary: None,
+            payer: None,
         }
     }
 }
@@ -337,6 +353,7 @@ struct Inner {
     trainer: TrainerFactory,
     attempts: u32,
     retry_delay: Duration,
+    payer: Option<Arc<dyn StoragePayer>>,
     jobs: Mutex<HashMap<u64, Job>>,
 }
 
@@ -478,6 +495,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningComputeNode, NodeError> 
         trainer: config.trainer.clone(),
         attempts: config.storage_attempts.max(1),
         retry_delay: config.retry_delay,
+        payer: config.payer.clone(),
         jobs: Mutex::new(HashMap::new()),
     });
     let attestation_key = inner.attestation.public_key();
@@ -949,11 +967,22 @@ async fn pipeline(
         )
     })?;
     drop(output.result);
+    let evidence_json = p.evidence.canonical_json();
+    if let Some(payer) = &inner.payer {
+        for (what, bytes) in [("result", &sealed_result), ("evidence", &evidence_json)] {
+            let tree = licen_storage::merkle::FileTree::from_bytes(bytes);
+            payer.pay(&tree).await.map_err(|e| {
+                Failure::new(
+                    FailureKind::Node,
+                    format!("paying for the {what}'s storage failed: {e}"),
+                )
+            })?;
+        }
+    }
     let uploaded = with_retries(&inner, "uploading the sealed result", || {
         inner.storage.upload_bytes(&sealed_result, None)
     })
     .await?;
-    let evidence_json = p.evidence.canonical_json();
     let evidence_up = with_retries(&inner, "uploading the attestation evidence", || {
         inner.storage.upload_bytes(&evidence_json, None)
     })

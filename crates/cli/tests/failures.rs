@@ -984,49 +984,80 @@ fn replicas_hand_over_jobs(d: &Path, ledger: &[&str]) {
     drop(third);
 }
 
-/// `licen publish --flow`: on 0G storage every file of a dataset (the sealed data, its key
-/// envelope, its manifest) is paid for with a Flow submission to 0G's own Flow contract before
-/// it is uploaded to a node that, like a 0G node, accepts only submitted files. A wallet that
-/// can pay the publish gas but not the storage fees is refused before anything is paid.
-#[test]
-fn publish_with_flow_pays_for_every_file_before_uploading() {
-    use alloy::providers::Provider as _;
-    use alloy::providers::ext::AnvilApi as _;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    write_rows(d, "rows.jsonl", 40);
-    let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
-    let rpc = dev.summary["rpc_url"].as_str().unwrap().to_owned();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let admin: alloy::signers::local::PrivateKeySigner = dev.summary["accounts"][0]["private_key"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let admin = licen_chain::connect(&rpc, Some(admin)).unwrap();
-    // 0.001 per sector: the dataset's storage costs far more than its publish gas.
-    let price = alloy::primitives::U256::from(10u128.pow(15));
-    let zerog = runtime
-        .block_on(licen_chain::testing::zerog::deploy_0g_flow(&admin, price))
-        .unwrap();
-    let flow = zerog.flow.to_string();
-    let (node, line) = common::spawn_service(
-        Command::new(LICEN)
-            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(d.join("zerog-storage"))
-            .args(["--flow", &flow, "--rpc-url", &rpc])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let storage = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
-    let publish = |key: &str| {
+/// 0G's Flow and market on `dev`'s chain (0G's own bytecode, `price` wei per 256-byte sector)
+/// and a `licen storage-node --flow` following it: storage that, like 0G's, takes only files
+/// paid for through the Flow.
+struct FlowStorage {
+    runtime: tokio::runtime::Runtime,
+    admin: licen_chain::Connection,
+    rpc: String,
+    flow: String,
+    flow_address: alloy::primitives::Address,
+    storage: String,
+    _node: Guarded,
+}
+
+impl FlowStorage {
+    fn start(d: &Path, dev: &Dev, price: u128) -> Self {
+        let rpc = dev.summary["rpc_url"].as_str().unwrap().to_owned();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let admin: alloy::signers::local::PrivateKeySigner =
+            dev.summary["accounts"][0]["private_key"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+        let admin = licen_chain::connect(&rpc, Some(admin)).unwrap();
+        let zerog = runtime
+            .block_on(licen_chain::testing::zerog::deploy_0g_flow(
+                &admin,
+                alloy::primitives::U256::from(price),
+            ))
+            .unwrap();
+        let flow = zerog.flow.to_string();
+        let (node, line) = common::spawn_service(
+            Command::new(LICEN)
+                .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(d.join("zerog-storage"))
+                .args(["--flow", &flow, "--rpc-url", &rpc])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let storage = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_owned();
+        Self {
+            runtime,
+            admin,
+            rpc,
+            flow,
+            flow_address: zerog.flow,
+            storage,
+            _node: node,
+        }
+    }
+
+    /// Every file submitted to the Flow so far.
+    fn submissions(&self) -> Vec<licen_chain::SubmittedFile> {
+        use alloy::providers::Provider as _;
+        let client = licen_chain::FlowClient::new(
+            licen_chain::connect(&self.rpc, None).unwrap(),
+            self.flow_address,
+            licen_storage::zerog::FlowAbi::Current,
+        );
+        self.runtime.block_on(async {
+            let head = self.admin.provider.get_block_number().await.unwrap();
+            client.submissions(0, head).await.unwrap()
+        })
+    }
+
+    /// `licen publish rows.jsonl --flow` to this storage, as the wallet `key`.
+    fn publish(&self, d: &Path, dev: &Dev, key: &str) -> std::process::Output {
         licen(
             d,
-            &dev,
+            dev,
             Some(key),
             &[
                 &[
@@ -1037,57 +1068,22 @@ fn publish_with_flow_pays_for_every_file_before_uploading() {
                     "--price",
                     "0.01",
                     "--storage",
-                    &storage,
+                    &self.storage,
                     "--flow",
-                    &flow,
+                    &self.flow,
                 ][..],
                 &FIVE_RESEARCH_RUNS[..],
             ]
             .concat(),
         )
-    };
-    let submissions = || {
-        let client = licen_chain::FlowClient::new(
-            licen_chain::connect(&rpc, None).unwrap(),
-            zerog.flow,
-            licen_storage::zerog::FlowAbi::Current,
-        );
-        runtime.block_on(async {
-            let head = admin.provider.get_block_number().await.unwrap();
-            client.submissions(0, head).await.unwrap().len()
-        })
-    };
+    }
 
-    // Enough for the publish gas, not for the storage fees: refused before paying anything.
-    let modest: alloy::signers::local::PrivateKeySigner =
-        "0x2222222222222222222222222222222222222222222222222222222222222222"
-            .parse()
-            .unwrap();
-    runtime
-        .block_on(admin.provider.anvil_set_balance(
-            modest.address(),
-            alloy::primitives::U256::from(10u128.pow(16)),
-        ))
-        .unwrap();
-    let said = refused(publish(&format!("0x{}", hex::encode(modest.to_bytes()))));
-    assert!(said.contains("in Flow fees plus about"), "{said}");
-    assert!(said.contains("nothing was paid or uploaded"), "{said}");
-    assert_eq!(submissions(), 0);
-
-    let published = ok(publish(OWNER_KEY));
-    let paid = published["flow_submissions"].as_array().unwrap();
-    assert_eq!(paid.len(), 3, "{published}");
-    let seqs: Vec<_> = paid.iter().map(|p| p["tx_seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, [0, 1, 2]);
-    assert_eq!(submissions(), 3);
-    // Each file is on the Flow-following node under its root.
-    for root in ["dataset_root", "envelope_root", "manifest_root"] {
-        let root = published[root].as_str().unwrap();
-        let out = d.join(format!("{root}.back"));
+    /// `licen get ROOT` from this storage into `out`.
+    fn get(&self, root: &str, out: &Path) {
         let got = Command::new(LICEN)
             .args(["get", root, "-o"])
-            .arg(&out)
-            .args(["--storage", &storage])
+            .arg(out)
+            .args(["--storage", &self.storage])
             .output()
             .unwrap();
         assert!(
@@ -1096,10 +1092,53 @@ fn publish_with_flow_pays_for_every_file_before_uploading() {
             String::from_utf8_lossy(&got.stderr)
         );
     }
+}
+
+/// `licen publish --flow`: on 0G storage every file of a dataset (the sealed data, its key
+/// envelope, its manifest) is paid for with a Flow submission to 0G's own Flow contract before
+/// it is uploaded to a node that, like a 0G node, accepts only submitted files. A wallet that
+/// can pay the publish gas but not the storage fees is refused before anything is paid.
+#[test]
+fn publish_with_flow_pays_for_every_file_before_uploading() {
+    use alloy::providers::ext::AnvilApi as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "rows.jsonl", 40);
+    let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
+    // 0.001 per sector: the dataset's storage costs far more than its publish gas.
+    let zerog = FlowStorage::start(d, &dev, 10u128.pow(15));
+
+    // Enough for the publish gas, not for the storage fees: refused before paying anything.
+    let modest: alloy::signers::local::PrivateKeySigner =
+        "0x2222222222222222222222222222222222222222222222222222222222222222"
+            .parse()
+            .unwrap();
+    zerog
+        .runtime
+        .block_on(zerog.admin.provider.anvil_set_balance(
+            modest.address(),
+            alloy::primitives::U256::from(10u128.pow(16)),
+        ))
+        .unwrap();
+    let said = refused(zerog.publish(d, &dev, &format!("0x{}", hex::encode(modest.to_bytes()))));
+    assert!(said.contains("in Flow fees plus about"), "{said}");
+    assert!(said.contains("nothing was paid or uploaded"), "{said}");
+    assert!(zerog.submissions().is_empty());
+
+    let published = ok(zerog.publish(d, &dev, OWNER_KEY));
+    let paid = published["flow_submissions"].as_array().unwrap();
+    assert_eq!(paid.len(), 3, "{published}");
+    let seqs: Vec<_> = paid.iter().map(|p| p["tx_seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    assert_eq!(zerog.submissions().len(), 3);
+    // Each file is on the Flow-following node under its root.
+    for root in ["dataset_root", "envelope_root", "manifest_root"] {
+        let root = published[root].as_str().unwrap();
+        zerog.get(root, &d.join(format!("{root}.back")));
+    }
     let chain_root = published["dataset_root"].as_str().unwrap();
     let on_chain = ok(licen(d, &dev, None, &["dataset", chain_root]));
     assert_eq!(on_chain["state"], "open", "{on_chain}");
-    drop(node);
 }
 
 /// A whole job on storage that, like 0G's, takes only files paid for through the Flow contract
@@ -1112,37 +1151,8 @@ fn a_whole_job_runs_on_storage_paid_through_the_flow() {
     let d = dir.path();
     write_rows(d, "rows.jsonl", 30);
     let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
-    let rpc = dev.summary["rpc_url"].as_str().unwrap().to_owned();
+    let zerog = FlowStorage::start(d, &dev, 1_000_000_000);
     let indexer_url = dev.summary["indexer_url"].as_str().unwrap().to_owned();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let key = |i: usize| {
-        dev.summary["accounts"][i]["private_key"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let admin: alloy::signers::local::PrivateKeySigner = key(0).parse().unwrap();
-    let admin = licen_chain::connect(&rpc, Some(admin)).unwrap();
-    let zerog = runtime
-        .block_on(licen_chain::testing::zerog::deploy_0g_flow(
-            &admin,
-            alloy::primitives::U256::from(1_000_000_000u64),
-        ))
-        .unwrap();
-    let flow = zerog.flow.to_string();
-    let (_storage_node, line) = common::spawn_service(
-        Command::new(LICEN)
-            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(d.join("zerog-storage"))
-            .args(["--flow", &flow, "--rpc-url", &rpc])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let storage = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
     // The compute node pays from its operator's wallet (dev account 5).
     let mut compute = Command::new(LICEN);
     compute
@@ -1154,8 +1164,12 @@ fn a_whole_job_runs_on_storage_paid_through_the_flow() {
             "--data-dir",
         ])
         .arg(d.join("compute"))
-        .args(["--storage", &storage, "--flow", &flow, "--rpc-url", &rpc])
-        .env("LICEN_PRIVATE_KEY", key(5))
+        .args(["--storage", &zerog.storage, "--flow", &zerog.flow])
+        .args(["--rpc-url", &zerog.rpc])
+        .env(
+            "LICEN_PRIVATE_KEY",
+            dev.summary["accounts"][5]["private_key"].as_str().unwrap(),
+        )
         .env_remove("LICEN_KEYSTORE");
     let (_compute, started) = service(compute);
     let compute_url = started["compute_url"].as_str().unwrap().to_owned();
@@ -1173,30 +1187,10 @@ fn a_whole_job_runs_on_storage_paid_through_the_flow() {
             "--compute-attestation-key",
             &attestation,
             "--storage",
-            &storage,
+            &zerog.storage,
         ],
     ));
-    let published = ok(licen(
-        d,
-        &dev,
-        Some(OWNER_KEY),
-        &[
-            &[
-                "publish",
-                "rows.jsonl",
-                "--name",
-                "on 0G",
-                "--price",
-                "0.01",
-                "--storage",
-                &storage,
-                "--flow",
-                &flow,
-            ][..],
-            &FIVE_RESEARCH_RUNS[..],
-        ]
-        .concat(),
-    ));
+    let published = ok(zerog.publish(d, &dev, OWNER_KEY));
     assert_eq!(published["flow_submissions"].as_array().unwrap().len(), 3);
     let root = published["dataset_root"].as_str().unwrap().to_owned();
     let (job, _) = request(d, &dev, &root, "2");
@@ -1204,31 +1198,12 @@ fn a_whole_job_runs_on_storage_paid_through_the_flow() {
     let settled = ok(licen(d, &dev, None, &["job", &job.to_string()]));
     assert_eq!(settled["completion"]["actual_epochs"], 2, "{settled}");
     // Five paid files: the dataset's three, the result and its evidence.
-    let client = licen_chain::FlowClient::new(
-        licen_chain::connect(&rpc, None).unwrap(),
-        zerog.flow,
-        licen_storage::zerog::FlowAbi::Current,
-    );
-    let paid = runtime.block_on(async {
-        use alloy::providers::Provider as _;
-        let head = admin.provider.get_block_number().await.unwrap();
-        client.submissions(0, head).await.unwrap()
-    });
+    let paid = zerog.submissions();
     assert_eq!(paid.len(), 5, "{paid:?}");
     let result_root = settled["completion"]["result_root"].as_str().unwrap();
     assert!(
         paid.iter().any(|f| f.root.to_string() == result_root),
         "the result was paid for: {paid:?}"
     );
-    let got = Command::new(LICEN)
-        .args(["get", result_root, "-o"])
-        .arg(d.join("result.sealed"))
-        .args(["--storage", &storage])
-        .output()
-        .unwrap();
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
+    zerog.get(result_root, &d.join("result.sealed"));
 }

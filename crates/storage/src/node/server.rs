@@ -382,6 +382,27 @@ async fn blocking<T: Send + 'static>(
 const HASH: &str = "a 0x-prefixed 32-byte hex root";
 
 /// Runs `method` and appends its JSON result to `out` (which holds the response prefix).
+/// Chunks `start..end` of `root` as a JSON base64 string appended to `out` (`null` when the
+/// node does not hold them).
+async fn chunks_json(
+    state: &Arc<NodeState>,
+    root: Hash,
+    start: u64,
+    end: u64,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, RpcError> {
+    let st = state.clone();
+    match blocking(move || st.disk.chunks(&root, start, end)).await? {
+        None => out.extend_from_slice(b"null"),
+        Some(d) => {
+            out.push(b'"');
+            crate::rpc::base64_bytes::encode_append(&d, &mut out);
+            out.push(b'"');
+        }
+    }
+    Ok(out)
+}
+
 async fn dispatch(
     state: &Arc<NodeState>,
     method: &str,
@@ -493,23 +514,14 @@ async fn dispatch(
             let seq: u64 = arg(p[0], "tx_seq", "a sequence number")?;
             let start: u64 = arg(p[1], "start_index", "a chunk index")?;
             let end: u64 = arg(p[2], "end_index", "a chunk index (exclusive)")?;
-            let Some(root) = state.disk.root_of_seq(seq) else {
-                let mut out = out;
-                out.extend_from_slice(b"null");
-                return Ok(out);
-            };
-            let st = state.clone();
-            let data = blocking(move || st.disk.chunks(&root, start, end)).await?;
-            let mut out = out;
-            match data {
-                None => out.extend_from_slice(b"null"),
-                Some(d) => {
-                    out.push(b'"');
-                    crate::rpc::base64_bytes::encode_append(&d, &mut out);
-                    out.push(b'"');
+            match state.disk.root_of_seq(seq) {
+                Some(root) => chunks_json(state, root, start, end, out).await,
+                None => {
+                    let mut out = out;
+                    out.extend_from_slice(b"null");
+                    Ok(out)
                 }
             }
-            Ok(out)
         }
         methods::DOWNLOAD_SEGMENT => {
             let p = positional(
@@ -521,18 +533,7 @@ async fn dispatch(
             let root: Hash = arg(p[0], "data_root", HASH)?;
             let start: u64 = arg(p[1], "start_index", "a chunk index")?;
             let end: u64 = arg(p[2], "end_index", "a chunk index (exclusive)")?;
-            let st = state.clone();
-            let data = blocking(move || st.disk.chunks(&root, start, end)).await?;
-            let mut out = out;
-            match data {
-                None => out.extend_from_slice(b"null"),
-                Some(d) => {
-                    out.push(b'"');
-                    crate::rpc::base64_bytes::encode_append(&d, &mut out);
-                    out.push(b'"');
-                }
-            }
-            Ok(out)
+            chunks_json(state, root, start, end, out).await
         }
         methods::DOWNLOAD_SEGMENT_WITH_PROOF => {
             let p = positional(

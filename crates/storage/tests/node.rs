@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use common::{NodeProcess, pseudo, raw_post};
 use licen_storage::client::{ClientConfig, DownloadOptions, StorageClient};
 use licen_storage::merkle::{FileTree, SEGMENT_SIZE};
-use licen_storage::rpc::{SegmentWithProof, codes};
+use licen_storage::rpc::codes;
 use licen_storage::store::{Phase, ProgressFn, Store};
 use licen_storage::{Error, Hash};
 use serde_json::json;
@@ -189,18 +189,7 @@ async fn damaged_partial_bytes_are_never_finalized() {
     let mut node = NodeProcess::spawn(&data_dir);
     let client = StorageClient::new(&node.url).unwrap();
     let layout = tree.layout();
-    let seg = |i: u64| {
-        let off = layout.segment_offset(i) as usize;
-        let mut d = data[off..off + layout.segment_file_bytes(i)].to_vec();
-        d.resize(layout.segment_data_len(i), 0);
-        SegmentWithProof {
-            root,
-            data: d,
-            index: i,
-            proof: tree.proof(i).unwrap(),
-            file_size: layout.size(),
-        }
-    };
+    let seg = |i: u64| common::segment(&tree, &data, i);
     let first: Vec<_> = (0..layout.segments() - 1).map(seg).collect();
     client.upload_segments(&first).await.unwrap();
     node.kill();
@@ -380,19 +369,7 @@ async fn malformed_and_hostile_requests_get_json_rpc_errors() {
     // segment for a finalized file.
     let data = pseudo(2 * SEGMENT_SIZE + 300, 3);
     let tree = FileTree::from_bytes(&data);
-    let layout = tree.layout();
-    let mk = |i: u64, d: &[u8]| {
-        let off = layout.segment_offset(i) as usize;
-        let mut v = d[off..off + layout.segment_file_bytes(i)].to_vec();
-        v.resize(layout.segment_data_len(i), 0);
-        SegmentWithProof {
-            root: tree.root(),
-            data: v,
-            index: i,
-            proof: tree.proof(i).unwrap(),
-            file_size: layout.size(),
-        }
-    };
+    let mk = |i: u64, d: &[u8]| common::segment(&tree, d, i);
     let client = StorageClient::new(url).unwrap();
     let mut tampered = mk(1, &data);
     tampered.data[5] ^= 1;

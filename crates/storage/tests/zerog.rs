@@ -94,25 +94,12 @@ async fn finalized_file_reports_the_flow_submission_nodes() {
 /// answers by root, and refuses segments of another file or an unknown sequence number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_go_up_and_down_by_tx_seq() {
-    use licen_storage::rpc::SegmentWithProof;
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::spawn(dir.path());
     let client = StorageClient::new(&node.url).unwrap();
     let data = pseudo(3 * SEGMENT_SIZE + 1000, 9);
     let tree = FileTree::from_bytes(&data);
-    let layout = tree.layout();
-    let seg = |i: u64| {
-        let off = layout.segment_offset(i) as usize;
-        let mut d = data[off..off + layout.segment_file_bytes(i)].to_vec();
-        d.resize(layout.segment_data_len(i), 0);
-        SegmentWithProof {
-            root: tree.root(),
-            data: d,
-            index: i,
-            proof: tree.proof(i).unwrap(),
-            file_size: layout.size(),
-        }
-    };
+    let seg = |i: u64| common::segment(&tree, &data, i);
     // Another file first, so this one's sequence number is not 0.
     client.upload_bytes(&pseudo(700, 1), None).await.unwrap();
     // The first segment by root makes the file known; its sequence number comes back.

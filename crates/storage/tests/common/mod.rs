@@ -101,3 +101,24 @@ pub async fn raw_post(url: &str, body: impl Into<reqwest::Body>) -> (u16, serde_
     });
     (status, v)
 }
+
+/// Segment `index` of the file `data`, whose tree is `tree`, as an upload sends it: the bytes
+/// padded to whole chunks, with its proof.
+#[allow(dead_code)] // not every test binary builds segments by hand
+pub fn segment(
+    tree: &licen_storage::merkle::FileTree,
+    data: &[u8],
+    index: u64,
+) -> licen_storage::rpc::SegmentWithProof {
+    let layout = tree.layout();
+    let off = layout.segment_offset(index) as usize;
+    let mut bytes = data[off..off + layout.segment_file_bytes(index)].to_vec();
+    bytes.resize(layout.segment_data_len(index), 0);
+    licen_storage::rpc::SegmentWithProof {
+        root: tree.root(),
+        data: bytes,
+        index,
+        proof: tree.proof(index).unwrap(),
+        file_size: layout.size(),
+    }
+}

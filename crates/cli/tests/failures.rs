@@ -827,21 +827,25 @@ fn a_lost_dev_chain_starts_over_with_a_fresh_index_and_ledger() {
         "completed",
         "the orchestrator ran the new chain's job 1"
     );
-    let listed = get_json(&format!(
-        "{}/datasets",
-        dev.summary["indexer_url"].as_str().unwrap()
-    ));
-    let roots: Vec<&str> = listed["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["root"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        roots,
-        [again.as_str()],
-        "only the new chain's dataset is listed"
-    );
+    // The indexer may list the dataset a poll after the job settled on-chain.
+    let listed_since = Instant::now();
+    let roots = loop {
+        let listed = get_json(&format!(
+            "{}/datasets",
+            dev.summary["indexer_url"].as_str().unwrap()
+        ));
+        let roots: Vec<String> = listed["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| item["root"].as_str().unwrap().to_owned())
+            .collect();
+        if !roots.is_empty() || listed_since.elapsed() > Duration::from_secs(10) {
+            break roots;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(roots, [again], "only the new chain's dataset is listed");
     dev.stop();
 }
 

@@ -167,10 +167,25 @@ impl Stack {
             if state == wanted {
                 return;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "job {job} is {state}, wanted {wanted}"
-            );
+            if started.elapsed() > Duration::from_secs(60) {
+                // Say where the job is stuck: the ledger's stage and the node's task.
+                let ledger =
+                    licen_orchestrator::Ledger::open(&self.dir.path().join("ledger.sqlite"))
+                        .await
+                        .ok();
+                let stage = match &ledger {
+                    Some(ledger) => format!("{:?}", ledger.stage(job).await),
+                    None => "unreadable".into(),
+                };
+                let task = licen_compute::client::ComputeNodeClient::new(self.compute.url())
+                    .status(job)
+                    .await
+                    .map(|s| format!("{:?} (error {:?})", s.state, s.error))
+                    .unwrap_or_else(|e| format!("none ({e})"));
+                panic!(
+                    "job {job} is {state}, wanted {wanted}; ledger stage {stage}; node task {task}"
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -314,6 +314,29 @@ impl Ledger {
         })
     }
 
+    /// [`lead`](Self::lead), waiting at most `limit` for the answer (`None`: none yet). The
+    /// attempt runs on a task of its own and is never cancelled half-way: dropping a database
+    /// future inside its transaction can leave the connection, and SQLite's write lock, held.
+    pub async fn lead_within(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        dead_holder: Option<&str>,
+        limit: Duration,
+    ) -> Result<Option<Lead>> {
+        let (ledger, holder) = (self.clone(), holder.to_owned());
+        let dead_holder = dead_holder.map(str::to_owned);
+        let attempt =
+            tokio::spawn(async move { ledger.lead(&holder, ttl, dead_holder.as_deref()).await });
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(answer)) => answer.map(Some),
+            Ok(Err(failed)) => Err(crate::Error::Config(format!(
+                "the lease attempt failed: {failed}"
+            ))),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Gives the lead up (a replica stopping), so another takes over at once (in the next term).
     pub async fn resign(&self, holder: &str) -> Result<()> {
         sqlx::query("UPDATE leader SET expires_at = 0 WHERE id = 0 AND holder = $1")

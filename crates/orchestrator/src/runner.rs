@@ -203,12 +203,7 @@ impl Orchestrator {
         };
         let holder = replica_name();
         // The first attempt before returning, so the caller can say which role it started in.
-        let first = tokio::time::timeout(config.lease / 2, term.try_lead(&holder)).await;
-        let (mut held, leader_at_start) = match first.unwrap_or(Ok(Attempt::Elsewhere {
-            // A leader paused inside a ledger transaction holds its lock: stand by.
-            leader: "unknown (the ledger is busy)".to_owned(),
-            expires_in: config.lease,
-        }))? {
+        let (mut held, leader_at_start) = match term.try_lead(&holder).await? {
             Attempt::Held(held) => (Some(held), None),
             Attempt::Elsewhere { leader, expires_in } => (None, Some((leader, expires_in))),
         };
@@ -302,14 +297,9 @@ async fn stand_by(
         // Bounded, and given up when told to stop: a leader paused inside a ledger
         // transaction holds its lock until it runs again.
         let attempt = tokio::select! {
-            attempt = tokio::time::timeout(term.lease / 2, term.try_lead(holder)) => attempt,
+            attempt = term.try_lead(holder) => attempt,
             _ = stop.changed() => return None,
         };
-        let attempt = attempt.unwrap_or_else(|_| {
-            Err(Error::Config(
-                "the ledger did not answer in time (a paused replica may hold its lock)".into(),
-            ))
-        });
         match attempt {
             Ok(Attempt::Held(held)) => return Some(held),
             Ok(Attempt::Elsewhere { leader, expires_in }) => {
@@ -336,15 +326,29 @@ impl Term {
     /// clock when it is this replica's.
     async fn try_lead(&self, holder: &str) -> Result<Attempt> {
         let asked = Instant::now();
-        let mut lead = self.ctx.ledger.lead(holder, self.lease, None).await?;
+        // Bounded: a leader paused inside a ledger transaction holds its lock until it runs
+        // again. An attempt that outlasts the bound still completes on its own task.
+        let busy = || Attempt::Elsewhere {
+            leader: "unknown: the ledger did not answer in time (a paused replica may hold its \
+                     lock)"
+                .to_owned(),
+            expires_in: self.lease,
+        };
+        let limit = self.lease / 4;
+        let ledger = &self.ctx.ledger;
+        let Some(mut lead) = ledger.lead_within(holder, self.lease, None, limit).await? else {
+            return Ok(busy());
+        };
         if let Lead::Elsewhere { holder: other, .. } = &lead
             && is_gone(other)
         {
-            lead = self
-                .ctx
-                .ledger
-                .lead(holder, self.lease, Some(other))
-                .await?;
+            let Some(taken) = ledger
+                .lead_within(holder, self.lease, Some(other), limit)
+                .await?
+            else {
+                return Ok(busy());
+            };
+            lead = taken;
         }
         Ok(match lead {
             Lead::Held { term, took_over } => {
@@ -455,7 +459,16 @@ async fn renew(
     loop {
         tick.tick().await;
         let asked = Instant::now();
-        let outcome = tokio::time::timeout(lease / 4, ctx.ledger.lead(&holder, lease, None)).await;
+        let outcome = ctx
+            .ledger
+            .lead_within(&holder, lease, None, lease / 4)
+            .await;
+        // `Err(())`: no answer within a quarter lease.
+        let outcome = match outcome {
+            Ok(Some(lead)) => Ok(Ok(lead)),
+            Ok(None) => Err(()),
+            Err(e) => Ok(Err(e)),
+        };
         let why = match outcome {
             Ok(Ok(Lead::Held { term, .. })) if term == held => {
                 ctx.lease.set(Some(asked + lease * 3 / 4));

@@ -432,20 +432,19 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
         let mut paid = Vec::new();
         if let Some(flow) = args
             .flow
-            .client(&args.chain.rpc_url, signer.clone())
+            .client(&args.chain.rpc_url, || Ok(signer.clone()))
             .await?
         {
-            let trees = [
-                tree.clone(),
-                licen_storage::merkle::FileTree::from_bytes(envelope.as_bytes()),
-                licen_storage::merkle::FileTree::from_bytes(&manifest_bytes),
-            ];
+            let envelope_tree = licen_storage::merkle::FileTree::from_bytes(envelope.as_bytes());
+            let manifest_tree = licen_storage::merkle::FileTree::from_bytes(&manifest_bytes);
+            let trees = [&tree, &envelope_tree, &manifest_tree];
+            // One price read serves the three files.
+            let (_, price) = flow.price_per_sector().await?;
             let mut fees = 0u128;
-            for t in &trees {
+            for t in trees {
                 let submission = licen_storage::zerog::FlowSubmission::from_tree(t, Vec::new())?;
-                fees = fees.saturating_add(
-                    u128::try_from(flow.fee(&submission).await?).unwrap_or(u128::MAX),
-                );
+                fees =
+                    fees.saturating_add(u128::try_from(submission.fee(price)).unwrap_or(u128::MAX));
             }
             let holds = client.balance(signer.address()).await?;
             if holds < fees.saturating_add(needs) {
@@ -459,7 +458,7 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
                     format_wei(holds)
                 );
             }
-            for t in &trees {
+            for t in trees {
                 if let Some(receipt) =
                     crate::storage::pay_for_storage(&storage, &flow, t, json).await?
                 {

@@ -50,16 +50,17 @@ pub(crate) struct FlowArgs {
 }
 
 impl FlowArgs {
-    /// The Flow client paying from `signer` over `rpc_url`, when `--flow` was given.
+    /// The Flow client paying from the wallet `signer` gives over `rpc_url`, when `--flow` was
+    /// given (the wallet is only asked for then).
     pub(crate) async fn client(
         &self,
         rpc_url: &str,
-        signer: alloy::signers::local::PrivateKeySigner,
+        signer: impl FnOnce() -> Result<alloy::signers::local::PrivateKeySigner>,
     ) -> Result<Option<licen_chain::FlowClient>> {
         let Some(flow) = self.flow else {
             return Ok(None);
         };
-        let connection = licen_chain::connect(rpc_url, Some(signer))?;
+        let connection = licen_chain::connect(rpc_url, Some(signer()?))?;
         Ok(Some(match self.flow_abi {
             FlowAbiArg::Auto => licen_chain::FlowClient::detect(connection, flow).await?,
             FlowAbiArg::Current => licen_chain::FlowClient::new(connection, flow, FlowAbi::Current),
@@ -208,15 +209,12 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
 
     // On a 0G network: pay for the file with a Flow submission first, unless a node already
     // knows it (submitted earlier, or stored and finalized: nothing to pay, as 0G's clients do).
-    let paid = match args.flow.flow {
-        Some(_) => {
-            let flow = args
-                .flow
-                .client(&args.rpc_url, args.wallet.signer()?)
-                .await?
-                .expect("--flow was given");
-            pay_for_storage(&client, &flow, &tree, json).await?
-        }
+    let paid = match args
+        .flow
+        .client(&args.rpc_url, || args.wallet.signer())
+        .await?
+    {
+        Some(flow) => pay_for_storage(&client, &flow, &tree, json).await?,
         None => None,
     };
 
@@ -517,18 +515,15 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()
         .factory()
         .map_err(anyhow::Error::msg)
         .context("configuring the compute node's trainer")?;
-    let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> = match args.flow.flow {
-        Some(_) => {
-            let flow = args
-                .flow
-                .client(&args.rpc_url, args.wallet.signer()?)
-                .await?
-                .expect("--flow was given");
-            Some(std::sync::Arc::new(FlowPayer {
-                storage: StorageClient::new(&args.storage)?,
-                flow,
-            }))
-        }
+    let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> = match args
+        .flow
+        .client(&args.rpc_url, || args.wallet.signer())
+        .await?
+    {
+        Some(flow) => Some(std::sync::Arc::new(FlowPayer {
+            storage: StorageClient::new(&args.storage)?,
+            flow,
+        })),
         None => None,
     };
     let running = licen_compute::node::start(licen_compute::node::NodeConfig {

@@ -227,6 +227,37 @@ pub async fn open_pool(
     Ok((pool, backend))
 }
 
+/// Adds `column` (of SQL type `definition`) to `table` unless it is there: databases written
+/// before the column existed. Both backends; `table`, `column` and `definition` are this
+/// program's own names, never input.
+pub async fn add_missing_column(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    table: &str,
+    column: &str,
+    definition: &str,
+) -> Result<()> {
+    let present: i64 = sqlx::query_scalar(match backend {
+        Backend::Sqlite => "SELECT COUNT(*) FROM pragma_table_info($1) WHERE name = $2",
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = \
+             current_schema() AND table_name = $1 AND column_name = $2"
+        }
+    })
+    .bind(table)
+    .bind(column)
+    .fetch_one(&mut *conn)
+    .await?;
+    if present == 0 {
+        sqlx::query(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
 /// The indexer database (a pool; cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -274,25 +305,8 @@ impl Db {
         }
         sqlx::raw_sql(SCHEMA).execute(&mut *tx).await?;
         // Databases from before the deployment anchor.
-        let anchored: i64 = sqlx::query_scalar(match backend {
-            Backend::Sqlite => {
-                "SELECT COUNT(*) FROM pragma_table_info('deployment') WHERE name = 'anchor_block'"
-            }
-            Backend::Postgres => {
-                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = \
-                 current_schema() AND table_name = 'deployment' AND column_name = 'anchor_block'"
-            }
-        })
-        .fetch_one(&mut *tx)
-        .await?;
-        if anchored == 0 {
-            sqlx::query("ALTER TABLE deployment ADD COLUMN anchor_block BIGINT")
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("ALTER TABLE deployment ADD COLUMN anchor_hash TEXT")
-                .execute(&mut *tx)
-                .await?;
-        }
+        add_missing_column(&mut tx, backend, "deployment", "anchor_block", "BIGINT").await?;
+        add_missing_column(&mut tx, backend, "deployment", "anchor_hash", "TEXT").await?;
         tx.commit().await?;
         drop(conn);
         Ok(Self { pool, backend })

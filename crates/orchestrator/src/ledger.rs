@@ -6,7 +6,7 @@
 
 use crate::Result;
 use licen_chain::Grant;
-use licen_indexer::db::{Backend, open_pool, sqlite_url};
+use licen_indexer::db::{Backend, add_missing_column, open_pool, sqlite_url};
 use licen_types::{DatasetRoot, JobId};
 use sqlx::{AnyPool, Row};
 use std::path::Path;
@@ -209,19 +209,10 @@ impl Ledger {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&mut *tx).await?;
         }
-        if backend == Backend::Sqlite {
-            // Ledgers written before jobs had a compute node.
-            let has_node: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'node'",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            if has_node == 0 {
-                sqlx::query("ALTER TABLE jobs ADD COLUMN node TEXT")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        // Ledgers written before jobs had a compute node.
+        add_missing_column(&mut tx, backend, "jobs", "node", "TEXT")
+            .await
+            .map_err(config)?;
         tx.commit().await?;
         Ok(Self { pool, backend })
     }
@@ -603,6 +594,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.cursor().await.unwrap(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_ledger_from_before_compute_nodes_gets_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let (pool, _) = open_pool(
+            &sqlite_url(&path, "test ledger").unwrap(),
+            "test ledger",
+            SQLITE_PRAGMAS,
+        )
+        .await
+        .unwrap();
+        sqlx::query(
+            "CREATE TABLE jobs (job_id BIGINT PRIMARY KEY, dataset_root TEXT NOT NULL, \
+             epochs BIGINT NOT NULL, result_key TEXT NOT NULL, stage TEXT NOT NULL, detail TEXT, \
+             updated_at BIGINT NOT NULL)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        let ledger = Ledger::open(&path).await.unwrap();
+        ledger.set_node(JobId(1), "http://node").await.unwrap();
+        assert_eq!(
+            ledger.node(JobId(1)).await.unwrap(),
+            None,
+            "no such job row"
+        );
     }
 
     /// Two pools on one database, as two replica processes would hold.

@@ -767,9 +767,9 @@ impl Disk {
     }
 
     /// A known submission whose file has no segment here yet.
-    fn submitted_only(&self, pick: impl Fn(&Submitted) -> bool) -> Option<FileInfo> {
+    fn submitted_only(&self, root: &Hash) -> Option<FileInfo> {
         let known = self.submissions.as_ref()?.lock().expect("poisoned");
-        let s = known.values().find(|s| pick(s))?;
+        let s = known.get(root)?;
         Some(FileInfo {
             tx: Self::tx(s.root, s.size, s.seq, s.start_entry, vec![]),
             finalized: false,
@@ -782,7 +782,7 @@ impl Disk {
     /// `zgs_getFileInfo`.
     pub(crate) fn file_info(&self, root: &Hash) -> Option<FileInfo> {
         let Some(entry) = self.entry(root) else {
-            return self.submitted_only(|s| s.root == *root);
+            return self.submitted_only(root);
         };
         Some(match entry {
             Entry::Final(f) => FileInfo {
@@ -826,17 +826,7 @@ impl Disk {
 
     /// `zgs_getFileInfoByTxSeq`.
     pub(crate) fn file_info_by_seq(&self, seq: u64) -> Option<FileInfo> {
-        let root = self
-            .index
-            .lock()
-            .expect("poisoned")
-            .by_seq
-            .get(&seq)
-            .copied();
-        match root {
-            Some(root) => self.file_info(&root),
-            None => self.submitted_only(|s| s.seq == seq),
-        }
+        self.file_info(&self.root_of_seq(seq)?)
     }
 
     /// `licen_uploadedSegments`.

@@ -195,6 +195,25 @@ impl FlowClient {
     /// Pays for and registers `submission`, waits for it to be mined, and returns its sequence
     /// number from the `Submit` event.
     pub async fn submit(&self, submission: &FlowSubmission) -> Result<FlowReceipt> {
+        let mut receipts = self.submit_all(std::slice::from_ref(submission)).await?;
+        Ok(receipts.remove(0))
+    }
+
+    /// Pays for and registers every file of `submissions` in one transaction (`batchSubmit`;
+    /// on a legacy Flow, which has none, one `submit` each), and returns their receipts in order.
+    pub async fn submit_all(&self, submissions: &[FlowSubmission]) -> Result<Vec<FlowReceipt>> {
+        if self.abi == FlowAbi::Legacy && submissions.len() > 1 {
+            let mut receipts = Vec::with_capacity(submissions.len());
+            for submission in submissions {
+                receipts.extend(self.send(std::slice::from_ref(submission)).await?);
+            }
+            return Ok(receipts);
+        }
+        self.send(submissions).await
+    }
+
+    /// One transaction for `submissions` (one, or several on the current ABI).
+    async fn send(&self, submissions: &[FlowSubmission]) -> Result<Vec<FlowReceipt>> {
         const ACTION: &str = "Flow.submit";
         let sender = self.connection.sender.ok_or_else(|| {
             Error::Config(
@@ -203,7 +222,8 @@ impl FlowClient {
             )
         })?;
         let (_, price) = self.price_per_sector().await?;
-        let call = submission.call(self.abi, sender, price);
+        let call = FlowSubmission::batch_call(submissions, self.abi, sender, price)
+            .map_err(|e| Error::Config(e.to_string()))?;
         let request = TransactionRequest::default()
             .with_to(self.flow)
             .with_input(call.data)
@@ -220,7 +240,7 @@ impl FlowClient {
                 let error = match e.as_error_resp().and_then(|r| r.as_revert_data()) {
                     Some(data) if !for_funds => Error::FlowRefused {
                         flow: self.flow,
-                        reason: refusal(&data, submission, price),
+                        reason: refusal(&data, submissions, price),
                     },
                     _ => Error::Rpc {
                         action: ACTION,
@@ -242,20 +262,13 @@ impl FlowClient {
                 block,
             });
         }
-        let digest = submission.digest();
-        let event = receipt
+        let events: Vec<current::Submit> = receipt
             .inner
             .logs()
             .iter()
             .filter(|log| log.address() == self.flow)
             .filter_map(|log| current::Submit::decode_log_data(log.data()).ok())
-            .find(|event| event.identity == digest)
-            .ok_or_else(|| Error::MissingEvent {
-                action: ACTION,
-                event: "Submit (for this file's node list)",
-                tx: tx.to_string(),
-                address: self.flow.to_string(),
-            })?;
+            .collect();
         let number = |value: U256, what: &str| {
             u64::try_from(value).map_err(|_| {
                 self.not_flow(format!(
@@ -263,14 +276,32 @@ impl FlowClient {
                 ))
             })
         };
-        Ok(FlowReceipt {
-            tx,
-            block,
-            tx_seq: number(event.submissionIndex, "submission index")?,
-            start_entry: number(event.startPos, "start position")?,
-            sectors: number(event.length, "length")?,
-            fee: call.value,
-        })
+        // Two files with the same node list get two events with one digest: each file takes
+        // the first event of its digest not taken yet.
+        let mut taken = vec![false; events.len()];
+        let mut receipts = Vec::with_capacity(submissions.len());
+        for submission in submissions {
+            let digest = submission.digest();
+            let found = (0..events.len())
+                .find(|&i| !taken[i] && events[i].identity == digest)
+                .ok_or_else(|| Error::MissingEvent {
+                    action: ACTION,
+                    event: "Submit (for this file's node list)",
+                    tx: tx.to_string(),
+                    address: self.flow.to_string(),
+                })?;
+            taken[found] = true;
+            let event = &events[found];
+            receipts.push(FlowReceipt {
+                tx,
+                block,
+                tx_seq: number(event.submissionIndex, "submission index")?,
+                start_entry: number(event.startPos, "start position")?,
+                sectors: number(event.length, "length")?,
+                fee: submission.fee(price),
+            });
+        }
+        Ok(receipts)
     }
 
     /// The files submitted in blocks `from..=to`, in chain order (what a storage node following
@@ -384,7 +415,7 @@ fn abi_of(code: &[u8]) -> Option<FlowAbi> {
 }
 
 /// A sentence for a refused submission.
-fn refusal(data: &[u8], submission: &FlowSubmission, price: U256) -> String {
+fn refusal(data: &[u8], submissions: &[FlowSubmission], price: U256) -> String {
     if let Ok(e) = current::NotEnoughFee::abi_decode(data) {
         return format!(
             "the fee sent does not cover {} sectors at {} wei each ({} wei held, {} wei needed): \
@@ -392,7 +423,7 @@ fn refusal(data: &[u8], submission: &FlowSubmission, price: U256) -> String {
             e.sectors,
             e.price,
             e.paid,
-            submission.fee(e.price)
+            e.price * e.sectors
         );
     }
     if data.starts_with(&alloy::primitives::keccak256("EnforcedPause()")[..4]) {
@@ -400,10 +431,13 @@ fn refusal(data: &[u8], submission: &FlowSubmission, price: U256) -> String {
     }
     match alloy::sol_types::decode_revert_reason(data).filter(|reason| !reason.is_empty()) {
         Some(reason) if reason.contains("Invalid submission") => format!(
-            "it calls the submission invalid ({reason}): its {} nodes for {} bytes do not fit \
-             0G's rules, which is a LICEN bug; please report it",
-            submission.nodes.len(),
-            submission.length
+            "it calls the submission invalid ({reason}): {} do not fit 0G's rules, which is a \
+             LICEN bug; please report it",
+            submissions
+                .iter()
+                .map(|s| format!("{} nodes for {} bytes", s.nodes.len(), s.length))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Some(reason) => format!("{reason} (price {price} wei per sector)"),
         None if data.is_empty() || data.iter().all(|b| *b == 0) => {
@@ -456,19 +490,26 @@ mod tests {
             paid: U256::from(3),
         }
         .abi_encode();
-        let said = refusal(&not_enough, &submission, U256::from(5));
+        let said = refusal(
+            &not_enough,
+            std::slice::from_ref(&submission),
+            U256::from(5),
+        );
         assert!(
             said.contains("does not cover 20 sectors at 7 wei each (3 wei held, 140 wei needed)"),
             "{said}"
         );
         let invalid = alloy::sol_types::Revert::from("Invalid submission").abi_encode();
-        let said = refusal(&invalid, &submission, U256::from(5));
+        let said = refusal(&invalid, std::slice::from_ref(&submission), U256::from(5));
         assert!(
             said.contains("LICEN bug") && said.contains("5000 bytes"),
             "{said}"
         );
         let paused = alloy::primitives::keccak256("EnforcedPause()")[..4].to_vec();
-        assert!(refusal(&paused, &submission, U256::ZERO).contains("paused"));
-        assert!(refusal(&[], &submission, U256::ZERO).contains("other ABI generation"));
+        assert!(refusal(&paused, std::slice::from_ref(&submission), U256::ZERO).contains("paused"));
+        assert!(
+            refusal(&[], std::slice::from_ref(&submission), U256::ZERO)
+                .contains("other ABI generation")
+        );
     }
 }

@@ -116,6 +116,37 @@ async fn files_are_paid_for_and_sequenced_by_0g_flow_contract() {
     );
     assert_eq!(seen[1].block, next.block);
 
+    // Several files in one transaction (`batchSubmit`, what the web app's publish page sends
+    // through a wallet): each gets its own sequence number and the fees add up to the wei.
+    let batch = [
+        submission(5000, 3),
+        submission(3 << 18, 4),
+        submission(40, 5),
+    ];
+    let reward_before = balance(zerog.reward).await;
+    let mined = client.submit_all(&batch).await.unwrap();
+    assert_eq!(
+        mined.iter().map(|m| m.tx_seq).collect::<Vec<_>>(),
+        [2, 3, 4]
+    );
+    assert!(mined.iter().all(|m| m.tx == mined[0].tx), "{mined:?}");
+    let fees = batch
+        .iter()
+        .map(|s| s.fee(U256::from(PRICE_PER_SECTOR)))
+        .sum::<U256>();
+    assert_eq!(mined.iter().map(|m| m.fee).sum::<U256>(), fees);
+    assert_eq!(balance(zerog.reward).await, reward_before + fees);
+    let head = provider.get_block_number().await.unwrap();
+    let seen = client.submissions(head, head).await.unwrap();
+    assert_eq!(
+        seen.iter().map(|f| (f.root, f.tx_seq)).collect::<Vec<_>>(),
+        batch
+            .iter()
+            .zip(2..)
+            .map(|(s, seq)| (s.root().unwrap(), seq))
+            .collect::<Vec<_>>()
+    );
+
     // The legacy ABI's `submit` does not exist on this Flow: refused with a sentence, no fee.
     let legacy = FlowClient::new(
         connect(chain.rpc_url(), Some(payer.clone())).unwrap(),

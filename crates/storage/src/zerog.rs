@@ -47,6 +47,8 @@ pub mod abi {
             }
             /// Appends a file to the flow; pays `pricePerSector × sectors`.
             function submit(Submission submission) external payable returns (uint256 index, bytes32 digest, uint256 startIndex, uint256 length);
+            /// Appends several files in one transaction, paying for all of them.
+            function batchSubmit(Submission[] submissions) external payable returns (uint256[] indexes, bytes32[] digests, uint256[] startIndexes, uint256[] lengths);
             /// The market contract that prices sectors.
             function market() external view returns (address);
             /// Emitted for every submission (the same in both ABI generations): `identity` is
@@ -162,27 +164,10 @@ impl FlowSubmission {
     /// `price_per_sector` per sector. `submitter` is only encoded by the current ABI.
     pub fn call(&self, abi: FlowAbi, submitter: Address, price_per_sector: U256) -> FlowCall {
         let data = match abi {
-            FlowAbi::Current => {
-                use abi::current as c;
-                let call = c::submitCall {
-                    submission: c::Submission {
-                        data: c::SubmissionData {
-                            length: U256::from(self.length),
-                            tags: Bytes::from(self.tags.clone()),
-                            nodes: self
-                                .nodes
-                                .iter()
-                                .map(|n| c::SubmissionNode {
-                                    root: n.root,
-                                    height: U256::from(n.height),
-                                })
-                                .collect(),
-                        },
-                        submitter,
-                    },
-                };
-                call.abi_encode()
+            FlowAbi::Current => abi::current::submitCall {
+                submission: self.current(submitter),
             }
+            .abi_encode(),
             FlowAbi::Legacy => {
                 use abi::legacy as l;
                 let call = l::submitCall {
@@ -205,6 +190,57 @@ impl FlowSubmission {
         FlowCall {
             data: Bytes::from(data),
             value: self.fee(price_per_sector),
+        }
+    }
+
+    /// One transaction paying for every file of `submissions` (in order) at `price_per_sector`:
+    /// `submit` for one file, `batchSubmit` for several (current ABI only; a legacy Flow has no
+    /// batch, so each file is then submitted on its own). The value is the sum of the fees.
+    pub fn batch_call(
+        submissions: &[FlowSubmission],
+        abi: FlowAbi,
+        submitter: Address,
+        price_per_sector: U256,
+    ) -> Result<FlowCall> {
+        match (submissions, abi) {
+            ([], _) => Err(Error::InvalidInput(
+                "a Flow submission needs at least one file".into(),
+            )),
+            ([one], _) => Ok(one.call(abi, submitter, price_per_sector)),
+            (many, FlowAbi::Current) => Ok(FlowCall {
+                data: Bytes::from(
+                    abi::current::batchSubmitCall {
+                        submissions: many.iter().map(|s| s.current(submitter)).collect(),
+                    }
+                    .abi_encode(),
+                ),
+                value: many.iter().map(|s| s.fee(price_per_sector)).sum(),
+            }),
+            (many, FlowAbi::Legacy) => Err(Error::InvalidInput(format!(
+                "a Flow of the legacy ABI generation has no batchSubmit: submit the {} files one \
+                 at a time",
+                many.len()
+            ))),
+        }
+    }
+
+    /// The submission in the current ABI's terms.
+    fn current(&self, submitter: Address) -> abi::current::Submission {
+        use abi::current as c;
+        c::Submission {
+            data: c::SubmissionData {
+                length: U256::from(self.length),
+                tags: Bytes::from(self.tags.clone()),
+                nodes: self
+                    .nodes
+                    .iter()
+                    .map(|n| c::SubmissionNode {
+                        root: n.root,
+                        height: U256::from(n.height),
+                    })
+                    .collect(),
+            },
+            submitter,
         }
     }
 }
@@ -508,6 +544,36 @@ mod tests {
         // The legacy body is the inner struct; the current body wraps it with the submitter.
         let inner = <abi::legacy::Submission as SolType>::abi_encode(&back.submission);
         assert!(call.data.len() > inner.len());
+    }
+
+    #[test]
+    fn several_files_are_one_batch_submit() {
+        let (a, b) = (
+            sample(),
+            FlowSubmission::from_tree(&FileTree::from_bytes(&[3; 700]), vec![]).unwrap(),
+        );
+        let submitter = Address::repeat_byte(0x22);
+        let price = U256::from(5u64);
+        let both = [a.clone(), b.clone()];
+        let call = FlowSubmission::batch_call(&both, FlowAbi::Current, submitter, price).unwrap();
+        assert_eq!(call.value, a.fee(price) + b.fee(price));
+        assert_eq!(
+            abi::current::batchSubmitCall::SIGNATURE,
+            "batchSubmit(((uint256,bytes,(bytes32,uint256)[]),address)[])"
+        );
+        let back = abi::current::batchSubmitCall::abi_decode(&call.data).unwrap();
+        assert_eq!(back.submissions.len(), 2);
+        assert_eq!(back.submissions[1].data.length, U256::from(700u64));
+        assert_eq!(back.submissions[0].submitter, submitter);
+        // One file is a plain `submit`, in either generation.
+        let one =
+            FlowSubmission::batch_call(&both[..1], FlowAbi::Legacy, submitter, price).unwrap();
+        assert_eq!(one, a.call(FlowAbi::Legacy, submitter, price));
+        let said = FlowSubmission::batch_call(&both, FlowAbi::Legacy, submitter, price)
+            .unwrap_err()
+            .to_string();
+        assert!(said.contains("no batchSubmit"), "{said}");
+        assert!(FlowSubmission::batch_call(&[], FlowAbi::Current, submitter, price).is_err());
     }
 
     #[test]

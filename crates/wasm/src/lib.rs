@@ -166,43 +166,134 @@ pub extern "C" fn licen_segment_roots() -> u32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn licen_root_from_segments() -> u32 {
     run(|input| {
-        if input.len() < 12 {
-            return Err("expected size ‖ segment count ‖ segment roots ‖ remaining bytes".into());
-        }
-        let size = u64::from_be_bytes(array::<8>(&input[..8], "file size")?);
-        let known = u32::from_be_bytes(array::<4>(&input[8..12], "segment count")?) as usize;
-        let roots_end = 12 + 32 * known;
-        if input.len() < roots_end {
-            return Err(format!(
-                "{known} segment roots need {} bytes, got {}",
-                32 * known,
-                input.len() - 12
-            ));
-        }
-        let tail = &input[roots_end..];
-        let covered = (known * SEGMENT_SIZE + tail.len()) as u64;
-        if covered != size || (tail.is_empty() && size > 0) {
-            return Err(format!(
-                "{known} segments and {} remaining bytes do not make a file of {size} bytes (the last data segment must be among the remaining bytes)",
-                tail.len()
-            ));
-        }
-        let layout = FileLayout::new(size);
-        let mut roots: Vec<Hash> = input[12..roots_end]
-            .chunks(32)
-            .map(Hash::from_slice)
-            .collect();
-        for (i, segment) in tail.chunks(SEGMENT_SIZE).enumerate() {
-            roots.push(segment_root(
-                segment,
-                layout.segment_tree_chunks((known + i) as u64),
-            ));
-        }
-        let tree = FileTree::from_segment_roots(layout, roots).map_err(|e| e.to_string())?;
+        let (tree, _) = tree_from_segments(input)?;
         let mut out = tree.root().to_vec();
         out.extend(tree.data_segment_roots().iter().flat_map(|r| r.0));
         Ok(out)
     })
+}
+
+/// Input: as [`licen_root_from_segments`] → the file's 0G Flow submission node list: per node
+/// its root (32 bytes) ‖ height (BE32), in the Flow's order (what [`licen_flow_call`] encodes
+/// when the file is paid for on a 0G network).
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn licen_flow_nodes() -> u32 {
+    run(|input| {
+        let (tree, last_segment) = tree_from_segments(input)?;
+        let nodes = tree
+            .with_tail_data(last_segment)
+            .submission_nodes()
+            .map_err(|e| e.to_string())?;
+        Ok(nodes
+            .iter()
+            .flat_map(|n| n.root.0.into_iter().chain(n.height.to_be_bytes()))
+            .collect())
+    })
+}
+
+/// Input: ABI generation (1 byte: 0 current, 1 legacy) ‖ submitter address (20) ‖ price per
+/// sector (BE 32 bytes, wei) ‖ then per file: size (BE64) ‖ node count (BE32) ‖ its nodes from
+/// [`licen_flow_nodes`] → the fee (BE 32 bytes, wei) ‖ the calldata of one Flow transaction
+/// paying for all the files (`submit` for one, `batchSubmit` for several; a legacy Flow takes
+/// one file per transaction).
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn licen_flow_call() -> u32 {
+    use licen_storage::merkle::SubmissionNode;
+    use licen_storage::zerog::{FlowAbi, FlowSubmission};
+    run(|input| {
+        if input.len() < 53 {
+            return Err("expected ABI generation ‖ submitter ‖ price ‖ files".into());
+        }
+        let abi = match input[0] {
+            0 => FlowAbi::Current,
+            1 => FlowAbi::Legacy,
+            other => {
+                return Err(format!(
+                    "ABI generation {other} is neither 0 (current) nor 1 (legacy)"
+                ));
+            }
+        };
+        let submitter = alloy_primitives::Address::from_slice(&input[1..21]);
+        let price = alloy_primitives::U256::from_be_slice(&input[21..53]);
+        let mut rest = &input[53..];
+        let mut files = Vec::new();
+        while !rest.is_empty() {
+            if rest.len() < 12 {
+                return Err(format!(
+                    "file {} is cut short: expected size ‖ node count",
+                    files.len() + 1
+                ));
+            }
+            let length = u64::from_be_bytes(array::<8>(&rest[..8], "file size")?);
+            let count = u32::from_be_bytes(array::<4>(&rest[8..12], "node count")?) as usize;
+            let end = 12 + 36 * count;
+            if rest.len() < end {
+                return Err(format!(
+                    "file {} announces {count} nodes but has fewer",
+                    files.len() + 1
+                ));
+            }
+            let nodes = rest[12..end]
+                .chunks(36)
+                .map(|n| SubmissionNode {
+                    root: Hash::from_slice(&n[..32]),
+                    height: u32::from_be_bytes([n[32], n[33], n[34], n[35]]),
+                })
+                .collect();
+            files.push(FlowSubmission {
+                length,
+                tags: Vec::new(),
+                nodes,
+            });
+            rest = &rest[end..];
+        }
+        let call =
+            FlowSubmission::batch_call(&files, abi, submitter, price).map_err(|e| e.to_string())?;
+        let mut out = call.value.to_be_bytes::<32>().to_vec();
+        out.extend_from_slice(&call.data);
+        Ok(out)
+    })
+}
+
+/// Parses size ‖ n ‖ n segment roots ‖ remaining bytes into the file's tree and the bytes of
+/// its last data segment.
+fn tree_from_segments(input: &[u8]) -> Result<(FileTree, &[u8]), String> {
+    if input.len() < 12 {
+        return Err("expected size ‖ segment count ‖ segment roots ‖ remaining bytes".into());
+    }
+    let size = u64::from_be_bytes(array::<8>(&input[..8], "file size")?);
+    let known = u32::from_be_bytes(array::<4>(&input[8..12], "segment count")?) as usize;
+    let roots_end = 12 + 32 * known;
+    if input.len() < roots_end {
+        return Err(format!(
+            "{known} segment roots need {} bytes, got {}",
+            32 * known,
+            input.len() - 12
+        ));
+    }
+    let tail = &input[roots_end..];
+    let covered = (known * SEGMENT_SIZE + tail.len()) as u64;
+    if covered != size || (tail.is_empty() && size > 0) {
+        return Err(format!(
+            "{known} segments and {} remaining bytes do not make a file of {size} bytes (the last data segment must be among the remaining bytes)",
+            tail.len()
+        ));
+    }
+    let layout = FileLayout::new(size);
+    let mut roots: Vec<Hash> = input[12..roots_end]
+        .chunks(32)
+        .map(Hash::from_slice)
+        .collect();
+    for (i, segment) in tail.chunks(SEGMENT_SIZE).enumerate() {
+        roots.push(segment_root(
+            segment,
+            layout.segment_tree_chunks((known + i) as u64),
+        ));
+    }
+    let tree = FileTree::from_segment_roots(layout, roots).map_err(|e| e.to_string())?;
+    Ok((tree, tail.chunks(SEGMENT_SIZE).last().unwrap_or_default()))
 }
 
 /// Yields the page's random bytes, in order; running out is an error, never a silent repeat.
@@ -458,6 +549,60 @@ mod tests {
             }
         }
         assert_eq!(call(&[1; 100], || licen_segment_roots()).0, FAILED);
+    }
+
+    #[test]
+    fn flow_nodes_and_call_match_the_storage_crate() {
+        use licen_storage::zerog::{FlowAbi, FlowSubmission};
+        let submitter = alloy_primitives::Address::repeat_byte(0x44);
+        let price = alloy_primitives::U256::from(1_000_000_007u64);
+        let mut files = Vec::new();
+        let mut call_input = vec![0u8];
+        call_input.extend_from_slice(submitter.as_slice());
+        call_input.extend_from_slice(&price.to_be_bytes::<32>());
+        for size in [700usize, 3 * SEGMENT_SIZE + 4097] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 13 + 1) as u8).collect();
+            let known = (size - 1) / SEGMENT_SIZE;
+            let (_, roots) = if known > 0 {
+                call(&data[..known * SEGMENT_SIZE], || licen_segment_roots())
+            } else {
+                (OK, Vec::new())
+            };
+            let mut input = (size as u64).to_be_bytes().to_vec();
+            input.extend_from_slice(&(known as u32).to_be_bytes());
+            input.extend_from_slice(&roots);
+            input.extend_from_slice(&data[known * SEGMENT_SIZE..]);
+            let (status, nodes) = call(&input, || licen_flow_nodes());
+            assert_eq!(status, OK, "{}", String::from_utf8_lossy(&nodes));
+            let expected = FlowSubmission::from_tree(&FileTree::from_bytes(&data), vec![]).unwrap();
+            let got: Vec<(Hash, u32)> = nodes
+                .chunks(36)
+                .map(|n| {
+                    (
+                        Hash::from_slice(&n[..32]),
+                        u32::from_be_bytes(n[32..].try_into().unwrap()),
+                    )
+                })
+                .collect();
+            let want: Vec<(Hash, u32)> =
+                expected.nodes.iter().map(|n| (n.root, n.height)).collect();
+            assert_eq!(got, want, "{size} bytes");
+            call_input.extend_from_slice(&(size as u64).to_be_bytes());
+            call_input.extend_from_slice(&((nodes.len() / 36) as u32).to_be_bytes());
+            call_input.extend_from_slice(&nodes);
+            files.push(expected);
+        }
+        let (status, out) = call(&call_input, || licen_flow_call());
+        assert_eq!(status, OK, "{}", String::from_utf8_lossy(&out));
+        let expected =
+            FlowSubmission::batch_call(&files, FlowAbi::Current, submitter, price).unwrap();
+        assert_eq!(out[..32], expected.value.to_be_bytes::<32>());
+        assert_eq!(out[32..], expected.data[..]);
+        // A legacy Flow takes one file per transaction: said, not encoded.
+        call_input[0] = 1;
+        let (status, said) = call(&call_input, || licen_flow_call());
+        assert_eq!(status, FAILED);
+        assert!(String::from_utf8(said).unwrap().contains("one at a time"));
     }
 
     #[test]

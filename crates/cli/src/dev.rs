@@ -386,6 +386,7 @@ async fn start(
             default_orchestrator: Some(chain.dev_signer(ORCHESTRATOR_ACCOUNT).address()),
             explorer_tx_url: None,
         },
+        flow: None,
         dev_wallet: true,
         notices: if services.trainer == "simulated" {
             vec![

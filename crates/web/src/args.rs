@@ -41,6 +41,14 @@ pub struct WebArgs {
     /// Block explorer prefix for transaction links (`<prefix><tx hash>`).
     #[arg(long, env = "LICEN_EXPLORER_TX_URL")]
     pub explorer_tx_url: Option<String>,
+    /// On a 0G network: the Flow contract storage is paid through. The page pays it for each
+    /// file from the person's wallet when they publish, and the storage node (which takes only
+    /// paid files) stores the file then.
+    #[arg(long, env = "LICEN_FLOW")]
+    pub flow: Option<alloy_primitives::Address>,
+    /// The Flow's `submit` generation: read from its code (`auto`), `current` or `legacy`.
+    #[arg(long, value_parser = ["auto", "current", "legacy"], default_value = "auto", requires = "flow")]
+    pub flow_abi: String,
 }
 
 impl WebArgs {
@@ -58,6 +66,14 @@ impl WebArgs {
                 default_orchestrator: self.orchestrator,
                 explorer_tx_url: self.explorer_tx_url.clone(),
             },
+            flow: self.flow.map(|address| crate::PublicFlow {
+                address,
+                abi: match self.flow_abi.as_str() {
+                    "current" => Some(licen_storage::zerog::FlowAbi::Current),
+                    "legacy" => Some(licen_storage::zerog::FlowAbi::Legacy),
+                    _ => None,
+                },
+            }),
             dev_wallet: false,
             notices: Vec::new(),
             request_tap: None,

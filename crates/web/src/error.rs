@@ -37,6 +37,9 @@ pub enum Error {
     /// The indexer holds another deployment's data than the chain configured here.
     #[error(transparent)]
     OtherIndexer(licen_indexer::FollowsError),
+    /// The configured 0G Flow contract cannot be used (unreachable chain, or no Flow there).
+    #[error("the 0G Flow contract given with --flow: {0}")]
+    Flow(String),
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),

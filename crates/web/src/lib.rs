@@ -22,4 +22,4 @@ pub mod staging;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use server::{PublicChain, RequestTap, Running, WebConfig, start};
+pub use server::{PublicChain, PublicFlow, RequestTap, Running, WebConfig, start};

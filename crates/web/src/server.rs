@@ -49,6 +49,16 @@ pub struct PublicChain {
     pub explorer_tx_url: Option<String>,
 }
 
+/// The 0G Flow contract storage is paid through, on a 0G network: the page pays it for every
+/// file it uploads, from the person's wallet, before the storage node takes the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicFlow {
+    /// The Flow contract (what `submit`/`batchSubmit` go to).
+    pub address: Address,
+    /// Its `submit` generation; `None` reads it from the deployed code at start.
+    pub abi: Option<licen_storage::zerog::FlowAbi>,
+}
+
 /// Sees every request body the server receives (tests assert on it). Never set in production.
 pub type RequestTap = Arc<dyn Fn(&str, &[u8]) + Send + Sync>;
 
@@ -63,6 +73,9 @@ pub struct WebConfig {
     pub storage_url: String,
     /// The chain.
     pub chain: PublicChain,
+    /// On a 0G network: the Flow contract the page pays for storage through (the storage node
+    /// then takes only paid files). `None` for a node that takes every file, as in `licen dev`.
+    pub flow: Option<PublicFlow>,
     /// Offer the INSECURE development wallet (anvil's unlocked accounts) when the browser has
     /// no wallet: `licen dev` only.
     pub dev_wallet: bool,
@@ -80,6 +93,7 @@ impl std::fmt::Debug for WebConfig {
             .field("indexer_url", &self.indexer_url)
             .field("storage_url", &self.storage_url)
             .field("chain", &self.chain)
+            .field("flow", &self.flow)
             .field("dev_wallet", &self.dev_wallet)
             .finish_non_exhaustive()
     }
@@ -138,8 +152,12 @@ fn checked_url(what: &'static str, url: &str) -> Result<String> {
 ///
 /// # Errors
 /// [`Error::BadUrl`] for an unusable upstream URL, [`Error::OtherIndexer`] for an indexer of
-/// another deployment, [`Error::Bind`] if the address is taken.
-pub async fn start(config: WebConfig) -> Result<Running> {
+/// another deployment, [`Error::Flow`] for a Flow address whose code is not a Flow,
+/// [`Error::Bind`] if the address is taken.
+pub async fn start(mut config: WebConfig) -> Result<Running> {
+    if let Some(flow) = config.flow.as_mut().filter(|f| f.abi.is_none()) {
+        flow.abi = Some(flow_abi(&config.chain.rpc_url, flow.address).await?);
+    }
     let storage = checked_url("storage", &config.storage_url)?;
     let storage_client =
         licen_storage::StorageClient::new(&storage).map_err(|_| Error::BadUrl {
@@ -150,7 +168,11 @@ pub async fn start(config: WebConfig) -> Result<Running> {
         http: reqwest::Client::builder().build()?,
         indexer: checked_url("indexer", &config.indexer_url)?,
         storage,
-        staging: Staging::new(storage_client),
+        staging: if config.flow.is_some() {
+            Staging::new(storage_client).paid_through_flow()
+        } else {
+            Staging::new(storage_client)
+        },
         config: Arc::new(public_config(&config)),
         tap: config.request_tap.clone(),
     };
@@ -224,6 +246,16 @@ pub async fn start(config: WebConfig) -> Result<Running> {
     })
 }
 
+/// The `submit` generation of the Flow at `address`, read from its code (through EIP-1967
+/// proxies) over `rpc`.
+async fn flow_abi(rpc: &str, address: Address) -> Result<licen_storage::zerog::FlowAbi> {
+    let connection = licen_chain::connect(rpc, None).map_err(|e| Error::Flow(e.to_string()))?;
+    licen_chain::FlowClient::detect(connection, address)
+        .await
+        .map(|client| client.abi())
+        .map_err(|e| Error::Flow(e.to_string()))
+}
+
 /// `eth_chainId` of the RPC at `url`.
 async fn chain_id_of(http: &reqwest::Client, url: &str) -> std::result::Result<u64, String> {
     let answer: serde_json::Value = http
@@ -249,8 +281,18 @@ fn public_config(config: &WebConfig) -> serde_json::Value {
         .iter()
         .map(|p| serde_json::json!({"bit": p.bit(), "slug": p.slug(), "label": p.label()}))
         .collect();
+    let flow = config.flow.map(|f| {
+        serde_json::json!({
+            "address": f.address,
+            "abi": match f.abi {
+                Some(licen_storage::zerog::FlowAbi::Legacy) => "legacy",
+                _ => "current",
+            },
+        })
+    });
     serde_json::json!({
         "chain": config.chain,
+        "flow": flow,
         "dev_wallet": config.dev_wallet,
         "notices": config.notices,
         "purposes": purposes,

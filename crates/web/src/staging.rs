@@ -14,6 +14,11 @@
 //! `GET /api/uploads/{id}?wait_ms=N` until the node holds the file: each answers as soon as
 //! storing ends, or after N ms with the progress ([`Staging::settled_report`]).
 //!
+//! On a 0G network ([`Staging::paid_through_flow`]) a node takes only files whose Flow
+//! submission it has seen, and the page pays for that from the person's wallet once they
+//! publish. A committed upload then waits (`awaiting_payment`) until the node knows its root,
+//! for as long as the page keeps asking about it, and is stored from then on.
+//!
 //! Owns: the upload sessions, their temporary files and their limits ([`MAX_STAGED_BYTES`] per
 //! file, [`MAX_OPEN_SESSIONS`] at once, sessions the page cancels (`DELETE /api/uploads/{id}`)
 //! dropped at once and abandoned ones after [`IDLE_TIMEOUT`]).
@@ -61,7 +66,8 @@ fn refuse(status: u16, message: impl Into<String>) -> Refusal {
 /// Where a session stands (what `GET /api/uploads/{id}` answers).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `receiving`, `storing`, `stored` or `failed`.
+    /// `receiving`, `awaiting_payment` (committed; the storage node waits for the file's Flow
+    /// submission), `storing`, `stored` or `failed`.
     pub state: &'static str,
     /// Bytes the file has.
     pub size: u64,
@@ -78,7 +84,11 @@ pub struct Report {
 }
 
 enum Phase {
-    Receiving { file: std::fs::File },
+    Receiving {
+        file: std::fs::File,
+    },
+    /// Committed; the node does not know the file until its Flow submission is paid.
+    AwaitingPayment,
     Storing,
     Stored,
     Failed(String),
@@ -99,6 +109,7 @@ impl Session {
     fn report(&self) -> Report {
         let (state, error) = match &self.phase {
             Phase::Receiving { .. } => ("receiving", None),
+            Phase::AwaitingPayment => ("awaiting_payment", None),
             Phase::Storing => ("storing", None),
             Phase::Stored => ("stored", None),
             Phase::Failed(e) => ("failed", Some(e.clone())),
@@ -114,7 +125,15 @@ impl Session {
     }
 
     fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::Receiving { .. } | Phase::Storing)
+        matches!(
+            self.phase,
+            Phase::Receiving { .. } | Phase::AwaitingPayment | Phase::Storing
+        )
+    }
+
+    /// Whether the page waits for this session to settle (committed, not yet stored or failed).
+    fn is_settling(&self) -> bool {
+        matches!(self.phase, Phase::AwaitingPayment | Phase::Storing)
     }
 }
 
@@ -123,7 +142,8 @@ struct Slot {
     session: Mutex<Session>,
     /// Woken when a piece is written (a piece that arrived early waits for its predecessor).
     arrived: Condvar,
-    /// Woken when storing ends, stored or failed ([`Staging::settled_report`]).
+    /// Woken when storing starts after a payment, and when it ends, stored or failed
+    /// ([`Staging::settled_report`]).
     settled: tokio::sync::Notify,
 }
 
@@ -134,6 +154,8 @@ type Shared = Arc<Slot>;
 pub struct Staging {
     sessions: Arc<Mutex<HashMap<String, Shared>>>,
     storage: StorageClient,
+    /// The node takes only files paid for through a 0G Flow contract.
+    flow: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -158,7 +180,15 @@ impl Staging {
         Staging {
             sessions: Arc::default(),
             storage,
+            flow: false,
         }
+    }
+
+    /// The same, for a storage node that takes a file only once its 0G Flow submission is on
+    /// chain: committed uploads wait for it (`awaiting_payment`) before they are stored.
+    pub fn paid_through_flow(mut self) -> Self {
+        self.flow = true;
+        self
     }
 
     fn get(&self, id: &str) -> Result<Shared, Refusal> {
@@ -181,7 +211,7 @@ impl Staging {
     }
 
     /// Drops sessions idle for over [`IDLE_TIMEOUT`] (not one being stored) with their
-    /// temporary files.
+    /// temporary files. A session awaiting payment is kept alive by the page asking about it.
     pub fn sweep(&self) {
         Self::sweep_locked(&mut lock(&self.sessions));
     }
@@ -326,7 +356,12 @@ impl Staging {
                 ),
             ));
         }
-        let phase = std::mem::replace(&mut session.phase, Phase::Storing);
+        let first = if self.flow {
+            Phase::AwaitingPayment
+        } else {
+            Phase::Storing
+        };
+        let phase = std::mem::replace(&mut session.phase, first);
         let Phase::Receiving { file } = phase else {
             session.phase = phase;
             return Err(refuse(409, "this upload was committed already"));
@@ -366,7 +401,14 @@ impl Staging {
         drop(session);
         let storage = self.storage.clone();
         let task_session = shared.clone();
+        let sessions = Arc::downgrade(&self.sessions);
+        let id = id.to_owned();
         tokio::spawn(async move {
+            if matches!(lock(&task_session.session).phase, Phase::AwaitingPayment)
+                && !await_payment(&storage, &sessions, &id, &task_session, page_root).await
+            {
+                return;
+            }
             let progress: licen_storage::store::ProgressFn =
                 Arc::new(move |p| stored.store(p.done, Ordering::Relaxed));
             let outcome = storage
@@ -397,7 +439,7 @@ impl Staging {
     pub fn cancel(&self, id: &str) -> Result<(), Refusal> {
         let shared = self.get(id)?;
         let mut session = lock(&shared.session);
-        if matches!(session.phase, Phase::Storing) {
+        if matches!(session.phase, Phase::Storing | Phase::Stored) {
             return Err(refuse(
                 409,
                 "this upload is being stored on the storage node: it can no longer be cancelled",
@@ -428,11 +470,54 @@ impl Staging {
         let settled = shared.settled.notified();
         tokio::pin!(settled);
         settled.as_mut().enable();
-        if matches!(lock(&shared.session).phase, Phase::Storing) {
+        if lock(&shared.session).is_settling() {
             let _ = tokio::time::timeout(wait, settled).await;
         }
-        let session = lock(&shared.session);
+        let mut session = lock(&shared.session);
+        // A page still asking keeps an upload that waits for its payment from being swept.
+        session.touched = Instant::now();
         Ok(session.report())
+    }
+}
+
+/// How often a committed upload asks the storage node whether its Flow submission was seen.
+const PAYMENT_POLL: Duration = Duration::from_millis(250);
+
+/// Waits until the storage node knows `root` (its Flow submission was paid and seen), then
+/// moves the session on to storing. False when the session ended first (cancelled, or swept
+/// once the page stopped asking): nothing is stored then.
+async fn await_payment(
+    storage: &StorageClient,
+    sessions: &std::sync::Weak<Mutex<HashMap<String, Shared>>>,
+    id: &str,
+    slot: &Shared,
+    root: Hash,
+) -> bool {
+    loop {
+        let alive = sessions
+            .upgrade()
+            .is_some_and(|s| lock(&s).get(id).is_some_and(|own| Arc::ptr_eq(own, slot)));
+        if !alive || !matches!(lock(&slot.session).phase, Phase::AwaitingPayment) {
+            return false;
+        }
+        match storage.file_info(root).await {
+            Ok(Some(_)) => {
+                let mut session = lock(&slot.session);
+                if !matches!(session.phase, Phase::AwaitingPayment) {
+                    return false;
+                }
+                session.phase = Phase::Storing;
+                drop(session);
+                slot.settled.notify_waiters();
+                return true;
+            }
+            Ok(None) => {}
+            // The node may be restarting: ask again, as the page keeps waiting.
+            Err(e) => {
+                tracing::debug!(error = %e, "asking the storage node about a file awaiting payment")
+            }
+        }
+        tokio::time::sleep(PAYMENT_POLL).await;
     }
 }
 

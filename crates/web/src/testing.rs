@@ -40,6 +40,7 @@ pub fn config_without_chain(indexer_url: String, storage_url: String) -> crate::
             default_orchestrator: None,
             explorer_tx_url: None,
         },
+        flow: None,
         dev_wallet: false,
         notices: Vec::new(),
         request_tap: None,
@@ -52,13 +53,37 @@ pub async fn web_with_storage_node(
     dir: &std::path::Path,
     request_tap: Option<crate::RequestTap>,
 ) -> (crate::Running, licen_storage::node::RunningNode) {
+    web_and_node(dir, request_tap, None).await
+}
+
+/// The same with the node in Flow mode (it takes only files registered with
+/// [`licen_storage::node::RunningNode::register_submission`], as a node following a 0G Flow
+/// does) and the server configured for the Flow at `flow` (current ABI).
+pub async fn web_with_flow_storage_node(
+    dir: &std::path::Path,
+    flow: alloy_primitives::Address,
+) -> (crate::Running, licen_storage::node::RunningNode) {
+    let flow = crate::PublicFlow {
+        address: flow,
+        abi: Some(licen_storage::zerog::FlowAbi::Current),
+    };
+    web_and_node(dir, None, Some(flow)).await
+}
+
+async fn web_and_node(
+    dir: &std::path::Path,
+    request_tap: Option<crate::RequestTap>,
+    flow: Option<crate::PublicFlow>,
+) -> (crate::Running, licen_storage::node::RunningNode) {
     let mut node_config = licen_storage::node::NodeConfig::new(dir.join("storage"));
     node_config.listen = "127.0.0.1:0".parse().expect("a socket address");
+    node_config.flow_mode = flow.is_some();
     let storage = licen_storage::node::start(node_config)
         .await
         .expect("starting a storage node");
     let web = crate::start(crate::WebConfig {
         request_tap,
+        flow,
         ..config_without_chain("http://127.0.0.1:9".into(), storage.url())
     })
     .await

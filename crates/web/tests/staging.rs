@@ -145,3 +145,118 @@ async fn the_node_checks_the_pages_segment_roots_against_the_bytes() {
     }
     stack.web.stop().await;
 }
+
+/// Where upload `id` stands, after waiting up to `wait_ms` for it to settle.
+async fn report_of(web: &licen_web::Running, id: &str, wait_ms: u64) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/api/uploads/{id}?wait_ms={wait_ms}", web.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Stages and commits `data` (root only: the server hashes it); returns the upload's id and the
+/// commit's answer.
+async fn stage_root_only(web: &licen_web::Running, data: &[u8]) -> (String, Value) {
+    let http = reqwest::Client::new();
+    let id = licen_web::testing::begin_upload(&web.url(), data.len() as u64).await;
+    let put = http
+        .put(format!("{}/api/uploads/{id}?offset=0", web.url()))
+        .body(data.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    let root = FileTree::from_bytes(data).root();
+    let answer: Value = http
+        .post(format!("{}/api/uploads/{id}/commit", web.url()))
+        .json(&json!({ "root": root.to_string() }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (id, answer)
+}
+
+/// On a 0G network the storage node takes a file only once its Flow submission is on chain, and
+/// the page pays for it only when the person publishes: a committed upload waits for that
+/// (`awaiting_payment`), is stored as soon as the node knows the file, and one given up while
+/// waiting is never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_upload_waits_for_its_flow_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = alloy_primitives::Address::repeat_byte(0x0f);
+    let (web, storage) = licen_web::testing::web_with_flow_storage_node(dir.path(), flow).await;
+    let config: Value = reqwest::get(format!("{}/api/config", web.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config["flow"],
+        json!({ "address": format!("{flow:#x}"), "abi": "current" })
+    );
+    let node = licen_storage::StorageClient::new(&storage.url()).unwrap();
+
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 11 + 5) as u8).collect();
+    let tree = FileTree::from_bytes(&data);
+    let (id, answer) = stage_root_only(&web, &data).await;
+    assert_eq!(answer["state"], "awaiting_payment", "{answer}");
+    // Unpaid, it stays waiting (asking keeps it), and the node has nothing under its root.
+    let report = report_of(&web, &id, 600).await;
+    assert_eq!(report["state"], "awaiting_payment", "{report}");
+    assert!(node.file_info(tree.root()).await.unwrap().is_none());
+
+    // The Flow submission is seen (what `licen storage-node --flow` does on a Submit event).
+    storage
+        .register_submission(licen_storage::node::Submitted {
+            root: tree.root(),
+            size: data.len() as u64,
+            seq: 0,
+            start_entry: 0,
+        })
+        .unwrap();
+    let mut report = report_of(&web, &id, 2_000).await;
+    for _ in 0..50 {
+        if report["state"] == "stored" {
+            break;
+        }
+        report = report_of(&web, &id, 200).await;
+    }
+    assert_eq!(report["state"], "stored", "{report}");
+    let stored = node
+        .download_to_vec(tree.root(), Default::default())
+        .await
+        .unwrap();
+    assert!(stored == data, "the node holds the bytes the page sent");
+
+    // An upload given up while it waits for its payment is never stored, even once paid.
+    let other: Vec<u8> = data.iter().map(|b| b ^ 0x5a).collect();
+    let other_tree = FileTree::from_bytes(&other);
+    let (id, answer) = stage_root_only(&web, &other).await;
+    assert_eq!(answer["state"], "awaiting_payment", "{answer}");
+    let cancelled = reqwest::Client::new()
+        .delete(format!("{}/api/uploads/{id}", web.url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(cancelled.status().is_success());
+    storage
+        .register_submission(licen_storage::node::Submitted {
+            root: other_tree.root(),
+            size: other.len() as u64,
+            seq: 1,
+            start_entry: 2048,
+        })
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let info = node.file_info(other_tree.root()).await.unwrap().unwrap();
+    assert!(!info.finalized, "a cancelled upload was stored: {info:?}");
+    web.stop().await;
+}

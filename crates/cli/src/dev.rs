@@ -7,6 +7,11 @@
 //! grants from that indexer; `--no-orchestrator` leaves it out) and the web app, prints the
 //! URLs, contract address and the insecure dev accounts, and stops everything cleanly on Ctrl-C
 //! so the next run resumes with all state.
+//!
+//! `--flow` runs storage the way 0G does: 0G's own Flow and market contracts (from 0G's npm
+//! SDK, remembered in `flow.json`) on the dev chain, a storage node (`storage-0g/`) that takes
+//! only files paid for through them, and every uploader paying: `licen publish --flow`, the web
+//! app from the person's wallet, the compute node from its operator's dev account.
 
 use crate::keyfile::{read_secret_key, write_secret_key};
 use crate::output::{DevAccount, DevStarted};
@@ -54,6 +59,88 @@ pub(crate) struct DevArgs {
     /// The local compute node's trainer (simulated unless `--trainer lora --model DIR`).
     #[command(flatten)]
     trainer: licen_compute::lora::TrainerArgs,
+    /// Store files the way 0G does: deploy 0G's Flow and market contracts (0G's own code, from
+    /// its npm SDK; the reward pool is a development stand-in) on the dev chain, and run a
+    /// storage node that takes only files paid for through the Flow. The web app and the compute
+    /// node pay for what they upload; `licen publish --flow ADDRESS` does from the CLI. Its
+    /// files are kept apart from the plain node's (`storage-0g/`).
+    #[arg(long)]
+    flow: bool,
+}
+
+/// What `licen dev --flow` remembers of 0G's contracts on the dev chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DevFlow {
+    pub(crate) chain_id: u64,
+    /// `FixedPriceFlow` (what uploaders pay).
+    pub(crate) flow: Address,
+    /// `FixedPrice` (prices sectors).
+    pub(crate) market: Address,
+    /// The reward-pool stand-in (a STOP contract; not 0G's).
+    pub(crate) reward: Address,
+    /// The first block the storage node reads submissions from.
+    pub(crate) block: u64,
+}
+
+/// Where `licen dev --flow` keeps 0G's contract addresses and its storage node's files.
+const FLOW_FILE: &str = "flow.json";
+const FLOW_STORAGE_DIR: &str = "storage-0g";
+/// The dev Flow's price: 1 gwei per 256-byte sector (about 0.004 ETH per GiB).
+const DEV_PRICE_PER_SECTOR: u64 = 1_000_000_000;
+/// The dev account the compute node pays 0G storage from under `--flow`.
+const COMPUTE_OPERATOR_ACCOUNT: usize = 9;
+
+/// 0G's Flow on the dev chain: the remembered one while its code is there, else deployed anew
+/// (the storage node's files, paid for on a chain that is gone, are discarded then: their
+/// sequence numbers would collide with the new Flow's).
+async fn ensure_flow(chain: &DevChain, dir: &Path) -> Result<DevFlow> {
+    let admin = connect(chain.rpc_url(), Some(chain.dev_signer(0)))?;
+    let provider = admin.provider.clone();
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .context("asking anvil for its chain id")?;
+    let path = dir.join(FLOW_FILE);
+    if let Ok(bytes) = std::fs::read(&path) {
+        let remembered: DevFlow = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is corrupt; delete it to redeploy", path.display()))?;
+        let code = provider
+            .get_code_at(remembered.flow)
+            .await
+            .context("checking the remembered Flow contract")?;
+        if remembered.chain_id == chain_id && !code.is_empty() {
+            return Ok(remembered);
+        }
+        eprintln!(
+            "note: the chain state no longer has 0G's Flow at {}; deploying it again",
+            remembered.flow
+        );
+    }
+    let storage = dir.join(FLOW_STORAGE_DIR);
+    if storage.exists() {
+        tracing::warn!("a new Flow deployment: discarding the files paid for on the previous one");
+        std::fs::remove_dir_all(&storage)
+            .with_context(|| format!("removing {}", storage.display()))?;
+    }
+    let block = provider
+        .get_block_number()
+        .await
+        .context("asking anvil for its block number")?;
+    let zerog = licen_chain::testing::zerog::deploy_0g_flow(
+        &admin,
+        alloy::primitives::U256::from(DEV_PRICE_PER_SECTOR),
+    )
+    .await
+    .context("deploying 0G's Flow contracts (from 0G's npm SDK in the tools folder)")?;
+    let flow = DevFlow {
+        chain_id,
+        flow: zerog.flow,
+        market: zerog.market,
+        reward: zerog.reward,
+        block,
+    };
+    write_atomically(&path, &serde_json::to_vec_pretty(&flow)?)?;
+    Ok(flow)
 }
 
 /// What `licen dev` remembers between runs.
@@ -100,8 +187,13 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let chain = DevChain::spawn_with(args.chain_port, Some(&dir.join("anvil-state.json")))
         .context("starting anvil")?;
+    let flow = if args.flow {
+        Some(ensure_flow(&chain, &dir).await?)
+    } else {
+        None
+    };
     // Everything started so far is stopped gracefully on every path (anvil by its Drop too).
-    let services = start_services(&args, &dir).await;
+    let services = start_services(&args, &dir, &chain, flow).await;
     let outcome = match &services {
         Ok(services) => start(&chain, &dir, services, &args, json).await.map(Some),
         Err(_) => Ok(None),
@@ -151,10 +243,12 @@ struct Chainside {
 
 /// The off-chain services of the local stack.
 struct Services {
-    storage: licen_storage::node::RunningNode,
+    storage: std::sync::Arc<licen_storage::node::RunningNode>,
     compute: licen_compute::node::RunningComputeNode,
     /// The compute node's trainer name.
     trainer: String,
+    /// Under `--flow`: 0G's contracts, and the task telling the storage node of submissions.
+    flow: Option<(DevFlow, tokio::task::JoinHandle<()>)>,
 }
 
 impl Services {
@@ -163,11 +257,25 @@ impl Services {
             .shutdown()
             .await
             .context("stopping the compute node")?;
-        self.storage
+        stop_storage(self.storage, self.flow.map(|(_, follower)| follower)).await
+    }
+}
+
+/// Stops the Flow follower, then the storage node.
+async fn stop_storage(
+    storage: std::sync::Arc<licen_storage::node::RunningNode>,
+    follower: Option<tokio::task::JoinHandle<()>>,
+) -> Result<()> {
+    if let Some(follower) = follower {
+        follower.abort();
+        let _ = follower.await;
+    }
+    match std::sync::Arc::try_unwrap(storage) {
+        Ok(storage) => storage
             .shutdown()
             .await
-            .context("stopping the storage node")?;
-        Ok(())
+            .context("stopping the storage node"),
+        Err(_) => anyhow::bail!("the storage node is still in use at shutdown"),
     }
 }
 
@@ -241,24 +349,68 @@ async fn discard_ledger_ahead_of_chain(dir: &Path, client: &DataPolicyClient) ->
 const INDEX_DIR: &str = "indexer";
 const LEDGER_FILE: &str = "orchestrator.sqlite";
 
-async fn start_services(args: &DevArgs, dir: &Path) -> Result<Services> {
+async fn start_services(
+    args: &DevArgs,
+    dir: &Path,
+    chain: &DevChain,
+    flow: Option<DevFlow>,
+) -> Result<Services> {
     let loopback = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let storage = licen_storage::node::start(licen_storage::node::NodeConfig {
-        listen: loopback(args.storage_port),
-        ..licen_storage::node::NodeConfig::new(dir.join("storage"))
-    })
-    .await
-    .context("starting the local storage node")?;
+    let storage_dir = dir.join(if flow.is_some() {
+        FLOW_STORAGE_DIR
+    } else {
+        "storage"
+    });
+    let storage = std::sync::Arc::new(
+        licen_storage::node::start(licen_storage::node::NodeConfig {
+            listen: loopback(args.storage_port),
+            flow_mode: flow.is_some(),
+            ..licen_storage::node::NodeConfig::new(storage_dir)
+        })
+        .await
+        .context("starting the local storage node")?,
+    );
+    let flow_client = |signer| -> Result<licen_chain::FlowClient> {
+        let flow = flow.as_ref().expect("only called under --flow");
+        Ok(licen_chain::FlowClient::new(
+            connect(chain.rpc_url(), signer)?,
+            flow.flow,
+            licen_storage::zerog::FlowAbi::Current,
+        ))
+    };
+    // Under --flow the node learns of paid files from the Flow's events, as a 0G node does.
+    let follower = match &flow {
+        Some(f) => {
+            let client = flow_client(None)?;
+            let provider = connect(chain.rpc_url(), None)?.provider;
+            Some(tokio::spawn(crate::storage::follow_flow(
+                client,
+                provider,
+                std::sync::Arc::clone(&storage),
+                f.block,
+                0,
+            )))
+        }
+        None => None,
+    };
+    let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> = match &flow {
+        Some(_) => Some(std::sync::Arc::new(crate::storage::FlowPayer::new(
+            licen_storage::StorageClient::new(&storage.url())?,
+            flow_client(Some(chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT)))?,
+        ))),
+        None => None,
+    };
     // A LoRA model folder is opened and checked here, before anything accepts a job.
     let trainer = match args.trainer.factory() {
         Ok(trainer) => trainer,
         Err(e) => {
-            let _ = storage.shutdown().await;
+            let _ = stop_storage(storage, follower).await;
             anyhow::bail!("configuring the compute node's trainer: {e}");
         }
     };
     let compute = licen_compute::node::start(licen_compute::node::NodeConfig {
         trainer,
+        payer,
         ..licen_compute::node::NodeConfig::new(
             dir.join("compute"),
             loopback(args.compute_port),
@@ -271,9 +423,10 @@ async fn start_services(args: &DevArgs, dir: &Path) -> Result<Services> {
             storage,
             compute,
             trainer: args.trainer.trainer.clone(),
+            flow: flow.zip(follower),
         }),
         Err(e) => {
-            let _ = storage.shutdown().await;
+            let _ = stop_storage(storage, follower).await;
             Err(anyhow::Error::new(e).context("starting the local compute node"))
         }
     }
@@ -386,7 +539,10 @@ async fn start(
             default_orchestrator: Some(chain.dev_signer(ORCHESTRATOR_ACCOUNT).address()),
             explorer_tx_url: None,
         },
-        flow: None,
+        flow: services.flow.as_ref().map(|(f, _)| licen_web::PublicFlow {
+            address: f.flow,
+            abi: Some(licen_storage::zerog::FlowAbi::Current),
+        }),
         dev_wallet: true,
         notices: if services.trainer == "simulated" {
             vec![
@@ -426,12 +582,19 @@ async fn start(
         contract: deployment.address,
         deployed_block: deployment.block,
         freshly_deployed: fresh,
+        flow: services.flow.as_ref().map(|(f, _)| f.flow),
         accounts: chain
             .dev_signers()
             .iter()
             .enumerate()
             .map(|(i, s)| DevAccount {
-                role: ROLES.get(i).copied().unwrap_or("researcher"),
+                role: match ROLES.get(i) {
+                    Some(role) => role,
+                    None if i == COMPUTE_OPERATOR_ACCOUNT && services.flow.is_some() => {
+                        "compute operator"
+                    }
+                    None => "researcher",
+                },
                 address: s.address(),
                 private_key: hex_key(s),
             })
@@ -531,6 +694,14 @@ fn print_summary(s: &DevStarted, data_dir: &Path) {
         s.rpc_url, s.chain_id
     );
     let _ = writeln!(out, "  storage node     {}", s.storage_url);
+    if let Some(flow) = s.flow {
+        let _ = writeln!(
+            out,
+            "  0G Flow          {flow}  (0G's own contract code; the node takes only files paid \
+             for through it: `licen publish --flow {flow}`; its reward pool is a development \
+             stand-in)"
+        );
+    }
     let _ = writeln!(
         out,
         "  indexer API      {}  (OpenAPI at /openapi.json)",

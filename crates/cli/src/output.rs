@@ -711,6 +711,8 @@ pub(crate) struct DevStarted {
     pub contract: Address,
     pub deployed_block: u64,
     pub freshly_deployed: bool,
+    /// Under `--flow`: 0G's Flow contract, which every upload is paid through.
+    pub flow: Option<Address>,
     pub accounts: Vec<DevAccount>,
     pub warning: &'static str,
 }

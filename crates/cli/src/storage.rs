@@ -402,7 +402,7 @@ const FLOW_LOG_RANGE: u64 = 5_000;
 
 /// Registers every Flow submission with the node, from `from` on, as blocks arrive. Restarting
 /// reads them again from `from` (registering is idempotent).
-async fn follow_flow(
+pub(crate) async fn follow_flow(
     flow: licen_chain::FlowClient,
     provider: alloy::providers::DynProvider,
     node: std::sync::Arc<node::RunningNode>,
@@ -485,9 +485,16 @@ pub(crate) struct ComputeNodeArgs {
 
 /// Pays a Flow contract for the compute node's uploads (result, evidence) from the operator's
 /// wallet.
-struct FlowPayer {
+pub(crate) struct FlowPayer {
     storage: StorageClient,
     flow: licen_chain::FlowClient,
+}
+
+impl FlowPayer {
+    /// Pays `flow` for files uploaded to the node behind `storage`.
+    pub(crate) fn new(storage: StorageClient, flow: licen_chain::FlowClient) -> Self {
+        Self { storage, flow }
+    }
 }
 
 impl licen_compute::StoragePayer for FlowPayer {

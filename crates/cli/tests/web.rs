@@ -7,7 +7,9 @@
 //! signed) and, with a scripted EIP-1193 wallet in front of the same anvil, a wrong network (with
 //! its "Switch network" button: switched, added then switched, or declined), a rejected
 //! signature, a rejected transaction and a policy violation only the contract's simulation
-//! catches. Screenshots of every page go to target/screenshots/.
+//! catches. Screenshots of every page go to target/screenshots/. And on storage paid the way 0G
+//! is (`licen dev --flow`): the page pays 0G's Flow contract from the wallet for the files it
+//! publishes, in one transaction, before the storage node takes them.
 
 use std::time::Duration;
 
@@ -112,7 +114,7 @@ async fn pick_file(browser: &Browser, rows: u32) {
     choose_file(browser, "data.jsonl", &lines).await;
     browser
         .wait_for(
-            "document.querySelector('form').innerText.includes('Nothing is published until you press')",
+            "document.querySelector('form').innerText.includes('you press “Seal, upload and publish”')",
             LONG,
         )
         .await
@@ -1360,5 +1362,148 @@ async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
     .await;
     browser.screenshot("dataset-closed").await.unwrap();
     drop(browser);
+    dev.stop();
+}
+
+/// The `Submit` events of the Flow at `flow`: (transaction, sender) of each, in chain order.
+async fn flow_submissions(dev: &Dev, flow: &str) -> Vec<(String, String)> {
+    // keccak256("Submit(address,bytes32,uint256,uint256,uint256,(uint256,bytes,(bytes32,uint256)[]))")
+    let logs = rpc_async(
+        dev,
+        "eth_getLogs",
+        json!([{ "address": flow, "fromBlock": "0x0", "toBlock": "latest" }]),
+    )
+    .await;
+    let submit = "0x167ce04d2aa1981994d3a31695da0d785373335b1078cec239a1a3a2c7675555";
+    logs.as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["topics"][0] == submit)
+        .map(|l| {
+            let sender = l["topics"][1].as_str().unwrap();
+            (
+                l["transactionHash"].as_str().unwrap().to_owned(),
+                format!("0x{}", &sender[26..]),
+            )
+        })
+        .collect()
+}
+
+/// On storage paid the way 0G's is (`licen dev --flow`: 0G's own Flow contract, a node taking
+/// only paid files), publishing in the page pays the Flow from the person's wallet for the
+/// sealed data, its key envelope and its manifest, in one transaction, before the node takes
+/// them; the file is staged meanwhile, and nothing is paid before the person publishes. The job
+/// then runs on the same storage, the compute node paying for its result and evidence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
+    if let Some(reason) = unavailable() {
+        println!("SKIPPED: {reason}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dev = Dev::start_with(
+        d,
+        [free_port(), free_port(), free_port(), free_port()],
+        &["--flow"],
+    );
+    let flow = dev.summary["flow"].as_str().unwrap().to_owned();
+    let web = dev.summary["web_url"].as_str().unwrap().to_owned();
+    let owner = dev_address(&dev, 3);
+    let browser = laptop_browser().await;
+
+    as_account(&browser, &format!("{web}/publish"), &owner).await;
+    pick_file(&browser, 300).await;
+    // Staged and waiting: nothing paid, nothing sent from the owner's wallet yet.
+    let note = browser
+        .execute(
+            "return document.querySelector('form').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        note.as_str()
+            .unwrap()
+            .contains("0G stores it once its storage is paid for"),
+        "{note}"
+    );
+    assert!(flow_submissions(&dev, &flow).await.is_empty());
+    browser.screenshot("publish-0g-staged").await.unwrap();
+    browser
+        .run(
+            "const set = (id, v) => { document.getElementById(id).value = v; };
+             set('name', 'Paid on 0G'); set('price', '0.01'); set('max-epochs', '3'); set('max-runs', '2');
+             document.getElementById('publish').click();",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for("document.getElementById('published-root') || document.querySelector('#publish-result .error')", LONG)
+        .await
+        .unwrap();
+    browser.screenshot("publish-0g-done").await.unwrap();
+    let root = browser
+        .execute("const r = document.getElementById('published-root'); return r ? r.textContent : document.body.innerText;", json!([]))
+        .await
+        .unwrap();
+    let root = root.as_str().unwrap().to_owned();
+    assert!(
+        root.starts_with("0x") && root.len() == 66,
+        "publish failed: {root}"
+    );
+
+    // Three files paid for in one transaction from the owner's wallet, then the publication:
+    // two transactions in all.
+    let paid = flow_submissions(&dev, &flow).await;
+    assert_eq!(paid.len(), 3, "{paid:?}");
+    assert!(
+        paid.iter()
+            .all(|(tx, sender)| tx == &paid[0].0 && sender.eq_ignore_ascii_case(&owner)),
+        "{paid:?}"
+    );
+    assert_eq!(common::nonce_async(&dev, &owner).await, 2);
+    let shown = browser
+        .execute(
+            "return document.getElementById('publish-result').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        shown.as_str().unwrap().contains("0G storage paid")
+            && shown.as_str().unwrap().contains(&paid[0].0[..20])
+            && shown.as_str().unwrap().contains("for 3 files"),
+        "the page names the storage payment: {shown}"
+    );
+    // The node holds the dataset, under the root the page published.
+    let storage =
+        licen_storage::StorageClient::new(dev.summary["storage_url"].as_str().unwrap()).unwrap();
+    let info = storage
+        .file_info(root.parse().unwrap())
+        .await
+        .unwrap()
+        .expect("the node knows the published dataset");
+    assert!(info.finalized, "{info:?}");
+
+    // A job on it: the compute node pays for its result and evidence from its own account.
+    let (job, _) = tokio::task::block_in_place(|| {
+        let job = request_with_cli(d, &dev, &root, "2");
+        let state = wait_for_state(d, &dev, job.0, &["completed", "failed", "expired"], 120);
+        assert_eq!(state, "completed", "job {} ended {state}", job.0);
+        job
+    });
+    let paid = flow_submissions(&dev, &flow).await;
+    let operator = dev_address(&dev, 9);
+    assert_eq!(dev.summary["accounts"][9]["role"], "compute operator");
+    let by_operator = paid
+        .iter()
+        .filter(|(_, s)| s.eq_ignore_ascii_case(&operator))
+        .count();
+    assert_eq!(
+        by_operator, 2,
+        "job {job}: result and evidence paid by the compute node: {paid:?}"
+    );
     dev.stop();
 }

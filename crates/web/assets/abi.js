@@ -30,6 +30,9 @@ export const calls = {
   reclaim: (jobId) => selector('reclaim(uint256)') + word(jobId),
   withdrawable: (a) => selector('withdrawable(address)') + addressWord(a),
   runsUsed: (root, a) => selector('runsUsed(bytes32,address)') + bytes32Word(root) + addressWord(a),
+  // 0G storage: the Flow's market, and the market's price per 256-byte sector.
+  flowMarket: () => selector('market()'),
+  pricePerSector: () => selector('pricePerSector()'),
 };
 
 export const words = (data) => { const s = strip(data); const out = []; for (let i = 0; i < s.length; i += 64) out.push(s.slice(i, i + 64)); return out; };
@@ -59,6 +62,9 @@ const ERRORS = {
   'RunLimitReached(bytes32,address,uint32)': (w) => `this wallet has used all the runs the owner allows per researcher (${wordBig(w[2])})`,
   'WrongEscrow(uint256,uint256)': (w) => `the escrow sent (${wordBig(w[0])} wei) is not the required ${wordBig(w[1])} wei`,
   'ZeroAddress()': () => 'an address is zero',
+  // 0G's Flow contract (paying for storage).
+  'NotEnoughFee(uint256,uint256,uint256)': (w) => `the storage fee sent (${wordBig(w[2])} wei) does not cover ${wordBig(w[1])} sectors at ${wordBig(w[0])} wei each: 0G's storage price changed since the page read it; publish again`,
+  'EnforcedPause()': () => '0G storage submissions are paused by the Flow contract\'s admin; try again later',
 };
 // An ABI-encoded string that is the only argument: offset word, length word, bytes.
 function abiString(w) {
@@ -96,6 +102,10 @@ const FUNCTIONS = {
   'deactivateOrchestrator(address)': 'Deactivate an orchestrator (admin)',
   'setProtocolFee(uint16,address)': 'Set the protocol fee (admin)',
   'transferAdmin(address)': 'Transfer the admin role (admin)',
+  // 0G's Flow contract: paying for the storage of files.
+  'submit(((uint256,bytes,(bytes32,uint256)[]),address))': 'Pay 0G storage for a file (Flow submission)',
+  'batchSubmit(((uint256,bytes,(bytes32,uint256)[]),address)[])': 'Pay 0G storage for files (Flow submissions)',
+  'submit((uint256,bytes,(bytes32,uint256)[]))': 'Pay 0G storage for a file (Flow submission, legacy)',
 };
 
 // DataPolicy's events: [name, what happened in words, [param name, Solidity type, shown as,

@@ -122,24 +122,49 @@ export class ParallelRoot {
     this.jobs.push(done);
   }
   // The file's root and the roots of its data segments (32 bytes each, concatenated).
-  async finish(tail) {
+  async finish(tail, flow = false) {
     const answers = await Promise.all(this.jobs);
     const failed = answers.find((a) => a.error);
     if (failed) throw new Error(`hashing in a worker failed: ${failed.error}`);
-    return joinSegmentRoots(this.size, answers.map((a) => a.roots), this.segments, tail);
+    return joinSegmentRoots(this.size, answers.map((a) => a.roots), this.segments, tail, flow);
   }
 }
 
 // The root of a file of `size` bytes from the roots of its first `count` segments (`roots`,
 // 32-byte chunks in order) and its remaining bytes `tail` (the last data segment among them):
 // { root, segmentRoots } (the roots of all its data segments).
-function joinSegmentRoots(size, roots, count, tail) {
+// With `flow`, also `flowNodes`: the file's 0G Flow submission node list (`flowNodes`).
+function joinSegmentRoots(size, roots, count, tail, flow = false) {
   const head = new Uint8Array(12);
   const view = new DataView(head.buffer);
   view.setBigUint64(0, BigInt(size));
   view.setUint32(8, count);
-  const out = call('licen_root_from_segments', concat(head, ...roots, tail));
-  return { root: out.subarray(0, 32), segmentRoots: out.subarray(32) };
+  const input = concat(head, ...roots, tail);
+  const out = call('licen_root_from_segments', input);
+  const joined = { root: out.subarray(0, 32), segmentRoots: out.subarray(32) };
+  if (flow) joined.flowNodes = call('licen_flow_nodes', input);
+  return joined;
+}
+
+// ---- paying 0G storage (the Flow contract) ----------------------------------------------------
+
+// One transaction paying the Flow for `files` ([{ size, flowNodes }]) at `price` wei per sector,
+// from `submitter`: { value (wei, BigInt), data (hex calldata) }; `abi` is 'current' or 'legacy'
+// (a legacy Flow takes one file per transaction).
+export function flowCall(abi, submitter, price, files) {
+  const head = new Uint8Array(53);
+  head[0] = abi === 'legacy' ? 1 : 0;
+  head.set(unhex(submitter), 1);
+  head.set(unhex(price.toString(16).padStart(64, '0')), 21);
+  const parts = files.map((f) => {
+    const h = new Uint8Array(12);
+    const v = new DataView(h.buffer);
+    v.setBigUint64(0, BigInt(f.size));
+    v.setUint32(8, f.flowNodes.length / 36);
+    return concat(h, f.flowNodes);
+  });
+  const out = call('licen_flow_call', concat(head, ...parts));
+  return { value: BigInt(hex(out.subarray(0, 32))), data: hex(out.subarray(32)) };
 }
 
 // ---- sealed stream (§1), segments sealed by WebCrypto ------------------------------------
@@ -364,9 +389,9 @@ export class StagedUpload {
     while (!this.failure && !ready()) await new Promise((r) => { this.wake = r; });
     if (this.failure) { this.socket.close(); throw this.failure; }
   }
-  async root() {
+  async root(flow = false) {
     if (this.offset !== this.size) throw new Error(`the upload has ${this.offset + this.filled} of ${this.size} bytes: write them all before asking for the root`);
-    return this.hasher.finish(this.tail);
+    return this.hasher.finish(this.tail, flow);
   }
   async write(bytes) {
     let at = 0;
@@ -397,6 +422,7 @@ export class StagedUpload {
   // Gives the upload up: the connection closes and the server deletes what it staged (best
   // effort: a server that cannot be reached drops the session when it has been idle long enough).
   cancel() {
+    clearInterval(this.keepAlive);
     this.socket?.close();
     fetch(`/api/uploads/${this.id}`, { method: 'DELETE' }).catch(() => {});
   }
@@ -408,24 +434,48 @@ export class StagedUpload {
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify(segmentRoots ? { root: hex(root), segment_roots: hex(segmentRoots) } : { root: hex(root) }),
     }), 'committing the upload');
+    // On a 0G network the node takes the file once it is paid for: the caller pays, then
+    // calls `whenStored`. Until then the page asks about it now and then, which keeps the
+    // server from dropping it as abandoned while the person fills in the form.
+    if (report.state !== 'awaiting_payment') return this.settle(report, onProgress);
+    this.keepAlive = setInterval(() => fetch(`/api/uploads/${this.id}`).catch(() => {}), 60_000);
+    return report;
+  }
+  // Resolves once the node holds the file (after its Flow payment, on a 0G network).
+  async whenStored(onProgress) {
+    if (this.stored) return this.stored;
+    return this.settle(await jsonAnswer(await fetch(`/api/uploads/${this.id}`), 'checking the upload'), onProgress);
+  }
+  async settle(report, onProgress) {
+    clearInterval(this.keepAlive);
     // Each check answers as soon as the node holds the file, or after 200 ms with the progress.
-    while (report.state === 'storing') {
+    while (report.state === 'storing' || report.state === 'awaiting_payment') {
       onProgress?.(report.stored, report.size);
       report = await jsonAnswer(await fetch(`/api/uploads/${this.id}?wait_ms=200`), 'checking the upload');
     }
     if (report.state !== 'stored') throw new Error(report.error || `the upload ended ${report.state}`);
     onProgress?.(report.size, report.size);
+    this.stored = report;
     return report;
   }
 }
 
 // Uploads small bytes (envelope, manifest) and returns their root.
 export async function uploadBytes(bytes) {
-  const root = rootOf(bytes);
-  const up = await StagedUpload.begin(bytes.length);
-  await up.write(bytes);
-  await up.commit(root);
-  return root;
+  const staged = await stageBytes(bytes);
+  await staged.upload.whenStored();
+  return staged.root;
+}
+
+// Stages and commits small bytes: { root, size, upload, flowNodes }. On a 0G network the node
+// stores them once they are paid for (`upload.whenStored()` follows); elsewhere they are stored.
+export async function stageBytes(bytes) {
+  await loadWasm();
+  const { root, flowNodes } = joinSegmentRoots(bytes.length, [], 0, bytes, true);
+  const upload = await StagedUpload.begin(bytes.length);
+  await upload.write(bytes);
+  await upload.commit(root);
+  return { root, size: bytes.length, upload, flowNodes };
 }
 
 // A stored file's 256 KiB segments in order, from the storage node through the relay, with its
@@ -551,12 +601,15 @@ export async function sealAndUploadData(file, onProgress, opts = {}) {
       sealed += c.length;
       onProgress?.('sealing, hashing and sending', sealed, total * 2, started);
     });
-    const { root: datasetRoot, segmentRoots } = await upload.root();
+    const { root: datasetRoot, segmentRoots, flowNodes } = await upload.root(opts.flow);
     marks.sealed = performance.now() - started;
     opts.signal?.throwIfAborted();
-    await upload.commit(datasetRoot, (stored) => onProgress?.('storing on the storage node', total + stored, total * 2, started), segmentRoots);
-    marks.stored = performance.now() - started;
-    return { datasetRoot, key, sealedBytes: total, started, marks };
+    const storing = (stored) => onProgress?.('storing on the storage node', total + stored, total * 2, started);
+    const report = await upload.commit(datasetRoot, storing, segmentRoots);
+    // On a 0G network the file waits for its payment, made when the person publishes.
+    const awaitingPayment = report.state === 'awaiting_payment';
+    if (!awaitingPayment) marks.stored = performance.now() - started;
+    return { datasetRoot, key, sealedBytes: total, started, marks, upload, flowNodes, awaitingPayment, whenStored: () => upload.whenStored(storing) };
   } catch (e) {
     upload.cancel();
     if (!opts.key) key.fill(0);
@@ -567,7 +620,14 @@ export async function sealAndUploadData(file, onProgress, opts = {}) {
 // Seals the dataset key to the orchestrator (§2) for `datasetRoot`, wipes the key, uploads the
 // envelope and returns its root.
 export async function uploadEnvelope(orchestratorKey, datasetRoot, key) {
+  const staged = await stageEnvelope(orchestratorKey, datasetRoot, key);
+  await staged.upload.whenStored();
+  return staged.root;
+}
+
+// The same, staged only: { root, size, upload, flowNodes } (see `stageBytes`).
+export async function stageEnvelope(orchestratorKey, datasetRoot, key) {
   let envelope;
   try { envelope = sealDatasetEnvelope(orchestratorKey, datasetRoot, key); } finally { key.fill(0); }
-  return uploadBytes(envelope);
+  return stageBytes(envelope);
 }

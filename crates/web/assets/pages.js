@@ -454,7 +454,11 @@ export async function publish(main) {
     const job = { file: f, abort };
     // A job given up after it finished wipes the key it holds: it is never published.
     let result = null;
-    abort.signal.addEventListener('abort', () => result?.sealed.key.fill(0));
+    // On a 0G network its staged upload, never paid for, is dropped too.
+    abort.signal.addEventListener('abort', () => {
+      result?.sealed.key.fill(0);
+      if (result?.sealed.awaitingPayment) result.sealed.upload.cancel();
+    });
     job.done = (async () => {
       fileProgress.el.hidden = false;
       // Leaving the publish page gives the upload up too.
@@ -462,9 +466,12 @@ export async function publish(main) {
       fileProgress.note('Checking the file (it stays in this page)…');
       const summary = await C.scanJsonl(f, (d, t) => show('checking', d, t));
       abort.signal.throwIfAborted();
-      const sealed = await C.sealAndUploadData(f, show, { signal: abort.signal });
+      const sealed = await C.sealAndUploadData(f, show, { signal: abort.signal, flow: Boolean(config.flow) });
       if (abort.signal.aborted) { sealed.key.fill(0); abort.signal.throwIfAborted(); }
-      fileProgress.note(`Sealed and uploaded ${size(sealed.sealedBytes)} in ${((performance.now() - sealed.started) / 1000).toFixed(1)} s, encrypted. Nothing is published until you press “Seal, upload and publish”.`);
+      const took = `${((performance.now() - sealed.started) / 1000).toFixed(1)} s`;
+      fileProgress.note(sealed.awaitingPayment
+        ? `Sealed and staged ${size(sealed.sealedBytes)} in ${took}, encrypted. 0G stores it once its storage is paid for, from your wallet, when you press “Seal, upload and publish”.`
+        : `Sealed and uploaded ${size(sealed.sealedBytes)} in ${took}, encrypted. Nothing is published until you press “Seal, upload and publish”.`);
       result = { summary, sealed };
       return result;
     })();
@@ -516,8 +523,16 @@ export async function publish(main) {
       // One dataset key per publication: the prepared upload is used up here.
       prepared = null;
       const { summary, sealed } = ready;
-      const envelopeRoot = await C.uploadEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key);
-      const manifestRoot = await C.uploadBytes(C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 }));
+      const envelope = await C.stageEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key);
+      const manifest = await C.stageBytes(C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 }));
+      const envelopeRoot = envelope.root, manifestRoot = manifest.root;
+      let storagePaid = [];
+      if (config.flow) {
+        const data = { root: sealed.datasetRoot, size: sealed.sealedBytes, flowNodes: sealed.flowNodes };
+        storagePaid = await payStorage([data, envelope, manifest], step);
+        step('Paid. Waiting for 0G storage to take the files…');
+      }
+      await Promise.all([sealed.whenStored(), envelope.upload.whenStored(), manifest.upload.whenStored()]);
       step('Sealed and uploaded. Confirm the transaction in your wallet…');
       const { hash, receipt } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(envelopeRoot), C.hex(manifestRoot), terms), 0n, step);
       const root = C.hex(sealed.datasetRoot);
@@ -526,7 +541,7 @@ export async function publish(main) {
       file.value = '';
       fileProgress.el.hidden = true;
       button.hidden = true;
-      out.replaceChildren(message('ok', `Published in block ${BigInt(receipt.blockNumber)}: researchers can request it now.`), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ['Rows', String(summary.rows)]]),
+      out.replaceChildren(message('ok', `Published in block ${BigInt(receipt.blockNumber)}: researchers can request it now.`), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ...storagePaid.map((p) => ['0G storage paid', h('span', {}, txLink(p.hash), ` (${wallet.formatWei(p.value)} for ${p.files === 1 ? 'a file' : `${p.files} files`})`)]), ['Rows', String(summary.rows)]]),
         h('div', { class: 'row' }, h('a', { class: 'button', href: `/datasets/${root}`, text: 'Open the dataset page →' }), h('a', { class: 'button secondary', href: '/publish', text: 'Publish another dataset' })));
     } catch (err) {
       step('');
@@ -537,6 +552,33 @@ export async function publish(main) {
   policy.el,
   h('label', {}, 'Orchestrator (its key is read from the chain)', orchestrator), button, steps, out);
   main.replaceChildren(h('h1', { text: 'Publish a dataset' }), h('div', { class: 'card' }, form));
+}
+
+// Pays 0G storage for `files` ([{ root, size, flowNodes }]) through the Flow contract, from the
+// wallet: one transaction (one per file on a legacy Flow), for the files the storage node does
+// not know yet (a file paid for earlier is not paid again). The price is read from the Flow's
+// market through the wallet's RPC when paying.
+// Answers the payments made: [{ hash, value, files }].
+async function payStorage(files, step) {
+  const paid = [];
+  const unpaid = [];
+  for (const f of files) {
+    if (!(await C.storageCall('zgs_getFileInfo', [C.hex(f.root), false]))) unpaid.push(f);
+  }
+  if (!unpaid.length) return paid;
+  const flow = config.flow.address;
+  const market = '0x' + words(await wallet.ethCall(flow, calls.flowMarket()))[0].slice(24);
+  const price = wordBig(words(await wallet.ethCall(market, calls.pricePerSector()))[0]);
+  const batches = config.flow.abi === 'legacy' ? unpaid.map((f) => [f]) : [unpaid];
+  for (const [i, batch] of batches.entries()) {
+    const { value, data } = C.flowCall(config.flow.abi, wallet.current(), price, batch);
+    const which = batches.length > 1 ? ` (transaction ${i + 1} of ${batches.length})` : '';
+    const what = `Paying 0G storage for ${batch.length === 1 ? 'a file' : `${batch.length} files`}${which}: ${wallet.formatWei(value)}`;
+    step(`${what}. Confirm the transaction in your wallet…`);
+    const { hash } = await wallet.send(flow, data, value, (s) => step(`${what}: ${s}`), 'the storage fee');
+    paid.push({ hash, value, files: batch.length });
+  }
+  return paid;
 }
 
 // ---- jobs ------------------------------------------------------------------------------------

@@ -119,7 +119,8 @@ function revertData(e) {
 
 // Sends one contract transaction: checks the network and funds and simulates it first, so a
 // policy violation is a sentence and no gas is spent. Returns { hash, receipt }.
-export async function send(to, data, value = 0n, onStatus = () => {}) {
+// `valueIs` names what `value` pays for in messages ('escrow' or 'the storage fee').
+export async function send(to, data, value = 0n, onStatus = () => {}, valueIs = 'escrow') {
   if (!account) await connect(false);
   await checkNetwork();
   const tx = { from: account, to, data, value: '0x' + value.toString(16) };
@@ -127,7 +128,7 @@ export async function send(to, data, value = 0n, onStatus = () => {}) {
   // own wording ("insufficient funds for gas * price + value"), not the contract's reason.
   const have = await balance(account);
   // `gasKnown`: `need` includes the gas; otherwise it is the value alone and gas comes on top.
-  const tooPoor = (need, gasKnown) => new Error(`Insufficient funds: this needs ${formatWei(need)}${gasKnown ? (value ? ` (escrow ${formatWei(value)} + gas)` : ' for gas') : ' plus gas'}, and the account ${shortAddress(account)} holds ${formatWei(have)}. ${value ? 'Choose fewer epochs, or add funds to the account' : 'Add funds to the account'}, then try again.`);
+  const tooPoor = (need, gasKnown) => new Error(`Insufficient funds: this needs ${formatWei(need)}${gasKnown ? (value ? ` (${valueIs} ${formatWei(value)} + gas)` : ' for gas') : ' plus gas'}, and the account ${shortAddress(account)} holds ${formatWei(have)}. ${value && valueIs === 'escrow' ? 'Choose fewer epochs, or add funds to the account' : 'Add funds to the account'}, then try again.`);
   if (have < value) throw tooPoor(value, false);
   onStatus('checking with the contract…');
   let gas;

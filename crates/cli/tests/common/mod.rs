@@ -274,6 +274,17 @@ pub fn nonce(dev: &Dev, address: &str) -> u64 {
     u64::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
+/// [`nonce`] for async tests.
+pub async fn nonce_async(dev: &Dev, address: &str) -> u64 {
+    let hex = rpc_async(
+        dev,
+        "eth_getTransactionCount",
+        serde_json::json!([address, "latest"]),
+    )
+    .await;
+    u64::from_str_radix(hex.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
 /// Moves the chain clock forward and mines a block.
 pub fn advance_chain_time(dev: &Dev, seconds: u64) {
     rpc(dev, "evm_increaseTime", serde_json::json!([seconds]));

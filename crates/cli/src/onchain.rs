@@ -427,8 +427,8 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
             version: MANIFEST_VERSION,
         };
         let manifest_bytes = manifest.to_canonical_json();
-        // On 0G: every file is paid for before any is uploaded, all at once checked against
-        // the wallet (fees plus the publish gas).
+        // On 0G: every file is paid for before any is uploaded, in one transaction, all at once
+        // checked against the wallet (fees plus the publish gas).
         let mut paid = Vec::new();
         if let Some(flow) = args
             .flow
@@ -458,13 +458,8 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
                     format_wei(holds)
                 );
             }
-            for t in trees {
-                if let Some(receipt) =
-                    crate::storage::pay_for_storage(&storage, &flow, t, json).await?
-                {
-                    paid.push(receipt);
-                }
-            }
+            // One transaction for the three (batchSubmit).
+            paid = crate::storage::pay_for_files(&storage, &flow, &trees, json).await?;
         }
         let bar = bytes_bar("uploading", tree.layout().size(), json);
         let uploaded = storage

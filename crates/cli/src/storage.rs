@@ -78,30 +78,51 @@ pub(crate) async fn pay_for_storage(
     tree: &FileTree,
     json: bool,
 ) -> Result<Option<licen_chain::FlowReceipt>> {
-    let root = tree.root();
-    let known = client
-        .file_info(root)
-        .await
-        .with_context(|| format!("asking {} about {root}", client.url()))?;
-    if known.is_some() {
-        return Ok(None);
+    Ok(pay_for_files(client, flow, &[tree], json).await?.pop())
+}
+
+/// [`pay_for_storage`] for several files: those the node does not know are paid for in one
+/// transaction (one each on a legacy Flow). Returns the submissions sent, in order.
+pub(crate) async fn pay_for_files(
+    client: &StorageClient,
+    flow: &licen_chain::FlowClient,
+    trees: &[&FileTree],
+    json: bool,
+) -> Result<Vec<licen_chain::FlowReceipt>> {
+    let mut unpaid = Vec::new();
+    for tree in trees {
+        let root = tree.root();
+        let known = client
+            .file_info(root)
+            .await
+            .with_context(|| format!("asking {} about {root}", client.url()))?;
+        if known.is_none() {
+            unpaid.push((root, FlowSubmission::from_tree(tree, Vec::new())?));
+        }
     }
-    let submission = FlowSubmission::from_tree(tree, Vec::new())?;
-    let receipt = flow
-        .submit(&submission)
-        .await
-        .context("paying for the file's storage (nothing was uploaded)")?;
-    if !json {
-        eprintln!(
-            "paid {} for {} sectors of {root}: Flow submission #{} in transaction {}",
-            licen_types::format_wei(u128::try_from(receipt.fee).unwrap_or(u128::MAX)),
-            receipt.sectors,
-            receipt.tx_seq,
-            receipt.tx
-        );
+    if unpaid.is_empty() {
+        return Ok(Vec::new());
     }
-    wait_until_node_knows(client, client.url(), root, &receipt).await?;
-    Ok(Some(receipt))
+    let submissions: Vec<FlowSubmission> = unpaid.iter().map(|(_, s)| s.clone()).collect();
+    let receipts = flow
+        .submit_all(&submissions)
+        .await
+        .context("paying for storage (nothing was uploaded)")?;
+    for ((root, _), receipt) in unpaid.iter().zip(&receipts) {
+        if !json {
+            eprintln!(
+                "paid {} for {} sectors of {root}: Flow submission #{} in transaction {}",
+                licen_types::format_wei(u128::try_from(receipt.fee).unwrap_or(u128::MAX)),
+                receipt.sectors,
+                receipt.tx_seq,
+                receipt.tx
+            );
+        }
+    }
+    for ((root, _), receipt) in unpaid.iter().zip(&receipts) {
+        wait_until_node_knows(client, client.url(), *root, receipt).await?;
+    }
+    Ok(receipts)
 }
 
 /// `--flow-abi`.

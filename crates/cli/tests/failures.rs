@@ -1099,8 +1099,8 @@ impl FlowStorage {
 }
 
 /// `licen publish --flow`: on 0G storage every file of a dataset (the sealed data, its key
-/// envelope, its manifest) is paid for with a Flow submission to 0G's own Flow contract before
-/// it is uploaded to a node that, like a 0G node, accepts only submitted files. A wallet that
+/// envelope, its manifest) is paid for with a Flow submission to 0G's own Flow contract, all
+/// three in one transaction, before it is uploaded to a node that, like a 0G node, accepts only submitted files. A wallet that
 /// can pay the publish gas but not the storage fees is refused before anything is paid.
 #[test]
 fn publish_with_flow_pays_for_every_file_before_uploading() {
@@ -1134,6 +1134,8 @@ fn publish_with_flow_pays_for_every_file_before_uploading() {
     assert_eq!(paid.len(), 3, "{published}");
     let seqs: Vec<_> = paid.iter().map(|p| p["tx_seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [0, 1, 2]);
+    // In one transaction (batchSubmit).
+    assert!(paid.iter().all(|p| p["tx"] == paid[0]["tx"]), "{published}");
     assert_eq!(zerog.submissions().len(), 3);
     // Each file is on the Flow-following node under its root.
     for root in ["dataset_root", "envelope_root", "manifest_root"] {

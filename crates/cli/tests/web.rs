@@ -1392,8 +1392,10 @@ async fn flow_submissions(dev: &Dev, flow: &str) -> Vec<(String, String)> {
 /// On storage paid the way 0G's is (`licen dev --flow`: 0G's own Flow contract, a node taking
 /// only paid files), publishing in the page pays the Flow from the person's wallet for the
 /// sealed data, its key envelope and its manifest, in one transaction, before the node takes
-/// them; the file is staged meanwhile, and nothing is paid before the person publishes. The job
-/// then runs on the same storage, the compute node paying for its result and evidence.
+/// them; the file is staged meanwhile, and nothing is paid before the person publishes. A
+/// payment the person rejects in the wallet is a sentence and costs nothing; publishing again
+/// works. The job then runs on the same storage, the compute node paying for its result and
+/// evidence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     if let Some(reason) = unavailable() {
@@ -1410,9 +1412,26 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     let flow = dev.summary["flow"].as_str().unwrap().to_owned();
     let web = dev.summary["web_url"].as_str().unwrap().to_owned();
     let owner = dev_address(&dev, 3);
+    let rpc = dev.summary["rpc_url"].as_str().unwrap().to_owned();
+    // The owner's browser wallet (scripted, in front of the dev chain), first rejecting what it
+    // is asked to send.
     let browser = laptop_browser().await;
-
-    as_account(&browser, &format!("{web}/publish"), &owner).await;
+    browser.add_init_script(SCRIPTED_WALLET).await.unwrap();
+    let wallet = |settings: serde_json::Value| {
+        let browser = &browser;
+        async move {
+            browser
+                .execute(
+                    "localStorage.setItem('licen.testWallet', JSON.stringify(arguments[0]));",
+                    json!([settings]),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    browser.goto(&format!("{web}/")).await.unwrap();
+    wallet(json!({"rpc": rpc, "account": owner, "rejectSend": true})).await;
+    open(&browser, &format!("{web}/publish")).await;
     pick_file(&browser, 300).await;
     // Staged and waiting: nothing paid, nothing sent from the owner's wallet yet.
     let note = browser
@@ -1437,6 +1456,51 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
              document.getElementById('publish').click();",
             json!({}),
         )
+        .await
+        .unwrap();
+    browser
+        .wait_for("document.querySelector('#publish-result .error')", LONG)
+        .await
+        .unwrap();
+    let shown = browser
+        .execute(
+            "return document.getElementById('publish-result').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        shown
+            .as_str()
+            .unwrap()
+            .contains("You rejected the transaction in your wallet: nothing was sent"),
+        "{shown}"
+    );
+    let note = browser
+        .execute(
+            "return document.querySelector('form').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        note.as_str()
+            .unwrap()
+            .contains("Not stored: 0G storage was not paid for"),
+        "{note}"
+    );
+    browser
+        .screenshot("error-0g-payment-rejected")
+        .await
+        .unwrap();
+    assert!(flow_submissions(&dev, &flow).await.is_empty());
+    assert_eq!(common::nonce_async(&dev, &owner).await, 0);
+
+    // The person accepts this time: the file is sealed again (the rejected attempt's uploads
+    // were dropped with its key) and published.
+    wallet(json!({"rpc": rpc, "account": owner})).await;
+    browser
+        .execute("document.getElementById('publish').click();", json!([]))
         .await
         .unwrap();
     browser

@@ -502,6 +502,9 @@ export async function publish(main) {
     e.preventDefault();
     button.disabled = true;
     out.replaceChildren();
+    // This attempt's uploads: on a 0G network those never paid for are dropped if it fails (a
+    // new attempt seals the file again, with a new key).
+    const staged = [];
     try {
       const f = file.files[0];
       if (!f) throw new Error('Choose a JSONL file first.');
@@ -523,8 +526,11 @@ export async function publish(main) {
       // One dataset key per publication: the prepared upload is used up here.
       prepared = null;
       const { summary, sealed } = ready;
+      staged.push(sealed.upload);
       const envelope = await C.stageEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key);
+      staged.push(envelope.upload);
       const manifest = await C.stageBytes(C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 }));
+      staged.push(manifest.upload);
       const envelopeRoot = envelope.root, manifestRoot = manifest.root;
       let storagePaid = [];
       if (config.flow) {
@@ -545,6 +551,9 @@ export async function publish(main) {
         h('div', { class: 'row' }, h('a', { class: 'button', href: `/datasets/${root}`, text: 'Open the dataset page →' }), h('a', { class: 'button secondary', href: '/publish', text: 'Publish another dataset' })));
     } catch (err) {
       step('');
+      const dropped = staged.filter((upload) => !upload.stored);
+      dropped.forEach((upload) => upload.cancel());
+      if (dropped.length && file.files[0]) fileProgress.note('Not stored: 0G storage was not paid for. Pressing “Seal, upload and publish” again seals the file again, with a new key, and asks for the payment again.');
       out.replaceChildren(errorMessage(err));
     } finally { button.disabled = false; }
   } },

@@ -1433,7 +1433,15 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     wallet(json!({"rpc": rpc, "account": owner, "rejectSend": true})).await;
     open(&browser, &format!("{web}/publish")).await;
     pick_file(&browser, 300).await;
-    // Staged and waiting: nothing paid, nothing sent from the owner's wallet yet.
+    // Staged and waiting: nothing paid, nothing sent from the owner's wallet yet; the page says
+    // what storing it will cost (11.2 kB sealed: 44 sectors at 1 gwei).
+    browser
+        .wait_for(
+            "document.querySelector('form').innerText.includes('Storage on 0G: about')",
+            LONG,
+        )
+        .await
+        .unwrap();
     let note = browser
         .execute(
             "return document.querySelector('form').innerText;",
@@ -1444,7 +1452,11 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     assert!(
         note.as_str()
             .unwrap()
-            .contains("0G stores it once its storage is paid for"),
+            .contains("0G stores it once its storage is paid for")
+            && note
+                .as_str()
+                .unwrap()
+                .contains("Storage on 0G: about 0.000000044 ETH"),
         "{note}"
     );
     assert!(flow_submissions(&dev, &flow).await.is_empty());

@@ -148,6 +148,14 @@ function joinSegmentRoots(size, roots, count, tail, flow = false) {
 
 // ---- paying 0G storage (the Flow contract) ----------------------------------------------------
 
+// The 256-byte sectors a Flow node list pays for: Σ 2^height.
+export function flowSectors(flowNodes) {
+  let sectors = 0n;
+  const view = new DataView(flowNodes.buffer, flowNodes.byteOffset, flowNodes.byteLength);
+  for (let at = 0; at < flowNodes.length; at += 36) sectors += 1n << BigInt(view.getUint32(at + 32));
+  return sectors;
+}
+
 // One transaction paying the Flow for `files` ([{ size, flowNodes }]) at `price` wei per sector,
 // from `submitter`: { value (wei, BigInt), data (hex calldata) }; `abi` is 'current' or 'legacy'
 // (a legacy Flow takes one file per transaction).

@@ -180,6 +180,7 @@ function progressBar() {
       text.textContent = `${label}: ${size(done)} of ${size(total)}${rate}`;
     },
     note(t) { text.textContent = t; },
+    noteText() { return text.textContent; },
   };
 }
 
@@ -472,6 +473,12 @@ export async function publish(main) {
       fileProgress.note(sealed.awaitingPayment
         ? `Sealed and staged ${size(sealed.sealedBytes)} in ${took}, encrypted. 0G stores it once its storage is paid for, from your wallet, when you press “Seal, upload and publish”.`
         : `Sealed and uploaded ${size(sealed.sealedBytes)} in ${took}, encrypted. Nothing is published until you press “Seal, upload and publish”.`);
+      // What storing it costs, at the market's price now (the payment reads it again).
+      if (sealed.awaitingPayment) {
+        flowPrice().then((price) => {
+          if (prepared?.file === f && !abort.signal.aborted) fileProgress.note(`${fileProgress.noteText()} Storage on 0G: about ${wallet.formatWei(price * C.flowSectors(sealed.flowNodes))} for the sealed data, plus its two small companion files.`);
+        }).catch(() => {});
+      }
       result = { summary, sealed };
       return result;
     })();
@@ -563,6 +570,13 @@ export async function publish(main) {
   main.replaceChildren(h('h1', { text: 'Publish a dataset' }), h('div', { class: 'card' }, form));
 }
 
+// The 0G market's price per 256-byte sector (wei), read through the Flow's `market()`.
+async function flowPrice() {
+  const call = async (to, data) => words(await wallet.read('eth_call', [{ to, data }, 'latest']))[0];
+  const market = '0x' + (await call(config.flow.address, calls.flowMarket())).slice(24);
+  return wordBig(await call(market, calls.pricePerSector()));
+}
+
 // Pays 0G storage for `files` ([{ root, size, flowNodes }]) through the Flow contract, from the
 // wallet: one transaction (one per file on a legacy Flow), for the files the storage node does
 // not know yet (a file paid for earlier is not paid again). The price is read from the Flow's
@@ -576,8 +590,7 @@ async function payStorage(files, step) {
   }
   if (!unpaid.length) return paid;
   const flow = config.flow.address;
-  const market = '0x' + words(await wallet.ethCall(flow, calls.flowMarket()))[0].slice(24);
-  const price = wordBig(words(await wallet.ethCall(market, calls.pricePerSector()))[0]);
+  const price = await flowPrice();
   const batches = config.flow.abi === 'legacy' ? unpaid.map((f) => [f]) : [unpaid];
   for (const [i, batch] of batches.entries()) {
     const { value, data } = C.flowCall(config.flow.abi, wallet.current(), price, batch);

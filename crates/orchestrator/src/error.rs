@@ -22,6 +22,15 @@ pub enum Error {
     /// not act on any job.
     #[error("this orchestrator replica no longer leads; another replica drives the jobs")]
     NotLeading,
+    /// The ledger refused a write: this replica's lead (term `term`) ended, by its lease
+    /// running out or another replica taking over, so it must not record anything.
+    #[error(
+        "the orchestrator ledger refused this replica's write: its lead (term {term}) ended, its lease ran out or another replica took over; nothing was recorded"
+    )]
+    Fenced {
+        /// The term the write was made in.
+        term: u64,
+    },
     /// Configuration problem.
     #[error("{0}")]
     Config(String),

@@ -3,6 +3,12 @@
 //! chain; on restart every unfinished job is driven again and every step re-checks the chain
 //! first, so nothing is started or settled twice. A ledger serves one deployment
 //! ([`Ledger::record_deployment`]): contract, chain id and the hash of its deployment block.
+//!
+//! Replicas share one ledger and take turns through its `leader` lease ([`Ledger::lead`]). A
+//! replica leading a term fences its ledger to it ([`Ledger::fence`]): every write then checks,
+//! in its own transaction and under the lease row's lock, that the lease is still this replica's
+//! in that term and has not run out, so a replica that was paused past its lease cannot
+//! overwrite what the next leader recorded.
 
 use crate::Result;
 use licen_chain::Grant;
@@ -178,6 +184,15 @@ impl std::fmt::Display for Handover {
 pub struct Ledger {
     pool: AnyPool,
     backend: Backend,
+    /// The term this replica writes in, shared by every clone ([`Ledger::fence`]).
+    fence: std::sync::Arc<std::sync::Mutex<Option<Fence>>>,
+}
+
+/// A leading replica's term, which every ledger write must still hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fence {
+    holder: String,
+    term: u64,
 }
 
 impl Ledger {
@@ -214,7 +229,57 @@ impl Ledger {
             .await
             .map_err(config)?;
         tx.commit().await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            fence: std::sync::Arc::default(),
+        })
+    }
+
+    /// From now on, every write of this ledger (and its clones) succeeds only while `holder`
+    /// holds the lease in `term` and it has not run out; otherwise it changes nothing and
+    /// fails with [`Error::Fenced`](crate::Error::Fenced).
+    pub fn fence(&self, holder: &str, term: u64) {
+        *self.fence.lock().expect("ledger fence poisoned") = Some(Fence {
+            holder: holder.to_owned(),
+            term,
+        });
+    }
+
+    /// Writes are no longer checked against a term (a replica that stopped leading writes
+    /// nothing; a single orchestrator's tools may).
+    pub fn unfence(&self) {
+        *self.fence.lock().expect("ledger fence poisoned") = None;
+    }
+
+    /// A write transaction, checked against the fence when there is one: the lease row is
+    /// locked first (SQLite's write lock; on Postgres the row, for share), so no takeover
+    /// commits between the check and this transaction's commit.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.pool.begin().await?;
+        let fence = self.fence.lock().expect("ledger fence poisoned").clone();
+        let Some(fence) = fence else {
+            return Ok(tx);
+        };
+        let lock = match self.backend {
+            Backend::Sqlite => "UPDATE leader SET holder = holder WHERE id = 0",
+            Backend::Postgres => "SELECT holder FROM leader WHERE id = 0 FOR SHARE",
+        };
+        sqlx::query(lock).execute(&mut *tx).await?;
+        let holds: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM leader WHERE id = 0 AND holder = $1 AND term = $2
+             AND expires_at > {}",
+            self.now_ms()
+        ))
+        .bind(&fence.holder)
+        .bind(i64::try_from(fence.term).unwrap_or(i64::MAX))
+        .fetch_one(&mut *tx)
+        .await?;
+        if holds == 0 {
+            tx.rollback().await?;
+            return Err(crate::Error::Fenced { term: fence.term });
+        }
+        Ok(tx)
     }
 
     /// The database's clock in milliseconds, as SQL.
@@ -284,10 +349,12 @@ impl Ledger {
                 before
                     .filter(|(previous, _)| previous != holder)
                     .map(|(previous, expires_at)| {
-                        let why = if Some(previous.as_str()) == dead_holder {
-                            Handover::Gone
-                        } else if expires_at == 0 {
+                        // A holder that resigned and then exited is known gone too: its
+                        // resignation is what happened.
+                        let why = if expires_at == 0 {
                             Handover::Resigned
+                        } else if Some(previous.as_str()) == dead_holder {
+                            Handover::Gone
                         } else {
                             Handover::Expired
                         };
@@ -418,7 +485,7 @@ impl Ledger {
     /// (a reorg gave its id to another request) replaces the row while nothing was done for it.
     /// Returns the jobs inserted or replaced.
     pub async fn record_grants(&self, grants: &[Grant], through: u64) -> Result<Vec<JobId>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let mut new = Vec::new();
         for g in grants {
             let done = sqlx::query(
@@ -450,22 +517,26 @@ impl Ledger {
 
     /// Moves the cursor back to `block` (after a reorg) if it is beyond it.
     pub async fn rewind_cursor(&self, block: u64) -> Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE cursor SET block = $1 WHERE id = 0 AND block > $1")
             .bind(i64::try_from(block).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Moves a job to `stage`, with an optional detail (a failure reason, a result root).
     pub async fn set_stage(&self, job: JobId, stage: Stage, detail: Option<&str>) -> Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE jobs SET stage = $1, detail = COALESCE($2, detail), updated_at = $3 WHERE job_id = $4")
             .bind(stage.as_str())
             .bind(detail)
             .bind(now())
             .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -481,23 +552,27 @@ impl Ledger {
 
     /// Assigns `job` to the compute node at `url`, before anything is sent to it.
     pub async fn set_node(&self, job: JobId, url: &str) -> Result<()> {
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE jobs SET node = $1, updated_at = $2 WHERE job_id = $3")
             .bind(url)
             .bind(now())
             .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Records that `job` gave up on the compute node at `url`; returns every node it gave up
     /// on so far.
     pub async fn give_up_node(&self, job: JobId, url: &str) -> Result<Vec<String>> {
+        let mut tx = self.write().await?;
         sqlx::query("INSERT INTO given_up (job_id, node) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(i64::try_from(job.0).unwrap_or(i64::MAX))
             .bind(url)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         self.given_up_nodes(job).await
     }
 
@@ -578,7 +653,11 @@ mod tests {
     use super::*;
     use licen_indexer::testing::TestDb;
 
-    licen_indexer::backend_tests!(one_replica_leads_at_a_time, jobs_resume_from_the_same_rows);
+    licen_indexer::backend_tests!(
+        one_replica_leads_at_a_time,
+        jobs_resume_from_the_same_rows,
+        a_replica_whose_term_ended_writes_nothing
+    );
 
     #[tokio::test]
     async fn a_sqlite_url_names_a_file_created_when_missing() {
@@ -799,5 +878,73 @@ mod tests {
         assert_eq!(reopened.acted_beyond(JobId(3)).await.unwrap(), None);
         reopened.rewind_cursor(6).await.unwrap();
         assert_eq!(ledger.cursor().await.unwrap(), Some(6));
+    }
+
+    async fn a_replica_whose_term_ended_writes_nothing(backend: Backend) {
+        let Some((_db, a, b)) = two_ledgers(backend).await else {
+            return;
+        };
+        let ttl = Duration::from_millis(800);
+        let term_of = |lead: Lead| match lead {
+            Lead::Held { term, .. } => term,
+            other => panic!("expected to lead: {other:?}"),
+        };
+        let grant = |job: u64| Grant {
+            job: JobId(job),
+            dataset: DatasetRoot([7; 32].into()),
+            researcher: alloy::primitives::Address::repeat_byte(1),
+            epochs: 2,
+            purpose: 1,
+            result_key: [9; 32],
+            escrow: 10,
+            expires_at: 99,
+            block: 5,
+        };
+        let first = term_of(a.lead("a", ttl, None).await.unwrap());
+        a.fence("a", first);
+        a.record_grants(&[grant(1)], 5).await.unwrap();
+        a.set_stage(JobId(1), Stage::Started, None).await.unwrap();
+
+        // b takes over (a is gone, as far as b knows: a was paused). Every write a still
+        // attempts in its old term is refused and changes nothing.
+        let second = term_of(b.lead("b", ttl, Some("a")).await.unwrap());
+        b.fence("b", second);
+        let refused = |outcome: Result<()>| {
+            assert!(
+                matches!(outcome, Err(crate::Error::Fenced { term }) if term == first),
+                "{outcome:?}"
+            );
+        };
+        refused(a.set_stage(JobId(1), Stage::Settled, Some("late")).await);
+        refused(a.set_node(JobId(1), "http://late").await);
+        refused(a.give_up_node(JobId(1), "http://late").await.map(drop));
+        refused(a.record_grants(&[grant(2)], 9).await.map(drop));
+        refused(a.rewind_cursor(1).await);
+        assert_eq!(
+            b.stage(JobId(1)).await.unwrap(),
+            Some((Stage::Started, None))
+        );
+        assert_eq!(b.node(JobId(1)).await.unwrap(), None);
+        assert!(b.given_up_nodes(JobId(1)).await.unwrap().is_empty());
+        assert_eq!(b.cursor().await.unwrap(), Some(5));
+        assert_eq!(b.unfinished().await.unwrap().len(), 1);
+        // The leader writes.
+        b.set_stage(JobId(1), Stage::Settled, Some("0xresult"))
+            .await
+            .unwrap();
+
+        // A lease that ran out fences its own holder too until it renews (nobody else took
+        // over, so the term goes on).
+        tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+        assert!(matches!(
+            b.record_grants(&[grant(3)], 7).await,
+            Err(crate::Error::Fenced { term }) if term == second
+        ));
+        assert_eq!(term_of(b.lead("b", ttl, None).await.unwrap()), second);
+        b.record_grants(&[grant(3)], 7).await.unwrap();
+        // Unfenced (a single orchestrator's tools), writes are not checked.
+        a.unfence();
+        a.rewind_cursor(6).await.unwrap();
+        assert_eq!(b.cursor().await.unwrap(), Some(6));
     }
 }

@@ -353,6 +353,9 @@ impl Term {
         Ok(match lead {
             Lead::Held { term, took_over } => {
                 self.ctx.lease.set(Some(asked + self.lease * 3 / 4));
+                // Every ledger write of this term checks it still holds (kept after the term
+                // ends, so a late write of a stopped driver is refused too).
+                self.ctx.ledger.fence(holder, term);
                 match took_over {
                     Some((from, why)) => tracing::info!(
                         replica = holder,

@@ -24,10 +24,10 @@
 //! the fsync at finalization. A process crash (kill -9) loses nothing the kernel has; a power
 //! cut can lose recent segments, which the re-hash then catches.
 //!
-//! In Flow mode (a node following a 0G Flow contract) `submissions.json` holds the Flow
-//! submissions the node was told of (root, size, sequence number, flow position), rewritten
-//! atomically on every new one: a file is accepted only once its submission is known, and it
-//! takes the submission's sequence number and position.
+//! In Flow mode (a node following a 0G Flow contract) the `submissions` module's append-only
+//! log holds the Flow submissions the node was told of (root, size, sequence number, flow
+//! position): a file is accepted only once its submission is known, and it takes the
+//! submission's sequence number and position.
 //!
 //! Never interprets file bytes; everything here is ciphertext addressed by its root.
 
@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
+
+use super::submissions::Submissions;
 use serde::{Deserialize, Serialize};
 
 use crate::flush::BackgroundFlush;
@@ -130,7 +132,7 @@ pub(crate) struct Disk {
     full_rehash: bool,
     index: Mutex<Index>,
     /// Flow mode: the submissions known so far (only these files are accepted).
-    submissions: Option<Mutex<HashMap<Hash, Submitted>>>,
+    submissions: Option<Mutex<Submissions>>,
 }
 
 fn io_err(what: impl std::fmt::Display, e: std::io::Error) -> RpcError {
@@ -314,17 +316,11 @@ impl Disk {
             index.files.insert(p.root, Entry::Partial(p));
         }
         let submissions = if flow_mode {
-            let known: Vec<Submitted> = match fs::read(dir.join(SUBMISSIONS)) {
-                Ok(raw) => serde_json::from_slice(&raw).map_err(|e| {
-                    std::io::Error::other(format!("{SUBMISSIONS} is damaged ({e})"))
-                })?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(e),
-            };
-            for s in &known {
-                index.next_seq = index.next_seq.max(s.seq + 1);
+            let known = Submissions::open(dir)?;
+            if let Some(seq) = known.max_seq() {
+                index.next_seq = index.next_seq.max(seq + 1);
             }
-            Some(Mutex::new(known.into_iter().map(|s| (s.root, s)).collect()))
+            Some(Mutex::new(known))
         } else {
             None
         };
@@ -493,7 +489,7 @@ impl Disk {
                 Some(Entry::Partial(_)) => {}
                 None => {
                     if let Some(known) = &self.submissions
-                        && !known.lock().expect("poisoned").contains_key(&s.root)
+                        && !known.lock().expect("poisoned").contains(&s.root)
                     {
                         return Err(not_submitted(&s.root));
                     }
@@ -748,19 +744,10 @@ impl Disk {
                 "this node does not follow a Flow contract: it takes no submissions",
             ));
         };
-        let mut known = known.lock().expect("poisoned");
-        if known.contains_key(&submitted.root) {
+        // On disk first: a failed write leaves the submission unknown, so it is retried.
+        if !known.lock().expect("poisoned").record(submitted)? {
             return Ok(false);
         }
-        // On disk first: a failed write leaves the submission unknown, so it is retried.
-        let mut all: Vec<&Submitted> = known.values().chain([&submitted]).collect();
-        all.sort_by_key(|s| s.seq);
-        write_atomically(
-            &self.dir.join(SUBMISSIONS),
-            &serde_json::to_vec(&all).map_err(std::io::Error::other)?,
-        )?;
-        known.insert(submitted.root, submitted);
-        drop(known);
         let mut index = self.index.lock().expect("poisoned");
         index.next_seq = index.next_seq.max(submitted.seq + 1);
         Ok(true)
@@ -820,7 +807,7 @@ impl Disk {
             .copied();
         stored.or_else(|| {
             let known = self.submissions.as_ref()?.lock().expect("poisoned");
-            known.values().find(|s| s.seq == seq).map(|s| s.root)
+            known.root_of_seq(seq)
         })
     }
 
@@ -958,9 +945,6 @@ impl Disk {
         Ok(Some(data))
     }
 }
-
-/// Flow mode's record of known submissions, under the data directory.
-const SUBMISSIONS: &str = "submissions.json";
 
 /// The mode a data directory was first used in (`local` or `flow`).
 const MODE: &str = "mode";

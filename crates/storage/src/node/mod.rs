@@ -30,6 +30,7 @@
 
 mod disk;
 mod server;
+mod submissions;
 
 pub use disk::Submitted;
 

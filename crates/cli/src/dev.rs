@@ -378,27 +378,36 @@ async fn start_services(
             licen_storage::zerog::FlowAbi::Current,
         ))
     };
-    // Under --flow the node learns of paid files from the Flow's events, as a 0G node does.
-    let follower = match &flow {
-        Some(f) => {
-            let client = flow_client(None)?;
-            let provider = connect(chain.rpc_url(), None)?.provider;
-            Some(tokio::spawn(crate::storage::follow_flow(
-                client,
-                provider,
-                std::sync::Arc::clone(&storage),
-                f.block,
-                0,
-            )))
-        }
-        None => None,
+    // Under --flow the node learns of paid files from the Flow's events, as a 0G node does;
+    // the compute node pays for its uploads.
+    let flow_parts = || -> Result<_> {
+        let Some(f) = &flow else {
+            return Ok((None, None));
+        };
+        let from = crate::storage::resume_block(&storage, f.flow, f.block)?;
+        let payer: std::sync::Arc<dyn licen_compute::StoragePayer> =
+            std::sync::Arc::new(crate::storage::FlowPayer::new(
+                licen_storage::StorageClient::new(&storage.url())?,
+                flow_client(Some(chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT)))?,
+            ));
+        let (follower_flow, provider) =
+            (flow_client(None)?, connect(chain.rpc_url(), None)?.provider);
+        // Spawned last: nothing after it can fail and leave it holding the node.
+        let follower = tokio::spawn(crate::storage::follow_flow(
+            follower_flow,
+            provider,
+            std::sync::Arc::clone(&storage),
+            from,
+            0,
+        ));
+        Ok((Some(follower), Some(payer)))
     };
-    let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> = match &flow {
-        Some(_) => Some(std::sync::Arc::new(crate::storage::FlowPayer::new(
-            licen_storage::StorageClient::new(&storage.url())?,
-            flow_client(Some(chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT)))?,
-        ))),
-        None => None,
+    let (follower, payer) = match flow_parts() {
+        Ok(parts) => parts,
+        Err(e) => {
+            let _ = stop_storage(storage, None).await;
+            return Err(e.context("following 0G's Flow on the dev chain"));
+        }
     };
     // A LoRA model folder is opened and checked here, before anything accepts a job.
     let trainer = match args.trainer.factory() {

@@ -396,16 +396,20 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
     } else {
         println!("listening on {}", running.url());
     }
-    let follower = flow.map(|(flow, provider)| {
-        tracing::info!(flow = %flow.address(), from_block = args.flow_start_block, "following the Flow contract's submissions");
-        tokio::spawn(follow_flow(
-            flow,
-            provider,
-            std::sync::Arc::clone(&running),
-            args.flow_start_block,
-            args.flow_confirmations,
-        ))
-    });
+    let follower = match flow {
+        Some((flow, provider)) => {
+            let from = resume_block(&running, flow.address(), args.flow_start_block)?;
+            tracing::info!(flow = %flow.address(), from_block = from, "following the Flow contract's submissions");
+            Some(tokio::spawn(follow_flow(
+                flow,
+                provider,
+                std::sync::Arc::clone(&running),
+                from,
+                args.flow_confirmations,
+            )))
+        }
+        None => None,
+    };
     tokio::signal::ctrl_c().await?;
     if let Some(follower) = follower {
         follower.abort();
@@ -421,8 +425,23 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
 /// Blocks per `eth_getLogs` while catching up (public RPCs cap the range).
 const FLOW_LOG_RANGE: u64 = 5_000;
 
-/// Registers every Flow submission with the node, from `from` on, as blocks arrive. Restarting
-/// reads them again from `from` (registering is idempotent).
+/// Where a follower of `flow` starts: after the last block the node's data directory has every
+/// submission of, or at `start` (the Flow's deployment). Refuses a data directory that follows
+/// another Flow.
+pub(crate) fn resume_block(
+    node: &node::RunningNode,
+    flow: alloy::primitives::Address,
+    start: u64,
+) -> Result<u64> {
+    let cursor = node
+        .flow_cursor(flow)
+        .context("resuming the Flow follower")?;
+    Ok(cursor.map_or(start, |block| (block + 1).max(start)))
+}
+
+/// Registers every Flow submission with the node, from `from` on, as blocks arrive, and records
+/// how far it got in the node's data directory ([`resume_block`] starts there next time;
+/// registering again is idempotent).
 pub(crate) async fn follow_flow(
     flow: licen_chain::FlowClient,
     provider: alloy::providers::DynProvider,
@@ -463,6 +482,9 @@ pub(crate) async fn follow_flow(
                             }
                         }
                         if recorded {
+                            if let Err(e) = node.set_flow_cursor(flow.address(), to) {
+                                tracing::warn!(error = %e, "cannot record how far the Flow was followed; a restart reads those blocks again");
+                            }
                             next = to + 1;
                             continue;
                         }

@@ -425,6 +425,27 @@ fn put_with_flow_pays_0g_flow_contract_then_uploads() {
         said.contains("does not look like a 0G Flow contract"),
         "{said}"
     );
+    // A data dir follows one Flow: another Flow's sequence numbers would mix with its own.
+    let second = runtime
+        .block_on(licen_chain::testing::zerog::deploy_0g_flow(
+            &admin,
+            alloy::primitives::U256::from(PRICE),
+        ))
+        .unwrap();
+    drop(node);
+    let said = failed(
+        Command::new(LICEN)
+            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(d.join("storage"))
+            .args(["--flow", &second.flow.to_string(), "--rpc-url", &rpc])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        said.contains(&format!("holds the files of Flow contract {}", zerog.flow))
+            && said.contains("give the node another data directory"),
+        "{said}"
+    );
     // A data dir keeps its mode: sequence numbers of the Flow and of a local node would mix.
     let said = failed(
         Command::new(LICEN)

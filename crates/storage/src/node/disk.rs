@@ -736,6 +736,34 @@ impl Disk {
         }
     }
 
+    /// Flow mode: the last block whose submissions to `flow` are all registered here.
+    pub(crate) fn flow_cursor(
+        &self,
+        flow: alloy_primitives::Address,
+    ) -> std::io::Result<Option<u64>> {
+        self.flow_log()?.lock().expect("poisoned").cursor(flow)
+    }
+
+    /// Flow mode: records that every submission to `flow` through `block` is registered.
+    pub(crate) fn set_flow_cursor(
+        &self,
+        flow: alloy_primitives::Address,
+        block: u64,
+    ) -> std::io::Result<()> {
+        self.flow_log()?
+            .lock()
+            .expect("poisoned")
+            .set_cursor(flow, block)
+    }
+
+    fn flow_log(&self) -> std::io::Result<&Mutex<Submissions>> {
+        self.submissions.as_ref().ok_or_else(|| {
+            std::io::Error::other(
+                "this node does not follow a Flow contract: it takes no submissions",
+            )
+        })
+    }
+
     /// Records a Flow submission (Flow mode): its file may now be uploaded. Returns whether it
     /// was new. A second submission of the same root keeps the first.
     pub(crate) fn register_submission(&self, submitted: Submitted) -> std::io::Result<bool> {

@@ -141,6 +141,24 @@ impl RunningNode {
             .map_err(|e| Error::io("recording a Flow submission", e))
     }
 
+    /// Flow mode: the last block whose submissions to `flow` are all registered in this data
+    /// directory (`None`: none yet), so a follower resumes after it. Errors when the directory
+    /// follows another Flow contract.
+    pub fn flow_cursor(&self, flow: alloy_primitives::Address) -> Result<Option<u64>> {
+        self.state
+            .disk
+            .flow_cursor(flow)
+            .map_err(|e| Error::io("reading the Flow follower's cursor", e))
+    }
+
+    /// Flow mode: records that every submission to `flow` through `block` is registered.
+    pub fn set_flow_cursor(&self, flow: alloy_primitives::Address, block: u64) -> Result<()> {
+        self.state
+            .disk
+            .set_flow_cursor(flow, block)
+            .map_err(|e| Error::io("recording the Flow follower's cursor", e))
+    }
+
     /// Stops accepting requests, lets in-flight ones finish, and waits.
     pub async fn shutdown(mut self) -> Result<()> {
         if let Some(tx) = self.shutdown.take() {

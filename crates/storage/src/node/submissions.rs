@@ -4,7 +4,10 @@
 //! anyone submits, so recording one costs one short append, whatever the count so far (the
 //! whole list used to be rewritten on every new submission).
 //!
-//! Owns: the log and its in-memory indexes (by root, by sequence number). A crash during an
+//! Owns: the log and its in-memory indexes (by root, by sequence number), and the follower's
+//! cursor (`flow-cursor.json`: which Flow contract this data directory follows, and the last
+//! block whose submissions are all in the log), so a restart reads on from there instead of
+//! from the Flow's deployment, and a data directory is never fed a second Flow's submissions. A crash during an
 //! append leaves at most a torn last line, dropped at the next open (that submission was never
 //! acted on, and its follower reads it from the chain again). A list written by an older node
 //! (`submissions.json`) is carried into the log once, then removed.
@@ -24,6 +27,15 @@ use super::disk::Submitted;
 const LOG: &str = "submissions.jsonl";
 /// The whole-list file older nodes rewrote on every submission.
 const LEGACY_LIST: &str = "submissions.json";
+/// The follower's cursor.
+const CURSOR: &str = "flow-cursor.json";
+
+/// Where a follower of `flow` left off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    flow: alloy_primitives::Address,
+    block: u64,
+}
 
 /// The submissions known so far (only their files are accepted).
 pub(crate) struct Submissions {
@@ -116,6 +128,49 @@ impl Submissions {
         self.by_seq.get(&seq).copied()
     }
 
+    /// The last block whose submissions to `flow` are all recorded here (`None`: start from
+    /// the Flow's deployment). Refuses a data directory that follows another Flow.
+    pub(crate) fn cursor(&self, flow: alloy_primitives::Address) -> std::io::Result<Option<u64>> {
+        let path = self.dir().join(CURSOR);
+        let cursor: Cursor = match fs::read(&path) {
+            Ok(raw) => serde_json::from_slice(&raw).map_err(|e| {
+                std::io::Error::other(format!("{} is damaged ({e})", path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if cursor.flow != flow {
+            return Err(std::io::Error::other(format!(
+                "this data directory holds the files of Flow contract {}, not {flow}: their \
+                 sequence numbers would mix; give the node another data directory for this Flow",
+                cursor.flow
+            )));
+        }
+        Ok(Some(cursor.block))
+    }
+
+    /// Records that every submission to `flow` through `block` is in the log.
+    pub(crate) fn set_cursor(
+        &self,
+        flow: alloy_primitives::Address,
+        block: u64,
+    ) -> std::io::Result<()> {
+        let path = self.dir().join(CURSOR);
+        let tmp = path.with_extension("tmp");
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(
+                &serde_json::to_vec(&Cursor { flow, block }).map_err(std::io::Error::other)?,
+            )?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &path)
+    }
+
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
     /// The highest sequence number known.
     pub(crate) fn max_seq(&self) -> Option<u64> {
         self.by_seq.keys().max().copied()
@@ -192,6 +247,24 @@ mod tests {
                 .lines()
                 .count(),
             3
+        );
+    }
+
+    #[test]
+    fn the_cursor_names_its_flow() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Submissions::open(dir.path()).unwrap();
+        let flow = alloy_primitives::Address::repeat_byte(0xf1);
+        assert_eq!(log.cursor(flow).unwrap(), None);
+        log.set_cursor(flow, 41).unwrap();
+        drop(log);
+        let log = Submissions::open(dir.path()).unwrap();
+        assert_eq!(log.cursor(flow).unwrap(), Some(41));
+        let other = alloy_primitives::Address::repeat_byte(0xf2);
+        let said = log.cursor(other).unwrap_err().to_string();
+        assert!(
+            said.contains("give the node another data directory"),
+            "{said}"
         );
     }
 

@@ -154,6 +154,24 @@ pub(crate) struct DevDeployment {
     pub(crate) orchestrator: Option<Address>,
 }
 
+/// The storage the last `licen dev` under a data dir ran (read by `licen publish`, which pays
+/// its Flow when it has one and no `--flow` was given).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct DevStorage {
+    pub(crate) storage_url: String,
+    /// The Flow its node takes paid files of (`--flow`), if any.
+    pub(crate) flow: Option<Address>,
+}
+
+/// The storage of the last `licen dev` under `data_dir`, if any.
+pub(crate) fn remembered_storage(data_dir: &Path) -> Option<DevStorage> {
+    let bytes = std::fs::read(data_dir.join("dev").join(STORAGE_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Where `licen dev` says what storage it runs.
+const STORAGE_FILE: &str = "storage.json";
+
 /// What `licen dev` deployed under `data_dir`, if anything (read by the other commands).
 pub(crate) fn remembered_deployment(data_dir: &Path) -> Option<DevDeployment> {
     let bytes = std::fs::read(data_dir.join("dev").join("deployment.json")).ok()?;
@@ -577,6 +595,13 @@ async fn start(
             return Err(e);
         }
     };
+    write_atomically(
+        &dir.join(STORAGE_FILE),
+        &serde_json::to_vec_pretty(&DevStorage {
+            storage_url: services.storage.url(),
+            flow: services.flow.as_ref().map(|(f, _)| f.flow),
+        })?,
+    )?;
     let summary = DevStarted {
         web_url: web.url(),
         rpc_url: chain.rpc_url().to_owned(),

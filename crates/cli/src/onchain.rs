@@ -159,9 +159,10 @@ pub(crate) struct PublishArgs {
     /// zgs storage endpoint.
     #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
-    /// On 0G storage: pay the Flow contract for each of the three files (the sealed dataset, its
-    /// key envelope and its manifest) before uploading it. The Flow must be on the same chain
-    /// as the DataPolicy contract (`--rpc-url`).
+    /// On 0G storage: pay the Flow contract for the three files (the sealed dataset, its key
+    /// envelope and its manifest), in one transaction, before uploading them. The Flow must be
+    /// on the same chain as the DataPolicy contract (`--rpc-url`). Publishing to the node of a
+    /// `licen dev --flow` stack pays its Flow without this flag.
     #[command(flatten)]
     flow: crate::storage::FlowArgs,
     #[command(flatten)]
@@ -432,6 +433,7 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
         let mut paid = Vec::new();
         if let Some(flow) = args
             .flow
+            .or_dev(&args.chain.data_dir, &args.storage)
             .client(&args.chain.rpc_url, || Ok(signer.clone()))
             .await?
         {

@@ -50,6 +50,20 @@ pub(crate) struct FlowArgs {
 }
 
 impl FlowArgs {
+    /// `--flow` as given, else, for an upload to the storage node of the last `licen dev
+    /// --flow` under `data_dir`, that stack's Flow (its node takes only paid files).
+    pub(crate) fn or_dev(&self, data_dir: &std::path::Path, storage_url: &str) -> FlowArgs {
+        let dev_flow = || {
+            let dev = crate::dev::remembered_storage(data_dir)?;
+            let same = dev.storage_url.trim_end_matches('/') == storage_url.trim_end_matches('/');
+            dev.flow.filter(|_| same)
+        };
+        FlowArgs {
+            flow: self.flow.or_else(dev_flow),
+            flow_abi: self.flow_abi,
+        }
+    }
+
     /// The Flow client paying from the wallet `signer` gives over `rpc_url`, when `--flow` was
     /// given (the wallet is only asked for then).
     pub(crate) async fn client(

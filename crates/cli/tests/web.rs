@@ -1563,6 +1563,16 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
         .expect("the node knows the published dataset");
     assert!(info.finalized, "{info:?}");
 
+    // `licen publish` to this stack's node pays its Flow too, without being told to.
+    let before = flow_submissions(&dev, &flow).await.len();
+    std::fs::write(
+        d.join("cli.jsonl"),
+        "{\"text\": \"published from the CLI\"}\n",
+    )
+    .unwrap();
+    tokio::task::block_in_place(|| publish_with_cli(d, &dev, "cli.jsonl", ONE_RESEARCH_RUN));
+    assert_eq!(flow_submissions(&dev, &flow).await.len(), before + 3);
+
     // A job on it: the compute node pays for its result and evidence from its own account.
     let (job, _) = tokio::task::block_in_place(|| {
         let job = request_with_cli(d, &dev, &root, "2");

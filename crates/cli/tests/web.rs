@@ -253,7 +253,8 @@ async fn visible_cards(browser: &Browser) -> Vec<String> {
 /// person do: be on another network (`chainId`, until the page's `wallet_switchEthereumChain`,
 /// which it declines with `rejectSwitch` and answers with 4902, unknown chain, under
 /// `unknownChain` until the page's `wallet_addEthereumChain`), reject the signature
-/// (`rejectSign`) or the transaction (`rejectSend`) with EIP-1193 error 4001, or answer a
+/// (`rejectSign`) or the transaction (`rejectSend`; `rejectSendTo`: only one sent to that
+/// address) with EIP-1193 error 4001, or answer a
 /// contract call starting with the selector `staleCall` with zero (a stale node). Records the
 /// methods the page called, and the parameters of each method's last call.
 const SCRIPTED_WALLET: &str = r#"(() => {
@@ -289,6 +290,7 @@ const SCRIPTED_WALLET: &str = r#"(() => {
       if (method === 'wallet_addEthereumChain') { s.added = true; save(s); return null; }
       if (method === 'personal_sign' && s.rejectSign) throw rejected();
       if (method === 'eth_sendTransaction' && s.rejectSend) throw rejected();
+      if (method === 'eth_sendTransaction' && s.rejectSendTo && params[0].to.toLowerCase() === s.rejectSendTo.toLowerCase()) throw rejected();
       if (method === 'eth_call' && s.staleCall && params[0].data.startsWith(s.staleCall)) return '0x' + '0'.repeat(64);
       return rpc(method, params);
     },
@@ -1488,18 +1490,12 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
             .contains("You rejected the transaction in your wallet: nothing was sent"),
         "{shown}"
     );
-    let note = browser
-        .execute(
-            "return document.querySelector('form').innerText;",
-            json!([]),
-        )
-        .await
-        .unwrap();
     assert!(
-        note.as_str()
+        shown
+            .as_str()
             .unwrap()
-            .contains("Not stored: 0G storage was not paid for"),
-        "{note}"
+            .contains("Nothing was published or paid: the sealed file stays staged"),
+        "{shown}"
     );
     browser
         .screenshot("error-0g-payment-rejected")
@@ -1508,13 +1504,37 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     assert!(flow_submissions(&dev, &flow).await.is_empty());
     assert_eq!(common::nonce_async(&dev, &owner).await, 0);
 
-    // The person accepts this time: the file is sealed again (the rejected attempt's uploads
-    // were dropped with its key) and published.
-    wallet(json!({"rpc": rpc, "account": owner})).await;
+    // The person pays for storage, then rejects the publication itself: storage stays paid,
+    // and the page says so.
+    let contract = dev.summary["contract"].as_str().unwrap().to_owned();
+    wallet(json!({"rpc": rpc, "account": owner, "rejectSendTo": contract})).await;
+    let attempt = "document.getElementById('publish').click();";
+    browser.execute(attempt, json!([])).await.unwrap();
     browser
-        .execute("document.getElementById('publish').click();", json!([]))
+        .wait_for("document.querySelector('#publish-result .error')", LONG)
         .await
         .unwrap();
+    let shown = browser
+        .execute(
+            "return document.getElementById('publish-result').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let paid = flow_submissions(&dev, &flow).await;
+    assert_eq!(paid.len(), 3, "{paid:?}");
+    assert!(
+        shown.as_str().unwrap().contains(&format!(
+            "0G storage was paid for ({}): pressing “Seal, upload and publish” again goes on from there, without paying again",
+            paid[0].0
+        )),
+        "{shown}"
+    );
+    assert_eq!(common::nonce_async(&dev, &owner).await, 1);
+
+    // The person accepts this time: the publication goes on with the same sealed, paid files.
+    wallet(json!({"rpc": rpc, "account": owner})).await;
+    browser.execute(attempt, json!([])).await.unwrap();
     browser
         .wait_for("document.getElementById('published-root') || document.querySelector('#publish-result .error')", LONG)
         .await

@@ -446,8 +446,20 @@ export class StagedUpload {
     // calls `whenStored`. Until then the page asks about it now and then, which keeps the
     // server from dropping it as abandoned while the person fills in the form.
     if (report.state !== 'awaiting_payment') return this.settle(report, onProgress);
-    this.keepAlive = setInterval(() => fetch(`/api/uploads/${this.id}`).catch(() => {}), 60_000);
+    // `alive` (the page still wants it): once it says no, the upload is given up.
+    this.keepAlive = setInterval(() => {
+      if (this.alive && !this.alive()) { this.cancel(); return; }
+      fetch(`/api/uploads/${this.id}`).catch(() => {});
+    }, 60_000);
     return report;
+  }
+  // Whether the server still holds this upload (committed, stored or being stored).
+  async stillStaged() {
+    if (this.stored) return true;
+    const response = await fetch(`/api/uploads/${this.id}`);
+    if (!response.ok) return false;
+    const report = await response.json().catch(() => ({}));
+    return ['awaiting_payment', 'storing', 'stored'].includes(report.state);
   }
   // Resolves once the node holds the file (after its Flow payment, on a 0G network).
   async whenStored(onProgress) {
@@ -477,10 +489,12 @@ export async function uploadBytes(bytes) {
 
 // Stages and commits small bytes: { root, size, upload, flowNodes }. On a 0G network the node
 // stores them once they are paid for (`upload.whenStored()` follows); elsewhere they are stored.
-export async function stageBytes(bytes) {
+// `alive`: see `StagedUpload.commit`.
+export async function stageBytes(bytes, alive = null) {
   await loadWasm();
   const { root, flowNodes } = joinSegmentRoots(bytes.length, [], 0, bytes, true);
   const upload = await StagedUpload.begin(bytes.length);
+  upload.alive = alive;
   await upload.write(bytes);
   await upload.commit(root);
   return { root, size: bytes.length, upload, flowNodes };
@@ -601,6 +615,7 @@ export async function sealAndUploadData(file, onProgress, opts = {}) {
   const started = performance.now();
   const marks = {};
   const upload = await StagedUpload.begin(total, true);
+  upload.alive = opts.alive || null;
   try {
     let sealed = 0;
     await sealBlob(file, key, prefix, async (c) => {
@@ -634,8 +649,8 @@ export async function uploadEnvelope(orchestratorKey, datasetRoot, key) {
 }
 
 // The same, staged only: { root, size, upload, flowNodes } (see `stageBytes`).
-export async function stageEnvelope(orchestratorKey, datasetRoot, key) {
+export async function stageEnvelope(orchestratorKey, datasetRoot, key, alive = null) {
   let envelope;
   try { envelope = sealDatasetEnvelope(orchestratorKey, datasetRoot, key); } finally { key.fill(0); }
-  return stageBytes(envelope);
+  return stageBytes(envelope, alive);
 }

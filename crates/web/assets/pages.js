@@ -447,18 +447,20 @@ export async function publish(main) {
   const button = h('button', { type: 'submit', id: 'publish', text: 'Seal, upload and publish' });
   // The file is checked, sealed and uploaded as soon as it is picked, while the person fills in
   // the rest of the form; nothing is published before they confirm. Picking another file stops
-  // the previous upload and wipes its key.
+  // the previous upload and wipes its key. A publication that fails (a rejected transaction, a
+  // lost connection) keeps what it staged, paid for or sealed: pressing again goes on from there
+  // and pays nothing twice.
   let prepared = null;
   const FILE_CHANGED = 'Another file was picked while publishing: check the form and publish again.';
   const prepare = (f) => {
     const abort = new AbortController();
     const job = { file: f, abort };
-    // A job given up after it finished wipes the key it holds: it is never published.
+    // A job given up after it finished wipes the key it holds: it is never published. Its
+    // uploads not stored yet (on a 0G network, waiting for their payment) are dropped too.
     let result = null;
-    // On a 0G network its staged upload, never paid for, is dropped too.
     abort.signal.addEventListener('abort', () => {
       result?.sealed.key.fill(0);
-      if (result?.sealed.awaitingPayment) result.sealed.upload.cancel();
+      for (const u of [result?.sealed.upload, result?.envelope?.upload, result?.manifest?.upload]) if (u && !u.stored) u.cancel();
     });
     job.done = (async () => {
       fileProgress.el.hidden = false;
@@ -467,8 +469,8 @@ export async function publish(main) {
       fileProgress.note('Checking the file (it stays in this page)…');
       const summary = await C.scanJsonl(f, (d, t) => show('checking', d, t));
       abort.signal.throwIfAborted();
-      const sealed = await C.sealAndUploadData(f, show, { signal: abort.signal, flow: Boolean(config.flow) });
-      if (abort.signal.aborted) { sealed.key.fill(0); abort.signal.throwIfAborted(); }
+      const sealed = await C.sealAndUploadData(f, show, { signal: abort.signal, flow: Boolean(config.flow), alive: () => form.isConnected && !abort.signal.aborted });
+      if (abort.signal.aborted) { sealed.key.fill(0); if (!sealed.upload.stored) sealed.upload.cancel(); abort.signal.throwIfAborted(); }
       const took = `${((performance.now() - sealed.started) / 1000).toFixed(1)} s`;
       fileProgress.note(sealed.awaitingPayment
         ? `Sealed and staged ${size(sealed.sealedBytes)} in ${took}, encrypted. 0G stores it once its storage is paid for, from your wallet, when you press “Seal, upload and publish”.`
@@ -509,9 +511,10 @@ export async function publish(main) {
     e.preventDefault();
     button.disabled = true;
     out.replaceChildren();
-    // This attempt's uploads: on a 0G network those never paid for are dropped if it fails (a
-    // new attempt seals the file again, with a new key).
-    const staged = [];
+    // The storage payments made for the prepared file, over every attempt (also one sent
+    // without its outcome known), and the prepared file this attempt used.
+    let storagePaid = [];
+    let attempted = null;
     try {
       const f = file.files[0];
       if (!f) throw new Error('Choose a JSONL file first.');
@@ -526,29 +529,55 @@ export async function publish(main) {
       if (file.files[0] !== f) throw new Error(FILE_CHANGED);
       fileStatus.replaceChildren();
       const job = preparedFor(f);
+      attempted = job;
       step('Finishing the upload of the file (its progress is under it)…');
       let ready;
       try { ready = await job.done; } catch (err) { if (prepared === job) prepared = null; throw err; }
       if (job.abort.signal.aborted) throw new Error(FILE_CHANGED);
-      // One dataset key per publication: the prepared upload is used up here.
-      prepared = null;
+      const orchestratorAddress = orchestrator.value.trim().toLowerCase();
+      if (ready.envelope && ready.envelopeFor !== orchestratorAddress) {
+        // The key was wrapped for another orchestrator and then wiped: seal the file again.
+        job.abort.abort();
+        prepared = null;
+        file.onchange();
+        throw new Error('The orchestrator changed after the dataset key was sealed for the one chosen before, and the key is gone by design: the file is being sealed again for the new one; press “Seal, upload and publish” once it is.');
+      }
       const { summary, sealed } = ready;
-      staged.push(sealed.upload);
-      const envelope = await C.stageEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key);
-      staged.push(envelope.upload);
-      const manifest = await C.stageBytes(C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 }));
-      staged.push(manifest.upload);
+      storagePaid = ready.storagePaid ||= [];
+      const alive = () => form.isConnected && !job.abort.signal.aborted;
+      // The dataset key is wrapped once, for this orchestrator, and wiped (a later attempt
+      // reuses the envelope).
+      if (!ready.envelope) {
+        ready.envelope = await C.stageEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key, alive);
+        ready.envelopeFor = orchestratorAddress;
+      }
+      const manifestBytes = C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 });
+      if (!ready.manifest || C.hex(ready.manifest.bytes) !== C.hex(manifestBytes)) {
+        const old = ready.manifest;
+        ready.manifest = { ...(await C.stageBytes(manifestBytes, alive)), bytes: manifestBytes };
+        if (old && !old.upload.stored) old.upload.cancel();
+      }
+      const { envelope, manifest } = ready;
       const envelopeRoot = envelope.root, manifestRoot = manifest.root;
-      let storagePaid = [];
       if (config.flow) {
+        // Paying for uploads the server no longer holds would pay for nothing.
+        for (const u of [sealed.upload, envelope.upload, manifest.upload]) {
+          if (!(await u.stillStaged())) {
+            job.abort.abort();
+            prepared = null;
+            throw new Error('The server no longer holds the staged upload (it drops one left alone for 10 minutes): nothing was paid. Press “Seal, upload and publish” to seal the file again.');
+          }
+        }
         const data = { root: sealed.datasetRoot, size: sealed.sealedBytes, flowNodes: sealed.flowNodes };
-        storagePaid = await payStorage([data, envelope, manifest], step);
+        await payStorage([data, envelope, manifest], step, storagePaid);
         step('Paid. Waiting for 0G storage to take the files…');
       }
       await Promise.all([sealed.whenStored(), envelope.upload.whenStored(), manifest.upload.whenStored()]);
       step('Sealed and uploaded. Confirm the transaction in your wallet…');
       const { hash, receipt } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(envelopeRoot), C.hex(manifestRoot), terms), 0n, step);
       const root = C.hex(sealed.datasetRoot);
+      // Published: the prepared file is used up (another publication seals anew).
+      if (prepared === job) prepared = null;
       step('');
       // The sealed file is used up: publishing again needs the file picked again (a new key).
       file.value = '';
@@ -558,10 +587,13 @@ export async function publish(main) {
         h('div', { class: 'row' }, h('a', { class: 'button', href: `/datasets/${root}`, text: 'Open the dataset page →' }), h('a', { class: 'button secondary', href: '/publish', text: 'Publish another dataset' })));
     } catch (err) {
       step('');
-      const dropped = staged.filter((upload) => !upload.stored);
-      dropped.forEach((upload) => upload.cancel());
-      if (dropped.length && file.files[0]) fileProgress.note('Not stored: 0G storage was not paid for. Pressing “Seal, upload and publish” again seals the file again, with a new key, and asks for the payment again.');
       out.replaceChildren(errorMessage(err));
+      // What the next press does: goes on with what this one staged and paid.
+      if (attempted && prepared === attempted && file.files[0] === attempted.file) {
+        out.append(message('info', storagePaid.length
+          ? `0G storage was paid for (${storagePaid.map((p) => p.hash).join(', ')}): pressing “Seal, upload and publish” again goes on from there, without paying again.`
+          : 'Nothing was published or paid: the sealed file stays staged, and pressing “Seal, upload and publish” again goes on from there.'));
+      }
     } finally { button.disabled = false; }
   } },
   h('label', {}, 'JSONL file (encrypted here, in your browser)', file), fileProgress.el, fileStatus, h('label', {}, 'Name', name), h('label', {}, 'Description', description), h('label', {}, 'License', license),
@@ -581,14 +613,14 @@ async function flowPrice() {
 // wallet: one transaction (one per file on a legacy Flow), for the files the storage node does
 // not know yet (a file paid for earlier is not paid again). The price is read from the Flow's
 // market through the wallet's RPC when paying.
-// Answers the payments made: [{ hash, value, files }].
-async function payStorage(files, step) {
-  const paid = [];
+// Adds the payments made to `paid` ([{ hash, value, files }]), also one sent whose outcome the
+// page could not learn.
+async function payStorage(files, step, paid) {
   const unpaid = [];
   for (const f of files) {
     if (!(await C.storageCall('zgs_getFileInfo', [C.hex(f.root), false]))) unpaid.push(f);
   }
-  if (!unpaid.length) return paid;
+  if (!unpaid.length) return;
   const flow = config.flow.address;
   const price = await flowPrice();
   const batches = config.flow.abi === 'legacy' ? unpaid.map((f) => [f]) : [unpaid];
@@ -597,10 +629,14 @@ async function payStorage(files, step) {
     const which = batches.length > 1 ? ` (transaction ${i + 1} of ${batches.length})` : '';
     const what = `Paying 0G storage for ${batch.length === 1 ? 'a file' : `${batch.length} files`}${which}: ${wallet.formatWei(value)}`;
     step(`${what}. Confirm the transaction in your wallet…`);
-    const { hash } = await wallet.send(flow, data, value, (s) => step(`${what}: ${s}`), 'the storage fee');
-    paid.push({ hash, value, files: batch.length });
+    try {
+      const { hash } = await wallet.send(flow, data, value, (s) => step(`${what}: ${s}`), 'the storage fee');
+      paid.push({ hash, value, files: batch.length });
+    } catch (err) {
+      if (err.sentHash) paid.push({ hash: err.sentHash, value, files: batch.length });
+      throw err;
+    }
   }
-  return paid;
 }
 
 // ---- jobs ------------------------------------------------------------------------------------

@@ -152,13 +152,19 @@ export async function send(to, data, value = 0n, onStatus = () => {}, valueIs = 
     throw new Error(`The wallet could not send the transaction: ${e.message}`);
   }
   onStatus(`sent ${hash.slice(0, 12)}…, waiting for the block…`);
-  for (;;) {
-    const receipt = await request('eth_getTransactionReceipt', [hash]);
-    if (receipt) {
-      if (receipt.status !== '0x1') throw new Error(`Transaction ${hash} failed on-chain.`);
-      return { hash, receipt };
+  // From here the transaction is out: an error names it (`sentHash`), so callers know it may
+  // have taken effect.
+  try {
+    for (;;) {
+      const receipt = await request('eth_getTransactionReceipt', [hash]);
+      if (receipt) {
+        if (receipt.status !== '0x1') throw new Error(`Transaction ${hash} failed on-chain.`);
+        return { hash, receipt };
+      }
+      await new Promise((r) => setTimeout(r, 300));
     }
-    await new Promise((r) => setTimeout(r, 300));
+  } catch (e) {
+    throw Object.assign(e, { sentHash: hash });
   }
 }
 

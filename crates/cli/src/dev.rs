@@ -90,6 +90,29 @@ const DEV_PRICE_PER_SECTOR: u64 = 1_000_000_000;
 /// The dev account the compute node pays 0G storage from under `--flow`.
 const COMPUTE_OPERATOR_ACCOUNT: usize = 9;
 
+/// The dev Flow node's files when the chain no longer has the block its follower recorded up to
+/// (anvil killed before saving came back older): submissions recorded from lost blocks would
+/// not hold, and new ones would reuse their sequence numbers. The node starts over.
+async fn discard_flow_files_ahead_of_chain(
+    provider: &alloy::providers::DynProvider,
+    dir: &Path,
+) -> Result<()> {
+    let storage = dir.join(FLOW_STORAGE_DIR);
+    let cursor =
+        licen_storage::node::read_cursor(&storage).context("reading the dev Flow node's cursor")?;
+    let Some(cursor) = cursor else {
+        return Ok(());
+    };
+    if crate::storage::chain_has(provider, cursor.block, cursor.hash).await? {
+        return Ok(());
+    }
+    tracing::warn!(
+        block = cursor.block,
+        "the chain lost blocks the dev Flow node followed (anvil stopped before saving its state): discarding its files"
+    );
+    std::fs::remove_dir_all(&storage).with_context(|| format!("removing {}", storage.display()))
+}
+
 /// 0G's Flow on the dev chain: the remembered one while its code is there, else deployed anew
 /// (the storage node's files, paid for on a chain that is gone, are discarded then: their
 /// sequence numbers would collide with the new Flow's).
@@ -109,6 +132,7 @@ async fn ensure_flow(chain: &DevChain, dir: &Path) -> Result<DevFlow> {
             .await
             .context("checking the remembered Flow contract")?;
         if remembered.chain_id == chain_id && !code.is_empty() {
+            discard_flow_files_ahead_of_chain(&provider, dir).await?;
             return Ok(remembered);
         }
         eprintln!(
@@ -398,18 +422,18 @@ async fn start_services(
     };
     // Under --flow the node learns of paid files from the Flow's events, as a 0G node does;
     // the compute node pays for its uploads.
-    let flow_parts = || -> Result<_> {
+    let flow_parts = async {
         let Some(f) = &flow else {
             return Ok((None, None));
         };
-        let from = crate::storage::resume_block(&storage, f.flow, f.block)?;
+        let provider = connect(chain.rpc_url(), None)?.provider;
+        let from = crate::storage::resume_block(&storage, f.flow, f.block, &provider).await?;
         let payer: std::sync::Arc<dyn licen_compute::StoragePayer> =
             std::sync::Arc::new(crate::storage::FlowPayer::new(
                 licen_storage::StorageClient::new(&storage.url())?,
                 flow_client(Some(chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT)))?,
             ));
-        let (follower_flow, provider) =
-            (flow_client(None)?, connect(chain.rpc_url(), None)?.provider);
+        let follower_flow = flow_client(None)?;
         // Spawned last: nothing after it can fail and leave it holding the node.
         let follower = tokio::spawn(crate::storage::follow_flow(
             follower_flow,
@@ -418,9 +442,9 @@ async fn start_services(
             from,
             0,
         ));
-        Ok((Some(follower), Some(payer)))
+        anyhow::Ok((Some(follower), Some(payer)))
     };
-    let (follower, payer) = match flow_parts() {
+    let (follower, payer) = match flow_parts.await {
         Ok(parts) => parts,
         Err(e) => {
             let _ = stop_storage(storage, None).await;

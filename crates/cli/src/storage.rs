@@ -412,7 +412,8 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
     }
     let follower = match flow {
         Some((flow, provider)) => {
-            let from = resume_block(&running, flow.address(), args.flow_start_block)?;
+            let from =
+                resume_block(&running, flow.address(), args.flow_start_block, &provider).await?;
             tracing::info!(flow = %flow.address(), from_block = from, "following the Flow contract's submissions");
             Some(tokio::spawn(follow_flow(
                 flow,
@@ -441,16 +442,44 @@ const FLOW_LOG_RANGE: u64 = 5_000;
 
 /// Where a follower of `flow` starts: after the last block the node's data directory has every
 /// submission of, or at `start` (the Flow's deployment). Refuses a data directory that follows
-/// another Flow.
-pub(crate) fn resume_block(
+/// another Flow, or whose last block the chain at `provider` no longer has (a reorg deeper than
+/// the confirmations waited for, or a replaced chain: submissions recorded from it may not hold).
+pub(crate) async fn resume_block(
     node: &node::RunningNode,
     flow: alloy::primitives::Address,
     start: u64,
+    provider: &alloy::providers::DynProvider,
 ) -> Result<u64> {
-    let cursor = node
+    let Some(cursor) = node
         .flow_cursor(flow)
-        .context("resuming the Flow follower")?;
-    Ok(cursor.map_or(start, |block| (block + 1).max(start)))
+        .context("resuming the Flow follower")?
+    else {
+        return Ok(start);
+    };
+    if !chain_has(provider, cursor.block, cursor.hash).await? {
+        anyhow::bail!(
+            "the chain no longer has block {} (hash {}) up to which this node recorded the Flow's \
+             submissions: a reorg deeper than --flow-confirmations, or another chain at this RPC \
+             URL; the submissions recorded may not hold there, so give the node a fresh data dir",
+            cursor.block,
+            cursor.hash
+        );
+    }
+    Ok((cursor.block + 1).max(start))
+}
+
+/// Whether the chain at `provider` has block `number` with hash `hash`.
+pub(crate) async fn chain_has(
+    provider: &alloy::providers::DynProvider,
+    number: u64,
+    hash: alloy::primitives::B256,
+) -> Result<bool> {
+    use alloy::providers::Provider as _;
+    let block = provider
+        .get_block_by_number(number.into())
+        .await
+        .with_context(|| format!("reading block {number} of the Flow's chain"))?;
+    Ok(block.is_some_and(|b| b.header.hash == hash))
 }
 
 /// Registers every Flow submission with the node, from `from` on, as blocks arrive, and records
@@ -496,7 +525,18 @@ pub(crate) async fn follow_flow(
                             }
                         }
                         if recorded {
-                            if let Err(e) = node.set_flow_cursor(flow.address(), to) {
+                            // The block's hash lets a restart tell its chain still has it.
+                            let cursor = match provider.get_block_by_number(to.into()).await {
+                                Ok(Some(block)) => Some(node::FlowCursor {
+                                    flow: flow.address(),
+                                    block: to,
+                                    hash: block.header.hash,
+                                }),
+                                _ => None,
+                            };
+                            if let Err(e) =
+                                cursor.map_or(Ok(()), |cursor| node.set_flow_cursor(cursor))
+                            {
                                 tracing::warn!(error = %e, "cannot record how far the Flow was followed; a restart reads those blocks again");
                             }
                             next = to + 1;

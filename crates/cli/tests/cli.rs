@@ -446,6 +446,30 @@ fn put_with_flow_pays_0g_flow_contract_then_uploads() {
             && said.contains("give the node another data directory"),
         "{said}"
     );
+    // A chain that no longer has the block the node recorded submissions up to (here a fresh
+    // chain where the same deployer put a Flow at the same address) is refused: the recorded
+    // submissions may not hold there.
+    let fresh = licen_chain::anvil::DevChain::spawn().unwrap();
+    let fresh_admin = licen_chain::connect(fresh.rpc_url(), Some(fresh.dev_signer(0))).unwrap();
+    let again = runtime
+        .block_on(licen_chain::testing::zerog::deploy_0g_flow(
+            &fresh_admin,
+            alloy::primitives::U256::from(PRICE),
+        ))
+        .unwrap();
+    assert_eq!(again.flow, zerog.flow);
+    let said = failed(
+        Command::new(LICEN)
+            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(d.join("storage"))
+            .args(["--flow", &flow, "--rpc-url", fresh.rpc_url()])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        said.contains("the chain no longer has block") && said.contains("fresh data dir"),
+        "{said}"
+    );
     // A data dir keeps its mode: sequence numbers of the Flow and of a local node would mix.
     let said = failed(
         Command::new(LICEN)

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use super::submissions::Submissions;
+use super::submissions::{FlowCursor, Submissions};
 use serde::{Deserialize, Serialize};
 
 use crate::flush::BackgroundFlush;
@@ -740,20 +740,16 @@ impl Disk {
     pub(crate) fn flow_cursor(
         &self,
         flow: alloy_primitives::Address,
-    ) -> std::io::Result<Option<u64>> {
+    ) -> std::io::Result<Option<FlowCursor>> {
         self.flow_log()?.lock().expect("poisoned").cursor(flow)
     }
 
-    /// Flow mode: records that every submission to `flow` through `block` is registered.
-    pub(crate) fn set_flow_cursor(
-        &self,
-        flow: alloy_primitives::Address,
-        block: u64,
-    ) -> std::io::Result<()> {
+    /// Flow mode: records how far the Flow's submissions are all registered.
+    pub(crate) fn set_flow_cursor(&self, cursor: FlowCursor) -> std::io::Result<()> {
         self.flow_log()?
             .lock()
             .expect("poisoned")
-            .set_cursor(flow, block)
+            .set_cursor(cursor)
     }
 
     fn flow_log(&self) -> std::io::Result<&Mutex<Submissions>> {

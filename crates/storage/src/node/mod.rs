@@ -33,6 +33,7 @@ mod server;
 mod submissions;
 
 pub use disk::Submitted;
+pub use submissions::{FlowCursor, read_cursor};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -142,20 +143,21 @@ impl RunningNode {
     }
 
     /// Flow mode: the last block whose submissions to `flow` are all registered in this data
-    /// directory (`None`: none yet), so a follower resumes after it. Errors when the directory
-    /// follows another Flow contract.
-    pub fn flow_cursor(&self, flow: alloy_primitives::Address) -> Result<Option<u64>> {
+    /// directory, and its hash (`None`: none yet), so a follower resumes after it. Errors when
+    /// the directory follows another Flow contract.
+    pub fn flow_cursor(&self, flow: alloy_primitives::Address) -> Result<Option<FlowCursor>> {
         self.state
             .disk
             .flow_cursor(flow)
             .map_err(|e| Error::io("reading the Flow follower's cursor", e))
     }
 
-    /// Flow mode: records that every submission to `flow` through `block` is registered.
-    pub fn set_flow_cursor(&self, flow: alloy_primitives::Address, block: u64) -> Result<()> {
+    /// Flow mode: records that every submission to `cursor.flow` through `cursor.block` is
+    /// registered.
+    pub fn set_flow_cursor(&self, cursor: FlowCursor) -> Result<()> {
         self.state
             .disk
-            .set_flow_cursor(flow, block)
+            .set_flow_cursor(cursor)
             .map_err(|e| Error::io("recording the Flow follower's cursor", e))
     }
 

@@ -30,11 +30,33 @@ const LEGACY_LIST: &str = "submissions.json";
 /// The follower's cursor.
 const CURSOR: &str = "flow-cursor.json";
 
-/// Where a follower of `flow` left off.
+/// Where a follower of a Flow left off in a data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Cursor {
-    flow: alloy_primitives::Address,
-    block: u64,
+pub struct FlowCursor {
+    /// The Flow contract followed.
+    pub flow: alloy_primitives::Address,
+    /// The last block whose submissions are all registered.
+    pub block: u64,
+    /// That block's hash, so a follower can tell its chain still has it (a reorg deeper than
+    /// its confirmations, or a replaced chain, would have changed the submissions).
+    pub hash: alloy_primitives::B256,
+}
+
+/// The cursor a follower left in the data directory `dir`, if any (read without opening the
+/// node, e.g. to discard a directory whose chain is gone).
+pub fn read_cursor(dir: &Path) -> std::io::Result<Option<FlowCursor>> {
+    let path = dir.join(CURSOR);
+    match fs::read(&path) {
+        Ok(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| {
+            std::io::Error::other(format!(
+                "{} is damaged ({e}): remove it, and the node follows the Flow again from its \
+                 deployment block",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The submissions known so far (only their files are accepted).
@@ -45,6 +67,9 @@ pub(crate) struct Submissions {
     path: PathBuf,
     /// Bytes of complete lines in the log: an append that fails is cut back to this.
     len: u64,
+    /// An append failed and could not be cut back: the log's end is unknown, so nothing more
+    /// is appended until the node restarts (and drops the torn line).
+    torn: bool,
 }
 
 impl Submissions {
@@ -75,6 +100,7 @@ impl Submissions {
             log,
             path,
             len: complete as u64,
+            torn: false,
         };
         for (number, line) in raw[..complete].split(|&b| b == b'\n').enumerate() {
             if line.is_empty() {
@@ -82,8 +108,8 @@ impl Submissions {
             }
             let s: Submitted = serde_json::from_slice(line).map_err(|e| {
                 std::io::Error::other(format!(
-                    "{} is damaged at line {} ({e}): restore it, or remove it and follow the Flow \
-                     again from its deployment block",
+                    "{} is damaged at line {} ({e}): restore it, or remove it together with \
+                     {CURSOR} and the node follows the Flow again from its deployment block",
                     known.path.display(),
                     number + 1
                 ))
@@ -130,14 +156,12 @@ impl Submissions {
 
     /// The last block whose submissions to `flow` are all recorded here (`None`: start from
     /// the Flow's deployment). Refuses a data directory that follows another Flow.
-    pub(crate) fn cursor(&self, flow: alloy_primitives::Address) -> std::io::Result<Option<u64>> {
-        let path = self.dir().join(CURSOR);
-        let cursor: Cursor = match fs::read(&path) {
-            Ok(raw) => serde_json::from_slice(&raw).map_err(|e| {
-                std::io::Error::other(format!("{} is damaged ({e})", path.display()))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+    pub(crate) fn cursor(
+        &self,
+        flow: alloy_primitives::Address,
+    ) -> std::io::Result<Option<FlowCursor>> {
+        let Some(cursor) = read_cursor(self.dir())? else {
+            return Ok(None);
         };
         if cursor.flow != flow {
             return Err(std::io::Error::other(format!(
@@ -146,22 +170,16 @@ impl Submissions {
                 cursor.flow
             )));
         }
-        Ok(Some(cursor.block))
+        Ok(Some(cursor))
     }
 
-    /// Records that every submission to `flow` through `block` is in the log.
-    pub(crate) fn set_cursor(
-        &self,
-        flow: alloy_primitives::Address,
-        block: u64,
-    ) -> std::io::Result<()> {
+    /// Records that every submission to `cursor.flow` through `cursor.block` is in the log.
+    pub(crate) fn set_cursor(&self, cursor: FlowCursor) -> std::io::Result<()> {
         let path = self.dir().join(CURSOR);
         let tmp = path.with_extension("tmp");
         {
             let mut f = File::create(&tmp)?;
-            f.write_all(
-                &serde_json::to_vec(&Cursor { flow, block }).map_err(std::io::Error::other)?,
-            )?;
+            f.write_all(&serde_json::to_vec(&cursor).map_err(std::io::Error::other)?)?;
             f.sync_all()?;
         }
         fs::rename(&tmp, &path)
@@ -183,6 +201,12 @@ impl Submissions {
         if self.by_root.contains_key(&s.root) {
             return Ok(false);
         }
+        if self.torn {
+            return Err(std::io::Error::other(format!(
+                "an earlier append to {} failed and could not be undone: restart the node",
+                self.path.display()
+            )));
+        }
         let mut line = serde_json::to_vec(&s).map_err(std::io::Error::other)?;
         line.push(b'\n');
         let appended = self
@@ -191,8 +215,11 @@ impl Submissions {
             .and_then(|()| self.log.sync_data());
         if let Err(e) = appended {
             // Cut a partial line back off, so the next append starts on a line of its own.
-            let _ = self.log.set_len(self.len);
-            let _ = self.log.seek(SeekFrom::End(0));
+            self.torn = self
+                .log
+                .set_len(self.len)
+                .and_then(|()| self.log.seek(SeekFrom::End(0)).map(drop))
+                .is_err();
             return Err(e);
         }
         self.len += line.len() as u64;
@@ -256,10 +283,16 @@ mod tests {
         let log = Submissions::open(dir.path()).unwrap();
         let flow = alloy_primitives::Address::repeat_byte(0xf1);
         assert_eq!(log.cursor(flow).unwrap(), None);
-        log.set_cursor(flow, 41).unwrap();
+        let cursor = FlowCursor {
+            flow,
+            block: 41,
+            hash: alloy_primitives::B256::repeat_byte(0x41),
+        };
+        log.set_cursor(cursor).unwrap();
         drop(log);
         let log = Submissions::open(dir.path()).unwrap();
-        assert_eq!(log.cursor(flow).unwrap(), Some(41));
+        assert_eq!(log.cursor(flow).unwrap(), Some(cursor));
+        assert_eq!(read_cursor(dir.path()).unwrap(), Some(cursor));
         let other = alloy_primitives::Address::repeat_byte(0xf2);
         let said = log.cursor(other).unwrap_err().to_string();
         assert!(

@@ -193,6 +193,8 @@ pub struct Ledger {
 struct Fence {
     holder: String,
     term: u64,
+    /// The lease's length: bounds how long a write may hold the lease row.
+    lease: Duration,
 }
 
 impl Ledger {
@@ -239,10 +241,14 @@ impl Ledger {
     /// From now on, every write of this ledger (and its clones) succeeds only while `holder`
     /// holds the lease in `term` and it has not run out; otherwise it changes nothing and
     /// fails with [`Error::Fenced`](crate::Error::Fenced).
-    pub fn fence(&self, holder: &str, term: u64) {
+    /// On Postgres a write holds the lease row for at most a quarter of `lease` while idle (a
+    /// replica paused inside a write loses its session), so a standby is never kept from taking
+    /// over.
+    pub fn fence(&self, holder: &str, term: u64, lease: Duration) {
         *self.fence.lock().expect("ledger fence poisoned") = Some(Fence {
             holder: holder.to_owned(),
             term,
+            lease,
         });
     }
 
@@ -261,6 +267,9 @@ impl Ledger {
         let Some(fence) = fence else {
             return Ok(tx);
         };
+        if self.backend == Backend::Postgres {
+            bound_postgres_locks(&mut tx, fence.lease / 4).await?;
+        }
         let lock = match self.backend {
             Backend::Sqlite => "UPDATE leader SET holder = holder WHERE id = 0",
             Backend::Postgres => "SELECT holder FROM leader WHERE id = 0 FOR SHARE",
@@ -303,12 +312,7 @@ impl Ledger {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
-            // A replica paused while holding the row's lock must not stall the others past
-            // their own renewals.
-            let wait = (ttl / 4).as_millis().max(1);
-            sqlx::query(&format!("SET LOCAL lock_timeout = '{wait}ms'"))
-                .execute(&mut *tx)
-                .await?;
+            bound_postgres_locks(&mut tx, ttl / 4).await?;
         }
         // Take the write lock first: a SQLite transaction that reads and then writes fails
         // ("database is locked") when another replica wrote in between; on Postgres this locks
@@ -638,6 +642,26 @@ fn from_row(r: &sqlx::any::AnyRow) -> LedgerJob {
     }
 }
 
+/// Bounds a Postgres transaction's hold on the lease row to `limit`: waiting for a lock (a
+/// replica paused while holding the row must not stall the others past their own renewals), and
+/// sitting idle inside the transaction (a replica paused mid-transaction loses its session, and
+/// with it the lock).
+async fn bound_postgres_locks(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    limit: Duration,
+) -> Result<()> {
+    let ms = limit.as_millis().max(1);
+    sqlx::query(&format!("SET LOCAL lock_timeout = '{ms}ms'"))
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = '{ms}ms'"
+    ))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 fn config(e: licen_indexer::Error) -> crate::Error {
     crate::Error::Config(e.to_string())
 }
@@ -901,14 +925,14 @@ mod tests {
             block: 5,
         };
         let first = term_of(a.lead("a", ttl, None).await.unwrap());
-        a.fence("a", first);
+        a.fence("a", first, ttl);
         a.record_grants(&[grant(1)], 5).await.unwrap();
         a.set_stage(JobId(1), Stage::Started, None).await.unwrap();
 
         // b takes over (a is gone, as far as b knows: a was paused). Every write a still
         // attempts in its old term is refused and changes nothing.
         let second = term_of(b.lead("b", ttl, Some("a")).await.unwrap());
-        b.fence("b", second);
+        b.fence("b", second, ttl);
         let refused = |outcome: Result<()>| {
             assert!(
                 matches!(outcome, Err(crate::Error::Fenced { term }) if term == first),
@@ -946,5 +970,46 @@ mod tests {
         a.unfence();
         a.rewind_cursor(6).await.unwrap();
         assert_eq!(b.cursor().await.unwrap(), Some(6));
+    }
+
+    /// A replica paused inside a write (holding the lease row) loses its Postgres session after
+    /// a quarter lease, and with it the lock: a standby takes over instead of waiting for it.
+    #[tokio::test]
+    async fn a_writer_paused_on_postgres_does_not_keep_the_others_out() {
+        let Some((_db, a, b)) = two_ledgers(Backend::Postgres).await else {
+            return;
+        };
+        let ttl = Duration::from_millis(800);
+        assert!(matches!(
+            a.lead("a", ttl, None).await.unwrap(),
+            Lead::Held { .. }
+        ));
+        // What `write` does for a fenced replica, then a pause before the commit.
+        let mut paused = a.pool.begin().await.unwrap();
+        bound_postgres_locks(&mut paused, ttl / 4).await.unwrap();
+        sqlx::query("SELECT holder FROM leader WHERE id = 0 FOR SHARE")
+            .execute(&mut *paused)
+            .await
+            .unwrap();
+        tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let taken = loop {
+            match b.lead("b", ttl, None).await {
+                Ok(lead @ Lead::Held { .. }) => break lead,
+                outcome => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(5),
+                        "the standby is still kept out: {outcome:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        assert!(
+            matches!(&taken, Lead::Held { took_over: Some((from, Handover::Expired)), .. } if from == "a"),
+            "{taken:?}"
+        );
+        // The paused replica's transaction is gone with its session.
+        assert!(paused.commit().await.is_err());
     }
 }

@@ -355,7 +355,7 @@ impl Term {
                 self.ctx.lease.set(Some(asked + self.lease * 3 / 4));
                 // Every ledger write of this term checks it still holds (kept after the term
                 // ends, so a late write of a stopped driver is refused too).
-                self.ctx.ledger.fence(holder, term);
+                self.ctx.ledger.fence(holder, term, self.lease);
                 match took_over {
                     Some((from, why)) => tracing::info!(
                         replica = holder,

@@ -565,7 +565,7 @@ export async function publish(main) {
           if (!(await u.stillStaged())) {
             job.abort.abort();
             prepared = null;
-            throw new Error('The server no longer holds the staged upload (it drops one left alone for 10 minutes): nothing was paid. Press “Seal, upload and publish” to seal the file again.');
+            throw new Error('The server no longer holds the staged upload (it drops one left alone for 10 minutes, or waiting for its payment for an hour): nothing was paid. Press “Seal, upload and publish” to seal the file again.');
           }
         }
         const data = { root: sealed.datasetRoot, size: sealed.sealedBytes, flowNodes: sealed.flowNodes };

@@ -44,6 +44,9 @@ pub const MAX_STAGED_BYTES: u64 = 16 << 30;
 pub const MAX_OPEN_SESSIONS: usize = 16;
 /// A session untouched this long is dropped with its temporary file.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest a committed upload waits for its Flow payment, even while the page asks: a
+/// session is a staged file and one of [`MAX_OPEN_SESSIONS`] slots.
+pub const PAYMENT_WAIT_LIMIT: Duration = Duration::from_secs(3600);
 /// How long a piece that arrived ahead of its predecessor waits for it.
 const OUT_OF_ORDER_WAIT: Duration = Duration::from_secs(60);
 
@@ -103,6 +106,8 @@ struct Session {
     root: Option<Hash>,
     stored: Arc<AtomicU64>,
     touched: Instant,
+    /// When the page committed it.
+    committed: Option<Instant>,
 }
 
 impl Session {
@@ -206,12 +211,17 @@ impl Staging {
     fn sweep_locked(sessions: &mut HashMap<String, Shared>) {
         sessions.retain(|_, s| {
             let s = lock(&s.session);
-            matches!(s.phase, Phase::Storing) || s.touched.elapsed() < IDLE_TIMEOUT
+            let waited_too_long = matches!(s.phase, Phase::AwaitingPayment)
+                && s.committed
+                    .is_some_and(|at| at.elapsed() > PAYMENT_WAIT_LIMIT);
+            matches!(s.phase, Phase::Storing)
+                || (s.touched.elapsed() < IDLE_TIMEOUT && !waited_too_long)
         });
     }
 
     /// Drops sessions idle for over [`IDLE_TIMEOUT`] (not one being stored) with their
-    /// temporary files. A session awaiting payment is kept alive by the page asking about it.
+    /// temporary files. A session awaiting payment is kept alive by the page asking about it,
+    /// for at most [`PAYMENT_WAIT_LIMIT`].
     pub fn sweep(&self) {
         Self::sweep_locked(&mut lock(&self.sessions));
     }
@@ -267,6 +277,7 @@ impl Staging {
             root: None,
             stored: Arc::default(),
             touched: Instant::now(),
+            committed: None,
         };
         let slot = Slot {
             session: Mutex::new(session),
@@ -391,6 +402,7 @@ impl Staging {
         };
         session.root = Some(page_root);
         session.touched = Instant::now();
+        session.committed = Some(Instant::now());
         let path = session
             .staged
             .as_ref()
@@ -439,11 +451,20 @@ impl Staging {
     pub fn cancel(&self, id: &str) -> Result<(), Refusal> {
         let shared = self.get(id)?;
         let mut session = lock(&shared.session);
-        if matches!(session.phase, Phase::Storing | Phase::Stored) {
-            return Err(refuse(
-                409,
-                "this upload is being stored on the storage node: it can no longer be cancelled",
-            ));
+        match session.phase {
+            Phase::Storing => {
+                return Err(refuse(
+                    409,
+                    "this upload is being stored on the storage node: it can no longer be cancelled",
+                ));
+            }
+            Phase::Stored => {
+                return Err(refuse(
+                    409,
+                    "this upload is stored on the storage node already: there is nothing to cancel",
+                ));
+            }
+            _ => {}
         }
         // Deleted now, even while a writer still holds the session.
         session.staged = None;

@@ -1367,6 +1367,27 @@ async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
     dev.stop();
 }
 
+/// Presses "Seal, upload and publish" on the open publish page and waits for its outcome: the
+/// text of the result box (the published root, or an error and what the next press does).
+async fn publish_attempt(browser: &Browser) -> String {
+    browser
+        .execute("document.getElementById('publish').click();", json!([]))
+        .await
+        .unwrap();
+    browser
+        .wait_for("document.getElementById('published-root') || document.querySelector('#publish-result .error')", LONG)
+        .await
+        .unwrap();
+    let shown = browser
+        .execute(
+            "return document.getElementById('publish-result').innerText;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    shown.as_str().unwrap().to_owned()
+}
+
 /// The `Submit` events of the Flow at `flow`: (transaction, sender) of each, in chain order.
 async fn flow_submissions(dev: &Dev, flow: &str) -> Vec<(String, String)> {
     // keccak256("Submit(address,bytes32,uint256,uint256,uint256,(uint256,bytes,(bytes32,uint256)[]))")
@@ -1466,35 +1487,15 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     browser
         .run(
             "const set = (id, v) => { document.getElementById(id).value = v; };
-             set('name', 'Paid on 0G'); set('price', '0.01'); set('max-epochs', '3'); set('max-runs', '2');
-             document.getElementById('publish').click();",
+             set('name', 'Paid on 0G'); set('price', '0.01'); set('max-epochs', '3'); set('max-runs', '2');",
             json!({}),
         )
         .await
         .unwrap();
-    browser
-        .wait_for("document.querySelector('#publish-result .error')", LONG)
-        .await
-        .unwrap();
-    let shown = browser
-        .execute(
-            "return document.getElementById('publish-result').innerText;",
-            json!([]),
-        )
-        .await
-        .unwrap();
+    let shown = publish_attempt(&browser).await;
     assert!(
-        shown
-            .as_str()
-            .unwrap()
-            .contains("You rejected the transaction in your wallet: nothing was sent"),
-        "{shown}"
-    );
-    assert!(
-        shown
-            .as_str()
-            .unwrap()
-            .contains("Nothing was published or paid: the sealed file stays staged"),
+        shown.contains("You rejected the transaction in your wallet: nothing was sent")
+            && shown.contains("Nothing was published or paid: the sealed file stays staged"),
         "{shown}"
     );
     browser
@@ -1508,23 +1509,11 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     // and the page says so.
     let contract = dev.summary["contract"].as_str().unwrap().to_owned();
     wallet(json!({"rpc": rpc, "account": owner, "rejectSendTo": contract})).await;
-    let attempt = "document.getElementById('publish').click();";
-    browser.execute(attempt, json!([])).await.unwrap();
-    browser
-        .wait_for("document.querySelector('#publish-result .error')", LONG)
-        .await
-        .unwrap();
-    let shown = browser
-        .execute(
-            "return document.getElementById('publish-result').innerText;",
-            json!([]),
-        )
-        .await
-        .unwrap();
+    let shown = publish_attempt(&browser).await;
     let paid = flow_submissions(&dev, &flow).await;
     assert_eq!(paid.len(), 3, "{paid:?}");
     assert!(
-        shown.as_str().unwrap().contains(&format!(
+        shown.contains(&format!(
             "0G storage was paid for ({}): pressing “Seal, upload and publish” again goes on from there, without paying again",
             paid[0].0
         )),
@@ -1534,20 +1523,19 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
 
     // The person accepts this time: the publication goes on with the same sealed, paid files.
     wallet(json!({"rpc": rpc, "account": owner})).await;
-    browser.execute(attempt, json!([])).await.unwrap();
-    browser
-        .wait_for("document.getElementById('published-root') || document.querySelector('#publish-result .error')", LONG)
-        .await
-        .unwrap();
+    let shown = publish_attempt(&browser).await;
     browser.screenshot("publish-0g-done").await.unwrap();
     let root = browser
-        .execute("const r = document.getElementById('published-root'); return r ? r.textContent : document.body.innerText;", json!([]))
+        .execute(
+            "const r = document.getElementById('published-root'); return r ? r.textContent : '';",
+            json!([]),
+        )
         .await
         .unwrap();
     let root = root.as_str().unwrap().to_owned();
     assert!(
         root.starts_with("0x") && root.len() == 66,
-        "publish failed: {root}"
+        "publish failed: {shown}"
     );
 
     // Three files paid for in one transaction from the owner's wallet, then the publication:
@@ -1560,17 +1548,10 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
         "{paid:?}"
     );
     assert_eq!(common::nonce_async(&dev, &owner).await, 2);
-    let shown = browser
-        .execute(
-            "return document.getElementById('publish-result').innerText;",
-            json!([]),
-        )
-        .await
-        .unwrap();
     assert!(
-        shown.as_str().unwrap().contains("0G storage paid")
-            && shown.as_str().unwrap().contains(&paid[0].0[..20])
-            && shown.as_str().unwrap().contains("for 3 files"),
+        shown.contains("0G storage paid")
+            && shown.contains(&paid[0].0[..20])
+            && shown.contains("for 3 files"),
         "the page names the storage payment: {shown}"
     );
     // The node holds the dataset, under the root the page published.

@@ -183,6 +183,19 @@ async fn stage_root_only(web: &licen_web::Running, data: &[u8]) -> (String, Valu
     (id, answer)
 }
 
+/// Tells `storage` that `data` was paid for as Flow submission `seq` (what `licen storage-node
+/// --flow` does on a Submit event).
+fn paid(storage: &licen_storage::node::RunningNode, data: &[u8], seq: u64) {
+    storage
+        .register_submission(licen_storage::node::Submitted {
+            root: FileTree::from_bytes(data).root(),
+            size: data.len() as u64,
+            seq,
+            start_entry: seq * 2048,
+        })
+        .unwrap();
+}
+
 /// On a 0G network the storage node takes a file only once its Flow submission is on chain, and
 /// the page pays for it only when the person publishes: a committed upload waits for that
 /// (`awaiting_payment`), is stored as soon as the node knows the file, and one given up while
@@ -214,14 +227,7 @@ async fn a_committed_upload_waits_for_its_flow_payment() {
     assert!(node.file_info(tree.root()).await.unwrap().is_none());
 
     // The Flow submission is seen (what `licen storage-node --flow` does on a Submit event).
-    storage
-        .register_submission(licen_storage::node::Submitted {
-            root: tree.root(),
-            size: data.len() as u64,
-            seq: 0,
-            start_entry: 0,
-        })
-        .unwrap();
+    paid(&storage, &data, 0);
     let mut report = report_of(&web, &id, 2_000).await;
     for _ in 0..50 {
         if report["state"] == "stored" {
@@ -247,14 +253,7 @@ async fn a_committed_upload_waits_for_its_flow_payment() {
         .await
         .unwrap();
     assert!(cancelled.status().is_success());
-    storage
-        .register_submission(licen_storage::node::Submitted {
-            root: other_tree.root(),
-            size: other.len() as u64,
-            seq: 1,
-            start_entry: 2048,
-        })
-        .unwrap();
+    paid(&storage, &other, 1);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let info = node.file_info(other_tree.root()).await.unwrap().unwrap();
     assert!(

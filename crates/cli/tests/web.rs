@@ -1514,7 +1514,7 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     assert_eq!(paid.len(), 3, "{paid:?}");
     assert!(
         shown.contains(&format!(
-            "0G storage was paid for ({}): pressing “Seal, upload and publish” again goes on from there, without paying again",
+            "0G storage was paid for ({}): pressing “Seal, upload and publish” again goes on from there without paying for these files again",
             paid[0].0
         )),
         "{shown}"

@@ -448,17 +448,19 @@ export class StagedUpload {
     if (report.state !== 'awaiting_payment') return this.settle(report, onProgress);
     // `alive` (the page still wants it): once it says no, the upload is given up.
     this.keepAlive = setInterval(() => {
-      if (this.alive && !this.alive()) { this.cancel(); return; }
+      if (this.alive && !this.alive() && !this.paid) { this.cancel(); return; }
       fetch(`/api/uploads/${this.id}`).catch(() => {});
     }, 60_000);
     return report;
   }
   // Whether the server still holds this upload (committed, stored or being stored).
+  // Only a server that says so (404, or a failed upload) makes this false; an unreachable
+  // server is an error.
   async stillStaged() {
     if (this.stored) return true;
     const response = await fetch(`/api/uploads/${this.id}`);
-    if (!response.ok) return false;
-    const report = await response.json().catch(() => ({}));
+    if (response.status === 404) return false;
+    const report = await jsonAnswer(response, 'checking the upload');
     return ['awaiting_payment', 'storing', 'stored'].includes(report.state);
   }
   // Resolves once the node holds the file (after its Flow payment, on a 0G network).
@@ -467,12 +469,13 @@ export class StagedUpload {
     return this.settle(await jsonAnswer(await fetch(`/api/uploads/${this.id}`), 'checking the upload'), onProgress);
   }
   async settle(report, onProgress) {
-    clearInterval(this.keepAlive);
     // Each check answers as soon as the node holds the file, or after 200 ms with the progress.
     while (report.state === 'storing' || report.state === 'awaiting_payment') {
       onProgress?.(report.stored, report.size);
       report = await jsonAnswer(await fetch(`/api/uploads/${this.id}?wait_ms=200`), 'checking the upload');
     }
+    // Ended, stored or failed: nothing left to keep alive (a lost connection above keeps it).
+    clearInterval(this.keepAlive);
     if (report.state !== 'stored') throw new Error(report.error || `the upload ended ${report.state}`);
     onProgress?.(report.size, report.size);
     this.stored = report;

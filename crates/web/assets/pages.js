@@ -460,7 +460,8 @@ export async function publish(main) {
     let result = null;
     abort.signal.addEventListener('abort', () => {
       result?.sealed.key.fill(0);
-      for (const u of [result?.sealed.upload, result?.envelope?.upload, result?.manifest?.upload]) if (u && !u.stored) u.cancel();
+      // A paid upload stays: the node will take it, and a later publication of it pays nothing.
+      for (const u of [result?.sealed.upload, result?.envelope?.upload, result?.manifest?.upload]) if (u && !u.stored && !u.paid) u.cancel();
     });
     job.done = (async () => {
       fileProgress.el.hidden = false;
@@ -522,9 +523,11 @@ export async function publish(main) {
       if (!wallet.available()) throw new Error('No wallet found: install a browser wallet to publish.');
       if (!wallet.current()) await wallet.connect(false);
       await wallet.checkNetwork();
+      // Read once: the field may be edited while this attempt waits.
+      const chosen = orchestrator.value.trim();
       // The orchestrator key comes from the chain, through the wallet's RPC.
-      const answer = words(await wallet.ethCall(config.chain.data_policy, calls.orchestratorKey(orchestrator.value.trim())));
-      if (answer.length < 2 || wordBig(answer[1]) === 0n) throw new Error(`Orchestrator ${orchestrator.value} is not registered or was deactivated on this contract: choose an active orchestrator.`);
+      const answer = words(await wallet.ethCall(config.chain.data_policy, calls.orchestratorKey(chosen)));
+      if (answer.length < 2 || wordBig(answer[1]) === 0n) throw new Error(`Orchestrator ${chosen} is not registered or was deactivated on this contract: choose an active orchestrator.`);
       const orchestratorKey = C.unhex(answer[0]);
       if (file.files[0] !== f) throw new Error(FILE_CHANGED);
       fileStatus.replaceChildren();
@@ -534,8 +537,8 @@ export async function publish(main) {
       let ready;
       try { ready = await job.done; } catch (err) { if (prepared === job) prepared = null; throw err; }
       if (job.abort.signal.aborted) throw new Error(FILE_CHANGED);
-      const orchestratorAddress = orchestrator.value.trim().toLowerCase();
-      if (ready.envelope && ready.envelopeFor !== orchestratorAddress) {
+      const orchestratorAddress = chosen.toLowerCase();
+      if (ready.envelopeBytes && ready.envelopeFor !== orchestratorAddress) {
         // The key was wrapped for another orchestrator and then wiped: seal the file again.
         job.abort.abort();
         prepared = null;
@@ -545,12 +548,13 @@ export async function publish(main) {
       const { summary, sealed } = ready;
       storagePaid = ready.storagePaid ||= [];
       const alive = () => form.isConnected && !job.abort.signal.aborted;
-      // The dataset key is wrapped once, for this orchestrator, and wiped (a later attempt
-      // reuses the envelope).
-      if (!ready.envelope) {
-        ready.envelope = await C.stageEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key, alive);
+      // The dataset key is wrapped once, for this orchestrator, and wiped; the envelope is kept
+      // (a later attempt stages or reuses it, never wraps a wiped key).
+      if (!ready.envelopeBytes) {
+        try { ready.envelopeBytes = C.sealDatasetEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key); } finally { sealed.key.fill(0); }
         ready.envelopeFor = orchestratorAddress;
       }
+      if (!ready.envelope) ready.envelope = await C.stageBytes(ready.envelopeBytes, alive);
       const manifestBytes = C.manifestBytes({ allowed_trainer_measurements: [], byte_size: summary.bytes, description: description.value, license: license.value, name: name.value, row_count: summary.rows, schema: summary.schema, token_estimate: Math.floor(summary.bytes / 4), version: 1 });
       if (!ready.manifest || C.hex(ready.manifest.bytes) !== C.hex(manifestBytes)) {
         const old = ready.manifest;
@@ -565,16 +569,23 @@ export async function publish(main) {
           if (!(await u.stillStaged())) {
             job.abort.abort();
             prepared = null;
-            throw new Error('The server no longer holds the staged upload (it drops one left alone for 10 minutes, or waiting for its payment for an hour): nothing was paid. Press “Seal, upload and publish” to seal the file again.');
+            throw new Error(`The server no longer holds a staged upload of this file (it drops one left alone for 10 minutes)${storagePaid.length ? '' : ': nothing was paid'}. Press “Seal, upload and publish” to seal the file again.`);
           }
         }
-        const data = { root: sealed.datasetRoot, size: sealed.sealedBytes, flowNodes: sealed.flowNodes };
+        const data = { root: sealed.datasetRoot, size: sealed.sealedBytes, flowNodes: sealed.flowNodes, upload: sealed.upload };
         await payStorage([data, envelope, manifest], step, storagePaid);
         step('Paid. Waiting for 0G storage to take the files…');
       }
       await Promise.all([sealed.whenStored(), envelope.upload.whenStored(), manifest.upload.whenStored()]);
       step('Sealed and uploaded. Confirm the transaction in your wallet…');
-      const { hash, receipt } = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), orchestrator.value.trim(), C.hex(envelopeRoot), C.hex(manifestRoot), terms), 0n, step);
+      let sent;
+      try {
+        sent = await wallet.send(config.chain.data_policy, calls.publish(C.hex(sealed.datasetRoot), chosen, C.hex(envelopeRoot), C.hex(manifestRoot), terms), 0n, step);
+      } catch (err) {
+        if (err.sentHash) err.publicationSent = err.sentHash;
+        throw err;
+      }
+      const { hash, receipt } = sent;
       const root = C.hex(sealed.datasetRoot);
       // Published: the prepared file is used up (another publication seals anew).
       if (prepared === job) prepared = null;
@@ -589,9 +600,11 @@ export async function publish(main) {
       step('');
       out.replaceChildren(errorMessage(err));
       // What the next press does: goes on with what this one staged and paid.
-      if (attempted && prepared === attempted && file.files[0] === attempted.file) {
+      if (err.publicationSent) {
+        out.append(message('info', `The publication was sent (${err.publicationSent}), but the page could not learn its outcome: check the transaction, or open My datasets, before publishing again.`));
+      } else if (attempted && prepared === attempted && file.files[0] === attempted.file) {
         out.append(message('info', storagePaid.length
-          ? `0G storage was paid for (${storagePaid.map((p) => p.hash).join(', ')}): pressing “Seal, upload and publish” again goes on from there, without paying again.`
+          ? `0G storage was paid for (${storagePaid.map((p) => p.hash).join(', ')}): pressing “Seal, upload and publish” again goes on from there without paying for these files again (a changed name, description or licence makes a new manifest, a small file paid for anew).`
           : 'Nothing was published or paid: the sealed file stays staged, and pressing “Seal, upload and publish” again goes on from there.'));
       }
     } finally { button.disabled = false; }
@@ -609,15 +622,23 @@ async function flowPrice() {
   return wordBig(await call(market, calls.pricePerSector()));
 }
 
-// Pays 0G storage for `files` ([{ root, size, flowNodes }]) through the Flow contract, from the
-// wallet: one transaction (one per file on a legacy Flow), for the files the storage node does
-// not know yet (a file paid for earlier is not paid again). The price is read from the Flow's
-// market through the wallet's RPC when paying.
-// Adds the payments made to `paid` ([{ hash, value, files }]), also one sent whose outcome the
-// page could not learn.
+// Pays 0G storage for `files` ([{ root, size, flowNodes, upload }]) through the Flow contract,
+// from the wallet: one transaction (one per file on a legacy Flow), for the files neither the
+// storage node knows (paid for earlier) nor a payment in `paid` covers. A payment whose outcome
+// an earlier attempt could not learn is looked up first: mined, it covers its files; reverted,
+// it is forgotten; still pending, the person is asked to wait. The price is read from the Flow's
+// market through the wallet's RPC. Adds the payments made to `paid` ([{ hash, value, files,
+// roots, unknown }]) and marks their uploads paid (never given up with the page).
 async function payStorage(files, step, paid) {
+  for (const p of [...paid].filter((p) => p.unknown)) {
+    const receipt = await wallet.read('eth_getTransactionReceipt', [p.hash]);
+    if (!receipt) throw new Error(`The earlier storage payment ${p.hash} is not mined yet: wait for it, then press “Seal, upload and publish” again (it is not paid twice).`);
+    if (receipt.status === '0x1') p.unknown = false; else paid.splice(paid.indexOf(p), 1);
+  }
+  const covered = new Set(paid.flatMap((p) => p.roots));
   const unpaid = [];
   for (const f of files) {
+    if (covered.has(C.hex(f.root))) { f.upload.paid = true; continue; }
     if (!(await C.storageCall('zgs_getFileInfo', [C.hex(f.root), false]))) unpaid.push(f);
   }
   if (!unpaid.length) return;
@@ -629,13 +650,18 @@ async function payStorage(files, step, paid) {
     const which = batches.length > 1 ? ` (transaction ${i + 1} of ${batches.length})` : '';
     const what = `Paying 0G storage for ${batch.length === 1 ? 'a file' : `${batch.length} files`}${which}: ${wallet.formatWei(value)}`;
     step(`${what}. Confirm the transaction in your wallet…`);
+    const payment = { value, files: batch.length, roots: batch.map((f) => C.hex(f.root)) };
     try {
       const { hash } = await wallet.send(flow, data, value, (s) => step(`${what}: ${s}`), 'the storage fee');
-      paid.push({ hash, value, files: batch.length });
+      paid.push({ ...payment, hash, unknown: false });
     } catch (err) {
-      if (err.sentHash) paid.push({ hash: err.sentHash, value, files: batch.length });
+      // Sent, outcome unknown: counted (and looked up before paying again).
+      if (err.sentHash) paid.push({ ...payment, hash: err.sentHash, unknown: true });
+      else throw err;
+      batch.forEach((f) => { f.upload.paid = true; });
       throw err;
     }
+    batch.forEach((f) => { f.upload.paid = true; });
   }
 }
 

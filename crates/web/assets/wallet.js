@@ -152,20 +152,19 @@ export async function send(to, data, value = 0n, onStatus = () => {}, valueIs = 
     throw new Error(`The wallet could not send the transaction: ${e.message}`);
   }
   onStatus(`sent ${hash.slice(0, 12)}…, waiting for the block…`);
-  // From here the transaction is out: an error names it (`sentHash`), so callers know it may
-  // have taken effect.
+  // From here the transaction is out: an error while its outcome is unknown names it
+  // (`sentHash`), so callers know it may have taken effect.
+  let receipt = null;
   try {
-    for (;;) {
-      const receipt = await request('eth_getTransactionReceipt', [hash]);
-      if (receipt) {
-        if (receipt.status !== '0x1') throw new Error(`Transaction ${hash} failed on-chain.`);
-        return { hash, receipt };
-      }
-      await new Promise((r) => setTimeout(r, 300));
+    while (!receipt) {
+      receipt = await request('eth_getTransactionReceipt', [hash]);
+      if (!receipt) await new Promise((r) => setTimeout(r, 300));
     }
   } catch (e) {
     throw Object.assign(e, { sentHash: hash });
   }
+  if (receipt.status !== '0x1') throw new Error(`Transaction ${hash} failed on-chain: nothing it would have done was done.`);
+  return { hash, receipt };
 }
 
 // EIP-191 personal_sign of a UTF-8 message → 65-byte signature.

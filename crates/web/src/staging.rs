@@ -44,9 +44,6 @@ pub const MAX_STAGED_BYTES: u64 = 16 << 30;
 pub const MAX_OPEN_SESSIONS: usize = 16;
 /// A session untouched this long is dropped with its temporary file.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
-/// The longest a committed upload waits for its Flow payment, even while the page asks: a
-/// session is a staged file and one of [`MAX_OPEN_SESSIONS`] slots.
-pub const PAYMENT_WAIT_LIMIT: Duration = Duration::from_secs(3600);
 /// How long a piece that arrived ahead of its predecessor waits for it.
 const OUT_OF_ORDER_WAIT: Duration = Duration::from_secs(60);
 
@@ -106,8 +103,6 @@ struct Session {
     root: Option<Hash>,
     stored: Arc<AtomicU64>,
     touched: Instant,
-    /// When the page committed it.
-    committed: Option<Instant>,
 }
 
 impl Session {
@@ -211,17 +206,14 @@ impl Staging {
     fn sweep_locked(sessions: &mut HashMap<String, Shared>) {
         sessions.retain(|_, s| {
             let s = lock(&s.session);
-            let waited_too_long = matches!(s.phase, Phase::AwaitingPayment)
-                && s.committed
-                    .is_some_and(|at| at.elapsed() > PAYMENT_WAIT_LIMIT);
-            matches!(s.phase, Phase::Storing)
-                || (s.touched.elapsed() < IDLE_TIMEOUT && !waited_too_long)
+            matches!(s.phase, Phase::Storing) || s.touched.elapsed() < IDLE_TIMEOUT
         });
     }
 
     /// Drops sessions idle for over [`IDLE_TIMEOUT`] (not one being stored) with their
-    /// temporary files. A session awaiting payment is kept alive by the page asking about it,
-    /// for at most [`PAYMENT_WAIT_LIMIT`].
+    /// temporary files. A session awaiting payment is kept alive by the page asking about it
+    /// (no longer limit: a payment may be on its way, and [`MAX_OPEN_SESSIONS`] bounds what
+    /// sessions can hold).
     pub fn sweep(&self) {
         Self::sweep_locked(&mut lock(&self.sessions));
     }
@@ -277,7 +269,6 @@ impl Staging {
             root: None,
             stored: Arc::default(),
             touched: Instant::now(),
-            committed: None,
         };
         let slot = Slot {
             session: Mutex::new(session),
@@ -402,7 +393,6 @@ impl Staging {
         };
         session.root = Some(page_root);
         session.touched = Instant::now();
-        session.committed = Some(Instant::now());
         let path = session
             .staged
             .as_ref()

@@ -103,7 +103,10 @@ async fn discard_flow_files_ahead_of_chain(
     let Some(cursor) = cursor else {
         return Ok(());
     };
-    if crate::storage::chain_has(provider, cursor.block, cursor.hash).await? {
+    if matches!(
+        crate::storage::chain_has(provider, cursor.block, cursor.hash).await?,
+        crate::storage::ChainHas::Block
+    ) {
         return Ok(());
     }
     tracing::warn!(

@@ -456,16 +456,36 @@ pub(crate) async fn resume_block(
     else {
         return Ok(start);
     };
-    if !chain_has(provider, cursor.block, cursor.hash).await? {
-        anyhow::bail!(
+    match chain_has(provider, cursor.block, cursor.hash).await? {
+        ChainHas::Block => {}
+        ChainHas::NotYet { head } => anyhow::bail!(
+            "the chain at this RPC URL is at block {head}, behind block {} up to which this node \
+             recorded the Flow's submissions: wait until the RPC has caught up, then start the \
+             node again (or check that the URL is this Flow's chain)",
+            cursor.block
+        ),
+        ChainHas::OtherBlock => anyhow::bail!(
             "the chain no longer has block {} (hash {}) up to which this node recorded the Flow's \
              submissions: a reorg deeper than --flow-confirmations, or another chain at this RPC \
              URL; the submissions recorded may not hold there, so give the node a fresh data dir",
             cursor.block,
             cursor.hash
-        );
+        ),
     }
     Ok((cursor.block + 1).max(start))
+}
+
+/// What the chain at an RPC has at a block height.
+pub(crate) enum ChainHas {
+    /// The block with the hash asked about.
+    Block,
+    /// Nothing yet: its head is below the height.
+    NotYet {
+        /// Its head.
+        head: u64,
+    },
+    /// Another block at that height.
+    OtherBlock,
 }
 
 /// Whether the chain at `provider` has block `number` with hash `hash`.
@@ -473,13 +493,22 @@ pub(crate) async fn chain_has(
     provider: &alloy::providers::DynProvider,
     number: u64,
     hash: alloy::primitives::B256,
-) -> Result<bool> {
+) -> Result<ChainHas> {
     use alloy::providers::Provider as _;
     let block = provider
         .get_block_by_number(number.into())
         .await
         .with_context(|| format!("reading block {number} of the Flow's chain"))?;
-    Ok(block.is_some_and(|b| b.header.hash == hash))
+    Ok(match block {
+        Some(b) if b.header.hash == hash => ChainHas::Block,
+        Some(_) => ChainHas::OtherBlock,
+        None => ChainHas::NotYet {
+            head: provider
+                .get_block_number()
+                .await
+                .context("reading the Flow chain's head")?,
+        },
+    })
 }
 
 /// Registers every Flow submission with the node, from `from` on, as blocks arrive, and records
@@ -502,6 +531,20 @@ pub(crate) async fn follow_flow(
         {
             Ok(head) if head >= next => {
                 let to = head.min(next + FLOW_LOG_RANGE - 1);
+                // The last block's hash, read before and after its logs: a reorg in between
+                // would pair the new chain's hash with the old chain's submissions.
+                let hash_of = |number: u64| {
+                    let provider = &provider;
+                    async move {
+                        provider
+                            .get_block_by_number(number.into())
+                            .await
+                            .ok()
+                            .flatten()
+                            .map(|b| b.header.hash)
+                    }
+                };
+                let before = hash_of(to).await;
                 match flow.submissions(next, to).await {
                     Ok(files) => {
                         let mut recorded = true;
@@ -524,19 +567,25 @@ pub(crate) async fn follow_flow(
                                 }
                             }
                         }
-                        if recorded {
+                        let after = hash_of(to).await;
+                        if recorded && before.is_some() && before != after {
+                            tracing::warn!(
+                                block = to,
+                                "the chain reorganised while its Flow submissions were read; reading them again"
+                            );
+                        } else if recorded {
                             // The block's hash lets a restart tell its chain still has it.
-                            let cursor = match provider.get_block_by_number(to.into()).await {
-                                Ok(Some(block)) => Some(node::FlowCursor {
+                            let recorded_cursor = match after {
+                                Some(hash) => node.set_flow_cursor(node::FlowCursor {
                                     flow: flow.address(),
                                     block: to,
-                                    hash: block.header.hash,
+                                    hash,
                                 }),
-                                _ => None,
+                                None => Err(licen_storage::Error::InvalidInput(format!(
+                                    "block {to} could not be read for its hash"
+                                ))),
                             };
-                            if let Err(e) =
-                                cursor.map_or(Ok(()), |cursor| node.set_flow_cursor(cursor))
-                            {
+                            if let Err(e) = recorded_cursor {
                                 tracing::warn!(error = %e, "cannot record how far the Flow was followed; a restart reads those blocks again");
                             }
                             next = to + 1;

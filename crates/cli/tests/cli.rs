@@ -446,9 +446,10 @@ fn put_with_flow_pays_0g_flow_contract_then_uploads() {
             && said.contains("give the node another data directory"),
         "{said}"
     );
-    // A chain that no longer has the block the node recorded submissions up to (here a fresh
-    // chain where the same deployer put a Flow at the same address) is refused: the recorded
-    // submissions may not hold there.
+    // Another chain at the RPC URL (here a fresh one where the same deployer put a Flow at the
+    // same address): while it is shorter, the node says the RPC is behind and waits to be
+    // started again; once it has a block of its own at that height, the recorded submissions
+    // may not hold there, and the node is refused.
     let fresh = licen_chain::anvil::DevChain::spawn().unwrap();
     let fresh_admin = licen_chain::connect(fresh.rpc_url(), Some(fresh.dev_signer(0))).unwrap();
     let again = runtime
@@ -458,14 +459,28 @@ fn put_with_flow_pays_0g_flow_contract_then_uploads() {
         ))
         .unwrap();
     assert_eq!(again.flow, zerog.flow);
-    let said = failed(
-        Command::new(LICEN)
-            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(d.join("storage"))
-            .args(["--flow", &flow, "--rpc-url", fresh.rpc_url()])
-            .output()
-            .unwrap(),
+    let start_on_fresh = || {
+        failed(
+            Command::new(LICEN)
+                .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(d.join("storage"))
+                .args(["--flow", &flow, "--rpc-url", fresh.rpc_url()])
+                .output()
+                .unwrap(),
+        )
+    };
+    let said = start_on_fresh();
+    assert!(
+        said.contains("behind block") && said.contains("wait until the RPC has caught up"),
+        "{said}"
     );
+    runtime
+        .block_on(async {
+            use alloy::providers::ext::AnvilApi as _;
+            fresh_admin.provider.anvil_mine(Some(50), None).await
+        })
+        .unwrap();
+    let said = start_on_fresh();
     assert!(
         said.contains("the chain no longer has block") && said.contains("fresh data dir"),
         "{said}"

@@ -1213,3 +1213,79 @@ fn a_whole_job_runs_on_storage_paid_through_the_flow() {
     );
     zerog.get(result_root, &d.join("result.sealed"));
 }
+
+/// `licen dev --flow` when anvil comes back older than the Flow node's record (killed before it
+/// saved its state): the submissions the node recorded from the lost blocks would not hold, and
+/// the chain hands their sequence numbers out again, so the node's files are discarded and the
+/// stack starts its storage over; a clean restart keeps them.
+#[test]
+fn a_dev_flow_node_starts_over_when_anvil_comes_back_older() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_rows(d, "rows.jsonl", 5);
+    let ports = ports();
+    let lines = |path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let log = d.join("state/dev/storage-0g/submissions.jsonl");
+    let dev = Dev::start_with(d, ports, &["--flow", "--no-orchestrator"]);
+    dev.stop();
+    let before_publishing = std::fs::read(d.join("state/dev/anvil-state.json")).unwrap();
+    let dev = Dev::start_with(d, ports, &["--flow", "--no-orchestrator"]);
+    let root = publish(d, &dev, "rows.jsonl", common::ONE_RESEARCH_RUN);
+    assert_eq!(lines(&log), 3, "the three paid files are recorded");
+    // The follower records how far it got once the range is read.
+    let cursor = d.join("state/dev/storage-0g/flow-cursor.json");
+    for _ in 0..40 {
+        if std::fs::read_to_string(&cursor).is_ok_and(|c| c.contains("\"block\"")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    dev.stop();
+
+    // A clean restart keeps the node's files.
+    let dev = Dev::start_with(d, ports, &["--flow", "--no-orchestrator"]);
+    assert_eq!(lines(&log), 3);
+    let got = ok(licen(
+        d,
+        &dev,
+        None,
+        &["get", &root, "-o", d.join("back").to_str().unwrap()],
+    ));
+    assert_eq!(got["root"], root.as_str());
+    dev.stop();
+
+    // Anvil comes back from before the publication: the node starts over.
+    std::fs::write(d.join("state/dev/anvil-state.json"), before_publishing).unwrap();
+    let dev = Dev::start_with(d, ports, &["--flow", "--no-orchestrator"]);
+    let said = std::fs::read_to_string(d.join(common::DEV_STDERR)).unwrap();
+    assert!(
+        said.contains("discarding its files"),
+        "the dev stack said why the node starts over: {said}"
+    );
+    assert_eq!(lines(&log), 0, "no submission of the lost blocks is kept");
+    // And the stack works: publishing pays the Flow again, from sequence number 0.
+    let again = ok(licen(
+        d,
+        &dev,
+        Some(common::OWNER_KEY),
+        &[
+            &[
+                "publish",
+                "rows.jsonl",
+                "--name",
+                "again",
+                "--price",
+                "0.01",
+            ][..],
+            common::ONE_RESEARCH_RUN,
+        ]
+        .concat(),
+    ));
+    assert_eq!(again["flow_submissions"][0]["tx_seq"], 0, "{again}");
+    dev.stop();
+}

@@ -1525,6 +1525,11 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     wallet(json!({"rpc": rpc, "account": owner})).await;
     let shown = publish_attempt(&browser).await;
     browser.screenshot("publish-0g-done").await.unwrap();
+    // The result, storage payment included, reads at a phone's width too.
+    browser.resize(390, 844).await.unwrap();
+    fits_the_window(&browser, "the 0G publication's result at a phone's width").await;
+    browser.screenshot("publish-0g-done-phone").await.unwrap();
+    browser.resize(1280, 900).await.unwrap();
     let root = browser
         .execute(
             "const r = document.getElementById('published-root'); return r ? r.textContent : '';",

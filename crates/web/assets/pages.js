@@ -551,7 +551,15 @@ export async function publish(main) {
       // The dataset key is wrapped once, for this orchestrator, and wiped; the envelope is kept
       // (a later attempt stages or reuses it, never wraps a wiped key).
       if (!ready.envelopeBytes) {
-        try { ready.envelopeBytes = C.sealDatasetEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key); } finally { sealed.key.fill(0); }
+        try {
+          ready.envelopeBytes = C.sealDatasetEnvelope(orchestratorKey, sealed.datasetRoot, sealed.key);
+        } catch (err) {
+          // The key is wiped below whatever happens: this prepared file can never be published.
+          job.abort.abort();
+          prepared = null;
+          file.onchange();
+          throw new Error(`The dataset key could not be wrapped for orchestrator ${chosen} (${err.message}), and the key is gone by design: the file is being sealed again; choose an active orchestrator and press “Seal, upload and publish” once it is.`);
+        } finally { sealed.key.fill(0); }
         ready.envelopeFor = orchestratorAddress;
       }
       if (!ready.envelope) ready.envelope = await C.stageBytes(ready.envelopeBytes, alive);

@@ -26,12 +26,29 @@ pub(crate) struct PutArgs {
     #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
     storage: String,
     #[command(flatten)]
+    payment: FlowPayment,
+}
+
+/// Paying a Flow from a wallet of one's own (`put`, `compute-node`): the Flow, its chain and the
+/// wallet. (`publish` pays from its publishing wallet, on the DataPolicy's chain.)
+#[derive(Debug, Args)]
+pub(crate) struct FlowPayment {
+    #[command(flatten)]
     flow: FlowArgs,
     /// Chain JSON-RPC endpoint of the Flow contract.
     #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
     rpc_url: String,
     #[command(flatten)]
     wallet: WalletArgs,
+}
+
+impl FlowPayment {
+    /// The Flow client paying from the wallet, when `--flow` was given.
+    async fn client(&self) -> Result<Option<licen_chain::FlowClient>> {
+        self.flow
+            .client(&self.rpc_url, || self.wallet.signer())
+            .await
+    }
 }
 
 /// Paying for storage on a 0G network: the Flow contract a file is submitted to before its
@@ -244,11 +261,7 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
 
     // On a 0G network: pay for the file with a Flow submission first, unless a node already
     // knows it (submitted earlier, or stored and finalized: nothing to pay, as 0G's clients do).
-    let paid = match args
-        .flow
-        .client(&args.rpc_url, || args.wallet.signer())
-        .await?
-    {
+    let paid = match args.payment.client().await? {
         Some(flow) => pay_for_storage(&client, &flow, &tree, json).await?,
         None => None,
     };
@@ -621,12 +634,7 @@ pub(crate) struct ComputeNodeArgs {
     /// On 0G storage: the node pays the Flow contract for each result and evidence file it
     /// uploads, from its operator's wallet (`--private-key` / `LICEN_PRIVATE_KEY` / keystore).
     #[command(flatten)]
-    flow: FlowArgs,
-    /// Chain JSON-RPC endpoint of the Flow contract.
-    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    rpc_url: String,
-    #[command(flatten)]
-    wallet: WalletArgs,
+    payment: FlowPayment,
 }
 
 /// Pays a Flow contract for the compute node's uploads (result, evidence) from the operator's
@@ -668,17 +676,14 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()
         .factory()
         .map_err(anyhow::Error::msg)
         .context("configuring the compute node's trainer")?;
-    let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> = match args
-        .flow
-        .client(&args.rpc_url, || args.wallet.signer())
-        .await?
-    {
-        Some(flow) => Some(std::sync::Arc::new(FlowPayer {
-            storage: StorageClient::new(&args.storage)?,
-            flow,
-        })),
-        None => None,
-    };
+    let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> =
+        match args.payment.client().await? {
+            Some(flow) => Some(std::sync::Arc::new(FlowPayer {
+                storage: StorageClient::new(&args.storage)?,
+                flow,
+            })),
+            None => None,
+        };
     let running = licen_compute::node::start(licen_compute::node::NodeConfig {
         trainer,
         payer,

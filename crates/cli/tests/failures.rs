@@ -1100,8 +1100,9 @@ impl FlowStorage {
 
 /// `licen publish --flow`: on 0G storage every file of a dataset (the sealed data, its key
 /// envelope, its manifest) is paid for with a Flow submission to 0G's own Flow contract, all
-/// three in one transaction, before it is uploaded to a node that, like a 0G node, accepts only submitted files. A wallet that
-/// can pay the publish gas but not the storage fees is refused before anything is paid.
+/// three in one transaction, before it is uploaded to a node that, like a 0G node, accepts only
+/// submitted files. A wallet that can pay the publish gas but not the storage fees is refused
+/// before anything is paid.
 #[test]
 fn publish_with_flow_pays_for_every_file_before_uploading() {
     use alloy::providers::ext::AnvilApi as _;

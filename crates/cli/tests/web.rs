@@ -129,24 +129,29 @@ async fn publish_here(browser: &Browser, name: &str, price: &str, runs: u32) -> 
         .run(
             "const set = (id, v) => { document.getElementById(id).value = v; };
              set('name', args.name); set('description', 'Browser-published test data'); set('license', 'CC-BY-4.0');
-             set('price', args.price); set('max-epochs', '3'); set('max-runs', String(args.runs));
-             document.getElementById('publish').click();",
+             set('price', args.price); set('max-epochs', '3'); set('max-runs', String(args.runs));",
             json!({"name": name, "price": price, "runs": runs}),
         )
         .await
         .unwrap();
-    browser
-        .wait_for("document.getElementById('published-root') || document.querySelector('#publish-result .error')", LONG)
-        .await
-        .unwrap();
+    let shown = publish_attempt(browser).await;
+    published_root(browser, &shown).await
+}
+
+/// The root the publish page shows as published (`shown`, the result box's text, says why when
+/// there is none).
+async fn published_root(browser: &Browser, shown: &str) -> String {
     let root = browser
-        .execute("const r = document.getElementById('published-root'); return r ? r.textContent : document.body.innerText;", json!([]))
+        .execute(
+            "const r = document.getElementById('published-root'); return r ? r.textContent : '';",
+            json!([]),
+        )
         .await
         .unwrap();
     let root = root.as_str().unwrap().to_owned();
     assert!(
         root.starts_with("0x") && root.len() == 66,
-        "publish failed: {root}"
+        "publish failed: {shown}"
     );
     root
 }
@@ -1530,18 +1535,7 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     fits_the_window(&browser, "the 0G publication's result at a phone's width").await;
     browser.screenshot("publish-0g-done-phone").await.unwrap();
     browser.resize(1280, 900).await.unwrap();
-    let root = browser
-        .execute(
-            "const r = document.getElementById('published-root'); return r ? r.textContent : '';",
-            json!([]),
-        )
-        .await
-        .unwrap();
-    let root = root.as_str().unwrap().to_owned();
-    assert!(
-        root.starts_with("0x") && root.len() == 66,
-        "publish failed: {shown}"
-    );
+    let root = published_root(&browser, &shown).await;
 
     // Three files paid for in one transaction from the owner's wallet, then the publication:
     // two transactions in all.

@@ -25,16 +25,11 @@ async fn stack() -> Stack {
     }
 }
 
-/// Stages `data` over HTTP and commits `root` with `segment_roots`; returns the commit's status
-/// and answer, then the upload's final report.
-async fn stage_and_commit(
-    web: &licen_web::Running,
-    data: &[u8],
-    root: &str,
-    segment_roots: &str,
-) -> (u16, Value, Value) {
+/// Stages `data` over HTTP in 200 kB pieces and commits with `commitment` (the page's root, and
+/// its segment roots or not); returns the upload's id, and the commit's status and answer.
+async fn stage(web: &licen_web::Running, data: &[u8], commitment: Value) -> (String, u16, Value) {
     let http = reqwest::Client::new();
-    let id = &licen_web::testing::begin_upload(&web.url(), data.len() as u64).await;
+    let id = licen_web::testing::begin_upload(&web.url(), data.len() as u64).await;
     for (i, piece) in data.chunks(200_000).enumerate() {
         let put = http
             .put(format!(
@@ -50,26 +45,31 @@ async fn stage_and_commit(
     }
     let commit = http
         .post(format!("{}/api/uploads/{id}/commit", web.url()))
-        .json(&json!({ "root": root, "segment_roots": segment_roots }))
+        .json(&commitment)
         .send()
         .await
         .unwrap();
     let status = commit.status().as_u16();
-    let answer: Value = commit.json().await.unwrap();
+    (id, status, commit.json().await.unwrap())
+}
+
+/// Stages `data` over HTTP and commits `root` with `segment_roots`; returns the commit's status
+/// and answer, then the upload's final report.
+async fn stage_and_commit(
+    web: &licen_web::Running,
+    data: &[u8],
+    root: &str,
+    segment_roots: &str,
+) -> (u16, Value, Value) {
+    let commitment = json!({ "root": root, "segment_roots": segment_roots });
+    let (id, status, answer) = stage(web, data, commitment).await;
     let mut report = answer.clone();
     for _ in 0..200 {
         if report["state"] != "storing" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        report = http
-            .get(format!("{}/api/uploads/{id}", web.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        report = report_of(web, &id, 0).await;
     }
     (status, answer, report)
 }
@@ -161,25 +161,8 @@ async fn report_of(web: &licen_web::Running, id: &str, wait_ms: u64) -> Value {
 /// Stages and commits `data` (root only: the server hashes it); returns the upload's id and the
 /// commit's answer.
 async fn stage_root_only(web: &licen_web::Running, data: &[u8]) -> (String, Value) {
-    let http = reqwest::Client::new();
-    let id = licen_web::testing::begin_upload(&web.url(), data.len() as u64).await;
-    let put = http
-        .put(format!("{}/api/uploads/{id}?offset=0", web.url()))
-        .body(data.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert!(put.status().is_success());
     let root = FileTree::from_bytes(data).root();
-    let answer: Value = http
-        .post(format!("{}/api/uploads/{id}/commit", web.url()))
-        .json(&json!({ "root": root.to_string() }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (id, _, answer) = stage(web, data, json!({ "root": root.to_string() })).await;
     (id, answer)
 }
 

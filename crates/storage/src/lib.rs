@@ -8,6 +8,8 @@
 //!   proofs ([`proof::Proof`]) and the Flow submission node list.
 //! - [`rpc`]: the zgs JSON-RPC wire types (`SegmentWithProof`, `FileInfo`, …) with 0G's exact
 //!   field names.
+//! - [`shard`]: 0G's sharding rules: which Flow positions a `shard_id/num_shard` node holds,
+//!   and 0G's node selection (every segment held `replicas` times).
 //! - [`store`] (feature `net`): the async [`store::Store`] trait the CLI, compute node and
 //!   orchestrator program against.
 //! - [`node`] (feature `net`): a local storage node that answers the zgs JSON-RPC methods a 0G
@@ -27,6 +29,7 @@ pub mod error;
 pub mod merkle;
 pub mod proof;
 pub mod rpc;
+pub mod shard;
 pub mod zerog;
 
 #[cfg(feature = "net")]

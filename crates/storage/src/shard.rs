@@ -236,7 +236,12 @@ mod tests {
     #[test]
     fn selection_covers_every_position_or_says_it_cannot() {
         // Table: candidates, replicas, expected pick (None: cannot cover).
-        let cases: &[(&[&str], u32, Option<&[&str]>)] = &[
+        type Case = (
+            &'static [&'static str],
+            u32,
+            Option<&'static [&'static str]>,
+        );
+        let cases: &[Case] = &[
             (&["0/1"], 1, Some(&["0/1"])),
             (&["1/2", "0/2"], 1, Some(&["0/2", "1/2"])),
             (&["0/2"], 1, None),

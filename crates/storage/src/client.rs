@@ -1,6 +1,10 @@
 //! The zgs JSON-RPC client: uploads and downloads files segment by segment against one storage
 //! node (the local node or a 0G node; same protocol).
 //!
+//! A sharded node (`zgs_getShardConfig` other than `0/1`) is sent only the segments of its
+//! shard, by their Flow position ([`crate::shard`]); a whole-file download from it is refused
+//! with [`Error::PartialNode`] (the [`crate::indexer::IndexerStore`] spreads a file over nodes).
+//!
 //! Upload: a first pass computes the segment tree (root and proofs), then segments are read
 //! again with positional reads, each paired with its proof, and sent in `zgs_uploadSegments`
 //! batches with a few requests in flight. Memory stays bounded (a few batches), never the
@@ -28,11 +32,11 @@ use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::error::{Error, Result};
-use crate::flush::BackgroundFlush;
 use crate::merkle::{FileLayout, FileTree, Hash, RootBuilder, SEGMENT_SIZE, segment_root};
 use crate::rpc::{
     self, FileInfo, RpcResponse, SegmentWithProof, Status, UploadedSegments, codes, methods,
 };
+use crate::shard::ShardConfig;
 use crate::store::{BoxFuture, Downloaded, Phase, Progress, ProgressFn, Store, Uploaded};
 
 /// Tuning of a [`StorageClient`].
@@ -98,6 +102,8 @@ struct Inner {
     http: reqwest::Client,
     cfg: ClientConfig,
     next_id: AtomicU64,
+    /// The node's shard, once asked (a node's shard position does not change while it runs).
+    shard: std::sync::OnceLock<ShardConfig>,
 }
 
 impl fmt::Debug for StorageClient {
@@ -224,6 +230,7 @@ impl StorageClient {
                 http,
                 cfg,
                 next_id: AtomicU64::new(1),
+                shard: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -337,6 +344,26 @@ impl StorageClient {
                 method: methods::GET_STATUS.into(),
                 reason: "null status".into(),
             })
+    }
+
+    /// `zgs_getShardConfig`: which segments the node holds (asked once per client). A node
+    /// without the method holds every segment.
+    pub async fn shard_config(&self) -> Result<ShardConfig> {
+        if let Some(shard) = self.inner.shard.get() {
+            return Ok(*shard);
+        }
+        let method = methods::GET_SHARD_CONFIG;
+        let shard = match self.call::<_, ShardConfig>(method, ()).await {
+            Ok(Some(shard)) => shard.validate().map_err(|e| Error::Protocol {
+                url: self.inner.url.clone(),
+                method: method.into(),
+                reason: e.to_string(),
+            })?,
+            Ok(None) => ShardConfig::WHOLE,
+            Err(Error::Rpc { code, .. }) if code == codes::METHOD_NOT_FOUND => ShardConfig::WHOLE,
+            Err(e) => return Err(e),
+        };
+        Ok(*self.inner.shard.get_or_init(|| shard))
     }
 
     /// `zgs_getFileInfo(root, true)`; `None` when the node does not know the file.
@@ -468,6 +495,17 @@ impl StorageClient {
             .await
     }
 
+    /// Uploads bytes whose tree is already known (one hashing pass for several nodes).
+    pub(crate) async fn upload_bytes_with_tree(
+        &self,
+        data: Arc<[u8]>,
+        tree: Arc<FileTree>,
+        progress: Option<ProgressFn>,
+    ) -> Result<Uploaded> {
+        self.upload_source(Arc::new(Source::Bytes(data)), tree, progress)
+            .await
+    }
+
     /// Uploads everything `reader` yields, spooled through a temporary file.
     pub async fn upload_reader(
         &self,
@@ -517,6 +555,15 @@ impl StorageClient {
                 return Ok(receipt);
             }
         }
+        // A sharded node takes only the segments at its Flow positions (0G's rule); the file's
+        // position is known once its submission is (Flow mode), and is 0 on a local node.
+        let shard = self.shard_config().await?;
+        let start_entry = info.as_ref().map_or(0, |i| i.tx.start_entry_index);
+        let held: Vec<u64> = shard.file_segments(start_entry, total);
+        let held_bytes: u64 = held
+            .iter()
+            .map(|&i| layout.segment_file_bytes(i) as u64)
+            .sum();
         let mut ask_node = info.as_ref().is_some_and(|i| i.uploaded_seg_num > 0);
         for round in 0..3 {
             let have = if ask_node {
@@ -529,18 +576,21 @@ impl StorageClient {
                 receipt.already_stored = receipt.sent_segments == 0;
                 return Ok(receipt);
             }
-            let todo: Vec<u64> = (0..total)
+            let todo: Vec<u64> = held
+                .iter()
+                .copied()
                 .filter(|&i| !have.as_ref().is_some_and(|h| h.has(i)))
                 .collect();
             if round == 0 {
-                receipt.skipped_segments = total - todo.len() as u64;
+                receipt.skipped_segments = held.len() as u64 - todo.len() as u64;
             }
-            let skipped_bytes: u64 = (0..total)
-                .filter(|i| have.as_ref().is_some_and(|h| h.has(*i)))
-                .map(|i| layout.segment_file_bytes(i) as u64)
+            let skipped_bytes: u64 = held
+                .iter()
+                .filter(|&&i| have.as_ref().is_some_and(|h| h.has(i)))
+                .map(|&i| layout.segment_file_bytes(i) as u64)
                 .sum();
             match self
-                .send_segments(&source, &tree, todo, &progress, skipped_bytes)
+                .send_segments(&source, &tree, todo, &progress, (skipped_bytes, held_bytes))
                 .await
             {
                 Ok((sent, finalized_elsewhere)) => {
@@ -570,18 +620,18 @@ impl StorageClient {
         })
     }
 
-    /// Sends the segments `todo`, pipelined. Returns (segments sent, whether the node said the
-    /// file is already finalized).
+    /// Sends the segments `todo`, pipelined; progress counts from `done_base` of the `size`
+    /// bytes this node takes. Returns (segments sent, whether the node said the file is
+    /// already finalized).
     async fn send_segments(
         &self,
         source: &Arc<Source>,
         tree: &Arc<FileTree>,
         todo: Vec<u64>,
         progress: &Option<ProgressFn>,
-        done_base: u64,
+        (done_base, size): (u64, u64),
     ) -> Result<(u64, bool)> {
         let layout = tree.layout();
-        let size = layout.size();
         report(progress, Phase::Uploading, done_base, size);
         if todo.is_empty() {
             return Ok((0, false));
@@ -854,6 +904,19 @@ impl StorageClient {
                 actual: size,
             });
         }
+        let shard = self.shard_config().await?;
+        let held = shard
+            .file_segments(info.tx.start_entry_index, layout.segments())
+            .len() as u64;
+        if held != layout.segments() {
+            return Err(Error::PartialNode {
+                url: self.inner.url.clone(),
+                root,
+                shard: shard.to_string(),
+                held,
+                total: layout.segments(),
+            });
+        }
         report(&progress, Phase::Downloading, 0, size);
         self.download_segments(root, layout, 0, 0, writer, &progress)
             .await
@@ -923,63 +986,17 @@ impl StorageClient {
         options: DownloadOptions,
         progress: Option<ProgressFn>,
     ) -> Result<Downloaded> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".partial");
-        let tmp = std::path::PathBuf::from(tmp);
-        let file = std::fs::File::create(&tmp)
-            .and_then(|file| Ok((file.try_clone()?, file)))
-            .map_err(|e| Error::io(format!("creating {}", tmp.display()), e));
-        let (file, for_flush) = match file {
-            Ok(files) => files,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        // Start the disk writing while segments still arrive, so the final sync has little
-        // left to do (the written-byte count comes from the progress reports).
-        let flush = BackgroundFlush::new(for_flush, tmp.display().to_string());
-        let flushed = Arc::new(AtomicU64::new(0));
-        let paced: ProgressFn = {
-            let flush = flush.clone();
-            Arc::new(move |p: Progress| {
-                if p.phase == Phase::Downloading {
-                    let before = flushed.fetch_max(p.done, Ordering::AcqRel);
-                    flush.note_written(p.done.saturating_sub(before));
-                }
-                if let Some(user) = &progress {
-                    user(p);
-                }
-            })
-        };
-        let mut w = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
-        let res = self.download(root, &mut w, options, Some(paced)).await;
-        let res = match res {
-            Ok(_) if flush.failed() => Err(Error::io(
-                format!("flushing {}", tmp.display()),
-                std::io::Error::other("a background flush failed"),
-            )),
-            other => other,
-        };
-        match res {
-            Ok(d) => {
-                let file = w.into_inner();
-                file.sync_all()
-                    .await
-                    .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
-                tokio::fs::rename(&tmp, path)
-                    .await
-                    .map_err(|e| Error::io(format!("renaming {} into place", tmp.display()), e))?;
-                Ok(d)
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                Err(e)
-            }
-        }
+        crate::store::download_to_path(self, root, path, options, progress).await
     }
 
-    async fn fetch_verified(&self, root: Hash, layout: FileLayout, index: u64) -> Result<Vec<u8>> {
+    /// Segment `index` of `root` (laid out as `layout`), its proof checked against `root`;
+    /// the file's bytes only (no padding).
+    pub(crate) async fn fetch_verified(
+        &self,
+        root: Hash,
+        layout: FileLayout,
+        index: u64,
+    ) -> Result<Vec<u8>> {
         let method = methods::DOWNLOAD_SEGMENT_WITH_PROOF;
         let body = self.body(method, (root, index));
         let raw = self.post(method, body).await?;
@@ -1050,7 +1067,7 @@ impl StorageClient {
 }
 
 /// First pass of an upload: the tree of the file at `path`, reporting [`Phase::Hashing`].
-fn hash_file(path: &Path, progress: Option<ProgressFn>) -> Result<FileTree> {
+pub(crate) fn hash_file(path: &Path, progress: Option<ProgressFn>) -> Result<FileTree> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("opening {} to hash it", path.display()), e))?;

@@ -138,6 +138,66 @@ pub enum Error {
         actual: u64,
     },
 
+    /// A sharded node was asked for a whole file it holds only part of.
+    #[error(
+        "storage node {url} holds shard {shard} only ({held} of the {total} segments of file \
+         {root}): download through the storage indexer (--storage-indexer) or from a node \
+         holding every segment"
+    )]
+    PartialNode {
+        /// Node URL.
+        url: String,
+        /// File root.
+        root: Hash,
+        /// The node's shard position (`SHARD_ID/NUM_SHARD`).
+        shard: String,
+        /// Segments of the file the node holds.
+        held: u64,
+        /// Segments the file has.
+        total: u64,
+    },
+
+    /// The 0G storage indexer could not be reached or refused a call.
+    #[error(
+        "the 0G storage indexer {url} failed {method}: {reason}. Check the URL (the indexer \
+         serves JSON-RPC at its root) and that it is running"
+    )]
+    Indexer {
+        /// Indexer URL.
+        url: String,
+        /// JSON-RPC method.
+        method: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The nodes an indexer knows cannot hold every segment as often as asked.
+    #[error(
+        "the storage nodes the indexer {url} knows (shards {shards}) cannot hold every segment \
+         {replicas} time(s): start nodes for the missing shard positions, or ask for fewer \
+         replicas"
+    )]
+    NoCoveringNodes {
+        /// Indexer URL.
+        url: String,
+        /// The shard positions of the nodes it knows, e.g. `0/2, 0/4`.
+        shards: String,
+        /// Copies of each segment asked for.
+        replicas: u32,
+    },
+
+    /// No set of nodes an indexer knows holds every segment of a file.
+    #[error(
+        "no set of storage nodes the indexer {url} knows holds every segment of file {root}: \
+         check the root, upload the file first, or wait until its nodes finalize it"
+    )]
+    NotLocated {
+        /// Indexer URL.
+        url: String,
+        /// File root.
+        root: Hash,
+    },
+
     /// Every node that was tried failed.
     #[error("no storage node could serve file {root}: {}", errors.join("; "))]
     AllNodesFailed {

@@ -16,6 +16,9 @@
 //!   client uses, verifies every segment against the file root and persists crash-safely.
 //! - [`client`] (feature `net`): the HTTP client that uploads and downloads files segment by
 //!   segment, verifying every downloaded segment's proof against the requested root.
+//! - [`indexer`] (feature `net`): 0G's storage indexer — the client, the
+//!   [`indexer::IndexerStore`] that spreads a file over the sharded nodes an indexer names, and
+//!   a local indexer service.
 //! - [`zerog`]: the 0G backend: the same client pointed at 0G storage nodes, and the Flow
 //!   contract `submit` calldata and fee.
 //!
@@ -36,6 +39,8 @@ pub mod zerog;
 pub mod client;
 #[cfg(feature = "net")]
 mod flush;
+#[cfg(feature = "net")]
+pub mod indexer;
 #[cfg(feature = "net")]
 pub mod node;
 #[cfg(feature = "net")]

@@ -15,8 +15,12 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::client::DownloadOptions;
+use crate::error::Error;
 use crate::error::Result;
+use crate::flush::BackgroundFlush;
 use crate::merkle::Hash;
 use crate::rpc::FileInfo;
 
@@ -122,4 +126,69 @@ pub trait Store: Send + Sync {
 
     /// Whether segment `index` of `root` is stored.
     fn has_segment(&self, root: Hash, index: u64) -> BoxFuture<'_, Result<bool>>;
+}
+
+/// Downloads `root` from `store` to `path`: written to `path` + `.partial` and renamed only once every
+/// segment verified, so `path` never holds unverified bytes.
+pub async fn download_to_path(
+    store: &dyn Store,
+    root: Hash,
+    path: &Path,
+    options: DownloadOptions,
+    progress: Option<ProgressFn>,
+) -> Result<Downloaded> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = std::path::PathBuf::from(tmp);
+    let file = std::fs::File::create(&tmp)
+        .and_then(|file| Ok((file.try_clone()?, file)))
+        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e));
+    let (file, for_flush) = match file {
+        Ok(files) => files,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    // Start the disk writing while segments still arrive, so the final sync has little
+    // left to do (the written-byte count comes from the progress reports).
+    let flush = BackgroundFlush::new(for_flush, tmp.display().to_string());
+    let flushed = Arc::new(AtomicU64::new(0));
+    let paced: ProgressFn = {
+        let flush = flush.clone();
+        Arc::new(move |p: Progress| {
+            if p.phase == Phase::Downloading {
+                let before = flushed.fetch_max(p.done, Ordering::AcqRel);
+                flush.note_written(p.done.saturating_sub(before));
+            }
+            if let Some(user) = &progress {
+                user(p);
+            }
+        })
+    };
+    let mut w = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+    let res = store.get(root, &mut w, options, Some(paced)).await;
+    let res = match res {
+        Ok(_) if flush.failed() => Err(Error::io(
+            format!("flushing {}", tmp.display()),
+            std::io::Error::other("a background flush failed"),
+        )),
+        other => other,
+    };
+    match res {
+        Ok(d) => {
+            let file = w.into_inner();
+            file.sync_all()
+                .await
+                .map_err(|e| Error::io(format!("syncing {}", tmp.display()), e))?;
+            tokio::fs::rename(&tmp, path)
+                .await
+                .map_err(|e| Error::io(format!("renaming {} into place", tmp.display()), e))?;
+            Ok(d)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e)
+        }
+    }
 }

@@ -1,0 +1,432 @@
+//! [`IndexerStore`]: one file spread over the sharded nodes an indexer names.
+//!
+//! Upload: ask the indexer for its trusted nodes, ask each node its shard (as 0G's client
+//! does: the node, not the indexer, decides what it accepts), pick a set that holds every
+//! segment `replicas` times, hash the file once, and upload to the picked nodes at once; each
+//! node is sent only its shard's segments and the upload ends when every picked node reports
+//! the file finalized. Download: ask the indexer which nodes hold the file, check each node's
+//! file info (size, Flow position) and shard, then fetch each segment from a node whose shard
+//! holds it (the next such node when one fails), verified against the root before it is
+//! written, in order.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt as _;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::IndexerClient;
+use crate::client::{ClientConfig, DownloadOptions, StorageClient, hash_file};
+use crate::error::{Error, Result};
+use crate::merkle::{FileLayout, FileTree, Hash};
+use crate::rpc::FileInfo;
+use crate::shard::{SelectOrder, ShardConfig, select};
+use crate::store::{BoxFuture, Downloaded, Phase, Progress, ProgressFn, Store, Uploaded};
+
+/// The [`Store`] behind a 0G storage indexer.
+#[derive(Clone, Debug)]
+pub struct IndexerStore {
+    indexer: IndexerClient,
+    cfg: ClientConfig,
+    replicas: u32,
+}
+
+/// A node and its shard.
+#[derive(Clone, Debug)]
+struct Holder {
+    node: StorageClient,
+    shard: ShardConfig,
+    /// The file's first Flow entry, as this node has it (downloads).
+    start_entry: u64,
+}
+
+impl IndexerStore {
+    /// A store behind the indexer at `url`, one copy of every segment.
+    pub fn new(url: &str) -> Result<Self> {
+        Self::with_config(url, ClientConfig::default(), 1)
+    }
+
+    /// A store with explicit node-client tuning and `replicas` copies of every segment.
+    pub fn with_config(url: &str, cfg: ClientConfig, replicas: u32) -> Result<Self> {
+        if replicas == 0 {
+            return Err(Error::InvalidInput(
+                "replicas must be at least 1: every segment needs a node to hold it".into(),
+            ));
+        }
+        Ok(IndexerStore {
+            indexer: IndexerClient::new(url)?,
+            cfg,
+            replicas,
+        })
+    }
+
+    /// The indexer.
+    pub fn indexer(&self) -> &IndexerClient {
+        &self.indexer
+    }
+
+    /// The nodes an upload goes to: the indexer's trusted nodes that answer, picked so that
+    /// every segment is held `replicas` times.
+    pub async fn select_nodes(&self) -> Result<Vec<StorageClient>> {
+        let listed = self.indexer.sharded_nodes().await?.trusted;
+        let asked = futures_util::future::join_all(listed.iter().map(|n| async move {
+            let node = StorageClient::with_config(&n.url, self.cfg.clone())?;
+            let shard = node.shard_config().await?;
+            Ok::<_, Error>((node, shard))
+        }))
+        .await;
+        let mut candidates = Vec::new();
+        for (n, answer) in listed.iter().zip(asked) {
+            match answer {
+                Ok(c) => candidates.push(c),
+                Err(e) => {
+                    tracing::warn!(node = %n.url, error = %e, "storage node named by the indexer does not answer; leaving it out")
+                }
+            }
+        }
+        let shards: Vec<ShardConfig> = candidates.iter().map(|(_, s)| *s).collect();
+        let picked =
+            select(&shards, self.replicas, SelectOrder::FewestShards).ok_or_else(|| {
+                Error::NoCoveringNodes {
+                    url: self.indexer.url().to_string(),
+                    shards: if shards.is_empty() {
+                        "none answering".into()
+                    } else {
+                        shards
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    replicas: self.replicas,
+                }
+            })?;
+        Ok(picked
+            .into_iter()
+            .map(|i| candidates[i].0.clone())
+            .collect())
+    }
+
+    /// Uploads the file at `path` whose tree is known to the nodes [`select_nodes`]
+    /// (Self::select_nodes) picks.
+    pub async fn upload_file_with_tree(
+        &self,
+        path: &Path,
+        tree: &FileTree,
+        progress: Option<ProgressFn>,
+    ) -> Result<Uploaded> {
+        upload_file_to(&self.select_nodes().await?, path, tree, progress).await
+    }
+
+    /// Downloads `root` to `path` (through `path.partial`, renamed once every segment
+    /// verified).
+    pub async fn download_to_path(
+        &self,
+        root: Hash,
+        path: &Path,
+        options: DownloadOptions,
+        progress: Option<ProgressFn>,
+    ) -> Result<Downloaded> {
+        crate::store::download_to_path(self, root, path, options, progress).await
+    }
+
+    /// The nodes holding `root`, each with its shard and the file's info; checked to hold
+    /// every segment between them.
+    async fn holders(
+        &self,
+        root: Hash,
+        expected_size: Option<u64>,
+    ) -> Result<(Vec<Holder>, FileLayout)> {
+        let not_located = || Error::NotLocated {
+            url: self.indexer.url().to_string(),
+            root,
+        };
+        let located = self
+            .indexer
+            .file_locations(root)
+            .await?
+            .ok_or_else(not_located)?;
+        let answers = futures_util::future::join_all(located.iter().map(|n| async move {
+            let node = StorageClient::with_config(&n.url, self.cfg.clone())?;
+            let shard = node.shard_config().await?;
+            let info = node.file_info(root).await?;
+            Ok::<_, Error>((node, shard, info))
+        }))
+        .await;
+        let mut layout = expected_size.map(FileLayout::new);
+        let mut holders = Vec::new();
+        let mut errors = Vec::new();
+        for answer in answers {
+            let (node, shard, info) = match answer {
+                Ok((node, shard, Some(info)))
+                    if info.finalized && info.tx.data_merkle_root == root =>
+                {
+                    (node, shard, info)
+                }
+                Ok((node, _, _)) => {
+                    errors.push(format!("{}: file missing or not finalized", node.url()));
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(e.to_string());
+                    continue;
+                }
+            };
+            match layout {
+                Some(l) if l.size() != info.tx.size => {
+                    errors.push(
+                        Error::SizeMismatch {
+                            url: node.url().to_string(),
+                            root,
+                            expected: l.size(),
+                            actual: info.tx.size,
+                        }
+                        .to_string(),
+                    );
+                    continue;
+                }
+                Some(_) => {}
+                None => layout = Some(FileLayout::new(info.tx.size)),
+            }
+            holders.push(Holder {
+                node,
+                shard,
+                start_entry: info.tx.start_entry_index,
+            });
+        }
+        let layout = layout.ok_or_else(|| Error::AllNodesFailed {
+            root,
+            errors: errors.clone(),
+        })?;
+        for i in 0..layout.segments() {
+            if !holders
+                .iter()
+                .any(|h| h.shard.holds_file_segment(h.start_entry, i))
+            {
+                errors.push(format!("no answering node holds segment {i}"));
+                return Err(Error::AllNodesFailed { root, errors });
+            }
+        }
+        Ok((holders, layout))
+    }
+
+    /// Downloads `root` into `writer`, each segment from a node holding it, verified before
+    /// it is written.
+    pub async fn download(
+        &self,
+        root: Hash,
+        writer: &mut (dyn AsyncWrite + Unpin + Send),
+        options: DownloadOptions,
+        progress: Option<ProgressFn>,
+    ) -> Result<Downloaded> {
+        let (holders, layout) = self.holders(root, options.expected_size).await?;
+        let size = layout.size();
+        let report = |done| {
+            if let Some(p) = &progress {
+                p(Progress {
+                    phase: Phase::Downloading,
+                    done,
+                    total: size,
+                });
+            }
+        };
+        report(0);
+        let holders = &holders;
+        let mut segments = futures_util::stream::iter(0..layout.segments())
+            .map(|i| async move {
+                let mut errors = Vec::new();
+                let candidates = holders
+                    .iter()
+                    .filter(|h| h.shard.holds_file_segment(h.start_entry, i));
+                // Spread the segments over the holders of each shard.
+                let n = candidates.clone().count();
+                for h in candidates.cycle().skip(i as usize % n.max(1)).take(n) {
+                    match h.node.fetch_verified(root, layout, i).await {
+                        Ok(data) => return Ok(data),
+                        Err(e) => {
+                            tracing::warn!(node = h.node.url(), %root, segment = i, error = %e, "segment failed from this node; trying the next holding it");
+                            errors.push(e.to_string());
+                        }
+                    }
+                }
+                Err(Error::AllNodesFailed { root, errors })
+            })
+            .buffered(self.cfg.max_in_flight);
+        let mut done = 0u64;
+        while let Some(data) = segments.next().await {
+            let data = data?;
+            writer
+                .write_all(&data)
+                .await
+                .map_err(|e| Error::io(format!("writing downloaded file {root}"), e))?;
+            done += data.len() as u64;
+            report(done);
+        }
+        writer
+            .flush()
+            .await
+            .map_err(|e| Error::io(format!("flushing downloaded file {root}"), e))?;
+        Ok(Downloaded {
+            root,
+            size,
+            node: holders
+                .iter()
+                .map(|h| h.node.url())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+}
+
+/// Uploads the file at `path` (whose tree is known) to each of `nodes` at once: each is sent
+/// the segments of its shard. Ends when every node reports the file finalized.
+pub async fn upload_file_to(
+    nodes: &[StorageClient],
+    path: &Path,
+    tree: &FileTree,
+    progress: Option<ProgressFn>,
+) -> Result<Uploaded> {
+    let progress = Combined::new(nodes.len(), progress);
+    let uploads = nodes.iter().enumerate().map(|(i, node)| {
+        let progress = progress.for_node(i);
+        async move { node.upload_file_with_tree(path, tree, progress).await }
+    });
+    merge(futures_util::future::try_join_all(uploads).await?)
+}
+
+/// [`upload_file_to`] for bytes in memory (manifests, key envelopes), hashed once.
+pub async fn upload_bytes_to(
+    nodes: &[StorageClient],
+    data: &[u8],
+    progress: Option<ProgressFn>,
+) -> Result<Uploaded> {
+    if data.is_empty() {
+        return Err(Error::InvalidInput(
+            "0G storage does not accept empty files".into(),
+        ));
+    }
+    let data: Arc<[u8]> = Arc::from(data);
+    let d = data.clone();
+    let tree = Arc::new(
+        tokio::task::spawn_blocking(move || FileTree::from_bytes(&d))
+            .await
+            .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))?,
+    );
+    let progress = Combined::new(nodes.len(), progress);
+    let uploads = nodes.iter().enumerate().map(|(i, node)| {
+        node.upload_bytes_with_tree(data.clone(), tree.clone(), progress.for_node(i))
+    });
+    merge(futures_util::future::try_join_all(uploads).await?)
+}
+
+/// One upload's receipt from the receipts of its nodes.
+fn merge(receipts: Vec<Uploaded>) -> Result<Uploaded> {
+    let mut it = receipts.into_iter();
+    let mut all = it
+        .next()
+        .ok_or_else(|| Error::InvalidInput("no storage node to upload to".into()))?;
+    for r in it {
+        all.sent_segments += r.sent_segments;
+        all.skipped_segments += r.skipped_segments;
+        all.already_stored &= r.already_stored;
+        all.finalized &= r.finalized;
+    }
+    Ok(all)
+}
+
+/// Progress of several node uploads reported as one: the bytes sent to all of them over the
+/// bytes all of them take.
+struct Combined {
+    user: Option<ProgressFn>,
+    nodes: Mutex<Vec<(u64, u64)>>,
+}
+
+impl Combined {
+    fn new(nodes: usize, user: Option<ProgressFn>) -> Arc<Self> {
+        Arc::new(Combined {
+            user,
+            nodes: Mutex::new(vec![(0, 0); nodes]),
+        })
+    }
+
+    fn for_node(self: &Arc<Self>, i: usize) -> Option<ProgressFn> {
+        self.user.as_ref()?;
+        let me = self.clone();
+        Some(Arc::new(move |p: Progress| {
+            let (done, total) = {
+                let mut nodes = me.nodes.lock().expect("poisoned");
+                nodes[i] = (p.done, p.total);
+                nodes
+                    .iter()
+                    .fold((0, 0), |(d, t), (nd, nt)| (d + nd, t + nt))
+            };
+            if let Some(user) = &me.user {
+                user(Progress {
+                    phase: p.phase,
+                    done,
+                    total,
+                });
+            }
+        }))
+    }
+}
+
+impl Store for IndexerStore {
+    fn put_file<'a>(
+        &'a self,
+        path: &'a Path,
+        progress: Option<ProgressFn>,
+    ) -> BoxFuture<'a, Result<Uploaded>> {
+        Box::pin(async move {
+            let p = path.to_path_buf();
+            let prog = progress.clone();
+            let tree = tokio::task::spawn_blocking(move || hash_file(&p, prog))
+                .await
+                .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))??;
+            self.upload_file_with_tree(path, &tree, progress).await
+        })
+    }
+
+    fn put_bytes<'a>(
+        &'a self,
+        data: &'a [u8],
+        progress: Option<ProgressFn>,
+    ) -> BoxFuture<'a, Result<Uploaded>> {
+        Box::pin(async move { upload_bytes_to(&self.select_nodes().await?, data, progress).await })
+    }
+
+    fn get<'a>(
+        &'a self,
+        root: Hash,
+        writer: &'a mut (dyn AsyncWrite + Unpin + Send),
+        options: DownloadOptions,
+        progress: Option<ProgressFn>,
+    ) -> BoxFuture<'a, Result<Downloaded>> {
+        Box::pin(self.download(root, writer, options, progress))
+    }
+
+    /// The file as the nodes holding it report it: finalized when the indexer locates a set
+    /// of nodes holding every segment.
+    fn file_info(&self, root: Hash) -> BoxFuture<'_, Result<Option<FileInfo>>> {
+        Box::pin(async move {
+            match self.holders(root, None).await {
+                Ok((holders, _)) => Ok(holders[0].node.file_info(root).await?),
+                Err(Error::NotLocated { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn has_segment(&self, root: Hash, index: u64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            match self.holders(root, None).await {
+                Ok((holders, layout)) => Ok(index < layout.segments()
+                    && holders
+                        .iter()
+                        .any(|h| h.shard.holds_file_segment(h.start_entry, index))),
+                Err(Error::NotLocated { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}

@@ -188,21 +188,22 @@ pub struct ShardConfig {
 pub struct UploadedSegments {
     /// Segments in the file.
     pub total: u64,
-    /// Bitmap, bit `i % 8` of byte `i / 8` set when segment `i` is stored; base64.
+    /// Bitmap, bit `i % 8` of byte `i / 8` set when segment `i` is stored (a sharded node
+    /// stores only its shard's segments); base64.
     #[serde(with = "base64_bytes")]
     pub bitmap: Vec<u8>,
-    /// The file is finalized (then every bit is set).
+    /// The file is finalized (then every bit of the node's shard is set: every bit on a node
+    /// that holds every segment).
     pub finalized: bool,
 }
 
 impl UploadedSegments {
-    /// Whether segment `index` is stored.
+    /// Whether segment `index` is stored. Read from the bitmap even once finalized: a sharded
+    /// node's finalized file lacks the other shards' segments.
     pub fn has(&self, index: u64) -> bool {
-        self.finalized
-            || self
-                .bitmap
-                .get((index / 8) as usize)
-                .is_some_and(|b| b & (1 << (index % 8)) != 0)
+        self.bitmap
+            .get((index / 8) as usize)
+            .is_some_and(|b| b & (1 << (index % 8)) != 0)
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use licen_storage::node::{self, DEFAULT_MAX_BODY_BYTES, NodeConfig};
+use licen_storage::shard::ShardConfig;
 
 /// Local storage node speaking 0G's zgs JSON-RPC (POST /).
 #[derive(Parser, Debug)]
@@ -27,6 +28,10 @@ struct Args {
     /// restart.
     #[arg(long)]
     full_rehash: bool,
+    /// Shard position as 0G's `shard_position`, SHARD_ID/NUM_SHARD: keep only the segments
+    /// whose Flow position is SHARD_ID modulo NUM_SHARD (a power of two). 0/1 keeps all.
+    #[arg(long, default_value = "0/1", env = "LICEN_STORAGE_SHARD")]
+    shard: ShardConfig,
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +60,7 @@ fn main() -> std::process::ExitCode {
             max_body_bytes: args.max_body_bytes,
             full_rehash: args.full_rehash,
             flow_mode: false,
+            shard: args.shard,
         };
         let running = node::start(cfg).await?;
         println!("listening on {}", running.url());

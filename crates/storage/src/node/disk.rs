@@ -1,18 +1,33 @@
 //! On-disk state of the local node: crash-safe, verified, resumable.
 //!
 //! Layout under the data directory:
-//! - `partial/<root>/` — an upload in progress: `meta.json` (root, size, seq), `data` (the file,
-//!   chunk-rounded, written at segment offsets), `journal` (one 48-byte record per stored
-//!   segment: index, segment root, check bytes; appended after the segment's bytes were
-//!   written).
+//! - `mode` (`local` or `flow`) and `shard` (the shard position, `SHARD_ID/NUM_SHARD`): what
+//!   the directory was first used as; opening it otherwise is refused. A directory without a
+//!   `shard` file but with files was written by an older node, which held every segment (`0/1`).
+//! - `partial/<root>/` — an upload in progress: `meta.json` (root, size, seq, flow position),
+//!   `data` (the file, chunk-rounded, written at segment offsets; a sharded node writes only its
+//!   own segments, the holes cost nothing), `journal` (one 48-byte record per stored segment:
+//!   index, segment root, check bytes; appended after the segment's bytes were written) and, on
+//!   a sharded node, `proofs` (one record per stored segment: index, the proof as received,
+//!   check bytes; appended before the segment's journal record).
 //! - `files/<root>/` — a finalized file: the same `data` and `meta.json`, plus `tree` (all
-//!   padded segment roots).
+//!   padded segment roots) on a whole node, or `proofs` (one record per own segment, in index
+//!   order) on a sharded node.
 //!
-//! A file is finalized only when every segment is in the journal *and*, after an fsync of
-//! `data`, the whole file re-hashes to the root; then `tree` and `meta.json` are written and
-//! fsynced, the directory is renamed from `partial/` to `files/` (atomic) and the parent
-//! directories are fsynced. A crash at any point leaves either a partial upload (resumed on
-//! restart: its journal says which segments are stored; a torn last record is ignored) or a
+//! Sharding (0G's `shard_position`): a node `SHARD_ID/NUM_SHARD` holds the segments whose Flow
+//! position (`startEntryIndex / 1024` + index) is `SHARD_ID` modulo `NUM_SHARD`
+//! ([`crate::shard`]). It verifies every uploaded segment (size, proof) and silently drops those
+//! of other shards. Holding only some segments, it cannot rebuild the file's tree, so it keeps
+//! each own segment's proof as received (checked against the root before it is kept) and
+//! serves it with the segment. A whole node (`0/1`) stores exactly what it did before sharding.
+//!
+//! A file is finalized only when every segment the node holds is in the journal *and*, after
+//! an fsync of `data`, those segments re-hash to their roots (a whole node: the whole file to
+//! its root); then `tree` or `proofs` and `meta.json` are written and fsynced, the directory is
+//! renamed from `partial/` to `files/` (atomic) and the parent directories are fsynced. A crash
+//! at any point leaves either a partial upload (resumed on restart: its journal says which
+//! segments are stored; a torn last record is ignored, as is a torn last proof record, and on
+//! a sharded node a journal record without its proof means the segment is not stored) or a
 //! finalized file whose bytes were verified after they were made durable. If the re-hash
 //! fails (a segment's bytes did not reach the disk before a power cut, or rotted), the segments
 //! whose roots differ are dropped from the journal and must be uploaded again; the file is
@@ -27,7 +42,7 @@
 //! In Flow mode (a node following a 0G Flow contract) the `submissions` module's append-only
 //! log holds the Flow submissions the node was told of (root, size, sequence number, flow
 //! position): a file is accepted only once its submission is known, and it takes the
-//! submission's sequence number and position.
+//! submission's sequence number and position (which decides the shard of each segment).
 //!
 //! Never interprets file bytes; everything here is ciphertext addressed by its root.
 
@@ -43,10 +58,14 @@ use super::submissions::{FlowCursor, Submissions};
 use serde::{Deserialize, Serialize};
 
 use crate::flush::BackgroundFlush;
-use crate::merkle::{CHUNK_SIZE, FileLayout, FileTree, Hash, keccak256, segment_root};
+use crate::merkle::{
+    CHUNK_SIZE, FileLayout, FileTree, Hash, SEGMENT_CHUNKS, keccak256, segment_root,
+};
+use crate::proof::Proof;
 use crate::rpc::{
     self, FileInfo, RpcError, SegmentWithProof, Transaction, UploadedSegments, codes,
 };
+use crate::shard::ShardConfig;
 
 const RECORD: usize = 48;
 
@@ -73,7 +92,15 @@ struct Meta {
 struct FinalFile {
     meta: Meta,
     dir: PathBuf,
-    tree: FileTree,
+    held: Held,
+}
+
+/// What a finalized file's proofs come from.
+enum Held {
+    /// A whole node: every segment; proofs are cut from the file's tree.
+    Whole(FileTree),
+    /// A sharded node: its own segments' proofs as received (verified), by index.
+    Shard(BTreeMap<u64, Proof>),
 }
 
 struct PartialFile {
@@ -81,6 +108,10 @@ struct PartialFile {
     layout: FileLayout,
     seq: u64,
     start_entry: u64,
+    /// The node's shard (decides which segments of this file it keeps).
+    shard: ShardConfig,
+    /// How many of the file's segments the node keeps (all of them on a whole node).
+    own_segments: u64,
     dir: PathBuf,
     data: File,
     state: Mutex<PartialState>,
@@ -95,9 +126,25 @@ struct PartialState {
     /// at finalization.
     fresh: Vec<bool>,
     seg_roots: Vec<Hash>,
+    /// Own segments stored.
     count: u64,
     journal: File,
+    /// A sharded node's proof log (`None` on a whole node, which rebuilds the tree instead).
+    proofs: Option<ProofLog>,
     finalizing: bool,
+}
+
+/// The `proofs` log of a partial upload on a sharded node, and the proofs it holds.
+struct ProofLog {
+    file: File,
+    by_index: HashMap<u64, Proof>,
+}
+
+impl PartialFile {
+    /// Whether the node keeps segment `index` of this file.
+    fn holds(&self, index: u64) -> bool {
+        self.shard.holds_file_segment(self.start_entry, index)
+    }
 }
 
 #[derive(Clone)]
@@ -130,6 +177,8 @@ pub struct Submitted {
 pub(crate) struct Disk {
     dir: PathBuf,
     full_rehash: bool,
+    /// Which segments this node keeps.
+    shard: ShardConfig,
     index: Mutex<Index>,
     /// Flow mode: the submissions known so far (only these files are accepted).
     submissions: Option<Mutex<Submissions>>,
@@ -217,6 +266,119 @@ fn parse_journal(bytes: &[u8], segments: u64) -> Vec<(u64, Hash)> {
     out
 }
 
+/// Header of a proof record: index (8), lemma entries (2), path entries (2).
+const PROOF_HEADER: usize = 12;
+/// Longest lemma a proof record may carry (a tree of 2^64 segments has 66).
+const MAX_LEMMA: usize = 70;
+
+/// Appends a proof record to `out`: index (u64 LE), lemma length (u16 LE), path length
+/// (u16 LE), the lemma hashes, one byte (0/1) per path entry, and 8 check bytes (keccak of the
+/// rest), so a torn or damaged record is recognised.
+fn push_proof_record(out: &mut Vec<u8>, index: u64, proof: &Proof) {
+    let start = out.len();
+    out.extend_from_slice(&index.to_le_bytes());
+    out.extend_from_slice(&(proof.lemma.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(proof.path.len() as u16).to_le_bytes());
+    for h in &proof.lemma {
+        out.extend_from_slice(h.as_slice());
+    }
+    out.extend(proof.path.iter().map(|&left| u8::from(left)));
+    let check = keccak256(&out[start..]);
+    out.extend_from_slice(&check[..8]);
+}
+
+/// The proof records at the start of `bytes` that are whole and intact, and how many bytes
+/// they take; parsing stops at the first torn or damaged record.
+fn parse_proofs(bytes: &[u8], segments: u64) -> (Vec<(u64, Proof)>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= PROOF_HEADER {
+        let r = &bytes[at..];
+        let index = u64::from_le_bytes(r[..8].try_into().expect("8 bytes"));
+        let lemma = u16::from_le_bytes(r[8..10].try_into().expect("2 bytes")) as usize;
+        let path = u16::from_le_bytes(r[10..12].try_into().expect("2 bytes")) as usize;
+        let body = PROOF_HEADER + 32 * lemma + path;
+        if lemma > MAX_LEMMA || path > MAX_LEMMA || r.len() < body + 8 {
+            break;
+        }
+        if keccak256(&r[..body])[..8] != r[body..body + 8] || index >= segments {
+            break;
+        }
+        let path_bytes = &r[PROOF_HEADER + 32 * lemma..body];
+        if path_bytes.iter().any(|&b| b > 1) {
+            break;
+        }
+        out.push((
+            index,
+            Proof {
+                lemma: r[PROOF_HEADER..PROOF_HEADER + 32 * lemma]
+                    .chunks_exact(32)
+                    .map(Hash::from_slice)
+                    .collect(),
+                path: path_bytes.iter().map(|&b| b == 1).collect(),
+            },
+        ));
+        at += body + 8;
+    }
+    (out, at)
+}
+
+/// The segment root a kept proof proves (its first lemma entry; a one-segment file's is the
+/// file root, which is that segment's root), if the proof holds for segment `index` of `root`.
+fn proven_segment_root(
+    proof: &Proof,
+    root: &Hash,
+    index: u64,
+    layout: &FileLayout,
+) -> Option<Hash> {
+    let leaf = *proof.lemma.first()?;
+    proof.verify_segment(root, &leaf, index, layout).ok()?;
+    Some(leaf)
+}
+
+/// Checks that the data dir holds `shard`'s segments (recording it in a new directory).
+/// `used`: the directory already holds files.
+fn check_shard(dir: &Path, shard: ShardConfig, used: bool) -> std::io::Result<()> {
+    let refuse = |held: ShardConfig| {
+        std::io::Error::other(format!(
+            "this data dir holds {}, but the node was asked to hold shard {shard}: its files \
+             would lack segments the node says it holds; use another data dir for shard \
+             {shard}, or start the node as {held} again",
+            if held.num_shard < 2 {
+                format!("every segment (shard {held})")
+            } else {
+                format!(
+                    "shard {held} (segments at Flow positions p with p % {} == {})",
+                    held.num_shard, held.shard_id
+                )
+            }
+        ))
+    };
+    let path = dir.join(SHARD);
+    match fs::read_to_string(&path) {
+        Ok(held) => {
+            let held: ShardConfig = held.trim().parse().map_err(|e| {
+                std::io::Error::other(format!(
+                    "the data dir's `{SHARD}` file is damaged ({e}); write the shard position it \
+                     was used with into it, or use another data dir"
+                ))
+            })?;
+            if held != shard {
+                return Err(refuse(held));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Nodes before sharding held every segment and wrote no shard file.
+            if used && shard != ShardConfig::WHOLE {
+                return Err(refuse(ShardConfig::WHOLE));
+            }
+            write_atomically(&path, shard.to_string().as_bytes())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     {
@@ -235,9 +397,17 @@ fn read_meta(dir: &Path) -> std::io::Result<Meta> {
 impl Disk {
     /// Opens (creating) the data directory, loads finalized files, resumes partial uploads
     /// and finalizes those that are complete.
-    pub(crate) fn open(dir: &Path, full_rehash: bool, flow_mode: bool) -> std::io::Result<Disk> {
+    pub(crate) fn open(
+        dir: &Path,
+        full_rehash: bool,
+        flow_mode: bool,
+        shard: ShardConfig,
+    ) -> std::io::Result<Disk> {
+        let shard = shard.validate().map_err(std::io::Error::other)?;
         fs::create_dir_all(dir.join("files"))?;
         fs::create_dir_all(dir.join("partial"))?;
+        let used = fs::read_dir(dir.join("files"))?.next().is_some()
+            || fs::read_dir(dir.join("partial"))?.next().is_some();
         // Sequence numbers mean different things in the two modes (files counted here, Flow
         // submissions there): a data dir keeps the mode it was first used in.
         let mode = if flow_mode { "flow" } else { "local" };
@@ -260,8 +430,6 @@ impl Disk {
                 )));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let used = fs::read_dir(dir.join("files"))?.next().is_some()
-                    || fs::read_dir(dir.join("partial"))?.next().is_some();
                 if used && flow_mode {
                     return Err(std::io::Error::other(
                         "this data dir holds files stored without Flow mode: their sequence \
@@ -272,6 +440,7 @@ impl Disk {
             }
             Err(e) => return Err(e),
         }
+        check_shard(dir, shard, used)?;
         let mut index = Index {
             files: HashMap::new(),
             by_seq: BTreeMap::new(),
@@ -279,7 +448,7 @@ impl Disk {
         };
         for entry in fs::read_dir(dir.join("files"))? {
             let path = entry?.path();
-            match Self::load_final(&path) {
+            match Self::load_final(&path, shard) {
                 Ok(f) => {
                     index.next_seq = index.next_seq.max(f.meta.seq + 1);
                     index.by_seq.insert(f.meta.seq, f.meta.root);
@@ -305,10 +474,10 @@ impl Disk {
                 let _ = fs::remove_dir_all(&path);
                 continue;
             }
-            let p = Self::load_partial(&path, meta)?;
+            let p = Self::load_partial(&path, meta, shard)?;
             index.next_seq = index.next_seq.max(p.seq + 1);
             index.by_seq.insert(p.seq, p.root);
-            let full = p.state.lock().expect("poisoned").count == p.layout.segments();
+            let full = p.state.lock().expect("poisoned").count == p.own_segments;
             let p = Arc::new(p);
             if full {
                 complete.push(p.clone());
@@ -327,6 +496,7 @@ impl Disk {
         let disk = Disk {
             dir: dir.to_path_buf(),
             full_rehash,
+            shard,
             index: Mutex::new(index),
             submissions,
         };
@@ -339,9 +509,41 @@ impl Disk {
         Ok(disk)
     }
 
-    fn load_final(dir: &Path) -> std::io::Result<FinalFile> {
+    fn load_final(dir: &Path, shard: ShardConfig) -> std::io::Result<FinalFile> {
         let meta = read_meta(dir)?;
         let layout = FileLayout::new(meta.size);
+        let len = fs::metadata(dir.join("data"))?.len();
+        if len != layout.data_chunks() * CHUNK_SIZE as u64 {
+            return Err(std::io::Error::other("data file has the wrong length"));
+        }
+        if shard.num_shard > 1 {
+            // Exactly the own segments' proofs, each proving its segment against the root.
+            let raw = fs::read(dir.join(PROOFS))?;
+            let (records, good) = parse_proofs(&raw, layout.segments());
+            if good != raw.len() {
+                return Err(std::io::Error::other("proofs file is damaged"));
+            }
+            let own = shard.file_segments(meta.start_entry, layout.segments());
+            let mut by_index = BTreeMap::new();
+            for (i, proof) in records {
+                if proven_segment_root(&proof, &meta.root, i, &layout).is_none() {
+                    return Err(std::io::Error::other(format!(
+                        "the proof of segment {i} does not verify against the root"
+                    )));
+                }
+                by_index.insert(i, proof);
+            }
+            if !by_index.keys().copied().eq(own.iter().copied()) {
+                return Err(std::io::Error::other(
+                    "proofs file does not hold exactly this shard's segments",
+                ));
+            }
+            return Ok(FinalFile {
+                meta,
+                dir: dir.to_path_buf(),
+                held: Held::Shard(by_index),
+            });
+        }
         let raw = fs::read(dir.join("tree"))?;
         if raw.len() as u64 != layout.padded_segments() * 32 {
             return Err(std::io::Error::other("tree file has the wrong length"));
@@ -351,18 +553,14 @@ impl Disk {
         if tree.root() != meta.root {
             return Err(std::io::Error::other("tree file does not hash to the root"));
         }
-        let len = fs::metadata(dir.join("data"))?.len();
-        if len != layout.data_chunks() * CHUNK_SIZE as u64 {
-            return Err(std::io::Error::other("data file has the wrong length"));
-        }
         Ok(FinalFile {
             meta,
             dir: dir.to_path_buf(),
-            tree,
+            held: Held::Whole(tree),
         })
     }
 
-    fn load_partial(dir: &Path, meta: Meta) -> std::io::Result<PartialFile> {
+    fn load_partial(dir: &Path, meta: Meta, shard: ShardConfig) -> std::io::Result<PartialFile> {
         let layout = FileLayout::new(meta.size);
         let data = OpenOptions::new()
             .read(true)
@@ -392,10 +590,24 @@ impl Disk {
             write_atomically(&dir.join("journal"), &good)?;
             journal = OpenOptions::new().append(true).open(dir.join("journal"))?;
         }
+        let proofs = if shard.num_shard > 1 {
+            Some(Self::load_proof_log(dir, &meta.root, &layout)?)
+        } else {
+            None
+        };
         let mut present = vec![false; segments as usize];
         let mut seg_roots = vec![Hash::ZERO; segments as usize];
         let mut count = 0;
         for (i, r) in records {
+            if let Some(log) = &proofs {
+                // The proof is logged before the journal record: a record without its proof
+                // (a crash, or a power cut that kept one write and not the other) means the
+                // segment is not stored.
+                let proven = log.by_index.get(&i).and_then(|p| p.lemma.first());
+                if !shard.holds_file_segment(meta.start_entry, i) || proven != Some(&r) {
+                    continue;
+                }
+            }
             if !present[i as usize] {
                 present[i as usize] = true;
                 count += 1;
@@ -408,6 +620,8 @@ impl Disk {
             layout,
             seq: meta.seq,
             start_entry: meta.start_entry,
+            shard,
+            own_segments: shard.file_segments(meta.start_entry, segments).len() as u64,
             dir: dir.to_path_buf(),
             data,
             state: Mutex::new(PartialState {
@@ -416,10 +630,35 @@ impl Disk {
                 seg_roots,
                 count,
                 journal,
+                proofs,
                 finalizing: false,
             }),
             flush,
         })
+    }
+
+    /// Opens a sharded partial upload's proof log, dropping a torn tail, and keeps the proofs
+    /// that verify against the root.
+    fn load_proof_log(dir: &Path, root: &Hash, layout: &FileLayout) -> std::io::Result<ProofLog> {
+        let path = dir.join(PROOFS);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        let mut raw = Vec::new();
+        file.read_to_end(&mut raw)?;
+        let (records, good) = parse_proofs(&raw, layout.segments());
+        if good != raw.len() {
+            // Drop the torn tail so new records start at a record boundary.
+            write_atomically(&path, &raw[..good])?;
+            file = OpenOptions::new().append(true).open(&path)?;
+        }
+        let by_index = records
+            .into_iter()
+            .filter(|(i, p)| proven_segment_root(p, root, *i, layout).is_some())
+            .collect();
+        Ok(ProofLog { file, by_index })
     }
 
     fn entry(&self, root: &Hash) -> Option<Entry> {
@@ -429,6 +668,11 @@ impl Disk {
             .files
             .get(root)
             .cloned()
+    }
+
+    /// The shard of every file this node keeps.
+    pub(crate) fn shard(&self) -> ShardConfig {
+        self.shard
     }
 
     /// Number of files known (the next sequence number).
@@ -468,7 +712,7 @@ impl Disk {
             )?;
             sync_dir(&dir)?;
             sync_dir(&self.dir.join("partial"))?;
-            Self::load_partial(&dir, meta)
+            Self::load_partial(&dir, meta, self.shard)
         };
         let p = Arc::new(create().map_err(|e| io_err(format!("creating {}", dir.display()), e))?);
         index.next_seq = index.next_seq.max(seq + 1);
@@ -521,6 +765,14 @@ impl Disk {
         p: &Arc<PartialFile>,
         group: Vec<(SegmentWithProof, Hash)>,
     ) -> Result<(), RpcError> {
+        // Segments of other shards were verified like any other; 0G's node then drops them
+        // without an error, and so does this one.
+        let (group, others): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|(s, _)| p.holds(s.index));
+        if !others.is_empty() {
+            let indexes: Vec<u64> = others.iter().map(|(s, _)| s.index).collect();
+            tracing::debug!(root = %p.root, shard = %p.shard, ?indexes, "segments outside this node's shard verified and not stored");
+        }
         let todo: Vec<(SegmentWithProof, Hash)> = {
             let st = p.state.lock().expect("poisoned");
             group
@@ -528,7 +780,9 @@ impl Disk {
                 .filter(|(s, _)| !st.present[s.index as usize])
                 .collect()
         };
-        if todo.is_empty() {
+        // A file of which this node holds no segment is complete once one of its segments
+        // (of another shard) was verified.
+        if todo.is_empty() && p.own_segments > 0 {
             return Ok(());
         }
         for (s, _) in &todo {
@@ -548,6 +802,26 @@ impl Disk {
                     newly.push(s.index);
                 }
             }
+            if let Some(log) = st.proofs.as_mut() {
+                // Proofs before journal records: a record is trusted only with its proof.
+                let mut bytes = Vec::new();
+                for (s, _) in &todo {
+                    if newly.contains(&s.index) && !log.by_index.contains_key(&s.index) {
+                        push_proof_record(&mut bytes, s.index, &s.proof);
+                        log.by_index.insert(s.index, s.proof.clone());
+                    }
+                }
+                if let Err(e) = log.file.write_all(&bytes) {
+                    // Forget what may not be in the log, so a resend logs it again.
+                    for i in &newly {
+                        log.by_index.remove(i);
+                    }
+                    return Err(io_err(
+                        format!("appending to the proof log of {}", p.root),
+                        e,
+                    ));
+                }
+            }
             st.journal
                 .write_all(&records)
                 .map_err(|e| io_err(format!("appending to the journal of {}", p.root), e))?;
@@ -560,7 +834,7 @@ impl Disk {
                     st.count += 1;
                 }
             }
-            let go = st.count == p.layout.segments() && !st.finalizing;
+            let go = st.count == p.own_segments && !st.finalizing;
             if go {
                 st.finalizing = true;
             }
@@ -599,6 +873,7 @@ impl Disk {
         let (stale, mut seg_roots) = {
             let st = p.state.lock().expect("poisoned");
             let stale: Vec<u64> = (0..p.layout.segments())
+                .filter(|&i| st.present[i as usize])
                 .filter(|&i| self.full_rehash || !st.fresh[i as usize])
                 .collect();
             (stale, st.seg_roots.clone())
@@ -627,35 +902,41 @@ impl Disk {
         for (i, r) in &recomputed {
             seg_roots[*i as usize] = *r;
         }
-        let tree = FileTree::from_segment_roots(p.layout, seg_roots)
-            .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))?;
-        if tree.root() != root {
-            // Cannot happen: every segment root was proven against `root`. Start over.
-            return Err(self.discard_damaged(p, (0..p.layout.segments()).collect()));
-        }
-        let size = p.layout.size();
-        let tree = tree.with_tail_data(&read_segment(p.layout.segments() - 1)?);
         tracing::debug!(%root, rehashed = stale.len(), "segments re-hashed at finalization");
-        let nodes = tree
-            .submission_nodes()
-            .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))?;
-        let meta = Meta {
-            root,
-            size,
-            seq: p.seq,
-            start_entry: p.start_entry,
-            merkle_nodes: nodes
-                .iter()
-                .map(|n| (u64::from(n.height) + 1, n.root))
-                .collect(),
+        let size = p.layout.size();
+        let (meta, index_file, held) = if self.shard.num_shard > 1 {
+            self.shard_proofs(p, &seg_roots)?
+        } else {
+            let tree = FileTree::from_segment_roots(p.layout, seg_roots).map_err(|e| {
+                RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string())
+            })?;
+            if tree.root() != root {
+                // Cannot happen: every segment root was proven against `root`. Start over.
+                return Err(self.discard_damaged(p, (0..p.layout.segments()).collect()));
+            }
+            let tree = tree.with_tail_data(&read_segment(p.layout.segments() - 1)?);
+            let nodes = tree.submission_nodes().map_err(|e| {
+                RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string())
+            })?;
+            let meta = Meta {
+                root,
+                size,
+                seq: p.seq,
+                start_entry: p.start_entry,
+                merkle_nodes: nodes
+                    .iter()
+                    .map(|n| (u64::from(n.height) + 1, n.root))
+                    .collect(),
+            };
+            let mut tree_bytes = Vec::with_capacity(tree.segment_roots().len() * 32);
+            for r in tree.segment_roots() {
+                tree_bytes.extend_from_slice(r.as_slice());
+            }
+            (meta, ("tree", tree_bytes), Held::Whole(tree))
         };
-        let mut tree_bytes = Vec::with_capacity(tree.segment_roots().len() * 32);
-        for r in tree.segment_roots() {
-            tree_bytes.extend_from_slice(r.as_slice());
-        }
         let final_dir = self.dir.join("files").join(hex_name(&root));
         let commit = || -> std::io::Result<()> {
-            write_atomically(&p.dir.join("tree"), &tree_bytes)?;
+            write_atomically(&p.dir.join(index_file.0), &index_file.1)?;
             write_atomically(
                 &p.dir.join("meta.json"),
                 &serde_json::to_vec(&meta).map_err(std::io::Error::other)?,
@@ -671,15 +952,62 @@ impl Disk {
         let f = FinalFile {
             meta,
             dir: final_dir,
-            tree,
+            held,
         };
         self.index
             .lock()
             .expect("poisoned")
             .files
             .insert(root, Entry::Final(Arc::new(f)));
-        tracing::info!(%root, size, elapsed_ms = started.elapsed().as_millis() as u64, "file finalized");
+        tracing::info!(%root, size, shard = %self.shard, elapsed_ms = started.elapsed().as_millis() as u64, "file finalized");
         Ok(())
+    }
+
+    /// A sharded node's finalized file: the own segments' proofs as received (each names the
+    /// segment root its bytes just re-hashed to), in index order. The compacted log replaces
+    /// the partial log under the same name and in the same record format, so a crash between
+    /// the two leaves a readable partial upload. No Flow node list: it needs the whole tree.
+    #[allow(clippy::type_complexity)]
+    fn shard_proofs(
+        &self,
+        p: &Arc<PartialFile>,
+        seg_roots: &[Hash],
+    ) -> Result<(Meta, (&'static str, Vec<u8>), Held), RpcError> {
+        let proofs: BTreeMap<u64, Proof> = {
+            let st = p.state.lock().expect("poisoned");
+            let log = st
+                .proofs
+                .as_ref()
+                .expect("a sharded partial upload has a proof log");
+            (0..p.layout.segments())
+                .filter(|&i| st.present[i as usize])
+                .filter_map(|i| Some((i, log.by_index.get(&i)?.clone())))
+                .collect()
+        };
+        let own = p.shard.file_segments(p.start_entry, p.layout.segments());
+        let unproven: Vec<u64> = own
+            .iter()
+            .copied()
+            .filter(|i| {
+                proofs.get(i).and_then(|pr| pr.lemma.first()) != Some(&seg_roots[*i as usize])
+            })
+            .collect();
+        if !unproven.is_empty() {
+            // Cannot happen: a segment is stored only with its proof. Upload them again.
+            return Err(self.discard_damaged(p, unproven));
+        }
+        let mut bytes = Vec::new();
+        for (i, proof) in &proofs {
+            push_proof_record(&mut bytes, *i, proof);
+        }
+        let meta = Meta {
+            root: p.root,
+            size: p.layout.size(),
+            seq: p.seq,
+            start_entry: p.start_entry,
+            merkle_nodes: vec![],
+        };
+        Ok((meta, (PROOFS, bytes), Held::Shard(proofs)))
     }
 
     /// Segments whose bytes on disk no longer hash to the segment root they were verified with:
@@ -710,11 +1038,19 @@ impl Disk {
         RpcError::new(
             codes::INTEGRITY,
             "integrity check failed at finalization",
-            format!(
-                "file {} did not re-hash to its root from the node's disk; segments {:?} were \
-                 discarded: upload them again",
-                p.root, bad
-            ),
+            if p.shard.num_shard > 1 {
+                format!(
+                    "segments of file {} did not re-hash to the roots they were verified with \
+                     from the node's disk; segments {:?} were discarded: upload them again",
+                    p.root, bad
+                )
+            } else {
+                format!(
+                    "file {} did not re-hash to its root from the node's disk; segments {:?} were \
+                     discarded: upload them again",
+                    p.root, bad
+                )
+            },
         )
     }
 
@@ -845,9 +1181,19 @@ impl Disk {
         Some(match self.entry(root)? {
             Entry::Final(f) => {
                 let total = FileLayout::new(f.meta.size).segments();
+                let bitmap = match &f.held {
+                    Held::Whole(_) => vec![0xff; total.div_ceil(8) as usize],
+                    Held::Shard(proofs) => {
+                        let mut bitmap = vec![0u8; total.div_ceil(8) as usize];
+                        for &i in proofs.keys() {
+                            bitmap[(i / 8) as usize] |= 1 << (i % 8);
+                        }
+                        bitmap
+                    }
+                };
                 UploadedSegments {
                     total,
-                    bitmap: vec![0xff; total.div_ceil(8) as usize],
+                    bitmap,
                     finalized: true,
                 }
             }
@@ -886,7 +1232,7 @@ impl Disk {
     }
 
     /// `zgs_downloadSegmentWithProof`: appends the segment with its proof as JSON to `out`, or
-    /// `null` unless the file is finalized here. The bytes are read into a per-thread buffer and
+    /// `null` unless the file is finalized here and the segment is of this node's shard. The bytes are read into a per-thread buffer and
     /// base64-encoded straight into `out` (no zero-filled buffer, struct or string per request).
     pub(crate) fn segment_with_proof_json(
         &self,
@@ -909,10 +1255,19 @@ impl Disk {
                 ),
             ));
         }
-        let proof = f
-            .tree
-            .proof(index)
-            .map_err(|e| RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string()))?;
+        let proof = match &f.held {
+            Held::Whole(tree) => std::borrow::Cow::Owned(tree.proof(index).map_err(|e| {
+                RpcError::new(codes::INTERNAL_ERROR, "Internal error", e.to_string())
+            })?),
+            Held::Shard(proofs) => match proofs.get(&index) {
+                Some(p) => std::borrow::Cow::Borrowed(p),
+                // Another shard's segment: not here, as for an unknown file.
+                None => {
+                    out.extend_from_slice(b"null");
+                    return Ok(out);
+                }
+            },
+        };
         let path = f.dir.join("data");
         let file =
             File::open(&path).map_err(|e| io_err(format!("opening {}", path.display()), e))?;
@@ -928,7 +1283,8 @@ impl Disk {
         })
     }
 
-    /// `zgs_downloadSegment`: chunks `[start, end)`; `None` unless finalized here.
+    /// `zgs_downloadSegment`: chunks `[start, end)`; `None` unless finalized here with every
+    /// segment the range touches.
     pub(crate) fn chunks(
         &self,
         root: &Hash,
@@ -961,6 +1317,13 @@ impl Disk {
                 format!("end entry index exceeds tx size: end={end}, the file has {chunks} chunks"),
             ));
         }
+        if let Held::Shard(proofs) = &f.held {
+            let segment = |chunk: u64| chunk / SEGMENT_CHUNKS as u64;
+            if !(segment(start)..=segment(end - 1)).all(|i| proofs.contains_key(&i)) {
+                // The range touches another shard's segment: not here.
+                return Ok(None);
+            }
+        }
         let data = Self::read(
             &f,
             start * CHUNK_SIZE as u64,
@@ -972,6 +1335,10 @@ impl Disk {
 
 /// The mode a data directory was first used in (`local` or `flow`).
 const MODE: &str = "mode";
+/// The shard position a data directory holds (`SHARD_ID/NUM_SHARD`).
+const SHARD: &str = "shard";
+/// A sharded node's proofs of its own segments (log while partial, compacted when finalized).
+const PROOFS: &str = "proofs";
 
 fn not_submitted(root: &Hash) -> RpcError {
     RpcError::invalid_params(

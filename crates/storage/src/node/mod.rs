@@ -24,6 +24,17 @@
 //!   "already uploaded and finalized" error.
 //! - Downloads are served only for finalized files (0G may serve a file as it syncs).
 //!
+//! Sharding, as 0G's `shard_position` ([`NodeConfig::shard`], [`crate::shard`]): a node
+//! `SHARD_ID/NUM_SHARD` keeps only the segments whose Flow position
+//! (`startEntryIndex / 1024` + index) is `SHARD_ID` modulo `NUM_SHARD`. It verifies every
+//! uploaded segment (size, proof) and silently drops other shards' ones (the upload answers
+//! `null`); a file is finalized once all of the node's own segments are stored and re-hashed
+//! (`uploadedSegNum` then counts the whole file, as 0G's does; before, the own segments
+//! stored); downloads of another shard's segment answer `null`, as for an unknown file;
+//! `zgs_getShardConfig` answers the configured shard. A sharded node keeps each own segment's
+//! proof as it was uploaded (it cannot rebuild the file's tree) and serves that, and leaves
+//! `merkleNodes` empty. A data directory keeps the shard it was first used with.
+//!
 //! What it must never do: report a file finalized whose bytes do not hash to its root (the private `disk`
 //! module documents the crash-safety protocol), accept a segment whose proof does not verify, or
 //! look at what the bytes mean (they are ciphertext).
@@ -40,6 +51,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::shard::ShardConfig;
 
 pub use server::router;
 
@@ -64,6 +76,9 @@ pub struct NodeConfig {
     /// Accept only files whose Flow submission was registered (a node following a 0G Flow
     /// contract), as 0G nodes do.
     pub flow_mode: bool,
+    /// Which segments the node keeps (0G's `shard_position`; [`ShardConfig::WHOLE`]: all).
+    /// A data directory keeps the shard it was first used with.
+    pub shard: ShardConfig,
 }
 
 impl NodeConfig {
@@ -76,6 +91,7 @@ impl NodeConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             full_rehash: false,
             flow_mode: false,
+            shard: ShardConfig::WHOLE,
         }
     }
 }
@@ -89,16 +105,21 @@ pub struct NodeState {
 impl NodeState {
     /// Opens the data directory (resuming partial uploads and finalizing complete ones).
     pub fn open(config: &NodeConfig) -> Result<Arc<NodeState>> {
-        let disk = disk::Disk::open(&config.data_dir, config.full_rehash, config.flow_mode)
-            .map_err(|e| {
-                Error::io(
-                    format!(
-                        "opening the node data directory {}",
-                        config.data_dir.display()
-                    ),
-                    e,
-                )
-            })?;
+        let disk = disk::Disk::open(
+            &config.data_dir,
+            config.full_rehash,
+            config.flow_mode,
+            config.shard,
+        )
+        .map_err(|e| {
+            Error::io(
+                format!(
+                    "opening the node data directory {}",
+                    config.data_dir.display()
+                ),
+                e,
+            )
+        })?;
         Ok(Arc::new(NodeState {
             disk,
             max_body_bytes: config.max_body_bytes,
@@ -199,7 +220,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
             })
             .await
     });
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "storage node listening");
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), shard = %config.shard, "storage node listening");
     Ok(RunningNode {
         addr,
         state,

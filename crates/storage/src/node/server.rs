@@ -1,5 +1,9 @@
 //! HTTP and JSON-RPC 2.0 framing of the local node: body limits, parsing, batches, method
 //! dispatch, error objects. Heavy work (hashing, disk) runs on blocking threads.
+//!
+//! `zgs_getShardConfig` answers the node's configured shard; what a shard keeps and serves
+//! (other shards' segments verified then dropped, `null` for them on download) is the `disk`
+//! module's.
 
 use std::sync::Arc;
 
@@ -16,7 +20,7 @@ use serde_json::value::RawValue;
 use super::NodeState;
 use crate::merkle::Hash;
 use crate::rpc::{
-    NetworkIdentity, RpcError, SegmentWithProof, ShardConfig, Status, TxSeqOrRoot, codes, methods,
+    NetworkIdentity, RpcError, SegmentWithProof, Status, TxSeqOrRoot, codes, methods,
 };
 
 /// The node's router: `POST /` takes JSON-RPC requests (single or batch).
@@ -426,13 +430,7 @@ async fn dispatch(
         }
         methods::GET_SHARD_CONFIG => {
             positional(params, 0, 0, "zgs_getShardConfig()")?;
-            to_raw(
-                out,
-                &ShardConfig {
-                    num_shard: 1,
-                    shard_id: 0,
-                },
-            )
+            to_raw(out, &state.disk.shard())
         }
         methods::UPLOAD_SEGMENT | methods::UPLOAD_SEGMENTS => {
             let single = method == methods::UPLOAD_SEGMENT;

@@ -433,7 +433,7 @@ async fn start_services(
         let from = crate::storage::resume_block(&storage, f.flow, f.block, &provider).await?;
         let payer: std::sync::Arc<dyn licen_compute::StoragePayer> =
             std::sync::Arc::new(crate::storage::FlowPayer::new(
-                licen_storage::StorageClient::new(&storage.url())?,
+                licen_storage::StorageEndpoint::Node(storage.url()).connect()?,
                 flow_client(Some(chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT)))?,
             ));
         let follower_flow = flow_client(None)?;
@@ -534,7 +534,7 @@ async fn start(
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], options.indexer_port)),
         poll_interval: std::time::Duration::from_millis(200),
         // manifests for the marketplace's text search
-        storage_url: Some(services.storage.url()),
+        storage: Some(licen_storage::StorageEndpoint::Node(services.storage.url())),
         ..licen_indexer::runner::IndexerConfig::new(
             chain.rpc_url(),
             deployment.address,
@@ -559,7 +559,7 @@ async fn start(
                 },
                 signer: chain.dev_signer(ORCHESTRATOR_ACCOUNT),
                 key: orchestrator_secret,
-                storage_url: services.storage.url(),
+                storage: licen_storage::StorageEndpoint::Node(services.storage.url()),
                 provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::new(
                     services.compute.url(),
                     services.compute.attestation_key(),

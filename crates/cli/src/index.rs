@@ -5,7 +5,6 @@
 //! refuses any other; its readers (`licen web`, `licen orchestrator`) check the same pair
 //! through `GET /health` before they trust it.
 
-use crate::storage::DEFAULT_STORAGE_URL;
 use crate::wallet::ChainArgs;
 use alloy::providers::Provider;
 use anyhow::{Context, Result};
@@ -33,9 +32,9 @@ pub(crate) struct IndexerArgs {
     /// Pause between polls of the chain once caught up, in milliseconds.
     #[arg(long, default_value_t = 500)]
     poll_ms: u64,
-    /// zgs storage endpoint the public manifests are read from (for text search).
-    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
-    storage: String,
+    /// Where the public manifests are read from (for text search).
+    #[command(flatten)]
+    storage: crate::storage::StorageArgs,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -61,7 +60,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
     let config = licen_indexer::IndexerConfig {
         listen: args.listen,
         database_url: args.database_url,
-        storage_url: Some(args.storage),
+        storage: Some(args.storage.endpoint()),
         confirmations: args.confirmations,
         poll_interval: Duration::from_millis(args.poll_ms.max(1)),
         ..licen_indexer::IndexerConfig::new(

@@ -50,6 +50,9 @@ enum Command {
     Get(storage::GetArgs),
     /// Run the local storage node (zgs JSON-RPC).
     StorageNode(storage::StorageNodeArgs),
+    /// Run a local 0G storage indexer over storage nodes (e.g. one per shard), for
+    /// `--storage-indexer`.
+    StorageIndexer(storage::StorageIndexerArgs),
     /// Run a compute node (insecure development attestation; simulated or LoRA trainer).
     ComputeNode(storage::ComputeNodeArgs),
     /// Run the chain indexer and its query API as its own process (SQLite or Postgres).
@@ -137,6 +140,7 @@ async fn run(cli: Cli) -> Result<()> {
             | Command::Indexer(_)
             | Command::Orchestrator(_)
             | Command::StorageNode(_)
+            | Command::StorageIndexer(_)
             | Command::ComputeNode(_)
             | Command::Web(_)
     );
@@ -161,6 +165,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Put(args) => storage::put(args, cli.json).await,
         Command::Get(args) => storage::get(args, cli.json).await,
         Command::StorageNode(args) => storage::storage_node(args, cli.json).await,
+        Command::StorageIndexer(args) => storage::storage_indexer(args, cli.json).await,
         Command::ComputeNode(args) => storage::compute_node(args, cli.json).await,
         Command::Indexer(args) => index::run(args, cli.json).await,
         Command::Orchestrator(args) => orchestrate::run(args, cli.json).await,

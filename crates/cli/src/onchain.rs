@@ -10,14 +10,13 @@ use crate::files::{ensure_absent, seal_to_file};
 use crate::manifest::{DatasetManifest, MANIFEST_VERSION, scan_jsonl};
 use crate::output::{self, PolicyTerms, Tx};
 use crate::progress::{bytes_bar, storage_progress};
-use crate::storage::DEFAULT_STORAGE_URL;
 use crate::wallet::{ChainArgs, WalletArgs, result_keypair};
 use alloy::primitives::{Address, B256};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use licen_crypto::envelope::PublicKey;
 use licen_crypto::stream::DEFAULT_SEGMENT_SIZE;
-use licen_storage::client::StorageClient;
+use licen_storage::indexer::{upload_bytes_to, upload_file_to};
 use licen_types::{DatasetRoot, JobId, Policy, Purpose, PurposeSet, format_wei, parse_wei};
 use std::io::{BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -156,9 +155,8 @@ pub(crate) struct PublishArgs {
     /// The orchestrator that releases the key (default: the `licen dev` orchestrator).
     #[arg(long)]
     orchestrator: Option<Address>,
-    /// zgs storage endpoint.
-    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
-    storage: String,
+    #[command(flatten)]
+    storage: crate::storage::StorageArgs,
     /// On 0G storage: pay the Flow contract for the three files (the sealed dataset, its key
     /// envelope and its manifest), in one transaction, before uploading them. The Flow must be
     /// on the same chain as the DataPolicy contract (`--rpc-url`). Publishing to the node of a
@@ -246,9 +244,8 @@ pub(crate) struct DownloadArgs {
     /// Folder to write the opened result into (created; must not hold a result already).
     #[arg(short, long)]
     output: PathBuf,
-    /// zgs storage endpoint.
-    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
-    storage: String,
+    #[command(flatten)]
+    storage: crate::storage::StorageArgs,
     #[command(flatten)]
     chain: ChainArgs,
     #[command(flatten)]
@@ -415,7 +412,12 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
             size,
             json,
         )?;
-        let storage = StorageClient::new(&args.storage)?;
+        let nodes = args
+            .storage
+            .open()?
+            .upload_nodes()
+            .await
+            .context("choosing where to store the dataset (nothing was paid or uploaded)")?;
         let manifest = DatasetManifest {
             allowed_trainer_measurements: args.allow_measurement.clone(),
             byte_size: summary.bytes,
@@ -431,9 +433,13 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
         // On 0G: every file is paid for before any is uploaded, in one transaction, all at once
         // checked against the wallet (fees plus the publish gas).
         let mut paid = Vec::new();
-        if let Some(flow) = args
-            .flow
-            .or_dev(&args.chain.data_dir, &args.storage)
+        let flow_args = match args.storage.storage_indexer {
+            Some(_) => args.flow.clone(),
+            None => args
+                .flow
+                .or_dev(&args.chain.data_dir, &args.storage.storage),
+        };
+        if let Some(flow) = flow_args
             .client(&args.chain.rpc_url, || Ok(signer.clone()))
             .await?
         {
@@ -461,21 +467,23 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
                 );
             }
             // One transaction for the three (batchSubmit).
-            paid = crate::storage::pay_for_files(&storage, &flow, &trees, json).await?;
+            paid = crate::storage::pay_for_files(&nodes, &flow, &trees, json).await?;
         }
         let bar = bytes_bar("uploading", tree.layout().size(), json);
-        let uploaded = storage
-            .upload_file_with_tree(&scratch, &tree, Some(storage_progress(&bar)))
+        let uploaded = upload_file_to(&nodes, &scratch, &tree, Some(storage_progress(&bar)))
             .await
-            .with_context(|| format!("uploading the sealed dataset to {}", args.storage))?;
+            .with_context(|| {
+                format!(
+                    "uploading the sealed dataset to {}",
+                    args.storage.describe()
+                )
+            })?;
         bar.finish_and_clear();
-        let envelope_root = storage
-            .upload_bytes(envelope.as_bytes(), None)
+        let envelope_root = upload_bytes_to(&nodes, envelope.as_bytes(), None)
             .await
             .context("uploading the key envelope")?
             .root;
-        let manifest_root = storage
-            .upload_bytes(&manifest_bytes, None)
+        let manifest_root = upload_bytes_to(&nodes, &manifest_bytes, None)
             .await
             .context("uploading the manifest")?
             .root;
@@ -901,7 +909,7 @@ pub(crate) async fn download(args: DownloadArgs, json: bool) -> Result<()> {
         .with_context(|| format!("creating {}", args.output.display()))?;
     let sealed = args.output.join(".result.sealed");
     ensure_absent(&sealed)?;
-    let storage = StorageClient::new(&args.storage)?;
+    let storage = args.storage.open()?;
     let bar = bytes_bar("downloading", 0, json);
     let downloaded = storage
         .download_to_path(
@@ -911,7 +919,12 @@ pub(crate) async fn download(args: DownloadArgs, json: bool) -> Result<()> {
             Some(storage_progress(&bar)),
         )
         .await
-        .with_context(|| format!("downloading result {result_root} from {}", args.storage));
+        .with_context(|| {
+            format!(
+                "downloading result {result_root} from {}",
+                args.storage.describe()
+            )
+        });
     bar.finish_and_clear();
     let outcome = downloaded.and_then(|_| {
         let (secret, _) = result_keypair(&signer)?;

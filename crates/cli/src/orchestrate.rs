@@ -5,7 +5,6 @@
 //! Must never: print or log the orchestrator's secret key (it is only read from its 0600 file).
 
 use crate::keyfile::read_secret_key;
-use crate::storage::DEFAULT_STORAGE_URL;
 use crate::wallet::{ChainArgs, WalletArgs};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -45,9 +44,9 @@ pub(crate) struct OrchestratorArgs {
         required = true
     )]
     compute_attestation_key: Vec<String>,
-    /// zgs storage endpoint (envelopes, manifests).
-    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
-    storage: String,
+    /// Where key envelopes and manifests are read.
+    #[command(flatten)]
+    storage: crate::storage::StorageArgs,
     /// The job ledger, a SQLite file (default: `<data-dir>/orchestrator/ledger.sqlite`).
     /// Replicas on one host may share it (one drives the jobs, the others stand by); replicas on
     /// several hosts share a Postgres ledger (`--ledger-url`).
@@ -129,7 +128,7 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
             grants,
             signer,
             key,
-            storage_url: args.storage,
+            storage: args.storage.endpoint(),
             provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::with_nodes(nodes)),
             ledger,
             lease: args.lease,

@@ -656,6 +656,12 @@ pub(crate) struct StorageNodeStarted {
     pub storage_url: String,
 }
 
+/// `licen storage-indexer`'s start line.
+#[derive(Debug, Serialize)]
+pub(crate) struct StorageIndexerStarted {
+    pub storage_indexer_url: String,
+}
+
 /// `licen compute-node`'s start line.
 #[derive(Debug, Serialize)]
 pub(crate) struct ComputeNodeStarted {

@@ -1,5 +1,6 @@
-//! Storage commands: `put`, `get` against a zgs endpoint (the local node or a 0G node), and
-//! `storage-node` to run the local node.
+//! Storage commands: `put`, `get` against a zgs endpoint (the local node or a 0G node) or
+//! the nodes a 0G storage indexer names, `storage-node` to run the local node (whole or one
+//! shard), and `storage-indexer` to run a local 0G storage indexer over such nodes.
 
 use crate::files::ensure_absent;
 use crate::progress::{bytes_bar, storage_progress};
@@ -8,9 +9,13 @@ use anyhow::{Context, Result};
 use clap::Args;
 use licen_storage::client::DownloadOptions;
 use licen_storage::client::StorageClient;
+use licen_storage::indexer::service::IndexerConfig;
+use licen_storage::indexer::upload_file_to;
 use licen_storage::merkle::FileTree;
 use licen_storage::node::{self, DEFAULT_MAX_BODY_BYTES, NodeConfig};
+use licen_storage::shard::ShardConfig;
 use licen_storage::zerog::{FlowAbi, FlowSubmission};
+use licen_storage::{Storage, StorageEndpoint};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,13 +23,46 @@ use std::time::Instant;
 /// The local storage node's default endpoint (0G's zgs RPC port).
 pub(crate) const DEFAULT_STORAGE_URL: &str = "http://127.0.0.1:5678";
 
+/// Where files are stored: one zgs node, or the nodes a 0G storage indexer names.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct StorageArgs {
+    /// zgs JSON-RPC endpoint of a storage node holding whole files (the local node of `licen
+    /// dev`, or a 0G node).
+    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
+    pub(crate) storage: String,
+    /// A 0G storage indexer (0G's, or `licen storage-indexer`), used instead of --storage:
+    /// uploads go to a set of its nodes that holds every segment, each node taking the
+    /// segments of its shard; downloads take each segment from a node holding it.
+    #[arg(long, env = "LICEN_STORAGE_INDEXER")]
+    pub(crate) storage_indexer: Option<String>,
+}
+
+impl StorageArgs {
+    /// The node or the indexer.
+    pub(crate) fn endpoint(&self) -> StorageEndpoint {
+        match &self.storage_indexer {
+            Some(url) => StorageEndpoint::Indexer(url.clone()),
+            None => StorageEndpoint::Node(self.storage.clone()),
+        }
+    }
+
+    /// The node or indexer, for messages.
+    pub(crate) fn describe(&self) -> String {
+        self.endpoint().to_string()
+    }
+
+    /// A client of the node or indexer.
+    pub(crate) fn open(&self) -> Result<Storage> {
+        Ok(self.endpoint().connect()?)
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct PutArgs {
     /// File to upload (normally a sealed file: storage only ever holds ciphertext).
     file: PathBuf,
-    /// zgs JSON-RPC endpoint.
-    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
-    storage: String,
+    #[command(flatten)]
+    storage: StorageArgs,
     #[command(flatten)]
     payment: FlowPayment,
 }
@@ -53,7 +91,7 @@ impl FlowPayment {
 
 /// Paying for storage on a 0G network: the Flow contract a file is submitted to before its
 /// segments are uploaded (0G nodes accept only submitted files).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct FlowArgs {
     /// The 0G Flow contract: pay it for each file's storage from the wallet (a Flow submission)
     /// before uploading the file, as 0G storage nodes require; a file the node already knows is
@@ -100,22 +138,22 @@ impl FlowArgs {
     }
 }
 
-/// Pays `flow` for the file `tree` describes unless the node at `client` already knows it (paid
-/// earlier, or stored), then waits until the node has seen the submission. Returns the
+/// Pays `flow` for the file `tree` describes unless one of `nodes` already knows it (paid
+/// earlier, or stored), then waits until every node has seen the submission. Returns the
 /// submission when one was sent.
 pub(crate) async fn pay_for_storage(
-    client: &StorageClient,
+    nodes: &[StorageClient],
     flow: &licen_chain::FlowClient,
     tree: &FileTree,
     json: bool,
 ) -> Result<Option<licen_chain::FlowReceipt>> {
-    Ok(pay_for_files(client, flow, &[tree], json).await?.pop())
+    Ok(pay_for_files(nodes, flow, &[tree], json).await?.pop())
 }
 
-/// [`pay_for_storage`] for several files: those the node does not know are paid for in one
+/// [`pay_for_storage`] for several files: those no node knows are paid for in one
 /// transaction (one each on a legacy Flow). Returns the submissions sent, in order.
 pub(crate) async fn pay_for_files(
-    client: &StorageClient,
+    nodes: &[StorageClient],
     flow: &licen_chain::FlowClient,
     trees: &[&FileTree],
     json: bool,
@@ -123,11 +161,16 @@ pub(crate) async fn pay_for_files(
     let mut unpaid = Vec::new();
     for tree in trees {
         let root = tree.root();
-        let known = client
-            .file_info(root)
-            .await
-            .with_context(|| format!("asking {} about {root}", client.url()))?;
-        if known.is_none() {
+        // A submission is on chain for all nodes: one node knowing the file means it is paid.
+        let mut known = false;
+        for node in nodes {
+            known |= node
+                .file_info(root)
+                .await
+                .with_context(|| format!("asking {} about {root}", node.url()))?
+                .is_some();
+        }
+        if !known {
             unpaid.push((root, FlowSubmission::from_tree(tree, Vec::new())?));
         }
     }
@@ -151,7 +194,9 @@ pub(crate) async fn pay_for_files(
         }
     }
     for ((root, _), receipt) in unpaid.iter().zip(&receipts) {
-        wait_until_node_knows(client, client.url(), *root, receipt).await?;
+        for node in nodes {
+            wait_until_node_knows(node, node.url(), *root, receipt).await?;
+        }
     }
     Ok(receipts)
 }
@@ -177,9 +222,8 @@ pub(crate) struct GetArgs {
     /// Where to write it (written as `<output>.partial`, renamed once every segment verified).
     #[arg(short, long)]
     output: PathBuf,
-    /// zgs JSON-RPC endpoint.
-    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
-    storage: String,
+    #[command(flatten)]
+    storage: StorageArgs,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +253,21 @@ pub(crate) struct StorageNodeArgs {
     /// still remove; on a public network give a depth.
     #[arg(long, default_value_t = 0, requires = "flow")]
     flow_confirmations: u64,
+    /// Shard position, as 0G's `shard_position`: SHARD_ID/NUM_SHARD keeps only the segments
+    /// whose Flow position is SHARD_ID modulo NUM_SHARD (a power of two); 0/1 keeps every
+    /// segment. A data folder keeps the shard it was first used with.
+    #[arg(long, env = "LICEN_STORAGE_SHARD", default_value = "0/1")]
+    shard: ShardConfig,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StorageIndexerArgs {
+    /// A trusted storage node's zgs RPC URL (repeat for each node; e.g. one per shard).
+    #[arg(long = "node", required = true)]
+    nodes: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:12345")]
+    listen: SocketAddr,
 }
 
 /// Whether `path` starts like text (valid UTF-8 in its first 64 KiB) rather than a sealed stream
@@ -232,7 +291,7 @@ fn looks_like_plaintext(path: &std::path::Path) -> Result<bool> {
 }
 
 pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
-    let client = StorageClient::new(&args.storage)?;
+    let storage = args.storage.open()?;
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     let size = file.metadata()?.len();
@@ -261,17 +320,26 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
 
     // On a 0G network: pay for the file with a Flow submission first, unless a node already
     // knows it (submitted earlier, or stored and finalized: nothing to pay, as 0G's clients do).
+    let nodes = storage
+        .upload_nodes()
+        .await
+        .with_context(|| format!("choosing where to store {}", args.file.display()))?;
     let paid = match args.payment.client().await? {
-        Some(flow) => pay_for_storage(&client, &flow, &tree, json).await?,
+        Some(flow) => pay_for_storage(&nodes, &flow, &tree, json).await?,
         None => None,
     };
 
-    // Pass 2: the segments, with proofs, skipping what the node already holds.
+    // Pass 2: the segments, with proofs, skipping what the nodes already hold.
     let started = Instant::now();
-    let uploaded = client
-        .upload_file_with_tree(&args.file, &tree, Some(storage_progress(&bar)))
+    let uploaded = upload_file_to(&nodes, &args.file, &tree, Some(storage_progress(&bar)))
         .await
-        .with_context(|| format!("uploading {} to {}", args.file.display(), args.storage))?;
+        .with_context(|| {
+            format!(
+                "uploading {} to {}",
+                args.file.display(),
+                args.storage.describe()
+            )
+        })?;
     let upload_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     if json {
@@ -351,14 +419,15 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
             args.root
         )
     })?;
-    let client = StorageClient::new(&args.storage)?;
-    let info = client
+    let storage = args.storage.open()?;
+    let from = args.storage.describe();
+    let info = storage
         .file_info(root)
         .await
-        .with_context(|| format!("asking {} about {root}", args.storage))?
-        .with_context(|| format!("{} does not hold a file with root {root}", args.storage))?;
+        .with_context(|| format!("asking {from} about {root}"))?
+        .with_context(|| format!("{from} does not hold a file with root {root}"))?;
     let bar = bytes_bar("downloading", info.tx.size, json);
-    let done = client
+    let done = storage
         .download_to_path(
             root,
             &args.output,
@@ -366,7 +435,7 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
             Some(storage_progress(&bar)),
         )
         .await
-        .with_context(|| format!("downloading {root} from {}", args.storage))?;
+        .with_context(|| format!("downloading {root} from {from}"))?;
     bar.finish_and_clear();
     if json {
         crate::output::print_line(&crate::output::Got {
@@ -412,6 +481,7 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
             max_body_bytes: args.max_body_bytes,
             full_rehash: false,
             flow_mode: flow.is_some(),
+            shard: args.shard,
         })
         .await
         .context("starting the storage node")?,
@@ -447,6 +517,29 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
         Ok(running) => running.shutdown().await?,
         Err(_) => anyhow::bail!("the storage node is still in use at shutdown"),
     }
+    Ok(())
+}
+
+/// `licen storage-indexer`: a local 0G storage indexer over the given nodes, until Ctrl-C.
+pub(crate) async fn storage_indexer(args: StorageIndexerArgs, json: bool) -> Result<()> {
+    for url in &args.nodes {
+        StorageClient::new(url).with_context(|| format!("--node {url}"))?;
+    }
+    let running = licen_storage::indexer::service::start(IndexerConfig {
+        listen: args.listen,
+        nodes: args.nodes,
+    })
+    .await
+    .context("starting the storage indexer")?;
+    if json {
+        crate::output::print_line(&crate::output::StorageIndexerStarted {
+            storage_indexer_url: running.url(),
+        });
+    } else {
+        println!("listening on {}", running.url());
+    }
+    tokio::signal::ctrl_c().await?;
+    running.shutdown().await?;
     Ok(())
 }
 
@@ -625,9 +718,9 @@ pub(crate) struct ComputeNodeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7878")]
     listen: SocketAddr,
-    /// zgs storage endpoint the node downloads datasets from and uploads results to.
-    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
-    storage: String,
+    /// Where the node downloads datasets from and uploads results to.
+    #[command(flatten)]
+    storage: StorageArgs,
     /// Which trainer runs the jobs (`--trainer lora --model DIR` for real LoRA training).
     #[command(flatten)]
     trainer: licen_compute::lora::TrainerArgs,
@@ -640,13 +733,14 @@ pub(crate) struct ComputeNodeArgs {
 /// Pays a Flow contract for the compute node's uploads (result, evidence) from the operator's
 /// wallet.
 pub(crate) struct FlowPayer {
-    storage: StorageClient,
+    storage: Storage,
     flow: licen_chain::FlowClient,
 }
 
 impl FlowPayer {
-    /// Pays `flow` for files uploaded to the node behind `storage`.
-    pub(crate) fn new(storage: StorageClient, flow: licen_chain::FlowClient) -> Self {
+    /// Pays `flow` for files uploaded to `storage` (the node, or the indexer's nodes an upload
+    /// goes to: each must have seen the submission before it takes the file).
+    pub(crate) fn new(storage: Storage, flow: licen_chain::FlowClient) -> Self {
         Self { storage, flow }
     }
 }
@@ -657,7 +751,12 @@ impl licen_compute::StoragePayer for FlowPayer {
         tree: &'a FileTree,
     ) -> licen_storage::store::BoxFuture<'a, std::result::Result<(), String>> {
         Box::pin(async move {
-            match pay_for_storage(&self.storage, &self.flow, tree, true).await {
+            let nodes = self
+                .storage
+                .upload_nodes()
+                .await
+                .map_err(|e| format!("choosing where to store the file: {e}"))?;
+            match pay_for_storage(&nodes, &self.flow, tree, true).await {
                 Ok(Some(receipt)) => {
                     tracing::info!(root = %tree.root(), tx_seq = receipt.tx_seq, fee_wei = %receipt.fee, tx = %receipt.tx, "paid the Flow for an upload");
                     Ok(())
@@ -679,7 +778,7 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()
     let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> =
         match args.payment.client().await? {
             Some(flow) => Some(std::sync::Arc::new(FlowPayer {
-                storage: StorageClient::new(&args.storage)?,
+                storage: args.storage.open()?,
                 flow,
             })),
             None => None,
@@ -687,7 +786,7 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()
     let running = licen_compute::node::start(licen_compute::node::NodeConfig {
         trainer,
         payer,
-        ..licen_compute::node::NodeConfig::new(args.data_dir, args.listen, args.storage)
+        ..licen_compute::node::NodeConfig::new(args.data_dir, args.listen, args.storage.endpoint())
     })
     .await
     .context("starting the compute node")?;

@@ -495,3 +495,64 @@ fn put_with_flow_pays_0g_flow_contract_then_uploads() {
     );
     assert!(said.contains("was used in Flow mode"), "{said}");
 }
+
+/// `licen storage-indexer` over two `licen storage-node --shard` processes: `put` spreads a file
+/// over the halves, `get` puts it back together (verified), a half alone refuses to hand out
+/// the whole file, and a bad shard position is refused at start.
+#[test]
+fn put_and_get_through_a_storage_indexer_over_sharded_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let even = StorageNode::start_with(&d.join("even"), &["--shard", "0/2"]);
+    let odd = StorageNode::start_with(&d.join("odd"), &["--shard", "1/2"]);
+    let (_indexer, line) = common::spawn_service(
+        Command::new(LICEN)
+            .args(["--json", "storage-indexer", "--listen", "127.0.0.1:0"])
+            .args(["--node", &even.url, "--node", &odd.url])
+            .stderr(Stdio::null()),
+    );
+    let started: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    let indexer = started["storage_indexer_url"].as_str().unwrap().to_owned();
+
+    // Five segments and a bit: both halves get some.
+    let data: Vec<u8> = (0..(5 * 262_144 + 999) as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(d.join("data.bin"), &data).unwrap();
+    let root = ok(licen(d, &["root", "data.bin"])).trim().to_owned();
+    let put = json(licen(
+        d,
+        &["--json", "put", "data.bin", "--storage-indexer", &indexer],
+    ));
+    assert_eq!(put["root"], root.as_str());
+    assert_eq!(put["sent_segments"], 6, "each segment went to one half");
+    assert_eq!(put["finalized"], true);
+
+    ok(licen(
+        d,
+        &[
+            "get",
+            &root,
+            "-o",
+            "back.bin",
+            "--storage-indexer",
+            &indexer,
+        ],
+    ));
+    assert_eq!(std::fs::read(d.join("back.bin")).unwrap(), data);
+
+    let half = failed(licen(
+        d,
+        &["get", &root, "-o", "half.bin", "--storage", &even.url],
+    ));
+    assert!(half.contains("holds shard 0/2 only"), "{half}");
+    assert!(half.contains("--storage-indexer"), "{half}");
+    assert!(!d.join("half.bin").exists() && !d.join("half.bin.partial").exists());
+
+    let bad = failed(licen(
+        d,
+        &["storage-node", "--shard", "2/2", "--data-dir", "bad"],
+    ));
+    assert!(bad.contains("invalid shard position"), "{bad}");
+    assert!(bad.contains("SHARD_ID is not below NUM_SHARD"), "{bad}");
+}

@@ -48,8 +48,8 @@ use axum::routing::{get, post};
 use ed25519_dalek::SigningKey;
 use licen_crypto::envelope::{EnvelopeContext, SecretKey, open_key};
 use licen_crypto::{OpenReader, PublicKey, StreamKey};
-use licen_storage::StorageClient;
 use licen_storage::client::DownloadOptions;
+use licen_storage::{Storage, StorageEndpoint};
 use licen_types::{DatasetRoot, JobId};
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
@@ -79,8 +79,9 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
-    /// URL of the zgs JSON-RPC storage endpoint.
-    pub storage_url: String,
+    /// Where datasets are read from and results written to: a zgs node, or a 0G storage
+    /// indexer's nodes.
+    pub storage: StorageEndpoint,
     /// Makes the trainer of each job ([`SimulatedTrainer`] by default).
     pub trainer: TrainerFactory,
     /// Attempts of each storage operation while storage is unreachable.
@@ -111,7 +112,7 @@ impl std::fmt::Debug for NodeConfig {
         f.debug_struct("NodeConfig")
             .field("data_dir", &self.data_dir)
             .field("listen", &self.listen)
-            .field("storage_url", &self.storage_url)
+            .field("storage", &self.storage)
             .field("storage_attempts", &self.storage_attempts)
             .finish_non_exhaustive()
     }
@@ -122,12 +123,12 @@ impl NodeConfig {
     pub fn new(
         data_dir: impl Into<PathBuf>,
         listen: SocketAddr,
-        storage_url: impl Into<String>,
+        storage: impl Into<StorageEndpoint>,
     ) -> Self {
         NodeConfig {
             data_dir: data_dir.into(),
             listen,
-            storage_url: storage_url.into(),
+            storage: storage.into(),
             trainer: Arc::new(|| Box::new(SimulatedTrainer::new())),
             storage_attempts: 3,
             retry_delay: Duration::from_millis(500),
@@ -346,7 +347,7 @@ impl Job {
 
 struct Inner {
     work_root: PathBuf,
-    storage: StorageClient,
+    storage: Storage,
     attestation: InsecureDevAttestationKey,
     measurement: [u8; 32],
     trainer_config: TrainerConfig,
@@ -478,7 +479,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningComputeNode, NodeError> 
         context: "measuring the node binary".into(),
         source: std::io::Error::other(e),
     })??;
-    let storage = StorageClient::new(&config.storage_url)?;
+    let storage = config.storage.connect()?;
     warn!(
         attestation_key = %HexBytes(attestation.public_key()),
         measurement = %HexBytes(measurement),
@@ -836,6 +837,10 @@ fn retryable(e: &licen_storage::Error) -> bool {
             | E::Rpc { .. }
             | E::Protocol { .. }
             | E::AllNodesFailed { .. }
+            // Through a storage indexer: it or the nodes it names may be back shortly.
+            | E::Indexer { .. }
+            | E::NoCoveringNodes { .. }
+            | E::NotLocated { .. }
     )
 }
 

@@ -14,7 +14,7 @@
 
 use crate::db::{Db, to_i64};
 use crate::error::Result;
-use licen_storage::StorageClient;
+use licen_storage::Storage;
 use licen_storage::client::DownloadOptions;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -99,7 +99,7 @@ fn parse(bytes: &[u8]) -> Outcome {
 #[derive(Clone)]
 pub struct ManifestFetcher {
     db: Db,
-    storage: StorageClient,
+    storage: Storage,
     config: FetcherConfig,
 }
 
@@ -114,7 +114,7 @@ impl std::fmt::Debug for ManifestFetcher {
 
 impl ManifestFetcher {
     /// A fetcher reading datasets from `db` and manifests from `storage`.
-    pub fn new(db: Db, storage: StorageClient, config: FetcherConfig) -> Self {
+    pub fn new(db: Db, storage: Storage, config: FetcherConfig) -> Self {
         Self {
             db,
             storage,

@@ -36,9 +36,9 @@ pub struct IndexerConfig {
     pub data_dir: PathBuf,
     /// A database URL (`postgres://…` or `sqlite:…`) used instead of the file under `data_dir`.
     pub database_url: Option<String>,
-    /// The storage node's zgs JSON-RPC URL, to fetch dataset manifests for text search; without
-    /// it search finds nothing (see [`crate::manifests`]).
-    pub storage_url: Option<String>,
+    /// Where dataset manifests are fetched for text search (a zgs node, or a 0G storage
+    /// indexer's nodes); without it search finds nothing (see [`crate::manifests`]).
+    pub storage: Option<licen_storage::StorageEndpoint>,
     /// How the manifest fetcher paces its fetches and retries.
     pub manifests: FetcherConfig,
     /// Address the query API listens on (port 0 picks a free port).
@@ -58,7 +58,7 @@ impl IndexerConfig {
             start_block,
             data_dir,
             database_url: None,
-            storage_url: None,
+            storage: None,
             manifests: FetcherConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8590)),
             confirmations: 0,
@@ -195,10 +195,10 @@ pub async fn start(config: IndexerConfig) -> Result<Running> {
     let (stop, stopped) = watch::channel(false);
     let follower = Follower::new(source.clone(), db.clone(), follower_config);
     let follower = tokio::spawn(follower.run(stopped.clone()));
-    let manifests = match &config.storage_url {
-        Some(url) => {
-            let storage = licen_storage::StorageClient::new(url).map_err(|e| {
-                Error::Config(format!("the storage URL `{url}` for manifests: {e}"))
+    let manifests = match &config.storage {
+        Some(endpoint) => {
+            let storage = endpoint.connect().map_err(|e| {
+                Error::Config(format!("the storage for manifests, {endpoint}: {e}"))
             })?;
             let fetcher = ManifestFetcher::new(db.clone(), storage, config.manifests.clone());
             Some(tokio::spawn(fetcher.run(stopped.clone())))

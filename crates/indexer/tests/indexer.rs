@@ -1193,7 +1193,7 @@ async fn text_search_matches_manifest_names_and_descriptions_literally(backend: 
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.poll_interval = std::time::Duration::from_millis(20);
     config.database_url = Some(store.url().to_owned());
-    config.storage_url = Some(node.url());
+    config.storage = Some(node.url().into());
     config.manifests.poll_interval = std::time::Duration::from_millis(20);
     config.manifests.retry_base = std::time::Duration::from_millis(50);
     config.manifests.max_retry = std::time::Duration::from_millis(200);

@@ -11,7 +11,7 @@ use licen_compute::client::ComputeNodeClient;
 use licen_compute::manifest::verify_result_manifest;
 use licen_compute::node::{CreateJobRequest, FailureKind, TaskState};
 use licen_crypto::envelope::{EnvelopeContext, SecretKey, reseal_key};
-use licen_storage::client::StorageClient;
+use licen_storage::Storage;
 use licen_types::{JobId, JobState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ pub(crate) struct Ctx {
     pub(crate) chain: DataPolicyClient,
     pub(crate) me: Address,
     pub(crate) key: SecretKey,
-    pub(crate) storage: StorageClient,
+    pub(crate) storage: Storage,
     pub(crate) provider: Arc<dyn ComputeProvider>,
     pub(crate) ledger: Ledger,
     pub(crate) poll: Duration,

@@ -32,7 +32,7 @@ use alloy::signers::local::PrivateKeySigner;
 use licen_chain::{DataPolicyClient, connect};
 use licen_crypto::envelope::SecretKey;
 use licen_indexer::{Deployment, FollowsError, check_follows};
-use licen_storage::client::StorageClient;
+use licen_storage::StorageEndpoint;
 use licen_types::JobId;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -93,8 +93,9 @@ pub struct OrchestratorConfig {
     pub signer: PrivateKeySigner,
     /// The orchestrator's X25519 secret key (its public key is registered on-chain).
     pub key: SecretKey,
-    /// Storage endpoint (envelopes, manifests).
-    pub storage_url: String,
+    /// Where key envelopes and manifests are read (a zgs node, or a 0G storage indexer's
+    /// nodes).
+    pub storage: StorageEndpoint,
     /// Where compute nodes come from.
     pub provider: Arc<dyn ComputeProvider>,
     /// The ledger database.
@@ -183,7 +184,7 @@ impl Orchestrator {
             chain,
             me,
             key: config.key,
-            storage: StorageClient::new(&config.storage_url)?,
+            storage: config.storage.connect()?,
             provider: config.provider,
             ledger: ledger.clone(),
             poll: config.poll,

@@ -71,7 +71,7 @@ impl Stack {
             grants: GrantSource::Chain,
             signer: self.env.signer(2),
             key: SecretKey::from_bytes(&self.orchestrator_key.to_bytes()),
-            storage_url: self.storage.url(),
+            storage: self.storage.url().into(),
             provider: Arc::new(LocalProvider::new(
                 self.compute.url(),
                 self.compute.attestation_key(),

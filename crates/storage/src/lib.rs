@@ -16,6 +16,8 @@
 //!   client uses, verifies every segment against the file root and persists crash-safely.
 //! - [`client`] (feature `net`): the HTTP client that uploads and downloads files segment by
 //!   segment, verifying every downloaded segment's proof against the requested root.
+//! - [`endpoint`] (feature `net`): where a service finds storage — one node or an indexer's
+//!   nodes — and the connected [`Storage`] the services use.
 //! - [`indexer`] (feature `net`): 0G's storage indexer — the client, the
 //!   [`indexer::IndexerStore`] that spreads a file over the sharded nodes an indexer names, and
 //!   a local indexer service.
@@ -38,6 +40,8 @@ pub mod zerog;
 #[cfg(feature = "net")]
 pub mod client;
 #[cfg(feature = "net")]
+pub mod endpoint;
+#[cfg(feature = "net")]
 mod flush;
 #[cfg(feature = "net")]
 pub mod indexer;
@@ -54,5 +58,7 @@ pub use proof::Proof;
 
 #[cfg(feature = "net")]
 pub use client::{ClientConfig, StorageClient};
+#[cfg(feature = "net")]
+pub use endpoint::{Storage, StorageEndpoint};
 #[cfg(feature = "net")]
 pub use store::{Downloaded, Phase, Progress, ProgressFn, Store, Uploaded};

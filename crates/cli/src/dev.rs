@@ -584,7 +584,7 @@ async fn start(
     let web = licen_web::start(licen_web::WebConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], options.web_port)),
         indexer_url: indexer_url.clone(),
-        storage_url: services.storage.url(),
+        storage: licen_storage::StorageEndpoint::Node(services.storage.url()),
         chain: licen_web::PublicChain {
             chain_id,
             rpc_url: chain.rpc_url().to_owned(),

@@ -57,7 +57,7 @@ impl WebArgs {
         WebConfig {
             listen: self.listen,
             indexer_url: self.indexer.clone(),
-            storage_url: self.storage.clone(),
+            storage: licen_storage::StorageEndpoint::Node(self.storage.clone()),
             chain: PublicChain {
                 chain_id: self.chain_id,
                 rpc_url: self.rpc.clone(),

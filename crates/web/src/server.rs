@@ -69,8 +69,9 @@ pub struct WebConfig {
     pub listen: SocketAddr,
     /// The indexer's query API (`http://host:port`).
     pub indexer_url: String,
-    /// The storage node's zgs JSON-RPC endpoint.
-    pub storage_url: String,
+    /// Where ciphertext uploads are relayed and downloads read: a storage node's zgs JSON-RPC
+    /// endpoint, or a 0G storage indexer.
+    pub storage: licen_storage::StorageEndpoint,
     /// The chain.
     pub chain: PublicChain,
     /// On a 0G network: the Flow contract the page pays for storage through (the storage node
@@ -91,7 +92,7 @@ impl std::fmt::Debug for WebConfig {
         f.debug_struct("WebConfig")
             .field("listen", &self.listen)
             .field("indexer_url", &self.indexer_url)
-            .field("storage_url", &self.storage_url)
+            .field("storage", &self.storage)
             .field("chain", &self.chain)
             .field("flow", &self.flow)
             .field("dev_wallet", &self.dev_wallet)
@@ -158,11 +159,17 @@ pub async fn start(mut config: WebConfig) -> Result<Running> {
     if let Some(flow) = config.flow.as_mut().filter(|f| f.abi.is_none()) {
         flow.abi = Some(flow_abi(&config.chain.rpc_url, flow.address).await?);
     }
-    let storage = checked_url("storage", &config.storage_url)?;
+    let licen_storage::StorageEndpoint::Node(storage_url) = &config.storage else {
+        return Err(Error::BadUrl {
+            what: "storage (a storage indexer is not supported by the web app yet)",
+            url: config.storage.url().to_string(),
+        });
+    };
+    let storage = checked_url("storage", storage_url)?;
     let storage_client =
         licen_storage::StorageClient::new(&storage).map_err(|_| Error::BadUrl {
             what: "storage",
-            url: config.storage_url.clone(),
+            url: storage_url.clone(),
         })?;
     let state = AppState {
         http: reqwest::Client::builder().build()?,

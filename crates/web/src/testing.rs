@@ -31,7 +31,7 @@ pub fn config_without_chain(indexer_url: String, storage_url: String) -> crate::
     crate::WebConfig {
         listen: "127.0.0.1:0".parse().expect("a socket address"),
         indexer_url,
-        storage_url,
+        storage: storage_url.into(),
         chain: crate::PublicChain {
             chain_id: 31337,
             rpc_url: "http://127.0.0.1:9".into(),

@@ -66,6 +66,23 @@ pub(crate) struct DevArgs {
     /// files are kept apart from the plain node's (`storage-0g/`).
     #[arg(long)]
     flow: bool,
+    /// Spread storage over this many sharded storage nodes (a power of two), the way 0G
+    /// stores files: node i holds the segments at Flow positions i mod N, and a local 0G storage
+    /// indexer on the storage port names them; every service reads and writes through it, and
+    /// the CLI takes `--storage-indexer URL`. 1 (the default): one node holding whole files.
+    #[arg(long, default_value_t = 1, value_parser = shard_count)]
+    storage_shards: u64,
+}
+
+/// `--storage-shards`: a power of two from 1 to 64.
+fn shard_count(s: &str) -> std::result::Result<u64, String> {
+    match s.parse::<u64>() {
+        Ok(n) if n.is_power_of_two() && n <= 64 => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a shard count: give a power of two from 1 to 64 (1: one node holding \
+             whole files)"
+        )),
+    }
 }
 
 /// What `licen dev --flow` remembers of 0G's contracts on the dev chain.
@@ -85,6 +102,59 @@ pub(crate) struct DevFlow {
 /// Where `licen dev --flow` keeps 0G's contract addresses and its storage node's files.
 const FLOW_FILE: &str = "flow.json";
 const FLOW_STORAGE_DIR: &str = "storage-0g";
+/// Under `--storage-shards N`: one folder per shard node, `<i>-of-<N>`, inside these.
+const SHARDED_STORAGE_DIR: &str = "storage-shards";
+const FLOW_SHARDED_STORAGE_DIR: &str = "storage-0g-shards";
+
+/// The data folders of the storage nodes of a stack: one whole node, or one per shard.
+fn storage_dirs(
+    dir: &Path,
+    flow: bool,
+    shards: u64,
+) -> Vec<(PathBuf, licen_storage::shard::ShardConfig)> {
+    use licen_storage::shard::ShardConfig;
+    if shards == 1 {
+        let name = if flow { FLOW_STORAGE_DIR } else { "storage" };
+        return vec![(dir.join(name), ShardConfig::WHOLE)];
+    }
+    let parent = dir.join(if flow {
+        FLOW_SHARDED_STORAGE_DIR
+    } else {
+        SHARDED_STORAGE_DIR
+    });
+    (0..shards)
+        .map(|i| {
+            let shard = ShardConfig {
+                num_shard: shards,
+                shard_id: i,
+            };
+            (parent.join(format!("{i}-of-{shards}")), shard)
+        })
+        .collect()
+}
+
+/// Every Flow-mode storage node folder under `dir` (whole, and each shard of every count).
+fn flow_node_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![dir.join(FLOW_STORAGE_DIR)];
+    if let Ok(entries) = std::fs::read_dir(dir.join(FLOW_SHARDED_STORAGE_DIR)) {
+        dirs.extend(entries.flatten().map(|e| e.path()));
+    }
+    dirs
+}
+
+/// Removes every Flow-mode storage node's files.
+fn remove_flow_storage(dir: &Path) -> Result<()> {
+    for storage in [
+        dir.join(FLOW_STORAGE_DIR),
+        dir.join(FLOW_SHARDED_STORAGE_DIR),
+    ] {
+        if storage.exists() {
+            std::fs::remove_dir_all(&storage)
+                .with_context(|| format!("removing {}", storage.display()))?;
+        }
+    }
+    Ok(())
+}
 /// The dev Flow's price: 1 gwei per 256-byte sector (about 0.004 ETH per GiB).
 const DEV_PRICE_PER_SECTOR: u64 = 1_000_000_000;
 /// The dev account the compute node pays 0G storage from under `--flow`.
@@ -97,23 +167,26 @@ async fn discard_flow_files_ahead_of_chain(
     provider: &alloy::providers::DynProvider,
     dir: &Path,
 ) -> Result<()> {
-    let storage = dir.join(FLOW_STORAGE_DIR);
-    let cursor =
-        licen_storage::node::read_cursor(&storage).context("reading the dev Flow node's cursor")?;
-    let Some(cursor) = cursor else {
-        return Ok(());
-    };
-    if matches!(
-        crate::storage::chain_has(provider, cursor.block, cursor.hash).await?,
-        crate::storage::ChainHas::Block
-    ) {
-        return Ok(());
+    for storage in flow_node_dirs(dir) {
+        let cursor = licen_storage::node::read_cursor(&storage)
+            .context("reading the dev Flow node's cursor")?;
+        let Some(cursor) = cursor else {
+            continue;
+        };
+        if matches!(
+            crate::storage::chain_has(provider, cursor.block, cursor.hash).await?,
+            crate::storage::ChainHas::Block
+        ) {
+            continue;
+        }
+        tracing::warn!(
+            block = cursor.block,
+            "the chain lost blocks the dev Flow node followed (anvil stopped before saving its state): discarding the Flow nodes' files"
+        );
+        // Their submissions share one chain: all go.
+        return remove_flow_storage(dir);
     }
-    tracing::warn!(
-        block = cursor.block,
-        "the chain lost blocks the dev Flow node followed (anvil stopped before saving its state): discarding its files"
-    );
-    std::fs::remove_dir_all(&storage).with_context(|| format!("removing {}", storage.display()))
+    Ok(())
 }
 
 /// 0G's Flow on the dev chain: the remembered one while its code is there, else deployed anew
@@ -143,11 +216,9 @@ async fn ensure_flow(chain: &DevChain, dir: &Path) -> Result<DevFlow> {
             remembered.flow
         );
     }
-    let storage = dir.join(FLOW_STORAGE_DIR);
-    if storage.exists() {
+    if flow_node_dirs(dir).iter().any(|d| d.exists()) {
         tracing::warn!("a new Flow deployment: discarding the files paid for on the previous one");
-        std::fs::remove_dir_all(&storage)
-            .with_context(|| format!("removing {}", storage.display()))?;
+        remove_flow_storage(dir)?;
     }
     let block = provider
         .get_block_number()
@@ -185,8 +256,12 @@ pub(crate) struct DevDeployment {
 /// its Flow when it has one and no `--flow` was given).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct DevStorage {
+    /// The node, or (`--storage-shards`) the storage indexer naming the shard nodes.
     pub(crate) storage_url: String,
-    /// The Flow its node takes paid files of (`--flow`), if any.
+    /// `storage_url` is a storage indexer (`--storage-shards`).
+    #[serde(default)]
+    pub(crate) storage_indexer: bool,
+    /// The Flow its nodes take paid files of (`--flow`), if any.
     pub(crate) flow: Option<Address>,
 }
 
@@ -288,12 +363,15 @@ struct Chainside {
 
 /// The off-chain services of the local stack.
 struct Services {
-    storage: std::sync::Arc<licen_storage::node::RunningNode>,
+    /// One whole node, or one node per shard.
+    storage: Vec<std::sync::Arc<licen_storage::node::RunningNode>>,
+    /// Under `--storage-shards`: the local 0G storage indexer naming the shard nodes.
+    storage_indexer: Option<licen_storage::indexer::service::RunningIndexer>,
     compute: licen_compute::node::RunningComputeNode,
     /// The compute node's trainer name.
     trainer: String,
     /// Under `--flow`: 0G's contracts, and the task telling the storage node of submissions.
-    flow: Option<(DevFlow, tokio::task::JoinHandle<()>)>,
+    flow: Option<(DevFlow, Vec<tokio::task::JoinHandle<()>>)>,
 }
 
 impl Services {
@@ -302,26 +380,48 @@ impl Services {
             .shutdown()
             .await
             .context("stopping the compute node")?;
-        stop_storage(self.storage, self.flow.map(|(_, follower)| follower)).await
+        stop_storage(
+            self.storage,
+            self.storage_indexer,
+            self.flow
+                .map(|(_, followers)| followers)
+                .unwrap_or_default(),
+        )
+        .await
+    }
+
+    /// Where the services read and write: the node, or the storage indexer.
+    fn storage_endpoint(&self) -> licen_storage::StorageEndpoint {
+        match &self.storage_indexer {
+            Some(indexer) => licen_storage::StorageEndpoint::Indexer(indexer.url()),
+            None => licen_storage::StorageEndpoint::Node(self.storage[0].url()),
+        }
     }
 }
 
-/// Stops the Flow follower, then the storage node.
+/// Stops the Flow followers, the storage indexer, then the storage nodes.
 async fn stop_storage(
-    storage: std::sync::Arc<licen_storage::node::RunningNode>,
-    follower: Option<tokio::task::JoinHandle<()>>,
+    storage: Vec<std::sync::Arc<licen_storage::node::RunningNode>>,
+    indexer: Option<licen_storage::indexer::service::RunningIndexer>,
+    followers: Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<()> {
-    if let Some(follower) = follower {
+    for follower in followers {
         follower.abort();
         let _ = follower.await;
     }
-    match std::sync::Arc::try_unwrap(storage) {
-        Ok(storage) => storage
+    if let Some(indexer) = indexer {
+        indexer
             .shutdown()
             .await
-            .context("stopping the storage node"),
-        Err(_) => anyhow::bail!("the storage node is still in use at shutdown"),
+            .context("stopping the storage indexer")?;
     }
+    for node in storage {
+        match std::sync::Arc::try_unwrap(node) {
+            Ok(node) => node.shutdown().await.context("stopping the storage node")?,
+            Err(_) => anyhow::bail!("the storage node is still in use at shutdown"),
+        }
+    }
+    Ok(())
 }
 
 /// The dev index and orchestrator ledger of the deployment before a fresh one: they describe
@@ -401,20 +501,50 @@ async fn start_services(
     flow: Option<DevFlow>,
 ) -> Result<Services> {
     let loopback = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let storage_dir = dir.join(if flow.is_some() {
-        FLOW_STORAGE_DIR
-    } else {
-        "storage"
-    });
-    let storage = std::sync::Arc::new(
-        licen_storage::node::start(licen_storage::node::NodeConfig {
-            listen: loopback(args.storage_port),
+    // One whole node on the storage port; or shard nodes on free ports, named by a storage
+    // indexer on the storage port.
+    let sharded = args.storage_shards > 1;
+    let mut storage = Vec::new();
+    for (node_dir, shard) in storage_dirs(dir, flow.is_some(), args.storage_shards) {
+        let started = licen_storage::node::start(licen_storage::node::NodeConfig {
+            listen: loopback(if sharded { 0 } else { args.storage_port }),
             flow_mode: flow.is_some(),
-            ..licen_storage::node::NodeConfig::new(storage_dir)
+            shard,
+            ..licen_storage::node::NodeConfig::new(node_dir)
         })
         .await
-        .context("starting the local storage node")?,
-    );
+        .with_context(|| format!("starting the local storage node (shard {shard})"));
+        match started {
+            Ok(node) => storage.push(std::sync::Arc::new(node)),
+            Err(e) => {
+                let _ = stop_storage(storage, None, Vec::new()).await;
+                return Err(e);
+            }
+        }
+    }
+    let storage_indexer = if sharded {
+        let started = licen_storage::indexer::service::start(
+            licen_storage::indexer::service::IndexerConfig {
+                listen: loopback(args.storage_port),
+                nodes: storage.iter().map(|n| n.url()).collect(),
+            },
+        )
+        .await
+        .context("starting the local storage indexer");
+        match started {
+            Ok(indexer) => Some(indexer),
+            Err(e) => {
+                let _ = stop_storage(storage, None, Vec::new()).await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    let endpoint = match &storage_indexer {
+        Some(indexer) => licen_storage::StorageEndpoint::Indexer(indexer.url()),
+        None => licen_storage::StorageEndpoint::Node(storage[0].url()),
+    };
     let flow_client = |signer| -> Result<licen_chain::FlowClient> {
         let flow = flow.as_ref().expect("only called under --flow");
         Ok(licen_chain::FlowClient::new(
@@ -423,34 +553,47 @@ async fn start_services(
             licen_storage::zerog::FlowAbi::Current,
         ))
     };
-    // Under --flow the node learns of paid files from the Flow's events, as a 0G node does;
+    // Under --flow each node learns of paid files from the Flow's events, as a 0G node does;
     // the compute node pays for its uploads.
     let flow_parts = async {
         let Some(f) = &flow else {
-            return Ok((None, None));
+            return Ok((Vec::new(), None));
         };
         let provider = connect(chain.rpc_url(), None)?.provider;
-        let from = crate::storage::resume_block(&storage, f.flow, f.block, &provider).await?;
+        let mut starts = Vec::new();
+        for node in &storage {
+            starts.push(crate::storage::resume_block(node, f.flow, f.block, &provider).await?);
+        }
         let payer: std::sync::Arc<dyn licen_compute::StoragePayer> =
             std::sync::Arc::new(crate::storage::FlowPayer::new(
-                licen_storage::StorageEndpoint::Node(storage.url()).connect()?,
+                endpoint.connect()?,
                 flow_client(Some(chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT)))?,
             ));
-        let follower_flow = flow_client(None)?;
-        // Spawned last: nothing after it can fail and leave it holding the node.
-        let follower = tokio::spawn(crate::storage::follow_flow(
-            follower_flow,
-            provider,
-            std::sync::Arc::clone(&storage),
-            from,
-            0,
-        ));
-        anyhow::Ok((Some(follower), Some(payer)))
+        let mut clients = Vec::new();
+        for _ in &storage {
+            clients.push(flow_client(None)?);
+        }
+        // Spawned last: nothing after it can fail and leave them holding the nodes.
+        let followers = storage
+            .iter()
+            .zip(starts)
+            .zip(clients)
+            .map(|((node, from), client)| {
+                tokio::spawn(crate::storage::follow_flow(
+                    client,
+                    provider.clone(),
+                    std::sync::Arc::clone(node),
+                    from,
+                    0,
+                ))
+            })
+            .collect();
+        anyhow::Ok((followers, Some(payer)))
     };
-    let (follower, payer) = match flow_parts.await {
+    let (followers, payer) = match flow_parts.await {
         Ok(parts) => parts,
         Err(e) => {
-            let _ = stop_storage(storage, None).await;
+            let _ = stop_storage(storage, storage_indexer, Vec::new()).await;
             return Err(e.context("following 0G's Flow on the dev chain"));
         }
     };
@@ -458,7 +601,7 @@ async fn start_services(
     let trainer = match args.trainer.factory() {
         Ok(trainer) => trainer,
         Err(e) => {
-            let _ = stop_storage(storage, follower).await;
+            let _ = stop_storage(storage, storage_indexer, followers).await;
             anyhow::bail!("configuring the compute node's trainer: {e}");
         }
     };
@@ -468,19 +611,20 @@ async fn start_services(
         ..licen_compute::node::NodeConfig::new(
             dir.join("compute"),
             loopback(args.compute_port),
-            storage.url(),
+            endpoint,
         )
     })
     .await;
     match compute {
         Ok(compute) => Ok(Services {
             storage,
+            storage_indexer,
             compute,
             trainer: args.trainer.trainer.clone(),
-            flow: flow.zip(follower),
+            flow: flow.map(|f| (f, followers)),
         }),
         Err(e) => {
-            let _ = stop_storage(storage, follower).await;
+            let _ = stop_storage(storage, storage_indexer, followers).await;
             Err(anyhow::Error::new(e).context("starting the local compute node"))
         }
     }
@@ -534,7 +678,7 @@ async fn start(
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], options.indexer_port)),
         poll_interval: std::time::Duration::from_millis(200),
         // manifests for the marketplace's text search
-        storage: Some(licen_storage::StorageEndpoint::Node(services.storage.url())),
+        storage: Some(services.storage_endpoint()),
         ..licen_indexer::runner::IndexerConfig::new(
             chain.rpc_url(),
             deployment.address,
@@ -559,7 +703,7 @@ async fn start(
                 },
                 signer: chain.dev_signer(ORCHESTRATOR_ACCOUNT),
                 key: orchestrator_secret,
-                storage: licen_storage::StorageEndpoint::Node(services.storage.url()),
+                storage: services.storage_endpoint(),
                 provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::new(
                     services.compute.url(),
                     services.compute.attestation_key(),
@@ -584,7 +728,7 @@ async fn start(
     let web = licen_web::start(licen_web::WebConfig {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], options.web_port)),
         indexer_url: indexer_url.clone(),
-        storage: licen_storage::StorageEndpoint::Node(services.storage.url()),
+        storage: services.storage_endpoint(),
         chain: licen_web::PublicChain {
             chain_id,
             rpc_url: chain.rpc_url().to_owned(),
@@ -625,14 +769,27 @@ async fn start(
     write_atomically(
         &dir.join(STORAGE_FILE),
         &serde_json::to_vec_pretty(&DevStorage {
-            storage_url: services.storage.url(),
+            storage_url: services.storage_endpoint().url().to_owned(),
+            storage_indexer: services.storage_indexer.is_some(),
             flow: services.flow.as_ref().map(|(f, _)| f.flow),
         })?,
     )?;
     let summary = DevStarted {
         web_url: web.url(),
         rpc_url: chain.rpc_url().to_owned(),
-        storage_url: services.storage.url(),
+        storage_url: match services.storage_endpoint() {
+            licen_storage::StorageEndpoint::Node(url) => Some(url),
+            licen_storage::StorageEndpoint::Indexer(_) => None,
+        },
+        storage_indexer_url: services.storage_indexer.as_ref().map(|i| i.url()),
+        storage_nodes: services
+            .storage
+            .iter()
+            .map(|n| crate::output::DevStorageNode {
+                url: n.url(),
+                shard: n.shard().to_string(),
+            })
+            .collect(),
         compute_url: services.compute.url(),
         compute_trainer: services.trainer.clone(),
         indexer_url,
@@ -754,7 +911,18 @@ fn print_summary(s: &DevStarted, data_dir: &Path) {
         "  chain RPC        {}  (chain id {})",
         s.rpc_url, s.chain_id
     );
-    let _ = writeln!(out, "  storage node     {}", s.storage_url);
+    if let Some(url) = &s.storage_url {
+        let _ = writeln!(out, "  storage node     {url}");
+    }
+    if let Some(url) = &s.storage_indexer_url {
+        let _ = writeln!(
+            out,
+            "  storage indexer  {url}  (0G-style; `--storage-indexer {url}` for the CLI)"
+        );
+        for node in &s.storage_nodes {
+            let _ = writeln!(out, "    shard {:<5}    {}", node.shard, node.url);
+        }
+    }
     if let Some(flow) = s.flow {
         let _ = writeln!(
             out,
@@ -788,7 +956,7 @@ fn print_summary(s: &DevStarted, data_dir: &Path) {
         let _ = writeln!(
             out,
             "                   LICEN_PRIVATE_KEY={} licen orchestrator --data-dir {} \
-             --rpc-url {} --contract {} --indexer {} --storage {} --compute-url {} \
+             --rpc-url {} --contract {} --indexer {} {} --compute-url {} \
              --compute-attestation-key {}",
             s.accounts
                 .get(ORCHESTRATOR_ACCOUNT)
@@ -797,7 +965,11 @@ fn print_summary(s: &DevStarted, data_dir: &Path) {
             s.rpc_url,
             s.contract,
             s.indexer_url,
-            s.storage_url,
+            match (&s.storage_url, &s.storage_indexer_url) {
+                (Some(url), _) => format!("--storage {url}"),
+                (None, Some(url)) => format!("--storage-indexer {url}"),
+                (None, None) => String::new(),
+            },
             s.compute_url,
             s.compute_attestation_key
         );

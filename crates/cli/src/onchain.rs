@@ -433,13 +433,9 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
         // On 0G: every file is paid for before any is uploaded, in one transaction, all at once
         // checked against the wallet (fees plus the publish gas).
         let mut paid = Vec::new();
-        let flow_args = match args.storage.storage_indexer {
-            Some(_) => args.flow.clone(),
-            None => args
-                .flow
-                .or_dev(&args.chain.data_dir, &args.storage.storage),
-        };
-        if let Some(flow) = flow_args
+        if let Some(flow) = args
+            .flow
+            .or_dev(&args.chain.data_dir, &args.storage.endpoint())
             .client(&args.chain.rpc_url, || Ok(signer.clone()))
             .await?
         {

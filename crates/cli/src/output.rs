@@ -702,7 +702,12 @@ pub(crate) struct OrchestratorStarted {
 pub(crate) struct DevStarted {
     pub web_url: String,
     pub rpc_url: String,
-    pub storage_url: String,
+    /// The storage node, when one node holds whole files.
+    pub storage_url: Option<String>,
+    /// Under `--storage-shards`: the storage indexer naming the shard nodes.
+    pub storage_indexer_url: Option<String>,
+    /// Every storage node with its shard position (`0/1`: whole files).
+    pub storage_nodes: Vec<DevStorageNode>,
     pub compute_url: String,
     /// The compute node's INSECURE development attestation key.
     pub compute_attestation_key: B256,
@@ -721,6 +726,14 @@ pub(crate) struct DevStarted {
     pub flow: Option<Address>,
     pub accounts: Vec<DevAccount>,
     pub warning: &'static str,
+}
+
+/// A storage node of the local stack.
+#[derive(Debug, Serialize)]
+pub(crate) struct DevStorageNode {
+    pub url: String,
+    /// `SHARD_ID/NUM_SHARD`.
+    pub shard: String,
 }
 
 /// An anvil dev account with its role in the local stack (INSECURE, publicly known key).

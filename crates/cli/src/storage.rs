@@ -91,7 +91,7 @@ impl FlowPayment {
 
 /// Paying for storage on a 0G network: the Flow contract a file is submitted to before its
 /// segments are uploaded (0G nodes accept only submitted files).
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Args)]
 pub(crate) struct FlowArgs {
     /// The 0G Flow contract: pay it for each file's storage from the wallet (a Flow submission)
     /// before uploading the file, as 0G storage nodes require; a file the node already knows is
@@ -105,12 +105,13 @@ pub(crate) struct FlowArgs {
 }
 
 impl FlowArgs {
-    /// `--flow` as given, else, for an upload to the storage node of the last `licen dev
-    /// --flow` under `data_dir`, that stack's Flow (its node takes only paid files).
-    pub(crate) fn or_dev(&self, data_dir: &std::path::Path, storage_url: &str) -> FlowArgs {
+    /// `--flow` as given, else, for an upload to the storage (node or indexer) of the last
+    /// `licen dev --flow` under `data_dir`, that stack's Flow (its nodes take only paid files).
+    pub(crate) fn or_dev(&self, data_dir: &std::path::Path, storage: &StorageEndpoint) -> FlowArgs {
         let dev_flow = || {
             let dev = crate::dev::remembered_storage(data_dir)?;
-            let same = dev.storage_url.trim_end_matches('/') == storage_url.trim_end_matches('/');
+            let same = dev.storage_indexer == matches!(storage, StorageEndpoint::Indexer(_))
+                && dev.storage_url.trim_end_matches('/') == storage.url().trim_end_matches('/');
             dev.flow.filter(|_| same)
         };
         FlowArgs {

@@ -1265,7 +1265,7 @@ fn a_dev_flow_node_starts_over_when_anvil_comes_back_older() {
     let dev = Dev::start_with(d, ports, &["--flow", "--no-orchestrator"]);
     let said = std::fs::read_to_string(d.join(common::DEV_STDERR)).unwrap();
     assert!(
-        said.contains("discarding its files"),
+        said.contains("discarding the Flow nodes' files"),
         "the dev stack said why the node starts over: {said}"
     );
     assert_eq!(lines(&log), 0, "no submission of the lost blocks is kept");
@@ -1288,5 +1288,90 @@ fn a_dev_flow_node_starts_over_when_anvil_comes_back_older() {
         .concat(),
     ));
     assert_eq!(again["flow_submissions"][0]["tx_seq"], 0, "{again}");
+    dev.stop();
+}
+
+/// A whole job on storage laid out the way 0G lays it out: `licen dev --flow --storage-shards 2`
+/// runs two shard nodes following the Flow and a storage indexer naming them. The owner pays
+/// for and spreads the dataset over both halves, the orchestrator and the compute node read
+/// through the indexer, the compute node pays for and spreads its result, the indexer finds the
+/// dataset's manifest for text search, and the researcher downloads the result, each segment
+/// from the node holding it; one node alone refuses to hand out a whole file.
+#[test]
+fn a_whole_job_runs_on_sharded_storage_behind_a_storage_indexer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // About 850 KB: four segments, two on each half.
+    write_rows(d, "rows.jsonl", 15_000);
+    let dev = Dev::start_with(d, ports(), &["--flow", "--storage-shards", "2"]);
+    assert!(dev.summary["storage_url"].is_null(), "{}", dev.summary);
+    let nodes = dev.summary["storage_nodes"].as_array().unwrap().clone();
+    let shards: Vec<&str> = nodes.iter().map(|n| n["shard"].as_str().unwrap()).collect();
+    assert_eq!(shards, ["0/2", "1/2"]);
+
+    let published = ok(licen(
+        d,
+        &dev,
+        Some(OWNER_KEY),
+        &[
+            &[
+                "publish",
+                "rows.jsonl",
+                "--name",
+                "sharded rows",
+                "--price",
+                "0.01",
+            ][..],
+            &FIVE_RESEARCH_RUNS,
+        ]
+        .concat(),
+    ));
+    assert_eq!(
+        published["flow_submissions"].as_array().unwrap().len(),
+        3,
+        "the dev stack's Flow is paid without --flow: {published}"
+    );
+    let root = published["dataset_root"].as_str().unwrap().to_owned();
+    for node in &nodes {
+        let url = node["url"].as_str().unwrap();
+        let alone = refused(licen(
+            d,
+            &dev,
+            None,
+            &["get", &root, "-o", "half", "--storage", url],
+        ));
+        assert!(alone.contains("holds shard"), "{alone}");
+    }
+
+    let (job, _) = request(d, &dev, &root, "2");
+    wait_for_state(d, &dev, job, &["completed"], 120);
+    let settled = ok(licen(d, &dev, None, &["job", &job.to_string()]));
+    assert_eq!(settled["completion"]["actual_epochs"], 2, "{settled}");
+    let downloaded = ok(licen(
+        d,
+        &dev,
+        Some(RESEARCHER_KEY),
+        &["download", &job.to_string(), "-o", "out"],
+    ));
+    assert_eq!(downloaded["job_id"], job, "{downloaded}");
+
+    // The chain indexer read the manifest through the storage indexer too.
+    let indexer = dev.summary["indexer_url"].as_str().unwrap();
+    let started = Instant::now();
+    loop {
+        let found = get_json(&format!("{indexer}/datasets?q=sharded"));
+        if found["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .any(|i| i["root"].as_str() == Some(root.as_str()))
+        }) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "text search never found the dataset: {found}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     dev.stop();
 }

@@ -181,9 +181,17 @@ pub fn licen_command(dir: &Path, dev: &Dev, args: &[&str]) -> Command {
         .current_dir(dir)
         .env("LICEN_DATA_DIR", "state")
         .env("LICEN_RPC_URL", url("rpc_url"))
-        .env("LICEN_STORAGE_URL", url("storage_url"))
         .env("LICEN_INDEXER_URL", url("indexer_url"))
         .env_remove("LICEN_CONTRACT");
+    // One node, or (`--storage-shards`) the storage indexer naming the shard nodes.
+    match dev.summary["storage_url"].as_str() {
+        Some(node) => command
+            .env("LICEN_STORAGE_URL", node)
+            .env_remove("LICEN_STORAGE_INDEXER"),
+        None => command
+            .env_remove("LICEN_STORAGE_URL")
+            .env("LICEN_STORAGE_INDEXER", url("storage_indexer_url")),
+    };
     command
 }
 

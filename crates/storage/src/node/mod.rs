@@ -130,6 +130,7 @@ impl NodeState {
 /// A node serving in the background of the current tokio runtime.
 pub struct RunningNode {
     addr: SocketAddr,
+    shard: ShardConfig,
     state: Arc<NodeState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -152,6 +153,11 @@ impl RunningNode {
     /// `http://<addr>`: the URL clients use.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The shard it holds.
+    pub fn shard(&self) -> ShardConfig {
+        self.shard
     }
 
     /// Records a Flow submission (Flow mode): its file may now be uploaded. Returns whether it
@@ -223,6 +229,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode> {
     tracing::info!(%addr, data_dir = %config.data_dir.display(), shard = %config.shard, "storage node listening");
     Ok(RunningNode {
         addr,
+        shard: config.shard,
         state,
         shutdown: Some(tx),
         task,

@@ -23,6 +23,11 @@ pub struct WebArgs {
         default_value = "http://127.0.0.1:5678"
     )]
     pub storage: String,
+    /// A 0G storage indexer (0G's, or `licen storage-indexer`), used instead of --storage:
+    /// uploads go to a set of its nodes that holds every segment, each node taking the
+    /// segments of its shard; the page's downloads are routed to a node holding each segment.
+    #[arg(long, env = "LICEN_STORAGE_INDEXER")]
+    pub storage_indexer: Option<String>,
     /// The chain's JSON-RPC URL offered to wallets.
     #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
     pub rpc: String,
@@ -52,12 +57,20 @@ pub struct WebArgs {
 }
 
 impl WebArgs {
+    /// The storage node, or the indexer when `--storage-indexer` is given.
+    pub fn storage_endpoint(&self) -> licen_storage::StorageEndpoint {
+        match &self.storage_indexer {
+            Some(url) => licen_storage::StorageEndpoint::Indexer(url.clone()),
+            None => licen_storage::StorageEndpoint::Node(self.storage.clone()),
+        }
+    }
+
     /// The server configuration (no development wallet: that is `licen dev` only).
     pub fn config(&self) -> WebConfig {
         WebConfig {
             listen: self.listen,
             indexer_url: self.indexer.clone(),
-            storage: licen_storage::StorageEndpoint::Node(self.storage.clone()),
+            storage: self.storage_endpoint(),
             chain: PublicChain {
                 chain_id: self.chain_id,
                 rpc_url: self.rpc.clone(),
@@ -78,5 +91,42 @@ impl WebArgs {
             notices: Vec::new(),
             request_tap: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        web: WebArgs,
+    }
+
+    #[test]
+    fn a_storage_indexer_is_used_instead_of_the_node() {
+        let contract = "0x0000000000000000000000000000000000000001";
+        let node = Cli::try_parse_from(["web", "--contract", contract, "--storage", "http://n:1"])
+            .unwrap();
+        assert_eq!(
+            node.web.config().storage,
+            licen_storage::StorageEndpoint::Node("http://n:1".into())
+        );
+        let indexer = Cli::try_parse_from([
+            "web",
+            "--contract",
+            contract,
+            "--storage",
+            "http://n:1",
+            "--storage-indexer",
+            "http://i:2",
+        ])
+        .unwrap();
+        assert_eq!(
+            indexer.web.config().storage,
+            licen_storage::StorageEndpoint::Indexer("http://i:2".into())
+        );
     }
 }

@@ -4,6 +4,11 @@
 //! over one WebSocket per upload, `/api/uploads/{id}/socket`) and `/api/storage` (the
 //! [`crate::relay`] for file info and downloads).
 //!
+//! Storage is one zgs node or a 0G storage indexer over sharded nodes
+//! ([`licen_storage::StorageEndpoint`]): uploads go through [`licen_storage::Storage`] either
+//! way; the relay forwards to the node, or routes each call to a node the indexer locates
+//! ([`crate::relay::IndexerRelay`]).
+//!
 //! Must never: hold or accept a secret, log a request body, or answer with the orchestrator's
 //! key (the page reads it from the chain itself).
 
@@ -25,7 +30,7 @@ use tokio::net::TcpListener;
 
 use crate::assets;
 use crate::error::{Error, Result};
-use crate::relay;
+use crate::relay::{self, IndexerRelay};
 use crate::staging::{Refusal, Staging};
 
 /// Largest request the server accepts (the page sends ciphertext in pieces of 4 MiB).
@@ -70,7 +75,7 @@ pub struct WebConfig {
     /// The indexer's query API (`http://host:port`).
     pub indexer_url: String,
     /// Where ciphertext uploads are relayed and downloads read: a storage node's zgs JSON-RPC
-    /// endpoint, or a 0G storage indexer.
+    /// endpoint, or a 0G storage indexer (files spread over its sharded nodes).
     pub storage: licen_storage::StorageEndpoint,
     /// The chain.
     pub chain: PublicChain,
@@ -104,11 +109,20 @@ impl std::fmt::Debug for WebConfig {
 struct AppState {
     http: reqwest::Client,
     indexer: String,
-    storage: String,
+    storage: Relayed,
     staging: Staging,
     config: Arc<serde_json::Value>,
     // WebSocket messages bypass the request middleware: the socket handler shows them here.
     tap: Option<RequestTap>,
+}
+
+/// Where `/api/storage` calls go.
+#[derive(Clone)]
+enum Relayed {
+    /// Every call to this node, unchanged.
+    Node(String),
+    /// Each call to a node the indexer locates for its root.
+    Indexer(Arc<IndexerRelay>),
 }
 
 /// A running server.
@@ -159,26 +173,42 @@ pub async fn start(mut config: WebConfig) -> Result<Running> {
     if let Some(flow) = config.flow.as_mut().filter(|f| f.abi.is_none()) {
         flow.abi = Some(flow_abi(&config.chain.rpc_url, flow.address).await?);
     }
-    let licen_storage::StorageEndpoint::Node(storage_url) = &config.storage else {
-        return Err(Error::BadUrl {
-            what: "storage (a storage indexer is not supported by the web app yet)",
-            url: config.storage.url().to_string(),
-        });
+    // Both kinds: an http(s) URL here, then plain http:// (no TLS in this build) when connecting.
+    let (endpoint, relayed) = match &config.storage {
+        licen_storage::StorageEndpoint::Node(url) => {
+            let url = checked_url("storage", url)?;
+            (
+                licen_storage::StorageEndpoint::Node(url.clone()),
+                Relayed::Node(url),
+            )
+        }
+        licen_storage::StorageEndpoint::Indexer(url) => {
+            let checked = checked_url("storage indexer", url)?;
+            let relay = IndexerRelay::new(&checked).map_err(|_| Error::BadUrl {
+                what: "storage indexer",
+                url: url.clone(),
+            })?;
+            (
+                licen_storage::StorageEndpoint::Indexer(checked),
+                Relayed::Indexer(Arc::new(relay)),
+            )
+        }
     };
-    let storage = checked_url("storage", storage_url)?;
-    let storage_client =
-        licen_storage::StorageClient::new(&storage).map_err(|_| Error::BadUrl {
-            what: "storage",
-            url: storage_url.clone(),
-        })?;
+    let storage = endpoint.connect().map_err(|_| Error::BadUrl {
+        what: match endpoint {
+            licen_storage::StorageEndpoint::Node(_) => "storage",
+            licen_storage::StorageEndpoint::Indexer(_) => "storage indexer",
+        },
+        url: config.storage.url().to_string(),
+    })?;
     let state = AppState {
         http: reqwest::Client::builder().build()?,
         indexer: checked_url("indexer", &config.indexer_url)?,
-        storage,
+        storage: relayed,
         staging: if config.flow.is_some() {
-            Staging::new(storage_client).paid_through_flow()
+            Staging::new(storage).paid_through_flow()
         } else {
-            Staging::new(storage_client)
+            Staging::new(storage)
         },
         config: Arc::new(public_config(&config)),
         tap: config.request_tap.clone(),
@@ -434,14 +464,32 @@ async fn indexer_proxy(
     response
 }
 
-/// Forwards one allowed zgs JSON-RPC call to the storage node.
+/// Forwards one allowed zgs JSON-RPC call to the storage node, or to the node a storage
+/// indexer locates for it ([`IndexerRelay::relay`]).
 async fn storage_relay(State(state): State<AppState>, body: Bytes) -> Response {
     if let Err(refusal) = relay::check(&body) {
         return json_error(StatusCode::BAD_REQUEST, refusal.to_string());
     }
+    let storage = match &state.storage {
+        Relayed::Node(url) => url,
+        Relayed::Indexer(relay) => {
+            return match relay.relay(&state.http, body).await {
+                Ok(answer) => (
+                    StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY),
+                    [(header::CONTENT_TYPE, "application/json")],
+                    answer.body,
+                )
+                    .into_response(),
+                Err(failure) => json_error(
+                    StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY),
+                    failure.message,
+                ),
+            };
+        }
+    };
     let upstream = state
         .http
-        .post(&state.storage)
+        .post(storage)
         .header(header::CONTENT_TYPE, "application/json")
         .body(body)
         .send()
@@ -451,7 +499,7 @@ async fn storage_relay(State(state): State<AppState>, body: Bytes) -> Response {
         Err(e) => {
             return json_error(
                 StatusCode::BAD_GATEWAY,
-                format!("the storage node at {} did not answer: {e}", state.storage),
+                format!("the storage node at {storage} did not answer: {e}"),
             );
         }
     };

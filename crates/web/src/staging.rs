@@ -1,32 +1,39 @@
-//! Staged uploads: how a file sealed in the page reaches the storage node.
+//! Staged uploads: how a file sealed in the page reaches storage (one storage node, or the
+//! sharded nodes a 0G storage indexer names).
 //!
 //! The page seals once and streams the ciphertext here as raw binary pieces, in order (over
 //! the upload's WebSocket, or `PUT /api/uploads/{id}?offset=N`). The server writes each piece to
 //! a temporary file. The page commits (`POST /api/uploads/{id}/commit`) with the root it
 //! computed and, for a large file, the segment roots it joined into that root: the server checks
-//! that they do hash to the root and forwards the file to the storage node with the proofs they
-//! give ([`StorageClient::upload_file_with_tree`]). The node verifies every segment's bytes
+//! that they do hash to the root and forwards the file with the proofs they give
+//! ([`upload_file_to`]: to the node, or to a set of the indexer's nodes holding every segment
+//! between them, each sent its shard's segments). Each node verifies every segment's bytes
 //! against its proof, so a segment root that does not describe the bytes received makes the node
 //! refuse that segment and the file is never finalized: the server need not hash the bytes
 //! itself (that was a third keccak pass over every upload, after the page's and before the
 //! node's). A commit without segment roots (small files) has the server hash the staged bytes
 //! and compare the roots before anything is stored. The page follows with
-//! `GET /api/uploads/{id}?wait_ms=N` until the node holds the file: each answers as soon as
+//! `GET /api/uploads/{id}?wait_ms=N` until the nodes hold the file: each answers as soon as
 //! storing ends, or after N ms with the progress ([`Staging::settled_report`]).
+//!
+//! A committed upload picks its nodes once ([`Storage::upload_nodes`]) and both waits for its
+//! payment on them and uploads to them, so the nodes that saw the payment are the ones that
+//! get the file.
 //!
 //! On a 0G network ([`Staging::paid_through_flow`]) a node takes only files whose Flow
 //! submission it has seen, and the page pays for that from the person's wallet once they
-//! publish. A committed upload then waits (`awaiting_payment`) until the node knows its root,
-//! for as long as the page keeps asking about it, and is stored from then on.
+//! publish. A committed upload then waits (`awaiting_payment`) until every one of its nodes
+//! knows its root (each node follows the Flow on its own, so one may see the submission before
+//! another), for as long as the page keeps asking about it, and is stored from then on.
 //!
 //! Owns: the upload sessions, their temporary files and their limits ([`MAX_STAGED_BYTES`] per
 //! file, [`MAX_OPEN_SESSIONS`] at once, sessions the page cancels (`DELETE /api/uploads/{id}`)
 //! dropped at once and abandoned ones after [`IDLE_TIMEOUT`]).
 //!
 //! Must never: receive plaintext or keys (the page seals before it sends; this module only sees
-//! sealed-stream bytes and roots), report a file stored unless the node finalized it under the
-//! page's root, log or keep a body beyond its session (the temporary file is deleted once the
-//! file is stored, has failed, or is abandoned).
+//! sealed-stream bytes and roots), report a file stored unless every node it went to finalized
+//! it under the page's root, log or keep a body beyond its session (the temporary file is
+//! deleted once the file is stored, has failed, or is abandoned).
 
 use std::collections::HashMap;
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -34,8 +41,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use licen_storage::StorageClient;
+use licen_storage::indexer::upload_file_to;
 use licen_storage::merkle::{FileLayout, FileTree, Hash, SEGMENT_SIZE};
+use licen_storage::{Storage, StorageClient};
 use serde::Serialize;
 
 /// Largest file one session may stage.
@@ -66,14 +74,15 @@ fn refuse(status: u16, message: impl Into<String>) -> Refusal {
 /// Where a session stands (what `GET /api/uploads/{id}` answers).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `receiving`, `awaiting_payment` (committed; the storage node waits for the file's Flow
+    /// `receiving`, `awaiting_payment` (committed; the storage nodes wait for the file's Flow
     /// submission), `storing`, `stored` or `failed`.
     pub state: &'static str,
     /// Bytes the file has.
     pub size: u64,
     /// Bytes received so far.
     pub received: u64,
-    /// Bytes the storage node has accepted so far.
+    /// Bytes the storage nodes have accepted so far (of `size`: with several nodes, their share
+    /// of the bytes they take between them).
     pub stored: u64,
     /// The file's 0G root, once the page committed it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -87,7 +96,7 @@ enum Phase {
     Receiving {
         file: std::fs::File,
     },
-    /// Committed; the node does not know the file until its Flow submission is paid.
+    /// Committed; the nodes do not know the file until its Flow submission is paid.
     AwaitingPayment,
     Storing,
     Stored,
@@ -153,7 +162,7 @@ type Shared = Arc<Slot>;
 #[derive(Clone)]
 pub struct Staging {
     sessions: Arc<Mutex<HashMap<String, Shared>>>,
-    storage: StorageClient,
+    storage: Storage,
     /// The node takes only files paid for through a 0G Flow contract.
     flow: bool,
 }
@@ -175,8 +184,8 @@ fn new_id() -> Result<String, Refusal> {
 }
 
 impl Staging {
-    /// Sessions forwarding to the storage node behind `storage`.
-    pub fn new(storage: StorageClient) -> Self {
+    /// Sessions forwarding to `storage`: one node, or the nodes of a storage indexer.
+    pub fn new(storage: Storage) -> Self {
         Staging {
             sessions: Arc::default(),
             storage,
@@ -184,8 +193,9 @@ impl Staging {
         }
     }
 
-    /// The same, for a storage node that takes a file only once its 0G Flow submission is on
-    /// chain: committed uploads wait for it (`awaiting_payment`) before they are stored.
+    /// The same, for storage nodes that take a file only once its 0G Flow submission is on
+    /// chain: committed uploads wait until each of their nodes saw it (`awaiting_payment`)
+    /// before they are stored.
     pub fn paid_through_flow(mut self) -> Self {
         self.flow = true;
         self
@@ -335,8 +345,8 @@ impl Staging {
         Ok(session.report())
     }
 
-    /// Checks the page's commitment and, if it holds, starts storing the file on the storage
-    /// node in the background. With `segment_roots` (the page's roots of every data segment)
+    /// Checks the page's commitment and, if it holds, starts storing the file on its storage
+    /// nodes in the background. With `segment_roots` (the page's roots of every data segment)
     /// they must hash to `page_root`, and the node checks each segment's bytes against them as
     /// it takes them; without, the server hashes the staged bytes and compares the roots first.
     /// Blocking (reads the staged file): call from a blocking thread, inside a tokio runtime (the
@@ -405,17 +415,27 @@ impl Staging {
         let task_session = shared.clone();
         let sessions = Arc::downgrade(&self.sessions);
         let id = id.to_owned();
+        let size = report.size;
         tokio::spawn(async move {
+            let Some(nodes) = pick_nodes(&storage, &sessions, &id, &task_session).await else {
+                return;
+            };
             if matches!(lock(&task_session.session).phase, Phase::AwaitingPayment)
-                && !await_payment(&storage, &sessions, &id, &task_session, page_root).await
+                && !await_payment(&nodes, &sessions, &id, &task_session, page_root).await
             {
                 return;
             }
-            let progress: licen_storage::store::ProgressFn =
-                Arc::new(move |p| stored.store(p.done, Ordering::Relaxed));
-            let outcome = storage
-                .upload_file_with_tree(&path, &tree, Some(progress))
-                .await;
+            // Several nodes report the bytes each takes; the page's bar counts the file's bytes.
+            let progress: licen_storage::store::ProgressFn = Arc::new(move |p| {
+                let done = if p.total == 0 {
+                    0
+                } else {
+                    (u128::from(p.done.min(p.total)) * u128::from(size) / u128::from(p.total))
+                        as u64
+                };
+                stored.store(done, Ordering::Relaxed)
+            });
+            let outcome = upload_file_to(&nodes, &path, &tree, Some(progress)).await;
             let mut session = lock(&task_session.session);
             session.staged = None;
             session.touched = Instant::now();
@@ -491,42 +511,101 @@ impl Staging {
     }
 }
 
-/// How often a committed upload asks the storage node whether its Flow submission was seen.
+/// How often a committed upload asks its nodes whether its Flow submission was seen (and, while
+/// it waits for its payment, asks the storage indexer again for nodes when it did not answer).
 const PAYMENT_POLL: Duration = Duration::from_millis(250);
 
-/// Waits until the storage node knows `root` (its Flow submission was paid and seen), then
-/// moves the session on to storing. False when the session ended first (cancelled, or swept
-/// once the page stopped asking): nothing is stored then.
+/// Whether session `id` is still `slot` in the staging area (not cancelled, not swept).
+fn alive(
+    sessions: &std::sync::Weak<Mutex<HashMap<String, Shared>>>,
+    id: &str,
+    slot: &Shared,
+) -> bool {
+    sessions
+        .upgrade()
+        .is_some_and(|s| lock(&s).get(id).is_some_and(|own| Arc::ptr_eq(own, slot)))
+}
+
+/// The nodes a committed upload goes to, picked once (for one node: that node, at once).
+/// While the upload awaits its payment a storage indexer that does not answer is asked again,
+/// as the page keeps waiting; an upload being stored fails with a sentence instead. `None`
+/// when the session ended (cancelled, swept, or failed here).
+async fn pick_nodes(
+    storage: &Storage,
+    sessions: &std::sync::Weak<Mutex<HashMap<String, Shared>>>,
+    id: &str,
+    slot: &Shared,
+) -> Option<Vec<StorageClient>> {
+    loop {
+        if !alive(sessions, id, slot) {
+            return None;
+        }
+        let error = match storage.upload_nodes().await {
+            Ok(nodes) => return Some(nodes),
+            Err(e) => e,
+        };
+        {
+            let mut session = lock(&slot.session);
+            match session.phase {
+                Phase::AwaitingPayment => {}
+                Phase::Storing => {
+                    session.staged = None;
+                    session.touched = Instant::now();
+                    session.phase = Phase::Failed(format!(
+                        "the server found no storage nodes to store the file on: {error}; the file is not stored, upload again"
+                    ));
+                    drop(session);
+                    slot.settled.notify_waiters();
+                    return None;
+                }
+                _ => return None,
+            }
+        }
+        tracing::debug!(error = %error, "asking the storage indexer for nodes for a file awaiting payment");
+        tokio::time::sleep(PAYMENT_POLL).await;
+    }
+}
+
+/// Waits until every one of `nodes` knows `root` (its Flow submission was paid, and each node
+/// saw it: they follow the Flow separately), then moves the session on to storing. False when
+/// the session ended first (cancelled, or swept once the page stopped asking): nothing is
+/// stored then.
 async fn await_payment(
-    storage: &StorageClient,
+    nodes: &[StorageClient],
     sessions: &std::sync::Weak<Mutex<HashMap<String, Shared>>>,
     id: &str,
     slot: &Shared,
     root: Hash,
 ) -> bool {
     loop {
-        let alive = sessions
-            .upgrade()
-            .is_some_and(|s| lock(&s).get(id).is_some_and(|own| Arc::ptr_eq(own, slot)));
-        if !alive || !matches!(lock(&slot.session).phase, Phase::AwaitingPayment) {
+        if !alive(sessions, id, slot)
+            || !matches!(lock(&slot.session).phase, Phase::AwaitingPayment)
+        {
             return false;
         }
-        match storage.file_info(root).await {
-            Ok(Some(_)) => {
-                let mut session = lock(&slot.session);
-                if !matches!(session.phase, Phase::AwaitingPayment) {
-                    return false;
+        let answers =
+            futures_util::future::join_all(nodes.iter().map(|node| node.file_info(root))).await;
+        let mut known = true;
+        for (node, answer) in nodes.iter().zip(answers) {
+            match answer {
+                Ok(Some(_)) => {}
+                Ok(None) => known = false,
+                // The node may be restarting: ask again, as the page keeps waiting.
+                Err(e) => {
+                    known = false;
+                    tracing::debug!(node = node.url(), error = %e, "asking a storage node about a file awaiting payment")
                 }
-                session.phase = Phase::Storing;
-                drop(session);
-                slot.settled.notify_waiters();
-                return true;
             }
-            Ok(None) => {}
-            // The node may be restarting: ask again, as the page keeps waiting.
-            Err(e) => {
-                tracing::debug!(error = %e, "asking the storage node about a file awaiting payment")
+        }
+        if known {
+            let mut session = lock(&slot.session);
+            if !matches!(session.phase, Phase::AwaitingPayment) {
+                return false;
             }
+            session.phase = Phase::Storing;
+            drop(session);
+            slot.settled.notify_waiters();
+            return true;
         }
         tokio::time::sleep(PAYMENT_POLL).await;
     }
@@ -580,7 +659,9 @@ mod tests {
     use super::*;
 
     fn staging() -> Staging {
-        Staging::new(StorageClient::new("http://127.0.0.1:9").unwrap())
+        Staging::new(Storage::Node(
+            StorageClient::new("http://127.0.0.1:9").unwrap(),
+        ))
     }
 
     #[tokio::test]

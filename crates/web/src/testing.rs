@@ -2,8 +2,8 @@
 //! `chromium-driver`) with plain HTTP calls: no browser-automation dependency.
 //!
 //! Also owns the server setups tests share when they never reach the chain
-//! ([`config_without_chain`], [`web_with_storage_node`]) and opening a staged upload
-//! ([`begin_upload`]).
+//! ([`config_without_chain`], [`web_with_storage_node`], [`web_with_storage_indexer`] over
+//! sharded in-process nodes) and opening a staged upload ([`begin_upload`]).
 //!
 //! Owns: starting chromedriver and one Chromium session with the flags a closed network needs
 //! (`--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
@@ -89,6 +89,81 @@ async fn web_and_node(
     .await
     .expect("starting the web server");
     (web, storage)
+}
+
+/// A web server storing through a local 0G storage indexer over in-process storage nodes, one
+/// per shard position in `shards` (e.g. `["0/2", "1/2"]`; data under `dir/storage-<i>`), with
+/// no chain and no marketplace indexer. Returns the server, the storage indexer and the nodes
+/// in `shards` order.
+pub async fn web_with_storage_indexer(
+    dir: &std::path::Path,
+    shards: &[&str],
+) -> (
+    crate::Running,
+    licen_storage::indexer::service::RunningIndexer,
+    Vec<licen_storage::node::RunningNode>,
+) {
+    web_and_indexer(dir, shards, None).await
+}
+
+/// The same with the nodes in Flow mode (each takes only files registered with it through
+/// [`licen_storage::node::RunningNode::register_submission`]) and the server configured for
+/// the Flow at `flow` (current ABI).
+pub async fn web_with_flow_storage_indexer(
+    dir: &std::path::Path,
+    shards: &[&str],
+    flow: alloy_primitives::Address,
+) -> (
+    crate::Running,
+    licen_storage::indexer::service::RunningIndexer,
+    Vec<licen_storage::node::RunningNode>,
+) {
+    let flow = crate::PublicFlow {
+        address: flow,
+        abi: Some(licen_storage::zerog::FlowAbi::Current),
+    };
+    web_and_indexer(dir, shards, Some(flow)).await
+}
+
+async fn web_and_indexer(
+    dir: &std::path::Path,
+    shards: &[&str],
+    flow: Option<crate::PublicFlow>,
+) -> (
+    crate::Running,
+    licen_storage::indexer::service::RunningIndexer,
+    Vec<licen_storage::node::RunningNode>,
+) {
+    let mut nodes = Vec::new();
+    for (i, shard) in shards.iter().enumerate() {
+        let mut node_config =
+            licen_storage::node::NodeConfig::new(dir.join(format!("storage-{i}")));
+        node_config.listen = "127.0.0.1:0".parse().expect("a socket address");
+        node_config.flow_mode = flow.is_some();
+        node_config.shard = shard
+            .parse()
+            .unwrap_or_else(|e| panic!("shard position {shard:?}: {e}"));
+        nodes.push(
+            licen_storage::node::start(node_config)
+                .await
+                .expect("starting a storage node"),
+        );
+    }
+    let indexer =
+        licen_storage::indexer::service::start(licen_storage::indexer::service::IndexerConfig {
+            listen: "127.0.0.1:0".parse().expect("a socket address"),
+            nodes: nodes.iter().map(|n| n.url()).collect(),
+        })
+        .await
+        .expect("starting a storage indexer");
+    let web = crate::start(crate::WebConfig {
+        flow,
+        storage: licen_storage::StorageEndpoint::Indexer(indexer.url()),
+        ..config_without_chain("http://127.0.0.1:9".into(), String::new())
+    })
+    .await
+    .expect("starting the web server");
+    (web, indexer, nodes)
 }
 
 /// Opens a staged upload of `size` bytes (`POST /api/uploads`) on the server at `web_url`;

@@ -2,7 +2,10 @@
 //! segment roots the server stores the file without hashing it, and the node, which checks
 //! every segment's bytes against the proofs those roots give, refuses a page whose segment roots
 //! (consistent with its root) describe other bytes: the upload fails with a sentence and the
-//! node never finalizes a file under that root. (The page's side runs in `tests/browser.rs`.)
+//! node never finalizes a file under that root. Through a 0G storage indexer over two shard
+//! nodes, a committed file is split between them (each holds its shard's segments only), a Flow
+//! upload waits until both nodes saw its submission, and the page's storage relay reads the
+//! file back whole from both. (The page's side runs in `tests/browser.rs`.)
 
 use std::time::Duration;
 
@@ -243,5 +246,174 @@ async fn a_committed_upload_waits_for_its_flow_payment() {
         !info.finalized && info.uploaded_seg_num == 0,
         "a cancelled upload was stored: {info:?}"
     );
+    web.stop().await;
+}
+
+/// Which segments of `root` (of `segments`) the node at `url` serves.
+async fn served(url: &str, root: licen_storage::Hash, segments: u64) -> Vec<u64> {
+    let node = licen_storage::StorageClient::new(url).unwrap();
+    let mut held = Vec::new();
+    for i in 0..segments {
+        if node
+            .download_segment_with_proof(root, i)
+            .await
+            .unwrap()
+            .is_some()
+        {
+            held.push(i);
+        }
+    }
+    held
+}
+
+/// One call through the page's storage relay: its HTTP status and answer.
+async fn relay(web: &licen_web::Running, method: &str, params: Value) -> (u16, Value) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/storage", web.url()))
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}))
+        .send()
+        .await
+        .unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+/// Waits for upload `id` to leave `storing`; returns its report.
+async fn settled(web: &licen_web::Running, id: &str) -> Value {
+    let mut report = report_of(web, id, 2_000).await;
+    for _ in 0..50 {
+        if report["state"] != "storing" {
+            break;
+        }
+        report = report_of(web, id, 200).await;
+    }
+    report
+}
+
+/// Through a storage indexer over shards 0/2 and 1/2: a committed file is split between the
+/// nodes, and the relay answers the page's file info and every segment download from the node
+/// holding it, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_storage_indexer_a_file_is_split_over_shards_and_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, indexer, nodes) =
+        licen_web::testing::web_with_storage_indexer(dir.path(), &["0/2", "1/2"]).await;
+    // Six segments, the last one short.
+    let size = 5 * licen_storage::merkle::SEGMENT_SIZE + 1000;
+    let data: Vec<u8> = (0..size as u32).map(|i| (i * 13 + 1) as u8).collect();
+    let tree = FileTree::from_bytes(&data);
+    let root = tree.root();
+    let (status, _, report) =
+        stage_and_commit(&web, &data, &root.to_string(), &segment_roots_hex(&tree)).await;
+    assert_eq!(status, 200);
+    assert_eq!(report["state"], "stored", "{report}");
+    assert_eq!(report["stored"], size, "{report}");
+    // Each node holds its own shard's segments (Flow position = segment index here), finalized.
+    assert_eq!(served(&nodes[0].url(), root, 6).await, vec![0, 2, 4]);
+    assert_eq!(served(&nodes[1].url(), root, 6).await, vec![1, 3, 5]);
+
+    // The page's reads (`readStored` in crypto.js), through the relay.
+    let (status, info) = relay(&web, "zgs_getFileInfo", json!([root, true])).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["id"], 7);
+    assert_eq!(info["result"]["finalized"], true, "{info}");
+    assert_eq!(info["result"]["tx"]["size"], size, "{info}");
+    let chunks = size.div_ceil(256) as u64;
+    let mut back = Vec::new();
+    for start in (0..chunks).step_by(1024) {
+        let end = chunks.min(start + 1024);
+        let (status, answer) = relay(&web, "zgs_downloadSegment", json!([root, start, end])).await;
+        assert_eq!(status, 200, "{answer}");
+        let b64 = answer["result"]
+            .as_str()
+            .unwrap_or_else(|| panic!("chunks {start}..{end}: {answer}"));
+        let bytes =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+        back.extend_from_slice(&bytes[..bytes.len().min(size - back.len())]);
+    }
+    assert!(
+        back == data,
+        "the relay hands out the bytes the page stored"
+    );
+    let (_, proof) = relay(&web, "zgs_downloadSegmentWithProof", json!([root, 3])).await;
+    assert!(
+        proof["result"].is_object(),
+        "segment 3 from the 1/2 node: {proof}"
+    );
+
+    // A range crossing from one shard's segment into the other's is refused with a sentence.
+    let (status, answer) = relay(&web, "zgs_downloadSegment", json!([root, 512, 1536])).await;
+    assert_eq!(status, 400);
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("one segment at a time"), "{error}");
+    // A file no node holds: as a node answers, `null`.
+    let unknown = licen_storage::Hash::repeat_byte(0x42);
+    let (status, answer) = relay(&web, "zgs_getFileInfo", json!([unknown, true])).await;
+    assert_eq!((status, &answer["result"]), (200, &Value::Null), "{answer}");
+
+    // With the indexer gone, the relay and new uploads say so.
+    tokio::time::timeout(Duration::from_secs(10), indexer.shutdown())
+        .await
+        .expect("the storage indexer stops")
+        .unwrap();
+    let (status, answer) = relay(&web, "zgs_getFileInfo", json!([unknown, true])).await;
+    assert_eq!(status, 502, "{answer}");
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("storage indexer"), "{error}");
+    let (id, _) = stage_root_only(&web, &data[..1000]).await;
+    let report = settled(&web, &id).await;
+    assert_eq!(report["state"], "failed", "{report}");
+    let error = report["error"].as_str().unwrap();
+    assert!(
+        error.contains("found no storage nodes") && error.contains("upload again"),
+        "{error}"
+    );
+    web.stop().await;
+}
+
+/// On a 0G network each node follows the Flow on its own: a committed upload through a storage
+/// indexer waits until every node it goes to saw the submission, then is stored on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_storage_indexer_an_upload_waits_until_every_node_saw_its_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = alloy_primitives::Address::repeat_byte(0x0f);
+    let (web, _indexer, nodes) =
+        licen_web::testing::web_with_flow_storage_indexer(dir.path(), &["0/2", "1/2"], flow).await;
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i * 5 + 9) as u8).collect();
+    let root = FileTree::from_bytes(&data).root();
+    let (id, answer) = stage_root_only(&web, &data).await;
+    assert_eq!(answer["state"], "awaiting_payment", "{answer}");
+
+    // One node saw the submission, the other not yet: still waiting, nothing sent.
+    paid(&nodes[0], &data, 0);
+    let report = report_of(&web, &id, 1_500).await;
+    assert_eq!(report["state"], "awaiting_payment", "{report}");
+    let info = licen_storage::StorageClient::new(&nodes[0].url())
+        .unwrap()
+        .file_info(root)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        info.uploaded_seg_num, 0,
+        "nothing sent before both saw it: {info:?}"
+    );
+    // The publish page asks whether a file was paid for already: known, not stored yet.
+    let (status, known) = relay(&web, "zgs_getFileInfo", json!([root, false])).await;
+    assert_eq!(status, 200, "{known}");
+    assert_eq!(known["result"]["finalized"], false, "{known}");
+
+    paid(&nodes[1], &data, 0);
+    let mut report = report_of(&web, &id, 2_000).await;
+    for _ in 0..50 {
+        if report["state"] == "stored" {
+            break;
+        }
+        report = report_of(&web, &id, 200).await;
+    }
+    assert_eq!(report["state"], "stored", "{report}");
+    assert_eq!(served(&nodes[0].url(), root, 3).await, vec![0, 2]);
+    assert_eq!(served(&nodes[1].url(), root, 3).await, vec![1]);
+    let (_, info) = relay(&web, "zgs_getFileInfo", json!([root, true])).await;
+    assert_eq!(info["result"]["finalized"], true, "{info}");
     web.stop().await;
 }

@@ -280,15 +280,31 @@ pub(crate) fn remembered_deployment(data_dir: &Path) -> Option<DevDeployment> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// Waits for Ctrl-C (SIGINT) or SIGTERM: either stops the stack gracefully.
-pub(crate) async fn wait_for_stop_signal() -> Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
-        _ = terminate.recv() => {}
+/// Ctrl-C (SIGINT) or SIGTERM, either of which stops a service gracefully. Installed before
+/// the service says it is up: a signal sent as soon as its start line is read would otherwise
+/// find the default action and kill the process uncleanly.
+pub(crate) struct StopSignal {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    /// Takes SIGINT and SIGTERM over from their default actions.
+    pub(crate) fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignal {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
     }
-    Ok(())
+
+    /// Waits for either signal (one that arrived since [`install`](Self::install) counts).
+    pub(crate) async fn wait(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 /// The dev account the local orchestrator signs with.
@@ -303,6 +319,7 @@ const ROLES: [&str; 4] = [
 ];
 
 pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
+    let stop = StopSignal::install()?;
     let dir = args.data_dir.join("dev");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let chain = DevChain::spawn_with(args.chain_port, Some(&dir.join("anvil-state.json")))
@@ -323,7 +340,7 @@ pub(crate) async fn run(args: DevArgs, json: bool) -> Result<()> {
             "\nlicen dev is running; press Ctrl-C to stop (state is kept in {}).",
             dir.display()
         );
-        wait_for_stop_signal().await?;
+        stop.wait().await;
         eprintln!("stopping…");
     }
     let interactive = !args.exit_after_start;
@@ -565,10 +582,9 @@ async fn start_services(
             starts.push(crate::storage::resume_block(node, f.flow, f.block, &provider).await?);
         }
         let payer: std::sync::Arc<dyn licen_compute::StoragePayer> =
-            std::sync::Arc::new(crate::storage::FlowPayer::new(
-                endpoint.connect()?,
-                flow_client(Some(chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT)))?,
-            ));
+            std::sync::Arc::new(crate::storage::FlowPayer::new(flow_client(Some(
+                chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT),
+            ))?));
         let mut clients = Vec::new();
         for _ in &storage {
             clients.push(flow_client(None)?);

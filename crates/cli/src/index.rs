@@ -40,6 +40,7 @@ pub(crate) struct IndexerArgs {
 }
 
 pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
+    let stop = crate::dev::StopSignal::install()?;
     let contract = args.chain.contract()?;
     // The database is bound to the first contract it indexes: a mistyped address would claim it.
     let code = args
@@ -60,7 +61,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
     let config = licen_indexer::IndexerConfig {
         listen: args.listen,
         database_url: args.database_url,
-        storage: Some(args.storage.endpoint()),
+        storage: Some(args.storage.endpoint()?),
         confirmations: args.confirmations,
         poll_interval: Duration::from_millis(args.poll_ms.max(1)),
         ..licen_indexer::IndexerConfig::new(
@@ -85,7 +86,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
             "indexer of DataPolicy {contract} from block {start_block}: API at {api} (OpenAPI at /openapi.json)"
         );
     }
-    crate::dev::wait_for_stop_signal().await?;
+    stop.wait().await;
     running.stop().await.context("stopping the indexer")?;
     Ok(())
 }

@@ -435,7 +435,7 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
         let mut paid = Vec::new();
         if let Some(flow) = args
             .flow
-            .or_dev(&args.chain.data_dir, &args.storage.endpoint())
+            .or_dev(&args.chain.data_dir, &args.storage.endpoint()?)
             .client(&args.chain.rpc_url, || Ok(signer.clone()))
             .await?
         {

@@ -73,6 +73,7 @@ pub(crate) struct OrchestratorArgs {
 }
 
 pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
+    let stop = crate::dev::StopSignal::install()?;
     let signer = args.wallet.signer()?;
     let contract = args.chain.contract()?;
     let key_file = args
@@ -128,7 +129,7 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
             grants,
             signer,
             key,
-            storage: args.storage.endpoint(),
+            storage: args.storage.endpoint()?,
             provider: std::sync::Arc::new(licen_orchestrator::LocalProvider::with_nodes(nodes)),
             ledger,
             lease: args.lease,
@@ -173,7 +174,7 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
             ),
         }
     }
-    crate::dev::wait_for_stop_signal().await?;
+    stop.wait().await;
     orchestrator.stop().await;
     Ok(())
 }

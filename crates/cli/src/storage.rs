@@ -23,37 +23,50 @@ use std::time::Instant;
 /// The local storage node's default endpoint (0G's zgs RPC port).
 pub(crate) const DEFAULT_STORAGE_URL: &str = "http://127.0.0.1:5678";
 
-/// Where files are stored: one zgs node, or the nodes a 0G storage indexer names.
+/// Where files are stored: one zgs node, or the nodes a 0G storage indexer names. A flag wins
+/// over the environment (`LICEN_STORAGE_URL`, `LICEN_STORAGE_INDEXER`); both variables set is
+/// refused as ambiguous, as for wallets.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct StorageArgs {
     /// zgs JSON-RPC endpoint of a storage node holding whole files (the local node of `licen
-    /// dev`, or a 0G node).
-    #[arg(long, env = "LICEN_STORAGE_URL", default_value = DEFAULT_STORAGE_URL)]
-    pub(crate) storage: String,
-    /// A 0G storage indexer (0G's, or `licen storage-indexer`), used instead of --storage:
-    /// uploads go to a set of its nodes that holds every segment, each node taking the
-    /// segments of its shard; downloads take each segment from a node holding it.
-    #[arg(long, env = "LICEN_STORAGE_INDEXER")]
-    pub(crate) storage_indexer: Option<String>,
+    /// dev`, or a 0G node) [env: LICEN_STORAGE_URL; default: http://127.0.0.1:5678].
+    #[arg(long, conflicts_with = "storage_indexer")]
+    storage: Option<String>,
+    /// A 0G storage indexer (0G's, or `licen storage-indexer`), instead of a node: uploads go
+    /// to a set of its nodes that holds every segment, each node taking the segments of its
+    /// shard; downloads take each segment from a node holding it [env: LICEN_STORAGE_INDEXER].
+    #[arg(long)]
+    storage_indexer: Option<String>,
 }
 
 impl StorageArgs {
     /// The node or the indexer.
-    pub(crate) fn endpoint(&self) -> StorageEndpoint {
-        match &self.storage_indexer {
-            Some(url) => StorageEndpoint::Indexer(url.clone()),
-            None => StorageEndpoint::Node(self.storage.clone()),
-        }
+    pub(crate) fn endpoint(&self) -> Result<StorageEndpoint> {
+        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Ok(match (&self.storage, &self.storage_indexer) {
+            (Some(url), _) => StorageEndpoint::Node(url.clone()),
+            (None, Some(url)) => StorageEndpoint::Indexer(url.clone()),
+            (None, None) => match (env("LICEN_STORAGE_URL"), env("LICEN_STORAGE_INDEXER")) {
+                (Some(_), Some(_)) => anyhow::bail!(
+                    "both LICEN_STORAGE_URL and LICEN_STORAGE_INDEXER are set, so where files are \
+                     stored is ambiguous: unset one, or pass --storage or --storage-indexer"
+                ),
+                (Some(url), None) => StorageEndpoint::Node(url),
+                (None, Some(url)) => StorageEndpoint::Indexer(url),
+                (None, None) => StorageEndpoint::Node(DEFAULT_STORAGE_URL.to_owned()),
+            },
+        })
     }
 
     /// The node or indexer, for messages.
     pub(crate) fn describe(&self) -> String {
-        self.endpoint().to_string()
+        self.endpoint()
+            .map_or_else(|_| "storage".to_owned(), |e| e.to_string())
     }
 
     /// A client of the node or indexer.
     pub(crate) fn open(&self) -> Result<Storage> {
-        Ok(self.endpoint().connect()?)
+        Ok(self.endpoint()?.connect()?)
     }
 }
 
@@ -160,6 +173,8 @@ pub(crate) async fn pay_for_files(
     json: bool,
 ) -> Result<Vec<licen_chain::FlowReceipt>> {
     let mut unpaid = Vec::new();
+    // Paid earlier, known to some of the nodes: the others must see it before they take it.
+    let mut paid_before = Vec::new();
     for tree in trees {
         let root = tree.root();
         // A submission is on chain for all nodes: one node knowing the file means it is paid.
@@ -171,8 +186,17 @@ pub(crate) async fn pay_for_files(
                 .with_context(|| format!("asking {} about {root}", node.url()))?
                 .is_some();
         }
-        if !known {
+        if known {
+            paid_before.push(root);
+        } else {
             unpaid.push((root, FlowSubmission::from_tree(tree, Vec::new())?));
+        }
+    }
+    if nodes.len() > 1 {
+        for root in &paid_before {
+            for node in nodes {
+                wait_until_node_knows(node, *root, None).await?;
+            }
         }
     }
     if unpaid.is_empty() {
@@ -196,7 +220,7 @@ pub(crate) async fn pay_for_files(
     }
     for ((root, _), receipt) in unpaid.iter().zip(&receipts) {
         for node in nodes {
-            wait_until_node_knows(node, node.url(), *root, receipt).await?;
+            wait_until_node_knows(node, *root, Some(receipt)).await?;
         }
     }
     Ok(receipts)
@@ -384,13 +408,12 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Polls the storage node until it reports the file `receipt` paid for (it learns of
-/// submissions from the chain).
+/// Polls the storage node until it reports the file paid for (`receipt`: just now; `None`:
+/// earlier, as another node already knows). Nodes learn of submissions from the chain.
 async fn wait_until_node_knows(
     client: &StorageClient,
-    url: &str,
     root: licen_storage::merkle::Hash,
-    receipt: &licen_chain::FlowReceipt,
+    receipt: Option<&licen_chain::FlowReceipt>,
 ) -> Result<()> {
     let started = Instant::now();
     loop {
@@ -398,13 +421,15 @@ async fn wait_until_node_knows(
             return Ok(());
         }
         if started.elapsed() > NODE_SEES_SUBMISSION {
+            let submission = match receipt {
+                Some(r) => format!("Flow submission #{} (transaction {})", r.tx_seq, r.tx),
+                None => format!("the Flow submission of {root}, which another node has seen,"),
+            };
             anyhow::bail!(
-                "the storage node {url} has not seen Flow submission #{} (transaction {}) after \
-                 {} s: is it following this Flow contract (`licen storage-node --flow`)? The file \
-                 is paid for: run the same `licen put --flow` again once the node knows it, and it \
-                 uploads without paying again",
-                receipt.tx_seq,
-                receipt.tx,
+                "the storage node {} has not seen {submission} after {} s: is it following this \
+                 Flow contract (`licen storage-node --flow`)? The file is paid for: run the same \
+                 command again once the node knows it, and it uploads without paying again",
+                client.url(),
                 NODE_SEES_SUBMISSION.as_secs()
             );
         }
@@ -521,8 +546,10 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
     Ok(())
 }
 
-/// `licen storage-indexer`: a local 0G storage indexer over the given nodes, until Ctrl-C.
+/// `licen storage-indexer`: a local 0G storage indexer over the given nodes, until Ctrl-C or
+/// SIGTERM.
 pub(crate) async fn storage_indexer(args: StorageIndexerArgs, json: bool) -> Result<()> {
+    let stop = crate::dev::StopSignal::install()?;
     for url in &args.nodes {
         StorageClient::new(url).with_context(|| format!("--node {url}"))?;
     }
@@ -539,7 +566,7 @@ pub(crate) async fn storage_indexer(args: StorageIndexerArgs, json: bool) -> Res
     } else {
         println!("listening on {}", running.url());
     }
-    tokio::signal::ctrl_c().await?;
+    stop.wait().await;
     running.shutdown().await?;
     Ok(())
 }
@@ -734,30 +761,24 @@ pub(crate) struct ComputeNodeArgs {
 /// Pays a Flow contract for the compute node's uploads (result, evidence) from the operator's
 /// wallet.
 pub(crate) struct FlowPayer {
-    storage: Storage,
     flow: licen_chain::FlowClient,
 }
 
 impl FlowPayer {
-    /// Pays `flow` for files uploaded to `storage` (the node, or the indexer's nodes an upload
-    /// goes to: each must have seen the submission before it takes the file).
-    pub(crate) fn new(storage: Storage, flow: licen_chain::FlowClient) -> Self {
-        Self { storage, flow }
+    /// Pays `flow` for the files the compute node uploads.
+    pub(crate) fn new(flow: licen_chain::FlowClient) -> Self {
+        Self { flow }
     }
 }
 
 impl licen_compute::StoragePayer for FlowPayer {
     fn pay<'a>(
         &'a self,
+        nodes: &'a [StorageClient],
         tree: &'a FileTree,
     ) -> licen_storage::store::BoxFuture<'a, std::result::Result<(), String>> {
         Box::pin(async move {
-            let nodes = self
-                .storage
-                .upload_nodes()
-                .await
-                .map_err(|e| format!("choosing where to store the file: {e}"))?;
-            match pay_for_storage(&nodes, &self.flow, tree, true).await {
+            match pay_for_storage(nodes, &self.flow, tree, true).await {
                 Ok(Some(receipt)) => {
                     tracing::info!(root = %tree.root(), tx_seq = receipt.tx_seq, fee_wei = %receipt.fee, tx = %receipt.tx, "paid the Flow for an upload");
                     Ok(())
@@ -770,6 +791,7 @@ impl licen_compute::StoragePayer for FlowPayer {
 }
 
 pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()> {
+    let stop = crate::dev::StopSignal::install()?;
     // The model folder is opened and checked now, before the node accepts any job.
     let trainer = args
         .trainer
@@ -778,16 +800,13 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()
         .context("configuring the compute node's trainer")?;
     let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> =
         match args.payment.client().await? {
-            Some(flow) => Some(std::sync::Arc::new(FlowPayer {
-                storage: args.storage.open()?,
-                flow,
-            })),
+            Some(flow) => Some(std::sync::Arc::new(FlowPayer::new(flow))),
             None => None,
         };
     let running = licen_compute::node::start(licen_compute::node::NodeConfig {
         trainer,
         payer,
-        ..licen_compute::node::NodeConfig::new(args.data_dir, args.listen, args.storage.endpoint())
+        ..licen_compute::node::NodeConfig::new(args.data_dir, args.listen, args.storage.endpoint()?)
     })
     .await
     .context("starting the compute node")?;
@@ -806,7 +825,7 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()
             hex::encode(running.measurement())
         );
     }
-    tokio::signal::ctrl_c().await?;
+    stop.wait().await;
     running.shutdown().await?;
     Ok(())
 }

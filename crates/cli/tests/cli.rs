@@ -541,6 +541,10 @@ fn put_and_get_through_a_storage_indexer_over_sharded_nodes() {
     ));
     assert_eq!(std::fs::read(d.join("back.bin")).unwrap(), data);
 
+    // A half given as if it held whole files takes nothing.
+    let lone = failed(licen(d, &["put", "data.bin", "--storage", &odd.url]));
+    assert!(lone.contains("hold shards 1/2 only"), "{lone}");
+
     let half = failed(licen(
         d,
         &["get", &root, "-o", "half.bin", "--storage", &even.url],
@@ -548,6 +552,16 @@ fn put_and_get_through_a_storage_indexer_over_sharded_nodes() {
     assert!(half.contains("holds shard 0/2 only"), "{half}");
     assert!(half.contains("--storage-indexer"), "{half}");
     assert!(!d.join("half.bin").exists() && !d.join("half.bin.partial").exists());
+
+    // The indexer given where a node is expected says what it is.
+    let mixed_up = failed(licen(
+        d,
+        &["get", &root, "-o", "w.bin", "--storage", &indexer],
+    ));
+    assert!(
+        mixed_up.contains("give it as --storage-indexer"),
+        "{mixed_up}"
+    );
 
     let bad = failed(licen(
         d,

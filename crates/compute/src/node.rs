@@ -99,10 +99,12 @@ pub struct NodeConfig {
 /// operator's wallet, then waiting until the storage node has seen it). Implemented where the
 /// wallet is (the CLI), so this crate holds no chain key.
 pub trait StoragePayer: Send + Sync {
-    /// Pays for the file `tree` describes unless the storage node already knows it. The error
-    /// is a sentence.
+    /// Pays for the file `tree` describes unless one of `nodes` already knows it, and waits
+    /// until each of `nodes` (those the file is then uploaded to) has seen the payment. The
+    /// error is a sentence.
     fn pay<'a>(
         &'a self,
+        nodes: &'a [licen_storage::StorageClient],
         tree: &'a licen_storage::merkle::FileTree,
     ) -> licen_storage::store::BoxFuture<'a, Result<(), String>>;
 }
@@ -973,10 +975,15 @@ async fn pipeline(
     })?;
     drop(output.result);
     let evidence_json = p.evidence.canonical_json();
+    // One set of nodes for paying and uploading: each must have seen the payment it takes.
+    let nodes = with_retries(&inner, "choosing the storage nodes for the result", || {
+        inner.storage.upload_nodes()
+    })
+    .await?;
     if let Some(payer) = &inner.payer {
         for (what, bytes) in [("result", &sealed_result), ("evidence", &evidence_json)] {
             let tree = licen_storage::merkle::FileTree::from_bytes(bytes);
-            payer.pay(&tree).await.map_err(|e| {
+            payer.pay(&nodes, &tree).await.map_err(|e| {
                 Failure::new(
                     FailureKind::Node,
                     format!("paying for the {what}'s storage failed: {e}"),
@@ -985,11 +992,11 @@ async fn pipeline(
         }
     }
     let uploaded = with_retries(&inner, "uploading the sealed result", || {
-        inner.storage.upload_bytes(&sealed_result, None)
+        licen_storage::indexer::upload_bytes_to(&nodes, &sealed_result, None)
     })
     .await?;
     let evidence_up = with_retries(&inner, "uploading the attestation evidence", || {
-        inner.storage.upload_bytes(&evidence_json, None)
+        licen_storage::indexer::upload_bytes_to(&nodes, &evidence_json, None)
     })
     .await?;
     let manifest = ResultManifest {

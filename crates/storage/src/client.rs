@@ -347,23 +347,29 @@ impl StorageClient {
     }
 
     /// `zgs_getShardConfig`: which segments the node holds (asked once per client). A node
-    /// without the method holds every segment.
+    /// that does not answer the method (not implemented, or not let through by a gateway)
+    /// holds every segment.
     pub async fn shard_config(&self) -> Result<ShardConfig> {
         if let Some(shard) = self.inner.shard.get() {
             return Ok(*shard);
         }
+        let shard = self.fetch_shard_config().await?;
+        Ok(*self.inner.shard.get_or_init(|| shard))
+    }
+
+    /// [`shard_config`](Self::shard_config), asked afresh (an indexer watching nodes that may
+    /// restart with another shard).
+    pub async fn fetch_shard_config(&self) -> Result<ShardConfig> {
         let method = methods::GET_SHARD_CONFIG;
-        let shard = match self.call::<_, ShardConfig>(method, ()).await {
+        match self.call::<_, ShardConfig>(method, ()).await {
             Ok(Some(shard)) => shard.validate().map_err(|e| Error::Protocol {
                 url: self.inner.url.clone(),
                 method: method.into(),
                 reason: e.to_string(),
-            })?,
-            Ok(None) => ShardConfig::WHOLE,
-            Err(Error::Rpc { code, .. }) if code == codes::METHOD_NOT_FOUND => ShardConfig::WHOLE,
-            Err(e) => return Err(e),
-        };
-        Ok(*self.inner.shard.get_or_init(|| shard))
+            }),
+            Ok(None) | Err(Error::Rpc { .. }) => Ok(ShardConfig::WHOLE),
+            Err(e) => Err(e),
+        }
     }
 
     /// `zgs_getFileInfo(root, true)`; `None` when the node does not know the file.
@@ -390,6 +396,10 @@ impl StorageClient {
         };
         let layout = FileLayout::new(info.tx.size);
         if index >= layout.segments() {
+            return Ok(false);
+        }
+        let shard = self.shard_config().await?;
+        if !shard.holds_file_segment(info.tx.start_entry_index, index) {
             return Ok(false);
         }
         if info.finalized {
@@ -538,28 +548,35 @@ impl StorageClient {
         let info = self
             .call::<_, FileInfo>(methods::GET_FILE_INFO, (root, false))
             .await?;
-        if let Some(info) = &info {
-            if info.tx.size != size {
-                return Err(Error::SizeMismatch {
-                    url: self.inner.url.clone(),
-                    root,
-                    expected: size,
-                    actual: info.tx.size,
-                });
-            }
-            if info.finalized {
-                report(&progress, Phase::Uploading, size, size);
-                receipt.already_stored = true;
-                receipt.finalized = true;
-                receipt.skipped_segments = total;
-                return Ok(receipt);
-            }
+        if let Some(info) = &info
+            && info.tx.size != size
+        {
+            return Err(Error::SizeMismatch {
+                url: self.inner.url.clone(),
+                root,
+                expected: size,
+                actual: info.tx.size,
+            });
         }
         // A sharded node takes only the segments at its Flow positions (0G's rule); the file's
         // position is known once its submission is (Flow mode), and is 0 on a local node.
         let shard = self.shard_config().await?;
         let start_entry = info.as_ref().map_or(0, |i| i.tx.start_entry_index);
-        let held: Vec<u64> = shard.file_segments(start_entry, total);
+        let mut held: Vec<u64> = shard.file_segments(start_entry, total);
+        if info.as_ref().is_some_and(|i| i.finalized) {
+            report(&progress, Phase::Uploading, size, size);
+            receipt.already_stored = true;
+            receipt.finalized = true;
+            receipt.skipped_segments = held.len() as u64;
+            return Ok(receipt);
+        }
+        // No segment of this (small) file is at the node's positions: one segment, verified and
+        // dropped, tells it of the file, which it then holds as completely as it ever will and
+        // finalizes. It is not counted as sent.
+        let placeholder = held.is_empty();
+        if placeholder {
+            held.push(0);
+        }
         let held_bytes: u64 = held
             .iter()
             .map(|&i| layout.segment_file_bytes(i) as u64)
@@ -594,7 +611,9 @@ impl StorageClient {
                 .await
             {
                 Ok((sent, finalized_elsewhere)) => {
-                    receipt.sent_segments += sent;
+                    if !placeholder {
+                        receipt.sent_segments += sent;
+                    }
                     if finalized_elsewhere {
                         receipt.finalized = true;
                         return Ok(receipt);
@@ -609,14 +628,14 @@ impl StorageClient {
                 }
                 Err(e) => return Err(e),
             }
-            receipt.finalized = self.wait_finalized(root, total).await?;
+            receipt.finalized = self.wait_finalized(root, held.len() as u64).await?;
             return Ok(receipt);
         }
         Err(Error::NotFinalized {
             url: self.inner.url.clone(),
             root,
             uploaded: 0,
-            total,
+            total: held.len() as u64,
         })
     }
 

@@ -11,7 +11,7 @@ use tokio::io::AsyncWrite;
 
 use crate::client::{DownloadOptions, StorageClient};
 use crate::error::Result;
-use crate::indexer::{IndexerStore, upload_bytes_to, upload_file_to};
+use crate::indexer::{IndexerStore, check_cover, upload_bytes_to, upload_file_to};
 use crate::merkle::{FileTree, Hash};
 use crate::rpc::FileInfo;
 use crate::store::{BoxFuture, Downloaded, ProgressFn, Store, Uploaded};
@@ -91,12 +91,7 @@ impl Storage {
         tree: &FileTree,
         progress: Option<ProgressFn>,
     ) -> Result<Uploaded> {
-        match self {
-            Storage::Node(node) => node.upload_file_with_tree(path, tree, progress).await,
-            Storage::Indexer(_) => {
-                upload_file_to(&self.upload_nodes().await?, path, tree, progress).await
-            }
-        }
+        upload_file_to(&self.upload_nodes().await?, path, tree, progress).await
     }
 
     /// Uploads bytes held in memory.
@@ -105,12 +100,7 @@ impl Storage {
         data: &[u8],
         progress: Option<ProgressFn>,
     ) -> Result<Uploaded> {
-        match self {
-            Storage::Node(node) => node.upload_bytes(data, progress).await,
-            Storage::Indexer(_) => {
-                upload_bytes_to(&self.upload_nodes().await?, data, progress).await
-            }
-        }
+        upload_bytes_to(&self.upload_nodes().await?, data, progress).await
     }
 
     /// Downloads `root` to `path` (through `path.partial`, renamed once every segment
@@ -153,7 +143,10 @@ impl Store for Storage {
         progress: Option<ProgressFn>,
     ) -> BoxFuture<'a, Result<Uploaded>> {
         match self {
-            Storage::Node(node) => node.put_file(path, progress),
+            Storage::Node(node) => Box::pin(async move {
+                check_cover(std::slice::from_ref(node)).await?;
+                node.upload_file(path, progress).await
+            }),
             Storage::Indexer(indexer) => indexer.put_file(path, progress),
         }
     }
@@ -163,10 +156,7 @@ impl Store for Storage {
         data: &'a [u8],
         progress: Option<ProgressFn>,
     ) -> BoxFuture<'a, Result<Uploaded>> {
-        match self {
-            Storage::Node(node) => node.put_bytes(data, progress),
-            Storage::Indexer(indexer) => indexer.put_bytes(data, progress),
-        }
+        Box::pin(self.upload_bytes(data, progress))
     }
 
     fn get<'a>(

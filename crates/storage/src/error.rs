@@ -186,6 +186,19 @@ pub enum Error {
         replicas: u32,
     },
 
+    /// The nodes an upload was given do not hold every segment between them.
+    #[error(
+        "the storage nodes {nodes} hold shards {shards} only, not every segment of a file: \
+         upload through a storage indexer (--storage-indexer) that also knows the other shards' \
+         nodes, or to a node holding every segment (shard 0/1)"
+    )]
+    NodesDoNotCover {
+        /// The nodes' URLs.
+        nodes: String,
+        /// Their shard positions.
+        shards: String,
+    },
+
     /// No set of nodes an indexer knows holds every segment of a file.
     #[error(
         "no set of storage nodes the indexer {url} knows holds every segment of file {root}: \

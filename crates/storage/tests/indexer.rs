@@ -149,6 +149,35 @@ async fn a_file_is_spread_over_two_shards_and_comes_back_whole() {
     let again = store.put_bytes(&data, None).await.unwrap();
     assert!(again.already_stored && again.finalized);
     assert_eq!(again.sent_segments, 0);
+    assert_eq!(again.skipped_segments, 6, "each half skips its own three");
+
+    // A shard node says it has only its own segments.
+    let even = StorageClient::new(&urls[0]).unwrap();
+    assert!(even.has_segment(root, 4).await.unwrap());
+    assert!(!even.has_segment(root, 5).await.unwrap());
+
+    // A one-segment file: one half holds it, the other learns of it and finalizes; one
+    // segment is counted as sent.
+    let small = pseudo(1000, 9);
+    let up = store.put_bytes(&small, None).await.unwrap();
+    assert!(up.finalized);
+    assert_eq!(up.sent_segments, 1);
+    let mut back = Vec::new();
+    store
+        .get(up.root, &mut back, DownloadOptions::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(back, small);
+
+    // One half alone cannot take a file: refused before anything is sent.
+    let other = pseudo(3 * SEGMENT_SIZE, 13);
+    let e = licen_storage::indexer::upload_bytes_to(std::slice::from_ref(&even), &other, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NodesDoNotCover { .. }), "{e}");
+    assert!(e.to_string().contains("shards 0/2 only"), "{e}");
+    let other_root = FileTree::from_bytes(&other).root();
+    assert!(even.file_info(other_root).await.unwrap().is_none());
 
     // A file nobody has: the indexer says so.
     let mut sink = Vec::new();

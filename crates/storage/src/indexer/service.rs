@@ -43,7 +43,7 @@ impl Indexer {
     async fn sharded_nodes(&self) -> Vec<ShardedNode> {
         let asked = futures_util::future::join_all(self.nodes.iter().map(|node| async move {
             let started = Instant::now();
-            let shard = node.shard_config().await;
+            let shard = node.fetch_shard_config().await;
             (node, shard, started.elapsed())
         }))
         .await;
@@ -72,7 +72,7 @@ impl Indexer {
         let asked = futures_util::future::join_all(self.nodes.iter().map(|node| async move {
             let started = Instant::now();
             let info = node.file_info(root).await;
-            let shard = node.shard_config().await;
+            let shard = node.fetch_shard_config().await;
             (node, info, shard, started.elapsed())
         }))
         .await;
@@ -136,7 +136,9 @@ async fn handle(State(indexer): State<Arc<Indexer>>, body: axum::body::Bytes) ->
             codes::METHOD_NOT_FOUND,
             "Method not found",
             format!(
-                "{other:?} is not a method of this storage indexer; it answers {}, {} and {}",
+                "{other:?} is not a method of this storage indexer; it answers {}, {} and {}. \
+                 This URL is a 0G storage indexer, not a storage node: give it as \
+                 --storage-indexer",
                 methods::GET_SHARDED_NODES,
                 methods::GET_FILE_LOCATIONS,
                 methods::GET_NODE_LOCATIONS

@@ -210,6 +210,21 @@ impl IndexerStore {
         Ok((holders, layout))
     }
 
+    /// The file info of the first trusted node that knows `root` (`None`: none does).
+    async fn known_to_a_node(&self, root: Hash) -> Result<Option<FileInfo>> {
+        for listed in self.indexer.sharded_nodes().await?.trusted {
+            let node = StorageClient::with_config(&listed.url, self.cfg.clone())?;
+            match node.file_info(root).await {
+                Ok(Some(info)) => return Ok(Some(info)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(node = %listed.url, %root, error = %e, "asking a node about a file")
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Downloads `root` into `writer`, each segment from a node holding it, verified before
     /// it is written.
     pub async fn download(
@@ -278,14 +293,33 @@ impl IndexerStore {
     }
 }
 
+/// Refuses nodes that do not hold every segment between them (a shard node given alone would
+/// otherwise take its share and leave the rest of the file nowhere).
+pub(crate) async fn check_cover(nodes: &[StorageClient]) -> Result<()> {
+    let mut shards = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        shards.push(node.shard_config().await?);
+    }
+    if select(&shards, 1, SelectOrder::AsGiven).is_some() {
+        return Ok(());
+    }
+    let list = |items: Vec<String>| items.join(", ");
+    Err(Error::NodesDoNotCover {
+        nodes: list(nodes.iter().map(|n| n.url().to_string()).collect()),
+        shards: list(shards.iter().map(ToString::to_string).collect()),
+    })
+}
+
 /// Uploads the file at `path` (whose tree is known) to each of `nodes` at once: each is sent
-/// the segments of its shard. Ends when every node reports the file finalized.
+/// the segments of its shard. Ends when every node reports the file finalized. Refused, before
+/// anything is sent, when the nodes do not hold every segment between them.
 pub async fn upload_file_to(
     nodes: &[StorageClient],
     path: &Path,
     tree: &FileTree,
     progress: Option<ProgressFn>,
 ) -> Result<Uploaded> {
+    check_cover(nodes).await?;
     let progress = Combined::new(nodes.len(), progress);
     let uploads = nodes.iter().enumerate().map(|(i, node)| {
         let progress = progress.for_node(i);
@@ -305,6 +339,7 @@ pub async fn upload_bytes_to(
             "0G storage does not accept empty files".into(),
         ));
     }
+    check_cover(nodes).await?;
     let data: Arc<[u8]> = Arc::from(data);
     let d = data.clone();
     let tree = Arc::new(
@@ -411,7 +446,9 @@ impl Store for IndexerStore {
         Box::pin(async move {
             match self.holders(root, None).await {
                 Ok((holders, _)) => Ok(holders[0].node.file_info(root).await?),
-                Err(Error::NotLocated { .. }) => Ok(None),
+                // Not stored everywhere yet (paid for, or partly uploaded): what a node that
+                // knows it says, as one node would.
+                Err(Error::NotLocated { .. }) => self.known_to_a_node(root).await,
                 Err(e) => Err(e),
             }
         })

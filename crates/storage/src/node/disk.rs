@@ -805,15 +805,22 @@ impl Disk {
             if let Some(log) = st.proofs.as_mut() {
                 // Proofs before journal records: a record is trusted only with its proof.
                 let mut bytes = Vec::new();
+                let mut logged = Vec::new();
                 for (s, _) in &todo {
                     if newly.contains(&s.index) && !log.by_index.contains_key(&s.index) {
                         push_proof_record(&mut bytes, s.index, &s.proof);
                         log.by_index.insert(s.index, s.proof.clone());
+                        logged.push(s.index);
                     }
                 }
+                let end = log.file.metadata().map(|m| m.len());
                 if let Err(e) = log.file.write_all(&bytes) {
-                    // Forget what may not be in the log, so a resend logs it again.
-                    for i in &newly {
+                    // Cut a partly written record back off, so later records stay readable,
+                    // and forget what this call added, so a resend logs it again.
+                    if let Ok(end) = end {
+                        let _ = log.file.set_len(end);
+                    }
+                    for i in &logged {
                         log.by_index.remove(i);
                     }
                     return Err(io_err(

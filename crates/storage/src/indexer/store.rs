@@ -295,13 +295,15 @@ impl IndexerStore {
 
 /// Refuses nodes that do not hold every segment between them (a shard node given alone would
 /// otherwise take its share and leave the rest of the file nowhere).
-pub(crate) async fn check_cover(nodes: &[StorageClient]) -> Result<()> {
+/// Returns each node's expected share of a file's bytes (`1 / NUM_SHARD` of them), to seed
+/// the combined progress before every node has reported.
+pub(crate) async fn check_cover(nodes: &[StorageClient]) -> Result<Vec<f64>> {
     let mut shards = Vec::with_capacity(nodes.len());
     for node in nodes {
         shards.push(node.shard_config().await?);
     }
     if select(&shards, 1, SelectOrder::AsGiven).is_some() {
-        return Ok(());
+        return Ok(shards.iter().map(|s| 1.0 / s.num_shard as f64).collect());
     }
     let list = |items: Vec<String>| items.join(", ");
     Err(Error::NodesDoNotCover {
@@ -319,8 +321,8 @@ pub async fn upload_file_to(
     tree: &FileTree,
     progress: Option<ProgressFn>,
 ) -> Result<Uploaded> {
-    check_cover(nodes).await?;
-    let progress = Combined::new(nodes.len(), progress);
+    let shares = check_cover(nodes).await?;
+    let progress = Combined::new(&shares, tree.layout().size(), progress);
     let uploads = nodes.iter().enumerate().map(|(i, node)| {
         let progress = progress.for_node(i);
         async move { node.upload_file_with_tree(path, tree, progress).await }
@@ -339,7 +341,7 @@ pub async fn upload_bytes_to(
             "0G storage does not accept empty files".into(),
         ));
     }
-    check_cover(nodes).await?;
+    let shares = check_cover(nodes).await?;
     let data: Arc<[u8]> = Arc::from(data);
     let d = data.clone();
     let tree = Arc::new(
@@ -347,7 +349,7 @@ pub async fn upload_bytes_to(
             .await
             .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))?,
     );
-    let progress = Combined::new(nodes.len(), progress);
+    let progress = Combined::new(&shares, data.len() as u64, progress);
     let uploads = nodes.iter().enumerate().map(|(i, node)| {
         node.upload_bytes_with_tree(data.clone(), tree.clone(), progress.for_node(i))
     });
@@ -370,17 +372,19 @@ fn merge(receipts: Vec<Uploaded>) -> Result<Uploaded> {
 }
 
 /// Progress of several node uploads reported as one: the bytes sent to all of them over the
-/// bytes all of them take.
+/// bytes all of them take. A node that has not reported yet counts with its expected share,
+/// so the total does not jump when it does.
 struct Combined {
     user: Option<ProgressFn>,
     nodes: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Combined {
-    fn new(nodes: usize, user: Option<ProgressFn>) -> Arc<Self> {
+    fn new(shares: &[f64], size: u64, user: Option<ProgressFn>) -> Arc<Self> {
+        let expected = |share: f64| (size as f64 * share).ceil() as u64;
         Arc::new(Combined {
             user,
-            nodes: Mutex::new(vec![(0, 0); nodes]),
+            nodes: Mutex::new(shares.iter().map(|&s| (0, expected(s))).collect()),
         })
     }
 

@@ -211,7 +211,7 @@ fn default_data_dir() -> PathBuf {
 
 /// `licen web`: the standalone web app until Ctrl-C.
 async fn serve_web(args: licen_web::args::WebArgs, json: bool) -> Result<()> {
-    let running = licen_web::start(args.config())
+    let running = licen_web::start(args.config()?)
         .await
         .map_err(anyhow::Error::new)
         .map_err(|e| e.context("starting the web app"))?;

@@ -42,20 +42,11 @@ pub(crate) struct StorageArgs {
 impl StorageArgs {
     /// The node or the indexer.
     pub(crate) fn endpoint(&self) -> Result<StorageEndpoint> {
-        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-        Ok(match (&self.storage, &self.storage_indexer) {
-            (Some(url), _) => StorageEndpoint::Node(url.clone()),
-            (None, Some(url)) => StorageEndpoint::Indexer(url.clone()),
-            (None, None) => match (env("LICEN_STORAGE_URL"), env("LICEN_STORAGE_INDEXER")) {
-                (Some(_), Some(_)) => anyhow::bail!(
-                    "both LICEN_STORAGE_URL and LICEN_STORAGE_INDEXER are set, so where files are \
-                     stored is ambiguous: unset one, or pass --storage or --storage-indexer"
-                ),
-                (Some(url), None) => StorageEndpoint::Node(url),
-                (None, Some(url)) => StorageEndpoint::Indexer(url),
-                (None, None) => StorageEndpoint::Node(DEFAULT_STORAGE_URL.to_owned()),
-            },
-        })
+        Ok(StorageEndpoint::from_flags(
+            self.storage.as_deref(),
+            self.storage_indexer.as_deref(),
+            DEFAULT_STORAGE_URL,
+        )?)
     }
 
     /// The node or indexer, for messages.

@@ -10,7 +10,7 @@ use std::path::Path;
 use tokio::io::AsyncWrite;
 
 use crate::client::{DownloadOptions, StorageClient};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::indexer::{IndexerStore, check_cover, upload_bytes_to, upload_file_to};
 use crate::merkle::{FileTree, Hash};
 use crate::rpc::FileInfo;
@@ -31,6 +31,39 @@ impl StorageEndpoint {
         match self {
             StorageEndpoint::Node(url) | StorageEndpoint::Indexer(url) => url,
         }
+    }
+
+    /// From a `--storage URL` / `--storage-indexer URL` pair, as every LICEN command reads them:
+    /// a flag wins over the environment (`LICEN_STORAGE_URL`, `LICEN_STORAGE_INDEXER`), both
+    /// variables set is refused as ambiguous, and nothing given is the node at `default_node`.
+    pub fn from_flags(
+        storage: Option<&str>,
+        indexer: Option<&str>,
+        default_node: &str,
+    ) -> Result<Self> {
+        let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Ok(match (storage, indexer) {
+            (Some(_), Some(_)) => {
+                return Err(Error::InvalidInput(
+                    "both --storage and --storage-indexer were given: pass one".into(),
+                ));
+            }
+            (Some(url), None) => StorageEndpoint::Node(url.to_string()),
+            (None, Some(url)) => StorageEndpoint::Indexer(url.to_string()),
+            (None, None) => match (env("LICEN_STORAGE_URL"), env("LICEN_STORAGE_INDEXER")) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::InvalidInput(
+                        "both LICEN_STORAGE_URL and LICEN_STORAGE_INDEXER are set, so where \
+                         files are stored is ambiguous: unset one, or pass --storage or \
+                         --storage-indexer"
+                            .into(),
+                    ));
+                }
+                (Some(url), None) => StorageEndpoint::Node(url),
+                (None, Some(url)) => StorageEndpoint::Indexer(url),
+                (None, None) => StorageEndpoint::Node(default_node.to_string()),
+            },
+        })
     }
 
     /// A client of it (no request is sent yet).

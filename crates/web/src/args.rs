@@ -16,17 +16,15 @@ pub struct WebArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub indexer: String,
-    /// The storage node's zgs JSON-RPC endpoint (ciphertext uploads are relayed to it).
-    #[arg(
-        long,
-        env = "LICEN_STORAGE_URL",
-        default_value = "http://127.0.0.1:5678"
-    )]
-    pub storage: String,
-    /// A 0G storage indexer (0G's, or `licen storage-indexer`), used instead of --storage:
-    /// uploads go to a set of its nodes that holds every segment, each node taking the
-    /// segments of its shard; the page's downloads are routed to a node holding each segment.
-    #[arg(long, env = "LICEN_STORAGE_INDEXER")]
+    /// The storage node's zgs JSON-RPC endpoint (ciphertext uploads are relayed to it)
+    /// [env: LICEN_STORAGE_URL; default: http://127.0.0.1:5678].
+    #[arg(long, conflicts_with = "storage_indexer")]
+    pub storage: Option<String>,
+    /// A 0G storage indexer (0G's, or `licen storage-indexer`), instead of a node: uploads go
+    /// to a set of its nodes that holds every segment, each node taking the segments of its
+    /// shard; the page's downloads are routed to a node holding each segment [env:
+    /// LICEN_STORAGE_INDEXER]. A flag wins over the environment; both variables set is refused.
+    #[arg(long)]
     pub storage_indexer: Option<String>,
     /// The chain's JSON-RPC URL offered to wallets.
     #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
@@ -57,20 +55,22 @@ pub struct WebArgs {
 }
 
 impl WebArgs {
-    /// The storage node, or the indexer when `--storage-indexer` is given.
-    pub fn storage_endpoint(&self) -> licen_storage::StorageEndpoint {
-        match &self.storage_indexer {
-            Some(url) => licen_storage::StorageEndpoint::Indexer(url.clone()),
-            None => licen_storage::StorageEndpoint::Node(self.storage.clone()),
-        }
+    /// The storage node, or the indexer (see [`licen_storage::StorageEndpoint::from_flags`]).
+    pub fn storage_endpoint(&self) -> licen_storage::Result<licen_storage::StorageEndpoint> {
+        licen_storage::StorageEndpoint::from_flags(
+            self.storage.as_deref(),
+            self.storage_indexer.as_deref(),
+            "http://127.0.0.1:5678",
+        )
     }
 
-    /// The server configuration (no development wallet: that is `licen dev` only).
-    pub fn config(&self) -> WebConfig {
-        WebConfig {
+    /// The server configuration (no development wallet: that is `licen dev` only); refused when
+    /// where files are stored is ambiguous.
+    pub fn config(&self) -> licen_storage::Result<WebConfig> {
+        Ok(WebConfig {
             listen: self.listen,
             indexer_url: self.indexer.clone(),
-            storage: self.storage_endpoint(),
+            storage: self.storage_endpoint()?,
             chain: PublicChain {
                 chain_id: self.chain_id,
                 rpc_url: self.rpc.clone(),
@@ -90,7 +90,7 @@ impl WebArgs {
             dev_wallet: false,
             notices: Vec::new(),
             request_tap: None,
-        }
+        })
     }
 }
 
@@ -106,15 +106,27 @@ mod tests {
     }
 
     #[test]
-    fn a_storage_indexer_is_used_instead_of_the_node() {
+    fn storage_is_a_node_or_an_indexer_never_both() {
         let contract = "0x0000000000000000000000000000000000000001";
         let node = Cli::try_parse_from(["web", "--contract", contract, "--storage", "http://n:1"])
             .unwrap();
         assert_eq!(
-            node.web.config().storage,
+            node.web.config().unwrap().storage,
             licen_storage::StorageEndpoint::Node("http://n:1".into())
         );
         let indexer = Cli::try_parse_from([
+            "web",
+            "--contract",
+            contract,
+            "--storage-indexer",
+            "http://i:2",
+        ])
+        .unwrap();
+        assert_eq!(
+            indexer.web.config().unwrap().storage,
+            licen_storage::StorageEndpoint::Indexer("http://i:2".into())
+        );
+        let both = Cli::try_parse_from([
             "web",
             "--contract",
             contract,
@@ -122,11 +134,7 @@ mod tests {
             "http://n:1",
             "--storage-indexer",
             "http://i:2",
-        ])
-        .unwrap();
-        assert_eq!(
-            indexer.web.config().storage,
-            licen_storage::StorageEndpoint::Indexer("http://i:2".into())
-        );
+        ]);
+        assert!(both.is_err(), "the two flags conflict");
     }
 }

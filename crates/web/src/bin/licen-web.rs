@@ -23,7 +23,7 @@ async fn main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let running = licen_web::start(cli.web.config())
+    let running = licen_web::start(cli.web.config()?)
         .await
         .context("starting the web app")?;
     println!("LICEN web app at {}", running.url());

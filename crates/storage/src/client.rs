@@ -1085,6 +1085,36 @@ impl StorageClient {
     }
 }
 
+/// What the node at `url` said about `root`, checked before downloading from it: the file is
+/// finalized there, the answer is about `root`, and its size is the one settled so far
+/// (`layout`: the caller's expected size, or the first usable node's, which this settles).
+/// The error says why this node cannot serve the file.
+pub(crate) fn usable_for_download(
+    url: &str,
+    root: Hash,
+    info: Option<FileInfo>,
+    layout: &mut Option<FileLayout>,
+) -> std::result::Result<FileInfo, String> {
+    let info = match info {
+        Some(info) if info.finalized && info.tx.data_merkle_root == root => info,
+        _ => return Err(format!("{url}: file missing or not finalized")),
+    };
+    match layout {
+        Some(l) if l.size() != info.tx.size => Err(Error::SizeMismatch {
+            url: url.to_string(),
+            root,
+            expected: l.size(),
+            actual: info.tx.size,
+        }
+        .to_string()),
+        Some(_) => Ok(info),
+        None => {
+            *layout = Some(FileLayout::new(info.tx.size));
+            Ok(info)
+        }
+    }
+}
+
 /// First pass of an upload: the tree of the file at `path`, reporting [`Phase::Hashing`].
 pub(crate) fn hash_file(path: &Path, progress: Option<ProgressFn>) -> Result<FileTree> {
     use std::io::Read;

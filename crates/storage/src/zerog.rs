@@ -264,7 +264,7 @@ mod net {
 
     use tokio::io::AsyncWrite;
 
-    use crate::client::{ClientConfig, DownloadOptions, StorageClient};
+    use crate::client::{ClientConfig, DownloadOptions, StorageClient, usable_for_download};
     use crate::error::{Error, Result};
     use crate::merkle::{FileLayout, FileTree, Hash};
     use crate::rpc::FileInfo;
@@ -401,32 +401,13 @@ mod net {
                 let mut layout = options.expected_size.map(FileLayout::new);
                 let (mut next, mut done) = (0u64, 0u64);
                 for node in &self.nodes {
-                    let info = match node.file_info(root).await {
-                        Ok(Some(info)) if info.finalized => info,
-                        Ok(_) => {
-                            errors.push(format!("{}: file missing or not finalized", node.url()));
-                            continue;
-                        }
-                        Err(e) => {
-                            errors.push(e.to_string());
-                            continue;
-                        }
-                    };
-                    match layout {
-                        Some(l) if l.size() != info.tx.size => {
-                            errors.push(
-                                Error::SizeMismatch {
-                                    url: node.url().to_string(),
-                                    root,
-                                    expected: l.size(),
-                                    actual: info.tx.size,
-                                }
-                                .to_string(),
-                            );
-                            continue;
-                        }
-                        Some(_) => {}
-                        None => layout = Some(FileLayout::new(info.tx.size)),
+                    let answer = node.file_info(root).await;
+                    if let Err(why) = answer
+                        .map_err(|e| e.to_string())
+                        .and_then(|info| usable_for_download(node.url(), root, info, &mut layout))
+                    {
+                        errors.push(why);
+                        continue;
                     }
                     let l = layout.expect("set above");
                     match node

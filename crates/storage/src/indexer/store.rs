@@ -16,7 +16,7 @@ use futures_util::StreamExt as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::IndexerClient;
-use crate::client::{ClientConfig, DownloadOptions, StorageClient, hash_file};
+use crate::client::{ClientConfig, DownloadOptions, StorageClient, hash_file, usable_for_download};
 use crate::error::{Error, Result};
 use crate::merkle::{FileLayout, FileTree, Hash};
 use crate::rpc::FileInfo;
@@ -158,36 +158,20 @@ impl IndexerStore {
         let mut errors = Vec::new();
         for answer in answers {
             let (node, shard, info) = match answer {
-                Ok((node, shard, Some(info)))
-                    if info.finalized && info.tx.data_merkle_root == root =>
-                {
-                    (node, shard, info)
-                }
-                Ok((node, _, _)) => {
-                    errors.push(format!("{}: file missing or not finalized", node.url()));
-                    continue;
+                Ok((node, shard, info)) => {
+                    match usable_for_download(node.url(), root, info, &mut layout) {
+                        Ok(info) => (node, shard, info),
+                        Err(why) => {
+                            errors.push(why);
+                            continue;
+                        }
+                    }
                 }
                 Err(e) => {
                     errors.push(e.to_string());
                     continue;
                 }
             };
-            match layout {
-                Some(l) if l.size() != info.tx.size => {
-                    errors.push(
-                        Error::SizeMismatch {
-                            url: node.url().to_string(),
-                            root,
-                            expected: l.size(),
-                            actual: info.tx.size,
-                        }
-                        .to_string(),
-                    );
-                    continue;
-                }
-                Some(_) => {}
-                None => layout = Some(FileLayout::new(info.tx.size)),
-            }
             holders.push(Holder {
                 node,
                 shard,

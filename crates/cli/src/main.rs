@@ -209,8 +209,9 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from(".licen")
 }
 
-/// `licen web`: the standalone web app until Ctrl-C.
+/// `licen web`: the standalone web app until Ctrl-C or SIGTERM.
 async fn serve_web(args: licen_web::args::WebArgs, json: bool) -> Result<()> {
+    let stop = dev::StopSignal::install()?;
     let running = licen_web::start(args.config()?)
         .await
         .map_err(anyhow::Error::new)
@@ -222,9 +223,7 @@ async fn serve_web(args: licen_web::args::WebArgs, json: bool) -> Result<()> {
     } else {
         println!("LICEN web app at {}", running.url());
     }
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| anyhow::Error::new(e).context("waiting for Ctrl-C"))?;
+    stop.wait().await;
     running.stop().await;
     Ok(())
 }

@@ -470,6 +470,7 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
 }
 
 pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()> {
+    let stop = crate::dev::StopSignal::install()?;
     let flow = match args.flow {
         Some(address) => {
             let connection = licen_chain::connect(&args.rpc_url, None)?;
@@ -525,7 +526,7 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
         }
         None => None,
     };
-    tokio::signal::ctrl_c().await?;
+    stop.wait().await;
     if let Some(follower) = follower {
         follower.abort();
         let _ = follower.await;

@@ -409,10 +409,18 @@ impl Services {
 
     /// Where the services read and write: the node, or the storage indexer.
     fn storage_endpoint(&self) -> licen_storage::StorageEndpoint {
-        match &self.storage_indexer {
-            Some(indexer) => licen_storage::StorageEndpoint::Indexer(indexer.url()),
-            None => licen_storage::StorageEndpoint::Node(self.storage[0].url()),
-        }
+        storage_endpoint(&self.storage, self.storage_indexer.as_ref())
+    }
+}
+
+/// The storage indexer when there is one, else the one whole node.
+fn storage_endpoint(
+    storage: &[std::sync::Arc<licen_storage::node::RunningNode>],
+    indexer: Option<&licen_storage::indexer::service::RunningIndexer>,
+) -> licen_storage::StorageEndpoint {
+    match indexer {
+        Some(indexer) => licen_storage::StorageEndpoint::Indexer(indexer.url()),
+        None => licen_storage::StorageEndpoint::Node(storage[0].url()),
     }
 }
 
@@ -558,10 +566,7 @@ async fn start_services(
     } else {
         None
     };
-    let endpoint = match &storage_indexer {
-        Some(indexer) => licen_storage::StorageEndpoint::Indexer(indexer.url()),
-        None => licen_storage::StorageEndpoint::Node(storage[0].url()),
-    };
+    let endpoint = storage_endpoint(&storage, storage_indexer.as_ref());
     let flow_client = |signer| -> Result<licen_chain::FlowClient> {
         let flow = flow.as_ref().expect("only called under --flow");
         Ok(licen_chain::FlowClient::new(

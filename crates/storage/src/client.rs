@@ -453,11 +453,7 @@ impl StorageClient {
 
     /// Uploads the file at `path`: one pass to compute its tree, one to send its segments.
     pub async fn upload_file(&self, path: &Path, progress: Option<ProgressFn>) -> Result<Uploaded> {
-        let p = path.to_path_buf();
-        let prog = progress.clone();
-        let tree = tokio::task::spawn_blocking(move || hash_file(&p, prog))
-            .await
-            .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))??;
+        let tree = tree_of_file(path, progress.clone()).await?;
         self.upload_file_with_tree(path, &tree, progress).await
     }
 
@@ -497,10 +493,7 @@ impl StorageClient {
         progress: Option<ProgressFn>,
     ) -> Result<Uploaded> {
         let bytes: Arc<[u8]> = Arc::from(data);
-        let b = bytes.clone();
-        let tree = tokio::task::spawn_blocking(move || FileTree::from_bytes(&b))
-            .await
-            .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))?;
+        let tree = tree_of_bytes(bytes.clone()).await?;
         self.upload_source(Arc::new(Source::Bytes(bytes)), Arc::new(tree), progress)
             .await
     }
@@ -1115,8 +1108,23 @@ pub(crate) fn usable_for_download(
     }
 }
 
+/// [`hash_file`] on a blocking thread.
+pub(crate) async fn tree_of_file(path: &Path, progress: Option<ProgressFn>) -> Result<FileTree> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || hash_file(&path, progress))
+        .await
+        .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))?
+}
+
+/// The tree of bytes in memory, hashed on a blocking thread.
+pub(crate) async fn tree_of_bytes(data: Arc<[u8]>) -> Result<FileTree> {
+    tokio::task::spawn_blocking(move || FileTree::from_bytes(&data))
+        .await
+        .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))
+}
+
 /// First pass of an upload: the tree of the file at `path`, reporting [`Phase::Hashing`].
-pub(crate) fn hash_file(path: &Path, progress: Option<ProgressFn>) -> Result<FileTree> {
+fn hash_file(path: &Path, progress: Option<ProgressFn>) -> Result<FileTree> {
     use std::io::Read;
     let mut f = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("opening {} to hash it", path.display()), e))?;

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use tokio::io::AsyncWrite;
 
-use crate::client::{DownloadOptions, StorageClient};
+use crate::client::{DownloadOptions, StorageClient, tree_of_file};
 use crate::error::{Error, Result};
-use crate::indexer::{IndexerStore, check_cover, upload_bytes_to, upload_file_to};
+use crate::indexer::{IndexerStore, upload_bytes_to, upload_file_to};
 use crate::merkle::{FileTree, Hash};
 use crate::rpc::FileInfo;
 use crate::store::{BoxFuture, Downloaded, ProgressFn, Store, Uploaded};
@@ -175,13 +175,10 @@ impl Store for Storage {
         path: &'a Path,
         progress: Option<ProgressFn>,
     ) -> BoxFuture<'a, Result<Uploaded>> {
-        match self {
-            Storage::Node(node) => Box::pin(async move {
-                check_cover(std::slice::from_ref(node)).await?;
-                node.upload_file(path, progress).await
-            }),
-            Storage::Indexer(indexer) => indexer.put_file(path, progress),
-        }
+        Box::pin(async move {
+            let tree = tree_of_file(path, progress.clone()).await?;
+            self.upload_file_with_tree(path, &tree, progress).await
+        })
     }
 
     fn put_bytes<'a>(

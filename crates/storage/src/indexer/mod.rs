@@ -22,7 +22,6 @@ mod store;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use client::IndexerClient;
-pub(crate) use store::check_cover;
 pub use store::{IndexerStore, upload_bytes_to, upload_file_to};
 
 use crate::shard::ShardConfig;

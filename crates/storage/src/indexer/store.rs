@@ -16,7 +16,9 @@ use futures_util::StreamExt as _;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::IndexerClient;
-use crate::client::{ClientConfig, DownloadOptions, StorageClient, hash_file, usable_for_download};
+use crate::client::{
+    ClientConfig, DownloadOptions, StorageClient, tree_of_bytes, tree_of_file, usable_for_download,
+};
 use crate::error::{Error, Result};
 use crate::merkle::{FileLayout, FileTree, Hash};
 use crate::rpc::FileInfo;
@@ -116,18 +118,6 @@ impl IndexerStore {
         progress: Option<ProgressFn>,
     ) -> Result<Uploaded> {
         upload_file_to(&self.select_nodes().await?, path, tree, progress).await
-    }
-
-    /// Downloads `root` to `path` (through `path.partial`, renamed once every segment
-    /// verified).
-    pub async fn download_to_path(
-        &self,
-        root: Hash,
-        path: &Path,
-        options: DownloadOptions,
-        progress: Option<ProgressFn>,
-    ) -> Result<Downloaded> {
-        crate::store::download_to_path(self, root, path, options, progress).await
     }
 
     /// The nodes holding `root`, each with its shard and the file's info; checked to hold
@@ -281,7 +271,7 @@ impl IndexerStore {
 /// otherwise take its share and leave the rest of the file nowhere).
 /// Returns each node's expected share of a file's bytes (`1 / NUM_SHARD` of them), to seed
 /// the combined progress before every node has reported.
-pub(crate) async fn check_cover(nodes: &[StorageClient]) -> Result<Vec<f64>> {
+async fn check_cover(nodes: &[StorageClient]) -> Result<Vec<f64>> {
     let mut shards = Vec::with_capacity(nodes.len());
     for node in nodes {
         shards.push(node.shard_config().await?);
@@ -327,12 +317,7 @@ pub async fn upload_bytes_to(
     }
     let shares = check_cover(nodes).await?;
     let data: Arc<[u8]> = Arc::from(data);
-    let d = data.clone();
-    let tree = Arc::new(
-        tokio::task::spawn_blocking(move || FileTree::from_bytes(&d))
-            .await
-            .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))?,
-    );
+    let tree = Arc::new(tree_of_bytes(data.clone()).await?);
     let progress = Combined::new(&shares, data.len() as u64, progress);
     let uploads = nodes.iter().enumerate().map(|(i, node)| {
         node.upload_bytes_with_tree(data.clone(), tree.clone(), progress.for_node(i))
@@ -401,11 +386,7 @@ impl Store for IndexerStore {
         progress: Option<ProgressFn>,
     ) -> BoxFuture<'a, Result<Uploaded>> {
         Box::pin(async move {
-            let p = path.to_path_buf();
-            let prog = progress.clone();
-            let tree = tokio::task::spawn_blocking(move || hash_file(&p, prog))
-                .await
-                .map_err(|e| Error::io("hashing task failed", std::io::Error::other(e)))??;
+            let tree = tree_of_file(path, progress.clone()).await?;
             self.upload_file_with_tree(path, &tree, progress).await
         })
     }

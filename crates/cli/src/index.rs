@@ -49,12 +49,12 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
         .provider()
         .get_code_at(contract)
         .await
-        .with_context(|| format!("asking {} for the code at {contract}", args.chain.rpc_url))?;
+        .with_context(|| format!("asking {} for the code at {contract}", args.chain.rpc_url()))?;
     if code.is_empty() {
         anyhow::bail!(
             "there is no contract at {contract} on the chain at {}: check --contract (or \
              LICEN_CONTRACT) and --rpc-url",
-            args.chain.rpc_url
+            args.chain.rpc_url()
         );
     }
     let start_block = args.chain.start_block(contract, args.start_block);
@@ -65,7 +65,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
         confirmations: args.confirmations,
         poll_interval: Duration::from_millis(args.poll_ms.max(1)),
         ..licen_indexer::IndexerConfig::new(
-            &args.chain.rpc_url,
+            args.chain.rpc_url(),
             contract,
             start_block,
             args.chain.data_dir.join("indexer"),

@@ -436,7 +436,7 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
         if let Some(flow) = args
             .flow
             .or_dev(&args.chain.data_dir, &args.storage.endpoint()?)
-            .client(&args.chain.rpc_url, || Ok(signer.clone()))
+            .client(args.chain.rpc_url(), || Ok(signer.clone()))
             .await?
         {
             let envelope_tree = licen_storage::merkle::FileTree::from_bytes(envelope.as_bytes());

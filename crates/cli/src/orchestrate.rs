@@ -123,7 +123,7 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
     let address = signer.address();
     let orchestrator =
         licen_orchestrator::Orchestrator::start(licen_orchestrator::OrchestratorConfig {
-            rpc_url: args.chain.rpc_url.clone(),
+            rpc_url: args.chain.rpc_url().to_owned(),
             contract,
             start_block: args.chain.start_block(contract, args.start_block),
             grants,

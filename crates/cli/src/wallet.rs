@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub(crate) struct ChainArgs {
     /// Chain JSON-RPC endpoint.
     #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    pub(crate) rpc_url: String,
+    rpc_url: String,
     /// DataPolicy contract address (default: the one `licen dev` deployed).
     #[arg(long, env = "LICEN_CONTRACT")]
     pub(crate) contract: Option<Address>,
@@ -41,6 +41,11 @@ pub(crate) struct WalletArgs {
 }
 
 impl ChainArgs {
+    /// The chain's JSON-RPC endpoint.
+    pub(crate) fn rpc_url(&self) -> &str {
+        &self.rpc_url
+    }
+
     /// The contract address: `--contract`, else the dev deployment.
     pub(crate) fn contract(&self) -> Result<Address> {
         if let Some(address) = self.contract {

@@ -200,6 +200,16 @@ impl DataPolicyClient {
         connection: Connection,
         params: DeployParams,
     ) -> Result<(Self, Deployment)> {
+        let (client, deployment, _) = Self::deploy_with_receipt(connection, params).await?;
+        Ok((client, deployment))
+    }
+
+    /// [`deploy`](Self::deploy), also returning the deploying transaction (its hash is what an
+    /// operator keeps as the deployment's proof).
+    pub async fn deploy_with_receipt(
+        connection: Connection,
+        params: DeployParams,
+    ) -> Result<(Self, Deployment, TxReceipt)> {
         let (provider, rpc) = (&connection.provider, connection.rpc.as_str());
         let builder = DataPolicy::deploy_builder(
             provider.clone(),
@@ -225,7 +235,8 @@ impl DataPolicyClient {
             address,
             block: receipt.block_number.unwrap_or_default(),
         };
-        Ok((Self::new(connection, address), deployment))
+        let tx = TxReceipt::from(&receipt);
+        Ok((Self::new(connection, address), deployment, tx))
     }
 
     /// The contract address.

@@ -3,6 +3,8 @@
 //! Thin: parses arguments and calls the library crates. Every command prints a readable
 //! summary, or machine-readable JSON with `--json`.
 
+mod admin;
+mod deployments;
 mod dev;
 mod files;
 mod index;
@@ -88,6 +90,12 @@ enum Command {
     Earnings(onchain::AccountArgs),
     /// Withdraw everything the contract holds for the wallet (royalties, fees, refunds).
     Withdraw(onchain::AccountArgs),
+    /// Operator: deploy the DataPolicy contract to a chain (0G Galileo, 0G mainnet, any EVM
+    /// chain) and record it in `<data-dir>/deployments/<chain-id>.json`.
+    Deploy(admin::DeployArgs),
+    /// Operator: the contract's admin functions (orchestrators, protocol fee, admin role) and
+    /// `show`.
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -183,6 +191,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Earnings(args) => onchain::earnings(args, cli.json).await,
         Command::Withdraw(args) => onchain::withdraw(args, cli.json).await,
         Command::Reclaim(args) => onchain::reclaim(args, cli.json).await,
+        Command::Deploy(args) => admin::deploy(args, cli.json).await,
+        Command::Admin(args) => admin::run(args, cli.json).await,
     }
 }
 

@@ -743,3 +743,102 @@ pub(crate) struct DevAccount {
     pub address: Address,
     pub private_key: String,
 }
+
+/// `licen deploy`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Deployed {
+    pub chain_id: u64,
+    /// The new DataPolicy contract.
+    pub contract: Address,
+    pub admin: Address,
+    pub treasury: Address,
+    pub fee_bps: u16,
+    /// Seconds a started run has to settle (fixed for the contract's lifetime).
+    pub run_timeout_s: u64,
+    /// The wallet that sent the deployment.
+    pub deployer: Address,
+    /// Where the deployment is recorded (`<data-dir>/deployments/<chain-id>.json`).
+    pub record_file: PathBuf,
+    /// The contract the record named before (`--replace`); it stays on the chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<Address>,
+    /// The deploying transaction and its block (where indexers start).
+    #[serde(flatten)]
+    pub tx: Tx,
+}
+
+/// An orchestrator's registration, as `licen admin show --orchestrator` reads it.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrchestratorStatus {
+    pub orchestrator: Address,
+    /// Its X25519 public key (zero when never registered).
+    pub public_key: B256,
+    /// Whether publications and requests may name it now.
+    pub active: bool,
+    /// Whether it was ever registered (a deactivated orchestrator keeps its key).
+    pub registered: bool,
+}
+
+/// `licen admin show`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AdminShown {
+    pub chain_id: u64,
+    pub contract: Address,
+    pub admin: Address,
+    pub treasury: Address,
+    pub fee_bps: u16,
+    /// The contract's cap on `fee_bps`.
+    pub max_fee_bps: u16,
+    pub run_timeout_s: u64,
+    /// With `--orchestrator`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orchestrator: Option<OrchestratorStatus>,
+}
+
+/// `licen admin register-orchestrator` / `rotate-orchestrator-key`.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrchestratorKeySet {
+    pub contract: Address,
+    pub orchestrator: Address,
+    pub public_key: B256,
+    /// The key it had before (a rotation, or re-registering a deactivated orchestrator).
+    pub previous_public_key: Option<B256>,
+    /// After this transaction.
+    pub active: bool,
+    #[serde(flatten)]
+    pub tx: Tx,
+}
+
+/// `licen admin deactivate-orchestrator`.
+#[derive(Debug, Serialize)]
+pub(crate) struct OrchestratorDeactivated {
+    pub contract: Address,
+    pub orchestrator: Address,
+    /// After this transaction.
+    pub active: bool,
+    #[serde(flatten)]
+    pub tx: Tx,
+}
+
+/// `licen admin set-fee`.
+#[derive(Debug, Serialize)]
+pub(crate) struct FeeSet {
+    pub contract: Address,
+    pub fee_bps: u16,
+    pub treasury: Address,
+    pub previous_fee_bps: u16,
+    pub previous_treasury: Address,
+    #[serde(flatten)]
+    pub tx: Tx,
+}
+
+/// `licen admin transfer-admin`.
+#[derive(Debug, Serialize)]
+pub(crate) struct AdminTransferred {
+    pub contract: Address,
+    /// The new admin.
+    pub admin: Address,
+    pub previous_admin: Address,
+    #[serde(flatten)]
+    pub tx: Tx,
+}

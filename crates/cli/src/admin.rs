@@ -443,7 +443,7 @@ async fn show(args: ShowArgs, json: bool) -> Result<()> {
             fee_bps,
             max_fee_bps,
             run_timeout_s: run_timeout,
-            orchestrator,
+            orchestrator_registration: orchestrator,
         });
         return Ok(());
     }

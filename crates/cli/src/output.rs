@@ -790,9 +790,9 @@ pub(crate) struct AdminShown {
     /// The contract's cap on `fee_bps`.
     pub max_fee_bps: u16,
     pub run_timeout_s: u64,
-    /// With `--orchestrator`.
+    /// With `--orchestrator` (`orchestrator` itself is always an address in this vocabulary).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub orchestrator: Option<OrchestratorStatus>,
+    pub orchestrator_registration: Option<OrchestratorStatus>,
 }
 
 /// `licen admin register-orchestrator` / `rotate-orchestrator-key`.
@@ -801,7 +801,9 @@ pub(crate) struct OrchestratorKeySet {
     pub contract: Address,
     pub orchestrator: Address,
     pub public_key: B256,
-    /// The key it had before (a rotation, or re-registering a deactivated orchestrator).
+    /// The key it had before (a rotation, or re-registering a deactivated orchestrator); left
+    /// out for a first registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_public_key: Option<B256>,
     /// After this transaction.
     pub active: bool,

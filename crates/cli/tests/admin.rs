@@ -205,7 +205,7 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
     assert_eq!(shown["fee_bps"], 250);
     assert_eq!(shown["max_fee_bps"], 1000);
     assert_eq!(shown["run_timeout_s"], 7200);
-    assert!(shown.get("orchestrator").is_none());
+    assert!(shown.get("orchestrator_registration").is_none());
     let table =
         ok_text(chain.licen(d, None, &["admin", "show", "--contract", &contract])).to_lowercase();
     assert!(table.contains(&format!("admin        {admin}")), "{table}");
@@ -230,8 +230,11 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
             &orchestrator,
         ],
     ));
-    assert_eq!(unregistered["orchestrator"]["active"], false);
-    assert_eq!(unregistered["orchestrator"]["registered"], false);
+    assert_eq!(unregistered["orchestrator_registration"]["active"], false);
+    assert_eq!(
+        unregistered["orchestrator_registration"]["registered"],
+        false
+    );
     let registered = ok_json(chain.json(
         d,
         Some(&admin_key),
@@ -250,6 +253,7 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
     assert_eq!(registered["orchestrator"], orchestrator.as_str());
     assert_eq!(registered["active"], true);
     assert!(registered["tx"].as_str().unwrap().starts_with("0x"));
+    assert!(registered.get("previous_public_key").is_none());
     let shown = ok_json(chain.json(
         d,
         None,
@@ -262,8 +266,11 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
             &orchestrator,
         ],
     ));
-    assert_eq!(shown["orchestrator"]["active"], true);
-    assert_eq!(shown["orchestrator"]["public_key"], public_key.as_str());
+    assert_eq!(shown["orchestrator_registration"]["active"], true);
+    assert_eq!(
+        shown["orchestrator_registration"]["public_key"],
+        public_key.as_str()
+    );
 
     // Registering it again is refused before sending, pointing at the rotation.
     let sent = chain.nonce(&admin);
@@ -284,6 +291,46 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
     assert!(said.contains("already registered and active"), "{said}");
     assert!(said.contains("rotate-orchestrator-key"), "{said}");
     assert_eq!(chain.nonce(&admin), sent, "nothing was sent");
+
+    // The orchestrator's operator makes a new key and sends the admin its public half.
+    let rotated_to =
+        ok_json(chain.json(d, None, &["keygen", "-o", "orchestrator-2.key"]))["public_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let rotated = ok_json(chain.json(
+        d,
+        Some(&admin_key),
+        &[
+            "admin",
+            "rotate-orchestrator-key",
+            "--contract",
+            &contract,
+            "--orchestrator",
+            &orchestrator,
+            "--public-key",
+            &rotated_to,
+        ],
+    ));
+    assert_eq!(rotated["public_key"], rotated_to.as_str());
+    assert_eq!(rotated["previous_public_key"], public_key.as_str());
+    let shown = ok_json(chain.json(
+        d,
+        None,
+        &[
+            "admin",
+            "show",
+            "--contract",
+            &contract,
+            "--orchestrator",
+            &orchestrator,
+        ],
+    ));
+    assert_eq!(
+        shown["orchestrator_registration"]["public_key"],
+        rotated_to.as_str()
+    );
+    assert_eq!(shown["orchestrator_registration"]["active"], true);
 
     // An owner publishes a dataset to this contract and orchestrator.
     let (_node, storage_url) = storage_node(d);
@@ -346,8 +393,8 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
             &orchestrator,
         ],
     ));
-    assert_eq!(shown["orchestrator"]["active"], false);
-    assert_eq!(shown["orchestrator"]["registered"], true);
+    assert_eq!(shown["orchestrator_registration"]["active"], false);
+    assert_eq!(shown["orchestrator_registration"]["registered"], true);
     let said = refused(publish("again"));
     assert!(said.contains("deactivated"), "{said}");
 

@@ -32,13 +32,24 @@ impl DevChain {
         Self::spawn_with(0, None)
     }
 
+    /// Spawns an ephemeral anvil answering `chain_id` (tests standing in for a named network,
+    /// such as 0G Galileo's 16602).
+    pub fn spawn_as(chain_id: u64) -> Result<Self> {
+        Self::spawn_on(0, None, chain_id)
+    }
+
     /// Spawns anvil on `port` (0 = any free port), persisting to `state_file` if given.
     pub fn spawn_with(port: u16, state_file: Option<&Path>) -> Result<Self> {
+        Self::spawn_on(port, state_file, 31337)
+    }
+
+    fn spawn_on(port: u16, state_file: Option<&Path>, chain_id: u64) -> Result<Self> {
         let tools = Tools::locate();
         tools.ensure_installed()?;
         let mut command = Command::new(tools.anvil());
         command
-            .args(["--port", &port.to_string(), "--chain-id", "31337"])
+            .args(["--port", &port.to_string()])
+            .args(["--chain-id", &chain_id.to_string()])
             .args(["--host", "127.0.0.1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

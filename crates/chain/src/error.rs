@@ -76,6 +76,22 @@ pub enum Error {
     /// Bad configuration (a private key, URL, …).
     #[error("{0}")]
     Config(String),
+    /// An RPC endpoint belongs to another chain than the network named.
+    #[error(
+        "{rpc} is chain {actual}, not {network} (chain {expected}): pass an RPC endpoint of \
+         {network} with --rpc-url, or name the network it belongs to with --network (nothing was \
+         sent)"
+    )]
+    WrongChain {
+        /// The network named (`galileo`, `mainnet`).
+        network: &'static str,
+        /// Its chain id.
+        expected: u64,
+        /// The endpoint's.
+        actual: u64,
+        /// The endpoint.
+        rpc: String,
+    },
     /// Spawning or talking to a local anvil failed.
     #[error("anvil: {0}")]
     Anvil(String),

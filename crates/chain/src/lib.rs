@@ -15,6 +15,7 @@ mod client;
 mod convert;
 mod error;
 mod flow;
+pub mod network;
 mod nonce;
 pub mod revert;
 pub mod testing;
@@ -26,4 +27,5 @@ pub use client::{
 pub use convert::{policy_from_sol, policy_to_sol};
 pub use error::{Error, Result};
 pub use flow::{FlowClient, FlowReceipt, SubmittedFile};
+pub use network::Network;
 pub use nonce::ResyncingNonceManager;

@@ -29,10 +29,10 @@ const MAX_RUN_TIMEOUT: u64 = u32::MAX as u64;
 
 #[derive(Debug, Args)]
 pub(crate) struct DeployArgs {
-    /// Chain JSON-RPC endpoint to deploy over (0G Galileo testnet, chain 16602:
-    /// https://evmrpc-testnet.0g.ai).
-    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    rpc_url: String,
+    /// Chain JSON-RPC endpoint to deploy over [default: the network's: http://127.0.0.1:8545
+    /// for dev, https://evmrpc-testnet.0g.ai for galileo, https://evmrpc.0g.ai for mainnet].
+    #[arg(long, env = "LICEN_RPC_URL")]
+    rpc_url: Option<String>,
     /// Local state folder: the deployment is recorded in `<data-dir>/deployments/<chain-id>.json`.
     #[arg(long, env = "LICEN_DATA_DIR", default_value_os_t = crate::default_data_dir())]
     data_dir: PathBuf,
@@ -246,13 +246,16 @@ pub(crate) async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
     check_not_zero(admin, "--admin")?;
     check_not_zero(treasury, "--treasury")?;
 
-    let connection = connect(&args.rpc_url, Some(signer.clone()))?;
+    let network = crate::network::current();
+    let rpc_url = args.rpc_url.as_deref().unwrap_or(network.rpc_url());
+    let connection = connect(rpc_url, Some(signer.clone()))?;
     let provider = connection.provider.clone();
-    let chain_id = chain_id(&provider, &args.rpc_url).await?;
+    network.check_chain(&provider, rpc_url).await?;
+    let chain_id = chain_id(&provider, rpc_url).await?;
     let record_file = deployments::record_path(&args.data_dir, chain_id);
     let previous = deployments::remembered(&args.data_dir, chain_id)?;
     if let Some(previous) = &previous {
-        if has_code(&provider, previous.address, &args.rpc_url).await? {
+        if has_code(&provider, previous.address, rpc_url).await? {
             if !args.replace {
                 bail!(
                     "DataPolicy is already deployed on chain {chain_id} at {} (block {}), as \
@@ -282,7 +285,7 @@ pub(crate) async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
     };
     let (_, deployment, receipt) = DataPolicyClient::deploy_with_receipt(connection, params)
         .await
-        .with_context(|| format!("deploying DataPolicy over {}", args.rpc_url))?;
+        .with_context(|| format!("deploying DataPolicy over {}", rpc_url))?;
     let record = DeploymentRecord {
         chain_id,
         address: deployment.address,
@@ -371,7 +374,7 @@ async fn as_admin(
     wallet: &WalletArgs,
     can: &str,
 ) -> Result<(DataPolicyClient, Address)> {
-    let (client, signer) = chain.signer(wallet)?;
+    let (client, signer) = chain.signer(wallet).await?;
     ensure_contract(&client, chain).await?;
     let admin = client.admin().await?;
     if admin != signer.address() {
@@ -415,7 +418,7 @@ impl KeySource {
 }
 
 async fn show(args: ShowArgs, json: bool) -> Result<()> {
-    let client = args.chain.reader()?;
+    let client = args.chain.reader().await?;
     ensure_contract(&client, &args.chain).await?;
     let chain_id = chain_id(client.provider(), args.chain.rpc_url()).await?;
     let admin = client.admin().await?;

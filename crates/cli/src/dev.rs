@@ -252,28 +252,6 @@ pub(crate) struct DevDeployment {
     pub(crate) orchestrator: Option<Address>,
 }
 
-/// The storage the last `licen dev` under a data dir ran (read by `licen publish`, which pays
-/// its Flow when it has one and no `--flow` was given).
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct DevStorage {
-    /// The node, or (`--storage-shards`) the storage indexer naming the shard nodes.
-    pub(crate) storage_url: String,
-    /// `storage_url` is a storage indexer (`--storage-shards`).
-    #[serde(default)]
-    pub(crate) storage_indexer: bool,
-    /// The Flow its nodes take paid files of (`--flow`), if any.
-    pub(crate) flow: Option<Address>,
-}
-
-/// The storage of the last `licen dev` under `data_dir`, if any.
-pub(crate) fn remembered_storage(data_dir: &Path) -> Option<DevStorage> {
-    let bytes = std::fs::read(data_dir.join("dev").join(STORAGE_FILE)).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// Where `licen dev` says what storage it runs.
-const STORAGE_FILE: &str = "storage.json";
-
 /// What `licen dev` deployed under `data_dir`, if anything (read by the other commands).
 pub(crate) fn remembered_deployment(data_dir: &Path) -> Option<DevDeployment> {
     let bytes = std::fs::read(data_dir.join("dev").join("deployment.json")).ok()?;
@@ -533,7 +511,10 @@ async fn start_services(
     for (node_dir, shard) in storage_dirs(dir, flow.is_some(), args.storage_shards) {
         let started = licen_storage::node::start(licen_storage::node::NodeConfig {
             listen: loopback(if sharded { 0 } else { args.storage_port }),
-            flow_mode: flow.is_some(),
+            flow: flow.as_ref().map(|f| licen_storage::node::FollowedFlow {
+                chain_id: f.chain_id,
+                address: f.flow,
+            }),
             shard,
             ..licen_storage::node::NodeConfig::new(node_dir)
         })
@@ -587,9 +568,11 @@ async fn start_services(
             starts.push(crate::storage::resume_block(node, f.flow, f.block, &provider).await?);
         }
         let payer: std::sync::Arc<dyn licen_compute::StoragePayer> =
-            std::sync::Arc::new(crate::storage::FlowPayer::new(flow_client(Some(
+            std::sync::Arc::new(crate::storage::FlowPayer::with_wallet(
+                Some(f.flow),
+                chain.rpc_url(),
                 chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT),
-            ))?));
+            ));
         let mut clients = Vec::new();
         for _ in &storage {
             clients.push(flow_client(None)?);
@@ -787,14 +770,6 @@ async fn start(
             return Err(e);
         }
     };
-    write_atomically(
-        &dir.join(STORAGE_FILE),
-        &serde_json::to_vec_pretty(&DevStorage {
-            storage_url: services.storage_endpoint().url().to_owned(),
-            storage_indexer: services.storage_indexer.is_some(),
-            flow: services.flow.as_ref().map(|(f, _)| f.flow),
-        })?,
-    )?;
     let summary = DevStarted {
         web_url: web.url(),
         rpc_url: chain.rpc_url().to_owned(),

@@ -45,7 +45,8 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
     // The database is bound to the first contract it indexes: a mistyped address would claim it.
     let code = args
         .chain
-        .reader()?
+        .reader()
+        .await?
         .provider()
         .get_code_at(contract)
         .await

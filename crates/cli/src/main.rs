@@ -11,6 +11,7 @@ mod index;
 mod keyfile;
 mod manifest;
 mod market;
+mod network;
 mod onchain;
 mod orchestrate;
 mod output;
@@ -18,7 +19,7 @@ mod progress;
 mod storage;
 mod wallet;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -29,6 +30,13 @@ struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+
+    /// The network: `dev` (the local stack of `licen dev`), `galileo` (0G testnet, chain 16602)
+    /// or `mainnet` (0G, chain 16661). It supplies the defaults an endpoint flag does not give
+    /// (RPC endpoint, storage indexer, explorer, the contract `licen deploy` recorded), and on
+    /// 0G every RPC endpoint must be that chain's.
+    #[arg(long, global = true, env = "LICEN_NETWORK", default_value = "dev")]
+    network: licen_chain::Network,
 
     #[command(subcommand)]
     command: Command,
@@ -141,6 +149,7 @@ fn json_requested() -> bool {
 const SERVICE_LOG: &str = "warn,licen_orchestrator=info,licen_compute=info,licen_storage=info,licen_indexer=info,licen_web=info";
 
 async fn run(cli: Cli) -> Result<()> {
+    network::set(cli.network);
     // One-shot commands say what they did on stdout; long-running services log their activity.
     let service = matches!(
         cli.command,
@@ -164,6 +173,13 @@ async fn run(cli: Cli) -> Result<()> {
         // Colours only for a person at a terminal, not in a log file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if matches!(cli.command, Command::Dev(_)) && cli.network != licen_chain::Network::Dev {
+        anyhow::bail!(
+            "`licen dev` runs the local stack; it cannot run on {} (from --network or \
+             LICEN_NETWORK): drop --network, or unset LICEN_NETWORK",
+            cli.network
+        );
+    }
     match cli.command {
         Command::Dev(args) => dev::run(args, cli.json).await,
         Command::Keygen(args) => files::keygen(args, cli.json),
@@ -222,7 +238,32 @@ fn default_data_dir() -> PathBuf {
 /// `licen web`: the standalone web app until Ctrl-C or SIGTERM.
 async fn serve_web(args: licen_web::args::WebArgs, json: bool) -> Result<()> {
     let stop = dev::StopSignal::install()?;
-    let running = licen_web::start(args.config()?)
+    let mut config = args.config_on(network::current())?;
+    if config.flow.is_none() && network::current() != licen_chain::Network::Dev {
+        // On 0G, as the CLI pays: the Flow the storage nodes name. (On dev, storage may start
+        // after the web app; a Flow there is named with --flow, as `licen dev --flow` does.)
+        let storage = config.storage.connect()?;
+        let nodes = storage
+            .upload_nodes()
+            .await
+            .with_context(|| format!("asking {} for its storage nodes", config.storage))?;
+        if let Some(followed) = licen_storage::client::followed_flow(&nodes).await? {
+            anyhow::ensure!(
+                followed.chain_id == config.chain.chain_id,
+                "the storage nodes follow the Flow contract {} on chain {}, but the web app is \
+                 for chain {}: name the network (--network) or the chain (--chain-id) they belong \
+                 to, or other storage",
+                followed.address,
+                followed.chain_id,
+                config.chain.chain_id
+            );
+            config.flow = Some(licen_web::PublicFlow {
+                address: followed.address,
+                abi: None,
+            });
+        }
+    }
+    let running = licen_web::start(config)
         .await
         .map_err(anyhow::Error::new)
         .map_err(|e| e.context("starting the web app"))?;

@@ -358,7 +358,7 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
         bail!("--name is empty: give the dataset a name researchers will see in the marketplace");
     }
     let policy = args.policy.to_policy(now())?;
-    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let (client, signer) = args.chain.signer(&args.wallet).await?;
     let orchestrator = args
         .orchestrator
         .or_else(|| args.chain.dev_orchestrator())
@@ -435,8 +435,7 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
         let mut paid = Vec::new();
         if let Some(flow) = args
             .flow
-            .or_dev(&args.chain.data_dir, &args.storage.endpoint()?)
-            .client(args.chain.rpc_url(), || Ok(signer.clone()))
+            .client(args.chain.rpc_url(), || Ok(signer.clone()), &nodes)
             .await?
         {
             let envelope_tree = licen_storage::merkle::FileTree::from_bytes(envelope.as_bytes());
@@ -530,7 +529,7 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
 }
 
 pub(crate) async fn pause(args: DatasetArgs, json: bool) -> Result<()> {
-    let (client, _) = args.chain.signer(&args.wallet)?;
+    let (client, _) = args.chain.signer(&args.wallet).await?;
     let (_, _, paused, _) = client.dataset_info(args.root).await?;
     if paused {
         bail!(
@@ -545,7 +544,7 @@ pub(crate) async fn pause(args: DatasetArgs, json: bool) -> Result<()> {
 }
 
 pub(crate) async fn resume(args: DatasetArgs, json: bool) -> Result<()> {
-    let (client, _) = args.chain.signer(&args.wallet)?;
+    let (client, _) = args.chain.signer(&args.wallet).await?;
     let (_, _, paused, _) = client.dataset_info(args.root).await?;
     if !paused {
         bail!(
@@ -559,7 +558,7 @@ pub(crate) async fn resume(args: DatasetArgs, json: bool) -> Result<()> {
 }
 
 pub(crate) async fn update_policy(args: UpdatePolicyArgs, json: bool) -> Result<()> {
-    let (client, _) = args.chain.signer(&args.wallet)?;
+    let (client, _) = args.chain.signer(&args.wallet).await?;
     // The terms not given keep their current values: read them first.
     let (_, _, _, current) = client.dataset_info(args.root).await?;
     let policy = args.change.apply(&current, now())?;
@@ -599,7 +598,7 @@ pub(crate) async fn update_policy(args: UpdatePolicyArgs, json: bool) -> Result<
 }
 
 pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
-    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let (client, signer) = args.chain.signer(&args.wallet).await?;
     let (_, _, paused, policy) = client.dataset_info(args.root).await?;
     if paused {
         bail!(
@@ -695,7 +694,7 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
 /// researcher only). Anything else is refused before a transaction, saying when it becomes possible.
 pub(crate) async fn reclaim(args: JobActionArgs, json: bool) -> Result<()> {
     use licen_types::JobState;
-    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let (client, signer) = args.chain.signer(&args.wallet).await?;
     let id = args.id;
     let job = client.job(id).await?;
     // The next block's time: the later of the latest block's and ours (an idle dev chain's last
@@ -758,7 +757,7 @@ async fn chain_time(client: &licen_chain::DataPolicyClient) -> Result<u64> {
 }
 
 pub(crate) async fn job(args: JobArgs, json: bool) -> Result<()> {
-    let client = args.chain.reader()?;
+    let client = args.chain.reader().await?;
     let job = client.job(args.id).await?;
     if job.state == licen_types::JobState::None {
         bail!("there is no job {} on this contract", args.id);
@@ -816,7 +815,7 @@ pub(crate) async fn job(args: JobArgs, json: bool) -> Result<()> {
 
 /// A dataset's on-chain state: owner, orchestrator, open/paused/closed and its policy.
 pub(crate) async fn dataset(args: ShowDatasetArgs, json: bool) -> Result<()> {
-    let client = args.chain.reader()?;
+    let client = args.chain.reader().await?;
     // An unknown root is refused by the contract (`DatasetNotFound`, decoded to a sentence).
     let (owner, orchestrator, paused, policy) = client.dataset_info(args.root).await?;
     // Expiry is judged as `request` judges it: by the later of the chain's and our clock.
@@ -844,7 +843,7 @@ pub(crate) async fn dataset(args: ShowDatasetArgs, json: bool) -> Result<()> {
 }
 
 pub(crate) async fn earnings(args: AccountArgs, json: bool) -> Result<()> {
-    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let (client, signer) = args.chain.signer(&args.wallet).await?;
     let amount = client.withdrawable(signer.address()).await?;
     if json {
         output::print(&output::Earnings {
@@ -858,7 +857,7 @@ pub(crate) async fn earnings(args: AccountArgs, json: bool) -> Result<()> {
 }
 
 pub(crate) async fn withdraw(args: AccountArgs, json: bool) -> Result<()> {
-    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let (client, signer) = args.chain.signer(&args.wallet).await?;
     let (amount, receipt) = client.withdraw().await?;
     if json {
         output::print(&output::Withdrawn {
@@ -875,7 +874,7 @@ pub(crate) async fn withdraw(args: AccountArgs, json: bool) -> Result<()> {
 
 /// Researcher: fetch a completed job's sealed result and open it with the wallet-derived key.
 pub(crate) async fn download(args: DownloadArgs, json: bool) -> Result<()> {
-    let (client, signer) = args.chain.signer(&args.wallet)?;
+    let (client, signer) = args.chain.signer(&args.wallet).await?;
     let job = client.job(args.id).await?;
     match job.state {
         licen_types::JobState::None => bail!("there is no job {} on this contract", args.id),

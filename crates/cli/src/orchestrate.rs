@@ -74,7 +74,8 @@ pub(crate) struct OrchestratorArgs {
 
 pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
     let stop = crate::dev::StopSignal::install()?;
-    let signer = args.wallet.signer()?;
+    // On the network's chain, with its contract, before anything starts.
+    let (_, signer) = args.chain.signer(&args.wallet).await?;
     let contract = args.chain.contract()?;
     let key_file = args
         .key_file

@@ -5,7 +5,7 @@
 use crate::files::ensure_absent;
 use crate::progress::{bytes_bar, storage_progress};
 use crate::wallet::WalletArgs;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use licen_storage::client::DownloadOptions;
 use licen_storage::client::StorageClient;
@@ -23,13 +23,23 @@ use std::time::Instant;
 /// The local storage node's default endpoint (0G's zgs RPC port).
 pub(crate) const DEFAULT_STORAGE_URL: &str = "http://127.0.0.1:5678";
 
+/// Where files are stored when nothing names it: the network's storage indexer on 0G, the
+/// local node of `licen dev` otherwise.
+pub(crate) fn default_storage() -> StorageEndpoint {
+    crate::network::current().storage_indexer().map_or_else(
+        || StorageEndpoint::Node(DEFAULT_STORAGE_URL.to_owned()),
+        |url| StorageEndpoint::Indexer(url.to_owned()),
+    )
+}
+
 /// Where files are stored: one zgs node, or the nodes a 0G storage indexer names. A flag wins
 /// over the environment (`LICEN_STORAGE_URL`, `LICEN_STORAGE_INDEXER`); both variables set is
 /// refused as ambiguous, as for wallets.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct StorageArgs {
     /// zgs JSON-RPC endpoint of a storage node holding whole files (the local node of `licen
-    /// dev`, or a 0G node) [env: LICEN_STORAGE_URL; default: http://127.0.0.1:5678].
+    /// dev`, or a 0G node) [env: LICEN_STORAGE_URL; default: on dev the local node,
+    /// http://127.0.0.1:5678; on galileo and mainnet 0G's storage indexer].
     #[arg(long, conflicts_with = "storage_indexer")]
     storage: Option<String>,
     /// A 0G storage indexer (0G's, or `licen storage-indexer`), instead of a node: uploads go
@@ -45,7 +55,7 @@ impl StorageArgs {
         Ok(StorageEndpoint::from_flags(
             self.storage.as_deref(),
             self.storage_indexer.as_deref(),
-            DEFAULT_STORAGE_URL,
+            default_storage(),
         )?)
     }
 
@@ -77,64 +87,93 @@ pub(crate) struct PutArgs {
 pub(crate) struct FlowPayment {
     #[command(flatten)]
     flow: FlowArgs,
-    /// Chain JSON-RPC endpoint of the Flow contract.
-    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    rpc_url: String,
+    /// Chain JSON-RPC endpoint of the Flow contract [default: the network's].
+    #[arg(long, env = "LICEN_RPC_URL")]
+    rpc_url: Option<String>,
     #[command(flatten)]
     wallet: WalletArgs,
 }
 
 impl FlowPayment {
-    /// The Flow client paying from the wallet, when `--flow` was given.
-    async fn client(&self) -> Result<Option<licen_chain::FlowClient>> {
+    /// `--rpc-url`, else the network's.
+    fn rpc_url(&self) -> String {
+        self.rpc_url
+            .clone()
+            .unwrap_or_else(|| crate::network::current().rpc_url().to_owned())
+    }
+
+    /// The Flow client paying from the wallet, for uploads to `nodes`: `--flow`, else the Flow
+    /// the nodes follow (`None`: neither, so nothing is paid).
+    async fn client(&self, nodes: &[StorageClient]) -> Result<Option<licen_chain::FlowClient>> {
         self.flow
-            .client(&self.rpc_url, || self.wallet.signer())
+            .client(&self.rpc_url(), || self.wallet.signer(), nodes)
             .await
     }
 }
 
 /// Paying for storage on a 0G network: the Flow contract a file is submitted to before its
 /// segments are uploaded (0G nodes accept only submitted files).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct FlowArgs {
-    /// The 0G Flow contract: pay it for each file's storage from the wallet (a Flow submission)
-    /// before uploading the file, as 0G storage nodes require; a file the node already knows is
-    /// not paid for again. Not needed for the local node of `licen dev`.
+    /// The 0G Flow contract to pay for each file's storage from the wallet (a Flow submission)
+    /// before uploading it, as 0G storage nodes require; a file the nodes already know is not
+    /// paid for again. By default, the Flow the storage nodes name in `zgs_getStatus` (as 0G's
+    /// clients do; nothing is paid to nodes that name none, such as `licen dev`'s without
+    /// `--flow`); given, it must be the one they name.
     #[arg(long, env = "LICEN_FLOW")]
     flow: Option<alloy::primitives::Address>,
     /// The Flow's `submit` generation: read from its code (`auto`), or `current` (0G's Flow
     /// since 2026) or `legacy` (deployments before).
-    #[arg(long, value_enum, default_value = "auto", requires = "flow")]
+    #[arg(long, value_enum, default_value = "auto")]
     flow_abi: FlowAbiArg,
 }
 
 impl FlowArgs {
-    /// `--flow` as given, else, for an upload to the storage (node or indexer) of the last
-    /// `licen dev --flow` under `data_dir`, that stack's Flow (its nodes take only paid files).
-    pub(crate) fn or_dev(&self, data_dir: &std::path::Path, storage: &StorageEndpoint) -> FlowArgs {
-        let dev_flow = || {
-            let dev = crate::dev::remembered_storage(data_dir)?;
-            let same = dev.storage_indexer == matches!(storage, StorageEndpoint::Indexer(_))
-                && dev.storage_url.trim_end_matches('/') == storage.url().trim_end_matches('/');
-            dev.flow.filter(|_| same)
-        };
-        FlowArgs {
-            flow: self.flow.or_else(dev_flow),
-            flow_abi: self.flow_abi,
-        }
-    }
-
-    /// The Flow client paying from the wallet `signer` gives over `rpc_url`, when `--flow` was
-    /// given (the wallet is only asked for then).
+    /// The Flow client paying from the wallet `signer` gives over `rpc_url` for uploads to
+    /// `nodes`: `--flow`, else the Flow the nodes follow; `None` when there is neither (the
+    /// wallet is only asked for when there is one). The nodes' Flow must be on `rpc_url`'s
+    /// chain, and `--flow` must be the nodes' Flow when they name one: a payment elsewhere
+    /// would be lost, and the nodes would never accept the file.
     pub(crate) async fn client(
         &self,
         rpc_url: &str,
         signer: impl FnOnce() -> Result<alloy::signers::local::PrivateKeySigner>,
+        nodes: &[StorageClient],
     ) -> Result<Option<licen_chain::FlowClient>> {
-        let Some(flow) = self.flow else {
-            return Ok(None);
+        let followed = licen_storage::client::followed_flow(nodes)
+            .await
+            .context("asking the storage nodes which Flow contract they follow")?;
+        let flow = match (self.flow, followed) {
+            (None, None) => return Ok(None),
+            (Some(given), Some(followed)) if given != followed.address => bail!(
+                "--flow {given} is not the Flow contract the storage nodes follow ({} on chain \
+                 {}): they would never see a payment to it. Drop --flow to pay theirs, or use \
+                 storage of that Flow's network",
+                followed.address,
+                followed.chain_id
+            ),
+            (Some(given), _) => given,
+            (None, Some(followed)) => followed.address,
         };
         let connection = licen_chain::connect(rpc_url, Some(signer()?))?;
+        if let Some(followed) = followed {
+            use alloy::providers::Provider as _;
+            let chain_id = connection
+                .provider
+                .get_chain_id()
+                .await
+                .with_context(|| format!("asking {rpc_url} for its chain id"))?;
+            if chain_id != followed.chain_id {
+                bail!(
+                    "the storage nodes follow the Flow contract {} on chain {}, but {rpc_url} is \
+                     chain {chain_id}: pay through an RPC endpoint of chain {} (--rpc-url), or use \
+                     storage of chain {chain_id}'s network (nothing was paid or uploaded)",
+                    followed.address,
+                    followed.chain_id,
+                    followed.chain_id
+                );
+            }
+        }
         Ok(Some(match self.flow_abi {
             FlowAbiArg::Auto => licen_chain::FlowClient::detect(connection, flow).await?,
             FlowAbiArg::Current => licen_chain::FlowClient::new(connection, flow, FlowAbi::Current),
@@ -257,9 +296,9 @@ pub(crate) struct StorageNodeArgs {
     /// has seen in the Flow's `Submit` events, with their sequence numbers and positions.
     #[arg(long, env = "LICEN_FLOW")]
     flow: Option<alloy::primitives::Address>,
-    /// Chain JSON-RPC endpoint of the Flow contract.
-    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    rpc_url: String,
+    /// Chain JSON-RPC endpoint of the Flow contract [default: the network's].
+    #[arg(long, env = "LICEN_RPC_URL")]
+    rpc_url: Option<String>,
     /// First block to read Flow submissions from: the Flow's deployment block (from 0 the
     /// node reads the whole chain's history first, 5,000 blocks per request).
     #[arg(long, default_value_t = 0, requires = "flow")]
@@ -340,7 +379,7 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
         .upload_nodes()
         .await
         .with_context(|| format!("choosing where to store {}", args.file.display()))?;
-    let paid = match args.payment.client().await? {
+    let paid = match args.payment.client(&nodes).await? {
         Some(flow) => pay_for_storage(&nodes, &flow, &tree, json).await?,
         None => None,
     };
@@ -471,9 +510,11 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
 
 pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()> {
     let stop = crate::dev::StopSignal::install()?;
+    let network = crate::network::current();
+    let rpc_url = args.rpc_url.as_deref().unwrap_or(network.rpc_url());
     let flow = match args.flow {
         Some(address) => {
-            let connection = licen_chain::connect(&args.rpc_url, None)?;
+            let connection = licen_chain::connect(rpc_url, None)?;
             let provider = connection.provider.clone();
             Some((
                 licen_chain::FlowClient::new(connection, address, FlowAbi::Current),
@@ -482,15 +523,22 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
         }
         None => None,
     };
-    if let Some((flow, _)) = &flow {
+    let mut followed = None;
+    if let Some((flow, provider)) = &flow {
         // Refuse a wrong address before serving anything.
         flow.price_per_sector().await.with_context(|| {
-            format!(
-                "checking the Flow contract {} on {}",
-                flow.address(),
-                args.rpc_url
-            )
+            format!("checking the Flow contract {} on {rpc_url}", flow.address(),)
         })?;
+        network.check_chain(provider, rpc_url).await?;
+        use alloy::providers::Provider as _;
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .with_context(|| format!("asking {rpc_url} for its chain id"))?;
+        followed = Some(licen_storage::node::FollowedFlow {
+            chain_id,
+            address: flow.address(),
+        });
     }
     let running = std::sync::Arc::new(
         node::start(NodeConfig {
@@ -498,7 +546,7 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
             listen: args.listen,
             max_body_bytes: args.max_body_bytes,
             full_rehash: false,
-            flow_mode: flow.is_some(),
+            flow: followed,
             shard: args.shard,
         })
         .await
@@ -750,16 +798,74 @@ pub(crate) struct ComputeNodeArgs {
     payment: FlowPayment,
 }
 
-/// Pays a Flow contract for the compute node's uploads (result, evidence) from the operator's
-/// wallet.
+/// Pays for the compute node's uploads (result, evidence) from the operator's wallet: to
+/// `--flow`, else to the Flow the nodes of each upload follow (nothing when they follow none).
 pub(crate) struct FlowPayer {
-    flow: licen_chain::FlowClient,
+    flow: FlowArgs,
+    rpc_url: String,
+    /// `None`: no wallet was configured, which is only an error once a Flow is to be paid.
+    signer: Option<alloy::signers::local::PrivateKeySigner>,
+    /// The client of the last Flow paid (reused while the nodes name the same one).
+    client: tokio::sync::Mutex<Option<licen_chain::FlowClient>>,
 }
 
 impl FlowPayer {
-    /// Pays `flow` for the files the compute node uploads.
-    pub(crate) fn new(flow: licen_chain::FlowClient) -> Self {
-        Self { flow }
+    /// Pays from `payment`'s wallet. With `--flow`, the wallet must be there now; without, it
+    /// is asked for only when the nodes name a Flow.
+    fn new(payment: &FlowPayment) -> Result<Self> {
+        let signer = if payment.flow.flow.is_some() || payment.wallet.is_given() {
+            Some(payment.wallet.signer()?)
+        } else {
+            None
+        };
+        Ok(Self {
+            flow: payment.flow.clone(),
+            rpc_url: payment.rpc_url(),
+            signer,
+            client: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Pays `flow` (`None`: the nodes' Flow) from `signer` over `rpc_url`.
+    pub(crate) fn with_wallet(
+        flow: Option<alloy::primitives::Address>,
+        rpc_url: &str,
+        signer: alloy::signers::local::PrivateKeySigner,
+    ) -> Self {
+        Self {
+            flow: FlowArgs {
+                flow,
+                flow_abi: FlowAbiArg::Auto,
+            },
+            rpc_url: rpc_url.to_owned(),
+            signer: Some(signer),
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn pay_for(
+        &self,
+        nodes: &[StorageClient],
+        tree: &FileTree,
+    ) -> Result<Option<licen_chain::FlowReceipt>> {
+        let mut cached = self.client.lock().await;
+        let wallet = || {
+            self.signer.clone().context(
+                "the storage nodes take only files paid through their Flow contract: start the \
+                 compute node with a wallet to pay from (--private-key, --keystore, \
+                 LICEN_PRIVATE_KEY or LICEN_KEYSTORE)",
+            )
+        };
+        let Some(fresh) = self.flow.client(&self.rpc_url, wallet, nodes).await? else {
+            return Ok(None);
+        };
+        let flow = match cached.take() {
+            Some(known) if known.address() == fresh.address() => known,
+            _ => fresh,
+        };
+        let paid = pay_for_storage(nodes, &flow, tree, true).await;
+        *cached = Some(flow);
+        paid
     }
 }
 
@@ -770,7 +876,7 @@ impl licen_compute::StoragePayer for FlowPayer {
         tree: &'a FileTree,
     ) -> licen_storage::store::BoxFuture<'a, std::result::Result<(), String>> {
         Box::pin(async move {
-            match pay_for_storage(nodes, &self.flow, tree, true).await {
+            match self.pay_for(nodes, tree).await {
                 Ok(Some(receipt)) => {
                     tracing::info!(root = %tree.root(), tx_seq = receipt.tx_seq, fee_wei = %receipt.fee, tx = %receipt.tx, "paid the Flow for an upload");
                     Ok(())
@@ -791,10 +897,7 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()
         .map_err(anyhow::Error::msg)
         .context("configuring the compute node's trainer")?;
     let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> =
-        match args.payment.client().await? {
-            Some(flow) => Some(std::sync::Arc::new(FlowPayer::new(flow))),
-            None => None,
-        };
+        Some(std::sync::Arc::new(FlowPayer::new(&args.payment)?));
     let running = licen_compute::node::start(licen_compute::node::NodeConfig {
         trainer,
         payer,

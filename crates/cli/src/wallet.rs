@@ -17,10 +17,12 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ChainArgs {
-    /// Chain JSON-RPC endpoint.
-    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    rpc_url: String,
-    /// DataPolicy contract address (default: the one `licen dev` deployed).
+    /// Chain JSON-RPC endpoint [default: the network's: http://127.0.0.1:8545 for dev,
+    /// https://evmrpc-testnet.0g.ai for galileo, https://evmrpc.0g.ai for mainnet].
+    #[arg(long, env = "LICEN_RPC_URL")]
+    rpc_url: Option<String>,
+    /// DataPolicy contract address (default: on dev, the one `licen dev` deployed; on 0G, the
+    /// one `licen deploy` recorded for the network's chain under the data dir).
     #[arg(long, env = "LICEN_CONTRACT")]
     pub(crate) contract: Option<Address>,
     /// Local state folder (where `licen dev` remembers its deployment).
@@ -41,15 +43,31 @@ pub(crate) struct WalletArgs {
 }
 
 impl ChainArgs {
-    /// The chain's JSON-RPC endpoint.
+    /// The chain's JSON-RPC endpoint: `--rpc-url`, else the network's.
     pub(crate) fn rpc_url(&self) -> &str {
-        &self.rpc_url
+        self.rpc_url
+            .as_deref()
+            .unwrap_or_else(|| crate::network::current().rpc_url())
     }
 
-    /// The contract address: `--contract`, else the dev deployment.
+    /// The contract address: `--contract`; else, on a network with a fixed chain, the one
+    /// `licen deploy` recorded for it; else the dev deployment.
     pub(crate) fn contract(&self) -> Result<Address> {
         if let Some(address) = self.contract {
             return Ok(address);
+        }
+        let network = crate::network::current();
+        if let Some(chain_id) = network.chain_id() {
+            return crate::deployments::remembered(&self.data_dir, chain_id)?
+                .map(|d| d.address)
+                .with_context(|| {
+                    format!(
+                        "no contract given and no deployment on {network} (chain {chain_id}) \
+                         recorded in {}: pass --contract or set LICEN_CONTRACT, or deploy one \
+                         with `licen --network {network} deploy`",
+                        crate::deployments::record_path(&self.data_dir, chain_id).display()
+                    )
+                });
         }
         crate::dev::remembered_deployment(&self.data_dir)
             .map(|d| d.address)
@@ -61,10 +79,27 @@ impl ChainArgs {
             })
     }
 
-    /// The block to follow `contract` from: `given`, else its `licen dev` deployment block when
-    /// it is the dev contract, else 0.
+    /// Refuses an RPC endpoint that is not the network's chain (`dev` takes any).
+    pub(crate) async fn check_chain(&self, provider: &alloy::providers::DynProvider) -> Result<()> {
+        crate::network::current()
+            .check_chain(provider, self.rpc_url())
+            .await?;
+        Ok(())
+    }
+
+    /// The block to follow `contract` from: `given`, else its deployment block when it is the
+    /// recorded contract (`licen deploy`'s on the network's chain, or `licen dev`'s), else 0.
     pub(crate) fn start_block(&self, contract: Address, given: Option<u64>) -> u64 {
+        let recorded = || {
+            let chain_id = crate::network::current().chain_id()?;
+            crate::deployments::remembered(&self.data_dir, chain_id)
+                .ok()
+                .flatten()
+                .filter(|d| d.address == contract)
+                .map(|d| d.block)
+        };
         given
+            .or_else(recorded)
             .or_else(|| {
                 crate::dev::remembered_deployment(&self.data_dir)
                     .filter(|d| d.address == contract)
@@ -78,29 +113,38 @@ impl ChainArgs {
         crate::dev::remembered_deployment(&self.data_dir).and_then(|d| d.orchestrator)
     }
 
-    /// A read-only client.
-    pub(crate) fn reader(&self) -> Result<DataPolicyClient> {
-        Ok(DataPolicyClient::new(
-            connect(&self.rpc_url, None)?,
-            self.contract()?,
-        ))
+    /// A read-only client, on the network's chain.
+    pub(crate) async fn reader(&self) -> Result<DataPolicyClient> {
+        let client = DataPolicyClient::new(connect(self.rpc_url(), None)?, self.contract()?);
+        self.check_chain(client.provider()).await?;
+        Ok(client)
     }
 
-    /// A client that signs with `wallet`.
-    pub(crate) fn signer(
+    /// A client that signs with `wallet`, on the network's chain.
+    pub(crate) async fn signer(
         &self,
         wallet: &WalletArgs,
     ) -> Result<(DataPolicyClient, PrivateKeySigner)> {
         let signer = wallet.signer()?;
         let client = DataPolicyClient::new(
-            connect(&self.rpc_url, Some(signer.clone()))?,
+            connect(self.rpc_url(), Some(signer.clone()))?,
             self.contract()?,
         );
+        self.check_chain(client.provider()).await?;
         Ok((client, signer))
     }
 }
 
 impl WalletArgs {
+    /// Whether a wallet was named at all (flag or variable), right or wrong.
+    pub(crate) fn is_given(&self) -> bool {
+        let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+        self.keystore.is_some()
+            || self.private_key.is_some()
+            || set("LICEN_KEYSTORE")
+            || set("LICEN_PRIVATE_KEY")
+    }
+
     /// The wallet: a flag on the command line wins over the environment (so a key exported
     /// in the shell never overrides the wallet named for this command); both flags, or both
     /// variables, are refused as ambiguous.

@@ -29,6 +29,14 @@ impl Chain {
         }
     }
 
+    /// An anvil answering `chain_id`, standing in for a named network's chain.
+    fn start_as(chain_id: u64) -> Self {
+        Self {
+            anvil: DevChain::spawn_as(chain_id).unwrap(),
+            runtime: tokio::runtime::Runtime::new().unwrap(),
+        }
+    }
+
     fn rpc(&self) -> &str {
         self.anvil.rpc_url()
     }
@@ -73,6 +81,7 @@ impl Chain {
             .env("LICEN_RPC_URL", self.rpc())
             .env("LICEN_DATA_DIR", "state")
             .env_remove("LICEN_CONTRACT")
+            .env_remove("LICEN_NETWORK")
             .env_remove("LICEN_PRIVATE_KEY")
             .env_remove("LICEN_KEYSTORE")
             .env_remove("LICEN_STORAGE_URL")
@@ -105,7 +114,12 @@ fn record_path(dir: &Path) -> std::path::PathBuf {
 /// Asserts a refusal with exit code 1 and returns its stderr, lowercased (messages print
 /// addresses checksummed; the tests hold them lowercase).
 fn refused_plainly(output: Output) -> String {
-    assert_eq!(output.status.code(), Some(1), "licen exits 1 on a refusal");
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "licen exits 1 on a refusal: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     refused(output).to_lowercase()
 }
 
@@ -633,4 +647,97 @@ fn admin_refusals_come_before_any_transaction_and_the_role_moves_with_transfer_a
         "{said}"
     );
     assert!(said.contains("corrupt"), "{said}");
+}
+
+/// `--network galileo` (or `LICEN_NETWORK`) binds every command to 0G Galileo's chain id 16602:
+/// an endpoint of another chain is refused before anything is signed, `licen deploy` records
+/// its contract under that chain, and later commands find it by the network's name alone.
+#[test]
+fn a_network_binds_commands_to_its_chain_and_finds_the_contract_deployed_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let galileo = Chain::start_as(16602);
+    let local = Chain::start();
+    let (admin_key, admin) = galileo.account(0);
+    let (local_key, local_admin) = local.account(0);
+
+    // A galileo deployment sent to a chain that is not 16602 is refused before it is signed.
+    let said =
+        refused_plainly(local.licen(d, Some(&local_key), &["--network", "galileo", "deploy"]));
+    assert!(
+        said.contains("is chain 31337, not galileo (chain 16602)")
+            && said.contains("nothing was sent"),
+        "{said}"
+    );
+    assert_eq!(local.nonce(&local_admin), 0);
+
+    // On the right chain it deploys and records the contract under 16602.
+    let deployed = ok_json(galileo.json(d, Some(&admin_key), &["--network", "galileo", "deploy"]));
+    assert_eq!(deployed["chain_id"], 16602, "{deployed}");
+    let contract = deployed["contract"].as_str().unwrap().to_lowercase();
+    let recorded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("state/deployments/16602.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        recorded["address"].as_str().unwrap().to_lowercase(),
+        contract
+    );
+
+    // Named by the network alone (flag or variable), commands find that contract.
+    let shown = ok_json(galileo.json(d, None, &["--network", "galileo", "admin", "show"]));
+    assert_eq!(
+        shown["contract"].as_str().unwrap().to_lowercase(),
+        contract,
+        "{shown}"
+    );
+    assert_eq!(shown["admin"].as_str().unwrap().to_lowercase(), admin);
+    let by_variable = ok_json(
+        Command::new(LICEN)
+            .args(["--json", "admin", "show"])
+            .current_dir(d)
+            .env("LICEN_NETWORK", "galileo")
+            .env("LICEN_RPC_URL", galileo.rpc())
+            .env("LICEN_DATA_DIR", "state")
+            .env_remove("LICEN_CONTRACT")
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(by_variable["contract"], shown["contract"]);
+
+    // Nothing was deployed for mainnet: the message says how to get there.
+    let said = refused_plainly(galileo.licen(d, None, &["--network", "mainnet", "admin", "show"]));
+    assert!(
+        said.contains("no deployment on mainnet (chain 16661)")
+            && said.contains("licen --network mainnet deploy"),
+        "{said}"
+    );
+
+    // The galileo contract named explicitly over the wrong chain's endpoint: refused, not read.
+    let said = refused_plainly(local.licen(
+        d,
+        Some(&local_key),
+        &[
+            "--network",
+            "galileo",
+            "pause",
+            "--contract",
+            &contract,
+            &format!("0x{}", "01".repeat(32)),
+        ],
+    ));
+    assert!(
+        said.contains("is chain 31337, not galileo (chain 16602)"),
+        "{said}"
+    );
+    assert_eq!(local.nonce(&local_admin), 0);
+
+    // The local stack is only ever local; an unknown network name says which exist.
+    let said = refused_plainly(local.licen(d, None, &["--network", "galileo", "dev"]));
+    assert!(said.contains("`licen dev` runs the local stack"), "{said}");
+    let said = refused(local.licen(d, None, &["--network", "testnet", "admin", "show"]));
+    assert!(
+        said.contains("\"testnet\" is not a LICEN network") && said.contains("galileo"),
+        "{said}"
+    );
 }

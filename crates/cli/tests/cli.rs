@@ -340,7 +340,8 @@ fn put_with_flow_pays_0g_flow_contract_then_uploads() {
     };
     std::fs::write(d.join("a.bin"), bytes(300_000, 1)).unwrap();
     std::fs::write(d.join("b.bin"), bytes(5_000, 2)).unwrap();
-    let put = |file: &str, url: &str, with_flow: bool| {
+    // `--flow` names the Flow to pay; without it, the one the node names in zgs_getStatus.
+    let put = |file: &str, url: &str, flow: Option<&str>| {
         let mut command = Command::new(LICEN);
         command
             .current_dir(d)
@@ -349,19 +350,48 @@ fn put_with_flow_pays_0g_flow_contract_then_uploads() {
                 "LICEN_PRIVATE_KEY",
                 format!("0x{}", hex::encode(payer.to_bytes())),
             )
-            .args(["--json", "put", file, "--storage", url]);
-        if with_flow {
-            command.args(["--flow", &flow, "--rpc-url", &rpc]);
+            .args(["--json", "put", file, "--storage", url, "--rpc-url", &rpc]);
+        if let Some(flow) = flow {
+            command.args(["--flow", flow]);
         }
         command.output().unwrap()
     };
 
-    // A node following the Flow refuses a file nobody paid for.
-    let said = failed(put("b.bin", &node.url, false));
-    assert!(said.contains("no Flow submission of file"), "{said}");
-
+    // Paying another Flow than the node's would be lost: refused before anything is sent.
     let before = balance();
-    let stored = json(put("a.bin", &node.url, true));
+    let said = failed(put(
+        "b.bin",
+        &node.url,
+        Some("0x7777777777777777777777777777777777777777"),
+    ));
+    assert!(
+        said.contains("is not the Flow contract the storage nodes follow") && said.contains(&flow),
+        "{said}"
+    );
+    assert_eq!(balance(), before);
+    // So is paying the node's Flow through another chain's endpoint.
+    let elsewhere = licen_chain::anvil::DevChain::spawn_as(16602).unwrap();
+    let said = failed(
+        Command::new(LICEN)
+            .current_dir(d)
+            .env(
+                "LICEN_PRIVATE_KEY",
+                format!("0x{}", hex::encode(payer.to_bytes())),
+            )
+            .args(["put", "b.bin", "--storage", &node.url])
+            .args(["--rpc-url", elsewhere.rpc_url()])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        said.contains(&format!(
+            "the storage nodes follow the Flow contract {flow} on chain 31337"
+        )) && said.contains("is chain 16602"),
+        "{said}"
+    );
+    drop(elsewhere);
+
+    let stored = json(put("a.bin", &node.url, Some(&flow)));
     let paid = &stored["flow_submission"];
     // 300,000 bytes = 1,172 chunks, padded to 1,280 sectors (1,024 + 256).
     assert_eq!(paid["sectors"], 1280, "{stored}");
@@ -383,15 +413,16 @@ fn put_with_flow_pays_0g_flow_contract_then_uploads() {
 
     // Stored already: nothing is paid or sent again.
     let before = balance();
-    let again = json(put("a.bin", &node.url, true));
+    let again = json(put("a.bin", &node.url, Some(&flow)));
     assert!(again["flow_submission"].is_null(), "{again}");
     assert_eq!(again["sent_segments"], 0);
     assert_eq!(balance(), before);
 
-    // The node keeps the submissions it saw across a restart: the next file is submission #1.
+    // The node keeps the submissions it saw across a restart: the next file is submission #1,
+    // paid to the Flow the node names (no --flow).
     drop(node);
     node = StorageNode::start_with(d, &follow);
-    let next = json(put("b.bin", &node.url, true));
+    let next = json(put("b.bin", &node.url, None));
     assert_eq!(next["flow_submission"]["tx_seq"], 1, "{next}");
     let info = json(licen(
         d,

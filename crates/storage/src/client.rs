@@ -346,6 +346,18 @@ impl StorageClient {
             })
     }
 
+    /// The Flow contract this node follows and its chain (`zgs_getStatus`'s
+    /// `networkIdentity`), or `None` when it names none (a local node that takes files unpaid).
+    pub async fn followed_flow(&self) -> Result<Option<crate::zerog::FollowedFlow>> {
+        let identity = self.status().await?.network_identity;
+        Ok(
+            (!identity.flow_address.is_zero()).then_some(crate::zerog::FollowedFlow {
+                chain_id: identity.chain_id,
+                address: identity.flow_address,
+            }),
+        )
+    }
+
     /// `zgs_getShardConfig`: which segments the node holds (asked once per client). A node
     /// that does not answer the method (not implemented, or not let through by a gateway)
     /// holds every segment.
@@ -1201,4 +1213,33 @@ impl Store for StorageClient {
     fn has_segment(&self, root: Hash, index: u64) -> BoxFuture<'_, Result<bool>> {
         Box::pin(StorageClient::has_segment(self, root, index))
     }
+}
+
+/// The Flow contract the nodes an upload goes to follow, asked of each (as 0G's clients do before
+/// paying): `None` when none names one (local nodes that take files unpaid). Nodes following
+/// different Flows, or a Flow on different chains, are refused ([`Error::FlowsDisagree`]): no
+/// one payment would reach them all. A node that follows none beside ones that do is left to
+/// refuse or take the file itself.
+pub async fn followed_flow(nodes: &[StorageClient]) -> Result<Option<crate::zerog::FollowedFlow>> {
+    let answers =
+        futures_util::future::try_join_all(nodes.iter().map(StorageClient::followed_flow)).await?;
+    let describe =
+        |f: &crate::zerog::FollowedFlow| format!("{} on chain {}", f.address, f.chain_id);
+    let mut found: Option<(usize, crate::zerog::FollowedFlow)> = None;
+    for (i, answer) in answers.iter().enumerate() {
+        let Some(flow) = answer else { continue };
+        match found {
+            None => found = Some((i, *flow)),
+            Some((first, seen)) if seen != *flow => {
+                return Err(Error::FlowsDisagree {
+                    first: nodes[first].url().to_owned(),
+                    first_flow: describe(&seen),
+                    other: nodes[i].url().to_owned(),
+                    other_flow: describe(flow),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(found.map(|(_, flow)| flow))
 }

@@ -35,11 +35,12 @@ impl StorageEndpoint {
 
     /// From a `--storage URL` / `--storage-indexer URL` pair, as every LICEN command reads them:
     /// a flag wins over the environment (`LICEN_STORAGE_URL`, `LICEN_STORAGE_INDEXER`), both
-    /// variables set is refused as ambiguous, and nothing given is the node at `default_node`.
+    /// variables set is refused as ambiguous, and nothing given is `default` (the local node, or
+    /// a 0G network's indexer).
     pub fn from_flags(
         storage: Option<&str>,
         indexer: Option<&str>,
-        default_node: &str,
+        default: StorageEndpoint,
     ) -> Result<Self> {
         let env = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
         Ok(match (storage, indexer) {
@@ -61,7 +62,7 @@ impl StorageEndpoint {
                 }
                 (Some(url), None) => StorageEndpoint::Node(url),
                 (None, Some(url)) => StorageEndpoint::Indexer(url),
-                (None, None) => StorageEndpoint::Node(default_node.to_string()),
+                (None, None) => default,
             },
         })
     }

@@ -199,6 +199,23 @@ pub enum Error {
         shards: String,
     },
 
+    /// The nodes an upload goes to follow different Flow contracts (or chains), so no one
+    /// payment reaches them all.
+    #[error(
+        "the storage nodes follow different Flow contracts: {first} follows {first_flow}, \
+         {other} follows {other_flow}; upload to nodes of one 0G network"
+    )]
+    FlowsDisagree {
+        /// A node's URL.
+        first: String,
+        /// Its Flow and chain, for the message.
+        first_flow: String,
+        /// A node disagreeing with it.
+        other: String,
+        /// Its Flow and chain.
+        other_flow: String,
+    },
+
     /// No set of nodes an indexer knows holds every segment of a file.
     #[error(
         "no set of storage nodes the indexer {url} knows holds every segment of file {root}: \

@@ -148,9 +148,10 @@ pub struct ProtocolVersion {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkIdentity {
-    /// Chain id (0 on the local node).
+    /// Chain id of the Flow contract the node follows (0 on a local node that follows none).
     pub chain_id: u64,
-    /// Flow contract address (zero on the local node).
+    /// The Flow contract the node follows: where uploaders pay for storage (zero on a local node
+    /// that follows none: it takes files unpaid).
     pub flow_address: Address,
     /// P2P protocol version.
     pub p2p_protocol_version: ProtocolVersion,

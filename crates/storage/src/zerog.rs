@@ -11,14 +11,26 @@
 //!
 //! On 0G a node only accepts segments of a file whose submission is on chain, so the order is:
 //! [`FlowSubmission::from_tree`] → chain sends [`FlowSubmission::call`] → wait for the node to
-//! see the log entry → upload. Picking nodes through 0G's indexer service is not implemented:
-//! node URLs are configured.
+//! see the log entry → upload. Which Flow to pay is what the nodes say: a 0G node names the
+//! Flow contract it follows and its chain in `zgs_getStatus` ([`FollowedFlow`]), as 0G's own
+//! clients read it. Nodes are picked through a 0G storage indexer in [`crate::indexer`].
 
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::SolCall;
 
 use crate::error::{Error, Result};
 use crate::merkle::{FileTree, Hash, SubmissionNode, hash_pair, keccak256};
+
+/// The Flow contract a storage node follows, and its chain: what uploads to that node are paid
+/// through. A 0G node reports it in `zgs_getStatus` (`networkIdentity`); a local node in Flow
+/// mode reports its own, and one that follows none reports zeros.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowedFlow {
+    /// The chain's id (`eth_chainId`).
+    pub chain_id: u64,
+    /// The Flow contract.
+    pub address: Address,
+}
 
 /// Solidity bindings of the Flow and market contracts (the parts LICEN uses).
 pub mod abi {

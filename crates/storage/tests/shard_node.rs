@@ -410,7 +410,10 @@ async fn in_flow_mode_the_shard_follows_the_submissions_flow_position() {
     let dir = tempfile::tempdir().unwrap();
     let node = node::start(NodeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        flow_mode: true,
+        flow: Some(node::FollowedFlow {
+            chain_id: 31337,
+            address: alloy_primitives::Address::repeat_byte(0xf1),
+        }),
         shard: shard("1/2"),
         ..NodeConfig::new(dir.path())
     })
@@ -448,4 +451,61 @@ async fn in_flow_mode_the_shard_follows_the_submissions_flow_position() {
     assert_not_served(&client, root, 3).await;
     drop(client);
     node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_name_the_flow_they_follow_and_uploads_refuse_nodes_of_different_flows() {
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let following = |address: u8, chain_id: u64| node::FollowedFlow {
+        chain_id,
+        address: alloy_primitives::Address::repeat_byte(address),
+    };
+    let start_following = |dir: &Path, flow: Option<node::FollowedFlow>| {
+        node::start(NodeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            flow,
+            ..NodeConfig::new(dir)
+        })
+    };
+    let unpaid = start(dirs[0].path(), ShardConfig::WHOLE).await.unwrap();
+    let paid = start_following(dirs[1].path(), Some(following(0xf1, 16602)))
+        .await
+        .unwrap();
+    let other_chain = start_following(dirs[2].path(), Some(following(0xf1, 16661)))
+        .await
+        .unwrap();
+    let client = |n: &RunningNode| StorageClient::new(&n.url()).unwrap();
+
+    // zgs_getStatus names the Flow and its chain, as 0G nodes do; zeros when none is followed.
+    assert_eq!(client(&unpaid).followed_flow().await.unwrap(), None);
+    assert_eq!(
+        client(&paid).followed_flow().await.unwrap(),
+        Some(following(0xf1, 16602))
+    );
+    // A node following a Flow refuses a file nobody paid for.
+    let data = pseudo(3_000, 5);
+    let tree = FileTree::from_bytes(&data);
+    let refused = client(&paid)
+        .upload_segments(&[common::segment(&tree, &data, 0)])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("no Flow submission of file"), "{refused}");
+    let followed = licen_storage::client::followed_flow;
+    assert_eq!(followed(&[client(&unpaid)]).await.unwrap(), None);
+    // A node that follows none beside one that does: the one Flow is what is paid.
+    assert_eq!(
+        followed(&[client(&unpaid), client(&paid)]).await.unwrap(),
+        Some(following(0xf1, 16602))
+    );
+    // The same address on two chains is two Flows: no one payment reaches both.
+    let error = followed(&[client(&paid), client(&other_chain)])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::FlowsDisagree { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("on chain 16602") && message.contains("on chain 16661"),
+        "{message}"
+    );
 }

@@ -2,6 +2,7 @@
 //! Holds public configuration only: there is no flag for a key, because the server needs none.
 
 use crate::server::{PublicChain, WebConfig};
+use licen_chain::Network;
 
 /// Serve the LICEN marketplace web app (holds no secrets; wallets sign in the browser).
 #[derive(Debug, Clone, clap::Args)]
@@ -17,7 +18,8 @@ pub struct WebArgs {
     )]
     pub indexer: String,
     /// The storage node's zgs JSON-RPC endpoint (ciphertext uploads are relayed to it)
-    /// [env: LICEN_STORAGE_URL; default: http://127.0.0.1:5678].
+    /// [env: LICEN_STORAGE_URL; default: on dev the local node, http://127.0.0.1:5678; on
+    /// galileo and mainnet 0G's storage indexer].
     #[arg(long, conflicts_with = "storage_indexer")]
     pub storage: Option<String>,
     /// A 0G storage indexer (0G's, or `licen storage-indexer`), instead of a node: uploads go
@@ -26,22 +28,25 @@ pub struct WebArgs {
     /// LICEN_STORAGE_INDEXER]. A flag wins over the environment; both variables set is refused.
     #[arg(long)]
     pub storage_indexer: Option<String>,
-    /// The chain's JSON-RPC URL offered to wallets.
-    #[arg(long, env = "LICEN_RPC_URL", default_value = "http://127.0.0.1:8545")]
-    pub rpc: String,
-    /// The chain id wallets must be on.
-    #[arg(long, env = "LICEN_CHAIN_ID", default_value_t = 31337)]
-    pub chain_id: u64,
-    /// The network's name offered to a wallet that does not know the chain yet.
-    #[arg(long, env = "LICEN_CHAIN_NAME", default_value = "LICEN")]
-    pub chain_name: String,
+    /// The chain's JSON-RPC URL offered to wallets [default: the network's].
+    #[arg(long, env = "LICEN_RPC_URL")]
+    pub rpc: Option<String>,
+    /// The chain id wallets must be on [default: the network's; 31337, anvil's, for dev].
+    #[arg(long, env = "LICEN_CHAIN_ID")]
+    pub chain_id: Option<u64>,
+    /// The network's name offered to a wallet that does not know the chain yet [default: the
+    /// network's].
+    #[arg(long, env = "LICEN_CHAIN_NAME")]
+    pub chain_name: Option<String>,
     /// The DataPolicy contract address.
     #[arg(long, env = "LICEN_CONTRACT")]
     pub contract: alloy_primitives::Address,
     /// Orchestrator suggested on the publish page (its key is still read from the chain).
     #[arg(long, env = "LICEN_ORCHESTRATOR")]
     pub orchestrator: Option<alloy_primitives::Address>,
-    /// Block explorer prefix for transaction links (`<prefix><tx hash>`).
+    /// Block explorer prefix for transaction links (`<prefix><tx hash>`) [default: 0G's
+    /// explorer on galileo and mainnet; none on dev, whose links open the app's own
+    /// transaction page].
     #[arg(long, env = "LICEN_EXPLORER_TX_URL")]
     pub explorer_tx_url: Option<String>,
     /// On a 0G network: the Flow contract storage is paid through. The page pays it for each
@@ -54,30 +59,55 @@ pub struct WebArgs {
     pub flow_abi: String,
 }
 
+/// The chain id of `licen dev`'s anvil, the dev network's default.
+const DEV_CHAIN_ID: u64 = 31337;
+
 impl WebArgs {
-    /// The storage node, or the indexer (see [`licen_storage::StorageEndpoint::from_flags`]).
-    pub fn storage_endpoint(&self) -> licen_storage::Result<licen_storage::StorageEndpoint> {
+    /// The storage node, or the indexer (see [`licen_storage::StorageEndpoint::from_flags`]);
+    /// nothing given is `network`'s storage indexer, or the local node on dev.
+    pub fn storage_endpoint(
+        &self,
+        network: Network,
+    ) -> licen_storage::Result<licen_storage::StorageEndpoint> {
         licen_storage::StorageEndpoint::from_flags(
             self.storage.as_deref(),
             self.storage_indexer.as_deref(),
-            "http://127.0.0.1:5678",
+            network.storage_indexer().map_or_else(
+                || licen_storage::StorageEndpoint::Node("http://127.0.0.1:5678".into()),
+                |url| licen_storage::StorageEndpoint::Indexer(url.into()),
+            ),
         )
     }
 
-    /// The server configuration (no development wallet: that is `licen dev` only); refused when
-    /// where files are stored is ambiguous.
+    /// The server configuration on the dev network: [`config_on`](Self::config_on).
     pub fn config(&self) -> licen_storage::Result<WebConfig> {
+        self.config_on(Network::Dev)
+    }
+
+    /// The server configuration, `network` supplying what no flag gives (RPC URL, chain id and
+    /// name, explorer, storage). No development wallet: that is `licen dev` only. Refused when
+    /// where files are stored is ambiguous.
+    pub fn config_on(&self, network: Network) -> licen_storage::Result<WebConfig> {
         Ok(WebConfig {
             listen: self.listen,
             indexer_url: self.indexer.clone(),
-            storage: self.storage_endpoint()?,
+            storage: self.storage_endpoint(network)?,
             chain: PublicChain {
-                chain_id: self.chain_id,
-                rpc_url: self.rpc.clone(),
-                name: self.chain_name.clone(),
+                chain_id: self.chain_id.or(network.chain_id()).unwrap_or(DEV_CHAIN_ID),
+                rpc_url: self
+                    .rpc
+                    .clone()
+                    .unwrap_or_else(|| network.rpc_url().to_owned()),
+                name: self
+                    .chain_name
+                    .clone()
+                    .unwrap_or_else(|| network.chain_name().to_owned()),
                 data_policy: self.contract,
                 default_orchestrator: self.orchestrator,
-                explorer_tx_url: self.explorer_tx_url.clone(),
+                explorer_tx_url: self
+                    .explorer_tx_url
+                    .clone()
+                    .or_else(|| network.explorer_tx_url().map(str::to_owned)),
             },
             flow: self.flow.map(|address| crate::PublicFlow {
                 address,
@@ -136,5 +166,51 @@ mod tests {
             "http://i:2",
         ]);
         assert!(both.is_err(), "the two flags conflict");
+    }
+
+    #[test]
+    fn a_network_supplies_what_no_flag_gives() {
+        let contract = "0x0000000000000000000000000000000000000001";
+        let bare = Cli::try_parse_from(["web", "--contract", contract]).unwrap();
+        let dev = bare.web.config_on(Network::Dev).unwrap();
+        assert_eq!(dev.chain.chain_id, 31337);
+        assert_eq!(dev.chain.rpc_url, "http://127.0.0.1:8545");
+        assert_eq!(dev.chain.explorer_tx_url, None);
+        assert_eq!(
+            dev.storage,
+            licen_storage::StorageEndpoint::Node("http://127.0.0.1:5678".into())
+        );
+        let galileo = bare.web.config_on(Network::Galileo).unwrap();
+        assert_eq!(galileo.chain.chain_id, 16602);
+        assert_eq!(galileo.chain.rpc_url, "https://evmrpc-testnet.0g.ai");
+        assert_eq!(galileo.chain.name, "0G Galileo Testnet");
+        assert_eq!(
+            galileo.chain.explorer_tx_url.as_deref(),
+            Some("https://chainscan-galileo.0g.ai/tx/")
+        );
+        assert_eq!(
+            galileo.storage,
+            licen_storage::StorageEndpoint::Indexer(
+                "https://indexer-storage-testnet-turbo.0g.ai".into()
+            )
+        );
+        // A flag wins over the network's default.
+        let own = Cli::try_parse_from([
+            "web",
+            "--contract",
+            contract,
+            "--rpc",
+            "https://rpc.example",
+            "--storage",
+            "http://n:1",
+        ])
+        .unwrap();
+        let mainnet = own.web.config_on(Network::Mainnet).unwrap();
+        assert_eq!(mainnet.chain.rpc_url, "https://rpc.example");
+        assert_eq!(mainnet.chain.chain_id, 16661);
+        assert_eq!(
+            mainnet.storage,
+            licen_storage::StorageEndpoint::Node("http://n:1".into())
+        );
     }
 }

@@ -24,6 +24,9 @@ use serde_json::{Value, json};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
+/// anvil's default chain id, which the test chains keep.
+const ANVIL_CHAIN_ID: u64 = 31337;
+
 /// A web server configuration on a free loopback port for tests and benchmarks that never reach
 /// the chain: its RPC URL is a closed port and the contract address is zero, so a page that
 /// tried would fail visibly. No dev wallet, no request tap.
@@ -33,7 +36,7 @@ pub fn config_without_chain(indexer_url: String, storage_url: String) -> crate::
         indexer_url,
         storage: storage_url.into(),
         chain: crate::PublicChain {
-            chain_id: 31337,
+            chain_id: ANVIL_CHAIN_ID,
             rpc_url: "http://127.0.0.1:9".into(),
             name: "LICEN test chain".into(),
             data_policy: alloy_primitives::Address::ZERO,
@@ -77,7 +80,10 @@ async fn web_and_node(
 ) -> (crate::Running, licen_storage::node::RunningNode) {
     let mut node_config = licen_storage::node::NodeConfig::new(dir.join("storage"));
     node_config.listen = "127.0.0.1:0".parse().expect("a socket address");
-    node_config.flow_mode = flow.is_some();
+    node_config.flow = flow.as_ref().map(|f| licen_storage::node::FollowedFlow {
+        chain_id: ANVIL_CHAIN_ID,
+        address: f.address,
+    });
     let storage = licen_storage::node::start(node_config)
         .await
         .expect("starting a storage node");
@@ -139,7 +145,10 @@ async fn web_and_indexer(
         let mut node_config =
             licen_storage::node::NodeConfig::new(dir.join(format!("storage-{i}")));
         node_config.listen = "127.0.0.1:0".parse().expect("a socket address");
-        node_config.flow_mode = flow.is_some();
+        node_config.flow = flow.as_ref().map(|f| licen_storage::node::FollowedFlow {
+            chain_id: ANVIL_CHAIN_ID,
+            address: f.address,
+        });
         node_config.shard = shard
             .parse()
             .unwrap_or_else(|e| panic!("shard position {shard:?}: {e}"));

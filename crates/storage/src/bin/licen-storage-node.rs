@@ -59,7 +59,7 @@ fn main() -> std::process::ExitCode {
             listen: args.listen,
             max_body_bytes: args.max_body_bytes,
             full_rehash: args.full_rehash,
-            flow_mode: false,
+            flow: None,
             shard: args.shard,
         };
         let running = node::start(cfg).await?;

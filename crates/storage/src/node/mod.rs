@@ -11,7 +11,7 @@
 //!
 //! Differences from a 0G node, on purpose:
 //! - 0G accepts segments only for a file whose Flow submission is on chain. So does this node in
-//!   Flow mode ([`NodeConfig::flow_mode`]: whoever follows the Flow contract's `Submit` events
+//!   Flow mode ([`NodeConfig::flow`]: whoever follows the Flow contract's `Submit` events
 //!   tells it through [`RunningNode::register_submission`]; `licen storage-node --flow` does);
 //!   the file then has the submission's sequence number and flow position. Without Flow mode
 //!   (the dev default) a file comes into existence when its first segment arrives carrying
@@ -73,9 +73,10 @@ pub struct NodeConfig {
     /// hashed, and a re-read would come from the same page cache; segments that survived a
     /// restart are always re-hashed.
     pub full_rehash: bool,
-    /// Accept only files whose Flow submission was registered (a node following a 0G Flow
-    /// contract), as 0G nodes do.
-    pub flow_mode: bool,
+    /// Flow mode: the 0G Flow contract the node follows. It then accepts only files whose Flow
+    /// submission was registered, as 0G nodes do, and names the contract and its chain in
+    /// `zgs_getStatus` (`networkIdentity`), where 0G's clients learn what to pay.
+    pub flow: Option<FollowedFlow>,
     /// Which segments the node keeps (0G's `shard_position`; [`ShardConfig::WHOLE`]: all).
     /// A data directory keeps the shard it was first used with.
     pub shard: ShardConfig,
@@ -90,16 +91,19 @@ impl NodeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 5678)),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             full_rehash: false,
-            flow_mode: false,
+            flow: None,
             shard: ShardConfig::WHOLE,
         }
     }
 }
 
+pub use crate::zerog::FollowedFlow;
+
 /// Shared state of a running node.
 pub struct NodeState {
     disk: disk::Disk,
     max_body_bytes: usize,
+    flow: Option<FollowedFlow>,
 }
 
 impl NodeState {
@@ -108,7 +112,7 @@ impl NodeState {
         let disk = disk::Disk::open(
             &config.data_dir,
             config.full_rehash,
-            config.flow_mode,
+            config.flow.is_some(),
             config.shard,
         )
         .map_err(|e| {
@@ -123,6 +127,7 @@ impl NodeState {
         Ok(Arc::new(NodeState {
             disk,
             max_body_bytes: config.max_body_bytes,
+            flow: config.flow,
         }))
     }
 }

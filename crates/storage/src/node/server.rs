@@ -424,7 +424,13 @@ async fn dispatch(
                     log_sync_height: 0,
                     log_sync_block: Hash::ZERO,
                     next_tx_seq: state.disk.next_seq(),
-                    network_identity: NetworkIdentity::default(),
+                    network_identity: state.flow.map_or_else(NetworkIdentity::default, |f| {
+                        NetworkIdentity {
+                            chain_id: f.chain_id,
+                            flow_address: f.address,
+                            ..NetworkIdentity::default()
+                        }
+                    }),
                 },
             )
         }

@@ -1160,7 +1160,8 @@ fn a_whole_job_runs_on_storage_paid_through_the_flow() {
     let dev = Dev::start_with(d, ports(), &["--no-orchestrator"]);
     let zerog = FlowStorage::start(d, &dev, 1_000_000_000);
     let indexer_url = dev.summary["indexer_url"].as_str().unwrap().to_owned();
-    // The compute node pays from its operator's wallet (dev account 5).
+    // The compute node pays from its operator's wallet (dev account 5) the Flow the storage
+    // node names: no --flow.
     let mut compute = Command::new(LICEN);
     compute
         .args([
@@ -1171,7 +1172,7 @@ fn a_whole_job_runs_on_storage_paid_through_the_flow() {
             "--data-dir",
         ])
         .arg(d.join("compute"))
-        .args(["--storage", &zerog.storage, "--flow", &zerog.flow])
+        .args(["--storage", &zerog.storage])
         .args(["--rpc-url", &zerog.rpc])
         .env(
             "LICEN_PRIVATE_KEY",

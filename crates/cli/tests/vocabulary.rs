@@ -93,6 +93,16 @@ const NAMES: &[(&str, Format)] = &[
     ("tx_seq", Format::Uint),
     ("sectors", Format::Uint),
     ("items", Format::Array),
+    ("chain_id", Format::Uint),
+    ("admin", Format::Address),
+    ("treasury", Format::Address),
+    ("deployer", Format::Address),
+    ("replaced", Format::Address),
+    ("fee_bps", Format::Uint),
+    ("max_fee_bps", Format::Uint),
+    ("orchestrator_registration", Format::Object),
+    ("active", Format::Bool),
+    ("registered", Format::Bool),
 ];
 
 /// Fields by suffix, for names not in [`NAMES`].
@@ -445,6 +455,29 @@ fn every_json_output_speaks_one_vocabulary() {
     let text = not_owner.to_string();
     assert!(text.contains("does not own dataset"), "{text}");
     assert!(!text.contains(RESEARCHER_KEY.trim_start_matches("0x")));
+
+    // The operator's commands: the dev contract's settings and its orchestrator, and a second
+    // deployment (recorded in a data dir of its own).
+    let orchestrator = published["orchestrator"].as_str().unwrap();
+    let shown = ok_json(licen(
+        d,
+        &dev,
+        None,
+        &["admin", "show", "--orchestrator", orchestrator],
+    ));
+    check(&shown, "admin show");
+    assert_eq!(
+        shown["orchestrator_registration"]["active"], true,
+        "{shown}"
+    );
+    let deployed = ok_json(licen(
+        d,
+        &dev,
+        Some(OWNER_KEY),
+        &["deploy", "--data-dir", "operator"],
+    ));
+    check(&deployed, "deploy");
+    assert_ne!(deployed["contract"], shown["contract"]);
     dev.stop();
 }
 
@@ -576,8 +609,16 @@ fn failures_under_json_print_one_error_object() {
     };
     usage_error(&["job", "not-a-number", "--json"], "not-a-number");
     usage_error(
-        &["--json", "put", "some.bin", "--flow-abi", "legacy"],
-        "were not provided: --flow <FLOW>",
+        &[
+            "--json",
+            "publish",
+            "rows.jsonl",
+            "--name",
+            "n",
+            "--purposes",
+            "research",
+        ],
+        "were not provided: --price <PRICE>",
     );
     // Without --json: the sentence on stderr only, nothing on stdout.
     let plain = run(&["jobs", "--indexer", "http://127.0.0.1:1"]);

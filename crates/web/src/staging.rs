@@ -16,9 +16,11 @@
 //! `GET /api/uploads/{id}?wait_ms=N` until the nodes hold the file: each answers as soon as
 //! storing ends, or after N ms with the progress ([`Staging::settled_report`]).
 //!
-//! A committed upload picks its nodes once ([`Storage::upload_nodes`]) and both waits for its
+//! A committed upload picks its nodes ([`Storage::upload_nodes`]) and both waits for its
 //! payment on them and uploads to them, so the nodes that saw the payment are the ones that
-//! get the file.
+//! get the file. While it waits, a picked node that stops answering has it pick again (through
+//! a storage indexer, among the nodes that answer), so one dead node does not hold the upload
+//! up for good; every node of the set it ends with must have seen the payment.
 //!
 //! On a 0G network ([`Staging::paid_through_flow`]) a node takes only files whose Flow
 //! submission it has seen, and the page pays for that from the person's wallet once they
@@ -420,11 +422,15 @@ impl Staging {
             let Some(nodes) = pick_nodes(&storage, &sessions, &id, &task_session).await else {
                 return;
             };
-            if matches!(lock(&task_session.session).phase, Phase::AwaitingPayment)
-                && !await_payment(&nodes, &sessions, &id, &task_session, page_root).await
-            {
-                return;
-            }
+            let nodes = if matches!(lock(&task_session.session).phase, Phase::AwaitingPayment) {
+                match await_payment(&storage, nodes, &sessions, &id, &task_session, page_root).await
+                {
+                    Some(nodes) => nodes,
+                    None => return,
+                }
+            } else {
+                nodes
+            };
             // Several nodes report the bytes each takes; the page's bar counts the file's bytes.
             let progress: licen_storage::store::ProgressFn = Arc::new(move |p| {
                 let done = if p.total == 0 {
@@ -567,32 +573,37 @@ async fn pick_nodes(
 }
 
 /// Waits until every one of `nodes` knows `root` (its Flow submission was paid, and each node
-/// saw it: they follow the Flow separately), then moves the session on to storing. False when
-/// the session ended first (cancelled, or swept once the page stopped asking): nothing is
-/// stored then.
+/// saw it: they follow the Flow separately), then moves the session on to storing and returns
+/// the nodes to store on. When a node does not answer, the nodes are picked again from
+/// `storage` (a storage indexer leaves out nodes that stopped answering). `None` when the
+/// session ended first (cancelled, or swept once the page stopped asking): nothing is stored
+/// then.
 async fn await_payment(
-    nodes: &[StorageClient],
+    storage: &Storage,
+    mut nodes: Vec<StorageClient>,
     sessions: &std::sync::Weak<Mutex<HashMap<String, Shared>>>,
     id: &str,
     slot: &Shared,
     root: Hash,
-) -> bool {
+) -> Option<Vec<StorageClient>> {
     loop {
         if !alive(sessions, id, slot)
             || !matches!(lock(&slot.session).phase, Phase::AwaitingPayment)
         {
-            return false;
+            return None;
         }
         let answers =
             futures_util::future::join_all(nodes.iter().map(|node| node.file_info(root))).await;
         let mut known = true;
+        let mut silent = false;
         for (node, answer) in nodes.iter().zip(answers) {
             match answer {
                 Ok(Some(_)) => {}
                 Ok(None) => known = false,
-                // The node may be restarting: ask again, as the page keeps waiting.
+                // The node may be restarting, or gone: ask again, as the page keeps waiting.
                 Err(e) => {
                     known = false;
+                    silent = true;
                     tracing::debug!(node = node.url(), error = %e, "asking a storage node about a file awaiting payment")
                 }
             }
@@ -600,12 +611,21 @@ async fn await_payment(
         if known {
             let mut session = lock(&slot.session);
             if !matches!(session.phase, Phase::AwaitingPayment) {
-                return false;
+                return None;
             }
             session.phase = Phase::Storing;
             drop(session);
             slot.settled.notify_waiters();
-            return true;
+            return Some(nodes);
+        }
+        if silent && let Ok(picked) = storage.upload_nodes().await {
+            let urls = |nodes: &[StorageClient]| {
+                nodes.iter().map(|n| n.url().to_owned()).collect::<Vec<_>>()
+            };
+            if urls(&picked) != urls(&nodes) {
+                tracing::info!(from = ?urls(&nodes), to = ?urls(&picked), "a storage node of an upload awaiting payment stopped answering: picked its nodes again");
+                nodes = picked;
+            }
         }
         tokio::time::sleep(PAYMENT_POLL).await;
     }

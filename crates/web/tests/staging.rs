@@ -417,3 +417,42 @@ async fn through_a_storage_indexer_an_upload_waits_until_every_node_saw_its_paym
     assert_eq!(info["result"]["finalized"], true, "{info}");
     web.stop().await;
 }
+
+/// A node picked for an upload that stops answering while the upload awaits its payment does
+/// not hold it up for good: the upload picks its nodes again through the indexer (which leaves
+/// the silent node out) and is stored on a set that saw the payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_awaiting_payment_picks_again_when_a_picked_node_stops_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = alloy_primitives::Address::repeat_byte(0x0f);
+    // Two nodes hold the odd segments: 0G's selection picks the first of them.
+    let (web, _indexer, mut nodes) =
+        licen_web::testing::web_with_flow_storage_indexer(dir.path(), &["0/2", "1/2", "1/2"], flow)
+            .await;
+    let data: Vec<u8> = (0..600_000u32).map(|i| (i * 7 + 3) as u8).collect();
+    let root = FileTree::from_bytes(&data).root();
+    let (id, answer) = stage_root_only(&web, &data).await;
+    assert_eq!(answer["state"], "awaiting_payment", "{answer}");
+
+    // The payment reaches the even node and the second odd one, not the picked odd one: the
+    // upload keeps waiting for the node it picked.
+    paid(&nodes[0], &data, 0);
+    paid(&nodes[2], &data, 0);
+    let report = report_of(&web, &id, 1_500).await;
+    assert_eq!(report["state"], "awaiting_payment", "{report}");
+
+    // The picked odd node stops: the upload goes to the nodes that answer and saw the payment.
+    let picked = nodes.remove(1);
+    picked.shutdown().await.unwrap();
+    let mut report = report_of(&web, &id, 2_000).await;
+    for _ in 0..50 {
+        if report["state"] == "stored" {
+            break;
+        }
+        report = report_of(&web, &id, 200).await;
+    }
+    assert_eq!(report["state"], "stored", "{report}");
+    assert_eq!(served(&nodes[0].url(), root, 3).await, vec![0, 2]);
+    assert_eq!(served(&nodes[1].url(), root, 3).await, vec![1]);
+    web.stop().await;
+}

@@ -108,6 +108,40 @@ impl Network {
     }
 }
 
+/// The accounts of anvil's (and hardhat's) default development mnemonic ("test test … junk"):
+/// their keys are published, so on a public network anything they hold is taken at once. Only
+/// the local stack may use them.
+pub const PUBLIC_DEV_ACCOUNTS: [alloy::primitives::Address; 10] = [
+    alloy::primitives::address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"),
+    alloy::primitives::address!("70997970C51812dc3A010C7d01b50e0d17dc79C8"),
+    alloy::primitives::address!("3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"),
+    alloy::primitives::address!("90F79bf6EB2c4f870365E785982E1f101E93b906"),
+    alloy::primitives::address!("15d34AAf54267DB7D7c367839AAf71A00a2C6A65"),
+    alloy::primitives::address!("9965507D1a55bcC2695C58ba16FB37d819B0A4dc"),
+    alloy::primitives::address!("976EA74026E726554dB657fA54763abd0C3a0aa9"),
+    alloy::primitives::address!("14dC79964da2C08b23698B3D3cc7Ca32193d9955"),
+    alloy::primitives::address!("23618e81E3f5cdF7f54C3d65f7FBc0aBf5B21E8f"),
+    alloy::primitives::address!("a0Ee7A142d267C1f36714E4a8F75612F20a79720"),
+];
+
+impl Network {
+    /// Refuses a wallet whose key is public (one of [`PUBLIC_DEV_ACCOUNTS`]) on a network other
+    /// than `dev`: whatever it sends or holds there is anyone's.
+    pub fn check_wallet(self, wallet: alloy::primitives::Address) -> Result<()> {
+        if self == Network::Dev {
+            return Ok(());
+        }
+        match PUBLIC_DEV_ACCOUNTS.iter().position(|a| *a == wallet) {
+            Some(index) => Err(Error::Config(format!(
+                "the wallet {wallet} is anvil's development account #{index}, whose private key \
+                 is public (INSECURE): on {self} anyone can take what it holds or sends. Use a \
+                 key of your own (--keystore, or LICEN_KEYSTORE) (nothing was sent)"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 impl std::fmt::Display for Network {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -180,5 +214,22 @@ mod tests {
             assert_eq!(network.explorer_tx_url(), explorer, "{network}");
         }
         assert_eq!(Network::default(), Network::Dev);
+    }
+
+    #[test]
+    fn public_development_keys_are_refused_off_the_local_stack() {
+        let public = PUBLIC_DEV_ACCOUNTS[3];
+        assert!(Network::Dev.check_wallet(public).is_ok());
+        let error = Network::Galileo
+            .check_wallet(public)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("development account #3") && error.contains("on galileo"),
+            "{error}"
+        );
+        assert!(Network::Mainnet.check_wallet(public).is_err());
+        let own = alloy::primitives::Address::repeat_byte(0x42);
+        assert!(Network::Mainnet.check_wallet(own).is_ok());
     }
 }

@@ -533,3 +533,15 @@ async fn admin_registry_fee_and_envelope_rotation() {
         "is not the contract admin",
     );
 }
+
+/// The accounts refused on public networks as publicly keyed are exactly the ones the pinned
+/// anvil hands out.
+#[test]
+fn the_public_development_accounts_are_anvils() {
+    let chain = licen_chain::anvil::DevChain::spawn().unwrap();
+    let handed_out: Vec<_> = chain.dev_signers().iter().map(|s| s.address()).collect();
+    assert_eq!(
+        handed_out,
+        licen_chain::network::PUBLIC_DEV_ACCOUNTS.to_vec()
+    );
+}

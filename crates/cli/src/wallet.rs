@@ -149,6 +149,12 @@ impl WalletArgs {
     /// in the shell never overrides the wallet named for this command); both flags, or both
     /// variables, are refused as ambiguous.
     pub(crate) fn signer(&self) -> Result<PrivateKeySigner> {
+        let signer = self.named_signer()?;
+        crate::network::current().check_wallet(signer.address())?;
+        Ok(signer)
+    }
+
+    fn named_signer(&self) -> Result<PrivateKeySigner> {
         if let Some(path) = &self.keystore {
             return open_keystore(path);
         }

@@ -50,6 +50,24 @@ impl Chain {
         )
     }
 
+    /// Sends 10 ETH from dev account 0 to `to`.
+    fn fund(&self, to: alloy::primitives::Address) {
+        let sender = licen_chain::connect(self.rpc(), Some(self.anvil.dev_signer(0))).unwrap();
+        self.runtime.block_on(async {
+            let tx = alloy::rpc::types::TransactionRequest::default()
+                .to(to)
+                .value(alloy::primitives::U256::from(10u128.pow(19)));
+            sender
+                .provider
+                .send_transaction(tx.into())
+                .await
+                .unwrap()
+                .get_receipt()
+                .await
+                .unwrap();
+        });
+    }
+
     /// The transaction count of `address`: proves whether a command sent anything.
     fn nonce(&self, address: &str) -> u64 {
         let provider = licen_chain::connect(self.rpc(), None).unwrap().provider;
@@ -658,18 +676,34 @@ fn a_network_binds_commands_to_its_chain_and_finds_the_contract_deployed_on_it()
     let d = dir.path();
     let galileo = Chain::start_as(16602);
     let local = Chain::start();
-    let (admin_key, admin) = galileo.account(0);
-    let (local_key, local_admin) = local.account(0);
+    let (dev_key, _) = galileo.account(0);
+    // An operator's own key, funded on the stand-in chain (anvil's keys are public).
+    let operator = PrivateKeySigner::random();
+    let (admin_key, admin) = (
+        format!("0x{}", hex::encode(operator.to_bytes())),
+        format!("{:#x}", operator.address()),
+    );
+    galileo.fund(operator.address());
+    let dev_nonce = galileo.nonce(&galileo.account(0).1);
+
+    // A publicly keyed development account is refused off the local stack, before anything.
+    let said =
+        refused_plainly(galileo.licen(d, Some(&dev_key), &["--network", "galileo", "deploy"]));
+    assert!(
+        said.contains("development account #0") && said.contains("private key is public"),
+        "{said}"
+    );
+    assert_eq!(galileo.nonce(&galileo.account(0).1), dev_nonce);
 
     // A galileo deployment sent to a chain that is not 16602 is refused before it is signed.
     let said =
-        refused_plainly(local.licen(d, Some(&local_key), &["--network", "galileo", "deploy"]));
+        refused_plainly(local.licen(d, Some(&admin_key), &["--network", "galileo", "deploy"]));
     assert!(
         said.contains("is chain 31337, not galileo (chain 16602)")
             && said.contains("nothing was sent"),
         "{said}"
     );
-    assert_eq!(local.nonce(&local_admin), 0);
+    assert_eq!(local.nonce(&admin), 0);
 
     // On the right chain it deploys and records the contract under 16602.
     let deployed = ok_json(galileo.json(d, Some(&admin_key), &["--network", "galileo", "deploy"]));
@@ -716,7 +750,7 @@ fn a_network_binds_commands_to_its_chain_and_finds_the_contract_deployed_on_it()
     // The galileo contract named explicitly over the wrong chain's endpoint: refused, not read.
     let said = refused_plainly(local.licen(
         d,
-        Some(&local_key),
+        Some(&admin_key),
         &[
             "--network",
             "galileo",
@@ -730,7 +764,7 @@ fn a_network_binds_commands_to_its_chain_and_finds_the_contract_deployed_on_it()
         said.contains("is chain 31337, not galileo (chain 16602)"),
         "{said}"
     );
-    assert_eq!(local.nonce(&local_admin), 0);
+    assert_eq!(local.nonce(&admin), 0);
 
     // The local stack is only ever local; an unknown network name says which exist.
     let said = refused_plainly(local.licen(d, None, &["--network", "galileo", "dev"]));

@@ -11,6 +11,10 @@ use clap::Parser;
     about = "Serve the LICEN marketplace web app"
 )]
 struct Cli {
+    /// The network: `dev`, `galileo` (0G testnet) or `mainnet` (0G); it supplies the chain id,
+    /// RPC URL, explorer and storage indexer no flag gives.
+    #[arg(long, env = "LICEN_NETWORK", default_value = "dev")]
+    network: licen_chain::Network,
     #[command(flatten)]
     web: licen_web::args::WebArgs,
 }
@@ -23,7 +27,7 @@ async fn main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let running = licen_web::start(cli.web.config()?)
+    let running = licen_web::start(cli.web.config_on(cli.network)?)
         .await
         .context("starting the web app")?;
     println!("LICEN web app at {}", running.url());

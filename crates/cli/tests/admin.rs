@@ -59,7 +59,7 @@ impl Chain {
                 .value(alloy::primitives::U256::from(10u128.pow(19)));
             sender
                 .provider
-                .send_transaction(tx.into())
+                .send_transaction(tx)
                 .await
                 .unwrap()
                 .get_receipt()

@@ -44,6 +44,12 @@ pub(crate) struct OrchestratorArgs {
         required = true
     )]
     compute_attestation_key: Vec<String>,
+    /// Off the dev network, release dataset keys to compute nodes trusted on their development
+    /// attestation anyway. INSECURE: it proves no TEE, so a node's operator could read the data;
+    /// for testnet trials with data you own. Without it the orchestrator refuses to start on
+    /// galileo or mainnet (the TEE attestation provider is not built yet).
+    #[arg(long)]
+    insecure_dev_attestation: bool,
     /// Where key envelopes and manifests are read.
     #[command(flatten)]
     storage: crate::storage::StorageArgs,
@@ -74,6 +80,23 @@ pub(crate) struct OrchestratorArgs {
 
 pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
     let stop = crate::dev::StopSignal::install()?;
+    let network = crate::network::current();
+    let warning = match (network, args.insecure_dev_attestation) {
+        (licen_chain::Network::Dev, _) => None,
+        (_, false) => anyhow::bail!(
+            "on {network} the orchestrator releases owners' dataset keys to compute nodes, and \
+             the only attestation built is the development one, which proves no TEE: a node's \
+             operator could read the data. Pass --insecure-dev-attestation to run anyway \
+             (testnet trials with data you own), or run on the dev network"
+        ),
+        (_, true) => Some(
+            "INSECURE development attestation off the local stack: compute nodes are trusted on \
+             their key alone, and their operators could read the data",
+        ),
+    };
+    if let Some(warning) = warning {
+        tracing::warn!("{warning}");
+    }
     // On the network's chain, with its contract, before anything starts.
     let (_, signer) = args.chain.signer(&args.wallet).await?;
     let contract = args.chain.contract()?;
@@ -157,6 +180,7 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
                 .leader_at_start()
                 .map_or(orchestrator.replica(), |(leader, _)| leader)
                 .to_owned(),
+            warning,
         });
     } else {
         println!(

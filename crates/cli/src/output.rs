@@ -695,6 +695,9 @@ pub(crate) struct OrchestratorStarted {
     pub replica: String,
     pub leading: bool,
     pub leader: String,
+    /// Off the dev network with `--insecure-dev-attestation`: what that gives up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<&'static str>,
 }
 
 /// `licen dev`'s start summary.

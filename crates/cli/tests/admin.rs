@@ -766,6 +766,24 @@ fn a_network_binds_commands_to_its_chain_and_finds_the_contract_deployed_on_it()
     );
     assert_eq!(local.nonce(&admin), 0);
 
+    // Off the local stack the orchestrator will not release keys on a development attestation
+    // unless told to, knowingly.
+    let said = refused_plainly(galileo.licen(
+        d,
+        Some(&admin_key),
+        &[
+            "--network",
+            "galileo",
+            "orchestrator",
+            "--compute-attestation-key",
+            &format!("0x{}", "11".repeat(32)),
+        ],
+    ));
+    assert!(
+        said.contains("proves no tee") && said.contains("--insecure-dev-attestation"),
+        "{said}"
+    );
+
     // The local stack is only ever local; an unknown network name says which exist.
     let said = refused_plainly(local.licen(d, None, &["--network", "galileo", "dev"]));
     assert!(said.contains("`licen dev` runs the local stack"), "{said}");

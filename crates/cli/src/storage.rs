@@ -156,6 +156,9 @@ impl FlowArgs {
             (None, Some(followed)) => followed.address,
         };
         let connection = licen_chain::connect(rpc_url, Some(signer()?))?;
+        crate::network::current()
+            .check_chain(&connection.provider, rpc_url)
+            .await?;
         if let Some(followed) = followed {
             use alloy::providers::Provider as _;
             let chain_id = connection

@@ -19,6 +19,13 @@
 //! once, not once per segment. The indexer is trusted for routing only: the page verifies
 //! every byte against the root.
 //!
+//! The relay is public, and a call about a file not located costs the indexer and the nodes
+//! calls of their own: at most [`MAX_LOOKUPS`] such lookups run at once (the rest wait their
+//! turn), and the indexer's node list is reused for [`LOCATIONS_TTL`], so no rate of calls from
+//! pages turns into more than a bounded load on storage. Answers about a file nobody holds yet
+//! are never cached: the publish page asks whether a file was paid for, and a stale "no" would
+//! have it paid twice.
+//!
 //! Must never: accept a method outside [`ALLOWED_METHODS`], log a request body, or keep one
 //! after the call.
 
@@ -88,6 +95,8 @@ pub const LOCATIONS_TTL: Duration = Duration::from_secs(5);
 pub const MAX_LOCATED: usize = 256;
 /// How long the relay waits for one node's file info while locating a file.
 const NODE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lookups that ask the indexer and the nodes (a root not cached) running at once.
+pub const MAX_LOOKUPS: usize = 4;
 
 /// Why a routed call got no node's answer: the HTTP status and a sentence for the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +145,10 @@ type Located = Arc<[Holder]>;
 pub struct IndexerRelay {
     indexer: IndexerClient,
     located: Mutex<HashMap<Hash, (Instant, Located)>>,
+    /// The indexer's trusted nodes, as last listed, and when.
+    trusted: Mutex<Option<(Instant, Vec<String>)>>,
+    /// Bounds the lookups that reach the indexer and the nodes ([`MAX_LOOKUPS`]).
+    lookups: tokio::sync::Semaphore,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +166,8 @@ impl IndexerRelay {
         Ok(IndexerRelay {
             indexer: IndexerClient::new(url)?,
             located: Mutex::default(),
+            trusted: Mutex::default(),
+            lookups: tokio::sync::Semaphore::new(MAX_LOOKUPS),
         })
     }
 
@@ -269,21 +284,44 @@ impl IndexerRelay {
         http: &reqwest::Client,
         root: Hash,
     ) -> Result<Option<String>, Failure> {
-        let nodes = self
-            .indexer
-            .sharded_nodes()
-            .await
-            .map_err(|e| fail(502, e.to_string()))?
-            .trusted;
-        let infos = futures_util::future::join_all(
-            nodes.iter().map(|n| node_file_info(http, &n.url, root)),
-        )
-        .await;
+        let _turn = self.turn().await?;
+        let nodes = self.trusted_nodes().await?;
+        let infos =
+            futures_util::future::join_all(nodes.iter().map(|url| node_file_info(http, url, root)))
+                .await;
         Ok(nodes
             .into_iter()
             .zip(infos)
             .find(|(_, info)| matches!(info, Ok(Some(_))))
-            .map(|(node, _)| node.url))
+            .map(|(url, _)| url))
+    }
+
+    /// The indexer's trusted nodes' URLs, listed again once [`LOCATIONS_TTL`] has passed.
+    async fn trusted_nodes(&self) -> Result<Vec<String>, Failure> {
+        if let Some((at, urls)) = &*lock_plain(&self.trusted)
+            && at.elapsed() < LOCATIONS_TTL
+        {
+            return Ok(urls.clone());
+        }
+        let urls: Vec<String> = self
+            .indexer
+            .sharded_nodes()
+            .await
+            .map_err(|e| fail(502, e.to_string()))?
+            .trusted
+            .into_iter()
+            .map(|n| n.url)
+            .collect();
+        *lock_plain(&self.trusted) = Some((Instant::now(), urls.clone()));
+        Ok(urls)
+    }
+
+    /// Waits for a turn to run a lookup that reaches storage ([`MAX_LOOKUPS`] at once).
+    async fn turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
+        self.lookups
+            .acquire()
+            .await
+            .map_err(|_| fail(503, "the storage relay is shutting down"))
     }
 
     /// The nodes holding `root` finalized, in the indexer's order, from the cache while fresh;
@@ -293,10 +331,13 @@ impl IndexerRelay {
         http: &reqwest::Client,
         root: Hash,
     ) -> Result<Option<Located>, Failure> {
-        if let Some((at, holders)) = self.lock().get(&root)
-            && at.elapsed() < LOCATIONS_TTL
-        {
-            return Ok(Some(holders.clone()));
+        if let Some(holders) = self.cached(root) {
+            return Ok(Some(holders));
+        }
+        let _turn = self.turn().await?;
+        // Located by a lookup that ran while this one waited its turn.
+        if let Some(holders) = self.cached(root) {
+            return Ok(Some(holders));
         }
         let nodes = match self.indexer.file_locations(root).await {
             Ok(Some(nodes)) => nodes,
@@ -353,16 +394,28 @@ impl IndexerRelay {
         cache.insert(root, (Instant::now(), holders));
     }
 
+    /// `root`'s holders while fresh.
+    fn cached(&self, root: Hash) -> Option<Located> {
+        self.lock()
+            .get(&root)
+            .filter(|(at, _)| at.elapsed() < LOCATIONS_TTL)
+            .map(|(_, holders)| holders.clone())
+    }
+
     fn forget(&self, root: Hash) {
         self.lock().remove(&root);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Hash, (Instant, Located)>> {
-        // Plain data: a panic elsewhere leaves nothing half-done worth refusing over.
-        self.located
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock_plain(&self.located)
     }
+}
+
+/// Plain data: a panic elsewhere leaves nothing half-done worth refusing over.
+fn lock_plain<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Sends `body` unchanged to the first of `urls` that answers; its answer as it is.
@@ -466,6 +519,34 @@ mod tests {
         relay()
             .relay(&reqwest::Client::new(), Bytes::from(call.to_string()))
             .await
+    }
+
+    /// However many pages call at once, at most [`MAX_LOOKUPS`] lookups reach storage: the
+    /// next waits its turn (here for the indexer, at a closed port, to fail fast with 502).
+    #[tokio::test]
+    async fn lookups_reaching_storage_wait_their_turn() {
+        let relay = relay();
+        let http = reqwest::Client::new();
+        let info = |n: u8| {
+            let root = Hash::repeat_byte(n).to_string();
+            Bytes::from(
+                json!({"jsonrpc": "2.0", "id": 1, "method": "zgs_getFileInfo", "params": [root, true]})
+                    .to_string(),
+            )
+        };
+        let turns: Vec<_> = futures_util::future::join_all((0..MAX_LOOKUPS).map(|_| relay.turn()))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let waiting = tokio::time::timeout(Duration::from_millis(300), relay.relay(&http, info(7)));
+        assert!(waiting.await.is_err(), "a lookup beyond the bound ran");
+        drop(turns);
+        let failure = tokio::time::timeout(Duration::from_secs(10), relay.relay(&http, info(7)))
+            .await
+            .expect("its turn came")
+            .unwrap_err();
+        assert_eq!(failure.status, 502, "{failure:?}");
     }
 
     #[tokio::test]

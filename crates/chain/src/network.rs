@@ -7,7 +7,9 @@
 //!
 //! A profile with a chain id is a promise about the endpoint: [`Network::check_chain`] refuses
 //! an RPC endpoint of another chain before anything is signed, so a transaction meant for the
-//! testnet can never be sent to mainnet (or the reverse) through a mistyped URL.
+//! testnet can never be sent to mainnet (or the reverse) through a mistyped URL; and `dev`
+//! refuses a 0G chain, which must be named to get its checks (such as
+//! [`Network::check_wallet`]'s refusal of public development keys).
 
 use alloy::providers::{DynProvider, Provider as _};
 
@@ -86,29 +88,38 @@ impl Network {
     }
 
     /// Asks `provider` (at `rpc_url`, for messages) for its chain id and refuses one that is not
-    /// this network's. Returns the chain id. For `dev` it asks nothing and returns `None`.
-    pub async fn check_chain(self, provider: &DynProvider, rpc_url: &str) -> Result<Option<u64>> {
-        let Some(expected) = self.chain_id() else {
-            return Ok(None);
-        };
+    /// this network's; on `dev`, which takes any chain, refuses a 0G network's chain, which must
+    /// be named (so its defaults and checks apply). Returns the chain id.
+    pub async fn check_chain(self, provider: &DynProvider, rpc_url: &str) -> Result<u64> {
         let actual = provider.get_chain_id().await.map_err(|e| Error::Rpc {
             action: "asking for the chain id",
             rpc: rpc_url.to_owned(),
             message: e.to_string(),
         })?;
-        if actual != expected {
-            return Err(Error::WrongChain {
+        match self.chain_id() {
+            Some(expected) if actual != expected => Err(Error::WrongChain {
                 network: self.name(),
                 expected,
                 actual,
                 rpc: rpc_url.to_owned(),
-            });
+            }),
+            None => match Network::ALL
+                .into_iter()
+                .find(|n| n.chain_id() == Some(actual))
+            {
+                Some(named) => Err(Error::Config(format!(
+                    "{rpc_url} is {named} (chain {actual}): name the network with --network \
+                     {named} (or LICEN_NETWORK={named}), so its checks apply (nothing was sent)"
+                ))),
+                None => Ok(actual),
+            },
+            Some(_) => Ok(actual),
         }
-        Ok(Some(actual))
     }
 }
 
-/// The accounts of anvil's (and hardhat's) default development mnemonic ("test test … junk"):
+/// The first ten accounts of the public development mnemonic ("test test … junk"), the ones
+/// anvil hands out (hardhat uses more of the same mnemonic):
 /// their keys are published, so on a public network anything they hold is taken at once. Only
 /// the local stack may use them.
 pub const PUBLIC_DEV_ACCOUNTS: [alloy::primitives::Address; 10] = [

@@ -250,8 +250,7 @@ pub(crate) async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
     let rpc_url = args.rpc_url.as_deref().unwrap_or(network.rpc_url());
     let connection = connect(rpc_url, Some(signer.clone()))?;
     let provider = connection.provider.clone();
-    network.check_chain(&provider, rpc_url).await?;
-    let chain_id = chain_id(&provider, rpc_url).await?;
+    let chain_id = network.check_chain(&provider, rpc_url).await?;
     let record_file = deployments::record_path(&args.data_dir, chain_id);
     let previous = deployments::remembered(&args.data_dir, chain_id)?;
     if let Some(previous) = &previous {

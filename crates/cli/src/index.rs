@@ -69,7 +69,7 @@ pub(crate) async fn run(args: IndexerArgs, json: bool) -> Result<()> {
             args.chain.rpc_url(),
             contract,
             start_block,
-            args.chain.data_dir.join("indexer"),
+            args.chain.state_dir().join("indexer"),
         )
     };
     let running = licen_indexer::start(config)

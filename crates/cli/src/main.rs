@@ -239,29 +239,12 @@ fn default_data_dir() -> PathBuf {
 async fn serve_web(args: licen_web::args::WebArgs, json: bool) -> Result<()> {
     let stop = dev::StopSignal::install()?;
     let mut config = args.config_on(network::current())?;
-    if config.flow.is_none() && network::current() != licen_chain::Network::Dev {
+    if network::current() != licen_chain::Network::Dev {
         // On 0G, as the CLI pays: the Flow the storage nodes name. (On dev, storage may start
         // after the web app; a Flow there is named with --flow, as `licen dev --flow` does.)
-        let storage = config.storage.connect()?;
-        let nodes = storage
-            .upload_nodes()
+        licen_web::server::pay_the_nodes_flow(&mut config)
             .await
-            .with_context(|| format!("asking {} for its storage nodes", config.storage))?;
-        if let Some(followed) = licen_storage::client::followed_flow(&nodes).await? {
-            anyhow::ensure!(
-                followed.chain_id == config.chain.chain_id,
-                "the storage nodes follow the Flow contract {} on chain {}, but the web app is \
-                 for chain {}: name the network (--network) or the chain (--chain-id) they belong \
-                 to, or other storage",
-                followed.address,
-                followed.chain_id,
-                config.chain.chain_id
-            );
-            config.flow = Some(licen_web::PublicFlow {
-                address: followed.address,
-                abi: None,
-            });
-        }
+            .context("asking the storage nodes which Flow contract the page pays")?;
     }
     let running = licen_web::start(config)
         .await

@@ -98,12 +98,48 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
         tracing::warn!("{warning}");
     }
     // On the network's chain, with its contract, before anything starts.
-    let (_, signer) = args.chain.signer(&args.wallet).await?;
+    let (client, signer) = args.chain.signer(&args.wallet).await?;
     let contract = args.chain.contract()?;
-    let key_file = args
-        .key_file
-        .unwrap_or_else(|| args.chain.data_dir.join("dev").join("orchestrator.key"));
+    let key_file = match (args.key_file, network) {
+        (Some(file), _) => file,
+        (None, licen_chain::Network::Dev) => {
+            args.chain.data_dir.join("dev").join("orchestrator.key")
+        }
+        (None, _) => anyhow::bail!(
+            "pass --key-file (or LICEN_ORCHESTRATOR_KEY_FILE): the orchestrator's X25519 key \
+             file, as `licen keygen` writes it, whose public key is registered for {} on \
+             {network}",
+            signer.address()
+        ),
+    };
     let key = read_secret_key(&key_file)?;
+    // The key owners' envelopes are sealed to is the one registered on the chain: a different
+    // key file would be found out only when a job's envelope fails to open.
+    let public = key.public_key().to_bytes();
+    let (registered, _) = client.orchestrator_key(signer.address()).await?;
+    if registered == [0u8; 32] {
+        anyhow::bail!(
+            "{} is not registered as an orchestrator on {contract}: the contract's admin runs \
+             `licen admin register-orchestrator --orchestrator {} --key-file {}`",
+            signer.address(),
+            signer.address(),
+            key_file.display()
+        );
+    }
+    if registered != public {
+        anyhow::bail!(
+            "the key in {} (public key 0x{}) is not the one registered for orchestrator {} on \
+             {contract} (0x{}): pass the registered key's file with --key-file, or have the \
+             contract's admin run `licen admin rotate-orchestrator-key --orchestrator {} \
+             --key-file {}`",
+            key_file.display(),
+            hex::encode(public),
+            signer.address(),
+            hex::encode(registered),
+            signer.address(),
+            key_file.display()
+        );
+    }
     if args.compute_url.len() != args.compute_attestation_key.len() {
         anyhow::bail!(
             "{} compute node URLs but {} attestation keys: give one --compute-attestation-key per \
@@ -128,7 +164,7 @@ pub(crate) async fn run(args: OrchestratorArgs, json: bool) -> Result<()> {
         Some(url) => licen_orchestrator::LedgerLocation::Url(url),
         None => licen_orchestrator::LedgerLocation::File(args.ledger.unwrap_or_else(|| {
             args.chain
-                .data_dir
+                .state_dir()
                 .join("orchestrator")
                 .join("ledger.sqlite")
         })),

@@ -5,7 +5,7 @@
 use crate::files::ensure_absent;
 use crate::progress::{bytes_bar, storage_progress};
 use crate::wallet::WalletArgs;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use licen_storage::client::DownloadOptions;
 use licen_storage::client::StorageClient;
@@ -143,40 +143,17 @@ impl FlowArgs {
         let followed = licen_storage::client::followed_flow(nodes)
             .await
             .context("asking the storage nodes which Flow contract they follow")?;
-        let flow = match (self.flow, followed) {
-            (None, None) => return Ok(None),
-            (Some(given), Some(followed)) if given != followed.address => bail!(
-                "--flow {given} is not the Flow contract the storage nodes follow ({} on chain \
-                 {}): they would never see a payment to it. Drop --flow to pay theirs, or use \
-                 storage of that Flow's network",
-                followed.address,
-                followed.chain_id
-            ),
-            (Some(given), _) => given,
-            (None, Some(followed)) => followed.address,
-        };
+        if self.flow.is_none() && followed.is_none() {
+            return Ok(None);
+        }
         let connection = licen_chain::connect(rpc_url, Some(signer()?))?;
-        crate::network::current()
+        let chain_id = crate::network::current()
             .check_chain(&connection.provider, rpc_url)
             .await?;
-        if let Some(followed) = followed {
-            use alloy::providers::Provider as _;
-            let chain_id = connection
-                .provider
-                .get_chain_id()
-                .await
-                .with_context(|| format!("asking {rpc_url} for its chain id"))?;
-            if chain_id != followed.chain_id {
-                bail!(
-                    "the storage nodes follow the Flow contract {} on chain {}, but {rpc_url} is \
-                     chain {chain_id}: pay through an RPC endpoint of chain {} (--rpc-url), or use \
-                     storage of chain {chain_id}'s network (nothing was paid or uploaded)",
-                    followed.address,
-                    followed.chain_id,
-                    followed.chain_id
-                );
-            }
-        }
+        let Some(flow) = licen_storage::zerog::FollowedFlow::to_pay(self.flow, followed, chain_id)?
+        else {
+            return Ok(None);
+        };
         Ok(Some(match self.flow_abi {
             FlowAbiArg::Auto => licen_chain::FlowClient::detect(connection, flow).await?,
             FlowAbiArg::Current => licen_chain::FlowClient::new(connection, flow, FlowAbi::Current),
@@ -528,16 +505,11 @@ pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()
     };
     let mut followed = None;
     if let Some((flow, provider)) = &flow {
-        // Refuse a wrong address before serving anything.
+        // Refuse another chain, then a wrong address, before serving anything.
+        let chain_id = network.check_chain(provider, rpc_url).await?;
         flow.price_per_sector().await.with_context(|| {
             format!("checking the Flow contract {} on {rpc_url}", flow.address(),)
         })?;
-        network.check_chain(provider, rpc_url).await?;
-        use alloy::providers::Provider as _;
-        let chain_id = provider
-            .get_chain_id()
-            .await
-            .with_context(|| format!("asking {rpc_url} for its chain id"))?;
         followed = Some(licen_storage::node::FollowedFlow {
             chain_id,
             address: flow.address(),
@@ -803,13 +775,13 @@ pub(crate) struct ComputeNodeArgs {
 
 /// Pays for the compute node's uploads (result, evidence) from the operator's wallet: to
 /// `--flow`, else to the Flow the nodes of each upload follow (nothing when they follow none).
+/// Each upload asks its nodes afresh, and uploads of several jobs pay at once (the wallet's
+/// nonces are kept by `licen-chain`).
 pub(crate) struct FlowPayer {
     flow: FlowArgs,
     rpc_url: String,
     /// `None`: no wallet was configured, which is only an error once a Flow is to be paid.
     signer: Option<alloy::signers::local::PrivateKeySigner>,
-    /// The client of the last Flow paid (reused while the nodes name the same one).
-    client: tokio::sync::Mutex<Option<licen_chain::FlowClient>>,
 }
 
 impl FlowPayer {
@@ -825,7 +797,6 @@ impl FlowPayer {
             flow: payment.flow.clone(),
             rpc_url: payment.rpc_url(),
             signer,
-            client: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -842,7 +813,6 @@ impl FlowPayer {
             },
             rpc_url: rpc_url.to_owned(),
             signer: Some(signer),
-            client: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -851,7 +821,6 @@ impl FlowPayer {
         nodes: &[StorageClient],
         tree: &FileTree,
     ) -> Result<Option<licen_chain::FlowReceipt>> {
-        let mut cached = self.client.lock().await;
         let wallet = || {
             self.signer.clone().context(
                 "the storage nodes take only files paid through their Flow contract: start the \
@@ -859,16 +828,10 @@ impl FlowPayer {
                  LICEN_PRIVATE_KEY or LICEN_KEYSTORE)",
             )
         };
-        let Some(fresh) = self.flow.client(&self.rpc_url, wallet, nodes).await? else {
+        let Some(flow) = self.flow.client(&self.rpc_url, wallet, nodes).await? else {
             return Ok(None);
         };
-        let flow = match cached.take() {
-            Some(known) if known.address() == fresh.address() => known,
-            _ => fresh,
-        };
-        let paid = pay_for_storage(nodes, &flow, tree, true).await;
-        *cached = Some(flow);
-        paid
+        pay_for_storage(nodes, &flow, tree, true).await
     }
 }
 
@@ -899,8 +862,17 @@ pub(crate) async fn compute_node(args: ComputeNodeArgs, json: bool) -> Result<()
         .factory()
         .map_err(anyhow::Error::msg)
         .context("configuring the compute node's trainer")?;
+    let payer = FlowPayer::new(&args.payment)?;
+    let network = crate::network::current();
+    if network != licen_chain::Network::Dev {
+        // A wrong RPC endpoint would otherwise show only when a finished job's result is paid.
+        let connection = licen_chain::connect(&payer.rpc_url, None)?;
+        network
+            .check_chain(&connection.provider, &payer.rpc_url)
+            .await?;
+    }
     let payer: Option<std::sync::Arc<dyn licen_compute::StoragePayer>> =
-        Some(std::sync::Arc::new(FlowPayer::new(&args.payment)?));
+        Some(std::sync::Arc::new(payer));
     let running = licen_compute::node::start(licen_compute::node::NodeConfig {
         trainer,
         payer,

@@ -25,7 +25,8 @@ pub(crate) struct ChainArgs {
     /// one `licen deploy` recorded for the network's chain under the data dir).
     #[arg(long, env = "LICEN_CONTRACT")]
     pub(crate) contract: Option<Address>,
-    /// Local state folder (where `licen dev` remembers its deployment).
+    /// Local state folder: where `licen dev` remembers its deployment and `licen deploy`
+    /// records one per chain (`deployments/<chain-id>.json`).
     #[arg(long, env = "LICEN_DATA_DIR", default_value_os_t = crate::default_data_dir())]
     pub(crate) data_dir: PathBuf,
 }
@@ -43,6 +44,16 @@ pub(crate) struct WalletArgs {
 }
 
 impl ChainArgs {
+    /// Where services keep their state (index, ledger): the data dir on dev, a folder per
+    /// network inside it otherwise (`<data-dir>/galileo`), so one data dir serves several
+    /// networks without one's index or ledger refusing another's deployment.
+    pub(crate) fn state_dir(&self) -> PathBuf {
+        match crate::network::current() {
+            licen_chain::Network::Dev => self.data_dir.clone(),
+            network => self.data_dir.join(network.name()),
+        }
+    }
+
     /// The chain's JSON-RPC endpoint: `--rpc-url`, else the network's.
     pub(crate) fn rpc_url(&self) -> &str {
         self.rpc_url
@@ -79,7 +90,7 @@ impl ChainArgs {
             })
     }
 
-    /// Refuses an RPC endpoint that is not the network's chain (`dev` takes any).
+    /// Refuses an RPC endpoint that is not the network's chain (`dev` takes any but 0G's).
     pub(crate) async fn check_chain(&self, provider: &alloy::providers::DynProvider) -> Result<()> {
         crate::network::current()
             .check_chain(provider, self.rpc_url())
@@ -110,14 +121,17 @@ impl ChainArgs {
 
     /// The default orchestrator: the dev stack's, if there is one.
     pub(crate) fn dev_orchestrator(&self) -> Option<Address> {
+        if crate::network::current() != licen_chain::Network::Dev {
+            return None;
+        }
         crate::dev::remembered_deployment(&self.data_dir).and_then(|d| d.orchestrator)
     }
 
-    /// A read-only client, on the network's chain.
+    /// A read-only client, on the network's chain (checked before the contract is looked up).
     pub(crate) async fn reader(&self) -> Result<DataPolicyClient> {
-        let client = DataPolicyClient::new(connect(self.rpc_url(), None)?, self.contract()?);
-        self.check_chain(client.provider()).await?;
-        Ok(client)
+        let connection = connect(self.rpc_url(), None)?;
+        self.check_chain(&connection.provider).await?;
+        Ok(DataPolicyClient::new(connection, self.contract()?))
     }
 
     /// A client that signs with `wallet`, on the network's chain.
@@ -126,12 +140,9 @@ impl ChainArgs {
         wallet: &WalletArgs,
     ) -> Result<(DataPolicyClient, PrivateKeySigner)> {
         let signer = wallet.signer()?;
-        let client = DataPolicyClient::new(
-            connect(self.rpc_url(), Some(signer.clone()))?,
-            self.contract()?,
-        );
-        self.check_chain(client.provider()).await?;
-        Ok((client, signer))
+        let connection = connect(self.rpc_url(), Some(signer.clone()))?;
+        self.check_chain(&connection.provider).await?;
+        Ok((DataPolicyClient::new(connection, self.contract()?), signer))
     }
 }
 

@@ -167,7 +167,7 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
     let chain = Chain::start();
     let (admin_key, admin) = chain.account(0);
     let (owner_key, _) = chain.account(1);
-    let (_, orchestrator) = chain.account(3);
+    let (orchestrator_key, orchestrator) = chain.account(3);
 
     let deployed = ok_json(chain.json(
         d,
@@ -346,6 +346,26 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
     ));
     assert_eq!(rotated["public_key"], rotated_to.as_str());
     assert_eq!(rotated["previous_public_key"], public_key.as_str());
+    // An orchestrator started with the key it had before is refused at start, not when a job's
+    // envelope fails to open.
+    let said = refused_plainly(chain.licen(
+        d,
+        Some(&orchestrator_key),
+        &[
+            "orchestrator",
+            "--contract",
+            &contract,
+            "--key-file",
+            "orchestrator.key",
+            "--compute-attestation-key",
+            &format!("0x{}", "11".repeat(32)),
+        ],
+    ));
+    assert!(
+        said.contains("is not the one registered for orchestrator")
+            && said.contains("rotate-orchestrator-key"),
+        "{said}"
+    );
     let shown = ok_json(chain.json(
         d,
         None,
@@ -739,13 +759,33 @@ fn a_network_binds_commands_to_its_chain_and_finds_the_contract_deployed_on_it()
     );
     assert_eq!(by_variable["contract"], shown["contract"]);
 
-    // Nothing was deployed for mainnet: the message says how to get there.
-    let said = refused_plainly(galileo.licen(d, None, &["--network", "mainnet", "admin", "show"]));
+    // Nothing recorded under another data dir: the message says how to get there.
+    let said = refused_plainly(galileo.licen(
+        d,
+        None,
+        &[
+            "--network",
+            "galileo",
+            "admin",
+            "show",
+            "--data-dir",
+            "empty",
+        ],
+    ));
     assert!(
-        said.contains("no deployment on mainnet (chain 16661)")
-            && said.contains("licen --network mainnet deploy"),
+        said.contains("no deployment on galileo (chain 16602) recorded in")
+            && said.contains("licen --network galileo deploy"),
         "{said}"
     );
+    // Mainnet over the testnet's endpoint: the chain is refused before any contract is sought.
+    let said = refused_plainly(galileo.licen(d, None, &["--network", "mainnet", "admin", "show"]));
+    assert!(
+        said.contains("is chain 16602, not mainnet (chain 16661)"),
+        "{said}"
+    );
+    // And the testnet's endpoint without naming it: the network must be named.
+    let said = refused_plainly(galileo.licen(d, None, &["admin", "show", "--contract", &contract]));
+    assert!(said.contains("--network galileo"), "{said}");
 
     // The galileo contract named explicitly over the wrong chain's endpoint: refused, not read.
     let said = refused_plainly(local.licen(

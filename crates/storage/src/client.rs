@@ -191,24 +191,17 @@ fn report(progress: &Option<ProgressFn>, phase: Phase, done: u64, total: u64) {
 }
 
 impl StorageClient {
-    /// A client of the node at `url` (e.g. `http://127.0.0.1:5678`) with default tuning.
-    /// Plain HTTP only (no TLS is compiled in).
+    /// A client of the node at `url` (e.g. `http://127.0.0.1:5678`, or an `https://` URL: TLS
+    /// is rustls, checking certificates against the system's roots) with default tuning.
     pub fn new(url: &str) -> Result<Self> {
         Self::with_config(url, ClientConfig::default())
     }
 
     /// A client with explicit tuning.
     pub fn with_config(url: &str, cfg: ClientConfig) -> Result<Self> {
-        if url.starts_with("https://") {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Error::InvalidInput(format!(
-                "storage node URL {url:?} uses https, but this build has no TLS: use the node's \
-                 plain http:// zgs RPC URL (0G storage nodes serve it on port 5678) or put a TLS \
-                 terminating proxy in front"
-            )));
-        }
-        if !url.starts_with("http://") {
-            return Err(Error::InvalidInput(format!(
-                "storage node URL {url:?} must start with http://"
+                "storage node URL {url:?} must start with http:// or https://"
             )));
         }
         if cfg.batch_segments == 0 || cfg.max_in_flight == 0 {

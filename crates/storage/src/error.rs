@@ -216,6 +216,37 @@ pub enum Error {
         other_flow: String,
     },
 
+    /// A Flow was named to pay that the storage nodes do not follow: they would never see the
+    /// payment.
+    #[error(
+        "{given} is not the Flow contract the storage nodes follow ({followed} on chain \
+         {chain_id}): they would never see a payment to it. Name theirs (or none, to pay theirs), \
+         or use storage of that Flow's network"
+    )]
+    NotTheNodesFlow {
+        /// The Flow named (`--flow`).
+        given: alloy_primitives::Address,
+        /// The nodes' Flow.
+        followed: alloy_primitives::Address,
+        /// Its chain.
+        chain_id: u64,
+    },
+
+    /// The storage nodes' Flow is on another chain than the one payments would be sent on.
+    #[error(
+        "the storage nodes follow the Flow contract {flow} on chain {flow_chain}, but payments \
+         would go to chain {chain_id}: pay through an RPC endpoint of chain {flow_chain}, or use \
+         storage of chain {chain_id}'s network (nothing was paid or uploaded)"
+    )]
+    FlowOnAnotherChain {
+        /// The nodes' Flow.
+        flow: alloy_primitives::Address,
+        /// Its chain.
+        flow_chain: u64,
+        /// The chain payments would be sent on.
+        chain_id: u64,
+    },
+
     /// No set of nodes an indexer knows holds every segment of a file.
     #[error(
         "no set of storage nodes the indexer {url} knows holds every segment of file {root}: \

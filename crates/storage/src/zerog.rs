@@ -32,6 +32,40 @@ pub struct FollowedFlow {
     pub address: Address,
 }
 
+impl FollowedFlow {
+    /// The Flow to pay on chain `chain_id` for uploads to nodes that follow `followed` (what
+    /// [`crate::client::followed_flow`] found), `given` the one named by the user if any: the
+    /// nodes' Flow, or `given` when they name none; `None` when neither. A `given` Flow the nodes
+    /// do not follow, or nodes following a Flow on another chain, are refused: the payment would
+    /// be lost and the nodes would never take the file.
+    pub fn to_pay(
+        given: Option<Address>,
+        followed: Option<FollowedFlow>,
+        chain_id: u64,
+    ) -> Result<Option<Address>> {
+        let Some(followed) = followed else {
+            return Ok(given);
+        };
+        if let Some(given) = given
+            && given != followed.address
+        {
+            return Err(Error::NotTheNodesFlow {
+                given,
+                followed: followed.address,
+                chain_id: followed.chain_id,
+            });
+        }
+        if followed.chain_id != chain_id {
+            return Err(Error::FlowOnAnotherChain {
+                flow: followed.address,
+                flow_chain: followed.chain_id,
+                chain_id,
+            });
+        }
+        Ok(Some(followed.address))
+    }
+}
+
 /// Solidity bindings of the Flow and market contracts (the parts LICEN uses).
 pub mod abi {
     /// Current Flow ABI (0g-storage-contracts `Submission.sol`: `SubmissionData` wrapped in
@@ -466,6 +500,49 @@ mod tests {
     use super::*;
     use alloy_primitives::keccak256 as alloy_keccak;
     use alloy_sol_types::SolType;
+
+    /// Given Flow, the nodes' Flow, the payment chain, and the Flow paid or the refusal's words.
+    type Case = (
+        Option<Address>,
+        Option<FollowedFlow>,
+        u64,
+        std::result::Result<Option<Address>, &'static str>,
+    );
+
+    #[test]
+    fn the_flow_to_pay_is_the_nodes_on_their_chain() {
+        let (theirs, other) = (Address::repeat_byte(0xf1), Address::repeat_byte(0x77));
+        let followed = Some(FollowedFlow {
+            chain_id: 16602,
+            address: theirs,
+        });
+        let table: [Case; 6] = [
+            (None, None, 31337, Ok(None)),
+            (Some(other), None, 31337, Ok(Some(other))),
+            (None, followed, 16602, Ok(Some(theirs))),
+            (Some(theirs), followed, 16602, Ok(Some(theirs))),
+            (
+                Some(other),
+                followed,
+                16602,
+                Err("is not the Flow contract the storage nodes follow"),
+            ),
+            (
+                None,
+                followed,
+                31337,
+                Err("on chain 16602, but payments would go to chain 31337"),
+            ),
+        ];
+        for (given, nodes, chain, expected) in table {
+            let got = FollowedFlow::to_pay(given, nodes, chain);
+            match (got, expected) {
+                (Ok(paid), Ok(want)) => assert_eq!(paid, want, "{given:?} {nodes:?} {chain}"),
+                (Err(e), Err(words)) => assert!(e.to_string().contains(words), "{e}"),
+                (got, want) => panic!("{given:?} {nodes:?} {chain}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     fn sample() -> FlowSubmission {
         let data = vec![7u8; 5 * 1024 * 256 + 300]; // 5 segments + 2 chunks

@@ -55,7 +55,7 @@ pub struct WebArgs {
     #[arg(long, env = "LICEN_FLOW")]
     pub flow: Option<alloy_primitives::Address>,
     /// The Flow's `submit` generation: read from its code (`auto`), `current` or `legacy`.
-    #[arg(long, value_parser = ["auto", "current", "legacy"], default_value = "auto", requires = "flow")]
+    #[arg(long, value_parser = ["auto", "current", "legacy"], default_value = "auto")]
     pub flow_abi: String,
 }
 

@@ -37,8 +37,9 @@ pub enum Error {
     /// The indexer holds another deployment's data than the chain configured here.
     #[error(transparent)]
     OtherIndexer(licen_indexer::FollowsError),
-    /// The configured 0G Flow contract cannot be used (unreachable chain, or no Flow there).
-    #[error("the 0G Flow contract given with --flow: {0}")]
+    /// The 0G Flow contract cannot be used (unreachable chain, no Flow there, or not the one the
+    /// storage nodes follow).
+    #[error("the 0G Flow contract: {0}")]
     Flow(String),
     /// The HTTP client could not be built.
     #[error("building the HTTP client: {0}")]

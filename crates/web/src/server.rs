@@ -163,6 +163,39 @@ fn checked_url(what: &'static str, url: &str) -> Result<String> {
     }
 }
 
+/// Sets `config.flow` to the Flow contract the storage nodes name in `zgs_getStatus` (as 0G's
+/// clients read it; nothing when they name none), so the page pays what the nodes follow. A
+/// `--flow` they do not follow, or nodes whose Flow is on another chain than the app's, is
+/// refused: visitors would pay where the nodes never look.
+///
+/// # Errors
+/// [`Error::Flow`] for those refusals, or when the storage cannot be asked.
+pub async fn pay_the_nodes_flow(config: &mut WebConfig) -> Result<()> {
+    let storage = config
+        .storage
+        .connect()
+        .map_err(|e| Error::Flow(e.to_string()))?;
+    let nodes = storage
+        .upload_nodes()
+        .await
+        .map_err(|e| Error::Flow(format!("asking {} for its nodes: {e}", config.storage)))?;
+    let followed = licen_storage::client::followed_flow(&nodes)
+        .await
+        .map_err(|e| Error::Flow(e.to_string()))?;
+    let given = config.flow.as_ref().map(|f| f.address);
+    let paid = licen_storage::zerog::FollowedFlow::to_pay(given, followed, config.chain.chain_id)
+        .map_err(|e| Error::Flow(e.to_string()))?;
+    config.flow = paid.map(|address| PublicFlow {
+        address,
+        abi: config
+            .flow
+            .as_ref()
+            .filter(|f| f.address == address)
+            .and_then(|f| f.abi),
+    });
+    Ok(())
+}
+
 /// Binds and serves in the background.
 ///
 /// # Errors
@@ -173,7 +206,7 @@ pub async fn start(mut config: WebConfig) -> Result<Running> {
     if let Some(flow) = config.flow.as_mut().filter(|f| f.abi.is_none()) {
         flow.abi = Some(flow_abi(&config.chain.rpc_url, flow.address).await?);
     }
-    // Both kinds: an http(s) URL here, then plain http:// (no TLS in this build) when connecting.
+    // Both kinds: an http(s) URL.
     let (endpoint, relayed) = match &config.storage {
         licen_storage::StorageEndpoint::Node(url) => {
             let url = checked_url("storage", url)?;

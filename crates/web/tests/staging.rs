@@ -456,3 +456,52 @@ async fn an_upload_awaiting_payment_picks_again_when_a_picked_node_stops_answeri
     assert_eq!(served(&nodes[1].url(), root, 3).await, vec![1]);
     web.stop().await;
 }
+
+/// On 0G the page pays the Flow the storage nodes name in `zgs_getStatus`; a Flow they do not
+/// follow, or nodes of another chain's Flow, are refused before the app serves a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_pays_the_flow_the_storage_nodes_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let theirs = alloy_primitives::Address::repeat_byte(0xf1);
+    let mut node_config = licen_storage::node::NodeConfig::new(dir.path().join("node"));
+    node_config.listen = "127.0.0.1:0".parse().unwrap();
+    node_config.flow = Some(licen_storage::node::FollowedFlow {
+        chain_id: 31337,
+        address: theirs,
+    });
+    let node = licen_storage::node::start(node_config).await.unwrap();
+    let config =
+        || licen_web::testing::config_without_chain("http://127.0.0.1:9".into(), node.url());
+
+    let mut named = config();
+    licen_web::server::pay_the_nodes_flow(&mut named)
+        .await
+        .unwrap();
+    assert_eq!(named.flow.map(|f| f.address), Some(theirs));
+
+    let mut other = config();
+    other.flow = Some(licen_web::PublicFlow {
+        address: alloy_primitives::Address::repeat_byte(0x77),
+        abi: None,
+    });
+    let refused = licen_web::server::pay_the_nodes_flow(&mut other)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("is not the Flow contract the storage nodes follow"),
+        "{refused}"
+    );
+
+    let mut elsewhere = config();
+    elsewhere.chain.chain_id = 16602;
+    let refused = licen_web::server::pay_the_nodes_flow(&mut elsewhere)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("on chain 31337, but payments would go to chain 16602"),
+        "{refused}"
+    );
+    node.shutdown().await.unwrap();
+}

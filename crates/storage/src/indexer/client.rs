@@ -18,12 +18,11 @@ pub struct IndexerClient {
 }
 
 impl IndexerClient {
-    /// A client of the indexer at `url` (`http://host:port`).
+    /// A client of the indexer at `url` (`http://host:port`, or `https://…` as 0G's are).
     pub fn new(url: &str) -> Result<Self> {
-        if !url.starts_with("http://") {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(Error::InvalidInput(format!(
-                "storage indexer URL {url:?} must start with http:// (this build has no TLS: put \
-                 a TLS-terminating proxy in front of an https indexer)"
+                "storage indexer URL {url:?} must start with http:// or https://"
             )));
         }
         let cfg = ClientConfig {

@@ -141,22 +141,6 @@ fn refused_plainly(output: Output) -> String {
     refused(output).to_lowercase()
 }
 
-/// A `licen storage-node` on a free port (killed on drop) and its URL.
-fn storage_node(dir: &Path) -> (common::Guarded, String) {
-    let (child, line) = common::spawn_service(
-        Command::new(LICEN)
-            .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.join("storage"))
-            .stderr(Stdio::null()),
-    );
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
-    (child, url)
-}
-
 /// The operator's path: deploy to a fresh chain (recorded on disk), read the contract back,
 /// register an orchestrator from its key file, and an owner publishes a dataset to it; a second
 /// deployment on the same chain needs `--replace`.
@@ -385,7 +369,8 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
     assert_eq!(shown["orchestrator_registration"]["active"], true);
 
     // An owner publishes a dataset to this contract and orchestrator.
-    let (_node, storage_url) = storage_node(d);
+    let node = common::StorageNode::start(d);
+    let storage_url = node.url.clone();
     let rows: String = (0..20)
         .map(|i| format!("{{\"prompt\":\"question {i}\",\"completion\":\"answer {i}\"}}\n"))
         .collect();

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{Guarded, LICEN, free_port, ok_json as json, ok_text as ok, refused as failed};
+use common::{LICEN, StorageNode, free_port, ok_json as json, ok_text as ok, refused as failed};
 
 fn licen(dir: &Path, args: &[&str]) -> Output {
     Command::new(LICEN)
@@ -14,34 +14,6 @@ fn licen(dir: &Path, args: &[&str]) -> Output {
         .env_remove("LICEN_STORAGE_URL")
         .output()
         .expect("licen runs")
-}
-
-/// A `licen storage-node` process on a free port; killed on drop.
-struct StorageNode {
-    _child: Guarded,
-    url: String,
-}
-
-impl StorageNode {
-    fn start(dir: &Path) -> Self {
-        Self::start_with(dir, &[])
-    }
-
-    fn start_with(dir: &Path, extra: &[&str]) -> Self {
-        let (child, line) = common::spawn_service(
-            Command::new(LICEN)
-                .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
-                .arg(dir.join("storage"))
-                .args(extra)
-                .stderr(Stdio::null()),
-        );
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned();
-        Self { _child: child, url }
-    }
 }
 
 #[test]

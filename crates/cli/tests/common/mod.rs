@@ -406,3 +406,31 @@ pub fn refund_paid_by_transition(dev: &Dev, job: u64, terminal: &str, account: &
         })
         .sum()
 }
+
+/// A `licen storage-node` process on a free port; killed on drop.
+pub struct StorageNode {
+    _child: Guarded,
+    pub url: String,
+}
+
+impl StorageNode {
+    pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Self {
+        let (child, line) = spawn_service(
+            Command::new(LICEN)
+                .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
+                .arg(dir.join("storage"))
+                .args(extra)
+                .stderr(Stdio::null()),
+        );
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap()
+            .to_owned();
+        Self { _child: child, url }
+    }
+}

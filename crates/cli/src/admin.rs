@@ -17,7 +17,6 @@ use alloy::providers::Provider;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use licen_chain::{DataPolicyClient, DeployParams, connect};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// The contract's fee cap, `DataPolicy.MAX_FEE_BPS` (contracts/src/DataPolicy.sol): checked here
@@ -247,7 +246,7 @@ pub(crate) async fn deploy(args: DeployArgs, json: bool) -> Result<()> {
     check_not_zero(treasury, "--treasury")?;
 
     let network = crate::network::current();
-    let rpc_url = args.rpc_url.as_deref().unwrap_or(network.rpc_url());
+    let rpc_url = crate::network::rpc_url(args.rpc_url.as_deref());
     let connection = connect(rpc_url, Some(signer.clone()))?;
     let provider = connection.provider.clone();
     let chain_id = network.check_chain(&provider, rpc_url).await?;
@@ -640,24 +639,20 @@ async fn transfer_admin(args: TransferAdminArgs, json: bool) -> Result<()> {
         bail!("{} is already the admin: nothing was sent", args.to);
     }
     if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!(
+        crate::onchain::confirm(
+            &format!(
+                "Hand the admin role of DataPolicy {} to {}? This wallet cannot take it back.",
+                client.address(),
+                args.to
+            ),
+            &format!(
                 "refusing to hand the admin role of {} to {} without confirmation: pass --yes \
                  (nothing was sent)",
                 client.address(),
                 args.to
-            );
-        }
-        eprint!(
-            "Hand the admin role of DataPolicy {} to {}? This wallet cannot take it back. [y/N] ",
-            client.address(),
-            args.to
-        );
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            bail!("cancelled: nothing was sent");
-        }
+            ),
+            "cancelled: nothing was sent",
+        )?;
     }
     let receipt = client
         .transfer_admin(args.to)

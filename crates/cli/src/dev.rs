@@ -548,14 +548,6 @@ async fn start_services(
         None
     };
     let endpoint = storage_endpoint(&storage, storage_indexer.as_ref());
-    let flow_client = |signer| -> Result<licen_chain::FlowClient> {
-        let flow = flow.as_ref().expect("only called under --flow");
-        Ok(licen_chain::FlowClient::new(
-            connect(chain.rpc_url(), signer)?,
-            flow.flow,
-            licen_storage::zerog::FlowAbi::Current,
-        ))
-    };
     // Under --flow each node learns of paid files from the Flow's events, as a 0G node does;
     // the compute node pays for its uploads.
     let flow_parts = async {
@@ -573,9 +565,14 @@ async fn start_services(
                 chain.rpc_url(),
                 chain.dev_signer(COMPUTE_OPERATOR_ACCOUNT),
             ));
+        // One read-only client per node's follower.
         let mut clients = Vec::new();
         for _ in &storage {
-            clients.push(flow_client(None)?);
+            clients.push(licen_chain::FlowClient::new(
+                connect(chain.rpc_url(), None)?,
+                f.flow,
+                licen_storage::zerog::FlowAbi::Current,
+            ));
         }
         // Spawned last: nothing after it can fail and leave them holding the nodes.
         let followers = storage

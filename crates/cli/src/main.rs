@@ -239,13 +239,10 @@ fn default_data_dir() -> PathBuf {
 async fn serve_web(args: licen_web::args::WebArgs, json: bool) -> Result<()> {
     let stop = dev::StopSignal::install()?;
     let mut config = args.config_on(network::current())?;
-    if network::current() != licen_chain::Network::Dev {
-        // On 0G, as the CLI pays: the Flow the storage nodes name. (On dev, storage may start
-        // after the web app; a Flow there is named with --flow, as `licen dev --flow` does.)
-        licen_web::server::pay_the_nodes_flow(&mut config)
-            .await
-            .context("asking the storage nodes which Flow contract the page pays")?;
-    }
+    // On 0G, as the CLI pays: the Flow the storage nodes name.
+    licen_web::server::pay_the_nodes_flow(&mut config, network::current())
+        .await
+        .context("asking the storage nodes which Flow contract the page pays")?;
     let running = licen_web::start(config)
         .await
         .map_err(anyhow::Error::new)

@@ -18,3 +18,8 @@ pub(crate) fn set(network: Network) {
 pub(crate) fn current() -> Network {
     CURRENT.get().copied().unwrap_or_default()
 }
+
+/// The chain RPC endpoint: `given` (`--rpc-url`, `LICEN_RPC_URL`), else the network's.
+pub(crate) fn rpc_url(given: Option<&str>) -> &str {
+    given.unwrap_or_else(|| current().rpc_url())
+}

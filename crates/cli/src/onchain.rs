@@ -528,6 +528,22 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Asks a person at the terminal `question` (`[y/N]`, on stderr); refuses with `unattended`
+/// when nobody is there to ask (a script must say `--yes`), and with `cancelled` unless the
+/// answer is yes.
+pub(crate) fn confirm(question: &str, unattended: &str, cancelled: &str) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        bail!("{unattended}");
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("{cancelled}");
+    }
+    Ok(())
+}
+
 pub(crate) async fn pause(args: DatasetArgs, json: bool) -> Result<()> {
     let (client, _) = args.chain.signer(&args.wallet).await?;
     let (_, _, paused, _) = client.dataset_info(args.root).await?;
@@ -639,24 +655,20 @@ pub(crate) async fn request(args: RequestArgs, json: bool) -> Result<()> {
         );
     }
     if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!(
+        confirm(
+            &format!(
+                "Request {} of {} for `{}`: pay {} (native token) into escrow?",
+                epochs_text(u64::from(args.epochs)),
+                args.root,
+                args.purpose,
+                format_wei(escrow)
+            ),
+            &format!(
                 "refusing to pay {} without confirmation: pass --yes to request from a script",
                 format_wei(escrow)
-            );
-        }
-        eprint!(
-            "Request {} of {} for `{}`: pay {} (native token) into escrow? [y/N] ",
-            epochs_text(u64::from(args.epochs)),
-            args.root,
-            args.purpose,
-            format_wei(escrow)
-        );
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            bail!("cancelled: nothing was paid");
-        }
+            ),
+            "cancelled: nothing was paid",
+        )?;
     }
     let (_, result_key) = result_keypair(&signer)?;
     let (job, receipt) = client

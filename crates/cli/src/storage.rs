@@ -20,16 +20,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// The local storage node's default endpoint (0G's zgs RPC port).
-pub(crate) const DEFAULT_STORAGE_URL: &str = "http://127.0.0.1:5678";
-
 /// Where files are stored when nothing names it: the network's storage indexer on 0G, the
 /// local node of `licen dev` otherwise.
 pub(crate) fn default_storage() -> StorageEndpoint {
-    crate::network::current().storage_indexer().map_or_else(
-        || StorageEndpoint::Node(DEFAULT_STORAGE_URL.to_owned()),
-        |url| StorageEndpoint::Indexer(url.to_owned()),
-    )
+    StorageEndpoint::default_for(crate::network::current().storage_indexer())
 }
 
 /// Where files are stored: one zgs node, or the nodes a 0G storage indexer names. A flag wins
@@ -97,9 +91,7 @@ pub(crate) struct FlowPayment {
 impl FlowPayment {
     /// `--rpc-url`, else the network's.
     fn rpc_url(&self) -> String {
-        self.rpc_url
-            .clone()
-            .unwrap_or_else(|| crate::network::current().rpc_url().to_owned())
+        crate::network::rpc_url(self.rpc_url.as_deref()).to_owned()
     }
 
     /// The Flow client paying from the wallet, for uploads to `nodes`: `--flow`, else the Flow
@@ -491,7 +483,7 @@ pub(crate) async fn get(args: GetArgs, json: bool) -> Result<()> {
 pub(crate) async fn storage_node(args: StorageNodeArgs, json: bool) -> Result<()> {
     let stop = crate::dev::StopSignal::install()?;
     let network = crate::network::current();
-    let rpc_url = args.rpc_url.as_deref().unwrap_or(network.rpc_url());
+    let rpc_url = crate::network::rpc_url(args.rpc_url.as_deref());
     let flow = match args.flow {
         Some(address) => {
             let connection = licen_chain::connect(rpc_url, None)?;

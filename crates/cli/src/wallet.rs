@@ -56,9 +56,7 @@ impl ChainArgs {
 
     /// The chain's JSON-RPC endpoint: `--rpc-url`, else the network's.
     pub(crate) fn rpc_url(&self) -> &str {
-        self.rpc_url
-            .as_deref()
-            .unwrap_or_else(|| crate::network::current().rpc_url())
+        crate::network::rpc_url(self.rpc_url.as_deref())
     }
 
     /// The contract address: `--contract`; else, on a network with a fixed chain, the one
@@ -149,11 +147,10 @@ impl ChainArgs {
 impl WalletArgs {
     /// Whether a wallet was named at all (flag or variable), right or wrong.
     pub(crate) fn is_given(&self) -> bool {
-        let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
         self.keystore.is_some()
             || self.private_key.is_some()
-            || set("LICEN_KEYSTORE")
-            || set("LICEN_PRIVATE_KEY")
+            || wallet_variable("LICEN_KEYSTORE").is_some()
+            || wallet_variable("LICEN_PRIVATE_KEY").is_some()
     }
 
     /// The wallet: a flag on the command line wins over the environment (so a key exported
@@ -172,8 +169,10 @@ impl WalletArgs {
         if let Some(key) = &self.private_key {
             return parse_private_key(key);
         }
-        let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        match (from_env("LICEN_KEYSTORE"), from_env("LICEN_PRIVATE_KEY")) {
+        match (
+            wallet_variable("LICEN_KEYSTORE"),
+            wallet_variable("LICEN_PRIVATE_KEY"),
+        ) {
             (Some(_), Some(_)) => bail!(
                 "both LICEN_KEYSTORE and LICEN_PRIVATE_KEY are set: unset one, or name the wallet \
                  with --keystore or --private-key"
@@ -186,6 +185,11 @@ impl WalletArgs {
             ),
         }
     }
+}
+
+/// A wallet variable's value, when set to something other than blanks.
+fn wallet_variable(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 fn parse_private_key(key: &str) -> Result<PrivateKeySigner> {

@@ -50,22 +50,13 @@ impl Chain {
         )
     }
 
-    /// Sends 10 ETH from dev account 0 to `to`.
+    /// Gives `to` 10 ETH (anvil's `anvil_setBalance`: no transaction, no dev account involved).
     fn fund(&self, to: alloy::primitives::Address) {
-        let sender = licen_chain::connect(self.rpc(), Some(self.anvil.dev_signer(0))).unwrap();
-        self.runtime.block_on(async {
-            let tx = alloy::rpc::types::TransactionRequest::default()
-                .to(to)
-                .value(alloy::primitives::U256::from(10u128.pow(19)));
-            sender
-                .provider
-                .send_transaction(tx)
-                .await
-                .unwrap()
-                .get_receipt()
-                .await
-                .unwrap();
-        });
+        use alloy::providers::ext::AnvilApi as _;
+        let provider = licen_chain::connect(self.rpc(), None).unwrap().provider;
+        self.runtime
+            .block_on(provider.anvil_set_balance(to, alloy::primitives::U256::from(10u128.pow(19))))
+            .unwrap();
     }
 
     /// The transaction count of `address`: proves whether a command sent anything.
@@ -234,23 +225,25 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
     // The orchestrator's operator made its key with `licen keygen`; the admin registers it.
     let keygen = ok_json(chain.json(d, None, &["keygen", "-o", "orchestrator.key"]));
     let public_key = keygen["public_key"].as_str().unwrap().to_owned();
-    let unregistered = ok_json(chain.json(
-        d,
-        None,
-        &[
-            "admin",
-            "show",
-            "--contract",
-            &contract,
-            "--orchestrator",
-            &orchestrator,
-        ],
-    ));
-    assert_eq!(unregistered["orchestrator_registration"]["active"], false);
-    assert_eq!(
-        unregistered["orchestrator_registration"]["registered"],
-        false
-    );
+    // The orchestrator's registration, as `licen admin show --orchestrator` reads it.
+    let registration = || {
+        ok_json(chain.json(
+            d,
+            None,
+            &[
+                "admin",
+                "show",
+                "--contract",
+                &contract,
+                "--orchestrator",
+                &orchestrator,
+            ],
+        ))["orchestrator_registration"]
+            .clone()
+    };
+    let unregistered = registration();
+    assert_eq!(unregistered["active"], false);
+    assert_eq!(unregistered["registered"], false);
     let registered = ok_json(chain.json(
         d,
         Some(&admin_key),
@@ -270,23 +263,9 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
     assert_eq!(registered["active"], true);
     assert!(registered["tx"].as_str().unwrap().starts_with("0x"));
     assert!(registered.get("previous_public_key").is_none());
-    let shown = ok_json(chain.json(
-        d,
-        None,
-        &[
-            "admin",
-            "show",
-            "--contract",
-            &contract,
-            "--orchestrator",
-            &orchestrator,
-        ],
-    ));
-    assert_eq!(shown["orchestrator_registration"]["active"], true);
-    assert_eq!(
-        shown["orchestrator_registration"]["public_key"],
-        public_key.as_str()
-    );
+    let shown = registration();
+    assert_eq!(shown["active"], true);
+    assert_eq!(shown["public_key"], public_key.as_str());
 
     // Registering it again is refused before sending, pointing at the rotation.
     let sent = chain.nonce(&admin);
@@ -350,23 +329,9 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
             && said.contains("rotate-orchestrator-key"),
         "{said}"
     );
-    let shown = ok_json(chain.json(
-        d,
-        None,
-        &[
-            "admin",
-            "show",
-            "--contract",
-            &contract,
-            "--orchestrator",
-            &orchestrator,
-        ],
-    ));
-    assert_eq!(
-        shown["orchestrator_registration"]["public_key"],
-        rotated_to.as_str()
-    );
-    assert_eq!(shown["orchestrator_registration"]["active"], true);
+    let shown = registration();
+    assert_eq!(shown["public_key"], rotated_to.as_str());
+    assert_eq!(shown["active"], true);
 
     // An owner publishes a dataset to this contract and orchestrator.
     let node = common::StorageNode::start(d);
@@ -418,20 +383,9 @@ fn deploy_records_then_admin_registers_an_orchestrator_an_owner_publishes_to() {
         ],
     ));
     assert_eq!(deactivated["active"], false);
-    let shown = ok_json(chain.json(
-        d,
-        None,
-        &[
-            "admin",
-            "show",
-            "--contract",
-            &contract,
-            "--orchestrator",
-            &orchestrator,
-        ],
-    ));
-    assert_eq!(shown["orchestrator_registration"]["active"], false);
-    assert_eq!(shown["orchestrator_registration"]["registered"], true);
+    let shown = registration();
+    assert_eq!(shown["active"], false);
+    assert_eq!(shown["registered"], true);
     let said = refused(publish("again"));
     assert!(said.contains("deactivated"), "{said}");
 

@@ -25,7 +25,19 @@ pub enum StorageEndpoint {
     Indexer(String),
 }
 
+/// The local storage node's default zgs RPC URL (0G's zgs RPC port).
+pub const LOCAL_NODE_URL: &str = "http://127.0.0.1:5678";
+
 impl StorageEndpoint {
+    /// Where files go when nothing names a place: a network's storage `indexer` when it has
+    /// one, else the local node at [`LOCAL_NODE_URL`].
+    pub fn default_for(indexer: Option<&str>) -> Self {
+        indexer.map_or_else(
+            || StorageEndpoint::Node(LOCAL_NODE_URL.to_owned()),
+            |url| StorageEndpoint::Indexer(url.to_owned()),
+        )
+    }
+
     /// The node's or indexer's URL.
     pub fn url(&self) -> &str {
         match self {

@@ -72,10 +72,7 @@ impl WebArgs {
         licen_storage::StorageEndpoint::from_flags(
             self.storage.as_deref(),
             self.storage_indexer.as_deref(),
-            network.storage_indexer().map_or_else(
-                || licen_storage::StorageEndpoint::Node("http://127.0.0.1:5678".into()),
-                |url| licen_storage::StorageEndpoint::Indexer(url.into()),
-            ),
+            licen_storage::StorageEndpoint::default_for(network.storage_indexer()),
         )
     }
 

@@ -163,14 +163,22 @@ fn checked_url(what: &'static str, url: &str) -> Result<String> {
     }
 }
 
-/// Sets `config.flow` to the Flow contract the storage nodes name in `zgs_getStatus` (as 0G's
-/// clients read it; nothing when they name none), so the page pays what the nodes follow. A
-/// `--flow` they do not follow, or nodes whose Flow is on another chain than the app's, is
-/// refused: visitors would pay where the nodes never look.
+/// On a 0G `network`, sets `config.flow` to the Flow contract the storage nodes name in
+/// `zgs_getStatus` (as 0G's clients read it; nothing when they name none), so the page pays
+/// what the nodes follow. A `--flow` they do not follow, or nodes whose Flow is on another chain
+/// than the app's, is refused: visitors would pay where the nodes never look. On `dev` nothing
+/// is asked: storage may start after the web app there, and a Flow is named with `--flow` (as
+/// `licen dev --flow` does).
 ///
 /// # Errors
 /// [`Error::Flow`] for those refusals, or when the storage cannot be asked.
-pub async fn pay_the_nodes_flow(config: &mut WebConfig) -> Result<()> {
+pub async fn pay_the_nodes_flow(
+    config: &mut WebConfig,
+    network: licen_chain::Network,
+) -> Result<()> {
+    if network == licen_chain::Network::Dev {
+        return Ok(());
+    }
     let storage = config
         .storage
         .connect()

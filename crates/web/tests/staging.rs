@@ -214,13 +214,7 @@ async fn a_committed_upload_waits_for_its_flow_payment() {
 
     // The Flow submission is seen (what `licen storage-node --flow` does on a Submit event).
     paid(&storage, &data, 0);
-    let mut report = report_of(&web, &id, 2_000).await;
-    for _ in 0..50 {
-        if report["state"] == "stored" {
-            break;
-        }
-        report = report_of(&web, &id, 200).await;
-    }
+    let report = stored(&web, &id).await;
     assert_eq!(report["state"], "stored", "{report}");
     let stored = node
         .download_to_vec(tree.root(), Default::default())
@@ -275,6 +269,19 @@ async fn relay(web: &licen_web::Running, method: &str, params: Value) -> (u16, V
         .await
         .unwrap();
     (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+/// Waits for upload `id` to be stored (through `awaiting_payment` and `storing`), up to about
+/// 12 s; returns its last report.
+async fn stored(web: &licen_web::Running, id: &str) -> Value {
+    let mut report = report_of(web, id, 2_000).await;
+    for _ in 0..50 {
+        if report["state"] == "stored" {
+            break;
+        }
+        report = report_of(web, id, 200).await;
+    }
+    report
 }
 
 /// Waits for upload `id` to leave `storing`; returns its report.
@@ -403,13 +410,7 @@ async fn through_a_storage_indexer_an_upload_waits_until_every_node_saw_its_paym
     assert_eq!(known["result"]["finalized"], false, "{known}");
 
     paid(&nodes[1], &data, 0);
-    let mut report = report_of(&web, &id, 2_000).await;
-    for _ in 0..50 {
-        if report["state"] == "stored" {
-            break;
-        }
-        report = report_of(&web, &id, 200).await;
-    }
+    let report = stored(&web, &id).await;
     assert_eq!(report["state"], "stored", "{report}");
     assert_eq!(served(&nodes[0].url(), root, 3).await, vec![0, 2]);
     assert_eq!(served(&nodes[1].url(), root, 3).await, vec![1]);
@@ -444,13 +445,7 @@ async fn an_upload_awaiting_payment_picks_again_when_a_picked_node_stops_answeri
     // The picked odd node stops: the upload goes to the nodes that answer and saw the payment.
     let picked = nodes.remove(1);
     picked.shutdown().await.unwrap();
-    let mut report = report_of(&web, &id, 2_000).await;
-    for _ in 0..50 {
-        if report["state"] == "stored" {
-            break;
-        }
-        report = report_of(&web, &id, 200).await;
-    }
+    let report = stored(&web, &id).await;
     assert_eq!(report["state"], "stored", "{report}");
     assert_eq!(served(&nodes[0].url(), root, 3).await, vec![0, 2]);
     assert_eq!(served(&nodes[1].url(), root, 3).await, vec![1]);
@@ -473,8 +468,15 @@ async fn the_page_pays_the_flow_the_storage_nodes_name() {
     let config =
         || licen_web::testing::config_without_chain("http://127.0.0.1:9".into(), node.url());
 
+    // On dev nothing is asked: a Flow there is named with --flow.
+    let mut dev = config();
+    licen_web::server::pay_the_nodes_flow(&mut dev, licen_chain::Network::Dev)
+        .await
+        .unwrap();
+    assert!(dev.flow.is_none());
+
     let mut named = config();
-    licen_web::server::pay_the_nodes_flow(&mut named)
+    licen_web::server::pay_the_nodes_flow(&mut named, licen_chain::Network::Galileo)
         .await
         .unwrap();
     assert_eq!(named.flow.map(|f| f.address), Some(theirs));
@@ -484,7 +486,7 @@ async fn the_page_pays_the_flow_the_storage_nodes_name() {
         address: alloy_primitives::Address::repeat_byte(0x77),
         abi: None,
     });
-    let refused = licen_web::server::pay_the_nodes_flow(&mut other)
+    let refused = licen_web::server::pay_the_nodes_flow(&mut other, licen_chain::Network::Galileo)
         .await
         .unwrap_err()
         .to_string();
@@ -495,10 +497,11 @@ async fn the_page_pays_the_flow_the_storage_nodes_name() {
 
     let mut elsewhere = config();
     elsewhere.chain.chain_id = 16602;
-    let refused = licen_web::server::pay_the_nodes_flow(&mut elsewhere)
-        .await
-        .unwrap_err()
-        .to_string();
+    let refused =
+        licen_web::server::pay_the_nodes_flow(&mut elsewhere, licen_chain::Network::Galileo)
+            .await
+            .unwrap_err()
+            .to_string();
     assert!(
         refused.contains("on chain 31337, but payments would go to chain 16602"),
         "{refused}"

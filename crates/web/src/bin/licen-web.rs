@@ -28,12 +28,10 @@ async fn main() -> Result<()> {
         .init();
     let cli = Cli::parse();
     let mut config = cli.web.config_on(cli.network)?;
-    if cli.network != licen_chain::Network::Dev {
-        // On 0G the page pays the Flow the storage nodes name.
-        licen_web::server::pay_the_nodes_flow(&mut config)
-            .await
-            .context("asking the storage nodes which Flow contract the page pays")?;
-    }
+    // On 0G the page pays the Flow the storage nodes name.
+    licen_web::server::pay_the_nodes_flow(&mut config, cli.network)
+        .await
+        .context("asking the storage nodes which Flow contract the page pays")?;
     let running = licen_web::start(config)
         .await
         .context("starting the web app")?;

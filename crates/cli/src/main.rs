@@ -82,7 +82,7 @@ enum Command {
     /// Researcher: pay the exact escrow and request a training run.
     Request(onchain::RequestArgs),
     /// Serve the marketplace web app (no secrets; wallets sign in the browser).
-    Web(licen_web::args::WebArgs),
+    Web(WebCommand),
     /// Browse the marketplace (the indexer): datasets with filters and sorting.
     Market(market::MarketArgs),
     /// List jobs from the indexer (`--mine`, or by researcher, owner or dataset).
@@ -235,10 +235,26 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from(".licen")
 }
 
+/// `licen web`: the web app's flags, and where to find the recorded contract.
+#[derive(Debug, clap::Args)]
+struct WebCommand {
+    #[command(flatten)]
+    web: licen_web::args::WebArgs,
+    /// Local state folder, where `licen deploy` and `licen dev` record their contract (used
+    /// when no --contract is given).
+    #[arg(long, env = "LICEN_DATA_DIR", default_value_os_t = default_data_dir())]
+    data_dir: PathBuf,
+}
+
 /// `licen web`: the standalone web app until Ctrl-C or SIGTERM.
-async fn serve_web(args: licen_web::args::WebArgs, json: bool) -> Result<()> {
+async fn serve_web(args: WebCommand, json: bool) -> Result<()> {
     let stop = dev::StopSignal::install()?;
-    let mut config = args.config_on(network::current())?;
+    let contract = wallet::contract_or_recorded(args.web.contract, &args.data_dir)?;
+    let mut web = args.web;
+    web.orchestrator = web
+        .orchestrator
+        .or_else(|| wallet::dev_orchestrator(&args.data_dir));
+    let mut config = web.config_on(network::current(), contract)?;
     // On 0G, as the CLI pays: the Flow the storage nodes name.
     licen_web::server::pay_the_nodes_flow(&mut config, network::current())
         .await

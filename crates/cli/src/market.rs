@@ -209,7 +209,7 @@ fn short_root(root: &str) -> String {
 pub(crate) async fn jobs(args: JobsArgs, json: bool) -> Result<()> {
     let mut query = vec![("limit", args.limit.to_string())];
     if args.mine {
-        query.push(("researcher", args.wallet.signer()?.address().to_string()));
+        query.push(("researcher", args.wallet.address()?.to_string()));
     }
     for (key, value) in [
         ("researcher", &args.researcher),

@@ -855,15 +855,15 @@ pub(crate) async fn dataset(args: ShowDatasetArgs, json: bool) -> Result<()> {
 }
 
 pub(crate) async fn earnings(args: AccountArgs, json: bool) -> Result<()> {
-    let (client, signer) = args.chain.signer(&args.wallet).await?;
-    let amount = client.withdrawable(signer.address()).await?;
+    let account = args.wallet.address()?;
+    let amount = args.chain.reader().await?.withdrawable(account).await?;
     if json {
         output::print(&output::Earnings {
-            account: signer.address(),
+            account,
             withdrawable_wei: output::wei(amount),
         });
     } else {
-        println!("{} can withdraw {}", signer.address(), format_wei(amount));
+        println!("{account} can withdraw {}", format_wei(amount));
     }
     Ok(())
 }

@@ -62,30 +62,7 @@ impl ChainArgs {
     /// The contract address: `--contract`; else, on a network with a fixed chain, the one
     /// `licen deploy` recorded for it; else the dev deployment.
     pub(crate) fn contract(&self) -> Result<Address> {
-        if let Some(address) = self.contract {
-            return Ok(address);
-        }
-        let network = crate::network::current();
-        if let Some(chain_id) = network.chain_id() {
-            return crate::deployments::remembered(&self.data_dir, chain_id)?
-                .map(|d| d.address)
-                .with_context(|| {
-                    format!(
-                        "no contract given and no deployment on {network} (chain {chain_id}) \
-                         recorded in {}: pass --contract or set LICEN_CONTRACT, or deploy one \
-                         with `licen --network {network} deploy`",
-                        crate::deployments::record_path(&self.data_dir, chain_id).display()
-                    )
-                });
-        }
-        crate::dev::remembered_deployment(&self.data_dir)
-            .map(|d| d.address)
-            .with_context(|| {
-                format!(
-                    "no contract given and no `licen dev` deployment in {}: pass --contract or set LICEN_CONTRACT",
-                    self.data_dir.display()
-                )
-            })
+        contract_or_recorded(self.contract, &self.data_dir)
     }
 
     /// Refuses an RPC endpoint that is not the network's chain (`dev` takes any but 0G's).
@@ -119,10 +96,7 @@ impl ChainArgs {
 
     /// The default orchestrator: the dev stack's, if there is one.
     pub(crate) fn dev_orchestrator(&self) -> Option<Address> {
-        if crate::network::current() != licen_chain::Network::Dev {
-            return None;
-        }
-        crate::dev::remembered_deployment(&self.data_dir).and_then(|d| d.orchestrator)
+        dev_orchestrator(&self.data_dir)
     }
 
     /// A read-only client, on the network's chain (checked before the contract is looked up).
@@ -144,6 +118,44 @@ impl ChainArgs {
     }
 }
 
+/// The contract address: `given` (`--contract`); else, on a network with a fixed chain, the one
+/// `licen deploy` recorded for it under `data_dir`; else the dev deployment there.
+pub(crate) fn contract_or_recorded(given: Option<Address>, data_dir: &Path) -> Result<Address> {
+    if let Some(address) = given {
+        return Ok(address);
+    }
+    let network = crate::network::current();
+    if let Some(chain_id) = network.chain_id() {
+        return crate::deployments::remembered(data_dir, chain_id)?
+            .map(|d| d.address)
+            .with_context(|| {
+                format!(
+                    "no contract given and no deployment on {network} (chain {chain_id}) \
+                     recorded in {}: pass --contract or set LICEN_CONTRACT, or deploy one \
+                     with `licen --network {network} deploy`",
+                    crate::deployments::record_path(data_dir, chain_id).display()
+                )
+            });
+    }
+    crate::dev::remembered_deployment(data_dir)
+        .map(|d| d.address)
+        .with_context(|| {
+            format!(
+                "no contract given and no `licen dev` deployment in {}: pass --contract or set \
+                 LICEN_CONTRACT",
+                data_dir.display()
+            )
+        })
+}
+
+/// The dev stack's orchestrator remembered under `data_dir`, on the dev network only.
+pub(crate) fn dev_orchestrator(data_dir: &Path) -> Option<Address> {
+    if crate::network::current() != licen_chain::Network::Dev {
+        return None;
+    }
+    crate::dev::remembered_deployment(data_dir).and_then(|d| d.orchestrator)
+}
+
 impl WalletArgs {
     /// Whether a wallet was named at all (flag or variable), right or wrong.
     pub(crate) fn is_given(&self) -> bool {
@@ -160,6 +172,12 @@ impl WalletArgs {
         let signer = self.named_signer()?;
         crate::network::current().check_wallet(signer.address())?;
         Ok(signer)
+    }
+
+    /// The wallet's address, for reading only (`jobs --mine`, `earnings`): a development
+    /// account is not refused off dev here, since nothing is signed.
+    pub(crate) fn address(&self) -> Result<Address> {
+        Ok(self.named_signer()?.address())
     }
 
     fn named_signer(&self) -> Result<PrivateKeySigner> {

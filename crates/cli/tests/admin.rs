@@ -83,6 +83,11 @@ impl Chain {
 
     /// `licen ARGS` in `dir` over this chain, data dir `state`, with `key` as the wallet.
     fn licen(&self, dir: &Path, key: Option<&str>, args: &[&str]) -> Output {
+        self.command(dir, key, args).output().unwrap()
+    }
+
+    /// The command [`licen`](Self::licen) runs, for a service to be spawned.
+    fn command(&self, dir: &Path, key: Option<&str>, args: &[&str]) -> Command {
         let mut command = Command::new(LICEN);
         command
             .args(args)
@@ -99,7 +104,7 @@ impl Chain {
         if let Some(key) = key {
             command.env("LICEN_PRIVATE_KEY", key);
         }
-        command.output().unwrap()
+        command
     }
 
     /// `licen --json ARGS`.
@@ -770,5 +775,135 @@ fn a_network_binds_commands_to_its_chain_and_finds_the_contract_deployed_on_it()
     assert!(
         said.contains("\"testnet\" is not a LICEN network") && said.contains("galileo"),
         "{said}"
+    );
+}
+
+/// `licen --json --network galileo ARGS`.
+fn on_galileo<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    [&["--json", "--network", "galileo"][..], args].concat()
+}
+
+/// On a named network the services find `licen deploy`'s contract by the network alone: the
+/// indexer, the web app (which then offers wallets the network's chain and explorer) and the
+/// orchestrator, which starts on the development attestation only when told it is insecure,
+/// and says so. Reading an account's earnings signs nothing, so a development key may read.
+#[test]
+fn on_a_network_the_services_find_the_recorded_contract_and_say_when_they_are_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let galileo = Chain::start_as(16602);
+    let operator = PrivateKeySigner::random();
+    let (operator_key, operator_address) = (
+        format!("0x{}", hex::encode(operator.to_bytes())),
+        format!("{:#x}", operator.address()),
+    );
+    galileo.fund(operator.address());
+    let deployed = ok_json(galileo.licen(d, Some(&operator_key), &on_galileo(&["deploy"])));
+    let contract = deployed["contract"].as_str().unwrap().to_lowercase();
+    ok_json(galileo.json(d, None, &["keygen", "-o", "orchestrator.key"]));
+    ok_json(galileo.licen(
+        d,
+        Some(&operator_key),
+        &on_galileo(&[
+            "admin",
+            "register-orchestrator",
+            "--orchestrator",
+            &operator_address,
+            "--key-file",
+            "orchestrator.key",
+        ]),
+    ));
+
+    // A development key reads (nothing is signed); it still may not sign (the deploy test).
+    let (dev_key, dev_address) = galileo.account(1);
+    let earnings = ok_json(galileo.licen(d, Some(&dev_key), &on_galileo(&["earnings"])));
+    assert_eq!(
+        earnings["account"].as_str().unwrap().to_lowercase(),
+        dev_address
+    );
+    assert_eq!(earnings["withdrawable_wei"], "0", "{earnings}");
+
+    // The indexer and the web app find the contract through the network's deployment record.
+    let (_indexer, line) = common::spawn_service(&mut galileo.command(
+        d,
+        None,
+        &on_galileo(&["indexer", "--listen", "127.0.0.1:0", "--poll-ms", "100"]),
+    ));
+    let indexer: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        indexer["contract"].as_str().unwrap().to_lowercase(),
+        contract
+    );
+    let indexer_url = indexer["indexer_url"].as_str().unwrap().to_owned();
+    let storage = common::StorageNode::start(d);
+    let (_web, line) = common::spawn_service(&mut galileo.command(
+        d,
+        None,
+        &on_galileo(&[
+            "web",
+            "--listen",
+            "127.0.0.1:0",
+            "--indexer",
+            &indexer_url,
+            "--storage",
+            &storage.url,
+        ]),
+    ));
+    let web: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let config = common::get_json(&format!("{}/api/config", web["web_url"].as_str().unwrap()));
+    let chain = &config["chain"];
+    assert_eq!(
+        chain["data_policy"].as_str().unwrap().to_lowercase(),
+        contract,
+        "{config}"
+    );
+    assert_eq!(chain["chain_id"], 16602, "{config}");
+    assert_eq!(
+        chain["explorer_tx_url"], "https://chainscan-galileo.0g.ai/tx/",
+        "{config}"
+    );
+
+    // The orchestrator: refused on the development attestation unless told it is insecure;
+    // told, it starts with its registered key and the recorded contract, and warns.
+    let attestation_key = format!("0x{}", "11".repeat(32));
+    let orchestrator = |extra: &[&str]| {
+        let mut args = on_galileo(&[
+            "orchestrator",
+            "--key-file",
+            "orchestrator.key",
+            "--indexer",
+            &indexer_url,
+            "--storage",
+            &storage.url,
+            "--compute-url",
+            "http://127.0.0.1:9",
+            "--compute-attestation-key",
+            &attestation_key,
+        ]);
+        args.extend_from_slice(extra);
+        galileo.command(d, Some(&operator_key), &args)
+    };
+    let said = refused_plainly(orchestrator(&[]).output().unwrap());
+    assert!(said.contains("--insecure-dev-attestation"), "{said}");
+    let (_orchestrator, line) =
+        common::spawn_service(orchestrator(&["--insecure-dev-attestation"]).stderr(Stdio::null()));
+    let started: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        started["contract"].as_str().unwrap().to_lowercase(),
+        contract
+    );
+    assert_eq!(
+        started["orchestrator"].as_str().unwrap().to_lowercase(),
+        operator_address
+    );
+    assert_eq!(started["leading"], true, "{started}");
+    let warning = started["warning"].as_str().unwrap();
+    assert!(
+        warning.starts_with("INSECURE development attestation"),
+        "{warning}"
+    );
+    assert!(
+        d.join("state/galileo/orchestrator/ledger.sqlite").is_file(),
+        "the ledger is kept per network"
     );
 }

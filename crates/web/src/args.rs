@@ -38,9 +38,10 @@ pub struct WebArgs {
     /// network's].
     #[arg(long, env = "LICEN_CHAIN_NAME")]
     pub chain_name: Option<String>,
-    /// The DataPolicy contract address.
+    /// The DataPolicy contract address [`licen web`'s default: the one `licen deploy` recorded
+    /// for the network's chain under the data dir, or on dev `licen dev`'s; `licen-web` needs it].
     #[arg(long, env = "LICEN_CONTRACT")]
-    pub contract: alloy_primitives::Address,
+    pub contract: Option<alloy_primitives::Address>,
     /// Orchestrator suggested on the publish page (its key is still read from the chain).
     #[arg(long, env = "LICEN_ORCHESTRATOR")]
     pub orchestrator: Option<alloy_primitives::Address>,
@@ -76,15 +77,15 @@ impl WebArgs {
         )
     }
 
-    /// The server configuration on the dev network: [`config_on`](Self::config_on).
-    pub fn config(&self) -> licen_storage::Result<WebConfig> {
-        self.config_on(Network::Dev)
-    }
-
-    /// The server configuration, `network` supplying what no flag gives (RPC URL, chain id and
-    /// name, explorer, storage). No development wallet: that is `licen dev` only. Refused when
-    /// where files are stored is ambiguous.
-    pub fn config_on(&self, network: Network) -> licen_storage::Result<WebConfig> {
+    /// The server configuration for `contract` (`--contract`, or what the caller found
+    /// recorded), `network` supplying what no flag gives (RPC URL, chain id and name, explorer,
+    /// storage). No development wallet: that is `licen dev` only. Refused when where files are
+    /// stored is ambiguous.
+    pub fn config_on(
+        &self,
+        network: Network,
+        contract: alloy_primitives::Address,
+    ) -> licen_storage::Result<WebConfig> {
         Ok(WebConfig {
             listen: self.listen,
             indexer_url: self.indexer.clone(),
@@ -99,7 +100,7 @@ impl WebArgs {
                     .chain_name
                     .clone()
                     .unwrap_or_else(|| network.chain_name().to_owned()),
-                data_policy: self.contract,
+                data_policy: contract,
                 default_orchestrator: self.orchestrator,
                 explorer_tx_url: self
                     .explorer_tx_url
@@ -132,13 +133,15 @@ mod tests {
         web: WebArgs,
     }
 
+    const CONTRACT: alloy_primitives::Address = alloy_primitives::Address::repeat_byte(1);
+
     #[test]
     fn storage_is_a_node_or_an_indexer_never_both() {
         let contract = "0x0000000000000000000000000000000000000001";
         let node = Cli::try_parse_from(["web", "--contract", contract, "--storage", "http://n:1"])
             .unwrap();
         assert_eq!(
-            node.web.config().unwrap().storage,
+            node.web.config_on(Network::Dev, CONTRACT).unwrap().storage,
             licen_storage::StorageEndpoint::Node("http://n:1".into())
         );
         let indexer = Cli::try_parse_from([
@@ -150,7 +153,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            indexer.web.config().unwrap().storage,
+            indexer
+                .web
+                .config_on(Network::Dev, CONTRACT)
+                .unwrap()
+                .storage,
             licen_storage::StorageEndpoint::Indexer("http://i:2".into())
         );
         let both = Cli::try_parse_from([
@@ -169,7 +176,7 @@ mod tests {
     fn a_network_supplies_what_no_flag_gives() {
         let contract = "0x0000000000000000000000000000000000000001";
         let bare = Cli::try_parse_from(["web", "--contract", contract]).unwrap();
-        let dev = bare.web.config_on(Network::Dev).unwrap();
+        let dev = bare.web.config_on(Network::Dev, CONTRACT).unwrap();
         assert_eq!(dev.chain.chain_id, 31337);
         assert_eq!(dev.chain.rpc_url, "http://127.0.0.1:8545");
         assert_eq!(dev.chain.explorer_tx_url, None);
@@ -177,7 +184,7 @@ mod tests {
             dev.storage,
             licen_storage::StorageEndpoint::Node("http://127.0.0.1:5678".into())
         );
-        let galileo = bare.web.config_on(Network::Galileo).unwrap();
+        let galileo = bare.web.config_on(Network::Galileo, CONTRACT).unwrap();
         assert_eq!(galileo.chain.chain_id, 16602);
         assert_eq!(galileo.chain.rpc_url, "https://evmrpc-testnet.0g.ai");
         assert_eq!(galileo.chain.name, "0G Galileo Testnet");
@@ -202,7 +209,7 @@ mod tests {
             "http://n:1",
         ])
         .unwrap();
-        let mainnet = own.web.config_on(Network::Mainnet).unwrap();
+        let mainnet = own.web.config_on(Network::Mainnet, CONTRACT).unwrap();
         assert_eq!(mainnet.chain.rpc_url, "https://rpc.example");
         assert_eq!(mainnet.chain.chain_id, 16661);
         assert_eq!(

@@ -27,7 +27,11 @@ async fn main() -> Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let mut config = cli.web.config_on(cli.network)?;
+    let contract = cli.web.contract.context(
+        "no DataPolicy contract given: pass --contract ADDRESS or set LICEN_CONTRACT (`licen web` \
+         also finds the one `licen deploy` or `licen dev` recorded)",
+    )?;
+    let mut config = cli.web.config_on(cli.network, contract)?;
     // On 0G the page pays the Flow the storage nodes name.
     licen_web::server::pay_the_nodes_flow(&mut config, cli.network)
         .await

@@ -36,12 +36,26 @@ impl Connection {
 
 /// Connects to `rpc_url`, signing with `signer` when given (read-only otherwise).
 pub fn connect(rpc_url: &str, signer: Option<PrivateKeySigner>) -> Result<Connection> {
+    connect_with(rpc_url, signer, ResyncingNonceManager::default())
+}
+
+/// [`connect`] for an account several processes hold but only one may use at a time
+/// (orchestrator replicas): its nonces are fenced (see [`crate::nonce`]); the process that
+/// comes to hold the account calls [`DataPolicyClient::fence_account`] before anything else.
+pub fn connect_fenced(rpc_url: &str, signer: PrivateKeySigner) -> Result<Connection> {
+    connect_with(rpc_url, Some(signer), ResyncingNonceManager::fenced())
+}
+
+fn connect_with(
+    rpc_url: &str,
+    signer: Option<PrivateKeySigner>,
+    nonces: ResyncingNonceManager,
+) -> Result<Connection> {
     let url: url::Url = rpc_url.parse().map_err(|e| {
         Error::Config(format!(
             "`{rpc_url}` is not an RPC URL ({e}): expected e.g. http://127.0.0.1:8545"
         ))
     })?;
-    let nonces = ResyncingNonceManager::default();
     let sender = signer.as_ref().map(PrivateKeySigner::address);
     let base = ProviderBuilder::new()
         .disable_recommended_fillers()
@@ -74,6 +88,16 @@ pub struct DeployParams {
     pub fee_bps: u16,
     /// Seconds a started job has to settle before the researcher may reclaim it.
     pub run_timeout: u64,
+}
+
+/// Where [`DataPolicyClient::fence_account`] fenced the account.
+#[derive(Debug, Clone, Copy)]
+pub struct FencedAt {
+    /// The fence's nonce: no transaction of the account with this nonce or a lower one can be
+    /// mined after it.
+    pub nonce: u64,
+    /// The fencing transaction.
+    pub tx: TxReceipt,
 }
 
 /// A deployed contract.
@@ -254,10 +278,38 @@ impl DataPolicyClient {
         &self.connection.rpc
     }
 
-    /// Forgets the cached next nonce of the signing account: the next transaction asks the node.
-    /// For a wallet another process may have sent from since (orchestrator replicas).
-    pub fn resync_nonce(&self) {
-        self.connection.forget_nonce();
+    /// Takes the signing account over from any other process holding it (orchestrator
+    /// replicas, on a [`connect_fenced`] connection): starts its nonces afresh from the node and
+    /// sends one transaction of its own, a 0-value transfer to itself, waiting until it is
+    /// mined. From then on no transaction another process signed from the account with an
+    /// earlier nonce can be mined, and a process that did sign one learns that it lost the
+    /// account ([`Error::AccountUsedElsewhere`]) instead of re-reading the nonce and sending.
+    pub async fn fence_account(&self) -> Result<FencedAt> {
+        let sender = self.connection.sender.ok_or_else(|| {
+            Error::Config("fencing an account needs a signing connection".to_owned())
+        })?;
+        self.connection.nonces.reset(sender);
+        let request = alloy::rpc::types::TransactionRequest::default()
+            .to(sender)
+            .value(U256::ZERO);
+        let pending = self
+            .provider()
+            .send_transaction(request)
+            .await
+            .map_err(|e| {
+                self.connection.forget_nonce();
+                Error::Rpc {
+                    action: "fence the account (a 0-value transfer to itself)",
+                    rpc: self.rpc().to_owned(),
+                    message: e.to_string(),
+                }
+            })?;
+        let receipt =
+            wait_for_receipt(self.provider(), self.rpc(), "fence", *pending.tx_hash()).await?;
+        Ok(FencedAt {
+            nonce: self.connection.nonces.last(sender).unwrap_or_default(),
+            tx: TxReceipt::from(&receipt),
+        })
     }
 
     /// The signing account, if this client can send transactions.
@@ -280,6 +332,11 @@ impl DataPolicyClient {
                 // The nonce filler may already have handed out a nonce for this failed send.
                 self.connection.forget_nonce();
                 let error = contract_error(action, self.rpc(), e);
+                // A fenced account refused a stale nonce because another process took it over:
+                // say that, not the node's "nonce too low".
+                if let Some(used) = self.used_elsewhere().await {
+                    return Err(Error::AccountUsedElsewhere(used));
+                }
                 return Err(self.explain_funds(error, value).await);
             }
         };
@@ -293,6 +350,22 @@ impl DataPolicyClient {
             });
         }
         Ok(receipt)
+    }
+
+    /// On a fenced connection after a failed send: whether another process has used the
+    /// account since (`None` when not fenced, or when the node cannot say).
+    async fn used_elsewhere(&self) -> Option<crate::nonce::AccountUsedElsewhere> {
+        let sender = self.connection.sender?;
+        if !self.connection.nonces.is_fenced() {
+            return None;
+        }
+        let pending = self
+            .provider()
+            .get_transaction_count(sender)
+            .pending()
+            .await
+            .ok()?;
+        self.connection.nonces.check(sender, pending).err()
     }
 
     /// A node refusing a send for lack of funds answers in its own words ("insufficient funds
@@ -857,6 +930,13 @@ pub(crate) async fn wait_for_receipt(
 
 /// Maps a contract-call error: reverts become sentences, the rest transport errors.
 fn contract_error(action: &'static str, rpc: &str, error: alloy::contract::Error) -> Error {
+    if let alloy::contract::Error::TransportError(alloy::transports::RpcError::Transport(
+        alloy::transports::TransportErrorKind::Custom(custom),
+    )) = &error
+        && let Some(used) = custom.downcast_ref::<crate::nonce::AccountUsedElsewhere>()
+    {
+        return Error::AccountUsedElsewhere(*used);
+    }
     match error.as_revert_data() {
         Some(data) => Error::Reverted {
             action,

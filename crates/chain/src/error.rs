@@ -92,6 +92,10 @@ pub enum Error {
         /// The endpoint.
         rpc: String,
     },
+    /// Another process sent from the account this fenced connection holds (a replica that
+    /// took over): nothing was sent.
+    #[error(transparent)]
+    AccountUsedElsewhere(#[from] crate::nonce::AccountUsedElsewhere),
     /// Spawning or talking to a local anvil failed.
     #[error("anvil: {0}")]
     Anvil(String),

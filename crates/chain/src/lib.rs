@@ -21,11 +21,11 @@ pub mod revert;
 pub mod testing;
 
 pub use client::{
-    Connection, DataPolicyClient, DeployParams, Deployment, Grant, JobCompletion, JobView,
-    TxReceipt, connect,
+    Connection, DataPolicyClient, DeployParams, Deployment, FencedAt, Grant, JobCompletion,
+    JobView, TxReceipt, connect, connect_fenced,
 };
 pub use convert::{policy_from_sol, policy_to_sol};
 pub use error::{Error, Result};
 pub use flow::{FlowClient, FlowReceipt, SubmittedFile};
 pub use network::Network;
-pub use nonce::ResyncingNonceManager;
+pub use nonce::{AccountUsedElsewhere, ResyncingNonceManager};

@@ -545,3 +545,64 @@ fn the_public_development_accounts_are_anvils() {
         licen_chain::network::PUBLIC_DEV_ACCOUNTS.to_vec()
     );
 }
+
+/// Two orchestrator replicas hold one account (DESIGN §8). The one that takes over fences it:
+/// the other's next transaction, signed with the nonce it had cached, can never be mined; it is
+/// refused with a sentence, and asking the node for a fresh nonce does not get it through
+/// either. Only once it holds the account again (and fences it itself) does it send.
+#[tokio::test]
+async fn a_fenced_account_refuses_the_replica_that_lost_it() {
+    let env = TestEnv::start().await.unwrap();
+    let replica = || {
+        licen_chain::DataPolicyClient::new(
+            licen_chain::connect_fenced(env.chain.rpc_url(), env.signer(2)).unwrap(),
+            env.deployment.address,
+        )
+    };
+    let (first, second) = (replica(), replica());
+    let dataset = publish(&env, 1).await;
+    let (started, waiting) = (
+        request(&env, dataset, 1).await,
+        request(&env, dataset, 1).await,
+    );
+
+    let first_fence = first.fence_account().await.unwrap();
+    first.start_job(started).await.unwrap();
+    // The second takes over: its fence uses the nonce the first would have used next.
+    let second_fence = second.fence_account().await.unwrap();
+    assert_eq!(second_fence.nonce, first_fence.nonce + 2);
+
+    let state = |job| {
+        let orchestrator = &env.orchestrator;
+        async move { orchestrator.job(job).await.unwrap().state }
+    };
+    let stale = first.fail_job(started, "a stale replica's step").await;
+    assert!(
+        matches!(stale, Err(Error::AccountUsedElsewhere(_))),
+        "{stale:?}"
+    );
+    let said = stale.unwrap_err().to_string();
+    assert!(
+        said.contains("another process sent from") && said.contains("nothing was sent"),
+        "{said}"
+    );
+    let again = first.start_job(waiting).await;
+    assert!(
+        matches!(again, Err(Error::AccountUsedElsewhere(_))),
+        "{again:?}"
+    );
+    assert_eq!(state(started).await, JobState::Running);
+    assert_eq!(state(waiting).await, JobState::Granted);
+
+    // The holder sends; the first sends again only after fencing the account itself.
+    second.start_job(waiting).await.unwrap();
+    first.fence_account().await.unwrap();
+    first.fail_job(started, "handed back").await.unwrap();
+    assert_eq!(state(started).await, JobState::Failed);
+    let late = second.fail_job(waiting, "now stale").await;
+    assert!(
+        matches!(late, Err(Error::AccountUsedElsewhere(_))),
+        "{late:?}"
+    );
+    assert_eq!(state(waiting).await, JobState::Running);
+}

@@ -17,7 +17,7 @@ mod common;
 use common::{
     Dev, Guarded, LICEN, OWNER_KEY, RESEARCHER_KEY, advance_chain_time, dev_address, free_port,
     get_json, indexed_job, indexed_timeline_until_completed, licen, licen_command, nonce,
-    ok_json as ok, publish, refund_paid_by_transition, refused, request, wait_for_state,
+    ok_json as ok, publish, refund_paid_by_transition, refused, request, rpc, wait_for_state,
 };
 
 const RESEARCHER: usize = 4;
@@ -946,6 +946,8 @@ fn replicas_hand_over_jobs(d: &Path, ledger: &[&str]) {
     signal(&first, "-STOP");
     wait_for_state(d, &dev, job, &["completed"], 60);
     log_says("second.log", "this replica leads");
+    // Before acting it held the wallet: what the frozen one signs after this can never be mined.
+    log_says("second.log", "fenced the orchestrator's wallet");
     // Frozen right after the grant was mined, the first replica cannot have settled it.
     log_says("second.log", "job settled");
     let settled = ok(licen(d, &dev, None, &["job", &job.to_string()]));
@@ -983,6 +985,32 @@ fn replicas_hand_over_jobs(d: &Path, ledger: &[&str]) {
     assert!(
         third_log
             .contains("taking over from the previous leader (it stopped and released the lead)"),
+        "{third_log}"
+    );
+
+    // Another process sends from the wallet while the third leads (the key used elsewhere, or a
+    // replica acting on a stepped clock): the leader's next transaction is refused rather than
+    // re-sent with a fresh nonce; it ends its term, leads again through the ledger, fences the
+    // wallet afresh, and the job settles.
+    log_says("third.log", "fenced the orchestrator's wallet");
+    let wallet = dev.summary["accounts"][2]["address"].clone();
+    rpc(
+        &dev,
+        "eth_sendTransaction",
+        serde_json::json!([{"from": wallet, "to": wallet, "value": "0x0"}]),
+    );
+    let (last, _) = request(d, &dev, &root, "1");
+    wait_for_state(d, &dev, last, &["completed"], 60);
+    log_says(
+        "third.log",
+        "another process sent from the orchestrator's wallet while this replica led",
+    );
+    let third_log = std::fs::read_to_string(d.join("third.log")).unwrap();
+    assert_eq!(
+        third_log
+            .matches("fenced the orchestrator's wallet")
+            .count(),
+        2,
         "{third_log}"
     );
     drop(third);

@@ -33,6 +33,9 @@ pub(crate) struct Ctx {
     pub(crate) unreachable: std::sync::Mutex<std::collections::HashMap<JobId, u32>>,
     /// Whether this replica still leads: checked before every transaction and key release.
     pub(crate) lease: crate::runner::LeaseClock,
+    /// Set when a transaction was refused because another process sent from the wallet since
+    /// this replica fenced it: the term ends, and the next one fences again.
+    pub(crate) wallet_lost: std::sync::atomic::AtomicBool,
 }
 
 /// The job's compute node: the one the ledger assigned it to (its task lives there), else a

@@ -13,13 +13,23 @@
 //! ([`crate::replica`]). Every step re-reads the chain first, so a job handed over mid-way is
 //! resumed, never repeated.
 //!
-//! The lease is not a fence: a leader paused after its last check and before its transaction
-//! (SIGSTOP, a VM pause) still sends that one transaction when it resumes, possibly after a
-//! standby took over. The contract's state machine is what decides then: a second `startJob`
-//! or settlement reverts, but a `failJob` of a job the new leader is running would succeed and
-//! refund the researcher. The lease relies on the database's wall clock (expiry) and this
-//! process's monotonic clock (its own deadline); a clock that steps forward by more than a
-//! quarter lease can let two replicas act at once. Keep clocks slewed, not stepped.
+//! The lease alone is not a fence: a leader paused after its last check and before its
+//! transaction (SIGSTOP, a VM pause) would still send that transaction when it resumes,
+//! possibly after a standby took over, and a `failJob` of a job the new leader runs would
+//! succeed. So the wallet's nonce is the fence: every replica connects with fenced nonces
+//! ([`licen_chain::connect_fenced`]) and, on taking the lead, sends one transaction of its own
+//! before acting ([`licen_chain::DataPolicyClient::fence_account`]). A transaction the old
+//! leader signs afterwards carries a nonce the fence used, so it can never be mined, and the
+//! old leader does not re-read the nonce and send anyway: its client refuses
+//! ([`licen_chain::Error::AccountUsedElsewhere`]), and a replica that meets that refusal ends
+//! its term (taking the lead again only through the ledger, fencing afresh). What remains is a
+//! transaction already on its way to the node when the fence is sent: the two race for one
+//! nonce and the contract's state machine decides, as for any single send.
+//!
+//! The lease relies on the database's wall clock (expiry) and this process's monotonic clock
+//! (its own deadline); a clock that steps forward by more than a quarter lease can let two
+//! replicas lead at once (each then fences the wallet, and the first transaction of one after
+//! the other's fence is refused). Keep clocks slewed, not stepped.
 
 use crate::grants::{GrantSource, IndexerFeed, follow_indexer};
 use crate::job::{Ctx, drive};
@@ -29,7 +39,7 @@ use crate::replica::{is_gone, replica_name};
 use crate::{Error, Result};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
-use licen_chain::{DataPolicyClient, connect};
+use licen_chain::{DataPolicyClient, connect_fenced};
 use licen_crypto::envelope::SecretKey;
 use licen_indexer::{Deployment, FollowsError, check_follows};
 use licen_storage::StorageEndpoint;
@@ -128,7 +138,7 @@ impl Orchestrator {
         let ledger = config.ledger.open().await?;
         let me = config.signer.address();
         let chain = DataPolicyClient::new(
-            connect(&config.rpc_url, Some(config.signer))?,
+            connect_fenced(&config.rpc_url, config.signer)?,
             config.contract,
         );
         let (_, active) = chain.orchestrator_key(me).await?;
@@ -192,6 +202,7 @@ impl Orchestrator {
             node_retry_delay: config.node_retry_delay,
             unreachable: Mutex::default(),
             lease: LeaseClock::default(),
+            wallet_lost: std::sync::atomic::AtomicBool::new(false),
         });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let term = Term {
@@ -214,8 +225,6 @@ impl Orchestrator {
                 Some(held) => Some(held),
                 None => stand_by(&term, &holder, &mut stop).await,
             } {
-                // Another replica may have sent from this wallet since this one last did.
-                term.ctx.chain.resync_nonce();
                 let stopped = term.lead(&holder, term_held, &mut stop).await;
                 term.ctx.lease.set(None);
                 if stopped {
@@ -420,21 +429,36 @@ impl Term {
             self.lease,
             lost,
         ));
-        let stopped = loop {
-            if let Err(e) = follow_once(ctx, &active, &mut jobs, self.start_block, from_chain).await
-            {
-                tracing::warn!(error = %e, "following grants failed; retrying");
-            }
-            while let Some(done) = jobs.try_join_next() {
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "a job task panicked");
+        let fenced = self.fence_wallet(&mut lead_lost, stop).await;
+        let stopped = if let Some(stopped) = fenced {
+            stopped
+        } else {
+            loop {
+                if ctx.wallet_lost.load(std::sync::atomic::Ordering::SeqCst) {
+                    tracing::warn!(
+                        "another process sent from the orchestrator's wallet while this replica led \
+                     (a replica that took over, or the key used elsewhere): this replica's \
+                     transactions were refused; it stops driving jobs and takes the lead again \
+                     only through the ledger, fencing the wallet afresh"
+                    );
+                    break false;
                 }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.poll) => {}
-                () = wake.notified() => {}
-                _ = lead_lost.changed() => break false,
-                _ = stop.changed() => break true,
+                if let Err(e) =
+                    follow_once(ctx, &active, &mut jobs, self.start_block, from_chain).await
+                {
+                    tracing::warn!(error = %e, "following grants failed; retrying");
+                }
+                while let Some(done) = jobs.try_join_next() {
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "a job task panicked");
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(self.poll) => {}
+                    () = wake.notified() => {}
+                    _ = lead_lost.changed() => break false,
+                    _ = stop.changed() => break true,
+                }
             }
         };
         renewer.abort();
@@ -445,6 +469,51 @@ impl Term {
             let _ = follower.await;
         }
         stopped
+    }
+}
+
+impl Term {
+    /// Holds the orchestrator's wallet before acting on any job: one transaction of this
+    /// replica's own ([`DataPolicyClient::fence_account`]), after which no transaction a
+    /// previous leader signed and has not sent yet can be mined (the lease alone cannot stop a
+    /// leader paused between its last check and its send). `None` once fenced; `Some(stopped)`
+    /// when told to stop, or when the lead was lost, first.
+    async fn fence_wallet(
+        &self,
+        lead_lost: &mut tokio::sync::watch::Receiver<bool>,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> Option<bool> {
+        let ctx = &self.ctx;
+        ctx.wallet_lost
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        loop {
+            let attempt = tokio::select! {
+                attempt = ctx.chain.fence_account() => attempt,
+                _ = lead_lost.changed() => return Some(false),
+                _ = stop.changed() => return Some(true),
+            };
+            match attempt {
+                Ok(at) => {
+                    tracing::info!(
+                        nonce = at.nonce,
+                        tx = %at.tx.tx_hash,
+                        "fenced the orchestrator's wallet: no transaction an earlier leader signed \
+                         and did not send can be mined now"
+                    );
+                    return None;
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot fence the orchestrator's wallet yet (no job is driven until it is); \
+                     retrying"
+                ),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.poll.max(Duration::from_secs(1))) => {}
+                _ = lead_lost.changed() => return Some(false),
+                _ = stop.changed() => return Some(true),
+            }
+        }
     }
 }
 
@@ -545,9 +614,16 @@ fn spawn_job(
     let (ctx, active) = (Arc::clone(ctx), Arc::clone(active));
     jobs.spawn(async move {
         let id = row.job;
-        if let Err(e) = drive(&ctx, row).await {
+        match drive(&ctx, row).await {
+            Ok(()) => {}
+            // Another process holds the wallet now: the lead loop ends this term.
+            Err(Error::Chain(licen_chain::Error::AccountUsedElsewhere(used))) => {
+                tracing::warn!(job = %id, error = %used, "job step refused: the wallet is held elsewhere");
+                ctx.wallet_lost
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             // Transient (RPC, node unreachable): the next follow round drives it again.
-            tracing::warn!(job = %id, error = %e, "job step failed; will retry");
+            Err(e) => tracing::warn!(job = %id, error = %e, "job step failed; will retry"),
         }
         active.lock().expect("job set poisoned").remove(&id);
     });

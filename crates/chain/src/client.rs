@@ -289,25 +289,26 @@ impl DataPolicyClient {
             Error::Config("fencing an account needs a signing connection".to_owned())
         })?;
         self.connection.nonces.reset(sender);
-        let request = alloy::rpc::types::TransactionRequest::default()
+        let nonce = self.next_nonce("fence the account").await?;
+        let mut request = alloy::rpc::types::TransactionRequest::default()
             .to(sender)
             .value(U256::ZERO);
-        let pending = self
-            .provider()
-            .send_transaction(request)
-            .await
-            .map_err(|e| {
-                self.connection.forget_nonce();
-                Error::Rpc {
+        request.nonce = nonce;
+        let pending = match self.provider().send_transaction(request).await {
+            Ok(pending) => pending,
+            Err(e) => {
+                self.failed_send(nonce).await;
+                return Err(Error::Rpc {
                     action: "fence the account (a 0-value transfer to itself)",
                     rpc: self.rpc().to_owned(),
                     message: e.to_string(),
-                }
-            })?;
+                });
+            }
+        };
         let receipt =
             wait_for_receipt(self.provider(), self.rpc(), "fence", *pending.tx_hash()).await?;
         Ok(FencedAt {
-            nonce: self.connection.nonces.last(sender).unwrap_or_default(),
+            nonce: nonce.unwrap_or_default(),
             tx: TxReceipt::from(&receipt),
         })
     }
@@ -326,15 +327,20 @@ impl DataPolicyClient {
         std::marker::PhantomData<C>: CallDecoder,
     {
         let value = call.clone().into_transaction_request().value;
+        // The nonce is taken here, not by the filler, so a failure knows which one it left
+        // unused (the filler would hand one out, or not, depending on how far it got).
+        let nonce = self.next_nonce(action).await?;
+        let call = match nonce {
+            Some(nonce) => call.nonce(nonce),
+            None => call,
+        };
         let pending = match call.send().await {
             Ok(pending) => pending,
             Err(e) => {
-                // The nonce filler may already have handed out a nonce for this failed send.
-                self.connection.forget_nonce();
                 let error = contract_error(action, self.rpc(), e);
                 // A fenced account refused a stale nonce because another process took it over:
                 // say that, not the node's "nonce too low".
-                if let Some(used) = self.used_elsewhere().await {
+                if let Some(used) = self.failed_send(nonce).await {
                     return Err(Error::AccountUsedElsewhere(used));
                 }
                 return Err(self.explain_funds(error, value).await);
@@ -352,11 +358,27 @@ impl DataPolicyClient {
         Ok(receipt)
     }
 
-    /// On a fenced connection after a failed send: whether another process has used the
-    /// account since (`None` when not fenced, or when the node cannot say).
-    async fn used_elsewhere(&self) -> Option<crate::nonce::AccountUsedElsewhere> {
-        let sender = self.connection.sender?;
-        if !self.connection.nonces.is_fenced() {
+    /// The next nonce of the signing account (`None` for a read-only client).
+    async fn next_nonce(&self, action: &'static str) -> Result<Option<u64>> {
+        use alloy::providers::fillers::NonceManager as _;
+        let Some(sender) = self.connection.sender else {
+            return Ok(None);
+        };
+        self.connection
+            .nonces
+            .get_next_nonce(self.provider(), sender)
+            .await
+            .map(Some)
+            .map_err(|e| contract_error(action, self.rpc(), e.into()))
+    }
+
+    /// Records that the send with `nonce` failed; on a fenced connection, whether another
+    /// process has used the account since (`None` when not fenced, or the node cannot say).
+    async fn failed_send(&self, nonce: Option<u64>) -> Option<crate::nonce::AccountUsedElsewhere> {
+        let (sender, nonce) = (self.connection.sender?, nonce?);
+        let nonces = &self.connection.nonces;
+        nonces.failed(sender, nonce);
+        if !nonces.is_fenced() {
             return None;
         }
         let pending = self
@@ -365,7 +387,7 @@ impl DataPolicyClient {
             .pending()
             .await
             .ok()?;
-        self.connection.nonces.check(sender, pending).err()
+        nonces.check(sender, pending).err()
     }
 
     /// A node refusing a send for lack of funds answers in its own words ("insufficient funds

@@ -11,12 +11,13 @@
 //! fencing token: the process that takes over sends one transaction of its own first
 //! ([`crate::DataPolicyClient::fence_account`]), and every transaction another process signed
 //! with an earlier nonce can never be mined after it. What keeps a stale process from simply
-//! reading the new nonce and sending anyway is this manager: it never re-reads the nonce on its
-//! own after a failed send without checking that nobody else used the account, i.e. that the
-//! node's pending count is not beyond the highest nonce this manager handed out since its last
-//! [`reset`](ResyncingNonceManager::reset). If it is, the send is refused with
-//! [`AccountUsedElsewhere`] (nothing is signed) until the owner of the manager resets it, which
-//! it does only when it holds the account again.
+//! reading the new nonce and sending anyway is this manager: a stale transaction fails (its
+//! nonce is taken), the sender reports the nonce that failed
+//! ([`failed`](ResyncingNonceManager::failed)), and the manager re-reads the nonce only if the
+//! node does not count that one as used. If it does, another process used it, and every send
+//! is refused with [`AccountUsedElsewhere`] (nothing is signed) until the owner of the manager
+//! [`reset`](ResyncingNonceManager::reset)s it, which it does only when it holds the account
+//! again.
 
 use alloy::network::Network;
 use alloy::primitives::Address;
@@ -31,8 +32,9 @@ use std::sync::{Arc, Mutex};
 struct Known {
     /// The nonce handed out last, while it still holds (`None`: ask the node next time).
     last: Option<u64>,
-    /// The highest nonce handed out since the last reset (fenced mode's check).
-    highest: Option<u64>,
+    /// The lowest nonce handed out for a send that then failed, since the node was last asked
+    /// (fenced mode's check: this process did not use it, so the node must not count it used).
+    unused: Option<u64>,
 }
 
 /// One account: its state, and a lock that serialises asking the node for its pending count.
@@ -49,22 +51,22 @@ pub struct ResyncingNonceManager {
     fenced: bool,
 }
 
-/// Someone else sent from an account a fenced manager holds: the node's pending count is past
-/// every nonce this manager handed out, so another process (a replica that took over, or the
-/// same key used elsewhere) sent since.
+/// Someone else sent from an account a fenced manager holds: the node counts as used a nonce
+/// this process handed out for a send that failed, so another process (a replica that took
+/// over, or the same key used elsewhere) sent with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "another process sent from {account} since this one last did (the account's next nonce is \
-     {pending}; this process had used up to {highest}): it holds the account now, so nothing \
-     was sent"
+    "another process sent from {account} since this one last did (nonce {unused}, which this \
+     process's transaction was to use, is taken; the account's next nonce is {pending}): it \
+     holds the account now, so nothing was sent"
 )]
 pub struct AccountUsedElsewhere {
     /// The account.
     pub account: Address,
     /// The node's pending transaction count.
     pub pending: u64,
-    /// The highest nonce this manager handed out.
-    pub highest: u64,
+    /// The nonce this process handed out for a failed send, which the node counts as used.
+    pub unused: u64,
 }
 
 impl ResyncingNonceManager {
@@ -81,14 +83,24 @@ impl ResyncingNonceManager {
         self.fenced
     }
 
-    /// Drops the cached nonce of `address` after a failed send: the next one comes from the
-    /// node's pending count (checked against the highest handed out, in fenced mode).
+    /// Drops the cached nonce of `address` after a failed send whose nonce is unknown (it may
+    /// not have been handed out): the next one comes from the node's pending count.
     pub fn forget(&self, address: Address) {
         self.account(address)
             .known
             .lock()
             .expect("nonce state poisoned")
             .last = None;
+    }
+
+    /// A send from `address` with `nonce` failed: it was not used by this process. The next
+    /// nonce comes from the node's pending count, which in fenced mode must not count `nonce`
+    /// (or a lower unused one) as used.
+    pub fn failed(&self, address: Address, nonce: u64) {
+        let account = self.account(address);
+        let mut known = account.known.lock().expect("nonce state poisoned");
+        known.last = None;
+        known.unused = Some(known.unused.map_or(nonce, |unused| unused.min(nonce)));
     }
 
     /// Starts over for `address`: the next nonce is the node's pending count, unchecked. Only
@@ -101,37 +113,25 @@ impl ResyncingNonceManager {
             .expect("nonce state poisoned") = Known::default();
     }
 
-    /// The nonce handed out last for `address`, while it holds.
-    pub fn last(&self, address: Address) -> Option<u64> {
-        self.account(address)
-            .known
-            .lock()
-            .expect("nonce state poisoned")
-            .last
-    }
-
-    /// In fenced mode, after a failed send: whether the node's pending count shows another
-    /// sender since this manager's last reset. Every nonce this manager handed out up to its
-    /// highest may have been its own; the failed one was not used by this process, so a count
-    /// past the highest means someone else used a nonce (a replica's fence, typically). One
-    /// edge is refused too: a send reported as failed that the node had in fact accepted; the
-    /// owner then resets and fences again, which costs one transaction. Always `Ok` when not
-    /// fenced.
+    /// In fenced mode: whether `pending`, the node's count, shows another sender, i.e. counts
+    /// as used a nonce this process handed out for a send that failed. A send reported as
+    /// failed that the node had in fact accepted is refused the same way; the owner then
+    /// fences again, which costs one transaction. Always `Ok` when not fenced.
     pub fn check(&self, address: Address, pending: u64) -> Result<(), AccountUsedElsewhere> {
         if !self.fenced {
             return Ok(());
         }
-        let highest = self
+        let unused = self
             .account(address)
             .known
             .lock()
             .expect("nonce state poisoned")
-            .highest;
-        match highest {
-            Some(highest) if pending > highest => Err(AccountUsedElsewhere {
+            .unused;
+        match unused {
+            Some(unused) if pending > unused => Err(AccountUsedElsewhere {
                 account: address,
                 pending,
-                highest,
+                unused,
             }),
             _ => Ok(()),
         }
@@ -162,14 +162,18 @@ impl NonceManager for ResyncingNonceManager {
             Some(last) => last + 1,
             None => {
                 let pending = provider.get_transaction_count(address).pending().await?;
+                // Refused until reset: a stale process never sends past another's fence.
                 self.check(address, pending)
                     .map_err(TransportErrorKind::custom)?;
                 pending
             }
         };
         let mut known = account.known.lock().expect("nonce state poisoned");
+        if last.is_none() {
+            // Resynchronised: what failed below `next` is handed out again from here.
+            known.unused = None;
+        }
         known.last = Some(next);
-        known.highest = Some(known.highest.map_or(next, |highest| highest.max(next)));
         Ok(next)
     }
 }

@@ -606,3 +606,27 @@ async fn a_fenced_account_refuses_the_replica_that_lost_it() {
     );
     assert_eq!(state(waiting).await, JobState::Running);
 }
+
+/// A fenced client whose send reverts (a job that cannot start) reports the contract's
+/// sentence, not a lost account, and its next send goes through: a revert leaves its nonce
+/// unused, which is not another process's doing.
+#[tokio::test]
+async fn a_fenced_client_tells_a_revert_from_a_lost_account() {
+    let env = TestEnv::start().await.unwrap();
+    let orchestrator = licen_chain::DataPolicyClient::new(
+        licen_chain::connect_fenced(env.chain.rpc_url(), env.signer(2)).unwrap(),
+        env.deployment.address,
+    );
+    let dataset = publish(&env, 2).await;
+    let job = request(&env, dataset, 1).await;
+    orchestrator.fence_account().await.unwrap();
+    orchestrator.start_job(job).await.unwrap();
+    for _ in 0..2 {
+        reverted_with(orchestrator.start_job(job).await, "WrongJobState", "");
+    }
+    orchestrator.fail_job(job, "gave up").await.unwrap();
+    assert_eq!(
+        env.orchestrator.job(job).await.unwrap().state,
+        JobState::Failed
+    );
+}

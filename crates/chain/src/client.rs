@@ -13,6 +13,7 @@ use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
 use licen_types::{DatasetRoot, JobId, JobState, Policy, Purpose};
+use std::sync::Arc;
 
 /// A provider plus what the client needs to keep its account's nonces straight.
 #[derive(Clone, Debug)]
@@ -24,6 +25,9 @@ pub struct Connection {
     /// The signing account, if any.
     pub sender: Option<Address>,
     nonces: ResyncingNonceManager,
+    /// Held by a send from taking its nonce until the node has it (not until it is mined), so
+    /// a send that fails before reaching the node never leaves a later one behind a gap.
+    sending: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Connection {
@@ -74,6 +78,7 @@ fn connect_with(
         rpc: rpc_url.to_owned(),
         sender,
         nonces,
+        sending: Arc::default(),
     })
 }
 
@@ -288,6 +293,8 @@ impl DataPolicyClient {
         let sender = self.connection.sender.ok_or_else(|| {
             Error::Config("fencing an account needs a signing connection".to_owned())
         })?;
+        let sending = Arc::clone(&self.connection.sending);
+        let sending = sending.lock().await;
         self.connection.nonces.reset(sender);
         let nonce = self.next_nonce("fence the account").await?;
         let mut request = alloy::rpc::types::TransactionRequest::default()
@@ -298,15 +305,16 @@ impl DataPolicyClient {
             Ok(pending) => pending,
             Err(e) => {
                 self.failed_send(nonce).await;
-                return Err(Error::Rpc {
+                let error = Error::Rpc {
                     action: "fence the account (a 0-value transfer to itself)",
                     rpc: self.rpc().to_owned(),
                     message: e.to_string(),
-                });
+                };
+                return Err(self.explain_funds(error, Some(U256::ZERO)).await);
             }
         };
-        let receipt =
-            wait_for_receipt(self.provider(), self.rpc(), "fence", *pending.tx_hash()).await?;
+        drop(sending);
+        let receipt = self.receipt("fence", *pending.tx_hash(), nonce).await?;
         Ok(FencedAt {
             nonce: nonce.unwrap_or_default(),
             tx: TxReceipt::from(&receipt),
@@ -327,6 +335,8 @@ impl DataPolicyClient {
         std::marker::PhantomData<C>: CallDecoder,
     {
         let value = call.clone().into_transaction_request().value;
+        let sending = Arc::clone(&self.connection.sending);
+        let sending = sending.lock().await;
         // The nonce is taken here, not by the filler, so a failure knows which one it left
         // unused (the filler would hand one out, or not, depending on how far it got).
         let nonce = self.next_nonce(action).await?;
@@ -346,8 +356,8 @@ impl DataPolicyClient {
                 return Err(self.explain_funds(error, value).await);
             }
         };
-        let receipt =
-            wait_for_receipt(self.provider(), self.rpc(), action, *pending.tx_hash()).await?;
+        drop(sending);
+        let receipt = self.receipt(action, *pending.tx_hash(), nonce).await?;
         if !receipt.status() {
             return Err(Error::TxFailed {
                 action,
@@ -370,6 +380,25 @@ impl DataPolicyClient {
             .await
             .map(Some)
             .map_err(|e| contract_error(action, self.rpc(), e.into()))
+    }
+
+    /// The receipt of a sent transaction. One never mined in time may have been dropped (its
+    /// nonce taken by another process's fence, on a fenced account): the next send then asks
+    /// the node afresh, checked, instead of counting on `nonce` having been used.
+    async fn receipt(
+        &self,
+        action: &'static str,
+        tx: B256,
+        nonce: Option<u64>,
+    ) -> Result<TransactionReceipt> {
+        let receipt = wait_for_receipt(self.provider(), self.rpc(), action, tx).await;
+        if receipt.is_err()
+            && let (Some(sender), Some(nonce)) = (self.connection.sender, nonce)
+            && self.connection.nonces.is_fenced()
+        {
+            self.connection.nonces.failed(sender, nonce);
+        }
+        receipt
     }
 
     /// Records that the send with `nonce` failed; on a fenced connection, whether another

@@ -17,7 +17,14 @@
 //! node does not count that one as used. If it does, another process used it, and every send
 //! is refused with [`AccountUsedElsewhere`] (nothing is signed) until the owner of the manager
 //! [`reset`](ResyncingNonceManager::reset)s it, which it does only when it holds the account
-//! again.
+//! again. Transactions the stale process had already sent when the fence was sent may still be
+//! mined: those were on their way, and the contract's state machine decides them.
+//!
+//! The check covers sends that report their nonce (`DataPolicyClient`'s, which also hold a
+//! per-connection lock from taking a nonce until the node has the transaction, so a failed send
+//! never leaves a later one behind a gap, and which count a transaction not mined in time as
+//! failed); sends through the nonce filler alone (deployment, the Flow) only
+//! [`forget`](ResyncingNonceManager::forget), unchecked, and are not for fenced accounts.
 
 use alloy::network::Network;
 use alloy::primitives::Address;
@@ -56,9 +63,11 @@ pub struct ResyncingNonceManager {
 /// over, or the same key used elsewhere) sent with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "another process sent from {account} since this one last did (nonce {unused}, which this \
-     process's transaction was to use, is taken; the account's next nonce is {pending}): it \
-     holds the account now, so nothing was sent"
+    "another process sent from {account} since this one last did: nonce {unused}, which this \
+     process's transaction was to use, is taken (the account's next nonce is {pending}), so \
+     nothing was sent. Another process holds the account now (a replica that took over), or \
+     this key is used elsewhere too, or a send this process saw fail was accepted after all; \
+     make sure only one LICEN orchestrator deployment uses this key"
 )]
 pub struct AccountUsedElsewhere {
     /// The account.

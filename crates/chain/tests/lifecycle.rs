@@ -608,8 +608,8 @@ async fn a_fenced_account_refuses_the_replica_that_lost_it() {
 }
 
 /// A fenced client whose send reverts (a job that cannot start) reports the contract's
-/// sentence, not a lost account, and its next send goes through: a revert leaves its nonce
-/// unused, which is not another process's doing.
+/// sentence, not a lost account, and its next sends go through, also when the revert raced
+/// another send: a revert leaves its nonce unused, which is not another process's doing.
 #[tokio::test]
 async fn a_fenced_client_tells_a_revert_from_a_lost_account() {
     let env = TestEnv::start().await.unwrap();
@@ -618,15 +618,26 @@ async fn a_fenced_client_tells_a_revert_from_a_lost_account() {
         env.deployment.address,
     );
     let dataset = publish(&env, 2).await;
-    let job = request(&env, dataset, 1).await;
+    let (job, other) = (
+        request(&env, dataset, 1).await,
+        request(&env, dataset, 1).await,
+    );
     orchestrator.fence_account().await.unwrap();
     orchestrator.start_job(job).await.unwrap();
     for _ in 0..2 {
         reverted_with(orchestrator.start_job(job).await, "WrongJobState", "");
     }
+    // Sent at once by two job drivers, one reverting: no gap is left behind the revert.
+    let (reverted, started) =
+        tokio::join!(orchestrator.start_job(job), orchestrator.start_job(other));
+    reverted_with(reverted, "WrongJobState", "");
+    started.unwrap();
     orchestrator.fail_job(job, "gave up").await.unwrap();
-    assert_eq!(
-        env.orchestrator.job(job).await.unwrap().state,
-        JobState::Failed
-    );
+    orchestrator.fail_job(other, "gave up too").await.unwrap();
+    for job in [job, other] {
+        assert_eq!(
+            env.orchestrator.job(job).await.unwrap().state,
+            JobState::Failed
+        );
+    }
 }

@@ -253,7 +253,7 @@ async fn serve_web(args: WebCommand, json: bool) -> Result<()> {
     let mut web = args.web;
     web.orchestrator = web
         .orchestrator
-        .or_else(|| wallet::dev_orchestrator(&args.data_dir));
+        .or_else(|| wallet::dev_orchestrator(&args.data_dir, contract));
     let mut config = web.config_on(network::current(), contract)?;
     // On 0G, as the CLI pays: the Flow the storage nodes name.
     licen_web::server::pay_the_nodes_flow(&mut config, network::current())

@@ -361,9 +361,10 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
     let (client, signer) = args.chain.signer(&args.wallet).await?;
     let orchestrator = args
         .orchestrator
-        .or_else(|| args.chain.dev_orchestrator())
+        .or_else(|| args.chain.dev_orchestrator(client.address()))
         .context(
-            "no orchestrator given: pass --orchestrator ADDRESS (no `licen dev` default found)",
+            "no orchestrator given: pass --orchestrator ADDRESS (the `licen dev` default is only \
+             for the contract `licen dev` deployed)",
         )?;
     let (key, active) = client.orchestrator_key(orchestrator).await?;
     if !active {

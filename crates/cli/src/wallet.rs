@@ -94,9 +94,9 @@ impl ChainArgs {
             .unwrap_or(0)
     }
 
-    /// The default orchestrator: the dev stack's, if there is one.
-    pub(crate) fn dev_orchestrator(&self) -> Option<Address> {
-        dev_orchestrator(&self.data_dir)
+    /// The default orchestrator: the dev stack's, when `contract` is the dev stack's.
+    pub(crate) fn dev_orchestrator(&self, contract: Address) -> Option<Address> {
+        dev_orchestrator(&self.data_dir, contract)
     }
 
     /// A read-only client, on the network's chain (checked before the contract is looked up).
@@ -148,12 +148,15 @@ pub(crate) fn contract_or_recorded(given: Option<Address>, data_dir: &Path) -> R
         })
 }
 
-/// The dev stack's orchestrator remembered under `data_dir`, on the dev network only.
-pub(crate) fn dev_orchestrator(data_dir: &Path) -> Option<Address> {
+/// The dev stack's orchestrator remembered under `data_dir`, on the dev network only and only
+/// for its own contract (another deployment's orchestrators are not the dev stack's).
+pub(crate) fn dev_orchestrator(data_dir: &Path, contract: Address) -> Option<Address> {
     if crate::network::current() != licen_chain::Network::Dev {
         return None;
     }
-    crate::dev::remembered_deployment(data_dir).and_then(|d| d.orchestrator)
+    crate::dev::remembered_deployment(data_dir)
+        .filter(|d| d.address == contract)
+        .and_then(|d| d.orchestrator)
 }
 
 impl WalletArgs {

@@ -1003,7 +1003,7 @@ fn replicas_hand_over_jobs(d: &Path, ledger: &[&str]) {
     wait_for_state(d, &dev, last, &["completed"], 60);
     log_says(
         "third.log",
-        "another process sent from the orchestrator's wallet while this replica led",
+        "a transaction of this replica was refused: another process sent from the orchestrator's wallet",
     );
     let third_log = std::fs::read_to_string(d.join("third.log")).unwrap();
     assert_eq!(

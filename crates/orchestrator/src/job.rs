@@ -36,6 +36,8 @@ pub(crate) struct Ctx {
     /// Set when a transaction was refused because another process sent from the wallet since
     /// this replica fenced it: the term ends, and the next one fences again.
     pub(crate) wallet_lost: std::sync::atomic::AtomicBool,
+    /// Wakes the lead loop when `wallet_lost` is set.
+    pub(crate) wallet_lost_signal: tokio::sync::Notify,
 }
 
 /// The job's compute node: the one the ledger assigned it to (its task lives there), else a

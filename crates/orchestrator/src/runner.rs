@@ -21,10 +21,10 @@
 //! before acting ([`licen_chain::DataPolicyClient::fence_account`]). A transaction the old
 //! leader signs afterwards carries a nonce the fence used, so it can never be mined, and the
 //! old leader does not re-read the nonce and send anyway: its client refuses
-//! ([`licen_chain::Error::AccountUsedElsewhere`]), and a replica that meets that refusal ends
-//! its term (taking the lead again only through the ledger, fencing afresh). What remains is a
-//! transaction already on its way to the node when the fence is sent: the two race for one
-//! nonce and the contract's state machine decides, as for any single send.
+//! ([`licen_chain::Error::AccountUsedElsewhere`]), and a replica that meets that refusal stops
+//! driving jobs and drives them again only while the ledger still names it leader, fencing
+//! afresh. What remains are transactions already sent when the fence is sent: they were on
+//! their way, and the contract's state machine decides them, as for any single send.
 //!
 //! The lease relies on the database's wall clock (expiry) and this process's monotonic clock
 //! (its own deadline); a clock that steps forward by more than a quarter lease can let two
@@ -203,6 +203,7 @@ impl Orchestrator {
             unreachable: Mutex::default(),
             lease: LeaseClock::default(),
             wallet_lost: std::sync::atomic::AtomicBool::new(false),
+            wallet_lost_signal: tokio::sync::Notify::new(),
         });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let term = Term {
@@ -436,11 +437,18 @@ impl Term {
             loop {
                 if ctx.wallet_lost.load(std::sync::atomic::Ordering::SeqCst) {
                     tracing::warn!(
-                        "another process sent from the orchestrator's wallet while this replica led \
-                     (a replica that took over, or the key used elsewhere): this replica's \
-                     transactions were refused; it stops driving jobs and takes the lead again \
-                     only through the ledger, fencing the wallet afresh"
+                        "a transaction of this replica was refused: another process sent from the \
+                         orchestrator's wallet while this replica led (a replica that took over, \
+                         or the same key used elsewhere). It stops driving jobs, waits a moment, \
+                         and drives them again only if the ledger still names it leader, fencing \
+                         the wallet afresh; make sure only this deployment's replicas hold the key"
                     );
+                    // Not at once: a key used elsewhere all the time would cost a fence per
+                    // refusal.
+                    tokio::select! {
+                        () = tokio::time::sleep(self.lease / 4) => {}
+                        _ = stop.changed() => break true,
+                    }
                     break false;
                 }
                 if let Err(e) =
@@ -456,6 +464,7 @@ impl Term {
                 tokio::select! {
                     _ = tokio::time::sleep(self.poll) => {}
                     () = wake.notified() => {}
+                    () = ctx.wallet_lost_signal.notified() => {}
                     _ = lead_lost.changed() => break false,
                     _ = stop.changed() => break true,
                 }
@@ -621,6 +630,7 @@ fn spawn_job(
                 tracing::warn!(job = %id, error = %used, "job step refused: the wallet is held elsewhere");
                 ctx.wallet_lost
                     .store(true, std::sync::atomic::Ordering::SeqCst);
+                ctx.wallet_lost_signal.notify_one();
             }
             // Transient (RPC, node unreachable): the next follow round drives it again.
             Err(e) => tracing::warn!(job = %id, error = %e, "job step failed; will retry"),

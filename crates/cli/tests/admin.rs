@@ -885,6 +885,7 @@ fn on_a_network_the_services_find_the_recorded_contract_and_say_when_they_are_in
     };
     let said = refused_plainly(orchestrator(&[]).output().unwrap());
     assert!(said.contains("--insecure-dev-attestation"), "{said}");
+    let sent_before = galileo.nonce(&operator_address);
     let (_orchestrator, line) =
         common::spawn_service(orchestrator(&["--insecure-dev-attestation"]).stderr(Stdio::null()));
     let started: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -902,6 +903,17 @@ fn on_a_network_the_services_find_the_recorded_contract_and_say_when_they_are_in
         warning.starts_with("INSECURE development attestation"),
         "{warning}"
     );
+    // Leading, it holds the wallet first: one fencing transaction of its own, nothing else.
+    let fenced = std::time::Instant::now();
+    while galileo.nonce(&operator_address) == sent_before {
+        assert!(
+            fenced.elapsed() < std::time::Duration::from_secs(20),
+            "the leading orchestrator never fenced its wallet"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(galileo.nonce(&operator_address), sent_before + 1);
     assert!(
         d.join("state/galileo/orchestrator/ledger.sqlite").is_file(),
         "the ledger is kept per network"

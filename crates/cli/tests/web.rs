@@ -138,6 +138,24 @@ async fn publish_here(browser: &Browser, name: &str, price: &str, runs: u32) -> 
     published_root(browser, &shown).await
 }
 
+/// After a publication the page shows its result in place of the form (hidden), and in view.
+async fn result_in_place_of_the_form(browser: &Browser) {
+    let shown = browser
+        .execute(
+            "const done = document.getElementById('publish-done'); const r = done?.getBoundingClientRect();
+             return [!!done && done.contains(document.getElementById('published-root')), !!document.getElementById('publish')?.offsetParent,
+                     r ? r.top >= 0 && r.top < window.innerHeight : false];",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        json!([true, false, true]),
+        "the result card, the form hidden, the card in view"
+    );
+}
+
 /// The root the publish page shows as published (`shown`, the result box's text, says why when
 /// there is none).
 async fn published_root(browser: &Browser, shown: &str) -> String {
@@ -373,7 +391,7 @@ async fn publish_request_settle_download_through_the_web_app() {
     choose_file(&browser, "broken.jsonl", "{\"text\": \"ok\"}\nnot json\n").await;
     browser
         .wait_for(
-            "document.querySelector('#file-status .error')?.textContent.includes('Line 2 is not valid JSON')",
+            "document.querySelector('#file-status .error')?.textContent.includes('Line 2 is not valid JSON') && document.querySelector('#file-status .error').textContent.endsWith('Fix line 2 and choose the file again.')",
             LONG,
         )
         .await
@@ -385,6 +403,7 @@ async fn publish_request_settle_download_through_the_web_app() {
     // second file, under its own key (the first one's was wiped, never published).
     pick_file(&browser, 10).await;
     let root = publish_here(&browser, "Browser dialogues", "0.01", 1).await;
+    result_in_place_of_the_form(&browser).await;
     browser.screenshot("publish-done").await.unwrap();
 
     // Marketplace lists it (live, from the indexer).
@@ -403,6 +422,18 @@ async fn publish_request_settle_download_through_the_web_app() {
     assert!(
         granted.contains("Access granted: job"),
         "request failed: {granted}"
+    );
+    // Above the button, what the (development) wallet does, with the calculator's amount.
+    let asks = browser
+        .execute(
+            "return document.getElementById('wallet-asks').textContent;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        asks,
+        "The INSECURE development wallet does both steps without asking: it signs a free message that creates your private result key, then pays 0.02 ETH (plus gas)."
     );
     // The page keeps the request's message and updates its stats from the live stream.
     browser
@@ -472,6 +503,29 @@ async fn publish_request_settle_download_through_the_web_app() {
             || settled.contains("Paid to the owner\n0.0195 ETH"),
         "the job page shows the owner's share after the fee: {settled}"
     );
+    // The timeline names each transaction, shortened, linked to it.
+    let timeline = browser
+        .execute(
+            "return [...document.querySelectorAll('#timeline a')].map((a) => [a.textContent, a.getAttribute('href'), a.title]);",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let timeline = timeline.as_array().unwrap();
+    assert_eq!(timeline.len(), 3, "{timeline:?}");
+    for entry in timeline {
+        let (text, href, hash) = (
+            entry[0].as_str().unwrap(),
+            entry[1].as_str().unwrap(),
+            entry[2].as_str().unwrap(),
+        );
+        assert_eq!(
+            text,
+            format!("transaction {}…{}", &hash[..6], &hash[62..]),
+            "{entry}"
+        );
+        assert_eq!(href, format!("/tx/{hash}"), "{entry}");
+    }
     browser.screenshot("job-completed").await.unwrap();
 
     // Download and open the result in the page with the wallet-derived key.
@@ -939,10 +993,26 @@ async fn publish_request_settle_download_through_the_web_app() {
             takes_no_requests(
                 &browser,
                 &format!("{web}/datasets/{root}"),
+                "You paused this dataset. Resume it from your dashboard.",
+            )
+            .await;
+            let to_dashboard = browser
+                .execute(
+                    "return document.querySelector('#paused-by-you a')?.getAttribute('href');",
+                    json!([]),
+                )
+                .await
+                .unwrap();
+            assert_eq!(to_dashboard, "/dashboard");
+            browser.screenshot("dataset-paused").await.unwrap();
+            // A researcher is told the owner paused it.
+            as_account(&browser, &format!("{web}/datasets/{root}"), &researcher).await;
+            takes_no_requests(
+                &browser,
+                &format!("{web}/datasets/{root}"),
                 "The owner has paused this dataset",
             )
             .await;
-            browser.screenshot("dataset-paused").await.unwrap();
             as_account(&browser, &format!("{web}/dashboard"), &owner).await;
         }
     }
@@ -973,6 +1043,27 @@ async fn publish_request_settle_download_through_the_web_app() {
             .unwrap();
         browser.screenshot(name).await.unwrap();
         fits_the_window(&browser, &format!("{path} at a phone's width")).await;
+        if name == "phone-job" {
+            // The owner is not the job's researcher: told so, not offered the result.
+            let result = browser
+                .execute(
+                    "return [document.getElementById('not-researcher')?.textContent.toLowerCase() ?? '', !!document.getElementById('download')];",
+                    json!([]),
+                )
+                .await
+                .unwrap();
+            let short = format!("{}…{}", &researcher[..6], &researcher[38..]).to_lowercase();
+            assert_eq!(
+                result,
+                json!([
+                    format!(
+                        "only the researcher ({short}) can open this result. if that is you, switch to that account in your wallet."
+                    ),
+                    false
+                ]),
+                "{result}"
+            );
+        }
     }
     browser.resize(1280, 900).await.unwrap();
     drop(browser);
@@ -1001,7 +1092,7 @@ async fn publish_request_settle_download_through_the_web_app() {
     let mistakes: [(serde_json::Value, &str, CallsCheck, &str); 4] = [
         (
             json!({"chainId": "0x1"}),
-            "Your wallet is on chain 1, but this marketplace runs on chain 31337",
+            "Your wallet is on Ethereum Mainnet, but this marketplace runs on LICEN dev chain (anvil). Press “Switch network”, then try again.",
             |calls| {
                 !calls
                     .iter()
@@ -1011,7 +1102,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         ),
         (
             json!({"rejectSign": true}),
-            "You rejected the signature request",
+            "You declined the signature. LICEN needs it to create the private key that opens your trained adapter. Nothing was paid. Press “Request training” and approve the signature.",
             |calls| {
                 calls.iter().any(|c| c == "personal_sign")
                     && !calls.iter().any(|c| c == "eth_sendTransaction")
@@ -1026,7 +1117,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         ),
         (
             json!({"account": researcher, "staleCall": runs_used}),
-            "used all the runs the owner allows per researcher (1)",
+            "You can't request this dataset again: this wallet has used the 1 run the owner allows per researcher.",
             |calls| !calls.iter().any(|c| c == "eth_sendTransaction"),
             "error-run-limit",
         ),
@@ -1038,6 +1129,20 @@ async fn publish_request_settle_download_through_the_web_app() {
         }
         let (shown, calls) =
             request_with_wallet(&wallet_browser, &web, &dataset_page, wallet).await;
+        // Above the button, the two things a browser wallet will ask, with the amount for the
+        // 2 epochs chosen (at the raised price).
+        let asks = wallet_browser
+            .execute(
+                "return document.getElementById('wallet-asks').textContent;",
+                json!([]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            asks,
+            "Your wallet will ask you twice: first to sign a free message that creates your private result key, then to approve the payment of 0.04 ETH (plus gas).",
+            "{screenshot}"
+        );
         assert!(
             shown.contains(expected),
             "{screenshot}: expected {expected:?}, the page showed: {shown}"
@@ -1046,15 +1151,17 @@ async fn publish_request_settle_download_through_the_web_app() {
         wallet_browser.screenshot(screenshot).await.unwrap();
     }
 
-    // The wrong network's "Switch network" button: declined, it is a sentence (the button stays);
+    // The wrong network's "Switch network" button: declined, it is a sentence naming the network
+    // the wallet stayed on (the button stays);
     // a wallet that knows the chain switches to it; one that does not (4902) is asked to add it,
     // with this app's RPC URL and name, and then to switch. The page checks the network again,
     // says it is right, and the request then goes through.
     for (behaviour, expected, wallet_calls, screenshot) in [
         (
             json!({"rejectSwitch": true}),
-            "You declined to switch networks in your wallet",
-            &["wallet_switchEthereumChain"][..],
+            "You declined to switch networks in your wallet, so it is still on Ethereum Mainnet and nothing was sent. Press “Switch network” and approve the switch to LICEN dev chain (anvil), then try again.",
+            // The chain it stayed on is read back, to name it.
+            &["wallet_switchEthereumChain", "eth_chainId"][..],
             "error-switch-declined",
         ),
         (
@@ -1081,7 +1188,8 @@ async fn publish_request_settle_download_through_the_web_app() {
         }
         let (shown, _) = request_with_wallet(&wallet_browser, &web, &dataset_page, wallet).await;
         assert!(
-            shown.contains("Your wallet is on chain 1") && shown.ends_with("Switch network"),
+            shown.contains("Your wallet is on Ethereum Mainnet")
+                && shown.ends_with("Switch network"),
             "{screenshot}: the wrong network, with its button: {shown}"
         );
         let after = wallet_browser
@@ -1358,6 +1466,21 @@ async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
         shown.as_str().unwrap().contains("Refund\n0.02 ETH"),
         "{shown}"
     );
+    // Why, and where the money went.
+    let why = browser
+        .execute(
+            "return document.getElementById('refund-why')?.textContent ?? '';",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    let why = why.as_str().unwrap().to_lowercase();
+    let short = format!("{}…{}", &researcher[..6], &researcher[38..]).to_lowercase();
+    assert!(
+        why.starts_with("training did not start before the grant's deadline (")
+            && why.ends_with(&format!("), so the full escrow (0.02 eth) went back to the researcher ({short}). a refunded run does not count toward the dataset's run limit.")),
+        "{why}"
+    );
     browser.screenshot("job-refunded").await.unwrap();
 
     // The hour also ended the second dataset's policy: its page says so and offers no request.
@@ -1529,6 +1652,7 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     // The person accepts this time: the publication goes on with the same sealed, paid files.
     wallet(json!({"rpc": rpc, "account": owner})).await;
     let shown = publish_attempt(&browser).await;
+    result_in_place_of_the_form(&browser).await;
     browser.screenshot("publish-0g-done").await.unwrap();
     // The result, storage payment included, reads at a phone's width too.
     browser.resize(390, 844).await.unwrap();

@@ -59,7 +59,7 @@ const ERRORS = {
   'NothingToWithdraw(address)': () => 'there is nothing to withdraw for this wallet',
   'OrchestratorNotActive(address)': () => 'the chosen orchestrator is not registered or was deactivated: choose an active one',
   'PurposeNotAllowed(uint8,uint32)': () => 'the owner does not allow this purpose for the dataset',
-  'RunLimitReached(bytes32,address,uint32)': (w) => `this wallet has used all the runs the owner allows per researcher (${wordBig(w[2])})`,
+  'RunLimitReached(bytes32,address,uint32)': (w) => `you can't request this dataset again: this wallet has used the ${wordBig(w[2])} run${wordBig(w[2]) === 1n ? '' : 's'} the owner allows per researcher`,
   'WrongEscrow(uint256,uint256)': (w) => `the escrow sent (${wordBig(w[0])} wei) is not the required ${wordBig(w[1])} wei`,
   'ZeroAddress()': () => 'an address is zero',
   // 0G's Flow contract (paying for storage).

@@ -25,7 +25,8 @@ async function renderWallet() {
   const box = document.getElementById('wallet');
   box.replaceChildren();
   if (!wallet.available()) {
-    box.append(Object.assign(document.createElement('span'), { className: 'muted', textContent: 'No wallet: install one to publish or request' }));
+    // Where to get a browser wallet: the link leaves the app, in a new tab.
+    box.append(Object.assign(document.createElement('a'), { id: 'get-wallet', href: pages.WALLET_HELP, target: '_blank', rel: 'noopener', title: 'How to get a browser wallet (MetaMask, opens in a new tab)', textContent: 'No wallet: install one to publish or request' }));
     return;
   }
   if (wallet.isDevWallet()) {

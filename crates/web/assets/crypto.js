@@ -569,16 +569,16 @@ export async function scanJsonl(blob, onProgress) {
     bytes += ENCODER.encode(text).length + 1;
     if (!text.trim()) return;
     let value;
-    try { value = JSON.parse(text); } catch { throw new Error(`Line ${lineNo} is not valid JSON: each line must be one JSON object`); }
+    try { value = JSON.parse(text); } catch { throw new Error(`Line ${lineNo} is not valid JSON: each line must be one JSON object. Fix line ${lineNo} and choose the file again.`); }
     const found = classify(value);
-    if (!found) throw new Error(`Line ${lineNo} is not a training example: expected {"text": string}, {"prompt": string, "completion": string} or {"messages": [{"role", "content"}, …]}`);
-    if (schema && schema !== found) throw new Error(`Line ${lineNo} is a ${found} example but earlier lines are ${schema}: a dataset uses one schema`);
+    if (!found) throw new Error(`Line ${lineNo} is not a training example: expected {"text": string}, {"prompt": string, "completion": string} or {"messages": [{"role", "content"}, …]}. Fix line ${lineNo} and choose the file again.`);
+    if (schema && schema !== found) throw new Error(`Line ${lineNo} is a ${found} example but earlier lines are ${schema}: a dataset uses one schema. Fix line ${lineNo} and choose the file again.`);
     schema = found; rows++;
   };
   let done = 0;
   for await (const piece of pieces(blob, 4 << 20)) {
     let text;
-    try { text = carry + decoder.decode(piece, { stream: true }); } catch { throw new Error(`the file is not UTF-8 text (near byte ${done}): JSONL must be UTF-8`); }
+    try { text = carry + decoder.decode(piece, { stream: true }); } catch { throw new Error(`The file is not UTF-8 text (near byte ${done}): JSONL must be UTF-8. Save it as UTF-8 and choose it again.`); }
     const lines = text.split('\n');
     carry = lines.pop();
     lines.forEach(line);
@@ -586,7 +586,7 @@ export async function scanJsonl(blob, onProgress) {
     onProgress?.(done, blob.size);
   }
   if (carry.length) line(carry);
-  if (!schema) throw new Error('the dataset has no examples: expected at least one JSON line');
+  if (!schema) throw new Error('The file has no examples: expected at least one JSON line. Choose a file with training examples.');
   return { schema, rows, bytes };
 }
 

@@ -57,10 +57,17 @@ export function flash(text, kind = 'error') {
   document.getElementById('main').prepend(m);
   setTimeout(() => m.remove(), 8000);
 }
+// Where a person without a browser wallet learns to get one.
+export const WALLET_HELP = 'https://metamask.io/download/';
+// Shown at the top of a form that needs a wallet, when the browser has none.
+const noWallet = (what) => h('div', { class: 'msg warn', role: 'status', id: 'no-wallet' },
+  `You need a browser wallet (e.g. `, h('a', { href: WALLET_HELP, target: '_blank', rel: 'noopener', text: 'MetaMask' }), `) to ${what}. Install one, then reload this page.`);
 const short = (x) => (x && x.length > 14 ? `${x.slice(0, 8)}…${x.slice(-6)}` : x);
 const link = (href, text) => h('a', { href, text });
 const kv = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', { text: k }), h('dd', {}, v)]));
-const mono = (t) => h('span', { class: 'mono', text: String(t ?? '—') });
+// An empty value, the same on every page (a plain dash, never in the monospaced font).
+const NONE = '—';
+const mono = (t) => (t === null || t === undefined ? NONE : h('span', { class: 'mono', text: String(t) }));
 // A table whose cells carry their column's name: at phone width each row shows as a card.
 const table = (headers, rows, attrs = {}) => {
   for (const tr of rows) {
@@ -82,17 +89,21 @@ const prettyJson = (text) => { try { return JSON.stringify(JSON.parse(text), nul
 // A job's epochs trained out of those paid for (just the paid ones until it settles).
 const epochsText = (j) => (j.actual_epochs === null ? `${j.epochs} paid` : `${j.actual_epochs} of ${j.epochs}`);
 // What a settled job paid its dataset's owner: the royalty less the protocol fee.
-const ownerShare = (j) => (j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : '—');
+const ownerShare = (j) => (j.royalty ? wallet.formatWei(BigInt(j.royalty) - BigInt(j.fee || 0)) : NONE);
 // An amount in ETH with its exact wei, for audit pages.
-const weiExact = (w) => (w === null || w === undefined ? '—' : `${wallet.formatWei(w)} (${w} wei)`);
+const weiExact = (w) => (w === null || w === undefined ? NONE : `${wallet.formatWei(w)} (${w} wei)`);
 // Day, month name, time and zone: no d/m vs m/d ambiguity, no seconds.
 const WHEN = { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' };
-const when = (t) => (t ? new Date(t * 1000).toLocaleString(undefined, WHEN) : '—');
+const when = (t) => (t ? new Date(t * 1000).toLocaleString(undefined, WHEN) : NONE);
 // A transaction links to the configured block explorer, else to this app's transaction page
 // (read from the chain through the wallet, not from the indexer).
-const txLink = (tx) => (config.chain.explorer_tx_url
-  ? h('a', { href: config.chain.explorer_tx_url + tx, target: '_blank', class: 'mono', text: tx })
-  : h('a', { href: `/tx/${tx}`, class: 'mono tx', text: tx }));
+// `labelled`: "transaction 0x1d5b…2403" (the whole hash in its title), for lists read by people.
+const txLink = (tx, labelled = false) => {
+  const text = labelled ? ['transaction ', h('span', { class: 'mono', text: wallet.shortAddress(tx) })] : [tx];
+  return config.chain.explorer_tx_url
+    ? h('a', { href: config.chain.explorer_tx_url + tx, target: '_blank', class: labelled ? null : 'mono', title: labelled ? tx : null }, text)
+    : h('a', { href: `/tx/${tx}`, class: labelled ? 'tx' : 'mono tx', title: labelled ? tx : null }, text);
+};
 // A storage root, linked to its stored-file page (`kind` says what the bytes are).
 const rootLink = (root, kind) => (root ? h('a', { href: `/roots/${root}?kind=${kind}`, class: 'mono root', text: root }) : mono(root));
 const purposeLabel = (slug) => (config.purposes.find((p) => p.slug === slug) || { label: slug }).label;
@@ -192,7 +203,7 @@ function policyWords(p) {
     `A run may train for 1 to ${p.max_epochs_per_run} epochs.`,
     `Each researcher may run it at most ${p.max_runs_per_requester} time${p.max_runs_per_requester === 1 ? '' : 's'} (a fully refunded run does not count).`,
     `Allowed purposes: ${p.allowed_purposes.map(purposeLabel).join(', ') || 'none'}.`,
-    `A granted request must start within ${Math.round(p.session_ttl / 60)} minutes, or the escrow is refunded.`,
+    `Training must start within ${Math.round(p.session_ttl / 60)} minutes of payment, or the whole escrow can be refunded.`,
     p.expiry ? `No new requests after ${when(p.expiry)}.` : 'No end date for new requests.',
     'The data stays encrypted: it is decrypted only inside an attested compute node, and you receive a trained adapter, never the data.',
   ];
@@ -342,6 +353,8 @@ const runLimitReached = (used, max, account) => h('div', { id: 'run-limit' },
 export async function dataset(main, root) {
   const d = await api(`datasets/${root}`);
   const me = wallet.current();
+  // The wallet shown is the dataset's owner's.
+  const mineToo = Boolean(me) && me.toLowerCase() === d.owner.toLowerCase();
   const max = d.policy.max_runs_per_requester;
   // Before anything is signed or simulated: has this wallet any run left?
   const used = d.paused || !d.active ? null : await runsUsed(root, me);
@@ -353,12 +366,18 @@ export async function dataset(main, root) {
     return new Option(p ? p.label : slug, p ? p.bit : '');
   }));
   const escrow = h('strong', { id: 'escrow' });
+  // What the wallet will ask for, in order, with the amount the calculator shows.
+  const asks = h('p', { id: 'wallet-asks' });
   const out = h('div');
   const price = BigInt(d.policy.price_per_epoch);
   const recompute = () => {
     const n = Math.max(1, Math.min(Number(epochs.value) || 1, d.policy.max_epochs_per_run));
     if (Number(epochs.value) !== n) epochs.value = n;
-    escrow.textContent = `${wallet.formatWei(price * BigInt(n))} (${wallet.formatWei(price)} × ${n} epoch${n === 1 ? '' : 's'})`;
+    const amount = wallet.formatWei(price * BigInt(n));
+    escrow.textContent = `${amount} (${wallet.formatWei(price)} × ${n} epoch${n === 1 ? '' : 's'})`;
+    asks.textContent = wallet.isDevWallet()
+      ? `The INSECURE development wallet does both steps without asking: it signs a free message that creates your private result key, then pays ${amount} (plus gas).`
+      : `Your wallet will ask you twice: first to sign a free message that creates your private result key, then to approve the payment of ${amount} (plus gas).`;
     return n;
   };
   epochs.oninput = recompute;
@@ -384,11 +403,11 @@ export async function dataset(main, root) {
       await wallet.checkNetwork();
       const usedNow = await runsUsed(root, wallet.current());
       if (usedNow !== null && usedNow >= max) throw new Error(`${runsText(usedNow, max)}, so it takes no more requests from this wallet.`);
-      status('Sign the result-key message in your wallet: it derives the key only you can open the trained model with…');
-      const sig = await wallet.personalSign(C.resultKeyMessage());
+      status('Step 1 of 2: sign the free message in your wallet. It creates the private key that opens your trained adapter…');
+      const sig = await wallet.personalSign(C.resultKeyMessage(), 'You declined the signature. LICEN needs it to create the private key that opens your trained adapter. Nothing was paid. Press “Request training” and approve the signature.');
       const { publicKey, secretKey } = C.resultKeypair(C.unhex(sig));
       secretKey.fill(0);
-      const { receipt } = await wallet.send(config.chain.data_policy, calls.requestAccess(root, n, Number(purpose.value), C.hex(publicKey)), price * BigInt(n), status);
+      const { receipt } = await wallet.send(config.chain.data_policy, calls.requestAccess(root, n, Number(purpose.value), C.hex(publicKey)), price * BigInt(n), (t) => status(`Step 2 of 2, the payment of ${wallet.formatWei(price * BigInt(n))}: ${t}`));
       const granted = receipt.logs.find((l) => l.address.toLowerCase() === config.chain.data_policy.toLowerCase() && l.topics.length === 4 && l.topics[2].toLowerCase() === root.toLowerCase());
       const jobId = granted ? BigInt(granted.topics[1]).toString() : null;
       // Done: the form's button gives way to the job, so a second click does not pay again.
@@ -405,18 +424,20 @@ export async function dataset(main, root) {
       out.replaceChildren(errorMessage(err));
     } finally { button.disabled = false; }
   } },
+  wallet.available() ? '' : noWallet('request training'),
   used ? h('div', { class: 'muted', id: 'runs-used', text: `${runsText(used, max)}.` }) : '',
-  h('label', {}, 'Epochs', epochs), h('label', {}, 'Purpose', purpose), h('div', {}, 'Escrow: ', escrow),
-  h('div', { class: 'muted', text: 'Unspent escrow is refunded automatically; a job that never starts can be refunded.' }), button, out);
+  h('label', {}, 'Epochs (full passes over the data)', epochs), h('label', {}, 'Purpose', purpose), h('div', {}, 'Escrow: ', escrow),
+  h('div', { class: 'muted', text: 'You pay this now. Epochs not trained come back to you automatically; if training doesn\'t start in time, you can take it all back from the job page.' }), asks, button, out);
   main.replaceChildren(
     h('h1', { text: m?.name || `Dataset ${short(root)}` }),
-    d.paused ? message('warn', 'The owner has paused this dataset: it takes no requests right now.') : '',
+    d.paused ? (mineToo ? h('div', { class: 'msg warn', role: 'status', id: 'paused-by-you' }, 'You paused this dataset. Resume it from your ', link('/dashboard', 'dashboard'), '.')
+      : message('warn', 'The owner has paused this dataset: it takes no requests right now.')) : '',
     !d.paused && !d.active ? message('warn', `This dataset's policy ended on ${when(d.policy.expiry)}: it takes no new requests.`) : '',
     h('div', { class: 'card' }, h('p', { text: m?.description || 'No description.' }),
-      m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${size(m.byte_size)} (≈${m.token_estimate} tokens)`], ['License', m.license || '—']]) : message('info', 'The manifest could not be loaded from storage.')),
+      m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${size(m.byte_size)} (≈${m.token_estimate} tokens)`], ['License', m.license || NONE]]) : message('info', 'The manifest could not be loaded from storage.')),
     h('h2', { text: 'Policy' }), h('div', { class: 'card' }, policyWords(d.policy)),
     h('h2', { text: 'Stats' }), stats,
-    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? h('p', { class: 'muted', text: 'Requests open again when the owner resumes the dataset.' }) : !d.active ? h('p', { class: 'muted', text: 'This dataset takes no new requests.' }) : used !== null && used >= max ? runLimitReached(used, max, me) : form),
+    h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? h('p', { class: 'muted', text: mineToo ? 'Requests open again when you resume it.' : 'Requests open again when the owner resumes the dataset.' }) : !d.active ? h('p', { class: 'muted', text: 'This dataset takes no new requests.' }) : used !== null && used >= max ? runLimitReached(used, max, me) : form),
     h('p', {}, link(`/audit/datasets/${root}`, 'Audit: every hash and transaction of this dataset →')));
   // An event about this dataset redraws the page, or only its stats once a request was started.
   live((name, ev) => {
@@ -602,8 +623,13 @@ export async function publish(main) {
       file.value = '';
       fileProgress.el.hidden = true;
       button.hidden = true;
-      out.replaceChildren(message('ok', `Published in block ${BigInt(receipt.blockNumber)}: researchers can request it now.`), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ...storagePaid.map((p) => ['0G storage paid', h('span', {}, txLink(p.hash), ` (${wallet.formatWei(p.value)} for ${p.files === 1 ? 'a file' : `${p.files} files`})`)]), ['Rows', String(summary.rows)]]),
+      // The result takes the form's place (the form stays in the page, hidden), in view.
+      const done = h('div', { class: 'card', id: 'publish-done' }, out);
+      formCard.before(done);
+      formCard.hidden = true;
+      out.replaceChildren(message('ok', `Published “${name.value}” in block ${BigInt(receipt.blockNumber)}: researchers can request it now.`), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ...storagePaid.map((p) => ['0G storage paid', h('span', {}, txLink(p.hash), ` (${wallet.formatWei(p.value)} for ${p.files === 1 ? 'a file' : `${p.files} files`})`)]), ['Rows', String(summary.rows)]]),
         h('div', { class: 'row' }, h('a', { class: 'button', href: `/datasets/${root}`, text: 'Open the dataset page →' }), h('a', { class: 'button secondary', href: '/publish', text: 'Publish another dataset' })));
+      done.scrollIntoView({ block: 'start' });
     } catch (err) {
       step('');
       out.replaceChildren(errorMessage(err));
@@ -617,10 +643,12 @@ export async function publish(main) {
       }
     } finally { button.disabled = false; }
   } },
+  wallet.available() ? '' : noWallet('publish'),
   h('label', {}, 'JSONL file (encrypted here, in your browser)', file), fileProgress.el, fileStatus, h('label', {}, 'Name', name), h('label', {}, 'Description', description), h('label', {}, 'License', license),
   policy.el,
   h('label', {}, 'Orchestrator (its key is read from the chain)', orchestrator), button, steps, out);
-  main.replaceChildren(h('h1', { text: 'Publish a dataset' }), h('div', { class: 'card' }, form));
+  const formCard = h('div', { class: 'card' }, form);
+  main.replaceChildren(h('h1', { text: 'Publish a dataset' }), formCard);
 }
 
 // The 0G market's price per 256-byte sector (wei), read through the Flow's `market()`.
@@ -682,7 +710,7 @@ export async function myJobs(main) {
   const me = wallet.current();
   if (!me) { main.replaceChildren(h('h1', { text: 'My jobs' }), message('info', 'Connect a wallet to see the jobs you requested.')); return; }
   const jobs = (await apiAll(`jobs?researcher=${me}`));
-  const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', { text: j.state }), h('td', { text: epochsText(j) }), h('td', { text: wallet.formatWei(j.escrow) }), h('td', { text: j.refund ? wallet.formatWei(j.refund) : '—' }));
+  const row = (j) => h('tr', {}, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', { text: j.state }), h('td', { text: epochsText(j) }), h('td', { text: wallet.formatWei(j.escrow) }), h('td', { text: j.refund ? wallet.formatWei(j.refund) : NONE }));
   main.replaceChildren(h('h1', { text: 'My jobs' }), jobs.length ? table(['Job', 'Dataset', 'State', 'Epochs', 'Escrow', 'Refunded'], jobs.map(row)) : message('info', 'No jobs yet: request training on a dataset in the marketplace.'));
   live(() => myJobs(main).catch(() => {}));
 }
@@ -692,13 +720,13 @@ function trainingSummary(bytes) {
   let t;
   try { t = JSON.parse(new TextDecoder().decode(bytes)); } catch { return ''; }
   const r = t.report || {}, p = t.trainer?.params || {};
-  const loss = (x) => (x === null || x === undefined ? '—' : Number(x).toFixed(3));
+  const loss = (x) => (x === null || x === undefined ? NONE : Number(x).toFixed(3));
   return h('div', { class: 'card', id: 'training-summary' }, kv([
     p.model ? ['Base model', `${p.model.name} (${p.model.architecture}, ${Number(p.model.parameters).toLocaleString()} parameters)`] : null,
     p.lora ? ['LoRA', `rank ${p.lora.r}, alpha ${p.lora.alpha}, on ${(p.lora.target_modules || []).join(', ')}`] : null,
-    ['Epochs trained', String(r.epochs_completed ?? '—')],
-    ['Examples', `${r.train_examples ?? '—'} to train on, ${r.eval_examples ?? '—'} held out`],
-    ['Tokens seen', String(r.tokens_seen ?? '—')],
+    ['Epochs trained', String(r.epochs_completed ?? NONE)],
+    ['Examples', `${r.train_examples ?? NONE} to train on, ${r.eval_examples ?? NONE} held out`],
+    ['Tokens seen', String(r.tokens_seen ?? NONE)],
     ['Held-out loss before training', loss(r.base_eval_loss)],
     ...(r.epochs || []).map((e) => [`Epoch ${e.epoch}`, `training loss ${loss(e.train_loss)}, held-out loss ${loss(e.eval_loss)}`]),
     r.wall_time_ms !== undefined ? ['Training time', `${(r.wall_time_ms / 1000).toFixed(1)} s`] : null,
@@ -711,8 +739,8 @@ function simulatedSummary(t) {
   const d = t.dataset || {};
   const losses = (t.epochs || []).filter((e) => e.loss !== undefined || e.train_loss !== undefined);
   return h('div', { class: 'card', id: 'training-summary' }, kv([
-    ['Records seen', d.records === undefined ? '—' : `${Number(d.records).toLocaleString()} per epoch${d.schema ? ` (${d.schema})` : ''}`],
-    ['Epochs', `${t.epochs_run ?? '—'} of ${t.epochs_requested ?? '—'} requested`],
+    ['Records seen', d.records === undefined ? NONE : `${Number(d.records).toLocaleString()} per epoch${d.schema ? ` (${d.schema})` : ''}`],
+    ['Epochs', `${t.epochs_run ?? NONE} of ${t.epochs_requested ?? NONE} requested`],
     d.tokens_per_epoch !== undefined ? ['Tokens read per epoch', `${Number(d.tokens_per_epoch).toLocaleString()} (split on spaces)`] : null,
     d.bytes !== undefined ? ['Data read per epoch', size(d.bytes)] : null,
     ['Loss', losses.length ? losses.map((e) => `epoch ${e.epoch}: ${Number(e.loss ?? e.train_loss).toFixed(3)}`).join(', ') : 'none: no model was trained, so there is no loss'],
@@ -757,6 +785,17 @@ function resultView(plain, jobId) {
   return [save(plain, `result-job-${jobId}.bin`, 'application/octet-stream', 'result-file')];
 }
 
+// Why a job ended with its escrow refunded, and where the money went (nothing for other jobs).
+function refunded(j) {
+  const back = `the full escrow (${wallet.formatWei(j.refund ?? j.escrow)}) went back to the researcher (${wallet.shortAddress(j.researcher)})`;
+  const why = {
+    Expired: `Training did not start before the grant's deadline (${when(j.expires_at)}), so ${back}.`,
+    Reclaimed: `The run was not settled by its deadline (${when(j.run_deadline)}), so ${back}.`,
+    Failed: `The job failed (the reason is below), so ${back}.`,
+  }[j.state];
+  return why ? h('div', { class: 'msg info', role: 'status', id: 'refund-why' }, why, ' A refunded run does not count toward the dataset\'s run limit.') : '';
+}
+
 // Each job-page draw gets a number: a slower, older one (started before a later event) never
 // replaces a newer one.
 let renders = 0;
@@ -764,10 +803,14 @@ export async function job(main, id, refresh = false) {
   const mine = ++renders;
   const j = await api(`jobs/${id}`);
   const reached = new Set(j.timeline.map((t) => t.state));
-  const steps = j.timeline.map((t) => h('li', {}, h('strong', { text: t.state }), ' ', h('span', { class: 'muted', text: when(t.time) }), h('div', {}, txLink(t.tx))));
+  const steps = j.timeline.map((t) => h('li', {}, h('strong', { text: t.state }), ' ', h('span', { class: 'muted', text: when(t.time) }), h('div', {}, txLink(t.tx, true))));
   const terminal = TERMINAL.includes(j.state);
   if (!terminal) STATES.filter((s) => !reached.has(s)).forEach((s) => steps.push(h('li', { class: 'pending' }, h('span', { class: 'muted', text: `${s} (waiting)` }))));
   const out = h('div', { id: 'download-result' });
+  // Only the researcher's key opens the result: another wallet is told so instead of offered it
+  // (a page with no account yet offers it: pressing connects, then checks).
+  const me = wallet.current();
+  const notResearcher = Boolean(me) && me.toLowerCase() !== j.researcher.toLowerCase();
   const download = h('button', { id: 'download', text: 'Download and open the result' });
   download.onclick = async () => {
     download.disabled = true;
@@ -817,12 +860,14 @@ export async function job(main, id, refresh = false) {
       button, result);
   }
   if (mine !== renders) return;
-  main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }),
-    h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? '—'],
-      ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : '—'], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : '—'], ['Paid to the owner', ownerShare(j)], ['Refund', j.refund ? wallet.formatWei(j.refund) : '—'],
+  main.replaceChildren(h('h1', { text: `Job #${j.id} — ${j.state}` }), refunded(j),
+    h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root)], ['Researcher', mono(j.researcher)], ['Purpose', purposeLabel(j.purpose)], ['Epochs requested', String(j.epochs)], ['Actual epochs', j.actual_epochs ?? NONE],
+      ['Escrow', wallet.formatWei(j.escrow)], ['Royalty (price × epochs run)', j.royalty ? wallet.formatWei(j.royalty) : NONE], ['Protocol fee (out of the royalty)', j.fee ? wallet.formatWei(j.fee) : NONE], ['Paid to the owner', ownerShare(j)], ['Refund', j.refund ? wallet.formatWei(j.refund) : NONE],
       ['Result root', rootLink(j.result_hash, 'result')], ['Attestation reference', rootLink(j.attestation_ref, 'evidence')], j.fail_reason ? ['Failure', j.fail_reason] : null])),
     h('h2', { text: 'Timeline (live)' }), h('ol', { class: 'timeline', id: 'timeline' }, steps),
-    j.state === 'Completed' ? h('div', { class: 'card' }, h('h2', { text: 'Result' }), download, out) : '',
+    j.state === 'Completed' ? h('div', { class: 'card' }, h('h2', { text: 'Result' }), notResearcher
+      ? h('p', { id: 'not-researcher', title: j.researcher }, `Only the researcher (${wallet.shortAddress(j.researcher)}) can open this result. If that is you, switch to that account in your wallet.`)
+      : [download, out]) : '',
     takeBack,
     h('p', {}, link(`/audit/jobs/${j.id}`, 'Audit: every hash and transaction of this job →')));
   if (terminal) leave();
@@ -844,7 +889,7 @@ function policyFields(initial, prefix = '') {
   const purposes = config.purposes.map((x) => h('label', { style: 'flex-direction:row;gap:.4rem;align-items:center' },
     h('input', { type: 'checkbox', value: x.bit, 'data-slug': x.slug, checked: p.allowed_purposes.includes(x.slug) }), x.label));
   const el = [
-    h('div', { class: 'row' }, h('label', {}, 'Price per epoch (ETH)', price), h('label', {}, 'Max epochs per run', maxEpochs), h('label', {}, 'Runs per researcher', maxRuns), h('label', {}, 'Grant valid (minutes)', ttl)),
+    h('div', { class: 'row' }, h('label', {}, 'Price per epoch (ETH)', price), h('label', {}, 'Max epochs per run', maxEpochs), h('label', {}, 'Runs per researcher', maxRuns), h('label', {}, 'Time to start training after payment (minutes)', ttl)),
     h('fieldset', {}, h('legend', { text: 'Allowed purposes' }), h('div', { class: 'row' }, purposes)),
     h('label', {}, 'No new requests after (optional)', expiry),
   ];
@@ -855,7 +900,7 @@ function policyFields(initial, prefix = '') {
     if (policy.pricePerEpoch <= 0n) throw new Error('The price per epoch must be above zero.');
     if (!(Number.isInteger(policy.maxEpochsPerRun) && policy.maxEpochsPerRun >= 1 && policy.maxEpochsPerRun <= 65535)) throw new Error('Max epochs per run must be a whole number from 1 to 65535.');
     if (!(Number.isInteger(policy.maxRunsPerRequester) && policy.maxRunsPerRequester >= 1)) throw new Error('Runs per researcher must be a whole number of at least 1.');
-    if (!(Number.isInteger(policy.sessionTtl) && policy.sessionTtl >= 60)) throw new Error('A grant must stay valid for at least 1 minute.');
+    if (!(Number.isInteger(policy.sessionTtl) && policy.sessionTtl >= 60)) throw new Error('The time to start training after payment must be at least 1 minute.');
     if (expiry.value) {
       policy.expiry = Math.floor(new Date(`${expiry.value}T23:59:59Z`).getTime() / 1000);
       if (policy.expiry * 1000 < Date.now()) throw new Error('The end date is in the past: choose a later date, or leave it empty for no end.');
@@ -968,9 +1013,9 @@ export async function transaction(main, hash) {
   const fee = receipt ? BigInt(receipt.gasUsed) * BigInt(receipt.effectiveGasPrice || tx.gasPrice || 0) : null;
   const value = (kind, v) => {
     if (kind === 'wei') return wallet.formatWei(v);
-    if (kind === 'time') return v === 0n ? '—' : when(Number(v));
+    if (kind === 'time') return v === 0n ? NONE : when(Number(v));
     if (kind === 'bps') return `${Number(v) / 100} % (${v} basis points)`;
-    if (kind === 'policy') return `${wallet.formatWei(v.pricePerEpoch)} per epoch, up to ${v.maxEpochsPerRun} epochs a run, ${v.maxRunsPerRequester} runs per researcher, grants valid ${Number(v.sessionTtl) / 60} min${v.expiry ? `, no requests after ${when(Number(v.expiry))}` : ''}`;
+    if (kind === 'policy') return `${wallet.formatWei(v.pricePerEpoch)} per epoch, up to ${v.maxEpochsPerRun} epochs a run, ${v.maxRunsPerRequester} runs per researcher, training to start within ${Number(v.sessionTtl) / 60} min of payment${v.expiry ? `, no requests after ${when(Number(v.expiry))}` : ''}`;
     if (kind === 'bytes32' || kind === 'address') return mono(v);
     return String(v);
   };
@@ -986,12 +1031,12 @@ export async function transaction(main, hash) {
     h('div', { class: 'card' }, kv([
       ['Transaction', mono(hash)],
       ['Status', h('strong', { id: 'tx-status', class: !receipt ? '' : receipt.status === '0x1' ? 'good' : 'bad', text: status })],
-      ['Block', receipt ? `${BigInt(receipt.blockNumber)}${block ? ` — ${when(Number(BigInt(block.timestamp)))}` : ''}` : '—'],
+      ['Block', receipt ? `${BigInt(receipt.blockNumber)}${block ? ` — ${when(Number(BigInt(block.timestamp)))}` : ''}` : NONE],
       ['From', mono(tx.from)],
       ['To', tx.to ? h('span', {}, mono(tx.to), tx.to.toLowerCase() === contract ? ' (the DataPolicy contract)' : '') : 'a contract creation'],
-      ['Function', call ? mono(call.name) : (tx.input && tx.input !== '0x' ? 'not a DataPolicy call' : '—')],
+      ['Function', call ? mono(call.name) : (tx.input && tx.input !== '0x' ? 'not a DataPolicy call' : NONE)],
       ['Value', wallet.formatWei(BigInt(tx.value))],
-      ['Gas fee paid', fee === null ? '—' : wallet.formatWei(fee)],
+      ['Gas fee paid', fee === null ? NONE : wallet.formatWei(fee)],
     ])),
     h('h2', { text: 'DataPolicy events' }),
     events.length ? h('div', { id: 'tx-events' }, events.map((e) => h('div', { class: 'card event', 'data-event': e.name },

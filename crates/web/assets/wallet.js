@@ -76,10 +76,18 @@ export async function read(method, params) { return provider ? request(method, p
 // An error about the wallet's network: pages show it with a "Switch network" button.
 const wrongNetwork = (text) => Object.assign(new Error(text), { wrongNetwork: true });
 
+// Networks a wallet is often on, by chain id, to name them in messages.
+const KNOWN_CHAINS = { 1: 'Ethereum Mainnet', 11155111: 'Sepolia', 16602: '0G Galileo Testnet', 16661: '0G Mainnet', 31337: 'local anvil' };
+// A chain as messages name it: by its well-known name, else "chain N".
+export const chainName = (id) => KNOWN_CHAINS[id] || `chain ${id}`;
+// This app's chain, by the name its config gives it.
+const appChain = () => config.chain.name || chainName(config.chain.chain_id);
+const walletChain = async () => parseInt(await request('eth_chainId', []), 16);
+
 export async function checkNetwork() {
-  const id = parseInt(await request('eth_chainId', []), 16);
+  const id = await walletChain();
   if (id !== config.chain.chain_id) {
-    throw wrongNetwork(`Your wallet is on chain ${id}, but this marketplace runs on chain ${config.chain.chain_id}. Press “Switch network” (or switch in your wallet), then try again.`);
+    throw wrongNetwork(`Your wallet is on ${chainName(id)}, but this marketplace runs on ${appChain()}. Press “Switch network”, then try again.`);
   }
 }
 
@@ -99,8 +107,11 @@ export async function switchNetwork() {
       await request('wallet_switchEthereumChain', [{ chainId }]);
     }
   } catch (e) {
-    if (e.code === 4001) throw wrongNetwork(`You declined to switch networks in your wallet, so it is still on another chain: nothing can be sent from this page until it is on chain ${config.chain.chain_id}.`);
-    throw wrongNetwork(`Your wallet could not switch networks (${e.message}): switch it to chain ${config.chain.chain_id} (${config.chain.name}, ${config.chain.rpc_url}) yourself, then try again.`);
+    if (e.code === 4001) {
+      const still = await walletChain().then(chainName).catch(() => 'another network');
+      throw wrongNetwork(`You declined to switch networks in your wallet, so it is still on ${still} and nothing was sent. Press “Switch network” and approve the switch to ${appChain()}, then try again.`);
+    }
+    throw wrongNetwork(`Your wallet could not switch networks (${e.message}): switch it to ${appChain()} yourself (chain ${config.chain.chain_id}, RPC ${config.chain.rpc_url}), then try again.`);
   } finally { switching = false; }
   await checkNetwork();
 }
@@ -138,7 +149,7 @@ export async function send(to, data, value = 0n, onStatus = () => {}, valueIs = 
   } catch (e) {
     const reason = explainRevert(revertData(e));
     if (!reason && /insufficient funds/i.test(e.message || '')) throw tooPoor(value, false);
-    throw new Error(reason ? `The contract would refuse this: ${reason}.` : `The transaction would fail: ${e.message}`);
+    throw new Error(reason ? `${reason[0].toUpperCase()}${reason.slice(1)}.` : `The transaction would fail: ${e.message}`);
   }
   const gasPrice = BigInt(await request('eth_gasPrice', []));
   const need = value + gas * gasPrice;
@@ -167,14 +178,15 @@ export async function send(to, data, value = 0n, onStatus = () => {}, valueIs = 
   return { hash, receipt };
 }
 
-// EIP-191 personal_sign of a UTF-8 message → 65-byte signature.
-export async function personalSign(message) {
+// EIP-191 personal_sign of a UTF-8 message → 65-byte signature. `declined`: the sentence shown
+// when the person declines it in the wallet (what the signature was for, what to do).
+export async function personalSign(message, declined = 'You declined the signature in your wallet: nothing was signed.') {
   if (!account) await connect(false);
   const data = '0x' + Array.from(new TextEncoder().encode(message), (b) => b.toString(16).padStart(2, '0')).join('');
   try {
     return await request('personal_sign', [data, account]);
   } catch (e) {
-    if (e.code === 4001) throw new Error('You rejected the signature request: the result key cannot be derived without it.');
+    if (e.code === 4001) throw new Error(declined);
     throw new Error(`The wallet could not sign: ${e.message}`);
   }
 }

@@ -99,6 +99,21 @@ async fn the_navigation_marks_the_current_page() {
     // Client-side navigation moves the mark; a page under a section marks the section.
     click_to(&browser, "/publish").await;
     marks(&navigation(&browser).await, Some("Publish"), None);
+    // This browser has no wallet: the form says so first, and the header links to wallet help.
+    let no_wallet = browser
+        .execute(
+            "return [document.querySelector('form > :first-child')?.textContent, document.getElementById('get-wallet')?.href];",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        no_wallet,
+        json!([
+            "You need a browser wallet (e.g. MetaMask) to publish. Install one, then reload this page.",
+            "https://metamask.io/download/"
+        ])
+    );
     browser.screenshot("nav-current-publish").await.unwrap();
     click_to(&browser, "/jobs/7").await;
     marks(&navigation(&browser).await, None, Some("My jobs"));

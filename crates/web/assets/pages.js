@@ -367,7 +367,7 @@ export async function dataset(main, root) {
   }));
   const escrow = h('strong', { id: 'escrow' });
   // What the wallet will ask for, in order, with the amount the calculator shows.
-  const asks = h('p', { id: 'wallet-asks' });
+  const asks = h('div', { id: 'wallet-asks' });
   const out = h('div');
   const price = BigInt(d.policy.price_per_epoch);
   const recompute = () => {
@@ -413,11 +413,12 @@ export async function dataset(main, root) {
       // Done: the form's button gives way to the job, so a second click does not pay again.
       paid = true;
       button.hidden = true;
+      asks.hidden = true;
       // Another run only while the wallet has one left.
       const usedAfter = await runsUsed(root, wallet.current());
       const again = usedAfter !== null && usedAfter >= max
         ? h('span', { class: 'muted', text: `That was this wallet's last run: ${runsText(usedAfter, max).replace(/^You have/, 'you have')}.` })
-        : h('button', { type: 'button', class: 'secondary', text: 'Request another run', onclick: () => { paid = false; out.replaceChildren(); button.hidden = false; } });
+        : h('button', { type: 'button', class: 'secondary', text: 'Request another run', onclick: () => { paid = false; out.replaceChildren(); button.hidden = false; asks.hidden = false; } });
       out.replaceChildren(message('ok', `Access granted${jobId ? `: job #${jobId}` : ''}. The orchestrator starts training shortly.`),
         h('div', { class: 'row' }, jobId ? h('a', { class: 'button', href: `/jobs/${jobId}`, text: `Follow job #${jobId} →` }) : '', again));
     } catch (err) {

@@ -1102,7 +1102,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         ),
         (
             json!({"rejectSign": true}),
-            "You declined the signature. LICEN needs it to create the private key that opens your trained adapter. Nothing was paid. Press “Request training” and approve the signature.",
+            "You declined the signature. LICEN needs it to create the private key that opens your training result. Nothing was paid. Press “Request training” and approve the signature.",
             |calls| {
                 calls.iter().any(|c| c == "personal_sign")
                     && !calls.iter().any(|c| c == "eth_sendTransaction")

@@ -403,8 +403,8 @@ export async function dataset(main, root) {
       await wallet.checkNetwork();
       const usedNow = await runsUsed(root, wallet.current());
       if (usedNow !== null && usedNow >= max) throw new Error(`${runsText(usedNow, max)}, so it takes no more requests from this wallet.`);
-      status('Step 1 of 2: sign the free message in your wallet. It creates the private key that opens your trained adapter…');
-      const sig = await wallet.personalSign(C.resultKeyMessage(), 'You declined the signature. LICEN needs it to create the private key that opens your trained adapter. Nothing was paid. Press “Request training” and approve the signature.');
+      status('Step 1 of 2: sign the free message in your wallet. It creates the private key that opens your training result…');
+      const sig = await wallet.personalSign(C.resultKeyMessage(), 'You declined the signature. LICEN needs it to create the private key that opens your training result. Nothing was paid. Press “Request training” and approve the signature.');
       const { publicKey, secretKey } = C.resultKeypair(C.unhex(sig));
       secretKey.fill(0);
       const { receipt } = await wallet.send(config.chain.data_policy, calls.requestAccess(root, n, Number(purpose.value), C.hex(publicKey)), price * BigInt(n), (t) => status(`Step 2 of 2, the payment of ${wallet.formatWei(price * BigInt(n))}: ${t}`));

@@ -61,6 +61,19 @@ async fn fits_the_window(browser: &Browser, what: &str) {
     );
 }
 
+/// The text of the element with id `id` (its `textContent`, shown or hidden): empty when the
+/// page has no such element.
+async fn text_of(browser: &Browser, id: &str) -> String {
+    let text = browser
+        .execute(
+            "const e = document.getElementById(arguments[0]); return e ? e.textContent : '';",
+            json!([id]),
+        )
+        .await
+        .unwrap();
+    text.as_str().unwrap_or_default().to_owned()
+}
+
 async fn as_account(browser: &Browser, url: &str, address: &str) {
     browser.goto(url).await.unwrap();
     browser
@@ -159,14 +172,7 @@ async fn result_in_place_of_the_form(browser: &Browser) {
 /// The root the publish page shows as published (`shown`, the result box's text, says why when
 /// there is none).
 async fn published_root(browser: &Browser, shown: &str) -> String {
-    let root = browser
-        .execute(
-            "const r = document.getElementById('published-root'); return r ? r.textContent : '';",
-            json!([]),
-        )
-        .await
-        .unwrap();
-    let root = root.as_str().unwrap().to_owned();
+    let root = text_of(browser, "published-root").await;
     assert!(
         root.starts_with("0x") && root.len() == 66,
         "publish failed: {shown}"
@@ -375,15 +381,17 @@ async fn publish_request_settle_download_through_the_web_app() {
     let browser = laptop_browser().await;
 
     open(&browser, &web).await;
-    let banner = browser
-        .execute("return document.getElementById('dev-banner').hidden ? '' : document.getElementById('dev-banner').textContent;", json!([]))
+    let banner_shown = browser
+        .execute(
+            "return !document.getElementById('dev-banner').hidden;",
+            json!([]),
+        )
         .await
         .unwrap();
+    let banner = text_of(&browser, "dev-banner").await;
     assert!(
-        banner
-            .as_str()
-            .unwrap()
-            .contains("INSECURE DEVELOPMENT WALLET")
+        banner_shown == true && banner.contains("INSECURE DEVELOPMENT WALLET"),
+        "{banner}"
     );
 
     // A file that is not JSONL is refused as soon as it is picked, naming the line.
@@ -424,16 +432,28 @@ async fn publish_request_settle_download_through_the_web_app() {
         "request failed: {granted}"
     );
     // Above the button, what the (development) wallet does, with the calculator's amount.
-    let asks = browser
+    let asks = text_of(&browser, "wallet-asks").await;
+    assert_eq!(
+        asks,
+        "The INSECURE development wallet does both steps without asking: it signs a free message that creates your private result key, then pays 0.02 ETH (plus gas)."
+    );
+    // The manifest's token count says it is an estimate, and how it was made.
+    let main_text = browser
         .execute(
-            "return document.getElementById('wallet-asks').textContent;",
+            "return document.querySelector('main').innerText;",
             json!([]),
         )
         .await
         .unwrap();
-    assert_eq!(
-        asks,
-        "The INSECURE development wallet does both steps without asking: it signs a free message that creates your private result key, then pays 0.02 ETH (plus gas)."
+    let main_text = main_text.as_str().unwrap().replace('\t', "\n");
+    let estimate = main_text
+        .split_once("Tokens\n≈")
+        .and_then(|(_, rest)| rest.split_once(" tokens (estimate: about 4 bytes per token)"))
+        .map(|(number, _)| number)
+        .unwrap_or_else(|| panic!("the dataset page gives its token estimate: {main_text}"));
+    assert!(
+        estimate.contains(',') && estimate.chars().all(|c| c.is_ascii_digit() || c == ','),
+        "the estimate's thousands are grouped: {estimate}"
     );
     // The page keeps the request's message and updates its stats from the live stream.
     browser
@@ -537,12 +557,14 @@ async fn publish_request_settle_download_through_the_web_app() {
         .wait_for("document.getElementById('result-file') || document.querySelector('#download-result .error')", LONG)
         .await
         .unwrap();
-    let preview = browser
-        .execute("const p = document.getElementById('result-preview'); return p ? p.textContent : document.getElementById('download-result').innerText;", json!([]))
-        .await
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_str(preview.as_str().unwrap())
-        .unwrap_or_else(|_| panic!("the opened result is the JSON training report: {preview}"));
+    let preview = text_of(&browser, "result-preview").await;
+    let report: serde_json::Value = match serde_json::from_str(&preview) {
+        Ok(report) => report,
+        Err(_) => panic!(
+            "the opened result is the JSON training report: {}",
+            text_of(&browser, "download-result").await
+        ),
+    };
     assert_eq!(report["simulated"], true);
     let note = browser
         .execute(
@@ -582,6 +604,8 @@ async fn publish_request_settle_download_through_the_web_app() {
     for line in [
         "Records seen\n300 per epoch",
         "Epochs\n2 of 2 requested",
+        "Words read per epoch\n",
+        "(words in the text fields, split on whitespace; not model tokens)",
         "Loss\nnone: no model was trained",
     ] {
         assert!(
@@ -1131,13 +1155,7 @@ async fn publish_request_settle_download_through_the_web_app() {
             request_with_wallet(&wallet_browser, &web, &dataset_page, wallet).await;
         // Above the button, the two things a browser wallet will ask, with the amount for the
         // 2 epochs chosen (at the raised price).
-        let asks = wallet_browser
-            .execute(
-                "return document.getElementById('wallet-asks').textContent;",
-                json!([]),
-            )
-            .await
-            .unwrap();
+        let asks = text_of(&wallet_browser, "wallet-asks").await;
         assert_eq!(
             asks,
             "Your wallet will ask you twice: first to sign a free message that creates your private result key, then to approve the payment of 0.04 ETH (plus gas).",
@@ -1344,14 +1362,8 @@ async fn a_lora_adapter_opens_in_the_page_as_its_files() {
     let config: serde_json::Value = serde_json::from_slice(&file("adapter_config.json")).unwrap();
     assert_eq!(config["peft_type"], "LORA");
     assert_eq!(config["base_model_name_or_path"], "tiny-llama");
-    let preview = browser
-        .execute(
-            "return document.getElementById('result-preview').textContent;",
-            json!([]),
-        )
-        .await
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_str(preview.as_str().unwrap()).unwrap();
+    let preview = text_of(&browser, "result-preview").await;
+    let report: serde_json::Value = serde_json::from_str(&preview).unwrap();
     assert_eq!(
         report["report"]["epochs_completed"], 2,
         "the training report is shown: {report}"
@@ -1367,6 +1379,8 @@ async fn a_lora_adapter_opens_in_the_page_as_its_files() {
     for line in [
         "tiny-llama",
         "Epochs trained\n2",
+        "Tokens trained on\n",
+        "(counted by the model's tokenizer, all epochs together)",
         "Epoch 2",
         "held-out loss",
     ] {
@@ -1467,14 +1481,7 @@ async fn a_stalled_jobs_escrow_comes_back_from_its_page() {
         "{shown}"
     );
     // Why, and where the money went.
-    let why = browser
-        .execute(
-            "return document.getElementById('refund-why')?.textContent ?? '';",
-            json!([]),
-        )
-        .await
-        .unwrap();
-    let why = why.as_str().unwrap().to_lowercase();
+    let why = text_of(&browser, "refund-why").await.to_lowercase();
     let short = format!("{}…{}", &researcher[..6], &researcher[38..]).to_lowercase();
     assert!(
         why.starts_with("training did not start before the grant's deadline (")

@@ -84,6 +84,8 @@ export function size(n) {
   for (v /= 1000; v >= 1000 && u < units.length - 1; u++) v /= 1000;
   return `${v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0)} ${units[u]}`;
 }
+// A count with its thousands grouped, as amounts are: 2,795.
+const count = (n) => Number(n).toLocaleString('en-US');
 // JSON text indented for reading; other text as it is.
 const prettyJson = (text) => { try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; } };
 // A job's epochs trained out of those paid for (just the paid ones until it settles).
@@ -435,7 +437,7 @@ export async function dataset(main, root) {
       : message('warn', 'The owner has paused this dataset: it takes no requests right now.')) : '',
     !d.paused && !d.active ? message('warn', `This dataset's policy ended on ${when(d.policy.expiry)}: it takes no new requests.`) : '',
     h('div', { class: 'card' }, h('p', { text: m?.description || 'No description.' }),
-      m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', `${size(m.byte_size)} (≈${m.token_estimate} tokens)`], ['License', m.license || NONE]]) : message('info', 'The manifest could not be loaded from storage.')),
+      m ? kv([['Rows', String(m.row_count)], ['Schema', m.schema], ['Size', size(m.byte_size)], ['Tokens', `≈${count(m.token_estimate)} tokens (estimate: about 4 bytes per token)`], ['License', m.license || NONE]]) : message('info', 'The manifest could not be loaded from storage.')),
     h('h2', { text: 'Policy' }), h('div', { class: 'card' }, policyWords(d.policy)),
     h('h2', { text: 'Stats' }), stats,
     h('h2', { text: 'Request training' }), h('div', { class: 'card' }, d.paused ? h('p', { class: 'muted', text: mineToo ? 'Requests open again when you resume it.' : 'Requests open again when the owner resumes the dataset.' }) : !d.active ? h('p', { class: 'muted', text: 'This dataset takes no new requests.' }) : used !== null && used >= max ? runLimitReached(used, max, me) : form),
@@ -723,11 +725,11 @@ function trainingSummary(bytes) {
   const r = t.report || {}, p = t.trainer?.params || {};
   const loss = (x) => (x === null || x === undefined ? NONE : Number(x).toFixed(3));
   return h('div', { class: 'card', id: 'training-summary' }, kv([
-    p.model ? ['Base model', `${p.model.name} (${p.model.architecture}, ${Number(p.model.parameters).toLocaleString()} parameters)`] : null,
+    p.model ? ['Base model', `${p.model.name} (${p.model.architecture}, ${count(p.model.parameters)} parameters)`] : null,
     p.lora ? ['LoRA', `rank ${p.lora.r}, alpha ${p.lora.alpha}, on ${(p.lora.target_modules || []).join(', ')}`] : null,
     ['Epochs trained', String(r.epochs_completed ?? NONE)],
     ['Examples', `${r.train_examples ?? NONE} to train on, ${r.eval_examples ?? NONE} held out`],
-    ['Tokens seen', String(r.tokens_seen ?? NONE)],
+    ['Tokens trained on', r.tokens_seen === undefined ? NONE : `${count(r.tokens_seen)} (counted by the model's tokenizer, all epochs together)`],
     ['Held-out loss before training', loss(r.base_eval_loss)],
     ...(r.epochs || []).map((e) => [`Epoch ${e.epoch}`, `training loss ${loss(e.train_loss)}, held-out loss ${loss(e.eval_loss)}`]),
     r.wall_time_ms !== undefined ? ['Training time', `${(r.wall_time_ms / 1000).toFixed(1)} s`] : null,
@@ -740,9 +742,11 @@ function simulatedSummary(t) {
   const d = t.dataset || {};
   const losses = (t.epochs || []).filter((e) => e.loss !== undefined || e.train_loss !== undefined);
   return h('div', { class: 'card', id: 'training-summary' }, kv([
-    ['Records seen', d.records === undefined ? NONE : `${Number(d.records).toLocaleString()} per epoch${d.schema ? ` (${d.schema})` : ''}`],
+    ['Records seen', d.records === undefined ? NONE : `${count(d.records)} per epoch${d.schema ? ` (${d.schema})` : ''}`],
     ['Epochs', `${t.epochs_run ?? NONE} of ${t.epochs_requested ?? NONE} requested`],
-    d.tokens_per_epoch !== undefined ? ['Tokens read per epoch', `${Number(d.tokens_per_epoch).toLocaleString()} (split on spaces)`] : null,
+    // The simulated trainer counts whitespace-separated words in the text fields (its report
+    // calls them tokens_per_epoch): words, not a model's tokens.
+    d.tokens_per_epoch !== undefined ? ['Words read per epoch', `${count(d.tokens_per_epoch)} (words in the text fields, split on whitespace; not model tokens)`] : null,
     d.bytes !== undefined ? ['Data read per epoch', size(d.bytes)] : null,
     ['Loss', losses.length ? losses.map((e) => `epoch ${e.epoch}: ${Number(e.loss ?? e.train_loss).toFixed(3)}`).join(', ') : 'none: no model was trained, so there is no loss'],
     t.duration_ms !== undefined ? ['Time', `${(t.duration_ms / 1000).toFixed(1)} s`] : null,

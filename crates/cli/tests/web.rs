@@ -74,6 +74,37 @@ async fn text_of(browser: &Browser, id: &str) -> String {
     text.as_str().unwrap_or_default().to_owned()
 }
 
+/// Asserts how the page shows addresses and hashes: every shortened one in the one style
+/// (`0x15d3…6a65`: 4 hex digits, an ellipsis, 4), and no long one wrapped with a line of fewer
+/// than 4 characters (a lone character on the next line reads as a typo).
+async fn hashes_read_well(browser: &Browser, what: &str) {
+    let found = browser
+        .execute(
+            "const texts = [document.body.innerText, ...[...document.querySelectorAll('option')].map((o) => o.textContent)];
+             const odd = texts.join('\\n').match(/0x[0-9a-fA-F]*…[0-9a-fA-F]*/g)?.filter((t) => !/^0x[0-9a-fA-F]{4}…[0-9a-fA-F]{4}$/.test(t)) ?? [];
+             const ragged = [...document.querySelectorAll('.mono, .hash')].filter((e) => e.textContent.length >= 40 && !e.closest('pre')).flatMap((e) => {
+               const lines = new Map();
+               const walk = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+               for (let n; (n = walk.nextNode());) for (let i = 0; i < n.length; i++) {
+                 const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 1);
+                 const box = r.getClientRects()[0];
+                 if (box && n.data[i].trim()) { const top = Math.round(box.top); lines.set(top, (lines.get(top) ?? '') + n.data[i]); }
+               }
+               const l = [...lines.values()];
+               return l.length > 1 && l.some((x) => x.length < 4) ? [l.join(' / ')] : [];
+             });
+             return [odd, ragged];",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        json!([[], []]),
+        "{what}: shortened in another style, and wrapped with a lone character"
+    );
+}
+
 async fn as_account(browser: &Browser, url: &str, address: &str) {
     browser.goto(url).await.unwrap();
     browser
@@ -1067,6 +1098,7 @@ async fn publish_request_settle_download_through_the_web_app() {
             .unwrap();
         browser.screenshot(name).await.unwrap();
         fits_the_window(&browser, &format!("{path} at a phone's width")).await;
+        hashes_read_well(&browser, &format!("{path} at a phone's width")).await;
         if name == "phone-job" {
             // The owner is not the job's researcher: told so, not offered the result.
             let result = browser
@@ -1595,26 +1627,24 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     // what storing it will cost (11.2 kB sealed: 44 sectors at 1 gwei).
     browser
         .wait_for(
-            "document.querySelector('form').innerText.includes('Storage on 0G: about')",
+            "document.querySelector('form').innerText.includes('Storage on 0G: ')",
             LONG,
         )
         .await
         .unwrap();
+    // The staging is done, and its bar full; a tiny estimate reads as "less than".
     let note = browser
         .execute(
-            "return document.querySelector('form').innerText;",
+            "return [document.querySelector('form').innerText, document.querySelector('form progress').value];",
             json!([]),
         )
         .await
         .unwrap();
+    let text = note[0].as_str().unwrap();
     assert!(
-        note.as_str()
-            .unwrap()
-            .contains("0G stores it once its storage is paid for")
-            && note
-                .as_str()
-                .unwrap()
-                .contains("Storage on 0G: about 0.000000044 ETH"),
+        text.contains("0G stores it once its storage is paid for")
+            && text.contains("Storage on 0G: less than 0.000001 ETH for the sealed data")
+            && note[1] == 1,
         "{note}"
     );
     assert!(flow_submissions(&dev, &flow).await.is_empty());

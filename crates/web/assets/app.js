@@ -36,7 +36,7 @@ async function renderWallet() {
     select.setAttribute('aria-label', 'Development account');
     const accounts = await wallet.devAccounts();
     select.append(new Option('choose a dev account…', ''));
-    accounts.forEach((a, i) => select.append(new Option(`#${i} ${a.slice(0, 8)}…${a.slice(-4)}`, a)));
+    accounts.forEach((a, i) => select.append(Object.assign(new Option(`#${i} ${wallet.shortAddress(a)}`, a), { title: a })));
     const cur = wallet.current();
     if (cur) select.value = accounts.find((a) => a.toLowerCase() === cur.toLowerCase()) || '';
     select.onchange = () => wallet.chooseDevAccount(select.value);

@@ -62,12 +62,20 @@ export const WALLET_HELP = 'https://metamask.io/download/';
 // Shown at the top of a form that needs a wallet, when the browser has none.
 const noWallet = (what) => h('div', { class: 'msg warn', role: 'status', id: 'no-wallet' },
   `You need a browser wallet (e.g. `, h('a', { href: WALLET_HELP, target: '_blank', rel: 'noopener', text: 'MetaMask' }), `) to ${what}. Install one, then reload this page.`);
-const short = (x) => (x && x.length > 14 ? `${x.slice(0, 8)}…${x.slice(-6)}` : x);
+// An address or hash in the one short style (`0x15d3…6a65`, wallet.shortAddress); the whole
+// value goes in a title (`shortMono`, or the `title` of the element showing it).
+const short = (x) => (x && x.length > 14 ? wallet.shortAddress(x) : x);
 const link = (href, text) => h('a', { href, text });
 const kv = (pairs) => h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', { text: k }), h('dd', {}, v)]));
 // An empty value, the same on every page (a plain dash, never in the monospaced font).
 const NONE = '—';
-const mono = (t) => (t === null || t === undefined ? NONE : h('span', { class: 'mono', text: String(t) }));
+// A long value (an address, a hash, a root) wraps in even lines (the `hash` style): never one
+// character alone on the last line.
+const monoClass = (t) => (String(t).length >= 40 ? 'mono hash' : 'mono');
+const mono = (t) => (t === null || t === undefined ? NONE : h('span', { class: monoClass(t), text: String(t) }));
+// A value shortened, in the monospaced font, its whole value in its title (shown on hover, and
+// read out by screen readers).
+const shortMono = (t) => (t === null || t === undefined ? NONE : h('span', { class: 'mono', title: String(t), text: short(String(t)) }));
 // A table whose cells carry their column's name: at phone width each row shows as a card.
 const table = (headers, rows, attrs = {}) => {
   for (const tr of rows) {
@@ -103,11 +111,11 @@ const when = (t) => (t ? new Date(t * 1000).toLocaleString(undefined, WHEN) : NO
 const txLink = (tx, labelled = false) => {
   const text = labelled ? ['transaction ', h('span', { class: 'mono', text: wallet.shortAddress(tx) })] : [tx];
   return config.chain.explorer_tx_url
-    ? h('a', { href: config.chain.explorer_tx_url + tx, target: '_blank', class: labelled ? null : 'mono', title: labelled ? tx : null }, text)
-    : h('a', { href: `/tx/${tx}`, class: labelled ? 'tx' : 'mono tx', title: labelled ? tx : null }, text);
+    ? h('a', { href: config.chain.explorer_tx_url + tx, target: '_blank', class: labelled ? null : 'mono hash', title: labelled ? tx : null }, text)
+    : h('a', { href: `/tx/${tx}`, class: labelled ? 'tx' : 'mono hash tx', title: labelled ? tx : null }, text);
 };
 // A storage root, linked to its stored-file page (`kind` says what the bytes are).
-const rootLink = (root, kind) => (root ? h('a', { href: `/roots/${root}?kind=${kind}`, class: 'mono root', text: root }) : mono(root));
+const rootLink = (root, kind) => (root ? h('a', { href: `/roots/${root}?kind=${kind}`, class: 'mono hash root', text: root }) : mono(root));
 const purposeLabel = (slug) => (config.purposes.find((p) => p.slug === slug) || { label: slug }).label;
 
 async function api(path) {
@@ -158,13 +166,14 @@ async function manifest(root) {
 // then, and under the name after). Without `manifestRoot` the indexer is asked for it.
 const manifestRoots = new Map();
 function datasetLink(root, manifestRoot, full = false) {
-  const a = link(`/datasets/${root}`, full ? root : short(root));
+  const a = h('a', { href: `/datasets/${root}`, class: full ? 'hash' : null, title: full ? null : root, text: full ? root : short(root) });
   const cell = h('span', { class: 'dataset-link' }, a);
   if (!manifestRoots.has(root)) manifestRoots.set(root, manifestRoot ? Promise.resolve(manifestRoot) : api(`datasets/${root}`).then((d) => d.manifest_root));
   manifestRoots.get(root).then(manifest).then((m) => {
     if (!m?.name) return;
     a.textContent = m.name;
-    cell.append(h('span', { class: 'muted mono', text: full ? root : short(root) }));
+    a.classList.remove('hash');
+    cell.append(h('span', { class: full ? 'muted mono hash' : 'muted mono', title: full ? null : root, text: full ? root : short(root) }));
   }).catch(() => {});
   return cell;
 }
@@ -193,6 +202,8 @@ function progressBar() {
       text.textContent = `${label}: ${size(done)} of ${size(total)}${rate}`;
     },
     note(t) { text.textContent = t; },
+    // The stage is over: the bar full, `t` saying what it did.
+    done(t) { bar.value = bar.max; text.textContent = t; },
     noteText() { return text.textContent; },
   };
 }
@@ -242,7 +253,7 @@ export async function marketplace(main) {
     if (e.isIntersecting) { visible.unobserve(e.target); e.target.loadManifest(); }
   }));
   const card = (d) => {
-    const title = h('a', { class: 'title', href: `/datasets/${d.root}`, text: d.name || short(d.root) });
+    const title = h('a', { class: 'title', href: `/datasets/${d.root}`, title: d.root, text: d.name || short(d.root) });
     const desc = h('div', { class: 'muted' });
     const show = (m) => { if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${size(m.byte_size)}`; d.name = m.name; d.description = m.description; } };
     const el = h('div', { class: 'card', 'data-root': d.root }, title, desc,
@@ -349,7 +360,7 @@ async function runsUsed(root, account) {
 const runsText = (used, max) => `You have used ${used} of ${max} runs this dataset allows per researcher`;
 // Shown instead of the request form once the wallet has used all its runs.
 const runLimitReached = (used, max, account) => h('div', { id: 'run-limit' },
-  message('warn', `${runsText(used, max)}, so it takes no more requests from this wallet (${wallet.shortAddress(account)}).`),
+  Object.assign(message('warn', `${runsText(used, max)}, so it takes no more requests from this wallet (${wallet.shortAddress(account)}).`), { title: account }),
   h('p', { class: 'muted', text: 'A run that failed, expired or was refunded to you does not count. If the owner raises the limit, you can request again here.' }));
 
 export async function dataset(main, root) {
@@ -489,21 +500,27 @@ export async function publish(main) {
     });
     job.done = (async () => {
       fileProgress.el.hidden = false;
-      // Leaving the publish page gives the upload up too.
-      const show = (label, d, t, s) => { if (!form.isConnected) abort.abort(); fileProgress.set(label, d, t, s); };
+      // Leaving the publish page gives the upload up too. Once the file is staged, waiting for
+      // its 0G payment, its storing (after the payment) is a stage of its own, from an empty bar.
+      let staged = false;
+      const show = (label, d, t, s) => {
+        if (!form.isConnected) abort.abort();
+        if (staged) fileProgress.set(label, d - t / 2, t / 2); else fileProgress.set(label, d, t, s);
+      };
       fileProgress.note('Checking the file (it stays in this page)…');
       const summary = await C.scanJsonl(f, (d, t) => show('checking', d, t));
       abort.signal.throwIfAborted();
       const sealed = await C.sealAndUploadData(f, show, { signal: abort.signal, flow: Boolean(config.flow), alive: () => form.isConnected && !abort.signal.aborted });
       if (abort.signal.aborted) { sealed.key.fill(0); if (!sealed.upload.stored) sealed.upload.cancel(); abort.signal.throwIfAborted(); }
       const took = `${((performance.now() - sealed.started) / 1000).toFixed(1)} s`;
-      fileProgress.note(sealed.awaitingPayment
+      staged = sealed.awaitingPayment;
+      fileProgress.done(sealed.awaitingPayment
         ? `Sealed and staged ${size(sealed.sealedBytes)} in ${took}, encrypted. 0G stores it once its storage is paid for, from your wallet, when you press “Seal, upload and publish”.`
         : `Sealed and uploaded ${size(sealed.sealedBytes)} in ${took}, encrypted. Nothing is published until you press “Seal, upload and publish”.`);
       // What storing it costs, at the market's price now (the payment reads it again).
       if (sealed.awaitingPayment) {
         flowPrice().then((price) => {
-          if (prepared?.file === f && !abort.signal.aborted) fileProgress.note(`${fileProgress.noteText()} Storage on 0G: about ${wallet.formatWei(price * C.flowSectors(sealed.flowNodes))} for the sealed data, plus its two small companion files.`);
+          if (prepared?.file === f && !abort.signal.aborted) fileProgress.note(`${fileProgress.noteText()} Storage on 0G: ${wallet.approxWei(price * C.flowSectors(sealed.flowNodes))} for the sealed data, plus its two small companion files.`);
         }).catch(() => {});
       }
       result = { summary, sealed };
@@ -630,7 +647,7 @@ export async function publish(main) {
       const done = h('div', { class: 'card', id: 'publish-done' }, out);
       formCard.before(done);
       formCard.hidden = true;
-      out.replaceChildren(message('ok', `Published “${name.value}” in block ${BigInt(receipt.blockNumber)}: researchers can request it now.`), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ...storagePaid.map((p) => ['0G storage paid', h('span', {}, txLink(p.hash), ` (${wallet.formatWei(p.value)} for ${p.files === 1 ? 'a file' : `${p.files} files`})`)]), ['Rows', String(summary.rows)]]),
+      out.replaceChildren(message('ok', `Published “${name.value}” in block ${BigInt(receipt.blockNumber)}: researchers can request it now.`), kv([['Dataset root', h('a', { href: `/datasets/${root}`, class: 'mono hash', id: 'published-root', text: root })], ['Transaction', txLink(hash)], ...storagePaid.map((p) => ['0G storage paid', h('span', {}, txLink(p.hash), ` (${wallet.formatWei(p.value)} for ${p.files === 1 ? 'a file' : `${p.files} files`})`)]), ['Rows', String(summary.rows)]]),
         h('div', { class: 'row' }, h('a', { class: 'button', href: `/datasets/${root}`, text: 'Open the dataset page →' }), h('a', { class: 'button secondary', href: '/publish', text: 'Publish another dataset' })));
       done.scrollIntoView({ block: 'start' });
     } catch (err) {
@@ -798,7 +815,7 @@ function refunded(j) {
     Reclaimed: `The run was not settled by its deadline (${when(j.run_deadline)}), so ${back}.`,
     Failed: `The job failed (the reason is below), so ${back}.`,
   }[j.state];
-  return why ? h('div', { class: 'msg info', role: 'status', id: 'refund-why' }, why, ' A refunded run does not count toward the dataset\'s run limit.') : '';
+  return why ? h('div', { class: 'msg info', role: 'status', id: 'refund-why', title: j.researcher }, why, ' A refunded run does not count toward the dataset\'s run limit.') : '';
 }
 
 // Each job-page draw gets a number: a slower, older one (started before a later event) never
@@ -974,7 +991,7 @@ export async function dashboard(main) {
       h('p', {}, h('button', { id: 'withdraw', text: BigInt(earnings.balance) === 0n ? 'Nothing to withdraw' : `Withdraw ${wallet.formatWei(earnings.balance)}`, disabled: BigInt(earnings.balance) === 0n, onclick: () => act('Withdrawing', calls.withdraw(), withdrew) }))),
     h('h2', { text: 'My datasets' }), mine.items.length ? table(['Dataset', 'Price per epoch', 'Jobs', 'State', ''], rows) : message('info', 'You have not published a dataset yet.'),
     h('h2', { text: 'Runs on my datasets' }), runs.length ? table(['Job', 'Dataset', 'Researcher', 'State', 'Epochs', 'To you'],
-      runs.map((j) => h('tr', { 'data-job': j.id }, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', {}, mono(short(j.researcher))), h('td', { text: j.state }),
+      runs.map((j) => h('tr', { 'data-job': j.id }, h('td', {}, link(`/jobs/${j.id}`, `#${j.id}`)), h('td', {}, datasetLink(j.dataset_root)), h('td', {}, shortMono(j.researcher)), h('td', { text: j.state }),
         h('td', { text: epochsText(j) }), h('td', { text: ownerShare(j) }))), { id: 'owner-runs' }) : message('info', 'No runs yet: researchers\' requests show here as they come.'));
   // Live refresh, except while the owner is editing a policy (it would discard the form).
   live(() => { if (!editing && !acting) dashboard(main).catch(() => {}); });
@@ -996,7 +1013,7 @@ export async function auditDataset(main, root) {
 export async function auditJob(main, id) {
   const j = await api(`jobs/${id}`);
   main.replaceChildren(h('h1', { text: `Audit: job #${j.id}` }),
-    h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root)], ['Dataset root', h('a', { href: `/audit/datasets/${j.dataset_root}`, class: 'mono', text: j.dataset_root })], ['Researcher', mono(j.researcher)], ['Result key (X25519 public)', mono(j.result_key)],
+    h('div', { class: 'card' }, kv([['Dataset', datasetLink(j.dataset_root)], ['Dataset root', h('a', { href: `/audit/datasets/${j.dataset_root}`, class: 'mono hash', text: j.dataset_root })], ['Researcher', mono(j.researcher)], ['Result key (X25519 public)', mono(j.result_key)],
       ['Price per epoch (snapshot)', wallet.formatWei(j.price_per_epoch)], ['Escrow', wallet.formatWei(j.escrow)], ['Result root', rootLink(j.result_hash, 'result')], ['Attestation reference (evidence root)', rootLink(j.attestation_ref, 'evidence')],
       ['Grant expires', when(j.expires_at)], ['Run deadline', when(j.run_deadline)], ['Royalty (price × epochs run)', weiExact(j.royalty)], ['Protocol fee (out of the royalty)', weiExact(j.fee)], ['Refund', weiExact(j.refund)]])),
     h('h2', { text: 'Transactions' }), table(['State', 'Block', 'Time', 'Transaction'],

@@ -162,7 +162,7 @@ export async function send(to, data, value = 0n, onStatus = () => {}, valueIs = 
     if (e.code === 4001) throw new Error('You rejected the transaction in your wallet: nothing was sent.');
     throw new Error(`The wallet could not send the transaction: ${e.message}`);
   }
-  onStatus(`sent ${hash.slice(0, 12)}…, waiting for the block…`);
+  onStatus(`sent ${shortAddress(hash)}, waiting for the block…`);
   // From here the transaction is out: an error while its outcome is unknown names it
   // (`sentHash`), so callers know it may have taken effect.
   let receipt = null;
@@ -191,10 +191,12 @@ export async function personalSign(message, declined = 'You declined the signatu
   }
 }
 
+// An address or hash shortened, the one style every page uses: `0x15d3…6a65` (the first 4 and
+// last 4 hex digits; pages put the whole value in the element's title).
+export const shortAddress = (a) => `${a.slice(0, 6)}…${a.slice(-4)}`;
+
 // An amount as a person reads it: thousands grouped, and a long fraction shortened (to 6
 // decimals, or 4 significant digits below 1) with an ellipsis saying so (pages show the exact wei beside it where it matters).
-// An account as the wallet area and messages name it: `0x1234…abcd`.
-export const shortAddress = (a) => `${a.slice(0, 6)}…${a.slice(-4)}`;
 
 export function formatWei(wei) {
   const w = BigInt(wei);
@@ -204,6 +206,13 @@ export function formatWei(wei) {
   const digits = frac.toString().padStart(18, '0').replace(/0+$/, '');
   const keep = whole > 0n ? 6 : Math.min(18, digits.search(/[1-9]/) + 4);
   return digits.length <= keep ? `${grouped}.${digits} ETH` : `${grouped}.${digits.slice(0, keep)}… ETH`;
+}
+
+// An estimated amount: "about 0.0012 ETH", or "less than 0.000001 ETH" for a tiny one, where
+// nine decimals would pretend a precision an estimate does not have.
+export function approxWei(wei) {
+  const w = BigInt(wei);
+  return w > 0n && w < 10n ** 12n ? 'less than 0.000001 ETH' : `about ${formatWei(w)}`;
 }
 
 export function parseEth(text) {

@@ -452,6 +452,44 @@ async fn publish_request_settle_download_through_the_web_app() {
         .await
         .unwrap();
     browser.screenshot("marketplace").await.unwrap();
+    // A card whose manifest storage has not returned yet says its details are loading; one
+    // storage failed to return says they are unavailable (storage stalled or refused here by
+    // the page's own fetch, under `localStorage['licen.testStorage']`).
+    let stalled = laptop_browser().await;
+    stalled
+        .add_init_script(
+            "(() => { const mode = localStorage.getItem('licen.testStorage'); if (!mode) return; const real = window.fetch;
+              window.fetch = (url, ...rest) => String(url).startsWith('/api/storage') ? (mode === 'fail' ? Promise.reject(new TypeError('storage refused (test)')) : new Promise(() => {})) : real(url, ...rest); })();",
+        )
+        .await
+        .unwrap();
+    for (mode, shown, screenshot) in [
+        ("stall", "Loading details…", "marketplace-details-loading"),
+        (
+            "fail",
+            "Details unavailable",
+            "marketplace-details-unavailable",
+        ),
+    ] {
+        stalled.goto(&format!("{web}/")).await.unwrap();
+        stalled
+            .execute(
+                "localStorage.setItem('licen.testStorage', arguments[0]);",
+                json!([mode]),
+            )
+            .await
+            .unwrap();
+        open(&stalled, &format!("{web}/")).await;
+        stalled
+            .wait_for(
+                &format!("document.querySelector('[data-root=\"{root}\"] .details')?.textContent.startsWith('{shown}')"),
+                LONG,
+            )
+            .await
+            .unwrap();
+        stalled.screenshot(screenshot).await.unwrap();
+    }
+    drop(stalled);
     browser.resize(390, 844).await.unwrap();
     browser.screenshot("marketplace-phone").await.unwrap();
     browser.resize(1280, 900).await.unwrap();

@@ -157,7 +157,8 @@ function live(onEvent, fromBlock) {
 const manifests = new Map();
 async function manifest(root) {
   if (!manifests.has(root)) {
-    manifests.set(root, C.loadWasm().then(() => C.downloadFile(C.unhex(root))).then((b) => JSON.parse(new TextDecoder().decode(b))).catch(() => null));
+    // A failed load answers null and is forgotten: the next page draw asks storage again.
+    manifests.set(root, C.loadWasm().then(() => C.downloadFile(C.unhex(root))).then((b) => JSON.parse(new TextDecoder().decode(b))).catch(() => { manifests.delete(root); return null; }));
   }
   return manifests.get(root);
 }
@@ -254,8 +255,15 @@ export async function marketplace(main) {
   }));
   const card = (d) => {
     const title = h('a', { class: 'title', href: `/datasets/${d.root}`, title: d.root, text: d.name || short(d.root) });
-    const desc = h('div', { class: 'muted' });
-    const show = (m) => { if (m) { title.textContent = m.name || short(d.root); desc.textContent = `${m.row_count} rows · ${m.schema} · ${size(m.byte_size)}`; d.name = m.name; d.description = m.description; } };
+    // Rows, format and size come from the manifest, in storage: said to be loading until then.
+    const desc = h('div', { class: 'muted details', text: 'Loading details…' });
+    const show = (m) => {
+      if (!m) { desc.textContent = 'Details unavailable: the storage node did not return this dataset\'s manifest.'; return; }
+      title.textContent = m.name || short(d.root);
+      desc.textContent = `${m.row_count} rows · ${m.schema} · ${size(m.byte_size)}`;
+      d.name = m.name;
+      d.description = m.description;
+    };
     const el = h('div', { class: 'card', 'data-root': d.root }, title, desc,
       h('div', {}, `${wallet.formatWei(d.policy.price_per_epoch)} / epoch · up to ${d.policy.max_epochs_per_run} epochs`),
       h('div', { class: 'muted' }, d.policy.allowed_purposes.map(purposeLabel).join(', ')),

@@ -25,8 +25,7 @@ pub struct Connection {
     /// The signing account, if any.
     pub sender: Option<Address>,
     nonces: ResyncingNonceManager,
-    /// Held by a send from taking its nonce until the node has it (not until it is mined), so
-    /// a send that fails before reaching the node never leaves a later one behind a gap.
+    /// The send lock (see `DataPolicyClient::sending`).
     sending: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -293,28 +292,18 @@ impl DataPolicyClient {
         let sender = self.connection.sender.ok_or_else(|| {
             Error::Config("fencing an account needs a signing connection".to_owned())
         })?;
-        let sending = Arc::clone(&self.connection.sending);
-        let sending = sending.lock().await;
+        let sending = self.sending().await;
         self.connection.nonces.reset(sender);
-        let nonce = self.next_nonce("fence the account").await?;
-        let mut request = alloy::rpc::types::TransactionRequest::default()
+        let request = alloy::rpc::types::TransactionRequest::default()
             .to(sender)
             .value(U256::ZERO);
-        request.nonce = nonce;
-        let pending = match self.provider().send_transaction(request).await {
-            Ok(pending) => pending,
-            Err(e) => {
-                self.failed_send(nonce).await;
-                let error = Error::Rpc {
-                    action: "fence the account (a 0-value transfer to itself)",
-                    rpc: self.rpc().to_owned(),
-                    message: e.to_string(),
-                };
-                return Err(self.explain_funds(error, Some(U256::ZERO)).await);
-            }
-        };
-        drop(sending);
-        let receipt = self.receipt("fence", *pending.tx_hash(), nonce).await?;
+        let (receipt, nonce) = self
+            .send_locked(
+                sending,
+                "fence the account (a 0-value transfer to itself)",
+                request,
+            )
+            .await?;
         Ok(FencedAt {
             nonce: nonce.unwrap_or_default(),
             tx: TxReceipt::from(&receipt),
@@ -334,20 +323,37 @@ impl DataPolicyClient {
     where
         std::marker::PhantomData<C>: CallDecoder,
     {
-        let value = call.clone().into_transaction_request().value;
-        let sending = Arc::clone(&self.connection.sending);
-        let sending = sending.lock().await;
+        let sending = self.sending().await;
+        let (receipt, _) = self
+            .send_locked(sending, action, call.into_transaction_request())
+            .await?;
+        Ok(receipt)
+    }
+
+    /// The connection's send lock: held from taking a nonce until the node has the
+    /// transaction, so a send that fails before reaching the node never leaves a later one
+    /// behind a gap.
+    async fn sending(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        Arc::clone(&self.connection.sending).lock_owned().await
+    }
+
+    /// Sends `request` from the signing account under `sending` (released once the node has
+    /// it) and waits until it is mined successfully; returns the receipt and the nonce used.
+    async fn send_locked(
+        &self,
+        sending: tokio::sync::OwnedMutexGuard<()>,
+        action: &'static str,
+        mut request: alloy::rpc::types::TransactionRequest,
+    ) -> Result<(TransactionReceipt, Option<u64>)> {
+        let value = request.value;
         // The nonce is taken here, not by the filler, so a failure knows which one it left
         // unused (the filler would hand one out, or not, depending on how far it got).
         let nonce = self.next_nonce(action).await?;
-        let call = match nonce {
-            Some(nonce) => call.nonce(nonce),
-            None => call,
-        };
-        let pending = match call.send().await {
+        request.nonce = nonce;
+        let pending = match self.provider().send_transaction(request).await {
             Ok(pending) => pending,
             Err(e) => {
-                let error = contract_error(action, self.rpc(), e);
+                let error = contract_error(action, self.rpc(), e.into());
                 // A fenced account refused a stale nonce because another process took it over:
                 // say that, not the node's "nonce too low".
                 if let Some(used) = self.failed_send(nonce).await {
@@ -365,7 +371,7 @@ impl DataPolicyClient {
                 block: receipt.block_number.unwrap_or_default(),
             });
         }
-        Ok(receipt)
+        Ok((receipt, nonce))
     }
 
     /// The next nonce of the signing account (`None` for a read-only client).

@@ -1026,7 +1026,7 @@ struct FlowStorage {
     flow: String,
     flow_address: alloy::primitives::Address,
     storage: String,
-    _node: Guarded,
+    _node: common::StorageNode,
 }
 
 impl FlowStorage {
@@ -1047,19 +1047,11 @@ impl FlowStorage {
             ))
             .unwrap();
         let flow = zerog.flow.to_string();
-        let (node, line) = common::spawn_service(
-            Command::new(LICEN)
-                .args(["storage-node", "--listen", "127.0.0.1:0", "--data-dir"])
-                .arg(d.join("zerog-storage"))
-                .args(["--flow", &flow, "--rpc-url", &rpc])
-                .stdin(Stdio::null())
-                .stderr(Stdio::null()),
+        let node = common::StorageNode::start_with(
+            &d.join("zerog"),
+            &["--flow", &flow, "--rpc-url", &rpc],
         );
-        let storage = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap()
-            .to_owned();
+        let storage = node.url.clone();
         Self {
             runtime,
             admin,

@@ -107,14 +107,19 @@ async fn hashes_read_well(browser: &Browser, what: &str) {
 
 async fn as_account(browser: &Browser, url: &str, address: &str) {
     browser.goto(url).await.unwrap();
+    set_local(browser, "licen.devAccount", address).await;
+    open(browser, url).await;
+}
+
+/// Sets `key` in the current page's `localStorage` (the pages' test and wallet settings).
+async fn set_local(browser: &Browser, key: &str, value: &str) {
     browser
         .execute(
-            "localStorage.setItem('licen.devAccount', arguments[0]);",
-            json!([address]),
+            "localStorage.setItem(arguments[0], arguments[1]);",
+            json!([key, value]),
         )
         .await
         .unwrap();
-    open(browser, url).await;
 }
 
 async fn publish(
@@ -367,13 +372,7 @@ async fn request_with_wallet(
     settings: serde_json::Value,
 ) -> (String, Vec<String>) {
     browser.goto(&format!("{web}/")).await.unwrap();
-    browser
-        .execute(
-            "localStorage.setItem('licen.testWallet', JSON.stringify(arguments[0]));",
-            json!([settings]),
-        )
-        .await
-        .unwrap();
+    set_local(browser, "licen.testWallet", &settings.to_string()).await;
     open(browser, &format!("{web}{path}")).await;
     let shown = submit_request(browser).await;
     let calls = browser
@@ -472,13 +471,7 @@ async fn publish_request_settle_download_through_the_web_app() {
         ),
     ] {
         stalled.goto(&format!("{web}/")).await.unwrap();
-        stalled
-            .execute(
-                "localStorage.setItem('licen.testStorage', arguments[0]);",
-                json!([mode]),
-            )
-            .await
-            .unwrap();
+        set_local(&stalled, "licen.testStorage", mode).await;
         open(&stalled, &format!("{web}/")).await;
         stalled
             .wait_for(
@@ -1647,15 +1640,7 @@ async fn publishing_on_0g_storage_pays_the_flow_from_the_wallet() {
     browser.add_init_script(SCRIPTED_WALLET).await.unwrap();
     let wallet = |settings: serde_json::Value| {
         let browser = &browser;
-        async move {
-            browser
-                .execute(
-                    "localStorage.setItem('licen.testWallet', JSON.stringify(arguments[0]));",
-                    json!([settings]),
-                )
-                .await
-                .unwrap();
-        }
+        async move { set_local(browser, "licen.testWallet", &settings.to_string()).await }
     };
     browser.goto(&format!("{web}/")).await.unwrap();
     wallet(json!({"rpc": rpc, "account": owner, "rejectSend": true})).await;

@@ -35,9 +35,8 @@ pub(crate) struct Ctx {
     pub(crate) lease: crate::runner::LeaseClock,
     /// Set when a transaction was refused because another process sent from the wallet since
     /// this replica fenced it: the term ends, and the next one fences again.
-    pub(crate) wallet_lost: std::sync::atomic::AtomicBool,
-    /// Wakes the lead loop when `wallet_lost` is set.
-    pub(crate) wallet_lost_signal: tokio::sync::Notify,
+    /// The lead loop watches it.
+    pub(crate) wallet_lost: tokio::sync::watch::Sender<bool>,
 }
 
 /// The job's compute node: the one the ledger assigned it to (its task lives there), else a

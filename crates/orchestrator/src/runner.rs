@@ -202,8 +202,7 @@ impl Orchestrator {
             node_retry_delay: config.node_retry_delay,
             unreachable: Mutex::default(),
             lease: LeaseClock::default(),
-            wallet_lost: std::sync::atomic::AtomicBool::new(false),
-            wallet_lost_signal: tokio::sync::Notify::new(),
+            wallet_lost: tokio::sync::watch::Sender::new(false),
         });
         let (shutdown, mut stop) = tokio::sync::watch::channel(false);
         let term = Term {
@@ -431,11 +430,13 @@ impl Term {
             lost,
         ));
         let fenced = self.fence_wallet(&mut lead_lost, stop).await;
+        // Watched from here: the fence cleared it.
+        let mut wallet_lost = ctx.wallet_lost.subscribe();
         let stopped = if let Some(stopped) = fenced {
             stopped
         } else {
             loop {
-                if ctx.wallet_lost.load(std::sync::atomic::Ordering::SeqCst) {
+                if *wallet_lost.borrow_and_update() {
                     tracing::warn!(
                         "a transaction of this replica was refused: another process sent from the \
                          orchestrator's wallet while this replica led (a replica that took over, \
@@ -464,7 +465,7 @@ impl Term {
                 tokio::select! {
                     _ = tokio::time::sleep(self.poll) => {}
                     () = wake.notified() => {}
-                    () = ctx.wallet_lost_signal.notified() => {}
+                    _ = wallet_lost.changed() => {}
                     _ = lead_lost.changed() => break false,
                     _ = stop.changed() => break true,
                 }
@@ -493,8 +494,7 @@ impl Term {
         stop: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Option<bool> {
         let ctx = &self.ctx;
-        ctx.wallet_lost
-            .store(false, std::sync::atomic::Ordering::SeqCst);
+        ctx.wallet_lost.send_replace(false);
         loop {
             let attempt = tokio::select! {
                 attempt = ctx.chain.fence_account() => attempt,
@@ -628,9 +628,7 @@ fn spawn_job(
             // Another process holds the wallet now: the lead loop ends this term.
             Err(Error::Chain(licen_chain::Error::AccountUsedElsewhere(used))) => {
                 tracing::warn!(job = %id, error = %used, "job step refused: the wallet is held elsewhere");
-                ctx.wallet_lost
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                ctx.wallet_lost_signal.notify_one();
+                ctx.wallet_lost.send_replace(true);
             }
             // Transient (RPC, node unreachable): the next follow round drives it again.
             Err(e) => tracing::warn!(job = %id, error = %e, "job step failed; will retry"),

@@ -466,14 +466,20 @@ pub(crate) async fn publish(args: PublishArgs, json: bool) -> Result<()> {
             paid = crate::storage::pay_for_files(&nodes, &flow, &trees, json).await?;
         }
         let bar = bytes_bar("uploading", tree.layout().size(), json);
-        let uploaded = upload_file_to(&nodes, &scratch, &tree, Some(storage_progress(&bar)))
-            .await
-            .with_context(|| {
-                format!(
-                    "uploading the sealed dataset to {}",
-                    args.storage.describe()
-                )
-            })?;
+        let uploaded = upload_file_to(
+            &nodes,
+            &scratch,
+            &tree,
+            licen_storage::client::FileReads::Cached,
+            Some(storage_progress(&bar)),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "uploading the sealed dataset to {}",
+                args.storage.describe()
+            )
+        })?;
         bar.finish_and_clear();
         let envelope_root = upload_bytes_to(&nodes, envelope.as_bytes(), None)
             .await

@@ -358,15 +358,21 @@ pub(crate) async fn put(args: PutArgs, json: bool) -> Result<()> {
 
     // Pass 2: the segments, with proofs, skipping what the nodes already hold.
     let started = Instant::now();
-    let uploaded = upload_file_to(&nodes, &args.file, &tree, Some(storage_progress(&bar)))
-        .await
-        .with_context(|| {
-            format!(
-                "uploading {} to {}",
-                args.file.display(),
-                args.storage.describe()
-            )
-        })?;
+    let uploaded = upload_file_to(
+        &nodes,
+        &args.file,
+        &tree,
+        licen_storage::client::FileReads::Cached,
+        Some(storage_progress(&bar)),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "uploading {} to {}",
+            args.file.display(),
+            args.storage.describe()
+        )
+    })?;
     let upload_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     if json {

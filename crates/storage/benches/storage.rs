@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use licen_storage::client::{ClientConfig, DownloadOptions, StorageClient};
+use licen_storage::client::{ClientConfig, DownloadOptions, FileReads, StorageClient};
 use licen_storage::merkle::{self, FileTree, RootBuilder};
 
 /// CPU seconds (user + system) used so far by a process (Linux `/proc`; 0 elsewhere). The
@@ -296,7 +296,7 @@ fn transfer(mb: usize) {
         let t = Instant::now();
         let (c0, n0) = (cpu_secs(None), cpu_secs(Some(pid)));
         let up = client
-            .upload_file_with_tree(&src, &tree, None)
+            .upload_file_with_tree(&src, &tree, FileReads::Cached, None)
             .await
             .unwrap();
         let send_s = t.elapsed().as_secs_f64();

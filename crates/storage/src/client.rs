@@ -44,7 +44,8 @@ use crate::store::{BoxFuture, Downloaded, Phase, Progress, ProgressFn, Store, Up
 pub struct ClientConfig {
     /// Segments per `zgs_uploadSegments` request (16 × 256 KiB ≈ 5.6 MB of JSON).
     pub batch_segments: usize,
-    /// Requests in flight at once, for uploads and downloads.
+    /// Requests in flight at once, for uploads and downloads. Eight keep a node busy while some
+    /// of its requests wait on the disk (it writes segments with direct I/O).
     pub max_in_flight: usize,
     /// Timeout of one HTTP request.
     pub request_timeout: Duration,
@@ -61,7 +62,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
             batch_segments: 16,
-            max_in_flight: 4,
+            max_in_flight: 8,
             request_timeout: Duration::from_secs(120),
             finalize_timeout: Duration::from_secs(60),
             retries: 2,
@@ -122,9 +123,22 @@ struct RpcRequestOut<'a, P: Serialize> {
     params: P,
 }
 
+/// How an upload reads its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileReads {
+    /// Through the page cache: for a file that may be cached (written or read recently), as
+    /// most files are.
+    Cached,
+    /// With direct I/O ([`crate::direct`]), in one read per batch: for a file written with
+    /// direct I/O and read once, such as the web server's staged uploads, which would otherwise
+    /// fill the page cache afresh.
+    Direct,
+}
+
 /// Where upload bytes come from.
 enum Source {
-    File(std::fs::File),
+    /// Read with direct I/O or through the page cache, as [`FileReads`] says.
+    File(crate::direct::DirectFile),
     Bytes(Arc<[u8]>),
 }
 
@@ -144,38 +158,31 @@ impl Source {
         index: u64,
         buf: &'b mut Vec<u8>,
     ) -> std::io::Result<&'b [u8]> {
-        let len = layout.segment_data_len(index);
+        self.run_into(layout, index..index + 1, buf)
+    }
+
+    /// Reads the consecutive segments `run` as sent on the wire, one after another, into `buf`
+    /// with one read (only a file's last segment is short, so the wire bytes are the file's
+    /// bytes followed by that segment's padding).
+    fn run_into<'b>(
+        &self,
+        layout: &FileLayout,
+        run: std::ops::Range<u64>,
+        buf: &'b mut Vec<u8>,
+    ) -> std::io::Result<&'b [u8]> {
+        let len: usize = run.clone().map(|i| layout.segment_data_len(i)).sum();
+        let n: usize = run.clone().map(|i| layout.segment_file_bytes(i)).sum();
         if buf.len() < len {
             buf.resize(len, 0);
         }
-        let n = layout.segment_file_bytes(index);
-        let off = layout.segment_offset(index);
+        let off = layout.segment_offset(run.start);
         match self {
-            Source::File(f) => read_exact_at(f, &mut buf[..n], off)?,
+            Source::File(f) => f.read_exact_at(&mut buf[..n], off)?,
             Source::Bytes(b) => buf[..n].copy_from_slice(&b[off as usize..off as usize + n]),
         }
         buf[n..len].fill(0);
         Ok(&buf[..len])
     }
-}
-
-#[cfg(unix)]
-fn read_exact_at(f: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
-}
-
-#[cfg(windows)]
-fn read_exact_at(f: &std::fs::File, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        let n = f.seek_read(buf, off)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf = &mut buf[n..];
-        off += n as u64;
-    }
-    Ok(())
 }
 
 /// Outcome of sending one batch.
@@ -459,7 +466,8 @@ impl StorageClient {
     /// Uploads the file at `path`: one pass to compute its tree, one to send its segments.
     pub async fn upload_file(&self, path: &Path, progress: Option<ProgressFn>) -> Result<Uploaded> {
         let tree = tree_of_file(path, progress.clone()).await?;
-        self.upload_file_with_tree(path, &tree, progress).await
+        self.upload_file_with_tree(path, &tree, FileReads::Cached, progress)
+            .await
     }
 
     /// Uploads the file at `path` whose tree is already known (e.g. computed while sealing
@@ -468,6 +476,7 @@ impl StorageClient {
         &self,
         path: &Path,
         tree: &FileTree,
+        reads: FileReads,
         progress: Option<ProgressFn>,
     ) -> Result<Uploaded> {
         let file = std::fs::File::open(path)
@@ -484,7 +493,10 @@ impl StorageClient {
             )));
         }
         self.upload_source(
-            Arc::new(Source::File(file)),
+            Arc::new(Source::File(match reads {
+                FileReads::Cached => crate::direct::DirectFile::buffered(file),
+                FileReads::Direct => crate::direct::DirectFile::new(file, path, false),
+            })),
             Arc::new(tree.clone()),
             progress,
         )
@@ -776,15 +788,29 @@ impl StorageClient {
         body.extend_from_slice(br#","method":""#);
         body.extend_from_slice(methods::UPLOAD_SEGMENTS.as_bytes());
         body.extend_from_slice(br#"","params":[["#);
-        for (k, &i) in indices.iter().enumerate() {
-            if k > 0 {
-                body.push(b',');
+        // Consecutive segments are read with one call (one direct read of the whole run).
+        let mut rest = indices;
+        while let Some(&first) = rest.first() {
+            let count = rest
+                .iter()
+                .zip(first..)
+                .take_while(|(i, want)| **i == *want)
+                .count();
+            let run = first..first + count as u64;
+            let bytes = source
+                .run_into(&layout, run.clone(), scratch)
+                .map_err(|e| Error::io(format!("reading segments {run:?} for upload"), e))?;
+            let mut at = 0;
+            for i in run {
+                if i != first || rest.len() < indices.len() {
+                    body.push(b',');
+                }
+                let data = &bytes[at..at + layout.segment_data_len(i)];
+                at += data.len();
+                let proof = tree.proof(i)?;
+                rpc::write_segment_json(&mut body, &root, data, i, &proof, layout.size());
             }
-            let data = source
-                .segment_into(&layout, i, scratch)
-                .map_err(|e| Error::io(format!("reading segment {i} for upload"), e))?;
-            let proof = tree.proof(i)?;
-            rpc::write_segment_json(&mut body, &root, data, i, &proof, layout.size());
+            rest = &rest[count..];
         }
         body.extend_from_slice(b"]]}");
         Ok(body)

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use tokio::io::AsyncWrite;
 
-use crate::client::{DownloadOptions, StorageClient, tree_of_file};
+use crate::client::{DownloadOptions, FileReads, StorageClient, tree_of_file};
 use crate::error::{Error, Result};
 use crate::indexer::{IndexerStore, upload_bytes_to, upload_file_to};
 use crate::merkle::{FileTree, Hash};
@@ -137,7 +137,14 @@ impl Storage {
         tree: &FileTree,
         progress: Option<ProgressFn>,
     ) -> Result<Uploaded> {
-        upload_file_to(&self.upload_nodes().await?, path, tree, progress).await
+        upload_file_to(
+            &self.upload_nodes().await?,
+            path,
+            tree,
+            FileReads::Cached,
+            progress,
+        )
+        .await
     }
 
     /// Uploads bytes held in memory.

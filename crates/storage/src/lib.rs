@@ -40,6 +40,8 @@ pub mod zerog;
 #[cfg(feature = "net")]
 pub mod client;
 #[cfg(feature = "net")]
+pub mod direct;
+#[cfg(feature = "net")]
 pub mod endpoint;
 #[cfg(feature = "net")]
 mod flush;

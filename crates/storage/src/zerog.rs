@@ -310,7 +310,9 @@ mod net {
 
     use tokio::io::AsyncWrite;
 
-    use crate::client::{ClientConfig, DownloadOptions, StorageClient, usable_for_download};
+    use crate::client::{
+        ClientConfig, DownloadOptions, FileReads, StorageClient, usable_for_download,
+    };
     use crate::error::{Error, Result};
     use crate::merkle::{FileLayout, FileTree, Hash};
     use crate::rpc::FileInfo;
@@ -373,7 +375,7 @@ mod net {
             let mut last = None;
             for node in &self.nodes {
                 last = Some(
-                    node.upload_file_with_tree(path, tree, progress.clone())
+                    node.upload_file_with_tree(path, tree, FileReads::Cached, progress.clone())
                         .await?,
                 );
             }

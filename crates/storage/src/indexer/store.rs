@@ -17,7 +17,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::IndexerClient;
 use crate::client::{
-    ClientConfig, DownloadOptions, StorageClient, tree_of_bytes, tree_of_file, usable_for_download,
+    ClientConfig, DownloadOptions, FileReads, StorageClient, tree_of_bytes, tree_of_file,
+    usable_for_download,
 };
 use crate::error::{Error, Result};
 use crate::merkle::{FileLayout, FileTree, Hash};
@@ -117,7 +118,14 @@ impl IndexerStore {
         tree: &FileTree,
         progress: Option<ProgressFn>,
     ) -> Result<Uploaded> {
-        upload_file_to(&self.select_nodes().await?, path, tree, progress).await
+        upload_file_to(
+            &self.select_nodes().await?,
+            path,
+            tree,
+            FileReads::Cached,
+            progress,
+        )
+        .await
     }
 
     /// The nodes holding `root`, each with its shard and the file's info; checked to hold
@@ -293,13 +301,17 @@ pub async fn upload_file_to(
     nodes: &[StorageClient],
     path: &Path,
     tree: &FileTree,
+    reads: FileReads,
     progress: Option<ProgressFn>,
 ) -> Result<Uploaded> {
     let shares = check_cover(nodes).await?;
     let progress = Combined::new(&shares, tree.layout().size(), progress);
     let uploads = nodes.iter().enumerate().map(|(i, node)| {
         let progress = progress.for_node(i);
-        async move { node.upload_file_with_tree(path, tree, progress).await }
+        async move {
+            node.upload_file_with_tree(path, tree, reads, progress)
+                .await
+        }
     });
     merge(futures_util::future::try_join_all(uploads).await?)
 }

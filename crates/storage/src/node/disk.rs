@@ -57,6 +57,7 @@ use rayon::prelude::*;
 use super::submissions::{FlowCursor, Submissions};
 use serde::{Deserialize, Serialize};
 
+use crate::direct::DirectFile;
 use crate::flush::BackgroundFlush;
 use crate::merkle::{
     CHUNK_SIZE, FileLayout, FileTree, Hash, SEGMENT_CHUNKS, keccak256, segment_root,
@@ -113,7 +114,8 @@ struct PartialFile {
     /// How many of the file's segments the node keeps (all of them on a whole node).
     own_segments: u64,
     dir: PathBuf,
-    data: File,
+    /// Segments are written with direct I/O (see [`crate::direct`]).
+    data: DirectFile,
     state: Mutex<PartialState>,
     /// Background flushes of `data` while segments arrive.
     flush: Arc<BackgroundFlush>,
@@ -206,22 +208,6 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
         let _ = dir;
         Ok(())
     }
-}
-
-#[cfg(unix)]
-fn write_all_at(f: &File, buf: &[u8], off: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::write_all_at(f, buf, off)
-}
-
-#[cfg(windows)]
-fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        let n = f.seek_write(buf, off)?;
-        buf = &buf[n..];
-        off += n as u64;
-    }
-    Ok(())
 }
 
 #[cfg(unix)]
@@ -623,7 +609,7 @@ impl Disk {
             shard,
             own_segments: shard.file_segments(meta.start_entry, segments).len() as u64,
             dir: dir.to_path_buf(),
-            data,
+            data: DirectFile::new(data, &dir.join("data"), true),
             state: Mutex::new(PartialState {
                 fresh: vec![false; present.len()],
                 present,
@@ -785,11 +771,20 @@ impl Disk {
         if todo.is_empty() && p.own_segments > 0 {
             return Ok(());
         }
-        for (s, _) in &todo {
-            let off = p.layout.segment_offset(s.index);
-            write_all_at(&p.data, &s.data, off)
-                .map_err(|e| io_err(format!("writing segment {} of {}", s.index, p.root), e))?;
-        }
+        let pieces: Vec<(u64, &[u8])> = todo
+            .iter()
+            .map(|(s, _)| (p.layout.segment_offset(s.index), s.data.as_slice()))
+            .collect();
+        p.data.write_pieces(&pieces).map_err(|e| {
+            io_err(
+                format!(
+                    "writing segments {:?} of {}",
+                    todo.iter().map(|(s, _)| s.index).collect::<Vec<_>>(),
+                    p.root
+                ),
+                e,
+            )
+        })?;
         p.flush
             .note_written(todo.iter().map(|(s, _)| s.data.len() as u64).sum());
         let finalize = {
@@ -869,6 +864,7 @@ impl Disk {
         // Make the bytes durable, then re-hash from disk every segment whose bytes this process
         // did not itself verify before writing them (all of them with `full_rehash`).
         p.data
+            .file()
             .sync_all()
             .map_err(|e| io_err(ctx("syncing data"), e))?;
         if p.flush.failed() {
@@ -887,7 +883,8 @@ impl Disk {
         };
         let read_segment = |i: u64| -> Result<Vec<u8>, RpcError> {
             let mut buf = vec![0u8; p.layout.segment_data_len(i)];
-            read_exact_at(&p.data, &mut buf, p.layout.segment_offset(i))
+            p.data
+                .read_exact_at(&mut buf, p.layout.segment_offset(i))
                 .map_err(|e| io_err(ctx("re-reading data"), e))?;
             Ok(buf)
         };

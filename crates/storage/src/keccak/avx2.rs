@@ -20,9 +20,6 @@ use alloy_primitives::B256;
 pub(super) struct Avx2(());
 
 impl Avx2 {
-    /// Inputs hashed per call.
-    pub(super) const WAYS: usize = 4;
-
     /// `Some` when the CPU supports AVX2 (std caches the CPUID answer).
     pub(super) fn detect() -> Option<Self> {
         std::is_x86_feature_detected!("avx2").then_some(Avx2(()))

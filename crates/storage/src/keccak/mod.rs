@@ -3,10 +3,11 @@
 //!
 //! - one input at a time: CRYPTOGAMS assembly (`keccak-asm`) on x86_64/aarch64, `tiny-keccak`
 //!   elsewhere (wasm32);
-//! - batches of equal-length inputs ([`hash_chunks`], [`hash_pairs_in_place`]): four at a time
-//!   on AVX2 (`avx2`, chosen at run time), two at a time on WebAssembly SIMD (`simd128`, in
-//!   the browser), which is what makes a 0G root cheaper than three scalar permutations per
-//!   256 bytes; the single-input backend otherwise. Both share one round function (`rounds`).
+//! - batches of equal-length inputs ([`hash_chunks`], [`hash_pairs_in_place`]): eight at a
+//!   time on AVX-512 (`avx512`), else four on AVX2 (`avx2`), chosen at run time; two at a time
+//!   on WebAssembly SIMD (`simd128`, in the browser). That is what makes a 0G root cheaper
+//!   than three scalar permutations per 256 bytes; the single-input backend otherwise. All
+//!   share one round function (`rounds`).
 //!
 //! Every backend produces identical output (tests compare them on random inputs); the choice is
 //! purely about speed (measured in the storage bench).
@@ -22,6 +23,8 @@ mod rounds;
 
 #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
 mod avx2;
+#[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
+mod avx512;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 
@@ -125,12 +128,10 @@ pub(crate) fn hash_pairs_in_place(level: &mut [B256]) {
 
 /// Name of the keccak implementation(s) in use on this CPU (reported by benches).
 pub(crate) fn backend() -> &'static str {
-    multiway::NAME
-        .filter(|_| multiway::available())
-        .unwrap_or(imp::BACKEND)
+    multiway::name().unwrap_or(imp::BACKEND)
 }
 
-/// The multi-way batch backend, where this target has one. Each function hashes a prefix of
+/// The multi-way batch backends, where this target has them. Each function hashes a prefix of
 /// the batch and returns how many outputs it wrote (0 without a backend); the caller finishes
 /// the rest one input at a time.
 #[cfg(any(
@@ -138,58 +139,150 @@ pub(crate) fn backend() -> &'static str {
     all(target_arch = "wasm32", target_feature = "simd128")
 ))]
 mod multiway {
-    #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
-    use super::avx2::Avx2 as Backend;
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    use super::simd128::Simd128 as Backend;
     use super::{B256, CHUNK};
 
-    #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
-    pub(super) const NAME: Option<&str> = Some("AVX2 4-way (batches) + keccak-asm (single inputs)");
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    pub(super) const NAME: Option<&str> =
-        Some("simd128 2-way (batches) + tiny-keccak (single inputs)");
-
-    const WAYS: usize = Backend::WAYS;
-
-    pub(super) fn available() -> bool {
-        Backend::detect().is_some()
+    /// A backend hashing `N` equal-length inputs per call.
+    pub(super) trait Ways<const N: usize>: Copy {
+        fn chunks(self, chunks: [&[u8; CHUNK]; N]) -> [B256; N];
+        fn pairs(self, pairs: [(&B256, &B256); N]) -> [B256; N];
     }
 
-    pub(super) fn hash_chunks(data: &[u8], out: &mut [B256]) -> usize {
-        let Some(simd) = Backend::detect() else {
-            return 0;
+    macro_rules! ways {
+        ($backend:ty, $n:literal) => {
+            impl Ways<$n> for $backend {
+                fn chunks(self, chunks: [&[u8; 256]; $n]) -> [B256; $n] {
+                    <$backend>::chunks(self, chunks)
+                }
+                fn pairs(self, pairs: [(&B256, &B256); $n]) -> [B256; $n] {
+                    <$backend>::pairs(self, pairs)
+                }
+            }
         };
-        for (group, digests) in data
-            .chunks_exact(WAYS * CHUNK)
-            .zip(out.chunks_exact_mut(WAYS))
-        {
-            let chunks: [&[u8; CHUNK]; WAYS] = std::array::from_fn(|i| {
+    }
+
+    #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
+    mod x86 {
+        use super::super::avx2::Avx2;
+        use super::super::avx512::Avx512;
+        use super::{B256, Ways, chunks_with, pairs_with};
+
+        ways!(Avx2, 4);
+        ways!(Avx512, 8);
+
+        pub(in super::super) fn name() -> Option<&'static str> {
+            if Avx512::detect().is_some() {
+                Some("AVX-512 8-way (batches) + keccak-asm (single inputs)")
+            } else if Avx2::detect().is_some() {
+                Some("AVX2 4-way (batches) + keccak-asm (single inputs)")
+            } else {
+                None
+            }
+        }
+
+        /// The widest backend this CPU has.
+        pub(in super::super) fn hash_chunks(data: &[u8], out: &mut [B256]) -> usize {
+            if let Some(b) = Avx512::detect() {
+                chunks_with(b, data, out)
+            } else if let Some(b) = Avx2::detect() {
+                chunks_with(b, data, out)
+            } else {
+                0
+            }
+        }
+
+        pub(in super::super) fn hash_pairs_in_place(level: &mut [B256]) -> usize {
+            if let Some(b) = Avx512::detect() {
+                pairs_with(b, level)
+            } else if let Some(b) = Avx2::detect() {
+                pairs_with(b, level)
+            } else {
+                0
+            }
+        }
+
+        /// Every backend this CPU has, narrowest first, as (name, chunks, pairs) (tests).
+        #[cfg(test)]
+        pub(in super::super) fn each() -> Vec<super::Backend> {
+            let mut all: Vec<super::Backend> = Vec::new();
+            if let Some(b) = Avx2::detect() {
+                all.push((
+                    "AVX2",
+                    Box::new(move |d, o| chunks_with(b, d, o)),
+                    Box::new(move |l| pairs_with(b, l)),
+                ));
+            }
+            if let Some(b) = Avx512::detect() {
+                all.push((
+                    "AVX-512",
+                    Box::new(move |d, o| chunks_with(b, d, o)),
+                    Box::new(move |l| pairs_with(b, l)),
+                ));
+            }
+            all
+        }
+    }
+    #[cfg(all(test, target_arch = "x86_64", not(target_family = "wasm")))]
+    pub(super) use x86::each;
+    #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
+    pub(super) use x86::{hash_chunks, hash_pairs_in_place, name};
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    mod wasm {
+        use super::super::simd128::Simd128;
+        use super::{B256, Ways, chunks_with, pairs_with};
+
+        ways!(Simd128, 2);
+
+        pub(in super::super) fn name() -> Option<&'static str> {
+            Some("simd128 2-way (batches) + tiny-keccak (single inputs)")
+        }
+
+        pub(in super::super) fn hash_chunks(data: &[u8], out: &mut [B256]) -> usize {
+            chunks_with(Simd128, data, out)
+        }
+
+        pub(in super::super) fn hash_pairs_in_place(level: &mut [B256]) -> usize {
+            pairs_with(Simd128, level)
+        }
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub(super) use wasm::{hash_chunks, hash_pairs_in_place, name};
+
+    /// A backend's name and batch functions, boxed (tests).
+    #[cfg(test)]
+    pub(super) type Backend = (
+        &'static str,
+        Box<dyn Fn(&[u8], &mut [B256]) -> usize>,
+        Box<dyn Fn(&mut [B256]) -> usize>,
+    );
+
+    /// Hashes the longest prefix of `out` made of whole groups of `N` chunks.
+    fn chunks_with<const N: usize, B: Ways<N>>(backend: B, data: &[u8], out: &mut [B256]) -> usize {
+        for (group, digests) in data.chunks_exact(N * CHUNK).zip(out.chunks_exact_mut(N)) {
+            let chunks: [&[u8; CHUNK]; N] = std::array::from_fn(|i| {
                 group[i * CHUNK..(i + 1) * CHUNK]
                     .try_into()
                     .expect("256-byte chunk")
             });
-            digests.copy_from_slice(&simd.chunks(chunks));
+            digests.copy_from_slice(&backend.chunks(chunks));
         }
-        out.len() / WAYS * WAYS
+        out.len() / N * N
     }
 
-    pub(super) fn hash_pairs_in_place(level: &mut [B256]) -> usize {
-        let Some(simd) = Backend::detect() else {
-            return 0;
-        };
+    /// Hashes the longest prefix of the parents of `level` made of whole groups of `N`.
+    fn pairs_with<const N: usize, B: Ways<N>>(backend: B, level: &mut [B256]) -> usize {
         let pairs = level.len() / 2;
-        // Parents i..i+WAYS read children 2i..2i+2·WAYS: at or after index i + WAYS once i > 0
-        // (i is a multiple of WAYS), and read before the write when i == 0, so writing in place
-        // never clobbers an unread child.
+        // Parents i..i+N read children 2i..2i+2N: at or after index i + N once i > 0 (i is a
+        // multiple of N), and read before the write when i == 0, so writing in place never
+        // clobbers an unread child.
         let mut i = 0;
-        while i + WAYS <= pairs {
-            let children = &level[2 * i..2 * (i + WAYS)];
-            let inputs: [(&B256, &B256); WAYS] =
+        while i + N <= pairs {
+            let children = &level[2 * i..2 * (i + N)];
+            let inputs: [(&B256, &B256); N] =
                 std::array::from_fn(|k| (&children[2 * k], &children[2 * k + 1]));
-            let parents = simd.pairs(inputs);
-            level[i..i + WAYS].copy_from_slice(&parents);
-            i += WAYS;
+            let parents = backend.pairs(inputs);
+            level[i..i + N].copy_from_slice(&parents);
+            i += N;
         }
         i
     }
@@ -202,10 +295,8 @@ mod multiway {
 mod multiway {
     use super::B256;
 
-    pub(super) const NAME: Option<&str> = None;
-
-    pub(super) fn available() -> bool {
-        false
+    pub(super) fn name() -> Option<&'static str> {
+        None
     }
 
     pub(super) fn hash_chunks(_data: &[u8], _out: &mut [B256]) -> usize {
@@ -259,6 +350,39 @@ mod tests {
             }
             for i in level.len() / 2..level.len() {
                 prop_assert_eq!(reduced[i], level[i]);
+            }
+        }
+    }
+
+    /// Each batch backend this CPU has, not only the widest one the dispatch picks, matches
+    /// the reference on batches that leave remainders for the caller.
+    #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
+    #[test]
+    fn every_batch_backend_matches_reference() {
+        let backends = multiway::each();
+        if backends.is_empty() {
+            println!("SKIPPED: this CPU has neither AVX2 nor AVX-512F");
+        }
+        let data: Vec<u8> = (0..37 * CHUNK).map(|i| (i * 131 + 7) as u8).collect();
+        let level: Vec<B256> = (0..41u8).map(B256::repeat_byte).collect();
+        for (name, chunks, pairs) in backends {
+            let mut out = vec![B256::ZERO; 37];
+            let done = chunks(&data, &mut out);
+            assert!(done > 0 && done <= 37, "{name} hashed {done} chunks");
+            for (i, digest) in out[..done].iter().enumerate() {
+                assert_eq!(
+                    *digest,
+                    reference(&data[i * CHUNK..(i + 1) * CHUNK]),
+                    "{name} chunk {i}"
+                );
+            }
+            let mut reduced = level.clone();
+            let done = pairs(&mut reduced);
+            assert!(done > 0, "{name} hashed no parents");
+            for i in 0..done {
+                let mut both = level[2 * i].to_vec();
+                both.extend_from_slice(&level[2 * i + 1].0);
+                assert_eq!(reduced[i], reference(&both), "{name} parent {i}");
             }
         }
     }

@@ -21,9 +21,6 @@ use alloy_primitives::B256;
 pub(super) struct Simd128;
 
 impl Simd128 {
-    /// Inputs hashed per call.
-    pub(super) const WAYS: usize = 2;
-
     pub(super) fn detect() -> Option<Self> {
         Some(Simd128)
     }

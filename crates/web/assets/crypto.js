@@ -10,6 +10,11 @@ const MAGIC = [0x4c, 0x49, 0x43, 0x45, 0x4e, 0x53, 0x53, 0x00];
 export const HEADER_LEN = 36;
 export const TAG_LEN = 16;
 export const DEFAULT_SEGMENT_SIZE = 65536;
+// Plaintext bytes per sealed segment of a file sealed in the page: 256 KiB rather than the
+// format's 64 KiB default, since each segment costs one WebCrypto call (a promise and a fresh
+// output buffer); a quarter of the calls made the in-page upload of 256 MiB about 8 % faster
+// (session 21, interleaved runs). The header carries the size, so it opens everywhere.
+export const PAGE_SEGMENT_SIZE = 256 << 10;
 const PIECE = 4 << 20; // bytes of ciphertext per piece handed to a hashing worker
 const SOCKET_MESSAGE = 1 << 20; // bytes of ciphertext per WebSocket message to the staging area
 const SOCKET_WINDOW = 16 << 20; // bytes sent that the server has not yet staged, at most
@@ -614,7 +619,7 @@ export async function sealAndUploadData(file, onProgress, opts = {}) {
   await loadWasm();
   const key = opts.key || randomBytes(32);
   const prefix = opts.prefix || randomBytes(7);
-  const total = sealedLength(file.size);
+  const total = sealedLength(file.size, PAGE_SEGMENT_SIZE);
   const started = performance.now();
   const marks = {};
   const upload = await StagedUpload.begin(total, true);
@@ -626,7 +631,7 @@ export async function sealAndUploadData(file, onProgress, opts = {}) {
       await upload.write(c);
       sealed += c.length;
       onProgress?.('sealing, hashing and sending', sealed, total * 2, started);
-    });
+    }, PAGE_SEGMENT_SIZE);
     const { root: datasetRoot, segmentRoots, flowNodes } = await upload.root(opts.flow);
     marks.sealed = performance.now() - started;
     opts.signal?.throwIfAborted();

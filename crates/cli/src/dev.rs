@@ -745,9 +745,8 @@ async fn start(
         dev_wallet: true,
         notices: if services.trainer == "simulated" {
             vec![
-                "Training here is SIMULATED: a job's result is a training report without model \
-                 weights. Start `licen dev --trainer lora --model DIR` to train real LoRA \
-                 adapters."
+                "Training here is SIMULATED: a job's result is a report of what was read in each \
+                 epoch, not a model with weights. This is a local development marketplace."
                     .to_owned(),
             ]
         } else {
@@ -934,6 +933,15 @@ fn print_summary(s: &DevStarted, data_dir: &Path) {
         "  compute node     {}  (INSECURE dev attestation key {}, {} trainer)",
         s.compute_url, s.compute_attestation_key, s.compute_trainer
     );
+    if s.compute_trainer == "simulated" {
+        // The web app tells visitors training is simulated; how to change that is for whoever
+        // runs the stack.
+        let _ = writeln!(
+            out,
+            "                   SIMULATED training: results are reports, no weights; \
+             `licen dev --trainer lora --model DIR` trains real LoRA adapters"
+        );
+    }
     let _ = writeln!(
         out,
         "  orchestrator key {}  (secret in orchestrator.key, mode 0600)",

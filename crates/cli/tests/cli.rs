@@ -241,6 +241,15 @@ fn dev_starts_the_stack_and_resumes_it() {
         second["compute_attestation_key"], first["compute_attestation_key"],
         "the compute node keeps its dev attestation key across restarts"
     );
+    // The person who runs the stack is told, in the terminal, that training is simulated and
+    // how to train for real (the web app tells visitors only the first).
+    let human = licen(d, &args[1..]);
+    assert!(human.status.success(), "{human:?}");
+    let printed = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        printed.contains("SIMULATED training") && printed.contains("--trainer lora --model DIR"),
+        "{printed}"
+    );
 
     // Killed outright (SIGKILL, the OOM killer), `licen dev` cannot stop anvil itself: the
     // kernel does (parent-death signal), so anvil writes its state and frees the port, and the

@@ -654,6 +654,11 @@ async fn publish_request_settle_download_through_the_web_app() {
             .contains("Training here is SIMULATED"),
         "the simulated trainer is announced: {notice}"
     );
+    // Visitors are told what it means for them, not the operator's command to change it.
+    assert!(
+        !notice.as_str().unwrap().contains("licen dev"),
+        "the notice shows visitors an operator command: {notice}"
+    );
     // A summary of the report above it: what was read, the epochs, and no loss (no model).
     let summary = browser
         .execute(

@@ -22,6 +22,7 @@ use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Alignment of direct I/O offsets, lengths and buffers: 4096 covers 512- and 4096-byte
 /// logical blocks.
@@ -34,15 +35,17 @@ thread_local! {
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on this thread's aligned `SCRATCH`-byte buffer.
-fn with_aligned<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+/// Runs `f` on an aligned window of `len` (at most [`SCRATCH`]) bytes of this thread's buffer,
+/// which grows to the largest window asked for (a thread reading 256 KiB segments keeps 260 KiB).
+fn with_aligned<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    debug_assert!(len <= SCRATCH);
     BUFFER.with(|cell| {
         let mut buffer = cell.borrow_mut();
-        if buffer.is_empty() {
-            buffer.resize(SCRATCH + ALIGN, 0);
+        if buffer.len() < len + ALIGN {
+            buffer.resize(len + ALIGN, 0);
         }
         let start = buffer.as_ptr().align_offset(ALIGN);
-        f(&mut buffer[start..start + SCRATCH])
+        f(&mut buffer[start..start + len])
     })
 }
 
@@ -51,6 +54,9 @@ fn with_aligned<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
 pub struct DirectFile {
     file: File,
     direct: Option<File>,
+    /// Set by the first call the filesystem refused (`EINVAL`: it opens `O_DIRECT` files but
+    /// wants another alignment); every later call then goes through the page cache at once.
+    refused: AtomicBool,
 }
 
 impl DirectFile {
@@ -62,13 +68,18 @@ impl DirectFile {
         DirectFile {
             direct: open_direct(path, write),
             file,
+            refused: AtomicBool::new(false),
         }
     }
 
     /// `file` alone: every call through the page cache.
     #[must_use]
     pub fn buffered(file: File) -> Self {
-        DirectFile { file, direct: None }
+        DirectFile {
+            file,
+            direct: None,
+            refused: AtomicBool::new(false),
+        }
     }
 
     /// The ordinary handle.
@@ -86,7 +97,23 @@ impl DirectFile {
     /// Whether aligned calls bypass the page cache.
     #[must_use]
     pub fn is_direct(&self) -> bool {
-        self.direct.is_some()
+        self.direct().is_some()
+    }
+
+    /// The direct handle, unless there is none or the filesystem refused a call on it.
+    fn direct(&self) -> Option<&File> {
+        self.direct
+            .as_ref()
+            .filter(|_| !self.refused.load(Ordering::Relaxed))
+    }
+
+    /// Whether `result` is the filesystem refusing direct I/O (remembered: see `refused`).
+    fn refusal<T>(&self, result: &io::Result<T>) -> bool {
+        let refused = matches!(result, Err(e) if e.raw_os_error() == Some(EINVAL));
+        if refused {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+        refused
     }
 
     /// Writes all of `data` at `offset`.
@@ -94,21 +121,20 @@ impl DirectFile {
     /// # Errors
     /// The write's I/O error.
     pub fn write_all_at(&self, mut data: &[u8], mut offset: u64) -> io::Result<()> {
-        if let Some(direct) = &self.direct
+        if let Some(direct) = self.direct()
             && offset.is_multiple_of(ALIGN as u64)
         {
             while data.len() >= ALIGN {
                 let n = (data.len() / ALIGN * ALIGN).min(SCRATCH);
-                let written = with_aligned(|buffer| {
-                    buffer[..n].copy_from_slice(&data[..n]);
-                    write_at(direct, &buffer[..n], offset)
+                let written = with_aligned(n, |buffer| {
+                    buffer.copy_from_slice(&data[..n]);
+                    write_at(direct, buffer, offset)
                 });
-                match written {
-                    Ok(()) => {}
-                    // The filesystem takes `O_DIRECT` at open but not this call: buffered.
-                    Err(e) if e.raw_os_error() == Some(EINVAL) => break,
-                    Err(e) => return Err(e),
+                // The filesystem takes `O_DIRECT` at open but not this call: buffered.
+                if self.refusal(&written) {
+                    break;
                 }
+                written?;
                 data = &data[n..];
                 offset += n as u64;
             }
@@ -126,7 +152,9 @@ impl DirectFile {
         let mut i = 0;
         while i < pieces.len() {
             let (start, first) = pieces[i];
-            if self.direct.is_none() || !start.is_multiple_of(ALIGN as u64) || first.len() > SCRATCH
+            if self.direct().is_none()
+                || !start.is_multiple_of(ALIGN as u64)
+                || first.len() > SCRATCH
             {
                 self.write_all_at(first, start)?;
                 i += 1;
@@ -143,13 +171,13 @@ impl DirectFile {
                 len += pieces[end].1.len();
                 end += 1;
             }
-            with_aligned(|buffer| {
+            with_aligned(len, |buffer| {
                 let mut at = 0;
                 for (_, piece) in &pieces[i..end] {
                     buffer[at..at + piece.len()].copy_from_slice(piece);
                     at += piece.len();
                 }
-                self.write_aligned(&buffer[..len], start)
+                self.write_aligned(buffer, start)
             })?;
             i = end;
         }
@@ -160,13 +188,13 @@ impl DirectFile {
     /// directly, a partial last block through the page cache.
     fn write_aligned(&self, data: &[u8], offset: u64) -> io::Result<()> {
         let whole = data.len() / ALIGN * ALIGN;
-        if let Some(direct) = &self.direct
+        if let Some(direct) = self.direct()
             && whole > 0
         {
-            match write_at(direct, &data[..whole], offset) {
-                Ok(()) => return write_at(&self.file, &data[whole..], offset + whole as u64),
-                Err(e) if e.raw_os_error() == Some(EINVAL) => {}
-                Err(e) => return Err(e),
+            let written = write_at(direct, &data[..whole], offset);
+            if !self.refusal(&written) {
+                written?;
+                return write_at(&self.file, &data[whole..], offset + whole as u64);
             }
         }
         write_at(&self.file, data, offset)
@@ -177,7 +205,7 @@ impl DirectFile {
     /// # Errors
     /// The read's I/O error; `UnexpectedEof` if the file ends first.
     pub fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
-        if let Some(direct) = &self.direct
+        if let Some(direct) = self.direct()
             && offset.is_multiple_of(ALIGN as u64)
         {
             while !buf.is_empty() {
@@ -185,23 +213,24 @@ impl DirectFile {
                 // Whole blocks: the file's last block may be partial, which a direct read
                 // answers with the bytes there are.
                 let ask = want.div_ceil(ALIGN) * ALIGN;
-                let read = with_aligned(|buffer| {
-                    let got = read_at(direct, &mut buffer[..ask], offset)?;
+                let read = with_aligned(ask, |buffer| {
+                    let got = read_at(direct, buffer, offset)?;
                     let n = got.min(want);
                     buf[..n].copy_from_slice(&buffer[..n]);
                     Ok::<_, io::Error>(n)
                 });
-                match read {
-                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                    Ok(n) => {
+                if self.refusal(&read) {
+                    break;
+                }
+                match read? {
+                    0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    n => {
                         buf = &mut buf[n..];
                         offset += n as u64;
                         if !n.is_multiple_of(ALIGN) {
                             break;
                         }
                     }
-                    Err(e) if e.raw_os_error() == Some(EINVAL) => break,
-                    Err(e) => return Err(e),
                 }
             }
         }
@@ -209,17 +238,16 @@ impl DirectFile {
     }
 }
 
+/// What Linux answers a direct call it cannot do as asked (the same on every architecture).
 const EINVAL: i32 = 22;
 
 #[cfg(target_os = "linux")]
 fn open_direct(path: &Path, write: bool) -> Option<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    // O_DIRECT on Linux (x86_64, aarch64, riscv64 share the value).
-    const O_DIRECT: i32 = 0o40000;
     std::fs::OpenOptions::new()
         .read(true)
         .write(write)
-        .custom_flags(O_DIRECT)
+        .custom_flags(libc::O_DIRECT)
         .open(path)
         .ok()
 }
@@ -296,6 +324,10 @@ mod tests {
             .open(&path)
             .unwrap();
         let f = DirectFile::new(file, &path, true);
+        // Linux filesystems that tests run on (ext4, xfs, btrfs; tmpfs since Linux 6.6) take
+        // `O_DIRECT`; without it this test would only check the page-cache path.
+        #[cfg(target_os = "linux")]
+        assert!(f.is_direct(), "the temporary directory refuses O_DIRECT");
         let size = 3 * SCRATCH + 5 * ALIGN + 300;
         let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         // Aligned pieces of odd lengths, one unaligned piece, and the short tail.

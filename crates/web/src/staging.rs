@@ -388,6 +388,13 @@ impl Staging {
         } else {
             "the bytes the server received"
         };
+        // The staged bytes were written around the page cache; read them the same way, unless
+        // the server just hashed them (then they are cached).
+        let reads = if segment_roots.is_some() {
+            FileReads::Direct
+        } else {
+            FileReads::Cached
+        };
         let tree = match committed_tree(file.file.into_file(), session.size, segment_roots) {
             Ok(tree) if tree.root() == page_root => tree,
             outcome => {
@@ -444,8 +451,7 @@ impl Staging {
                 };
                 stored.store(done, Ordering::Relaxed)
             });
-            let outcome =
-                upload_file_to(&nodes, &path, &tree, FileReads::Direct, Some(progress)).await;
+            let outcome = upload_file_to(&nodes, &path, &tree, reads, Some(progress)).await;
             let mut session = lock(&task_session.session);
             session.staged = None;
             session.touched = Instant::now();
@@ -656,8 +662,19 @@ impl Spool {
         }
     }
 
-    /// Appends `bytes`; `last` writes out what is held back.
-    fn append(&mut self, mut bytes: &[u8], last: bool) -> std::io::Result<()> {
+    /// Appends `bytes`; `last` writes out what is held back. A failed write leaves the spool as
+    /// it was before the call, so the piece can be sent again.
+    fn append(&mut self, bytes: &[u8], last: bool) -> std::io::Result<()> {
+        let (held, written) = (self.pending.clone(), self.written);
+        let result = self.write(bytes, last);
+        if result.is_err() {
+            self.pending = held;
+            self.written = written;
+        }
+        result
+    }
+
+    fn write(&mut self, mut bytes: &[u8], last: bool) -> std::io::Result<()> {
         if !self.pending.is_empty() {
             let take = (ALIGN - self.pending.len()).min(bytes.len());
             self.pending.extend_from_slice(&bytes[..take]);
@@ -839,6 +856,31 @@ mod tests {
             spool.append(&data[w[0]..w[1]], w[1] == size).unwrap();
         }
         assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    /// A piece whose write fails can be sent again: the spool is left as it was before it.
+    #[test]
+    fn a_failed_write_leaves_the_spool_as_it_was() {
+        let staged = tempfile::NamedTempFile::new().unwrap();
+        let (file, path) = staged.into_parts();
+        let mut spool = Spool::new(file, &path);
+        spool.append(&[1; 100], false).unwrap();
+        assert_eq!((spool.pending.len(), spool.written), (100, 0), "held back");
+        // The same spool over handles that refuse writes.
+        let read_only = std::fs::File::open(&path).unwrap();
+        let mut refusing = Spool {
+            file: DirectFile::new(read_only, &path, false),
+            pending: spool.pending.clone(),
+            written: spool.written,
+        };
+        assert!(refusing.append(&[2; 3 * ALIGN], false).is_err());
+        assert_eq!(refusing.pending, vec![1; 100]);
+        assert_eq!(refusing.written, 0);
+        // Sent again where it can be written, the piece lands once.
+        spool.append(&[2; 3 * ALIGN], true).unwrap();
+        let mut want = vec![1; 100];
+        want.extend_from_slice(&[2; 3 * ALIGN]);
+        assert_eq!(std::fs::read(&path).unwrap(), want);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! keccak-256 over vector registers, written once for every multi-way backend (`avx2`,
-//! `simd128`): each backend supplies its lane operations and gets the same θ ρ π χ ι rounds
+//! keccak-256 over vector registers, written once for every multi-way backend (`avx512`,
+//! `avx2`, `simd128`): each backend supplies its lane operations and gets the same θ ρ π χ ι rounds
 //! and the same fixed-length absorbs (256-byte leaves, 64-byte parents), so the step order,
 //! the rotation table and the padding exist in one place. Owns no lane operations and no
 //! dispatch.

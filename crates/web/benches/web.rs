@@ -2,8 +2,9 @@
 //! figures:
 //!
 //! - seal + 0G root + upload of a file in the page, through the relay to a real storage node:
-//!   MB/s end to end (target ≥ 150 MB/s), and the page's peak JS heap for two sizes (must not
-//!   grow with the size), and the time of each page stage alone. `LICEN_BENCH_MIB` sets the
+//!   MB/s end to end (target ≥ 150 MB/s; the large size three times, with the median), the
+//!   page's peak JS heap for two sizes (must not grow with the size), and the time of each page
+//!   stage alone. `LICEN_BENCH_MIB` sets the
 //!   large size (default 256); `LICEN_BENCH_PART=marketplace|upload` runs one half.
 //! - marketplace with 1,000 datasets in a real indexer database: first contentful paint, first
 //!   list paint and all 1,000 listed (target: first paint ≤ 300 ms).
@@ -176,12 +177,22 @@ async fn upload(browser: &Browser, web: &str) {
         rate("parallel"),
         stages["workers"]
     );
-    for mib in [large / 4, large] {
+    // The small size once, then the large one three times: a run that follows other work on
+    // the machine can be slower (on a VM that returns freed memory to its host, the first
+    // touch of fresh pages is dear), so the figure is the median of three, every run printed.
+    let mut rates = Vec::new();
+    for mib in [large / 4, large, large, large] {
         let r = browser
             .run(
                 "const C = await import('/assets/crypto.js'); await C.loadWasm();
-                 const piece = new Uint8Array(4 << 20); for (let i = 0; i < piece.length; i += 65536) crypto.getRandomValues(piece.subarray(i, i + 65536));
-                 const file = new Blob(Array(args.mib / 4).fill(piece));
+                 // One file per size, kept for the repeated runs: Chromium's blob storage
+                 // refuses reads ('network error') once several large blobs are alive.
+                 globalThis.benchFiles ??= {};
+                 if (!globalThis.benchFiles[args.mib]) {
+                   const piece = new Uint8Array(4 << 20); for (let i = 0; i < piece.length; i += 65536) crypto.getRandomValues(piece.subarray(i, i + 65536));
+                   globalThis.benchFiles = { [args.mib]: new Blob(Array(args.mib / 4).fill(piece)) };
+                 }
+                 const file = globalThis.benchFiles[args.mib];
                  globalThis.gc?.(); await new Promise((r) => setTimeout(r, 100));
                  const base = performance.memory.usedJSHeapSize;
                  let peak = base;
@@ -198,6 +209,9 @@ async fn upload(browser: &Browser, web: &str) {
         let secs = r["secs"].as_f64().unwrap();
         let bytes = r["bytes"].as_f64().unwrap();
         let rate = bytes / secs / 1e6;
+        if mib == large {
+            rates.push(rate);
+        }
         println!(
             "seal + root + upload in the page, {} MiB: {:.1} s, {:.0} MB/s ({:.2}× the 150 MB/s target), peak JS heap {:.1} MiB ({:.1} MiB after a collection before the upload); stages: sealed, rooted and staged on the server after {:.2} s, stored on the node after {:.2} s",
             mib.max(4),
@@ -210,4 +224,13 @@ async fn upload(browser: &Browser, web: &str) {
             r["marks"]["stored"].as_f64().unwrap_or(0.0) / 1000.0,
         );
     }
+    rates.sort_by(f64::total_cmp);
+    let median = rates[rates.len() / 2];
+    println!(
+        "seal + root + upload in the page, {} MiB, median of {}: {:.0} MB/s ({:.2}× the 150 MB/s target)",
+        large.max(4),
+        rates.len(),
+        median,
+        median / 150.0
+    );
 }

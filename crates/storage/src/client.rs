@@ -790,6 +790,7 @@ impl StorageClient {
         body.extend_from_slice(br#"","params":[["#);
         // Consecutive segments are read with one call (one direct read of the whole run).
         let mut rest = indices;
+        let mut written = 0;
         while let Some(&first) = rest.first() {
             let count = rest
                 .iter()
@@ -802,9 +803,10 @@ impl StorageClient {
                 .map_err(|e| Error::io(format!("reading segments {run:?} for upload"), e))?;
             let mut at = 0;
             for i in run {
-                if i != first || rest.len() < indices.len() {
+                if written > 0 {
                     body.push(b',');
                 }
+                written += 1;
                 let data = &bytes[at..at + layout.segment_data_len(i)];
                 at += data.len();
                 let proof = tree.proof(i)?;

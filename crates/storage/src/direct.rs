@@ -116,30 +116,18 @@ impl DirectFile {
         refused
     }
 
-    /// Writes all of `data` at `offset`.
+    /// Writes all of `data` at `offset` (as [`Self::write_pieces`] of its consecutive
+    /// [`SCRATCH`]-byte parts).
     ///
     /// # Errors
     /// The write's I/O error.
-    pub fn write_all_at(&self, mut data: &[u8], mut offset: u64) -> io::Result<()> {
-        if let Some(direct) = self.direct()
-            && offset.is_multiple_of(ALIGN as u64)
-        {
-            while data.len() >= ALIGN {
-                let n = (data.len() / ALIGN * ALIGN).min(SCRATCH);
-                let written = with_aligned(n, |buffer| {
-                    buffer.copy_from_slice(&data[..n]);
-                    write_at(direct, buffer, offset)
-                });
-                // The filesystem takes `O_DIRECT` at open but not this call: buffered.
-                if self.refusal(&written) {
-                    break;
-                }
-                written?;
-                data = &data[n..];
-                offset += n as u64;
-            }
-        }
-        write_at(&self.file, data, offset)
+    pub fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        let parts: Vec<(u64, &[u8])> = data
+            .chunks(SCRATCH)
+            .zip((offset..).step_by(SCRATCH))
+            .map(|(part, at)| (at, part))
+            .collect();
+        self.write_pieces(&parts)
     }
 
     /// Writes each `(offset, bytes)` piece. Contiguous pieces go to the disk as one direct write
@@ -156,7 +144,7 @@ impl DirectFile {
                 || !start.is_multiple_of(ALIGN as u64)
                 || first.len() > SCRATCH
             {
-                self.write_all_at(first, start)?;
+                write_at(&self.file, first, start)?;
                 i += 1;
                 continue;
             }
@@ -234,7 +222,7 @@ impl DirectFile {
                 }
             }
         }
-        read_exact(&self.file, buf, offset)
+        read_exact_at(&self.file, buf, offset)
     }
 }
 
@@ -272,8 +260,9 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     }
 }
 
+/// Fills `buf` from `offset` of `file` (positioned; `UnexpectedEof` if the file ends first).
 #[cfg(unix)]
-fn read_exact(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
@@ -294,7 +283,7 @@ fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 }
 
 #[cfg(windows)]
-fn read_exact(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
         let n = read_at(file, buf, offset)?;
         if n == 0 {

@@ -24,10 +24,12 @@ impl Avx2 {
     pub(super) fn detect() -> Option<Self> {
         std::is_x86_feature_detected!("avx2").then_some(Avx2(()))
     }
+}
 
+impl super::multiway::Ways<4> for Avx2 {
     /// `out[i] = keccak256(chunks[i])` for four 256-byte chunks.
     #[inline]
-    pub(super) fn chunks(self, chunks: [&[u8; 256]; 4]) -> [B256; 4] {
+    fn chunks(self, chunks: [&[u8; 256]; 4]) -> [B256; 4] {
         // SAFETY: an `Avx2` exists only after `is_x86_feature_detected!("avx2")` returned true,
         // which is the one precondition of calling a `#[target_feature(enable = "avx2")]` fn.
         #[allow(unsafe_code)]
@@ -38,7 +40,7 @@ impl Avx2 {
 
     /// `out[i] = keccak256(pairs[i].0 ‖ pairs[i].1)` for four Merkle parents.
     #[inline]
-    pub(super) fn pairs(self, pairs: [(&B256, &B256); 4]) -> [B256; 4] {
+    fn pairs(self, pairs: [(&B256, &B256); 4]) -> [B256; 4] {
         // SAFETY: as in `chunks`: the token proves AVX2 is present.
         #[allow(unsafe_code)]
         unsafe {

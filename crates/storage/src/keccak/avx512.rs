@@ -24,10 +24,12 @@ impl Avx512 {
     pub(super) fn detect() -> Option<Self> {
         std::is_x86_feature_detected!("avx512f").then_some(Avx512(()))
     }
+}
 
+impl super::multiway::Ways<8> for Avx512 {
     /// `out[i] = keccak256(chunks[i])` for eight 256-byte chunks.
     #[inline]
-    pub(super) fn chunks(self, chunks: [&[u8; 256]; 8]) -> [B256; 8] {
+    fn chunks(self, chunks: [&[u8; 256]; 8]) -> [B256; 8] {
         // SAFETY: an `Avx512` exists only after `is_x86_feature_detected!("avx512f")` returned
         // true, the one precondition of calling a `#[target_feature(enable = "avx512f")]` fn.
         #[allow(unsafe_code)]
@@ -38,7 +40,7 @@ impl Avx512 {
 
     /// `out[i] = keccak256(pairs[i].0 ‖ pairs[i].1)` for eight Merkle parents.
     #[inline]
-    pub(super) fn pairs(self, pairs: [(&B256, &B256); 8]) -> [B256; 8] {
+    fn pairs(self, pairs: [(&B256, &B256); 8]) -> [B256; 8] {
         // SAFETY: as in `chunks`: the token proves AVX-512F is present.
         #[allow(unsafe_code)]
         unsafe {

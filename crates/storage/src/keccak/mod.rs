@@ -141,33 +141,20 @@ pub(crate) fn backend() -> &'static str {
 mod multiway {
     use super::{B256, CHUNK};
 
-    /// A backend hashing `N` equal-length inputs per call.
+    /// A backend hashing `N` equal-length inputs per call (each backend module implements it;
+    /// x86 backends only on a token proving the CPU feature).
     pub(super) trait Ways<const N: usize>: Copy {
+        /// `out[i] = keccak256(chunks[i])`.
         fn chunks(self, chunks: [&[u8; CHUNK]; N]) -> [B256; N];
+        /// `out[i] = keccak256(pairs[i].0 ‖ pairs[i].1)` (Merkle parents).
         fn pairs(self, pairs: [(&B256, &B256); N]) -> [B256; N];
-    }
-
-    macro_rules! ways {
-        ($backend:ty, $n:literal) => {
-            impl Ways<$n> for $backend {
-                fn chunks(self, chunks: [&[u8; 256]; $n]) -> [B256; $n] {
-                    <$backend>::chunks(self, chunks)
-                }
-                fn pairs(self, pairs: [(&B256, &B256); $n]) -> [B256; $n] {
-                    <$backend>::pairs(self, pairs)
-                }
-            }
-        };
     }
 
     #[cfg(all(target_arch = "x86_64", not(target_family = "wasm")))]
     mod x86 {
         use super::super::avx2::Avx2;
         use super::super::avx512::Avx512;
-        use super::{B256, Ways, chunks_with, pairs_with};
-
-        ways!(Avx2, 4);
-        ways!(Avx512, 8);
+        use super::{B256, chunks_with, pairs_with};
 
         pub(in super::super) fn name() -> Option<&'static str> {
             if Avx512::detect().is_some() {
@@ -229,9 +216,7 @@ mod multiway {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     mod wasm {
         use super::super::simd128::Simd128;
-        use super::{B256, Ways, chunks_with, pairs_with};
-
-        ways!(Simd128, 2);
+        use super::{B256, chunks_with, pairs_with};
 
         pub(in super::super) fn name() -> Option<&'static str> {
             Some("simd128 2-way (batches) + tiny-keccak (single inputs)")

@@ -20,18 +20,14 @@ use alloy_primitives::B256;
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Simd128;
 
-impl Simd128 {
-    pub(super) fn detect() -> Option<Self> {
-        Some(Simd128)
-    }
-
+impl super::multiway::Ways<2> for Simd128 {
     /// `out[i] = keccak256(chunks[i])` for two 256-byte chunks.
-    pub(super) fn chunks(self, chunks: [&[u8; 256]; 2]) -> [B256; 2] {
+    fn chunks(self, chunks: [&[u8; 256]; 2]) -> [B256; 2] {
         chunks_x(chunks)
     }
 
     /// `out[i] = keccak256(pairs[i].0 ‖ pairs[i].1)` for two Merkle parents.
-    pub(super) fn pairs(self, pairs: [(&B256, &B256); 2]) -> [B256; 2] {
+    fn pairs(self, pairs: [(&B256, &B256); 2]) -> [B256; 2] {
         pairs_x(pairs)
     }
 }

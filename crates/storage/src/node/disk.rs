@@ -57,7 +57,7 @@ use rayon::prelude::*;
 use super::submissions::{FlowCursor, Submissions};
 use serde::{Deserialize, Serialize};
 
-use crate::direct::DirectFile;
+use crate::direct::{DirectFile, read_exact_at};
 use crate::flush::BackgroundFlush;
 use crate::merkle::{
     CHUNK_SIZE, FileLayout, FileTree, Hash, SEGMENT_CHUNKS, keccak256, segment_root,
@@ -208,25 +208,6 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
         let _ = dir;
         Ok(())
     }
-}
-
-#[cfg(unix)]
-fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
-    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
-}
-
-#[cfg(windows)]
-fn read_exact_at(f: &File, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        let n = f.seek_read(buf, off)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf = &mut buf[n..];
-        off += n as u64;
-    }
-    Ok(())
 }
 
 fn record(index: u64, seg_root: &Hash) -> [u8; RECORD] {
